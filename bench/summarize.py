@@ -1,0 +1,217 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Summarize one bench/run.sh run: print the table of medians, write JSON.
+
+Usage: summarize.py META.tsv RESULTS.tsv OUT.json
+
+META.tsv holds "key<TAB>value" lines about the run and the machine.
+RESULTS.tsv holds one row per measurement, written by run.sh:
+    group target round rps p50_us p75_us p90_us p99_us requests non2xx socket_errors
+(groups: verify, login, refresh, argon2; argon2 rows have no latencies).
+
+Only the standard library is used. Medians, not means: a single disturbed
+run (another process waking up on a 2-core box) moves a mean, not a median.
+"""
+import datetime
+import json
+import statistics
+import sys
+
+GOAL_RATIO = 0.9  # /auth/verify >= 0.9x nginx `return 200`, same run
+
+
+def load_meta(path):
+    meta = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            key, _, value = line.rstrip("\n").partition("\t")
+            meta[key] = value
+    return meta
+
+
+def load_results(path):
+    runs = {}  # (group, target) -> list of dicts, in round order
+    ordered = []  # every row, in the order run.sh measured them
+    fields = ["rps", "p50_us", "p75_us", "p90_us", "p99_us", "requests", "non2xx", "socket_errors"]
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            cols = line.rstrip("\n").split("\t")
+            group, target, rnd = cols[0], cols[1], int(cols[2])
+            row = {"round": rnd}
+            for name, value in zip(fields, cols[3:]):
+                row[name] = float(value) if value != "" else None
+            runs.setdefault((group, target), []).append(row)
+            ordered.append((group, target, row))
+    return runs, ordered
+
+
+def med(rows, key):
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def stats(rows):
+    return {
+        "rps_median": med(rows, "rps"),
+        "p50_us_median": med(rows, "p50_us"),
+        "p90_us_median": med(rows, "p90_us"),
+        "p99_us_median": med(rows, "p99_us"),
+        "rps_min": min(r["rps"] for r in rows),
+        "rps_max": max(r["rps"] for r in rows),
+        "runs": rows,
+    }
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def main():
+    meta_path, results_path, out_path = sys.argv[1:4]
+    meta = load_meta(meta_path)
+    runs, ordered = load_results(results_path)
+
+    # run.sh runs nginx immediately before every other verify target: the
+    # ratio of each target run to that nginx run is a second, paired view.
+    verify_rows = [(t, r) for g, t, r in ordered if g == "verify"]
+    paired = {}  # target -> list of ratios
+    for (prev_t, prev), (cur_t, cur) in zip(verify_rows, verify_rows[1:]):
+        if prev_t == "nginx" and cur_t != "nginx":
+            paired.setdefault(cur_t, []).append(cur["rps"] / prev["rps"])
+
+    nginx_rows = runs.get(("verify", "nginx"), [])
+    nginx = stats(nginx_rows) if nginx_rows else None
+    verify = {"nginx": nginx, "jwtd": {}}
+    for (group, target), rows in runs.items():
+        if group != "verify" or not target.startswith("jwtd-"):
+            continue
+        alg = target[len("jwtd-"):]
+        s = stats(rows)
+        s["ratio_to_nginx"] = ratio(s["rps_median"], nginx["rps_median"])
+        s["paired_ratio_median"] = (statistics.median(paired[target])
+                                    if paired.get(target) else None)
+        s["goal_met"] = s["ratio_to_nginx"] is not None and s["ratio_to_nginx"] >= GOAL_RATIO
+        verify["jwtd"][alg] = s
+    skipped = {k[len("skipped_"):]: v for k, v in meta.items() if k.startswith("skipped_")}
+    verify["skipped"] = skipped
+
+    argon2 = runs.get(("argon2", "argon2id"), [])
+    login_jwtd = runs.get(("login", "jwtd"), [])
+    login_nest = runs.get(("login", "nestjs"), [])
+    refresh = runs.get(("refresh", "jwtd"), [])
+    argon2_rate = med(argon2, "rps")
+    login = {
+        "jwtd": stats(login_jwtd) if login_jwtd else None,
+        "argon2_raw": {"hashes_per_s_median": argon2_rate, "runs": argon2},
+        "jwtd_to_argon2_ratio": ratio(med(login_jwtd, "rps"), argon2_rate),
+    }
+    peer = None
+    nest_verify = runs.get(("verify", "nestjs"), [])
+    if nest_verify:
+        peer = {"verify": stats(nest_verify)}
+        peer["verify"]["ratio_to_nginx"] = ratio(med(nest_verify, "rps"), nginx["rps_median"])
+        peer["verify"]["paired_ratio_median"] = (statistics.median(paired["nestjs"])
+                                                 if paired.get("nestjs") else None)
+        for alg in ("HS256", "ES256", "EdDSA", "RS256"):
+            if alg in verify["jwtd"]:
+                peer[f"jwtd_{alg}_to_nest_verify"] = ratio(
+                    verify["jwtd"][alg]["rps_median"], med(nest_verify, "rps"))
+        if login_nest:
+            peer["login"] = stats(login_nest)
+            peer["jwtd_to_nest_login"] = ratio(med(login_jwtd, "rps"), med(login_nest, "rps"))
+    else:
+        peer = {"skipped": meta.get("peer_skipped", "not run")}
+
+    summary = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": meta.get("command"),
+        "quick": meta.get("quick") == "1",
+        "rounds": int(meta["rounds"]),
+        "duration_s": int(meta["duration_s"]),
+        "machine": {
+            "nproc": int(meta["nproc"]),
+            "cpu_model": meta.get("cpu_model"),
+            "kernel": meta.get("kernel"),
+            "loadavg_before": meta.get("load_before"),
+            "loadavg_after": meta.get("load_after"),
+        },
+        "settings": {k: meta.get(k) for k in (
+            "jwtd_version", "jwtd_commit", "jwtd_workers", "hash_workers", "argon2", "wrk", "login_connections",
+            "refresh_connections", "jwtd_sqlite_sync", "jwtd_hash_priority",
+            "nginx_version", "wrk_version", "node_version") if k in meta},
+        "goal": {
+            "statement": "/auth/verify >= 0.9x nginx return 200 throughput, same run",
+            "min_ratio": GOAL_RATIO,
+            "met": {alg: s["goal_met"] for alg, s in verify["jwtd"].items()},
+        },
+        "verify": verify,
+        "login": login,
+        "refresh": {"jwtd": stats(refresh) if refresh else None},
+        "nestjs_peer": peer,
+    }
+    with open(out_path, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+
+    print_table(summary)
+
+
+def fmt(v, spec):
+    return format(v, spec) if v is not None else "-"
+
+
+def print_table(s):
+    v = s["verify"]
+    print()
+    print(f"jwtd benchmark — medians of {s['rounds']} rounds x {s['duration_s']} s "
+          f"(wrk {s['settings'].get('wrk')}, {s['machine']['nproc']} CPUs, "
+          f"load before {s['machine']['loadavg_before']})")
+    print()
+    print(f"{'GET, keep-alive':<26}{'req/s':>11}{'p50 us':>9}{'p99 us':>9}{'x nginx':>9}{'paired':>8}  goal")
+    n = v["nginx"]
+    print(f"{'nginx return 200':<26}{fmt(n['rps_median'], '11.0f')}"
+          f"{fmt(n['p50_us_median'], '9.0f')}{fmt(n['p99_us_median'], '9.0f')}{'1.00':>9}")
+    for alg, a in v["jwtd"].items():
+        goal = "met" if a["goal_met"] else "NOT met"
+        print(f"{'jwtd /auth/verify ' + alg:<26}{fmt(a['rps_median'], '11.0f')}"
+              f"{fmt(a['p50_us_median'], '9.0f')}{fmt(a['p99_us_median'], '9.0f')}"
+              f"{fmt(a['ratio_to_nginx'], '9.2f')}{fmt(a['paired_ratio_median'], '8.2f')}  {goal} (>= 0.9)")
+    for alg, why in v["skipped"].items():
+        print(f"{'jwtd /auth/verify ' + alg:<26}  skipped: {why}")
+    p = s["nestjs_peer"]
+    if "verify" in p:
+        nv = p["verify"]
+        print(f"{'NestJS GET /protected':<26}{fmt(nv['rps_median'], '11.0f')}"
+              f"{fmt(nv['p50_us_median'], '9.0f')}{fmt(nv['p99_us_median'], '9.0f')}"
+              f"{fmt(nv['ratio_to_nginx'], '9.2f')}")
+        for alg in ("HS256", "ES256", "EdDSA", "RS256"):
+            key = f"jwtd_{alg}_to_nest_verify"
+            if key in p:
+                print(f"  jwtd {alg} / NestJS verify: {p[key]:.1f}x")
+    else:
+        print(f"NestJS peer: skipped ({p['skipped']})")
+    print()
+    lg = s["login"]
+    print(f"{'POST':<26}{'req/s':>11}{'p50 us':>9}{'p99 us':>9}")
+    if lg["jwtd"]:
+        j = lg["jwtd"]
+        print(f"{'jwtd /auth/login':<26}{fmt(j['rps_median'], '11.1f')}"
+              f"{fmt(j['p50_us_median'], '9.0f')}{fmt(j['p99_us_median'], '9.0f')}")
+    print(f"{'raw argon2id (' + s['settings'].get('hash_workers', '?') + ' thr)':<26}"
+          f"{fmt(lg['argon2_raw']['hashes_per_s_median'], '11.1f')}   hashes/s")
+    print(f"  jwtd login / raw argon2id: {fmt(lg['jwtd_to_argon2_ratio'], '.2f')}")
+    if "login" in p:
+        nl = p["login"]
+        print(f"{'NestJS /auth/login':<26}{fmt(nl['rps_median'], '11.1f')}"
+              f"{fmt(nl['p50_us_median'], '9.0f')}{fmt(nl['p99_us_median'], '9.0f')}"
+              f"   (bcrypt cost 10, not argon2id)")
+        print(f"  jwtd login / NestJS login: {fmt(p['jwtd_to_nest_login'], '.2f')}")
+    r = s["refresh"]["jwtd"]
+    if r:
+        print(f"{'jwtd /auth/refresh':<26}{fmt(r['rps_median'], '11.1f')}"
+              f"{fmt(r['p50_us_median'], '9.0f')}{fmt(r['p99_us_median'], '9.0f')}"
+              f"   ({s['settings'].get('refresh_connections')} chains)")
+    print()
+
+
+if __name__ == "__main__":
+    main()

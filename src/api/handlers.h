@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The endpoint handlers of API.md. Each translates HTTP to core calls and
+ * core results to responses; the rules themselves live in core/.
+ */
+#ifndef JWTD_HANDLERS_H
+#define JWTD_HANDLERS_H
+
+#include "http/request.h"
+
+void api_signup(struct request *r);
+void api_login(struct request *r);
+void api_refresh(struct request *r);
+void api_logout(struct request *r);
+void api_me(struct request *r);
+void api_me_delete(struct request *r);
+void api_password(struct request *r);
+void api_sessions(struct request *r);
+void api_session_delete(struct request *r);
+void api_verify(struct request *r);
+void api_jwks(struct request *r);
+void api_openid_configuration(struct request *r);
+void api_healthz(struct request *r);
+void api_readyz(struct request *r);
+void api_metrics(struct request *r);
+
+#endif /* JWTD_HANDLERS_H */

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Liveness, readiness and metrics. /healthz answers while the process
+ * serves; /readyz answers 200 only when storage answers and a signing key is
+ * loaded; /metrics is the Prometheus text exposition, answered only to the
+ * peers JWTD_METRICS allows (loopback by default; 404 to others, so it is
+ * invisible from outside).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/handlers.h"
+#include "core/util.h"
+
+void api_healthz(struct request *r)
+{
+    respond_json_text(r, 200, "{\"status\":\"ok\"}", 15);
+}
+
+void api_readyz(struct request *r)
+{
+    struct app *app = r->app;
+    bool storage = STORE_CALL0(app->store, ping) == STORE_OK;
+    atomic_store(&app->storage_ok, storage);
+    bool keys = keyring_ready(app->keys);
+    if (storage && keys) {
+        respond_json_text(r, 200, "{\"status\":\"ready\"}", 18);
+        return;
+    }
+    respond_busy(r, !storage ? "Storage is unavailable." : "No signing key is loaded.");
+}
+
+static void line(struct buf *b, const char *name, const char *labels, uint64_t v)
+{
+    buf_printf(b, "%s%s %llu\n", name, labels, (unsigned long long)v);
+}
+
+void api_metrics(struct request *r)
+{
+    struct app *app = r->app;
+    if (app->cfg->metrics == METRICS_OFF ||
+        (app->cfg->metrics == METRICS_LOOPBACK && !request_peer_is_loopback(r))) {
+        respond_error(r, 404, "not_found", "There is no such endpoint.");
+        return;
+    }
+    struct metrics *m = &app->metrics;
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    buf_appends(&b, "# HELP jwtd_http_requests_total Requests answered, by route and status.\n"
+                    "# TYPE jwtd_http_requests_total counter\n");
+    for (unsigned rt = 0; rt < ROUTE_COUNT; rt++)
+        for (unsigned i = 0; i < METRICS_STATUSES; i++) {
+            uint64_t v = atomic_load(&m->requests[rt][i]);
+            if (!v)
+                continue;
+            unsigned st = metrics_status_of_slot(i);
+            char labels[96];
+            if (st)
+                snprintf(labels, sizeof labels, "{route=\"%s\",status=\"%u\"}", route_name(rt), st);
+            else
+                snprintf(labels, sizeof labels, "{route=\"%s\",status=\"other\"}", route_name(rt));
+            line(&b, "jwtd_http_requests_total", labels, v);
+        }
+    static const char *const login_names[] = {"ok", "failed", "rate_limited", "busy"};
+    buf_appends(&b, "# HELP jwtd_logins_total Login attempts by result.\n"
+                    "# TYPE jwtd_logins_total counter\n");
+    for (int i = 0; i < LOGIN_RESULT_COUNT; i++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "{result=\"%s\"}", login_names[i]);
+        line(&b, "jwtd_logins_total", labels, atomic_load(&m->logins[i]));
+    }
+    static const char *const rr_names[] = {"rotated", "replayed", "unknown", "expired",
+                                           "revoked", "reused",   "invalid"};
+    buf_appends(&b, "# HELP jwtd_refresh_total Refresh requests by outcome.\n"
+                    "# TYPE jwtd_refresh_total counter\n");
+    for (int i = 0; i < RR_COUNT; i++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "{outcome=\"%s\"}", rr_names[i]);
+        line(&b, "jwtd_refresh_total", labels, atomic_load(&m->refresh[i]));
+    }
+    buf_appends(&b, "# TYPE jwtd_signups_total counter\n");
+    line(&b, "jwtd_signups_total", "", atomic_load(&m->signups_ok));
+    buf_appends(&b, "# TYPE jwtd_revocations_total counter\n");
+    line(&b, "jwtd_revocations_total", "", atomic_load(&m->revocations));
+    buf_appends(&b, "# TYPE jwtd_verify_cache_hits_total counter\n");
+    line(&b, "jwtd_verify_cache_hits_total", "", atomic_load(&m->vcache_hits));
+    buf_appends(&b, "# TYPE jwtd_verify_cache_misses_total counter\n");
+    line(&b, "jwtd_verify_cache_misses_total", "", atomic_load(&m->vcache_misses));
+    buf_appends(&b, "# TYPE jwtd_storage_errors_total counter\n");
+    line(&b, "jwtd_storage_errors_total", "", atomic_load(&m->storage_errors));
+    buf_appends(&b, "# HELP jwtd_hash_queue_depth Password jobs waiting or running.\n"
+                    "# TYPE jwtd_hash_queue_depth gauge\n");
+    line(&b, "jwtd_hash_queue_depth", "", hashpool_depth(app->pool));
+    buf_appends(&b, "# TYPE jwtd_hash_rejected_total counter\n");
+    line(&b, "jwtd_hash_rejected_total", "", hashpool_rejected(app->pool));
+    buf_appends(&b, "# TYPE jwtd_hash_expired_total counter\n");
+    line(&b, "jwtd_hash_expired_total", "", hashpool_expired(app->pool));
+    buf_appends(&b, "# TYPE jwtd_revoked_sessions gauge\n");
+    line(&b, "jwtd_revoked_sessions", "", revoked_size(app->revoked));
+    buf_appends(&b, "# TYPE jwtd_keyring_generation gauge\n");
+    line(&b, "jwtd_keyring_generation", "", keyring_generation(app->keys));
+    buf_appends(&b, "# TYPE jwtd_storage_up gauge\n");
+    line(&b, "jwtd_storage_up", "", atomic_load(&app->storage_ok) ? 1 : 0);
+    buf_appends(&b, "# TYPE jwtd_uptime_seconds gauge\n");
+    line(&b, "jwtd_uptime_seconds", "", (uint64_t)(util_now() - app->started_at));
+
+    respond_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    respond_text(r, 200, b.data ? b.data : "", b.len);
+    buf_free(&b);
+}

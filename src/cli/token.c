@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `jwtd token inspect|verify TOKEN`: decode a token for a human (inspect
+ * claims nothing about validity), or verify it against this server's keys
+ * and settings, printing the reason when it fails.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "core/keyring.h"
+#include "core/util.h"
+#include "lib/jwtd_internal.h"
+
+static json_t *decode_segment(const char *s, size_t n)
+{
+    size_t cap = jwtd__b64url_decoded_max(n) + 1;
+    uint8_t *buf = malloc(cap);
+    size_t len = 0;
+    json_t *j = NULL;
+    if (buf && jwtd__b64url_decode(s, n, buf, cap, &len) == JWTD_OK)
+        j = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, NULL);
+    free(buf);
+    return j;
+}
+
+static int inspect(const char *tok)
+{
+    size_t n = strlen(tok);
+    const char *d1 = memchr(tok, '.', n);
+    const char *d2 = d1 ? memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - tok)) : NULL;
+    if (!d1 || !d2 || n > JWTD_MAX_TOKEN_LEN) {
+        fprintf(stderr, "jwtd: not a compact JWT (three base64url parts)\n");
+        return 1;
+    }
+    json_t *h = decode_segment(tok, (size_t)(d1 - tok));
+    json_t *p = decode_segment(d1 + 1, (size_t)(d2 - d1 - 1));
+    if (!h || !p) {
+        fprintf(stderr, "jwtd: header or payload is not base64url JSON\n");
+        json_decref(h);
+        json_decref(p);
+        return 1;
+    }
+    char *hs = json_dumps(h, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *ps = json_dumps(p, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("header:\n%s\npayload:\n%s\n", hs ? hs : "", ps ? ps : "");
+    json_t *exp = json_object_get(p, "exp");
+    if (json_is_integer(exp)) {
+        char when[RFC3339_LEN];
+        util_rfc3339(json_integer_value(exp), when);
+        printf("expires: %s (%s)\n", when, json_integer_value(exp) <= util_now() ? "past" : "future");
+    }
+    printf("signature: not verified (use `jwtd token verify`)\n");
+    free(hs);
+    free(ps);
+    json_decref(h);
+    json_decref(p);
+    return 0;
+}
+
+static int verify(int argc, char **argv, const char *tok)
+{
+    struct config cfg;
+    struct store *store = NULL;
+    int rc = 1;
+    struct keyring *kr = NULL;
+    jwtd_verifier *v = NULL;
+    jwtd_claims *c = NULL;
+    if (!cli_open(argc, argv, &cfg, &store))
+        goto out;
+    char err[256];
+    kr = keyring_new(&cfg, store);
+    bool loaded = kr && (cfg.alg == JWTD_ALG_HS256 ? keyring_start(kr, err, sizeof err)
+                                                   : keyring_reload(kr));
+    if (!loaded) {
+        fprintf(stderr, "jwtd: cannot load the signing keys\n");
+        goto out;
+    }
+    if (jwtd_verifier_new(&v) != JWTD_OK ||
+        jwtd_verifier_set_algs(v, cfg.alg == JWTD_ALG_HS256 ? JWTD_ALG_HS256
+                                                            : JWTD_ALGS_ASYMMETRIC) != JWTD_OK ||
+        jwtd_verifier_set_issuer(v, cfg.issuer) != JWTD_OK ||
+        jwtd_verifier_set_audience(v, cfg.audience) != JWTD_OK ||
+        jwtd_verifier_set_leeway(v, cfg.leeway) != JWTD_OK) {
+        fprintf(stderr, "jwtd: cannot configure the verifier\n");
+        goto out;
+    }
+    jwtd_err e = keyring_verify(kr, v, tok, strlen(tok), util_now(), &c, NULL);
+    if (e != JWTD_OK) {
+        printf("invalid: %s\n", jwtd_strerror(e));
+        goto out;
+    }
+    char *json = jwtd_claims_json(c);
+    printf("valid: kid=%s alg=%s sub=%s sid=%s\n%s\n", jwtd_claims_kid(c),
+           jwtd_alg_name(jwtd_claims_alg(c)), jwtd_claims_sub(c), jwtd_claims_sid(c),
+           json ? json : "");
+    free(json);
+    printf("note: revocation is not checked here (a running server checks it)\n");
+    rc = 0;
+out:
+    jwtd_claims_free(c);
+    jwtd_verifier_free(v);
+    keyring_free(kr);
+    store_close(store);
+    config_free(&cfg);
+    return rc;
+}
+
+int cmd_token(int argc, char **argv)
+{
+    if (argc < 2 || (strcmp(argv[0], "inspect") != 0 && strcmp(argv[0], "verify") != 0)) {
+        fprintf(stderr, "usage: jwtd token inspect TOKEN | verify TOKEN [--setting=value ...]\n");
+        return 2;
+    }
+    if (strcmp(argv[0], "inspect") == 0)
+        return inspect(argv[1]);
+    return verify(argc - 2, argv + 2, argv[1]);
+}

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The access-token check of the hot path (/auth/verify, /auth/me and every
+ * Bearer route): verify cache, then libjwtd, then the revoked-session set.
+ * Never touches storage. Also the two helpers that record revocations.
+ */
+#include "core/app.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+
+/* An unknown kid may be a key another instance just started to sign with:
+ * re-read the ring, at most once a second, and try again. */
+static bool reload_for_unknown_kid(struct app *app)
+{
+    int64_t now = util_mono_ms();
+    int64_t last = atomic_load(&app->last_kid_reload_ms);
+    if (now - last < 1000)
+        return false;
+    if (!atomic_compare_exchange_strong(&app->last_kid_reload_ms, &last, now))
+        return false;
+    uint64_t before = keyring_generation(app->keys);
+    keyring_reload(app->keys);
+    return keyring_generation(app->keys) != before;
+}
+
+static bool copy_claim(char *dst, size_t cap, const char *v)
+{
+    if (!v)
+        return false;
+    size_t n = strlen(v);
+    if (n >= cap)
+        return false;
+    memcpy(dst, v, n + 1);
+    return true;
+}
+
+bool access_check(struct app *app, const char *token, size_t len, int64_t now,
+                  struct identity *ret_id, const char **ret_reason)
+{
+    if (len > JWTD_MAX_TOKEN_LEN) {
+        *ret_reason = jwtd_strerror(JWTD_ERR_TOO_LARGE);
+        return false;
+    }
+    struct vcache_value v;
+    uint64_t gen = keyring_generation(app->keys);
+    if (vcache_get(app->vcache, token, len, gen, &v)) {
+        metrics_inc(&app->metrics.vcache_hits);
+        if (v.exp + app->cfg->leeway <= now) {
+            *ret_reason = jwtd_strerror(JWTD_ERR_EXPIRED);
+            return false;
+        }
+    } else {
+        metrics_inc(&app->metrics.vcache_misses);
+        jwtd_claims *c = NULL;
+        jwtd_err e = keyring_verify(app->keys, app->verifier, token, len, now, &c, &gen);
+        if (e == JWTD_ERR_KID && reload_for_unknown_kid(app))
+            e = keyring_verify(app->keys, app->verifier, token, len, now, &c, &gen);
+        if (e != JWTD_OK) {
+            *ret_reason = jwtd_strerror(e);
+            return false;
+        }
+        const char *name = jwtd_claims_username(c);
+        bool ok = copy_claim(v.sub, sizeof v.sub, jwtd_claims_sub(c)) && util_is_uuid(v.sub) &&
+                  copy_claim(v.sid, sizeof v.sid, jwtd_claims_sid(c)) && util_is_uuid(v.sid) &&
+                  copy_claim(v.username, sizeof v.username, name ? name : "");
+        v.exp = jwtd_claims_exp(c);
+        jwtd_claims_free(c);
+        if (!ok) {
+            *ret_reason = "token subject or session is malformed";
+            return false;
+        }
+        vcache_put(app->vcache, token, len, gen, &v);
+    }
+    if (revoked_contains(app->revoked, v.sid)) {
+        *ret_reason = "token has been revoked";
+        return false;
+    }
+    memcpy(ret_id->sub, v.sub, sizeof ret_id->sub);
+    memcpy(ret_id->sid, v.sid, sizeof ret_id->sid);
+    memcpy(ret_id->username, v.username, sizeof ret_id->username);
+    ret_id->exp = v.exp;
+    return true;
+}
+
+struct revocation app_revocation_now(const struct app *app)
+{
+    int64_t now = util_now_ms();
+    /* An access token of the session may live access_ttl + leeway more. */
+    struct revocation r = {
+        .now_ms = now,
+        .expires_ms = now + (app->cfg->access_ttl + app->cfg->leeway + 5) * 1000,
+    };
+    return r;
+}
+
+void app_note_revoked(struct app *app, const char *sid, int64_t expires_ms)
+{
+    if (!revoked_add(app->revoked, sid, expires_ms))
+        LOGE(LOG_ERROR, "revocation_not_recorded", "sid", sid, "reason", "out of memory");
+    metrics_inc(&app->metrics.revocations);
+}

@@ -1,0 +1,708 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The settings table and its parsers. Each setting is one row: environment
+ * name, default (parsed by the same code as user input, so the defaults
+ * cannot drift from what the parser accepts), what it accepts (used in
+ * error lines and in `jwtd serve --help`), and a parse function. Reading
+ * files (TLS certificate and key) happens here too, at start-up only.
+ */
+#include "core/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "core/util.h"
+
+typedef bool (*parse_fn)(struct config *cfg, const char *value);
+
+struct setting {
+    const char *name;    /* environment name */
+    const char *def;     /* default, parsed like any value; NULL = derived */
+    const char *accepts; /* for error lines and --help */
+    parse_fn parse;
+};
+
+/* ---- parsers ---- */
+
+static bool set_str(char **dst, const char *v)
+{
+    char *d = strdup(v);
+    if (!d)
+        return false;
+    free(*dst);
+    *dst = d;
+    return true;
+}
+
+static bool p_listen(struct config *c, const char *v)
+{
+    const char *host, *port;
+    char hostbuf[64];
+    if (v[0] == '[') {
+        const char *close = strchr(v, ']');
+        if (!close || close[1] != ':' || (size_t)(close - v - 1) >= sizeof hostbuf)
+            return false;
+        memcpy(hostbuf, v + 1, (size_t)(close - v - 1));
+        hostbuf[close - v - 1] = '\0';
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(v, ':');
+        if (!colon || (size_t)(colon - v) >= sizeof hostbuf || strchr(v, ':') != colon)
+            return false;
+        memcpy(hostbuf, v, (size_t)(colon - v));
+        hostbuf[colon - v] = '\0';
+        port = colon + 1;
+    }
+    host = hostbuf;
+    if (strcmp(host, "localhost") == 0 || host[0] == '\0')
+        host = host[0] ? "127.0.0.1" : "0.0.0.0";
+    int64_t p;
+    if (!util_parse_int(port, 1, 65535, &p))
+        return false;
+    unsigned char addr[16];
+    bool v6;
+    if (inet_pton(AF_INET, host, addr) == 1)
+        v6 = false;
+    else if (inet_pton(AF_INET6, host, addr) == 1)
+        v6 = true;
+    else
+        return false;
+    if (!set_str(&c->listen, v))
+        return false;
+    snprintf(c->listen_host, sizeof c->listen_host, "%s", host);
+    c->listen_port = (uint16_t)p;
+    c->listen_ipv6 = v6;
+    return true;
+}
+
+static bool p_database(struct config *c, const char *v)
+{
+    if (strncmp(v, "sqlite:", 7) == 0) {
+        if (v[7] == '\0')
+            return false;
+    } else if (strncmp(v, "postgres://", 11) != 0 && strncmp(v, "postgresql://", 13) != 0) {
+        return false;
+    }
+    return set_str(&c->database, v);
+}
+
+/* Issuer and audience end up in JSON, HTTP headers and logs: printable
+ * ASCII without spaces, quotes or backslashes keeps them safe everywhere. */
+static bool token_string_ok(const char *v)
+{
+    if (!*v || strlen(v) > 512)
+        return false;
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == '"' || *p == '\\' || (unsigned char)*p >= 0x7f)
+            return false;
+    return true;
+}
+
+static bool p_issuer(struct config *c, const char *v)
+{
+    return token_string_ok(v) && set_str(&c->issuer, v);
+}
+
+static bool p_audience(struct config *c, const char *v)
+{
+    return token_string_ok(v) && set_str(&c->audience, v);
+}
+
+static bool p_alg(struct config *c, const char *v)
+{
+    jwtd_alg a = jwtd_alg_from_name(v);
+    if (!a)
+        return false;
+    c->alg = a;
+    return true;
+}
+
+static bool p_secret(struct config *c, const char *v)
+{
+    size_t n = strlen(v);
+    if (c->jwt_secret) {
+        OPENSSL_cleanse(c->jwt_secret, c->jwt_secret_len);
+        free(c->jwt_secret);
+        c->jwt_secret = NULL;
+        c->jwt_secret_len = 0;
+    }
+    if (n == 0)
+        return true; /* empty means unset */
+    c->jwt_secret = malloc(n);
+    if (!c->jwt_secret)
+        return false;
+    memcpy(c->jwt_secret, v, n);
+    c->jwt_secret_len = n;
+    return true;
+}
+
+static bool dur_in(const char *v, int64_t min, int64_t max, int64_t *dst)
+{
+    int64_t s;
+    if (!util_parse_duration(v, &s) || s < min || s > max)
+        return false;
+    *dst = s;
+    return true;
+}
+
+#define DAY (INT64_C(86400))
+
+static bool p_access_ttl(struct config *c, const char *v) { return dur_in(v, 1, DAY, &c->access_ttl); }
+static bool p_refresh_ttl(struct config *c, const char *v) { return dur_in(v, 1, 3650 * DAY, &c->refresh_ttl); }
+static bool p_refresh_abs(struct config *c, const char *v) { return dur_in(v, 1, 3650 * DAY, &c->refresh_absolute_ttl); }
+static bool p_reuse(struct config *c, const char *v) { return dur_in(v, 0, 300, &c->refresh_reuse_interval); }
+static bool p_leeway(struct config *c, const char *v) { return dur_in(v, 0, 300, &c->leeway); }
+static bool p_conn_timeout(struct config *c, const char *v) { return dur_in(v, 1, 3600, &c->connection_timeout); }
+static bool p_key_rotation(struct config *c, const char *v) { return dur_in(v, 0, 3650 * DAY, &c->key_rotation); }
+static bool p_key_ahead(struct config *c, const char *v) { return dur_in(v, 0, 30 * DAY, &c->key_publish_ahead); }
+static bool p_login_lock_base(struct config *c, const char *v) { return dur_in(v, 1, DAY, &c->login_lockout_base); }
+static bool p_login_lock_max(struct config *c, const char *v) { return dur_in(v, 1, 30 * DAY, &c->login_lockout_max); }
+static bool p_rate_window(struct config *c, const char *v) { return dur_in(v, 1, DAY, &c->rate_window); }
+
+static bool ms_in(const char *v, int64_t min, int64_t max, int64_t *dst)
+{
+    int64_t ms;
+    if (!util_parse_duration_ms(v, &ms) || ms < min || ms > max)
+        return false;
+    *dst = ms;
+    return true;
+}
+
+static bool p_revocation_poll(struct config *c, const char *v) { return ms_in(v, 10, 1000, &c->revocation_poll_ms); }
+static bool p_keyring_poll(struct config *c, const char *v) { return ms_in(v, 100, 3600 * 1000, &c->keyring_poll_ms); }
+static bool p_hash_deadline(struct config *c, const char *v) { return ms_in(v, 100, 60 * 1000, &c->hash_deadline_ms); }
+
+static bool uint_in(const char *v, int64_t min, int64_t max, unsigned *dst)
+{
+    int64_t n;
+    if (!util_parse_int(v, min, max, &n))
+        return false;
+    *dst = (unsigned)n;
+    return true;
+}
+
+static unsigned ncpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 && n < 1024 ? (unsigned)n : 1;
+}
+
+static bool p_workers(struct config *c, const char *v)
+{
+    if (strcmp(v, "auto") == 0) {
+        c->workers = ncpus();
+        return true;
+    }
+    return uint_in(v, 1, 256, &c->workers);
+}
+
+static bool p_hash_workers(struct config *c, const char *v)
+{
+    if (strcmp(v, "auto") == 0) {
+        c->hash_workers = ncpus();
+        return true;
+    }
+    return uint_in(v, 1, 256, &c->hash_workers);
+}
+
+static bool p_hash_queue(struct config *c, const char *v) { return uint_in(v, 1, 100000, &c->hash_queue); }
+static bool p_max_conn(struct config *c, const char *v) { return uint_in(v, 1, 1000000, &c->max_connections); }
+static bool p_max_conn_ip(struct config *c, const char *v) { return uint_in(v, 0, 1000000, &c->max_connections_per_ip); }
+static bool p_login_max(struct config *c, const char *v) { return uint_in(v, 1, 1000, &c->login_max_failures); }
+static bool p_addr_max(struct config *c, const char *v) { return uint_in(v, 1, 100000, &c->address_max_failures); }
+static bool p_signup_rate(struct config *c, const char *v) { return uint_in(v, 1, 1000000, &c->signup_per_address); }
+static bool p_refresh_rate(struct config *c, const char *v) { return uint_in(v, 1, 1000000, &c->refresh_per_address); }
+
+static bool p_max_body(struct config *c, const char *v)
+{
+    int64_t n;
+    if (!util_parse_int(v, 1024, 1024 * 1024, &n))
+        return false;
+    c->max_body = (size_t)n;
+    return true;
+}
+
+static bool p_argon2_m(struct config *c, const char *v)
+{
+    int64_t n;
+    if (!util_parse_int(v, 7168, 4 * 1024 * 1024, &n))
+        return false;
+    c->argon2_memory_kib = (uint32_t)n;
+    return true;
+}
+
+static bool p_argon2_t(struct config *c, const char *v)
+{
+    int64_t n;
+    if (!util_parse_int(v, 1, 100, &n))
+        return false;
+    c->argon2_iterations = (uint32_t)n;
+    return true;
+}
+
+static bool p_argon2_p(struct config *c, const char *v)
+{
+    int64_t n;
+    if (!util_parse_int(v, 1, 64, &n))
+        return false;
+    c->argon2_parallelism = (uint32_t)n;
+    return true;
+}
+
+static bool p_hash_prio(struct config *c, const char *v)
+{
+    if (strcmp(v, "idle") == 0)
+        c->hash_priority = HASH_PRIO_IDLE;
+    else if (strcmp(v, "batch") == 0)
+        c->hash_priority = HASH_PRIO_BATCH;
+    else if (strcmp(v, "normal") == 0)
+        c->hash_priority = HASH_PRIO_NORMAL;
+    else
+        return false;
+    return true;
+}
+
+static bool p_signup(struct config *c, const char *v)
+{
+    if (strcmp(v, "open") == 0)
+        c->signup_open = true;
+    else if (strcmp(v, "closed") == 0)
+        c->signup_open = false;
+    else
+        return false;
+    return true;
+}
+
+static bool p_log_format(struct config *c, const char *v)
+{
+    if (strcmp(v, "text") == 0)
+        c->log_json = false;
+    else if (strcmp(v, "json") == 0)
+        c->log_json = true;
+    else
+        return false;
+    return true;
+}
+
+static bool p_log_level(struct config *c, const char *v)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(v, names[i]) == 0) {
+            c->log_level = (enum log_level)i;
+            return true;
+        }
+    return false;
+}
+
+static bool p_metrics(struct config *c, const char *v)
+{
+    if (strcmp(v, "loopback") == 0)
+        c->metrics = METRICS_LOOPBACK;
+    else if (strcmp(v, "any") == 0)
+        c->metrics = METRICS_ANY;
+    else if (strcmp(v, "off") == 0)
+        c->metrics = METRICS_OFF;
+    else
+        return false;
+    return true;
+}
+
+static bool p_sqlite_sync(struct config *c, const char *v)
+{
+    if (strcmp(v, "full") == 0)
+        c->sqlite_sync_full = true;
+    else if (strcmp(v, "normal") == 0)
+        c->sqlite_sync_full = false;
+    else
+        return false;
+    return true;
+}
+
+static void free_list(char ***list, size_t *n)
+{
+    if (*list) {
+        for (size_t i = 0; i < *n; i++)
+            free((*list)[i]);
+        free(*list);
+    }
+    *list = NULL;
+    *n = 0;
+}
+
+/* Split a comma-separated list; each item checked by ok(). */
+static bool split_list(const char *v, bool (*ok)(const char *), char ***list, size_t *n)
+{
+    free_list(list, n);
+    if (!*v)
+        return true;
+    char *copy = strdup(v);
+    if (!copy)
+        return false;
+    size_t cap = 1;
+    for (const char *p = v; *p; p++)
+        cap += *p == ',';
+    char **items = calloc(cap + 1, sizeof *items);
+    if (!items) {
+        free(copy);
+        return false;
+    }
+    size_t k = 0;
+    bool good = true;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        size_t len = strlen(tok);
+        while (len && tok[len - 1] == ' ')
+            tok[--len] = '\0';
+        if (!len)
+            continue;
+        if (!ok(tok) || !(items[k] = strdup(tok))) {
+            good = false;
+            break;
+        }
+        k++;
+    }
+    free(copy);
+    if (!good) {
+        for (size_t i = 0; i < k; i++)
+            free(items[i]);
+        free(items);
+        return false;
+    }
+    *list = items;
+    *n = k;
+    return true;
+}
+
+/* An origin is scheme://host[:port] with no path, exactly as browsers send
+ * it in the Origin header. */
+static bool origin_ok(const char *o)
+{
+    const char *rest;
+    if (strncmp(o, "https://", 8) == 0)
+        rest = o + 8;
+    else if (strncmp(o, "http://", 7) == 0)
+        rest = o + 7;
+    else
+        return false;
+    if (!*rest || strlen(o) > 256)
+        return false;
+    for (const char *p = rest; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == ':' || *p == '[' ||
+              *p == ']'))
+            return false;
+    return true;
+}
+
+static bool p_cors(struct config *c, const char *v)
+{
+    return split_list(v, origin_ok, &c->cors_origins, &c->n_cors_origins);
+}
+
+static bool addr_ok(const char *a)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, a, buf) == 1 || inet_pton(AF_INET6, a, buf) == 1;
+}
+
+static bool p_trusted_proxies(struct config *c, const char *v)
+{
+    return split_list(v, addr_ok, &c->trusted_proxies, &c->n_trusted_proxies);
+}
+
+static bool read_file(const char *path, char **dst)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    struct buf b;
+    buf_init(&b, 1024 * 1024);
+    char chunk[4096];
+    size_t n;
+    bool ok = true;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (!buf_append(&b, chunk, n)) {
+            ok = false;
+            break;
+        }
+    ok = ok && !ferror(f) && b.len > 0;
+    fclose(f);
+    if (!ok) {
+        buf_wipe_free(&b);
+        return false;
+    }
+    free(*dst);
+    *dst = buf_steal(&b);
+    return true;
+}
+
+static bool p_tls_cert(struct config *c, const char *v)
+{
+    if (!*v)
+        return true;
+    return read_file(v, &c->tls_cert_pem) && set_str(&c->tls_cert_path, v);
+}
+
+static bool p_tls_key(struct config *c, const char *v)
+{
+    if (!*v)
+        return true;
+    return read_file(v, &c->tls_key_pem) && set_str(&c->tls_key_path, v);
+}
+
+/* ---- the table ---- */
+
+static const struct setting settings[] = {
+    {"JWTD_LISTEN", "127.0.0.1:8080", "host:port (IPv4, [IPv6] or localhost)", p_listen},
+    {"JWTD_DATABASE", "sqlite:./jwtd.db", "sqlite:PATH or postgres://URL", p_database},
+    {"JWTD_ISSUER", NULL, "a URL without spaces or quotes (default http:// + JWTD_LISTEN)", p_issuer},
+    {"JWTD_AUDIENCE", "jwtd", "a string without spaces or quotes", p_audience},
+    {"JWTD_JWT_ALG", "ES256", "ES256, EdDSA, RS256 or HS256", p_alg},
+    {"JWTD_JWT_SECRET", "", "raw bytes, at least 32 (HS256 only)", p_secret},
+    {"JWTD_ACCESS_TTL", "15m", "a duration from 1s to 1d (900, 900s, 15m, 1h)", p_access_ttl},
+    {"JWTD_REFRESH_TTL", "30d", "a duration (idle lifetime of a session: 30d, 12h)", p_refresh_ttl},
+    {"JWTD_REFRESH_ABSOLUTE_TTL", "90d", "a duration (absolute lifetime of a session)", p_refresh_abs},
+    {"JWTD_REFRESH_REUSE_INTERVAL", "10s", "a duration from 0 (strict) to 300s", p_reuse},
+    {"JWTD_LEEWAY", "5s", "a duration from 0 to 300s", p_leeway},
+    {"JWTD_SIGNUP", "open", "open or closed", p_signup},
+    {"JWTD_CORS_ORIGINS", "", "comma-separated exact origins (https://app.example.com)", p_cors},
+    {"JWTD_TLS_CERT", "", "path of a PEM certificate chain (with JWTD_TLS_KEY)", p_tls_cert},
+    {"JWTD_TLS_KEY", "", "path of a PEM private key (with JWTD_TLS_CERT)", p_tls_key},
+    {"JWTD_WORKERS", "auto", "HTTP threads: 1-256 or auto (one per CPU)", p_workers},
+    {"JWTD_LOG_FORMAT", "text", "text or json", p_log_format},
+    {"JWTD_LOG_LEVEL", "info", "debug, info, warn or error", p_log_level},
+    {"JWTD_ARGON2_MEMORY", "19456", "argon2id memory in KiB, 7168-4194304", p_argon2_m},
+    {"JWTD_ARGON2_ITERATIONS", "2", "argon2id passes, 1-100", p_argon2_t},
+    {"JWTD_ARGON2_PARALLELISM", "1", "argon2id lanes, 1-64", p_argon2_p},
+    {"JWTD_HASH_WORKERS", "auto", "password hashing threads: 1-256 or auto (one per CPU)", p_hash_workers},
+    {"JWTD_HASH_QUEUE", "64", "hashing jobs that may wait, 1-100000", p_hash_queue},
+    {"JWTD_HASH_DEADLINE", "5s", "longest wait of a hashing job before 503, 100ms-60s", p_hash_deadline},
+    {"JWTD_HASH_PRIORITY", "idle", "idle, batch or normal (scheduling of hashing threads)", p_hash_prio},
+    {"JWTD_MAX_BODY", "16384", "largest request body in bytes, 1024-1048576", p_max_body},
+    {"JWTD_MAX_CONNECTIONS", "4096", "open connections in all, 1-1000000", p_max_conn},
+    {"JWTD_MAX_CONNECTIONS_PER_IP", "256", "open connections per client address, 0 (no limit)-1000000", p_max_conn_ip},
+    {"JWTD_CONNECTION_TIMEOUT", "30s", "idle or stalled connection timeout, 1s-1h", p_conn_timeout},
+    {"JWTD_TRUSTED_PROXIES", "", "comma-separated proxy addresses whose X-Forwarded-For is used", p_trusted_proxies},
+    {"JWTD_METRICS", "loopback", "who may read /metrics: loopback, any or off", p_metrics},
+    {"JWTD_SQLITE_SYNC", "full", "full or normal (SQLite synchronous setting)", p_sqlite_sync},
+    {"JWTD_KEY_ROTATION", "0", "automatic signing-key rotation period, 0 (off) or a duration (90d)", p_key_rotation},
+    {"JWTD_KEY_PUBLISH_AHEAD", "1h", "how long a new key is published before it signs", p_key_ahead},
+    {"JWTD_REVOCATION_POLL", "250ms", "how often revocations are read from storage, 10ms-1s", p_revocation_poll},
+    {"JWTD_KEYRING_POLL", "5s", "how often the key ring is re-read from storage, 100ms-1h", p_keyring_poll},
+    {"JWTD_LOGIN_MAX_FAILURES", "10", "consecutive failed logins of a username before back-off, 1-1000", p_login_max},
+    {"JWTD_LOGIN_BACKOFF", "1s", "first back-off after the limit, doubled per further failure", p_login_lock_base},
+    {"JWTD_LOGIN_BACKOFF_MAX", "15m", "longest back-off", p_login_lock_max},
+    {"JWTD_ADDRESS_MAX_FAILURES", "100", "failed logins per client address per window, then 429 until the window ends", p_addr_max},
+    {"JWTD_SIGNUP_RATE", "1000", "signups per client address per window", p_signup_rate},
+    {"JWTD_REFRESH_RATE", "6000", "refreshes per client address per window", p_refresh_rate},
+    {"JWTD_RATE_WINDOW", "10m", "window of the per-address counters", p_rate_window},
+};
+
+#define N_SETTINGS (sizeof settings / sizeof settings[0])
+
+static const struct setting *find_setting(const char *name)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (strcmp(settings[i].name, name) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+void config_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (settings[i].def && !settings[i].parse(cfg, settings[i].def))
+            abort(); /* a default the parser refuses is a programming error */
+}
+
+bool config_set(struct config *cfg, const char *name, const char *value, char *err,
+                size_t errlen)
+{
+    const struct setting *s = find_setting(name);
+    if (!s) {
+        snprintf(err, errlen, "unknown setting %s", name);
+        return false;
+    }
+    if (!s->parse(cfg, value)) {
+        /* Never echo a secret back: the JWT secret, or a database URL
+         * (it may carry a password). */
+        if (strcmp(name, "JWTD_JWT_SECRET") == 0 || strcmp(name, "JWTD_DATABASE") == 0)
+            snprintf(err, errlen, "%s: bad value; accepts %s", name, s->accepts);
+        else
+            snprintf(err, errlen, "%s: bad value '%.80s'; accepts %s", name, value, s->accepts);
+        return false;
+    }
+    return true;
+}
+
+/* "--access-ttl" -> "JWTD_ACCESS_TTL" */
+static bool flag_to_env(const char *flag, size_t n, char *out, size_t cap)
+{
+    if (n + 6 > cap)
+        return false;
+    memcpy(out, "JWTD_", 5);
+    for (size_t i = 0; i < n; i++) {
+        char ch = flag[i];
+        if (ch == '-')
+            ch = '_';
+        else if (isalnum((unsigned char)ch))
+            ch = (char)toupper((unsigned char)ch);
+        else
+            return false;
+        out[5 + i] = ch;
+    }
+    out[5 + n] = '\0';
+    return true;
+}
+
+bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const char *v = getenv(settings[i].name);
+        if (v && !config_set(cfg, settings[i].name, v, err, errlen))
+            return false;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            /* Name the argument up to any '=': what follows may be a secret. */
+            int shown = (int)strcspn(a, "=");
+            snprintf(err, errlen, "unexpected argument '%.*s%s' (settings are --name=value)",
+                     shown > 60 ? 60 : shown, a, a[shown] ? "=..." : "");
+            return false;
+        }
+        a += 2;
+        const char *eq = strchr(a, '=');
+        size_t n = eq ? (size_t)(eq - a) : strlen(a);
+        char env[64];
+        if (!flag_to_env(a, n, env, sizeof env) || !find_setting(env)) {
+            snprintf(err, errlen, "unknown flag '--%.*s' (see jwtd serve --help)", (int)(n > 60 ? 60 : n), a);
+            return false;
+        }
+        const char *value;
+        if (eq) {
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            snprintf(err, errlen, "%s: --%.*s needs a value", env, (int)n, a);
+            return false;
+        }
+        if (!config_set(cfg, env, value, err, errlen))
+            return false;
+    }
+
+    /* Cross-setting rules. */
+    if (cfg->alg == JWTD_ALG_HS256) {
+        if (!cfg->jwt_secret) {
+            snprintf(err, errlen,
+                     "JWTD_JWT_SECRET: required when JWTD_JWT_ALG=HS256 (at least 32 bytes)");
+            return false;
+        }
+        if (cfg->jwt_secret_len < 32) {
+            snprintf(err, errlen,
+                     "JWTD_JWT_SECRET: too short (%zu bytes); HS256 needs at least 32 bytes",
+                     cfg->jwt_secret_len);
+            return false;
+        }
+    } else if (cfg->jwt_secret && !getenv("JWTD_JWT_ALG")) {
+        /* A secret with no explicit algorithm means the operator wants HS256. */
+        bool alg_flag = false;
+        for (int i = 0; i < argc; i++)
+            if (strncmp(argv[i], "--jwt-alg", 9) == 0)
+                alg_flag = true;
+        if (!alg_flag) {
+            if (cfg->jwt_secret_len < 32) {
+                snprintf(err, errlen,
+                         "JWTD_JWT_SECRET: too short (%zu bytes); HS256 needs at least 32 bytes",
+                         cfg->jwt_secret_len);
+                return false;
+            }
+            cfg->alg = JWTD_ALG_HS256;
+        }
+    }
+    if (cfg->alg != JWTD_ALG_HS256 && cfg->jwt_secret) {
+        snprintf(err, errlen, "JWTD_JWT_SECRET: only used with JWTD_JWT_ALG=HS256 (now %s)",
+                 config_alg_name(cfg->alg));
+        return false;
+    }
+    if ((cfg->tls_cert_pem != NULL) != (cfg->tls_key_pem != NULL)) {
+        snprintf(err, errlen, "%s: TLS needs both JWTD_TLS_CERT and JWTD_TLS_KEY",
+                 cfg->tls_cert_pem ? "JWTD_TLS_KEY" : "JWTD_TLS_CERT");
+        return false;
+    }
+    if (cfg->refresh_absolute_ttl < cfg->refresh_ttl) {
+        snprintf(err, errlen, "JWTD_REFRESH_ABSOLUTE_TTL: must not be shorter than JWTD_REFRESH_TTL");
+        return false;
+    }
+    if ((uint64_t)cfg->argon2_memory_kib * cfg->argon2_iterations < 35840) {
+        snprintf(err, errlen,
+                 "JWTD_ARGON2_MEMORY: memory (KiB) x JWTD_ARGON2_ITERATIONS must be at least 35840 "
+                 "(OWASP: 19456 x 2, 12288 x 3, 9216 x 4, 7168 x 5)");
+        return false;
+    }
+    if (cfg->login_lockout_max < cfg->login_lockout_base) {
+        snprintf(err, errlen, "JWTD_LOGIN_BACKOFF_MAX: must not be shorter than JWTD_LOGIN_BACKOFF");
+        return false;
+    }
+    if (!cfg->issuer) {
+        char iss[128];
+        const char *scheme = cfg->tls_cert_pem ? "https" : "http";
+        snprintf(iss, sizeof iss, "%s://%s", scheme, cfg->listen);
+        if (!set_str(&cfg->issuer, iss)) {
+            snprintf(err, errlen, "out of memory");
+            return false;
+        }
+    }
+    return true;
+}
+
+void config_free(struct config *cfg)
+{
+    if (!cfg)
+        return;
+    free(cfg->listen);
+    free(cfg->database);
+    free(cfg->issuer);
+    free(cfg->audience);
+    if (cfg->jwt_secret) {
+        OPENSSL_cleanse(cfg->jwt_secret, cfg->jwt_secret_len);
+        free(cfg->jwt_secret);
+    }
+    if (cfg->tls_key_pem) {
+        OPENSSL_cleanse(cfg->tls_key_pem, strlen(cfg->tls_key_pem));
+        free(cfg->tls_key_pem);
+    }
+    free(cfg->tls_cert_pem);
+    free(cfg->tls_cert_path);
+    free(cfg->tls_key_path);
+    free_list(&cfg->cors_origins, &cfg->n_cors_origins);
+    free_list(&cfg->trusted_proxies, &cfg->n_trusted_proxies);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+void config_print_help(void)
+{
+    printf("Settings (environment variable, or flag --name=value with the JWTD_ prefix dropped,\n"
+           "lower case and '-' for '_'; flags win over the environment):\n\n");
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        printf("  %-28s default %-18s %s\n", settings[i].name,
+               settings[i].def ? (settings[i].def[0] ? settings[i].def : "(unset)") : "(derived)",
+               settings[i].accepts);
+}
+
+const char *config_alg_name(jwtd_alg alg)
+{
+    const char *n = jwtd_alg_name(alg);
+    return n ? n : "?";
+}

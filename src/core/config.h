@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Server configuration: every setting, its default, what it accepts, and
+ * the parser that reads it from the environment (JWTD_*) and from `jwtd
+ * serve` flags (--name=value). A bad value is reported as one line naming
+ * the setting and what it accepts; nothing here exits or logs.
+ */
+#ifndef JWTD_CONFIG_H
+#define JWTD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jwtd.h"
+#include "core/log.h"
+
+enum hash_priority { HASH_PRIO_IDLE, HASH_PRIO_BATCH, HASH_PRIO_NORMAL };
+enum metrics_access { METRICS_LOOPBACK, METRICS_ANY, METRICS_OFF };
+
+struct config {
+    /* network */
+    char *listen;            /* as given: "127.0.0.1:8080" */
+    char listen_host[64];    /* numeric address */
+    uint16_t listen_port;
+    bool listen_ipv6;
+    unsigned workers;        /* HTTP threads */
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    int64_t connection_timeout; /* seconds of inactivity before a connection is closed */
+    size_t max_body;
+    char *tls_cert_pem;      /* file contents, when TLS is on */
+    char *tls_key_pem;
+    char *tls_cert_path;
+    char *tls_key_path;
+    char **cors_origins;     /* exact origins, NULL-terminated; NULL when CORS is off */
+    size_t n_cors_origins;
+    char **trusted_proxies;  /* numeric addresses whose X-Forwarded-For is believed */
+    size_t n_trusted_proxies;
+    enum metrics_access metrics;
+
+    /* storage */
+    char *database;          /* "sqlite:./jwtd.db" or "postgres://..." */
+    bool sqlite_sync_full;   /* synchronous=FULL (default) or NORMAL */
+
+    /* tokens */
+    char *issuer;
+    char *audience;
+    jwtd_alg alg;
+    uint8_t *jwt_secret;     /* HS256 only; wiped on free */
+    size_t jwt_secret_len;
+    int64_t access_ttl;      /* seconds */
+    int64_t refresh_ttl;     /* idle lifetime, seconds */
+    int64_t refresh_absolute_ttl;
+    int64_t refresh_reuse_interval;
+    int64_t leeway;
+    int64_t key_rotation;    /* seconds between automatic rotations; 0 = off */
+    int64_t key_publish_ahead; /* how long a next key is published before it signs */
+    int64_t revocation_poll_ms;
+    int64_t keyring_poll_ms;
+
+    /* accounts */
+    bool signup_open;
+    uint32_t argon2_memory_kib;
+    uint32_t argon2_iterations;
+    uint32_t argon2_parallelism;
+    unsigned hash_workers;
+    unsigned hash_queue;
+    int64_t hash_deadline_ms; /* a job waiting longer than this is answered 503 */
+    enum hash_priority hash_priority;
+
+    /* abuse limits */
+    unsigned login_max_failures;     /* consecutive failures before back-off */
+    int64_t login_lockout_base;      /* first back-off, seconds, doubled after each further failure */
+    int64_t login_lockout_max;       /* longest back-off */
+    unsigned address_max_failures;   /* per client address */
+    unsigned signup_per_address;     /* signups per address per window */
+    unsigned refresh_per_address;    /* refreshes per address per window */
+    int64_t rate_window;             /* seconds */
+
+    /* logging */
+    enum log_level log_level;
+    bool log_json;
+};
+
+/* Fill cfg with the defaults. */
+void config_defaults(struct config *cfg);
+
+/*
+ * Read JWTD_* variables from the environment, then the flags in argv
+ * (argv[0..argc-1], each "--name=value" or "--name value"). Derived values
+ * (issuer default, listen address) are computed at the end. On failure
+ * writes one line (without newline) to err naming the setting and returns
+ * false; cfg may then be partly filled and must still be freed.
+ */
+bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* Set one setting by its environment name (e.g. "JWTD_ACCESS_TTL"). */
+bool config_set(struct config *cfg, const char *name, const char *value, char *err,
+                size_t errlen);
+
+/* Free everything cfg owns (secrets wiped). NULL-safe. */
+void config_free(struct config *cfg);
+
+/* Print the settings table (name, default, accepted values) to stdout. */
+void config_print_help(void);
+
+/* Name of an algorithm setting value, e.g. "ES256". */
+const char *config_alg_name(jwtd_alg alg);
+
+#endif /* JWTD_CONFIG_H */

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Implementation of tokens.h.
+ */
+#include "core/tokens.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
+
+#include "lib/jwtd_internal.h"
+
+#define REFRESH_VERSION 1
+static const char refresh_label[] = "jwtd-refresh-token";
+
+static bool refresh_mac(const uint8_t key[REFRESH_KEY_LEN], const uint8_t *msg, size_t n,
+                        uint8_t out[32])
+{
+    /* The label keeps this key's MACs from meaning anything elsewhere. */
+    uint8_t buf[sizeof refresh_label + 32];
+    if (n > 32)
+        return false;
+    memcpy(buf, refresh_label, sizeof refresh_label);
+    memcpy(buf + sizeof refresh_label, msg, n);
+    unsigned int len = 0;
+    bool ok = HMAC(EVP_sha256(), key, REFRESH_KEY_LEN, buf, sizeof refresh_label + n, out, &len) &&
+              len == 32;
+    OPENSSL_cleanse(buf, sizeof buf);
+    return ok;
+}
+
+bool refresh_token_make(const uint8_t key[REFRESH_KEY_LEN], const char *sid, uint32_t gen,
+                        char out[REFRESH_TOKEN_LEN + 1])
+{
+    uint8_t raw[REFRESH_TOKEN_RAW];
+    raw[0] = REFRESH_VERSION;
+    if (!util_uuid_to_bytes(sid, raw + 1))
+        return false;
+    raw[17] = (uint8_t)(gen >> 24);
+    raw[18] = (uint8_t)(gen >> 16);
+    raw[19] = (uint8_t)(gen >> 8);
+    raw[20] = (uint8_t)gen;
+    if (!refresh_mac(key, raw, 21, raw + 21))
+        return false;
+    bool ok = jwtd__b64url_encode(raw, sizeof raw, out, REFRESH_TOKEN_LEN + 1) == REFRESH_TOKEN_LEN;
+    OPENSSL_cleanse(raw, sizeof raw);
+    return ok;
+}
+
+bool refresh_token_parse(const uint8_t key[REFRESH_KEY_LEN], const char *tok, size_t len,
+                         char ret_sid[UUID_STR_LEN], uint32_t *ret_gen)
+{
+    if (len != REFRESH_TOKEN_LEN)
+        return false;
+    uint8_t raw[REFRESH_TOKEN_RAW + 2], mac[32];
+    size_t n = 0;
+    if (jwtd__b64url_decode(tok, len, raw, sizeof raw, &n) != JWTD_OK || n != REFRESH_TOKEN_RAW ||
+        raw[0] != REFRESH_VERSION)
+        return false;
+    if (!refresh_mac(key, raw, 21, mac) || CRYPTO_memcmp(mac, raw + 21, 32) != 0)
+        return false;
+    util_uuid_from_bytes(raw + 1, ret_sid);
+    *ret_gen = (uint32_t)raw[17] << 24 | (uint32_t)raw[18] << 16 | (uint32_t)raw[19] << 8 | raw[20];
+    return true;
+}
+
+jwtd_err access_token_issue(struct keyring *kr, const struct config *cfg, const char *user_id,
+                            const char *username, const char *sid, int64_t now, char **ret_token)
+{
+    char jti[UUID_STR_LEN];
+    if (!util_uuid7(jti))
+        return JWTD_ERR_INTERNAL;
+    /* Claim order is fixed (iss first) so tokens read well when decoded. */
+    json_t *claims = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s}", "iss", cfg->issuer,
+                               "sub", user_id, "aud", cfg->audience, "exp",
+                               (json_int_t)(now + cfg->access_ttl), "iat", (json_int_t)now, "jti",
+                               jti, "sid", sid, "preferred_username", username);
+    if (!claims)
+        return JWTD_ERR_NOMEM;
+    char *payload = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(claims);
+    if (!payload)
+        return JWTD_ERR_NOMEM;
+    jwtd_err e = keyring_sign(kr, payload, strlen(payload), ret_token);
+    free(payload);
+    return e;
+}

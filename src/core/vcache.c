@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Implementation of vcache.h: a direct-mapped table indexed by a hash of the
+ * token's signature characters (already uniformly random), guarded by
+ * striped mutexes. A collision simply replaces the older entry. Only
+ * verified tokens are ever inserted, so an attacker cannot fill the cache
+ * with tokens of their choosing.
+ */
+#include "core/vcache.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STRIPES 64
+
+struct slot {
+    uint64_t gen;
+    uint16_t len; /* 0 = empty */
+    char token[VCACHE_TOKEN_MAX];
+    struct vcache_value v;
+};
+
+struct vcache {
+    size_t mask;
+    struct slot *slots;
+    pthread_mutex_t locks[STRIPES];
+};
+
+struct vcache *vcache_new(size_t n)
+{
+    if (n == 0)
+        return NULL;
+    size_t size = 1;
+    while (size < n)
+        size <<= 1;
+    struct vcache *vc = calloc(1, sizeof *vc);
+    if (!vc)
+        return NULL;
+    vc->slots = calloc(size, sizeof *vc->slots);
+    if (!vc->slots) {
+        free(vc);
+        return NULL;
+    }
+    vc->mask = size - 1;
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&vc->locks[i], NULL);
+    return vc;
+}
+
+void vcache_free(struct vcache *vc)
+{
+    if (!vc)
+        return;
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_destroy(&vc->locks[i]);
+    free(vc->slots);
+    free(vc);
+}
+
+static size_t index_of(const struct vcache *vc, const char *t, size_t len)
+{
+    /* FNV-1a over the last 16 characters: the signature, random by nature. */
+    uint64_t h = 1469598103934665603ull;
+    size_t start = len > 16 ? len - 16 : 0;
+    for (size_t i = start; i < len; i++)
+        h = (h ^ (unsigned char)t[i]) * 1099511628211ull;
+    return (size_t)(h ^ (h >> 32)) & vc->mask;
+}
+
+bool vcache_get(struct vcache *vc, const char *token, size_t len, uint64_t gen,
+                struct vcache_value *ret)
+{
+    if (!vc || len == 0 || len > VCACHE_TOKEN_MAX)
+        return false;
+    size_t i = index_of(vc, token, len);
+    pthread_mutex_t *lk = &vc->locks[i % STRIPES];
+    pthread_mutex_lock(lk);
+    const struct slot *s = &vc->slots[i];
+    bool hit = s->len == len && s->gen == gen && memcmp(s->token, token, len) == 0;
+    if (hit)
+        *ret = s->v;
+    pthread_mutex_unlock(lk);
+    return hit;
+}
+
+void vcache_put(struct vcache *vc, const char *token, size_t len, uint64_t gen,
+                const struct vcache_value *v)
+{
+    if (!vc || len == 0 || len > VCACHE_TOKEN_MAX)
+        return;
+    size_t i = index_of(vc, token, len);
+    pthread_mutex_t *lk = &vc->locks[i % STRIPES];
+    pthread_mutex_lock(lk);
+    struct slot *s = &vc->slots[i];
+    memcpy(s->token, token, len);
+    s->len = (uint16_t)len;
+    s->gen = gen;
+    s->v = *v;
+    pthread_mutex_unlock(lk);
+}

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Implementation of parse.h.
+ */
+#include "http/parse.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+const char *parse_bearer(const char *h, size_t *ret_len)
+{
+    if (!h || strncasecmp(h, "Bearer", 6) != 0 || !is_ws(h[6]))
+        return NULL;
+    const char *t = h + 7;
+    while (is_ws(*t))
+        t++;
+    size_t n = strlen(t);
+    while (n && is_ws(t[n - 1]))
+        n--;
+    *ret_len = n;
+    return t;
+}
+
+bool parse_cookie(const char *h, const char *name, const char **ret_value, size_t *ret_len)
+{
+    if (!h || !name)
+        return false;
+    size_t nlen = strlen(name);
+    const char *p = h;
+    while (*p) {
+        while (is_ws(*p) || *p == ';')
+            p++;
+        const char *pair = p;
+        while (*p && *p != ';')
+            p++;
+        const char *end = p;
+        const char *eq = memchr(pair, '=', (size_t)(end - pair));
+        if (!eq)
+            continue;
+        const char *kend = eq;
+        while (kend > pair && is_ws(kend[-1]))
+            kend--;
+        if ((size_t)(kend - pair) != nlen || memcmp(pair, name, nlen) != 0)
+            continue;
+        const char *v = eq + 1;
+        while (v < end && is_ws(*v))
+            v++;
+        const char *vend = end;
+        while (vend > v && is_ws(vend[-1]))
+            vend--;
+        /* RFC 6265 allows a quoted value. */
+        if (vend - v >= 2 && v[0] == '"' && vend[-1] == '"') {
+            v++;
+            vend--;
+        }
+        *ret_value = v;
+        *ret_len = (size_t)(vend - v);
+        return true;
+    }
+    return false;
+}
+
+bool parse_content_type_json(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (is_ws(*ct))
+        ct++;
+    if (strncasecmp(ct, "application/json", 16) != 0)
+        return false;
+    const char *p = ct + 16;
+    while (is_ws(*p))
+        p++;
+    if (*p == '\0')
+        return true;
+    if (*p != ';')
+        return false;
+    p++;
+    while (is_ws(*p))
+        p++;
+    if (*p == '\0')
+        return true;
+    if (strncasecmp(p, "charset=", 8) != 0)
+        return false;
+    p += 8;
+    const char *v = p;
+    size_t n = strlen(v);
+    while (n && is_ws(v[n - 1]))
+        n--;
+    return (n == 5 && strncasecmp(v, "utf-8", 5) == 0) ||
+           (n == 7 && strncasecmp(v, "\"utf-8\"", 7) == 0);
+}
+
+bool parse_forwarded_client(const char *xff, bool (*trusted)(void *ctx, const char *addr),
+                            void *ctx, char *out, size_t cap)
+{
+    char copy[1024];
+    if (!xff || strlen(xff) >= sizeof copy)
+        return false;
+    strcpy(copy, xff);
+    for (;;) {
+        char *comma = strrchr(copy, ',');
+        char *item = comma ? comma + 1 : copy;
+        while (is_ws(*item))
+            item++;
+        size_t n = strlen(item);
+        while (n && is_ws(item[n - 1]))
+            item[--n] = '\0';
+        unsigned char tmp[16];
+        if (inet_pton(AF_INET, item, tmp) != 1 && inet_pton(AF_INET6, item, tmp) != 1)
+            return false;
+        if (!comma || !trusted(ctx, item)) {
+            if (n >= cap)
+                return false;
+            memcpy(out, item, n + 1);
+            return true;
+        }
+        *comma = '\0';
+    }
+}
+
+bool parse_same_origin(const char *origin, const char *host)
+{
+    if (!origin || !host)
+        return false;
+    const char *sep = strstr(origin, "://");
+    return sep && sep[3] && strcasecmp(sep + 3, host) == 0;
+}

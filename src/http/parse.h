@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Pure parsers of request headers (no libmicrohttpd, no allocation), kept
+ * apart so that they can be fuzzed and unit-tested directly: Authorization
+ * (Bearer), Cookie, Content-Type, X-Forwarded-For, Origin. Every input is
+ * treated as hostile; outputs point into the input or are copied under a cap.
+ */
+#ifndef JWTD_PARSE_H
+#define JWTD_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The token of `Authorization: Bearer <token>` (scheme case-insensitive,
+ * spaces/tabs trimmed), pointing into the header; NULL for another scheme
+ * or a header without a token separator. *ret_len may be 0. */
+const char *parse_bearer(const char *authorization, size_t *ret_len);
+
+/* The value of cookie `name` in a Cookie header (RFC 6265 §5.4 pairs,
+ * "; "-separated; the first pair with that name wins), pointing into the
+ * header. False when absent. */
+bool parse_cookie(const char *header, const char *name, const char **ret_value,
+                  size_t *ret_len);
+
+/* True when a Content-Type is application/json, optionally with a UTF-8
+ * charset parameter (case-insensitive). */
+bool parse_content_type_json(const char *content_type);
+
+/* The client of an X-Forwarded-For list: walking from the right, the first
+ * address that `trusted` does not accept (or the leftmost). Every entry must
+ * be a numeric IPv4/IPv6 address; false (use the socket peer) otherwise. */
+bool parse_forwarded_client(const char *xff, bool (*trusted)(void *ctx, const char *addr),
+                            void *ctx, char *out, size_t cap);
+
+/* True when origin ("scheme://host[:port]") names the same authority as the
+ * Host header (case-insensitive). */
+bool parse_same_origin(const char *origin, const char *host);
+
+#endif /* JWTD_PARSE_H */

@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Implementation of request.h: reading headers, cookies, the client address
+ * and the JSON body, authenticating Bearer routes, and building every
+ * response (security headers, CORS, error shape). The MHD life cycle of a
+ * request is in server.c.
+ */
+#include "http/request.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "core/log.h"
+#include "http/cookie.h"
+#include "http/cors.h"
+#include "http/parse.h"
+
+/* ------------------------------------------------------------ reading -- */
+
+const char *request_header(struct request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static bool sockaddr_text(const struct sockaddr *sa, char *out, size_t cap)
+{
+    if (!sa)
+        return false;
+    if (sa->sa_family == AF_INET)
+        return inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        /* Show IPv4-mapped peers as plain IPv4. */
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+            return inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, (socklen_t)cap);
+        return inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)cap);
+    }
+    return false;
+}
+
+static const struct sockaddr *peer_addr(struct request *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return ci ? ci->client_addr : NULL;
+}
+
+bool request_peer_is_loopback(struct request *r)
+{
+    const struct sockaddr *sa = peer_addr(r);
+    if (!sa)
+        return false;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+static bool addr_trusted(const struct config *cfg, const char *addr)
+{
+    for (size_t i = 0; i < cfg->n_trusted_proxies; i++)
+        if (strcmp(cfg->trusted_proxies[i], addr) == 0)
+            return true;
+    return false;
+}
+
+static bool trusted_cb(void *ctx, const char *addr)
+{
+    return addr_trusted(ctx, addr);
+}
+
+const char *request_client_addr(struct request *r)
+{
+    if (r->addr_done)
+        return r->addr;
+    r->addr_done = true;
+    if (!sockaddr_text(peer_addr(r), r->addr, sizeof r->addr))
+        snprintf(r->addr, sizeof r->addr, "unknown");
+    const struct config *cfg = r->app->cfg;
+    if (cfg->n_trusted_proxies && addr_trusted(cfg, r->addr)) {
+        const char *xff = request_header(r, "X-Forwarded-For");
+        char client[64];
+        /* Walk X-Forwarded-For from the right, skipping our trusted
+         * proxies: the first other address is the client (only hops we
+         * trust may have appended entries). */
+        if (xff && parse_forwarded_client(xff, trusted_cb, (void *)cfg, client, sizeof client))
+            snprintf(r->addr, sizeof r->addr, "%s", client);
+    }
+    return r->addr;
+}
+
+void request_user_agent(struct request *r, char *out, size_t cap)
+{
+    const char *ua = request_header(r, "User-Agent");
+    size_t o = 0;
+    for (const char *p = ua ? ua : ""; *p && o + 1 < cap; p++)
+        out[o++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+    out[o] = '\0';
+}
+
+json_t *request_json(struct request *r, bool required)
+{
+    if (r->bad_content_type) {
+        respond_error(r, 415, "unsupported_media_type",
+                      "The request body must be application/json.");
+        return NULL;
+    }
+    if (r->body.len == 0) {
+        if (!required)
+            return json_object();
+        if (r->body_expected || r->json_declared)
+            respond_error(r, 400, "invalid_request", "The request body is empty.");
+        else
+            respond_error(r, 415, "unsupported_media_type",
+                          "The request needs a JSON body with Content-Type application/json.");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc) {
+        respond_error(r, 400, "invalid_request", "The request body is not valid JSON.");
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        respond_error(r, 400, "invalid_request", "The request body must be a JSON object.");
+        return NULL;
+    }
+    return doc;
+}
+
+bool json_field_string(struct request *r, json_t *obj, const char *name, bool required,
+                       const char **ret, size_t *ret_len)
+{
+    json_t *v = json_object_get(obj, name);
+    char msg[128];
+    if (!v) {
+        if (!required) {
+            *ret = NULL;
+            if (ret_len)
+                *ret_len = 0;
+            return true;
+        }
+        snprintf(msg, sizeof msg, "The field '%s' is required.", name);
+        respond_error(r, 400, "invalid_request", msg);
+        return false;
+    }
+    if (!json_is_string(v)) {
+        snprintf(msg, sizeof msg, "The field '%s' must be a string.", name);
+        respond_error(r, 400, "invalid_request", msg);
+        return false;
+    }
+    *ret = json_string_value(v);
+    if (ret_len)
+        *ret_len = json_string_length(v);
+    return true;
+}
+
+const char *request_access_token(struct request *r, size_t *ret_len, bool *ret_from_cookie)
+{
+    const char *h = request_header(r, "Authorization");
+    /* RFC 6750 §2.1; the scheme is case-insensitive (RFC 7235). Another
+     * scheme (Basic, ...) is not a token for us. */
+    const char *t = parse_bearer(h, ret_len);
+    if (t) {
+        *ret_from_cookie = false;
+        return t;
+    }
+    size_t clen;
+    const char *c = cookie_get(r, COOKIE_ACCESS, &clen);
+    if (c) {
+        *ret_len = clen;
+        *ret_from_cookie = true;
+        return c;
+    }
+    return NULL;
+}
+
+bool request_authenticate(struct request *r, struct identity *ret_id)
+{
+    size_t len = 0;
+    bool from_cookie = false;
+    const char *tok = request_access_token(r, &len, &from_cookie);
+    if (!tok) {
+        respond_unauthorized(r, NULL);
+        return false;
+    }
+    if (len == 0) {
+        respond_unauthorized(r, jwtd_strerror(JWTD_ERR_MALFORMED));
+        return false;
+    }
+    const char *reason = NULL;
+    if (!access_check(r->app, tok, len, util_now(), ret_id, &reason)) {
+        respond_unauthorized(r, reason);
+        return false;
+    }
+    if (from_cookie && !csrf_check(r))
+        return false;
+    return true;
+}
+
+/* ---------------------------------------------------------- answering -- */
+
+bool respond_header(struct request *r, const char *name, const char *value)
+{
+    if (r->n_headers == REQ_MAX_HEADERS)
+        return false;
+    char *n = strdup(name), *v = strdup(value);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return false;
+    }
+    r->hname[r->n_headers] = n;
+    r->hvalue[r->n_headers] = v;
+    r->n_headers++;
+    return true;
+}
+
+static void queue(struct request *r, unsigned status, struct MHD_Response *resp, bool json)
+{
+    if (!resp) {
+        LOGE(LOG_ERROR, "response_failed", "reason", "out of memory");
+        r->answered = true;
+        r->status = 500;
+        return;
+    }
+    /* Security headers of API.md on every response. */
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'none'; frame-ancestors 'none'");
+    if (r->app->cfg->tls_cert_pem)
+        MHD_add_response_header(resp, "Strict-Transport-Security",
+                                "max-age=31536000; includeSubDomains");
+    if (json)
+        MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
+    /* Anything under /auth/ is about a person: never cached. */
+    if (r->url && strncmp(r->url, "/auth/", 6) == 0)
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+    cors_add_headers(r, resp);
+    for (unsigned i = 0; i < r->n_headers; i++)
+        MHD_add_response_header(resp, r->hname[i], r->hvalue[i]);
+    if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
+        LOGE(LOG_WARN, "response_not_queued", "route", route_name(r->route));
+    MHD_destroy_response(resp);
+    r->answered = true;
+    r->status = status;
+}
+
+void respond_json_text(struct request *r, unsigned status, const char *text, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+    queue(r, status, resp, true);
+}
+
+void respond_text(struct request *r, unsigned status, const char *text, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+    queue(r, status, resp, false);
+}
+
+void respond_json(struct request *r, unsigned status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(body);
+    if (!text) {
+        respond_error(r, 500, "internal_error", "The server ran out of memory.");
+        return;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        free(text);
+    queue(r, status, resp, true);
+}
+
+void respond_empty(struct request *r, unsigned status)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"",
+                                                                MHD_RESPMEM_PERSISTENT);
+    queue(r, status, resp, false);
+}
+
+void respond_error(struct request *r, unsigned status, const char *code, const char *description)
+{
+    json_t *body = json_pack("{s:s, s:s}", "error", code, "error_description", description);
+    respond_json(r, status, body);
+}
+
+void respond_unauthorized(struct request *r, const char *reason)
+{
+    if (!reason) {
+        respond_header(r, "WWW-Authenticate", "Bearer realm=\"jwtd\"");
+        respond_error(r, 401, "invalid_token", "No access token was sent.");
+        return;
+    }
+    char h[256];
+    /* Reasons are fixed ASCII phrases without quotes (jwtd_strerror and
+     * our own), safe inside a quoted-string. */
+    snprintf(h, sizeof h, "Bearer realm=\"jwtd\", error=\"invalid_token\", error_description=\"%s\"",
+             reason);
+    respond_header(r, "WWW-Authenticate", h);
+    char desc[160];
+    snprintf(desc, sizeof desc, "The access token was refused: %s.", reason);
+    respond_error(r, 401, "invalid_token", desc);
+}
+
+void respond_busy(struct request *r, const char *description)
+{
+    respond_header(r, "Retry-After", "1");
+    respond_error(r, 503, "server_busy", description);
+}
+
+void respond_store_error(struct request *r, int rc)
+{
+    metrics_inc(&r->app->metrics.storage_errors);
+    if (rc == STORE_UNAVAILABLE) {
+        atomic_store(&r->app->storage_ok, false);
+        LOGE(LOG_WARN, "storage_unavailable", "route", route_name(r->route));
+        respond_busy(r, "Storage is unavailable; try again shortly.");
+    } else {
+        LOGE(LOG_ERROR, "storage_error", "route", route_name(r->route), "rc",
+             store_rc_name((enum store_rc)rc));
+        respond_error(r, 500, "internal_error", "The server failed to answer.");
+    }
+}
+
+/* --------------------------------------------------------------- async -- */
+
+void request_go_async(struct request *r, resume_fn on_resume)
+{
+    r->async = true;
+    r->on_resume = on_resume;
+    atomic_store(&r->resumed, false);
+    MHD_suspend_connection(r->conn);
+}
+
+void request_resume(struct request *r)
+{
+    atomic_store(&r->resumed, true);
+    MHD_resume_connection(r->conn);
+}
+
+struct request *request_of_job(struct hash_job *job)
+{
+    return (struct request *)((char *)job - offsetof(struct request, job));
+}
+
+static void job_complete(struct hash_job *job, bool ran)
+{
+    struct request *r = request_of_job(job);
+    r->job_ran = ran;
+    request_resume(r);
+}
+
+bool request_run_job(struct request *r, void (*run)(struct hash_job *job), resume_fn on_resume)
+{
+    if (!hashpool_reserve(r->app->pool)) {
+        respond_busy(r, "Too many password checks are waiting; try again shortly.");
+        return false;
+    }
+    r->job.run = run;
+    r->job.complete = job_complete;
+    /* Suspend before submitting: the job may finish before this returns. */
+    request_go_async(r, on_resume);
+    hashpool_submit(r->app->pool, &r->job);
+    return true;
+}

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One HTTP request as handlers see it, and every way to answer it. The
+ * server (server.c) creates the request on the first libmicrohttpd call,
+ * collects the body under its cap, routes it, and frees it when the
+ * connection reports completion. A handler answers exactly once, either at
+ * once (respond_*) or later: it calls request_go_async(), hands work to the
+ * hashing pool, and the pool's completion calls request_resume(); the
+ * server then calls the handler's on_resume on an HTTP thread, which
+ * answers.
+ *
+ * Every response gets the security headers of API.md. Errors always have
+ * the contract's shape {"error","error_description"}.
+ */
+#ifndef JWTD_REQUEST_H
+#define JWTD_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/app.h"
+#include "core/hashpool.h"
+#include "core/metrics.h"
+#include "core/util.h"
+
+struct MHD_Connection;
+
+enum http_method {
+    M_GET = 1 << 0,
+    M_HEAD = 1 << 1,
+    M_POST = 1 << 2,
+    M_PUT = 1 << 3,
+    M_DELETE = 1 << 4,
+    M_PATCH = 1 << 5,
+    M_OPTIONS = 1 << 6,
+    M_OTHER = 1 << 7
+};
+
+#define REQ_MAX_HEADERS 12
+
+struct request;
+typedef void (*resume_fn)(struct request *r);
+
+struct request {
+    struct app *app;
+    struct MHD_Connection *conn;
+    enum route route;
+    enum http_method method;
+    const char *url;          /* owned by libmicrohttpd, valid until completion */
+    char path_id[UUID_STR_LEN]; /* {id} of /auth/sessions/{id} */
+
+    /* body */
+    struct buf body;
+    bool body_expected;       /* Content-Length > 0 or chunked */
+    bool body_too_large;
+    size_t discarded;         /* bytes dropped after the cap */
+    bool bad_content_type;    /* a Content-Type other than application/json */
+    bool json_declared;       /* Content-Type: application/json was sent */
+
+    /* state */
+    unsigned calls;
+    bool answered;
+    bool async;               /* suspended, waiting for the pool */
+    _Atomic bool resumed;     /* the pool finished; on_resume is due */
+    resume_fn on_resume;
+    unsigned status;
+    int64_t start_ms;
+
+    /* lazily computed client address */
+    char addr[64];
+    bool addr_done;
+
+    /* extra response headers, heap strings */
+    unsigned n_headers;
+    char *hname[REQ_MAX_HEADERS];
+    char *hvalue[REQ_MAX_HEADERS];
+
+    /* handler state (owned by the handler, freed by its free function) */
+    void *hs;
+    void (*hs_free)(void *hs);
+    struct hash_job job;      /* embedded job for the hashing pool */
+    bool job_ran;             /* false when the pool dropped the job (deadline, shutdown) */
+};
+
+/* ---- reading ---- */
+
+/* A request header (case-insensitive name), or NULL. */
+const char *request_header(struct request *r, const char *name);
+
+/* The client address (socket peer, or the first untrusted hop of
+ * X-Forwarded-For when the peer is a trusted proxy). */
+const char *request_client_addr(struct request *r);
+
+/* True when the socket peer is a loopback address. */
+bool request_peer_is_loopback(struct request *r);
+
+/* The User-Agent, cut to 256 printable ASCII characters (static "" when
+ * absent), copied into out. */
+void request_user_agent(struct request *r, char *out, size_t cap);
+
+/*
+ * Parse the body as a JSON object. When the body is required and missing,
+ * or malformed, answers 400 (or 415) itself and returns NULL. When not
+ * required and absent, returns an empty object. The caller owns the result.
+ */
+json_t *request_json(struct request *r, bool required);
+
+/*
+ * Read a string member. Missing: when required, answers 400 and returns
+ * false; otherwise *ret = NULL and true. Not a string: 400, false.
+ */
+bool json_field_string(struct request *r, json_t *obj, const char *name, bool required,
+                       const char **ret, size_t *ret_len);
+
+/* The access token of the request: Bearer header first, then the access
+ * cookie. *ret_from_cookie tells which. NULL when none. */
+const char *request_access_token(struct request *r, size_t *ret_len, bool *ret_from_cookie);
+
+/*
+ * Authenticate a Bearer route. On failure answers 401 (with
+ * WWW-Authenticate) and returns false. For cookie-authenticated requests
+ * with an unsafe method, the CSRF rules are checked too (403).
+ */
+bool request_authenticate(struct request *r, struct identity *ret_id);
+
+/* ---- answering ---- */
+
+/* Add a response header (copied). False when the table is full. */
+bool respond_header(struct request *r, const char *name, const char *value);
+
+/* Answer with a JSON body (stolen) and status. */
+void respond_json(struct request *r, unsigned status, json_t *body);
+
+/* Answer with JSON text (copied). */
+void respond_json_text(struct request *r, unsigned status, const char *text, size_t len);
+
+/* Answer with a non-JSON body (copied); set Content-Type with
+ * respond_header first. */
+void respond_text(struct request *r, unsigned status, const char *text, size_t len);
+
+/* Answer with an empty body. */
+void respond_empty(struct request *r, unsigned status);
+
+/* Answer with the contract's error shape. */
+void respond_error(struct request *r, unsigned status, const char *code, const char *description);
+
+/* 401 for a Bearer route: reason NULL means "no token came". */
+void respond_unauthorized(struct request *r, const char *reason);
+
+/* 503 server_busy + Retry-After (storage or pool unavailable). */
+void respond_busy(struct request *r, const char *description);
+
+/* Map a storage failure to 503/500 and answer. */
+void respond_store_error(struct request *r, int store_rc);
+
+/* ---- async ---- */
+
+/* Suspend the connection; the handler has reserved a pool place and will
+ * submit r->job, whose completion must call request_resume(). */
+void request_go_async(struct request *r, resume_fn on_resume);
+
+/* From the pool's completion (any thread): wake the connection. */
+void request_resume(struct request *r);
+
+/* The request that embeds a job. */
+struct request *request_of_job(struct hash_job *job);
+
+/*
+ * Reserve a pool place, suspend, and submit r->job running `run`; the
+ * completion records job_ran and resumes. When the pool is full, answers
+ * 503 server_busy and returns false (nothing was suspended).
+ */
+bool request_run_job(struct request *r, void (*run)(struct hash_job *job), resume_fn on_resume);
+
+#endif /* JWTD_REQUEST_H */

@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The libmicrohttpd daemon and the life cycle of a request: create on the
+ * first call (never answer there: answering on the first call makes MHD
+ * close keep-alive connections, a 4x throughput loss measured in DESIGN.md),
+ * collect the body under its cap, dispatch, resume after async work, and
+ * free on completion. Limits on connections, per-address connections,
+ * memory per connection and idle time are MHD options set here.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "core/log.h"
+#include "http/cors.h"
+#include "http/parse.h"
+#include "http/router.h"
+
+struct server {
+    struct app *app;
+    struct MHD_Daemon *daemon;
+    bool quiesced;
+};
+
+static struct request *request_new(struct app *app, struct MHD_Connection *conn, const char *url,
+                                   const char *method)
+{
+    struct request *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->app = app;
+    r->conn = conn;
+    r->url = url;
+    r->method = router_method(method);
+    r->route = router_match(url, r->path_id);
+    r->start_ms = util_mono_ms();
+    buf_init(&r->body, app->cfg->max_body);
+
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+    int64_t n = 0;
+    if (cl && util_parse_int(cl, 0, INT64_MAX, &n) && n > 0)
+        r->body_expected = true;
+    if (te)
+        r->body_expected = true;
+    if (n > (int64_t)app->cfg->max_body)
+        r->body_too_large = true;
+    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    /* A body needs a JSON media type; so does a declared one without body
+     * (a cross-site form always declares a form type). */
+    r->json_declared = ct && parse_content_type_json(ct);
+    if ((ct && !r->json_declared) || (!ct && r->body_expected))
+        r->bad_content_type = true;
+    atomic_fetch_add(&app->in_flight, 1);
+    return r;
+}
+
+static void request_free(struct request *r)
+{
+    if (!r)
+        return;
+    if (r->hs_free)
+        r->hs_free(r->hs);
+    buf_wipe_free(&r->body); /* bodies carry passwords */
+    for (unsigned i = 0; i < r->n_headers; i++) {
+        free(r->hname[i]);
+        free(r->hvalue[i]);
+    }
+    free(r);
+}
+
+static void dispatch(struct request *r)
+{
+    if (r->route == ROUTE_NONE) {
+        respond_error(r, 404, "not_found", "There is no such endpoint.");
+        return;
+    }
+    unsigned allowed;
+    bool takes_body;
+    handler_fn fn = router_handler(r->route, r->method, &allowed, &takes_body);
+    if (r->method == M_OPTIONS) {
+        cors_preflight(r, allowed);
+        return;
+    }
+    if (!fn) {
+        char allow[96] = "";
+        size_t o = 0;
+        static const struct {
+            unsigned bit;
+            const char *name;
+        } names[] = {{M_GET, "GET"}, {M_HEAD, "HEAD"}, {M_POST, "POST"}, {M_DELETE, "DELETE"},
+                     {M_OPTIONS, "OPTIONS"}};
+        allowed |= M_OPTIONS;
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (allowed & names[i].bit)
+                o += (size_t)snprintf(allow + o, sizeof allow - o, "%s%s", o ? ", " : "",
+                                      names[i].name);
+        respond_header(r, "Allow", allow);
+        respond_error(r, 405, "method_not_allowed", "This endpoint does not take that method.");
+        return;
+    }
+    if (!takes_body) {
+        /* Routes without a body ignore one (and its type). */
+        r->bad_content_type = false;
+    }
+    fn(r);
+    if (!r->answered && !r->async) {
+        LOGE(LOG_ERROR, "handler_did_not_answer", "route", route_name(r->route));
+        respond_error(r, 500, "internal_error", "The server failed to answer.");
+    }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct app *app = cls;
+    struct request *r = *con_cls;
+    if (!r) {
+        r = request_new(app, conn, url, method);
+        if (!r)
+            return MHD_NO; /* out of memory: MHD closes the connection */
+        *con_cls = r;
+        /* A declared body over the cap is refused before it is read. MHD
+         * accepts a response only now or after the whole body, and this
+         * connection cannot be kept alive anyway (the body stays unread). */
+        if (r->body_too_large)
+            respond_error(r, 413, "payload_too_large", "The request body is too large.");
+        return MHD_YES;
+    }
+    r->calls++;
+    if (r->answered) {
+        /* Answered early (413): drop the rest of the upload. */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->async) {
+        if (!atomic_load(&r->resumed))
+            return MHD_YES;
+        r->async = false;
+        r->on_resume(r);
+        if (!r->answered && !r->async)
+            respond_error(r, 500, "internal_error", "The server failed to answer.");
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (!r->body_too_large && !buf_append(&r->body, upload_data, n))
+            r->body_too_large = true;
+        if (r->body_too_large) {
+            /* A chunked body that outgrew the cap: its end is awaited (to
+             * answer 413) only for a while; past 4x the cap the connection
+             * is dropped. */
+            r->discarded += n;
+            if (r->discarded > 4 * app->cfg->max_body)
+                return MHD_NO;
+        }
+        return MHD_YES;
+    }
+    if (r->body_too_large) {
+        respond_error(r, 413, "payload_too_large", "The request body is too large.");
+        return MHD_YES;
+    }
+    dispatch(r);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct app *app = cls;
+    struct request *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    unsigned status = r->answered ? r->status : 0;
+    metrics_request(&app->metrics, r->route, status);
+    if (log_enabled(LOG_DEBUG)) {
+        char st[8], ms[24];
+        snprintf(st, sizeof st, "%u", status);
+        snprintf(ms, sizeof ms, "%lld", (long long)(util_mono_ms() - r->start_ms));
+        /* The URL path only: no query strings, no headers, no bodies. */
+        LOGE(LOG_DEBUG, "http_request", "route", route_name(r->route), "status", st, "ms", ms,
+             "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "yes" : "no");
+    }
+    request_free(r);
+    atomic_fetch_sub(&app->in_flight, 1);
+}
+
+__attribute__((format(printf, 2, 0))) static void mhd_logger(void *cls, const char *fmt,
+                                                            va_list ap)
+{
+    char msg[256];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    /* libmicrohttpd's own diagnostics (malformed requests, socket errors)
+     * are debugging aids: they never carry request bodies. */
+    LOGE(LOG_DEBUG, "http_library", "message", msg);
+}
+
+struct server *server_start(struct app *app, char *err, size_t errlen)
+{
+    const struct config *cfg = app->cfg;
+    struct server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->app = app;
+
+    struct sockaddr_in sin;
+    struct sockaddr_in6 sin6;
+    const struct sockaddr *sa;
+    memset(&sin, 0, sizeof sin);
+    memset(&sin6, 0, sizeof sin6);
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    if (cfg->listen_ipv6) {
+        sin6.sin6_family = AF_INET6;
+        sin6.sin6_port = htons(cfg->listen_port);
+        inet_pton(AF_INET6, cfg->listen_host, &sin6.sin6_addr);
+        sa = (const struct sockaddr *)&sin6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons(cfg->listen_port);
+        inet_pton(AF_INET, cfg->listen_host, &sin.sin_addr);
+        sa = (const struct sockaddr *)&sin;
+    }
+    if (cfg->tls_cert_pem)
+        flags |= MHD_USE_TLS;
+
+    struct MHD_OptionItem opts[16];
+    size_t k = 0;
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)sa};
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->workers, NULL};
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+                                        (intptr_t)cfg->max_connections, NULL};
+    if (cfg->max_connections_per_ip)
+        opts[k++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                            (intptr_t)cfg->max_connections_per_ip, NULL};
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+                                        (intptr_t)cfg->connection_timeout, NULL};
+    /* Headers up to 16 KiB must fit (an 8 KiB token in a cookie or header),
+     * beside MHD's read and write buffers. */
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                        (intptr_t)(48 * 1024), NULL};
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, app};
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL};
+    /* Refuse requests that break the HTTP/1.1 grammar instead of guessing. */
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL};
+    if (cfg->tls_cert_pem) {
+        opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, cfg->tls_cert_pem};
+        opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, cfg->tls_key_pem};
+    }
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
+    s->daemon = MHD_start_daemon(flags, cfg->listen_port, NULL, NULL, on_request, app,
+                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (!s->daemon) {
+        snprintf(err, errlen, "JWTD_LISTEN: cannot listen on %s (%s)", cfg->listen,
+                 errno ? strerror(errno) : "address in use or TLS files invalid");
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void server_quiesce(struct server *s)
+{
+    if (!s || s->quiesced)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    s->quiesced = true;
+}
+
+void server_stop(struct server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}

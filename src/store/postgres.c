@@ -1,0 +1,1098 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * PostgreSQL backend of store.h, through libpq, for several jwtd instances
+ * on one database. One connection per thread (opened on first use, reopened
+ * after a failure, at most every 500 ms), every statement prepared once per
+ * connection. Decisions are atomic across instances: the refresh rotation
+ * locks the session row (SELECT ... FOR UPDATE), rate-limit counters are
+ * single UPSERTs or locked rows, at most one current and one next key per
+ * algorithm is enforced by a partial unique index, and migrations run under
+ * an advisory lock so that instances starting together do not collide.
+ *
+ * A dead or unreachable database gives STORE_UNAVAILABLE (503 upstream);
+ * tcp_user_timeout, keepalives and statement_timeout bound how long a
+ * request thread can wait on it. All SQL of this backend lives in this file.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "core/log.h"
+#include "store/backends.h"
+#include "store/store.h"
+
+/* ------------------------------------------------------------ schema --- */
+
+static const char *const migrations[] = {
+    /* 1: users, sessions, revocations, keys, secrets, counters */
+    "CREATE TABLE users ("
+    "  id TEXT PRIMARY KEY,"
+    "  username TEXT NOT NULL,"
+    "  username_key TEXT NOT NULL UNIQUE,"
+    "  password_hash TEXT NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  updated_at BIGINT NOT NULL);"
+    "CREATE TABLE sessions ("
+    "  id TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  created_at BIGINT NOT NULL,"
+    "  last_used_at BIGINT NOT NULL,"
+    "  expires_at BIGINT NOT NULL,"
+    "  refresh_gen BIGINT NOT NULL,"
+    "  rotated_at_ms BIGINT NOT NULL,"
+    "  revoked_at_ms BIGINT,"
+    "  revoke_reason TEXT,"
+    "  user_agent TEXT NOT NULL DEFAULT '',"
+    "  client_addr TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX sessions_user ON sessions(user_id);"
+    "CREATE TABLE revocations ("
+    "  session_id TEXT PRIMARY KEY,"
+    "  revoked_at_ms BIGINT NOT NULL,"
+    "  expires_at_ms BIGINT NOT NULL);"
+    "CREATE INDEX revocations_time ON revocations(revoked_at_ms);"
+    "CREATE TABLE signing_keys ("
+    "  kid TEXT PRIMARY KEY,"
+    "  alg TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('next','current','retired')),"
+    "  private_key TEXT NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  activate_at BIGINT NOT NULL,"
+    "  retired_at BIGINT NOT NULL DEFAULT 0,"
+    "  remove_at BIGINT NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX signing_keys_one_live ON signing_keys(alg, state)"
+    "  WHERE state IN ('next', 'current');"
+    "CREATE TABLE secrets ("
+    "  name TEXT PRIMARY KEY,"
+    "  value BYTEA NOT NULL,"
+    "  created_at BIGINT NOT NULL);"
+    "CREATE TABLE counters ("
+    "  key TEXT PRIMARY KEY,"
+    "  window_start BIGINT NOT NULL,"
+    "  count BIGINT NOT NULL);"
+    "CREATE TABLE login_failures ("
+    "  key TEXT PRIMARY KEY,"
+    "  failures BIGINT NOT NULL,"
+    "  blocked_until BIGINT NOT NULL,"
+    "  updated_at BIGINT NOT NULL);",
+};
+
+#define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* Any constant: the advisory lock that serializes migrations. */
+#define MIGRATION_LOCK_ID 7274382501LL
+
+/* -------------------------------------------------------- statements --- */
+
+enum stmt {
+    P_PING,
+    P_USER_INSERT,
+    P_USER_BY_KEY,
+    P_USER_BY_ID,
+    P_USER_SET_HASH,
+    P_USER_SET_HASH_ANY,
+    P_USER_DELETE,
+    P_USER_LIST,
+    P_SESS_INSERT,
+    P_SESS_GET_LOCK,
+    P_SESS_LIST,
+    P_SESS_ROTATE,
+    P_SESS_FEED_ONE,
+    P_SESS_REVOKE_ONE,
+    P_SESS_FEED_USER,
+    P_SESS_REVOKE_USER,
+    P_REV_SINCE,
+    P_REV_PRUNE,
+    P_SESS_PRUNE,
+    P_COUNTERS_PRUNE,
+    P_LOGIN_PRUNE,
+    P_SECRET_INSERT,
+    P_SECRET_GET,
+    P_KEYS_LIST,
+    P_KEY_INSERT,
+    P_KEY_RETIRE_CURRENT,
+    P_KEY_MAKE_CURRENT,
+    P_KEY_RETIRE,
+    P_KEYS_REMOVE,
+    P_COUNTER_ADD,
+    P_LOGIN_ENSURE,
+    P_LOGIN_GET_LOCK,
+    P_LOGIN_SET,
+    P_LOGIN_RESET,
+    P_COUNT
+};
+
+static const char *const stmt_sql[P_COUNT] = {
+    [P_PING] = "SELECT 1",
+    [P_USER_INSERT] = "INSERT INTO users(id, username, username_key, password_hash, created_at,"
+                      " updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+    [P_USER_BY_KEY] = "SELECT id, username, password_hash, created_at FROM users"
+                      " WHERE username_key = $1",
+    [P_USER_BY_ID] = "SELECT id, username, password_hash, created_at FROM users WHERE id = $1",
+    [P_USER_SET_HASH] = "UPDATE users SET password_hash = $2, updated_at = $4"
+                        " WHERE id = $1 AND password_hash = $3",
+    [P_USER_SET_HASH_ANY] = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1",
+    [P_USER_DELETE] = "DELETE FROM users WHERE id = $1",
+    [P_USER_LIST] = "SELECT id, username, password_hash, created_at FROM users"
+                    " ORDER BY created_at, username_key",
+    [P_SESS_INSERT] = "INSERT INTO sessions(id, user_id, created_at, last_used_at, expires_at,"
+                      " refresh_gen, rotated_at_ms, user_agent, client_addr)"
+                      " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    [P_SESS_GET_LOCK] = "SELECT s.user_id, s.created_at, s.last_used_at, s.expires_at,"
+                        " s.refresh_gen, s.rotated_at_ms, COALESCE(s.revoked_at_ms, 0),"
+                        " s.user_agent, s.client_addr, u.username, u.created_at"
+                        " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+                        " FOR UPDATE OF s",
+    [P_SESS_LIST] = "SELECT id, created_at, last_used_at, expires_at, refresh_gen,"
+                    " rotated_at_ms, user_agent, client_addr FROM sessions"
+                    " WHERE user_id = $1 AND revoked_at_ms IS NULL AND expires_at > $2"
+                    " AND last_used_at + $3 > $2 ORDER BY created_at DESC, id DESC",
+    [P_SESS_ROTATE] = "UPDATE sessions SET refresh_gen = $2, rotated_at_ms = $3,"
+                      " last_used_at = $4 WHERE id = $1",
+    [P_SESS_FEED_ONE] = "INSERT INTO revocations(session_id, revoked_at_ms, expires_at_ms)"
+                        " SELECT id, $3, $4 FROM sessions WHERE id = $1"
+                        " AND ($2::text IS NULL OR user_id = $2) AND revoked_at_ms IS NULL"
+                        " ON CONFLICT (session_id) DO UPDATE SET revoked_at_ms = EXCLUDED.revoked_at_ms,"
+                        " expires_at_ms = EXCLUDED.expires_at_ms",
+    [P_SESS_REVOKE_ONE] = "UPDATE sessions SET revoked_at_ms = $3, revoke_reason = $4"
+                          " WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)"
+                          " AND revoked_at_ms IS NULL",
+    [P_SESS_FEED_USER] = "INSERT INTO revocations(session_id, revoked_at_ms, expires_at_ms)"
+                         " SELECT id, $3, $4 FROM sessions WHERE user_id = $1"
+                         " AND ($2::text IS NULL OR id <> $2) AND revoked_at_ms IS NULL"
+                         " ON CONFLICT (session_id) DO UPDATE SET"
+                         " revoked_at_ms = EXCLUDED.revoked_at_ms,"
+                         " expires_at_ms = EXCLUDED.expires_at_ms",
+    [P_SESS_REVOKE_USER] = "UPDATE sessions SET revoked_at_ms = $3, revoke_reason = $4"
+                           " WHERE user_id = $1 AND ($2::text IS NULL OR id <> $2)"
+                           " AND revoked_at_ms IS NULL",
+    [P_REV_SINCE] = "SELECT session_id, revoked_at_ms, expires_at_ms FROM revocations"
+                    " WHERE revoked_at_ms >= $1",
+    [P_REV_PRUNE] = "DELETE FROM revocations WHERE expires_at_ms < $1",
+    [P_SESS_PRUNE] = "DELETE FROM sessions WHERE expires_at < $1 - 86400"
+                     " OR revoked_at_ms < ($1 - 86400) * 1000",
+    [P_COUNTERS_PRUNE] = "DELETE FROM counters WHERE window_start < $1 - 86400",
+    [P_LOGIN_PRUNE] = "DELETE FROM login_failures WHERE updated_at < $1 - 86400"
+                      " AND blocked_until < $1",
+    [P_SECRET_INSERT] = "INSERT INTO secrets(name, value, created_at) VALUES ($1, $2, $3)"
+                        " ON CONFLICT (name) DO NOTHING",
+    [P_SECRET_GET] = "SELECT value FROM secrets WHERE name = $1",
+    [P_KEYS_LIST] = "SELECT kid, alg, state, private_key, created_at, activate_at, retired_at,"
+                    " remove_at FROM signing_keys ORDER BY created_at, kid",
+    [P_KEY_INSERT] = "INSERT INTO signing_keys(kid, alg, state, private_key, created_at,"
+                     " activate_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    [P_KEY_RETIRE_CURRENT] = "UPDATE signing_keys SET state = 'retired', retired_at = $2,"
+                             " remove_at = $3 WHERE kid = $1 AND state = 'current'",
+    [P_KEY_MAKE_CURRENT] = "UPDATE signing_keys SET state = 'current', activate_at = $2"
+                           " WHERE kid = $1 AND state = 'next'",
+    [P_KEY_RETIRE] = "UPDATE signing_keys SET state = 'retired', retired_at = $2,"
+                     " remove_at = $3 WHERE kid = $1 AND state <> 'retired'",
+    [P_KEYS_REMOVE] = "DELETE FROM signing_keys WHERE state = 'retired' AND remove_at <= $1",
+    [P_COUNTER_ADD] = "INSERT INTO counters AS c(key, window_start, count) VALUES ($1, $2, $4)"
+                      " ON CONFLICT (key) DO UPDATE SET"
+                      " count = CASE WHEN c.window_start <= $2 - $3 THEN $4 ELSE c.count + $4 END,"
+                      " window_start = CASE WHEN c.window_start <= $2 - $3 THEN $2"
+                      " ELSE c.window_start END RETURNING count",
+    [P_LOGIN_ENSURE] = "INSERT INTO login_failures(key, failures, blocked_until, updated_at)"
+                       " VALUES ($1, 0, 0, $2) ON CONFLICT (key) DO NOTHING",
+    [P_LOGIN_GET_LOCK] = "SELECT failures, blocked_until FROM login_failures WHERE key = $1"
+                         " FOR UPDATE",
+    [P_LOGIN_SET] = "UPDATE login_failures SET failures = $2, blocked_until = $3,"
+                    " updated_at = $4 WHERE key = $1",
+    [P_LOGIN_RESET] = "DELETE FROM login_failures WHERE key = $1",
+};
+
+/* ------------------------------------------------------ connections --- */
+
+struct pconn {
+    PGconn *pg;
+    bool prepared[P_COUNT]; /* prepared lazily: tables may not exist before migrating */
+    int64_t last_attempt_ms;
+    struct pconn *next;
+};
+
+struct pg_store {
+    struct store base;
+    char *url;
+    pthread_key_t tls;
+    pthread_mutex_t lock; /* guards `conns` */
+    struct pconn *conns;
+};
+
+#define SELF(b) ((struct pg_store *)(b))
+
+static PGconn *connect_db(const char *url)
+{
+    /* Later keywords override earlier ones, and the URL (expanded from
+     * dbname) comes last: an operator's own settings in the URL win. */
+    const char *keys[] = {"connect_timeout", "application_name", "keepalives",
+                          "keepalives_idle", "keepalives_interval", "keepalives_count",
+                          "tcp_user_timeout", "dbname", NULL};
+    const char *vals[] = {"3", "jwtd", "1", "5", "2", "3", "5000", url, NULL};
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    if (!pg)
+        return NULL;
+    if (PQstatus(pg) != CONNECTION_OK) {
+        PQfinish(pg);
+        return NULL;
+    }
+    /* A stuck statement (lock wait on a sick database) must not hold an
+     * HTTP thread forever. */
+    PGresult *res = PQexec(pg, "SET statement_timeout = 5000; SET lock_timeout = 5000;"
+                               " SET idle_in_transaction_session_timeout = 10000");
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (!ok) {
+        PQfinish(pg);
+        return NULL;
+    }
+    return pg;
+}
+
+/* This thread's live connection, or NULL (storage unavailable). */
+static struct pconn *conn_get(struct pg_store *s)
+{
+    struct pconn *c = pthread_getspecific(s->tls);
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c)
+            return NULL;
+        pthread_mutex_lock(&s->lock);
+        c->next = s->conns;
+        s->conns = c;
+        pthread_mutex_unlock(&s->lock);
+        pthread_setspecific(s->tls, c);
+    }
+    if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
+        return c;
+    /* (Re)connect, but not in a tight loop against a dead server. */
+    int64_t now = util_mono_ms();
+    if (c->last_attempt_ms && now - c->last_attempt_ms < 500)
+        return NULL;
+    c->last_attempt_ms = now;
+    if (c->pg) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+    memset(c->prepared, 0, sizeof c->prepared);
+    c->pg = connect_db(s->url);
+    if (!c->pg)
+        return NULL;
+    c->last_attempt_ms = 0;
+    return c;
+}
+
+static enum store_rc map_result(struct pconn *c, PGresult *res)
+{
+    if (!res)
+        return STORE_UNAVAILABLE;
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return STORE_OK;
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (PQstatus(c->pg) != CONNECTION_OK || !state)
+        return STORE_UNAVAILABLE;
+    if (strcmp(state, "23505") == 0 || strcmp(state, "23503") == 0)
+        return STORE_CONFLICT;
+    /* connection (08), resources (53), operator intervention (57), read-only
+     * transaction (25006), serialization/deadlock (40), lock timeout (55P03),
+     * statement timeout (57014 is in 57): temporary. */
+    if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
+        strncmp(state, "57", 2) == 0 || strncmp(state, "40", 2) == 0 ||
+        strcmp(state, "25006") == 0 || strcmp(state, "55P03") == 0 ||
+        strcmp(state, "58030") == 0)
+        return STORE_UNAVAILABLE;
+    LOGE(LOG_ERROR, "postgres_error", "sqlstate", state, "message",
+         PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+    return STORE_ERROR;
+}
+
+/* Parameters as text; NULL entries are SQL NULL. */
+struct params {
+    const char *v[10];
+    int n;
+    char nums[10][24];
+};
+
+static void p_str(struct params *p, const char *s)
+{
+    p->v[p->n++] = s;
+}
+
+static void p_int(struct params *p, int64_t x)
+{
+    snprintf(p->nums[p->n], sizeof p->nums[p->n], "%lld", (long long)x);
+    p->v[p->n] = p->nums[p->n];
+    p->n++;
+}
+
+/* Run a prepared statement; *ret_res is set (caller PQclear) when OK. */
+static enum store_rc run(struct pconn *c, enum stmt id, const struct params *p,
+                         PGresult **ret_res)
+{
+    char name[16];
+    snprintf(name, sizeof name, "j%d", (int)id);
+    if (!c->prepared[id]) {
+        PGresult *pres = PQprepare(c->pg, name, stmt_sql[id], 0, NULL);
+        enum store_rc prc = map_result(c, pres);
+        PQclear(pres);
+        if (prc != STORE_OK)
+            return prc;
+        c->prepared[id] = true;
+    }
+    PGresult *res = PQexecPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
+    enum store_rc rc = map_result(c, res);
+    if (rc == STORE_OK && ret_res)
+        *ret_res = res;
+    else
+        PQclear(res);
+    return rc;
+}
+
+/* Run a statement that changes rows; *ret_rows = affected rows. */
+static enum store_rc run_count(struct pconn *c, enum stmt id, const struct params *p,
+                               int *ret_rows)
+{
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, id, p, &res);
+    if (rc == STORE_OK && ret_rows)
+        *ret_rows = atoi(PQcmdTuples(res));
+    PQclear(res);
+    return rc;
+}
+
+static enum store_rc simple(struct pconn *c, const char *sql)
+{
+    PGresult *res = PQexec(c->pg, sql);
+    enum store_rc rc = map_result(c, res);
+    PQclear(res);
+    return rc;
+}
+
+static enum store_rc begin(struct pconn *c)
+{
+    return simple(c, "BEGIN");
+}
+
+static enum store_rc finish(struct pconn *c, enum store_rc rc)
+{
+    if (rc == STORE_OK || rc == STORE_NOT_FOUND) {
+        enum store_rc crc = simple(c, "COMMIT");
+        return crc == STORE_OK ? rc : crc;
+    }
+    if (PQstatus(c->pg) == CONNECTION_OK)
+        simple(c, "ROLLBACK");
+    return rc;
+}
+
+static int64_t col_int(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static void col_copy(char *dst, size_t cap, PGresult *res, int row, int col)
+{
+    snprintf(dst, cap, "%s", PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
+}
+
+#define CONN_OR_UNAVAILABLE(s, c)         \
+    struct pconn *c = conn_get(SELF(s));  \
+    if (!c)                               \
+        return STORE_UNAVAILABLE
+
+/* -------------------------------------------------------------- ops --- */
+
+static void pg_close(struct store *base)
+{
+    struct pg_store *s = SELF(base);
+    struct pconn *c = s->conns;
+    while (c) {
+        struct pconn *n = c->next;
+        if (c->pg)
+            PQfinish(c->pg);
+        free(c);
+        c = n;
+    }
+    pthread_key_delete(s->tls);
+    pthread_mutex_destroy(&s->lock);
+    free(s->url);
+    free(s);
+}
+
+static enum store_rc pg_migrate(struct store *base)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%lld)", MIGRATION_LOCK_ID);
+    enum store_rc rc = simple(c, sql);
+    if (rc != STORE_OK)
+        return rc;
+    rc = simple(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                   " version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)");
+    int current = 0;
+    if (rc == STORE_OK) {
+        PGresult *res = PQexec(c->pg, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+        rc = map_result(c, res);
+        if (rc == STORE_OK)
+            current = (int)col_int(res, 0, 0);
+        PQclear(res);
+    }
+    if (rc == STORE_OK && current > N_MIGRATIONS)
+        rc = STORE_ERROR; /* written by a newer jwtd */
+    for (int v = current + 1; rc == STORE_OK && v <= N_MIGRATIONS; v++) {
+        rc = begin(c);
+        if (rc != STORE_OK)
+            break;
+        rc = simple(c, migrations[v - 1]);
+        if (rc == STORE_OK) {
+            char ins[128];
+            snprintf(ins, sizeof ins,
+                     "INSERT INTO schema_migrations(version, applied_at) VALUES (%d, %lld)", v,
+                     (long long)util_now());
+            rc = simple(c, ins);
+        }
+        rc = finish(c, rc == STORE_CONFLICT ? STORE_ERROR : rc);
+    }
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)", MIGRATION_LOCK_ID);
+    simple(c, sql);
+    return rc;
+}
+
+static enum store_rc pg_ping(struct store *base)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    return run(c, P_PING, NULL, NULL);
+}
+
+static enum store_rc pg_user_create(struct store *base, const struct store_user *u)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    char key[USERNAME_MAX + 1];
+    store_username_key(u->username, key);
+    struct params p = {0};
+    p_str(&p, u->id);
+    p_str(&p, u->username);
+    p_str(&p, key);
+    p_str(&p, u->password_hash);
+    p_int(&p, u->created_at);
+    return run(c, P_USER_INSERT, &p, NULL);
+}
+
+static enum store_rc read_user(struct pconn *c, enum stmt id, const char *arg,
+                               struct store_user *ret)
+{
+    struct params p = {0};
+    p_str(&p, arg);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, id, &p, &res);
+    if (rc != STORE_OK)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return STORE_NOT_FOUND;
+    }
+    struct store_user u = {0};
+    col_copy(u.id, sizeof u.id, res, 0, 0);
+    col_copy(u.username, sizeof u.username, res, 0, 1);
+    u.password_hash = strdup(PQgetvalue(res, 0, 2));
+    u.created_at = col_int(res, 0, 3);
+    PQclear(res);
+    if (!u.password_hash)
+        return STORE_UNAVAILABLE;
+    *ret = u;
+    return STORE_OK;
+}
+
+static enum store_rc pg_user_by_name(struct store *base, const char *username,
+                                     struct store_user *ret)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    char key[USERNAME_MAX + 1];
+    store_username_key(username, key);
+    return read_user(c, P_USER_BY_KEY, key, ret);
+}
+
+static enum store_rc pg_user_by_id(struct store *base, const char *id, struct store_user *ret)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    return read_user(c, P_USER_BY_ID, id, ret);
+}
+
+static enum store_rc pg_user_set_hash(struct store *base, const char *id, const char *old_hash,
+                                      const char *new_hash)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    struct params p = {0};
+    p_str(&p, id);
+    p_str(&p, new_hash);
+    if (old_hash)
+        p_str(&p, old_hash);
+    p_int(&p, util_now());
+    int rows = 0;
+    enum store_rc rc = run_count(c, old_hash ? P_USER_SET_HASH : P_USER_SET_HASH_ANY, &p, &rows);
+    return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc;
+}
+
+static enum store_rc revoke_user_sessions(struct pconn *c, const char *user_id,
+                                          const char *except_sid, const char *reason,
+                                          const struct revocation *rev, int *ret_count)
+{
+    struct params p = {0};
+    p_str(&p, user_id);
+    p_str(&p, except_sid);
+    p_int(&p, rev->now_ms);
+    p_int(&p, rev->expires_ms);
+    enum store_rc rc = run(c, P_SESS_FEED_USER, &p, NULL);
+    if (rc != STORE_OK)
+        return rc;
+    struct params q = {0};
+    p_str(&q, user_id);
+    p_str(&q, except_sid);
+    p_int(&q, rev->now_ms);
+    p_str(&q, reason);
+    int rows = 0;
+    rc = run_count(c, P_SESS_REVOKE_USER, &q, &rows);
+    if (rc == STORE_OK && ret_count)
+        *ret_count = rows;
+    return rc;
+}
+
+static enum store_rc pg_user_change_password(struct store *base, const char *id,
+                                             const char *new_hash, const char *keep_sid,
+                                             const struct revocation *rev, int *ret_revoked)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    struct params p = {0};
+    p_str(&p, id);
+    p_str(&p, new_hash);
+    p_int(&p, rev->now_ms / 1000);
+    int rows = 0;
+    rc = run_count(c, P_USER_SET_HASH_ANY, &p, &rows);
+    if (rc == STORE_OK && rows == 0)
+        rc = STORE_NOT_FOUND;
+    if (rc == STORE_OK)
+        rc = revoke_user_sessions(c, id, keep_sid, "password_changed", rev, ret_revoked);
+    return finish(c, rc);
+}
+
+static enum store_rc pg_user_delete(struct store *base, const char *id,
+                                    const struct revocation *rev)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    rc = revoke_user_sessions(c, id, NULL, "user_deleted", rev, NULL);
+    if (rc == STORE_OK) {
+        struct params p = {0};
+        p_str(&p, id);
+        int rows = 0;
+        rc = run_count(c, P_USER_DELETE, &p, &rows);
+        if (rc == STORE_OK && rows == 0)
+            rc = STORE_NOT_FOUND;
+    }
+    return finish(c, rc);
+}
+
+static enum store_rc pg_user_list(struct store *base, store_user_cb cb, void *ctx)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, P_USER_LIST, NULL, &res);
+    if (rc != STORE_OK)
+        return rc;
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct store_user u = {0};
+        col_copy(u.id, sizeof u.id, res, i, 0);
+        col_copy(u.username, sizeof u.username, res, i, 1);
+        u.created_at = col_int(res, i, 3);
+        cb(ctx, &u, store_hash_scheme(PQgetvalue(res, i, 2)));
+    }
+    PQclear(res);
+    return STORE_OK;
+}
+
+static enum store_rc pg_session_create(struct store *base, const struct store_session *s)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    struct params p = {0};
+    p_str(&p, s->id);
+    p_str(&p, s->user_id);
+    p_int(&p, s->created_at);
+    p_int(&p, s->last_used_at);
+    p_int(&p, s->expires_at);
+    p_int(&p, s->refresh_gen);
+    p_int(&p, s->rotated_at_ms);
+    p_str(&p, s->user_agent);
+    p_str(&p, s->client_addr);
+    enum store_rc rc = run(c, P_SESS_INSERT, &p, NULL);
+    return rc == STORE_CONFLICT ? STORE_NOT_FOUND : rc;
+}
+
+static enum store_rc pg_session_list(struct store *base, const char *user_id, int64_t now,
+                                     int64_t idle_ttl, store_session_cb cb, void *ctx)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    struct params p = {0};
+    p_str(&p, user_id);
+    p_int(&p, now);
+    p_int(&p, idle_ttl);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, P_SESS_LIST, &p, &res);
+    if (rc != STORE_OK)
+        return rc;
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct store_session s = {0};
+        col_copy(s.id, sizeof s.id, res, i, 0);
+        snprintf(s.user_id, sizeof s.user_id, "%s", user_id);
+        s.created_at = col_int(res, i, 1);
+        s.last_used_at = col_int(res, i, 2);
+        s.expires_at = col_int(res, i, 3);
+        s.refresh_gen = (uint32_t)col_int(res, i, 4);
+        s.rotated_at_ms = col_int(res, i, 5);
+        col_copy(s.user_agent, sizeof s.user_agent, res, i, 6);
+        col_copy(s.client_addr, sizeof s.client_addr, res, i, 7);
+        cb(ctx, &s);
+    }
+    PQclear(res);
+    return STORE_OK;
+}
+
+static enum store_rc revoke_one(struct pconn *c, const char *user_id, const char *sid,
+                                const char *reason, const struct revocation *rev)
+{
+    struct params p = {0};
+    p_str(&p, sid);
+    p_str(&p, user_id);
+    p_int(&p, rev->now_ms);
+    p_int(&p, rev->expires_ms);
+    enum store_rc rc = run(c, P_SESS_FEED_ONE, &p, NULL);
+    if (rc != STORE_OK)
+        return rc;
+    struct params q = {0};
+    p_str(&q, sid);
+    p_str(&q, user_id);
+    p_int(&q, rev->now_ms);
+    p_str(&q, reason);
+    int rows = 0;
+    rc = run_count(c, P_SESS_REVOKE_ONE, &q, &rows);
+    return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc;
+}
+
+static enum store_rc pg_session_revoke(struct store *base, const char *user_id, const char *sid,
+                                       const char *reason, const struct revocation *rev)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    return finish(c, revoke_one(c, user_id, sid, reason, rev));
+}
+
+static enum store_rc pg_session_revoke_user(struct store *base, const char *user_id,
+                                            const char *except_sid, const char *reason,
+                                            const struct revocation *rev, int *ret_count)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    return finish(c, revoke_user_sessions(c, user_id, except_sid, reason, rev, ret_count));
+}
+
+static enum store_rc pg_refresh(struct store *base, const char *sid, uint32_t gen,
+                                const struct refresh_policy *pol,
+                                enum refresh_outcome *ret_outcome,
+                                struct store_session *ret_session, struct store_user *ret_user)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    struct params p = {0};
+    p_str(&p, sid);
+    PGresult *res = NULL;
+    /* The row lock makes concurrent refreshes of one session, on any
+     * instance, take turns: the first rotates, the others see its result. */
+    rc = run(c, P_SESS_GET_LOCK, &p, &res);
+    if (rc != STORE_OK)
+        return finish(c, rc);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        rc = finish(c, STORE_OK);
+        if (rc == STORE_OK)
+            *ret_outcome = REFRESH_UNKNOWN;
+        return rc;
+    }
+    struct store_session row = {0};
+    struct store_user user = {0};
+    snprintf(row.id, sizeof row.id, "%s", sid);
+    col_copy(row.user_id, sizeof row.user_id, res, 0, 0);
+    row.created_at = col_int(res, 0, 1);
+    row.last_used_at = col_int(res, 0, 2);
+    row.expires_at = col_int(res, 0, 3);
+    row.refresh_gen = (uint32_t)col_int(res, 0, 4);
+    row.rotated_at_ms = col_int(res, 0, 5);
+    row.revoked_at_ms = col_int(res, 0, 6);
+    col_copy(row.user_agent, sizeof row.user_agent, res, 0, 7);
+    col_copy(row.client_addr, sizeof row.client_addr, res, 0, 8);
+    snprintf(user.id, sizeof user.id, "%s", row.user_id);
+    col_copy(user.username, sizeof user.username, res, 0, 9);
+    user.created_at = col_int(res, 0, 10);
+    PQclear(res);
+
+    enum refresh_outcome out = store_refresh_decide(&row, gen, pol);
+    if (out == REFRESH_ROTATED) {
+        row.refresh_gen = gen + 1;
+        row.rotated_at_ms = pol->now_ms;
+        row.last_used_at = pol->now_ms / 1000;
+        struct params q = {0};
+        p_str(&q, sid);
+        p_int(&q, row.refresh_gen);
+        p_int(&q, row.rotated_at_ms);
+        p_int(&q, row.last_used_at);
+        rc = run(c, P_SESS_ROTATE, &q, NULL);
+    } else if (out == REFRESH_REUSED) {
+        rc = revoke_one(c, NULL, sid, "refresh_token_reused", &pol->rev);
+        if (rc == STORE_NOT_FOUND)
+            rc = STORE_OK;
+    }
+    rc = finish(c, rc);
+    if (rc != STORE_OK)
+        return rc;
+    *ret_outcome = out;
+    if (out == REFRESH_ROTATED || out == REFRESH_REPLAYED) {
+        if (ret_session)
+            *ret_session = row;
+        if (ret_user)
+            *ret_user = user;
+    }
+    return STORE_OK;
+}
+
+static enum store_rc pg_revocations_since(struct store *base, int64_t since_ms,
+                                          store_revocation_cb cb, void *ctx)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    struct params p = {0};
+    p_int(&p, since_ms);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, P_REV_SINCE, &p, &res);
+    if (rc != STORE_OK)
+        return rc;
+    for (int i = 0; i < PQntuples(res); i++)
+        cb(ctx, PQgetvalue(res, i, 0), col_int(res, i, 1), col_int(res, i, 2));
+    PQclear(res);
+    return STORE_OK;
+}
+
+static enum store_rc pg_prune(struct store *base, int64_t now, int64_t now_ms)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    static const enum stmt order[] = {P_REV_PRUNE, P_SESS_PRUNE, P_COUNTERS_PRUNE, P_LOGIN_PRUNE};
+    enum store_rc rc = STORE_OK;
+    for (size_t i = 0; i < sizeof order / sizeof order[0] && rc == STORE_OK; i++) {
+        struct params p = {0};
+        p_int(&p, order[i] == P_REV_PRUNE ? now_ms : now);
+        rc = run(c, order[i], &p, NULL);
+    }
+    return rc;
+}
+
+static enum store_rc pg_secret_get_or_create(struct store *base, const char *name,
+                                             const uint8_t *candidate, size_t len, uint8_t *out,
+                                             size_t cap, size_t *ret_len)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    /* bytea in hex text form: \x0011... */
+    char *hex = malloc(2 * len + 3);
+    if (!hex)
+        return STORE_UNAVAILABLE;
+    static const char digits[] = "0123456789abcdef";
+    hex[0] = '\\';
+    hex[1] = 'x';
+    for (size_t i = 0; i < len; i++) {
+        hex[2 + 2 * i] = digits[candidate[i] >> 4];
+        hex[3 + 2 * i] = digits[candidate[i] & 15];
+    }
+    hex[2 + 2 * len] = '\0';
+    struct params p = {0};
+    p_str(&p, name);
+    p_str(&p, hex);
+    p_int(&p, util_now());
+    enum store_rc rc = run(c, P_SECRET_INSERT, &p, NULL);
+    memset(hex, 0, 2 * len + 3);
+    free(hex);
+    if (rc != STORE_OK)
+        return rc;
+    struct params q = {0};
+    p_str(&q, name);
+    PGresult *res = NULL;
+    rc = run(c, P_SECRET_GET, &q, &res);
+    if (rc != STORE_OK)
+        return rc;
+    rc = STORE_ERROR;
+    if (PQntuples(res) == 1) {
+        size_t n = 0;
+        unsigned char *bin = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 0), &n);
+        if (bin && n > 0 && n <= cap) {
+            memcpy(out, bin, n);
+            *ret_len = n;
+            rc = STORE_OK;
+        }
+        if (bin) {
+            memset(bin, 0, n);
+            PQfreemem(bin);
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+static enum key_state parse_state(const char *s)
+{
+    if (strcmp(s, "current") == 0)
+        return KEY_CURRENT;
+    if (strcmp(s, "next") == 0)
+        return KEY_NEXT;
+    return KEY_RETIRED;
+}
+
+static enum store_rc pg_keys_list(struct store *base, store_key_cb cb, void *ctx)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, P_KEYS_LIST, NULL, &res);
+    if (rc != STORE_OK)
+        return rc;
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct store_key k = {0};
+        col_copy(k.kid, sizeof k.kid, res, i, 0);
+        col_copy(k.alg, sizeof k.alg, res, i, 1);
+        k.state = parse_state(PQgetvalue(res, i, 2));
+        k.private_pem = strdup(PQgetvalue(res, i, 3));
+        k.created_at = col_int(res, i, 4);
+        k.activate_at = col_int(res, i, 5);
+        k.retired_at = col_int(res, i, 6);
+        k.remove_at = col_int(res, i, 7);
+        if (k.private_pem)
+            cb(ctx, &k);
+        store_key_clear(&k);
+    }
+    PQclear(res);
+    return STORE_OK;
+}
+
+static enum store_rc pg_key_insert_unless(struct store *base, const struct store_key *k,
+                                          bool *ret_inserted)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    /* The partial unique index on (alg, state) for next/current makes a
+     * second live key of a kind a conflict, which DO NOTHING skips. */
+    struct params p = {0};
+    p_str(&p, k->kid);
+    p_str(&p, k->alg);
+    p_str(&p, store_key_state_name(k->state));
+    p_str(&p, k->private_pem);
+    p_int(&p, k->created_at);
+    p_int(&p, k->activate_at);
+    int rows = 0;
+    enum store_rc rc = run_count(c, P_KEY_INSERT, &p, &rows);
+    if (rc == STORE_OK)
+        *ret_inserted = rows == 1;
+    return rc;
+}
+
+static enum store_rc pg_key_promote(struct store *base, const char *next_kid,
+                                    const char *current_kid, int64_t now,
+                                    int64_t retired_remove_at)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    int rows = 1;
+    if (current_kid) {
+        struct params p = {0};
+        p_str(&p, current_kid);
+        p_int(&p, now);
+        p_int(&p, retired_remove_at);
+        rc = run_count(c, P_KEY_RETIRE_CURRENT, &p, &rows);
+    }
+    if (rc == STORE_OK && rows == 1) {
+        struct params q = {0};
+        p_str(&q, next_kid);
+        p_int(&q, now);
+        rc = run_count(c, P_KEY_MAKE_CURRENT, &q, &rows);
+    }
+    if (rc == STORE_OK && rows != 1) {
+        simple(c, "ROLLBACK");
+        return STORE_NOT_FOUND;
+    }
+    /* Another instance promoting at the same moment hits the unique index. */
+    if (rc == STORE_CONFLICT) {
+        simple(c, "ROLLBACK");
+        return STORE_NOT_FOUND;
+    }
+    return finish(c, rc);
+}
+
+static enum store_rc pg_key_retire(struct store *base, const char *kid, int64_t now,
+                                   int64_t remove_at)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    struct params p = {0};
+    p_str(&p, kid);
+    p_int(&p, now);
+    p_int(&p, remove_at);
+    int rows = 0;
+    enum store_rc rc = run_count(c, P_KEY_RETIRE, &p, &rows);
+    return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc;
+}
+
+static enum store_rc pg_keys_remove_expired(struct store *base, int64_t now)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    struct params p = {0};
+    p_int(&p, now);
+    return run(c, P_KEYS_REMOVE, &p, NULL);
+}
+
+static enum store_rc pg_counter_add(struct store *base, const char *key, int64_t now,
+                                    int64_t window, int64_t delta, int64_t *ret_count)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    struct params p = {0};
+    p_str(&p, key);
+    p_int(&p, now);
+    p_int(&p, window);
+    p_int(&p, delta);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, P_COUNTER_ADD, &p, &res);
+    if (rc != STORE_OK)
+        return rc;
+    *ret_count = PQntuples(res) == 1 ? col_int(res, 0, 0) : 0;
+    PQclear(res);
+    return STORE_OK;
+}
+
+static enum store_rc pg_login_attempt(struct store *base, const char *key, int64_t now,
+                                      unsigned max_failures, int64_t b, int64_t max,
+                                      int64_t *ret_retry_after)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    struct params p = {0};
+    p_str(&p, key);
+    p_int(&p, now);
+    rc = run(c, P_LOGIN_ENSURE, &p, NULL);
+    PGresult *res = NULL;
+    struct params q = {0};
+    p_str(&q, key);
+    if (rc == STORE_OK)
+        rc = run(c, P_LOGIN_GET_LOCK, &q, &res);
+    if (rc != STORE_OK)
+        return finish(c, rc);
+    int64_t failures = PQntuples(res) ? col_int(res, 0, 0) : 0;
+    int64_t until = PQntuples(res) ? col_int(res, 0, 1) : 0;
+    PQclear(res);
+    if (until > now) {
+        rc = finish(c, STORE_OK);
+        if (rc == STORE_OK)
+            *ret_retry_after = until - now;
+        return rc;
+    }
+    failures++;
+    int64_t wait = store_login_backoff(failures, max_failures, b, max);
+    struct params u = {0};
+    p_str(&u, key);
+    p_int(&u, failures);
+    p_int(&u, wait ? now + wait : 0);
+    p_int(&u, now);
+    rc = finish(c, run(c, P_LOGIN_SET, &u, NULL));
+    if (rc == STORE_OK)
+        *ret_retry_after = 0;
+    return rc;
+}
+
+static enum store_rc pg_login_reset(struct store *base, const char *key)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    struct params p = {0};
+    p_str(&p, key);
+    return run(c, P_LOGIN_RESET, &p, NULL);
+}
+
+static const struct store_ops pg_ops = {
+    .name = "postgres",
+    .close = pg_close,
+    .migrate = pg_migrate,
+    .ping = pg_ping,
+    .user_create = pg_user_create,
+    .user_by_name = pg_user_by_name,
+    .user_by_id = pg_user_by_id,
+    .user_set_hash = pg_user_set_hash,
+    .user_change_password = pg_user_change_password,
+    .user_delete = pg_user_delete,
+    .user_list = pg_user_list,
+    .session_create = pg_session_create,
+    .session_list = pg_session_list,
+    .session_revoke = pg_session_revoke,
+    .session_revoke_user = pg_session_revoke_user,
+    .refresh = pg_refresh,
+    .revocations_since = pg_revocations_since,
+    .prune = pg_prune,
+    .secret_get_or_create = pg_secret_get_or_create,
+    .keys_list = pg_keys_list,
+    .key_insert_unless = pg_key_insert_unless,
+    .key_promote = pg_key_promote,
+    .key_retire = pg_key_retire,
+    .keys_remove_expired = pg_keys_remove_expired,
+    .counter_add = pg_counter_add,
+    .login_attempt = pg_login_attempt,
+    .login_reset = pg_login_reset,
+};
+
+enum store_rc pg_store_open(const char *url, const struct store_options *opt, struct store **ret,
+                            char *err, size_t errlen)
+{
+    (void)opt;
+    struct pg_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->url = strdup(url))) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return STORE_ERROR;
+    }
+    s->base.ops = &pg_ops;
+    pthread_mutex_init(&s->lock, NULL);
+    if (pthread_key_create(&s->tls, NULL) != 0) {
+        pthread_mutex_destroy(&s->lock);
+        free(s->url);
+        free(s);
+        snprintf(err, errlen, "out of thread-local keys");
+        return STORE_ERROR;
+    }
+    /* Connect now, so that a wrong URL fails at start-up with its reason.
+     * (Prepared statements follow after the migrations.) */
+    PGconn *probe = PQconnectdb(url);
+    if (!probe || PQstatus(probe) != CONNECTION_OK) {
+        const char *msg = probe ? PQerrorMessage(probe) : "out of memory";
+        char line[200];
+        snprintf(line, sizeof line, "%s", msg);
+        line[strcspn(line, "\r\n")] = '\0';
+        snprintf(err, errlen, "cannot connect to PostgreSQL: %s", line);
+        PQfinish(probe);
+        pg_close(&s->base);
+        return STORE_UNAVAILABLE;
+    }
+    PQfinish(probe);
+    *ret = &s->base;
+    return STORE_OK;
+}

@@ -1,0 +1,1127 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * SQLite backend of store.h: the embedded default. One connection per
+ * thread (opened on first use, closed with the store), WAL journal so that
+ * readers never wait for the writer, synchronous=FULL by default so that a
+ * commit that was acknowledged survives a crash, and BEGIN IMMEDIATE for
+ * every read-decide-write sequence so that concurrent writers serialize
+ * instead of deadlocking on a lock upgrade. All SQL of this backend lives in
+ * this file.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store/backends.h"
+#include "store/store.h"
+
+/* ------------------------------------------------------------ schema --- */
+
+/* Versioned migrations; never edit an applied one, append a new one. */
+static const char *const migrations[] = {
+    /* 1: users, sessions, revocations, keys, secrets, counters */
+    "CREATE TABLE users ("
+    "  id TEXT PRIMARY KEY,"
+    "  username TEXT NOT NULL,"
+    "  username_key TEXT NOT NULL UNIQUE,"
+    "  password_hash TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE TABLE sessions ("
+    "  id TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_used_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  refresh_gen INTEGER NOT NULL,"
+    "  rotated_at_ms INTEGER NOT NULL,"
+    "  revoked_at_ms INTEGER,"
+    "  revoke_reason TEXT,"
+    "  user_agent TEXT NOT NULL DEFAULT '',"
+    "  client_addr TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX sessions_user ON sessions(user_id);"
+    "CREATE TABLE revocations ("
+    "  session_id TEXT PRIMARY KEY,"
+    "  revoked_at_ms INTEGER NOT NULL,"
+    "  expires_at_ms INTEGER NOT NULL);"
+    "CREATE INDEX revocations_time ON revocations(revoked_at_ms);"
+    "CREATE TABLE signing_keys ("
+    "  kid TEXT PRIMARY KEY,"
+    "  alg TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('next','current','retired')),"
+    "  private_key TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  activate_at INTEGER NOT NULL,"
+    "  retired_at INTEGER NOT NULL DEFAULT 0,"
+    "  remove_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE secrets ("
+    "  name TEXT PRIMARY KEY,"
+    "  value BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE counters ("
+    "  key TEXT PRIMARY KEY,"
+    "  window_start INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL);"
+    "CREATE TABLE login_failures ("
+    "  key TEXT PRIMARY KEY,"
+    "  failures INTEGER NOT NULL,"
+    "  blocked_until INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);",
+};
+
+#define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* -------------------------------------------------------- statements --- */
+
+enum stmt {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_PING,
+    S_USER_INSERT,
+    S_USER_BY_KEY,
+    S_USER_BY_ID,
+    S_USER_SET_HASH,
+    S_USER_SET_HASH_ANY,
+    S_USER_DELETE,
+    S_USER_LIST,
+    S_SESS_INSERT,
+    S_SESS_GET_JOIN,
+    S_SESS_LIST,
+    S_SESS_ROTATE,
+    S_SESS_FEED_ONE,
+    S_SESS_REVOKE_ONE,
+    S_SESS_FEED_USER,
+    S_SESS_REVOKE_USER,
+    S_REV_SINCE,
+    S_REV_PRUNE,
+    S_SESS_PRUNE,
+    S_COUNTERS_PRUNE,
+    S_LOGIN_PRUNE,
+    S_SECRET_INSERT,
+    S_SECRET_GET,
+    S_KEYS_LIST,
+    S_KEY_COUNT_STATE,
+    S_KEY_INSERT,
+    S_KEY_RETIRE_CURRENT,
+    S_KEY_MAKE_CURRENT,
+    S_KEY_RETIRE,
+    S_KEYS_REMOVE,
+    S_COUNTER_ADD,
+    S_LOGIN_GET,
+    S_LOGIN_UPSERT,
+    S_LOGIN_RESET,
+    S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_PING] = "SELECT count(*) FROM schema_migrations",
+    [S_USER_INSERT] = "INSERT INTO users(id, username, username_key, password_hash, created_at,"
+                      " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    [S_USER_BY_KEY] = "SELECT id, username, password_hash, created_at FROM users"
+                      " WHERE username_key = ?1",
+    [S_USER_BY_ID] = "SELECT id, username, password_hash, created_at FROM users WHERE id = ?1",
+    [S_USER_SET_HASH] = "UPDATE users SET password_hash = ?2, updated_at = ?4"
+                        " WHERE id = ?1 AND password_hash = ?3",
+    [S_USER_SET_HASH_ANY] = "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+    [S_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
+    [S_USER_LIST] = "SELECT id, username, password_hash, created_at FROM users"
+                    " ORDER BY created_at, username_key",
+    [S_SESS_INSERT] = "INSERT INTO sessions(id, user_id, created_at, last_used_at, expires_at,"
+                      " refresh_gen, rotated_at_ms, user_agent, client_addr)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [S_SESS_GET_JOIN] = "SELECT s.user_id, s.created_at, s.last_used_at, s.expires_at,"
+                        " s.refresh_gen, s.rotated_at_ms, COALESCE(s.revoked_at_ms, 0),"
+                        " s.user_agent, s.client_addr, u.username, u.created_at"
+                        " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1",
+    [S_SESS_LIST] = "SELECT id, created_at, last_used_at, expires_at, refresh_gen,"
+                    " rotated_at_ms, user_agent, client_addr FROM sessions"
+                    " WHERE user_id = ?1 AND revoked_at_ms IS NULL AND expires_at > ?2"
+                    " AND last_used_at + ?3 > ?2 ORDER BY created_at DESC, id DESC",
+    [S_SESS_ROTATE] = "UPDATE sessions SET refresh_gen = ?2, rotated_at_ms = ?3,"
+                      " last_used_at = ?4 WHERE id = ?1",
+    [S_SESS_FEED_ONE] = "INSERT OR REPLACE INTO revocations(session_id, revoked_at_ms,"
+                        " expires_at_ms) SELECT id, ?3, ?4 FROM sessions WHERE id = ?1"
+                        " AND (?2 IS NULL OR user_id = ?2) AND revoked_at_ms IS NULL",
+    [S_SESS_REVOKE_ONE] = "UPDATE sessions SET revoked_at_ms = ?3, revoke_reason = ?4"
+                          " WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)"
+                          " AND revoked_at_ms IS NULL",
+    [S_SESS_FEED_USER] = "INSERT OR REPLACE INTO revocations(session_id, revoked_at_ms,"
+                         " expires_at_ms) SELECT id, ?3, ?4 FROM sessions WHERE user_id = ?1"
+                         " AND (?2 IS NULL OR id <> ?2) AND revoked_at_ms IS NULL",
+    [S_SESS_REVOKE_USER] = "UPDATE sessions SET revoked_at_ms = ?3, revoke_reason = ?4"
+                           " WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)"
+                           " AND revoked_at_ms IS NULL",
+    [S_REV_SINCE] = "SELECT session_id, revoked_at_ms, expires_at_ms FROM revocations"
+                    " WHERE revoked_at_ms >= ?1",
+    [S_REV_PRUNE] = "DELETE FROM revocations WHERE expires_at_ms < ?1",
+    /* A session is kept a day past its end so that a late refresh can be told
+     * "expired" or "revoked" rather than "unknown". */
+    [S_SESS_PRUNE] = "DELETE FROM sessions WHERE expires_at < ?1 - 86400"
+                     " OR revoked_at_ms < (?1 - 86400) * 1000",
+    [S_COUNTERS_PRUNE] = "DELETE FROM counters WHERE window_start < ?1 - 86400",
+    [S_LOGIN_PRUNE] = "DELETE FROM login_failures WHERE updated_at < ?1 - 86400"
+                      " AND blocked_until < ?1",
+    [S_SECRET_INSERT] = "INSERT INTO secrets(name, value, created_at) VALUES (?1, ?2, ?3)"
+                        " ON CONFLICT(name) DO NOTHING",
+    [S_SECRET_GET] = "SELECT value FROM secrets WHERE name = ?1",
+    [S_KEYS_LIST] = "SELECT kid, alg, state, private_key, created_at, activate_at, retired_at,"
+                    " remove_at FROM signing_keys ORDER BY created_at, kid",
+    [S_KEY_COUNT_STATE] = "SELECT count(*) FROM signing_keys WHERE alg = ?1 AND state = ?2",
+    [S_KEY_INSERT] = "INSERT INTO signing_keys(kid, alg, state, private_key, created_at,"
+                     " activate_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_KEY_RETIRE_CURRENT] = "UPDATE signing_keys SET state = 'retired', retired_at = ?2,"
+                             " remove_at = ?3 WHERE kid = ?1 AND state = 'current'",
+    [S_KEY_MAKE_CURRENT] = "UPDATE signing_keys SET state = 'current', activate_at = ?2"
+                           " WHERE kid = ?1 AND state = 'next'",
+    [S_KEY_RETIRE] = "UPDATE signing_keys SET state = 'retired', retired_at = ?2,"
+                     " remove_at = ?3 WHERE kid = ?1 AND state <> 'retired'",
+    [S_KEYS_REMOVE] = "DELETE FROM signing_keys WHERE state = 'retired' AND remove_at <= ?1",
+    [S_COUNTER_ADD] = "INSERT INTO counters(key, window_start, count) VALUES (?1, ?2, ?4)"
+                      " ON CONFLICT(key) DO UPDATE SET"
+                      " count = CASE WHEN window_start <= ?2 - ?3 THEN ?4 ELSE count + ?4 END,"
+                      " window_start = CASE WHEN window_start <= ?2 - ?3 THEN ?2"
+                      " ELSE window_start END RETURNING count",
+    [S_LOGIN_GET] = "SELECT failures, blocked_until FROM login_failures WHERE key = ?1",
+    [S_LOGIN_UPSERT] = "INSERT INTO login_failures(key, failures, blocked_until, updated_at)"
+                       " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET"
+                       " failures = excluded.failures, blocked_until = excluded.blocked_until,"
+                       " updated_at = excluded.updated_at",
+    [S_LOGIN_RESET] = "DELETE FROM login_failures WHERE key = ?1",
+};
+
+/* ------------------------------------------------------ connections --- */
+
+struct conn {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[S_COUNT];
+    struct conn *next;
+};
+
+struct sqlite_store {
+    struct store base;
+    char *path;
+    bool sync_full;
+    pthread_key_t tls;
+    pthread_mutex_t lock; /* guards `conns` */
+    struct conn *conns;
+};
+
+static enum store_rc map_rc(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return STORE_OK;
+    case SQLITE_CONSTRAINT:
+        return STORE_CONFLICT;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_READONLY:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+    case SQLITE_PROTOCOL:
+        return STORE_UNAVAILABLE;
+    default:
+        return STORE_ERROR;
+    }
+}
+
+static void conn_free(struct conn *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(c->stmt[i]);
+    sqlite3_close_v2(c->db);
+    free(c);
+}
+
+static struct conn *conn_open(struct sqlite_store *s)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    int rc = sqlite3_open_v2(s->path, &c->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK)
+        goto fail;
+    sqlite3_busy_timeout(c->db, 5000);
+    sqlite3_extended_result_codes(c->db, 0);
+    char pragmas[256];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
+             " PRAGMA trusted_schema=OFF;",
+             s->sync_full ? "FULL" : "NORMAL");
+    /* journal_mode=WAL needs a write lock once per database; on a read-only
+     * file it fails and the connection still serves reads. */
+    sqlite3_exec(c->db, pragmas, NULL, NULL, NULL);
+    sqlite3_exec(c->db, "PRAGMA foreign_keys=ON;", NULL, NULL, NULL);
+    return c;
+fail:
+    conn_free(c);
+    return NULL;
+}
+
+static struct conn *conn_get(struct sqlite_store *s)
+{
+    struct conn *c = pthread_getspecific(s->tls);
+    if (c)
+        return c;
+    c = conn_open(s);
+    if (!c)
+        return NULL;
+    pthread_mutex_lock(&s->lock);
+    c->next = s->conns;
+    s->conns = c;
+    pthread_mutex_unlock(&s->lock);
+    pthread_setspecific(s->tls, c);
+    return c;
+}
+
+/* A reset statement of this thread's connection, or NULL. */
+static sqlite3_stmt *st(struct conn *c, enum stmt id)
+{
+    if (!c->stmt[id]) {
+        if (sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[id],
+                               NULL) != SQLITE_OK)
+            return NULL;
+    } else {
+        sqlite3_reset(c->stmt[id]);
+        sqlite3_clear_bindings(c->stmt[id]);
+    }
+    return c->stmt[id];
+}
+
+static void bind_text(sqlite3_stmt *q, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, i);
+}
+
+/* Run a statement that returns no rows; the rc of the step. */
+static int exec_done(sqlite3_stmt *q)
+{
+    int rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void copy_text(char *dst, size_t cap, sqlite3_stmt *q, int col)
+{
+    const unsigned char *t = sqlite3_column_text(q, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+static char *dup_text(sqlite3_stmt *q, int col)
+{
+    const unsigned char *t = sqlite3_column_text(q, col);
+    return strdup(t ? (const char *)t : "");
+}
+
+#define SELF(base) ((struct sqlite_store *)(base))
+
+#define CONN_OR_UNAVAILABLE(s, c)               \
+    struct conn *c = conn_get(SELF(s));         \
+    if (!c)                                     \
+        return STORE_UNAVAILABLE
+
+static enum store_rc begin(struct conn *c)
+{
+    sqlite3_stmt *q = st(c, S_BEGIN);
+    return q ? map_rc(exec_done(q)) : STORE_ERROR;
+}
+
+static enum store_rc commit(struct conn *c)
+{
+    sqlite3_stmt *q = st(c, S_COMMIT);
+    enum store_rc rc = q ? map_rc(exec_done(q)) : STORE_ERROR;
+    if (rc != STORE_OK)
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static void rollback(struct conn *c)
+{
+    if (!sqlite3_get_autocommit(c->db))
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* End a transaction: commit when rc is OK or a clean "no" answer, otherwise
+ * roll back. */
+static enum store_rc finish(struct conn *c, enum store_rc rc)
+{
+    if (rc == STORE_OK || rc == STORE_NOT_FOUND) {
+        enum store_rc crc = commit(c);
+        return crc == STORE_OK ? rc : crc;
+    }
+    rollback(c);
+    return rc;
+}
+
+/* -------------------------------------------------------------- ops --- */
+
+static void sq_close(struct store *base)
+{
+    struct sqlite_store *s = SELF(base);
+    struct conn *c = s->conns;
+    while (c) {
+        struct conn *n = c->next;
+        conn_free(c);
+        c = n;
+    }
+    pthread_key_delete(s->tls);
+    pthread_mutex_destroy(&s->lock);
+    free(s->path);
+    free(s);
+}
+
+static enum store_rc sq_migrate(struct store *base)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    int rc = sqlite3_exec(c->db,
+                          "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                          " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return map_rc(rc);
+    enum store_rc src = begin(c);
+    if (src != STORE_OK)
+        return src;
+    sqlite3_stmt *q = NULL;
+    int current = 0;
+    rc = sqlite3_prepare_v2(c->db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1,
+                            &q, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+        current = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_OK)
+        return finish(c, map_rc(rc));
+    if (current > N_MIGRATIONS)
+        return finish(c, STORE_ERROR); /* written by a newer jwtd */
+    for (int v = current + 1; v <= N_MIGRATIONS; v++) {
+        rc = sqlite3_exec(c->db, migrations[v - 1], NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+            return finish(c, map_rc(rc) == STORE_CONFLICT ? STORE_ERROR : map_rc(rc));
+        char ins[128];
+        snprintf(ins, sizeof ins,
+                 "INSERT INTO schema_migrations(version, applied_at) VALUES (%d, %lld)", v,
+                 (long long)util_now());
+        rc = sqlite3_exec(c->db, ins, NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+            return finish(c, STORE_ERROR);
+    }
+    return finish(c, STORE_OK);
+}
+
+static enum store_rc sq_ping(struct store *base)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_PING);
+    if (!q)
+        return STORE_UNAVAILABLE;
+    int rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW ? STORE_OK : STORE_UNAVAILABLE;
+}
+
+/* Lower-case ASCII fold: the uniqueness key of a username. Usernames are
+ * ASCII by the rules of API.md as jwtd reads them (see docs/api.md). */
+static enum store_rc sq_user_create(struct store *base, const struct store_user *u)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_USER_INSERT);
+    if (!q)
+        return STORE_ERROR;
+    char key[USERNAME_MAX + 1];
+    store_username_key(u->username, key);
+    bind_text(q, 1, u->id);
+    bind_text(q, 2, u->username);
+    bind_text(q, 3, key);
+    bind_text(q, 4, u->password_hash);
+    sqlite3_bind_int64(q, 5, u->created_at);
+    return map_rc(exec_done(q));
+}
+
+static enum store_rc read_user(sqlite3_stmt *q, struct store_user *ret)
+{
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(q);
+        return STORE_NOT_FOUND;
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(q);
+        return map_rc(rc) == STORE_OK ? STORE_ERROR : map_rc(rc);
+    }
+    struct store_user u = {0};
+    copy_text(u.id, sizeof u.id, q, 0);
+    copy_text(u.username, sizeof u.username, q, 1);
+    u.password_hash = dup_text(q, 2);
+    u.created_at = sqlite3_column_int64(q, 3);
+    sqlite3_reset(q);
+    if (!u.password_hash)
+        return STORE_UNAVAILABLE;
+    *ret = u;
+    return STORE_OK;
+}
+
+static enum store_rc sq_user_by_name(struct store *base, const char *username,
+                                     struct store_user *ret)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_USER_BY_KEY);
+    if (!q)
+        return STORE_ERROR;
+    char key[USERNAME_MAX + 1];
+    store_username_key(username, key);
+    bind_text(q, 1, key);
+    return read_user(q, ret);
+}
+
+static enum store_rc sq_user_by_id(struct store *base, const char *id, struct store_user *ret)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_USER_BY_ID);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, id);
+    return read_user(q, ret);
+}
+
+static enum store_rc sq_user_set_hash(struct store *base, const char *id, const char *old_hash,
+                                      const char *new_hash)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, old_hash ? S_USER_SET_HASH : S_USER_SET_HASH_ANY);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, id);
+    bind_text(q, 2, new_hash);
+    if (old_hash) {
+        bind_text(q, 3, old_hash);
+        sqlite3_bind_int64(q, 4, util_now());
+    } else {
+        sqlite3_bind_int64(q, 3, util_now());
+    }
+    enum store_rc rc = map_rc(exec_done(q));
+    if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
+        return STORE_NOT_FOUND;
+    return rc;
+}
+
+/* Feed the revocations of one user's live sessions (all but except_sid)
+ * and mark them revoked; inside the caller's transaction. */
+static enum store_rc revoke_user_sessions(struct conn *c, const char *user_id,
+                                          const char *except_sid, const char *reason,
+                                          const struct revocation *rev, int *ret_count)
+{
+    sqlite3_stmt *q = st(c, S_SESS_FEED_USER);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, user_id);
+    bind_text(q, 2, except_sid);
+    sqlite3_bind_int64(q, 3, rev->now_ms);
+    sqlite3_bind_int64(q, 4, rev->expires_ms);
+    enum store_rc rc = map_rc(exec_done(q));
+    if (rc != STORE_OK)
+        return rc;
+    q = st(c, S_SESS_REVOKE_USER);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, user_id);
+    bind_text(q, 2, except_sid);
+    sqlite3_bind_int64(q, 3, rev->now_ms);
+    bind_text(q, 4, reason);
+    rc = map_rc(exec_done(q));
+    if (rc == STORE_OK && ret_count)
+        *ret_count = sqlite3_changes(c->db);
+    return rc;
+}
+
+static enum store_rc sq_user_change_password(struct store *base, const char *id,
+                                             const char *new_hash, const char *keep_sid,
+                                             const struct revocation *rev, int *ret_revoked)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    sqlite3_stmt *q = st(c, S_USER_SET_HASH_ANY);
+    if (!q)
+        return finish(c, STORE_ERROR);
+    bind_text(q, 1, id);
+    bind_text(q, 2, new_hash);
+    sqlite3_bind_int64(q, 3, rev->now_ms / 1000);
+    rc = map_rc(exec_done(q));
+    if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
+        rc = STORE_NOT_FOUND;
+    if (rc == STORE_OK)
+        rc = revoke_user_sessions(c, id, keep_sid, "password_changed", rev, ret_revoked);
+    return finish(c, rc);
+}
+
+static enum store_rc sq_user_delete(struct store *base, const char *id,
+                                    const struct revocation *rev)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    rc = revoke_user_sessions(c, id, NULL, "user_deleted", rev, NULL);
+    if (rc == STORE_OK) {
+        sqlite3_stmt *q = st(c, S_USER_DELETE);
+        if (!q)
+            return finish(c, STORE_ERROR);
+        bind_text(q, 1, id);
+        rc = map_rc(exec_done(q));
+        if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
+            rc = STORE_NOT_FOUND;
+    }
+    return finish(c, rc);
+}
+
+static enum store_rc sq_user_list(struct store *base, store_user_cb cb, void *ctx)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_USER_LIST);
+    if (!q)
+        return STORE_ERROR;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct store_user u = {0};
+        copy_text(u.id, sizeof u.id, q, 0);
+        copy_text(u.username, sizeof u.username, q, 1);
+        const unsigned char *h = sqlite3_column_text(q, 2);
+        u.created_at = sqlite3_column_int64(q, 3);
+        cb(ctx, &u, store_hash_scheme(h ? (const char *)h : ""));
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? STORE_OK : map_rc(rc);
+}
+
+static enum store_rc sq_session_create(struct store *base, const struct store_session *s)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_SESS_INSERT);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, s->id);
+    bind_text(q, 2, s->user_id);
+    sqlite3_bind_int64(q, 3, s->created_at);
+    sqlite3_bind_int64(q, 4, s->last_used_at);
+    sqlite3_bind_int64(q, 5, s->expires_at);
+    sqlite3_bind_int64(q, 6, s->refresh_gen);
+    sqlite3_bind_int64(q, 7, s->rotated_at_ms);
+    bind_text(q, 8, s->user_agent);
+    bind_text(q, 9, s->client_addr);
+    enum store_rc rc = map_rc(exec_done(q));
+    /* The user was deleted between password check and here. */
+    return rc == STORE_CONFLICT ? STORE_NOT_FOUND : rc;
+}
+
+static enum store_rc sq_session_list(struct store *base, const char *user_id, int64_t now,
+                                     int64_t idle_ttl, store_session_cb cb, void *ctx)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_SESS_LIST);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, user_id);
+    sqlite3_bind_int64(q, 2, now);
+    sqlite3_bind_int64(q, 3, idle_ttl);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct store_session s = {0};
+        copy_text(s.id, sizeof s.id, q, 0);
+        snprintf(s.user_id, sizeof s.user_id, "%s", user_id);
+        s.created_at = sqlite3_column_int64(q, 1);
+        s.last_used_at = sqlite3_column_int64(q, 2);
+        s.expires_at = sqlite3_column_int64(q, 3);
+        s.refresh_gen = (uint32_t)sqlite3_column_int64(q, 4);
+        s.rotated_at_ms = sqlite3_column_int64(q, 5);
+        copy_text(s.user_agent, sizeof s.user_agent, q, 6);
+        copy_text(s.client_addr, sizeof s.client_addr, q, 7);
+        cb(ctx, &s);
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? STORE_OK : map_rc(rc);
+}
+
+static enum store_rc revoke_one(struct conn *c, const char *user_id, const char *sid,
+                                const char *reason, const struct revocation *rev)
+{
+    sqlite3_stmt *q = st(c, S_SESS_FEED_ONE);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, sid);
+    bind_text(q, 2, user_id);
+    sqlite3_bind_int64(q, 3, rev->now_ms);
+    sqlite3_bind_int64(q, 4, rev->expires_ms);
+    enum store_rc rc = map_rc(exec_done(q));
+    if (rc != STORE_OK)
+        return rc;
+    q = st(c, S_SESS_REVOKE_ONE);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, sid);
+    bind_text(q, 2, user_id);
+    sqlite3_bind_int64(q, 3, rev->now_ms);
+    bind_text(q, 4, reason);
+    rc = map_rc(exec_done(q));
+    if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
+        return STORE_NOT_FOUND;
+    return rc;
+}
+
+static enum store_rc sq_session_revoke(struct store *base, const char *user_id, const char *sid,
+                                       const char *reason, const struct revocation *rev)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    return finish(c, revoke_one(c, user_id, sid, reason, rev));
+}
+
+static enum store_rc sq_session_revoke_user(struct store *base, const char *user_id,
+                                            const char *except_sid, const char *reason,
+                                            const struct revocation *rev, int *ret_count)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    return finish(c, revoke_user_sessions(c, user_id, except_sid, reason, rev, ret_count));
+}
+
+static enum store_rc sq_refresh(struct store *base, const char *sid, uint32_t gen,
+                                const struct refresh_policy *p, enum refresh_outcome *ret_outcome,
+                                struct store_session *ret_session, struct store_user *ret_user)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    sqlite3_stmt *q = st(c, S_SESS_GET_JOIN);
+    if (!q)
+        return finish(c, STORE_ERROR);
+    bind_text(q, 1, sid);
+    int src = sqlite3_step(q);
+    if (src == SQLITE_DONE) {
+        sqlite3_reset(q);
+        *ret_outcome = REFRESH_UNKNOWN;
+        return finish(c, STORE_OK);
+    }
+    if (src != SQLITE_ROW) {
+        sqlite3_reset(q);
+        return finish(c, map_rc(src) == STORE_OK ? STORE_ERROR : map_rc(src));
+    }
+    struct store_session row = {0};
+    struct store_user user = {0};
+    snprintf(row.id, sizeof row.id, "%s", sid);
+    copy_text(row.user_id, sizeof row.user_id, q, 0);
+    row.created_at = sqlite3_column_int64(q, 1);
+    row.last_used_at = sqlite3_column_int64(q, 2);
+    row.expires_at = sqlite3_column_int64(q, 3);
+    row.refresh_gen = (uint32_t)sqlite3_column_int64(q, 4);
+    row.rotated_at_ms = sqlite3_column_int64(q, 5);
+    row.revoked_at_ms = sqlite3_column_int64(q, 6);
+    copy_text(row.user_agent, sizeof row.user_agent, q, 7);
+    copy_text(row.client_addr, sizeof row.client_addr, q, 8);
+    snprintf(user.id, sizeof user.id, "%s", row.user_id);
+    copy_text(user.username, sizeof user.username, q, 9);
+    user.created_at = sqlite3_column_int64(q, 10);
+    sqlite3_reset(q);
+
+    enum refresh_outcome out = store_refresh_decide(&row, gen, p);
+    if (out == REFRESH_ROTATED) {
+        q = st(c, S_SESS_ROTATE);
+        if (!q)
+            return finish(c, STORE_ERROR);
+        row.refresh_gen = gen + 1;
+        row.rotated_at_ms = p->now_ms;
+        row.last_used_at = p->now_ms / 1000;
+        bind_text(q, 1, sid);
+        sqlite3_bind_int64(q, 2, row.refresh_gen);
+        sqlite3_bind_int64(q, 3, row.rotated_at_ms);
+        sqlite3_bind_int64(q, 4, row.last_used_at);
+        rc = map_rc(exec_done(q));
+    } else if (out == REFRESH_REUSED) {
+        rc = revoke_one(c, NULL, sid, "refresh_token_reused", &p->rev);
+        if (rc == STORE_NOT_FOUND)
+            rc = STORE_OK;
+    }
+    rc = finish(c, rc);
+    if (rc != STORE_OK)
+        return rc;
+    *ret_outcome = out;
+    if (out == REFRESH_ROTATED || out == REFRESH_REPLAYED) {
+        if (ret_session)
+            *ret_session = row;
+        if (ret_user)
+            *ret_user = user;
+    }
+    return STORE_OK;
+}
+
+static enum store_rc sq_revocations_since(struct store *base, int64_t since_ms,
+                                          store_revocation_cb cb, void *ctx)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_REV_SINCE);
+    if (!q)
+        return STORE_UNAVAILABLE;
+    sqlite3_bind_int64(q, 1, since_ms);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        cb(ctx, (const char *)sqlite3_column_text(q, 0), sqlite3_column_int64(q, 1),
+           sqlite3_column_int64(q, 2));
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? STORE_OK : map_rc(rc);
+}
+
+static enum store_rc sq_prune(struct store *base, int64_t now, int64_t now_ms)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    static const enum stmt order[] = {S_REV_PRUNE, S_SESS_PRUNE, S_COUNTERS_PRUNE, S_LOGIN_PRUNE};
+    for (size_t i = 0; i < sizeof order / sizeof order[0] && rc == STORE_OK; i++) {
+        sqlite3_stmt *q = st(c, order[i]);
+        if (!q)
+            return finish(c, STORE_ERROR);
+        sqlite3_bind_int64(q, 1, order[i] == S_REV_PRUNE ? now_ms : now);
+        rc = map_rc(exec_done(q));
+    }
+    return finish(c, rc);
+}
+
+static enum store_rc sq_secret_get_or_create(struct store *base, const char *name,
+                                             const uint8_t *candidate, size_t len, uint8_t *out,
+                                             size_t cap, size_t *ret_len)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_SECRET_INSERT);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, name);
+    sqlite3_bind_blob(q, 2, candidate, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, util_now());
+    enum store_rc rc = map_rc(exec_done(q));
+    sqlite3_clear_bindings(q);
+    if (rc != STORE_OK)
+        return rc;
+    q = st(c, S_SECRET_GET);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, name);
+    int src = sqlite3_step(q);
+    if (src != SQLITE_ROW) {
+        sqlite3_reset(q);
+        return src == SQLITE_DONE ? STORE_ERROR : map_rc(src);
+    }
+    int n = sqlite3_column_bytes(q, 0);
+    const void *v = sqlite3_column_blob(q, 0);
+    if (n <= 0 || (size_t)n > cap || !v) {
+        sqlite3_reset(q);
+        return STORE_ERROR;
+    }
+    memcpy(out, v, (size_t)n);
+    *ret_len = (size_t)n;
+    sqlite3_reset(q);
+    return STORE_OK;
+}
+
+static enum key_state parse_state(const char *s)
+{
+    if (strcmp(s, "current") == 0)
+        return KEY_CURRENT;
+    if (strcmp(s, "next") == 0)
+        return KEY_NEXT;
+    return KEY_RETIRED;
+}
+
+static enum store_rc sq_keys_list(struct store *base, store_key_cb cb, void *ctx)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_KEYS_LIST);
+    if (!q)
+        return STORE_UNAVAILABLE;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct store_key k = {0};
+        copy_text(k.kid, sizeof k.kid, q, 0);
+        copy_text(k.alg, sizeof k.alg, q, 1);
+        const unsigned char *state = sqlite3_column_text(q, 2);
+        k.state = parse_state(state ? (const char *)state : "");
+        k.private_pem = dup_text(q, 3);
+        k.created_at = sqlite3_column_int64(q, 4);
+        k.activate_at = sqlite3_column_int64(q, 5);
+        k.retired_at = sqlite3_column_int64(q, 6);
+        k.remove_at = sqlite3_column_int64(q, 7);
+        if (k.private_pem)
+            cb(ctx, &k);
+        store_key_clear(&k);
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? STORE_OK : map_rc(rc);
+}
+
+static enum store_rc sq_key_insert_unless(struct store *base, const struct store_key *k,
+                                          bool *ret_inserted)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    sqlite3_stmt *q = st(c, S_KEY_COUNT_STATE);
+    if (!q)
+        return finish(c, STORE_ERROR);
+    bind_text(q, 1, k->alg);
+    bind_text(q, 2, store_key_state_name(k->state));
+    int src = sqlite3_step(q);
+    int64_t n = src == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+    sqlite3_reset(q);
+    if (n < 0)
+        return finish(c, map_rc(src) == STORE_OK ? STORE_ERROR : map_rc(src));
+    bool inserted = false;
+    if (n == 0) {
+        q = st(c, S_KEY_INSERT);
+        if (!q)
+            return finish(c, STORE_ERROR);
+        bind_text(q, 1, k->kid);
+        bind_text(q, 2, k->alg);
+        bind_text(q, 3, store_key_state_name(k->state));
+        bind_text(q, 4, k->private_pem);
+        sqlite3_bind_int64(q, 5, k->created_at);
+        sqlite3_bind_int64(q, 6, k->activate_at);
+        rc = map_rc(exec_done(q));
+        inserted = rc == STORE_OK;
+    }
+    rc = finish(c, rc);
+    if (rc == STORE_OK)
+        *ret_inserted = inserted;
+    return rc;
+}
+
+static enum store_rc sq_key_promote(struct store *base, const char *next_kid,
+                                    const char *current_kid, int64_t now,
+                                    int64_t retired_remove_at)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    if (current_kid) {
+        sqlite3_stmt *q = st(c, S_KEY_RETIRE_CURRENT);
+        if (!q)
+            return finish(c, STORE_ERROR);
+        bind_text(q, 1, current_kid);
+        sqlite3_bind_int64(q, 2, now);
+        sqlite3_bind_int64(q, 3, retired_remove_at);
+        rc = map_rc(exec_done(q));
+        if (rc == STORE_OK && sqlite3_changes(c->db) != 1)
+            rc = STORE_NOT_FOUND;
+    }
+    if (rc == STORE_OK) {
+        sqlite3_stmt *q = st(c, S_KEY_MAKE_CURRENT);
+        if (!q)
+            return finish(c, STORE_ERROR);
+        bind_text(q, 1, next_kid);
+        sqlite3_bind_int64(q, 2, now);
+        rc = map_rc(exec_done(q));
+        if (rc == STORE_OK && sqlite3_changes(c->db) != 1)
+            rc = STORE_NOT_FOUND;
+    }
+    if (rc == STORE_NOT_FOUND) {
+        rollback(c); /* lost a race: change nothing */
+        return STORE_NOT_FOUND;
+    }
+    return finish(c, rc);
+}
+
+static enum store_rc sq_key_retire(struct store *base, const char *kid, int64_t now,
+                                   int64_t remove_at)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_KEY_RETIRE);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, kid);
+    sqlite3_bind_int64(q, 2, now);
+    sqlite3_bind_int64(q, 3, remove_at);
+    enum store_rc rc = map_rc(exec_done(q));
+    if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
+        return STORE_NOT_FOUND;
+    return rc;
+}
+
+static enum store_rc sq_keys_remove_expired(struct store *base, int64_t now)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_KEYS_REMOVE);
+    if (!q)
+        return STORE_ERROR;
+    sqlite3_bind_int64(q, 1, now);
+    return map_rc(exec_done(q));
+}
+
+static enum store_rc sq_counter_add(struct store *base, const char *key, int64_t now,
+                                    int64_t window, int64_t delta, int64_t *ret_count)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_COUNTER_ADD);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, key);
+    sqlite3_bind_int64(q, 2, now);
+    sqlite3_bind_int64(q, 3, window);
+    sqlite3_bind_int64(q, 4, delta);
+    int rc = sqlite3_step(q);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    if (rc == SQLITE_ROW)
+        rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE)
+        return map_rc(rc) == STORE_OK ? STORE_ERROR : map_rc(rc);
+    *ret_count = n;
+    return STORE_OK;
+}
+
+static enum store_rc sq_login_attempt(struct store *base, const char *key, int64_t now,
+                                      unsigned max_failures, int64_t b, int64_t max,
+                                      int64_t *ret_retry_after)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    enum store_rc rc = begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    sqlite3_stmt *q = st(c, S_LOGIN_GET);
+    if (!q)
+        return finish(c, STORE_ERROR);
+    bind_text(q, 1, key);
+    int64_t failures = 0, until = 0;
+    int src = sqlite3_step(q);
+    if (src == SQLITE_ROW) {
+        failures = sqlite3_column_int64(q, 0);
+        until = sqlite3_column_int64(q, 1);
+    }
+    sqlite3_reset(q);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return finish(c, map_rc(src) == STORE_OK ? STORE_ERROR : map_rc(src));
+    if (until > now) {
+        rc = finish(c, STORE_OK);
+        if (rc == STORE_OK)
+            *ret_retry_after = until - now;
+        return rc;
+    }
+    failures++;
+    int64_t wait = store_login_backoff(failures, max_failures, b, max);
+    q = st(c, S_LOGIN_UPSERT);
+    if (!q)
+        return finish(c, STORE_ERROR);
+    bind_text(q, 1, key);
+    sqlite3_bind_int64(q, 2, failures);
+    sqlite3_bind_int64(q, 3, wait ? now + wait : 0);
+    sqlite3_bind_int64(q, 4, now);
+    rc = finish(c, map_rc(exec_done(q)));
+    if (rc == STORE_OK)
+        *ret_retry_after = 0;
+    return rc;
+}
+
+static enum store_rc sq_login_reset(struct store *base, const char *key)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_LOGIN_RESET);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, key);
+    return map_rc(exec_done(q));
+}
+
+static const struct store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .migrate = sq_migrate,
+    .ping = sq_ping,
+    .user_create = sq_user_create,
+    .user_by_name = sq_user_by_name,
+    .user_by_id = sq_user_by_id,
+    .user_set_hash = sq_user_set_hash,
+    .user_change_password = sq_user_change_password,
+    .user_delete = sq_user_delete,
+    .user_list = sq_user_list,
+    .session_create = sq_session_create,
+    .session_list = sq_session_list,
+    .session_revoke = sq_session_revoke,
+    .session_revoke_user = sq_session_revoke_user,
+    .refresh = sq_refresh,
+    .revocations_since = sq_revocations_since,
+    .prune = sq_prune,
+    .secret_get_or_create = sq_secret_get_or_create,
+    .keys_list = sq_keys_list,
+    .key_insert_unless = sq_key_insert_unless,
+    .key_promote = sq_key_promote,
+    .key_retire = sq_key_retire,
+    .keys_remove_expired = sq_keys_remove_expired,
+    .counter_add = sq_counter_add,
+    .login_attempt = sq_login_attempt,
+    .login_reset = sq_login_reset,
+};
+
+enum store_rc sqlite_store_open(const char *path, const struct store_options *opt,
+                                struct store **ret, char *err, size_t errlen)
+{
+    if (!sqlite3_threadsafe()) {
+        snprintf(err, errlen, "this SQLite library was built without thread support");
+        return STORE_ERROR;
+    }
+    struct sqlite_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(path))) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return STORE_ERROR;
+    }
+    s->base.ops = &sqlite_ops;
+    s->sync_full = opt ? opt->sqlite_sync_full : true;
+    pthread_mutex_init(&s->lock, NULL);
+    if (pthread_key_create(&s->tls, NULL) != 0) {
+        pthread_mutex_destroy(&s->lock);
+        free(s->path);
+        free(s);
+        snprintf(err, errlen, "out of thread-local keys");
+        return STORE_ERROR;
+    }
+    /* Open this thread's connection now so that a bad path fails at start-up
+     * with a clear reason rather than at the first request. */
+    struct conn *c = conn_get(s);
+    if (!c) {
+        snprintf(err, errlen, "cannot open SQLite database '%s'", path);
+        sq_close(&s->base);
+        return STORE_UNAVAILABLE;
+    }
+    int rc = sqlite3_exec(c->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot read SQLite database '%s': %s", path, sqlite3_errmsg(c->db));
+        sq_close(&s->base);
+        return STORE_UNAVAILABLE;
+    }
+    *ret = &s->base;
+    return STORE_OK;
+}

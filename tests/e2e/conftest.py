@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Fixtures of the jwtd end-to-end suite.
+
+- `server`: one default (ES256) server per test module, fresh database.
+- `jwtd_factory`: start servers with custom settings inside one test;
+  `module_factory` does the same for module-scoped fixtures.
+- `client`: a keep-alive HTTP client to `server`.
+
+Environment: JWTD_BIN (binary, default <repo>/build/jwtd), JWTD_E2E_DATABASE
+(sqlite:... by default, or a postgres:// URL; see e2e_util.Database).
+"""
+
+import os
+
+import pytest
+
+from e2e_util import JwtdServer, jwtd_bin
+
+
+def pytest_sessionstart(session):
+    if not session.config.option.collectonly and not os.access(jwtd_bin(), os.X_OK):
+        raise pytest.UsageError("jwtd binary not found or not executable: %s (set JWTD_BIN)"
+                                % jwtd_bin())
+
+
+class _Factory:
+    def __init__(self):
+        self.servers = []
+
+    def __call__(self, env=None, args=None, database=None, port=None, start=True, tmpdir=None):
+        srv = JwtdServer(env=env, args=args, database=database, port=port, tmpdir=tmpdir)
+        self.servers.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    def close(self):
+        errors = []
+        # stop in reverse order; servers sharing a database close it last
+        for srv in reversed(self.servers):
+            try:
+                srv.close()
+            except AssertionError as e:
+                errors.append(str(e))
+        self.servers = []
+        assert not errors, "\n\n".join(errors)
+
+
+@pytest.fixture
+def jwtd_factory():
+    f = _Factory()
+    yield f
+    f.close()
+
+
+@pytest.fixture(scope="module")
+def module_factory():
+    f = _Factory()
+    yield f
+    f.close()
+
+
+@pytest.fixture(scope="module")
+def server(module_factory):
+    return module_factory()
+
+
+@pytest.fixture
+def client(server):
+    c = server.client()
+    yield c
+    c.close()

@@ -1,0 +1,179 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Configuration: bad values stop start-up with one line naming the setting;
+flags mirror the environment; HS256 mode; closed signup; issuer/audience;
+durations; the body limit."""
+
+import secrets
+
+import jwt
+import pytest
+
+from e2e_util import (assert_error, bcrypt_hash, free_port, jwt_parts, login, new_user_tokens,
+                      run_expect_exit, signup, strong_password, uname)
+
+
+BAD_SETTINGS = [
+    ({"JWTD_ACCESS_TTL": "abc"}, "JWTD_ACCESS_TTL"),
+    ({"JWTD_ACCESS_TTL": "15x"}, "JWTD_ACCESS_TTL"),
+    ({"JWTD_ACCESS_TTL": "-5"}, "JWTD_ACCESS_TTL"),
+    ({"JWTD_REFRESH_TTL": "abc"}, "JWTD_REFRESH_TTL"),
+    ({"JWTD_LEEWAY": "soon"}, "JWTD_LEEWAY"),
+    ({"JWTD_SIGNUP": "maybe"}, "JWTD_SIGNUP"),
+    ({"JWTD_LISTEN": "nonsense"}, "JWTD_LISTEN"),
+    ({"JWTD_LISTEN": "127.0.0.1:99999"}, "JWTD_LISTEN"),
+    ({"JWTD_JWT_ALG": "HS256"}, "JWTD_JWT_SECRET"),
+    ({"JWTD_JWT_ALG": "HS256", "JWTD_JWT_SECRET": "0123456789"}, "JWTD_JWT_SECRET"),
+    ({"JWTD_JWT_ALG": "HS256", "JWTD_JWT_SECRET": "x" * 31}, "JWTD_JWT_SECRET"),
+    ({"JWTD_JWT_ALG": "none"}, "JWTD_JWT_ALG"),
+    ({"JWTD_JWT_ALG": "XS999"}, "JWTD_JWT_ALG"),
+    ({"JWTD_LOG_FORMAT": "xml"}, "JWTD_LOG_FORMAT"),
+    ({"JWTD_LOG_LEVEL": "loud"}, "JWTD_LOG_LEVEL"),
+    ({"JWTD_WORKERS": "many"}, "JWTD_WORKERS"),
+    ({"JWTD_DATABASE": "mysql://localhost/jwtd"}, "JWTD_DATABASE"),
+    ({"JWTD_ARGON2_MEMORY": "lots"}, "JWTD_ARGON2_MEMORY"),
+    ({"JWTD_MAX_BODY": "big"}, "JWTD_MAX_BODY"),
+]
+
+
+def _one_line(stderr):
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, "expected one line on stderr, got:\n%s" % stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("env,name", BAD_SETTINGS,
+                         ids=["%s=%s" % next(iter(e.items())) if len(e) == 1 else
+                              "%s+secret%d" % (e["JWTD_JWT_ALG"], len(e.get("JWTD_JWT_SECRET", "")))
+                              for e, _ in BAD_SETTINGS])
+def test_bad_setting_stops_startup(env, name):
+    rc, stderr = run_expect_exit(env)
+    assert rc != 0 and rc > 0, (rc, stderr)           # an exit, not a crash
+    line = _one_line(stderr)
+    assert name in line, line
+    if name == "JWTD_JWT_SECRET":
+        secret = env.get("JWTD_JWT_SECRET")
+        if secret:
+            assert secret not in line, line             # never echo a secret
+
+
+@pytest.mark.parametrize("flag,name", [
+    ("--access-ttl=abc", "access-ttl"),
+    ("--signup=maybe", "signup"),
+    ("--listen=nonsense", "listen"),
+])
+def test_bad_flag_stops_startup(flag, name):
+    rc, stderr = run_expect_exit(args=[flag])
+    assert rc > 0, (rc, stderr)
+    line = _one_line(stderr)
+    env_name = "JWTD_" + name.upper().replace("-", "_")
+    assert ("--" + name) in line or env_name in line, line
+
+
+def test_flags_configure_the_server(jwtd_factory):
+    port = free_port()
+    srv = jwtd_factory(args=["--listen=127.0.0.1:%d" % port, "--access-ttl=10m",
+                             "--audience=flag-aud"], start=False)
+    srv.port, srv.listen = port, "127.0.0.1:%d" % port
+    srv.extra_env["JWTD_LISTEN"] = None           # only the flag says where to listen
+    srv.start()
+    c = srv.client()
+    _, _, _, tokens = new_user_tokens(c)
+    assert tokens["expires_in"] == 600
+    assert jwt_parts(tokens["access_token"])[1]["aud"] in ("flag-aud", ["flag-aud"])
+
+
+@pytest.mark.parametrize("value,seconds", [("900", 900), ("900s", 900), ("15m", 900),
+                                           ("1h", 3600), ("90s", 90)])
+def test_access_ttl_durations(jwtd_factory, value, seconds):
+    srv = jwtd_factory(env={"JWTD_ACCESS_TTL": value})
+    c = srv.client()
+    _, _, _, tokens = new_user_tokens(c)
+    assert tokens["expires_in"] == seconds
+    claims = jwt_parts(tokens["access_token"])[1]
+    assert claims["exp"] - claims["iat"] == seconds
+
+
+def test_refresh_ttl_in_days_accepted(jwtd_factory):
+    srv = jwtd_factory(env={"JWTD_REFRESH_TTL": "30d", "JWTD_LEEWAY": "5s"})
+    assert srv.client().get("/healthz").status == 200
+
+
+# ---------------------------------------------------------------- HS256
+
+def test_hs256_mode(jwtd_factory):
+    secret = "hs256-e2e-" + secrets.token_hex(16)          # 42 bytes
+    srv = jwtd_factory(env={"JWTD_JWT_ALG": "HS256", "JWTD_JWT_SECRET": secret})
+    c = srv.client()
+    username, password, user, tokens = new_user_tokens(c)
+    token = tokens["access_token"]
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "HS256" and header["typ"] == "JWT", header
+    claims = jwt.decode(token, secret, algorithms=["HS256"], audience="jwtd", issuer=srv.issuer,
+                        options={"require": ["exp", "iat", "iss", "aud", "sub"]})
+    assert claims["sub"] == user["id"] and claims["preferred_username"] == username
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, secret + "x", algorithms=["HS256"], audience="jwtd")
+    r = c.get("/.well-known/jwks.json")
+    assert r.status == 200 and r.json == {"keys": []}, r
+    assert secret not in c.get("/.well-known/openid-configuration").body.decode()
+    assert c.get("/auth/me", token=token).json == {"user": user}
+    v = c.get("/auth/verify", token=token)
+    assert v.status == 200 and v.header("X-Auth-User-Id") == user["id"], v
+
+
+def test_hs256_secret_of_exactly_32_bytes(jwtd_factory):
+    secret = secrets.token_hex(16)
+    assert len(secret) == 32
+    srv = jwtd_factory(env={"JWTD_JWT_ALG": "HS256", "JWTD_JWT_SECRET": secret})
+    _, _, _, tokens = new_user_tokens(srv.client())
+    jwt.decode(tokens["access_token"], secret, algorithms=["HS256"], audience="jwtd")
+
+
+# ---------------------------------------------------------------- signup, issuer
+
+def test_signup_closed(jwtd_factory):
+    srv = jwtd_factory(env={"JWTD_SIGNUP": "closed"})
+    c = srv.client()
+    r = c.post("/auth/signup", {"username": uname(), "password": strong_password()})
+    assert_error(r, 403, "signup_disabled")
+
+
+def test_signup_closed_import_still_logs_in(jwtd_factory):
+    srv = jwtd_factory(env={"JWTD_SIGNUP": "closed"})
+    username, password = uname("imp"), strong_password()
+    p = srv.cli("user", "import", username, "--password-hash", bcrypt_hash(password, "$2b$"))
+    assert p.returncode == 0, p
+    c = srv.client()
+    body = login(c, username, password)
+    assert body["user"]["username"] == username
+
+
+def test_signup_open_explicitly(jwtd_factory):
+    srv = jwtd_factory(env={"JWTD_SIGNUP": "open"})
+    signup(srv.client())
+
+
+def test_custom_issuer_and_audience(jwtd_factory):
+    iss, aud = "https://auth.example.test/realm-1", "orders-api"
+    srv = jwtd_factory(env={"JWTD_ISSUER": iss, "JWTD_AUDIENCE": aud})
+    c = srv.client()
+    username, password, user, tokens = new_user_tokens(c)
+    token = tokens["access_token"]
+    claims = jwt_parts(token)[1]
+    assert claims["iss"] == iss
+    assert claims["aud"] in (aud, [aud])
+    jwks = c.get("/.well-known/jwks.json").json
+    (jwk,) = [k for k in jwks["keys"] if k["kid"] == jwt_parts(token)[0]["kid"]]
+    jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=["ES256"], audience=aud, issuer=iss)
+    doc = c.get("/.well-known/openid-configuration").json
+    assert doc["issuer"] == iss
+    assert c.get("/auth/me", token=token).json == {"user": user}
+
+
+def test_custom_max_body(jwtd_factory):
+    srv = jwtd_factory(env={"JWTD_MAX_BODY": "1024"})
+    c = srv.client()
+    big = b'{"username":"' + b"z" * 1100 + b'","password":"x"}'
+    assert_error(c.request("POST", "/auth/signup", body=big, content_type="application/json"),
+                 413, "payload_too_large")
+    signup(c)

@@ -1,0 +1,305 @@
+# SPDX-License-Identifier: Apache-2.0
+"""HTTP conventions: routing errors, body limits and media types, JSON parsing,
+keep-alive, header limits, the error shape and the security headers."""
+
+import http.client
+import json
+import socket
+
+import pytest
+
+from e2e_util import (Client, assert_error, assert_json_content_type, assert_security_headers,
+                      login, new_user_tokens, strong_password, uname)
+
+
+def _allow(resp):
+    return {m.strip().upper() for m in (resp.header("Allow") or "").split(",") if m.strip()}
+
+
+# ---------------------------------------------------------------- routing
+
+@pytest.mark.parametrize("path", ["/nope", "/auth", "/auth/", "/auth/nothing-here",
+                                  "/.well-known/nothing", "/healthz/extra"])
+def test_unknown_path_404(client, path):
+    assert_error(client.get(path), 404, "not_found")
+
+
+def test_unknown_path_404_for_post(client):
+    assert_error(client.post("/definitely/not/here", {"a": 1}), 404, "not_found")
+
+
+@pytest.mark.parametrize("method,path,allowed", [
+    ("GET", "/auth/signup", "POST"),
+    ("PUT", "/auth/login", "POST"),
+    ("DELETE", "/auth/login", "POST"),
+    ("POST", "/.well-known/jwks.json", "GET"),
+    ("POST", "/.well-known/openid-configuration", "GET"),
+    ("DELETE", "/healthz", "GET"),
+    ("POST", "/auth/verify", "GET"),
+    ("PATCH", "/auth/me", "GET"),
+])
+def test_method_not_allowed_405(client, method, path, allowed):
+    r = client.request(method, path)
+    assert_error(r, 405, "method_not_allowed")
+    allow = _allow(r)
+    assert allowed in allow, r.header("Allow")
+    assert method not in allow, r.header("Allow")
+
+
+# ---------------------------------------------------------------- bodies
+
+def _signup_body_of_size(size):
+    """A JSON signup body of exactly `size` bytes (its username far too long)."""
+    body = {"username": "", "password": strong_password()}
+    overhead = len(json.dumps(body).encode())
+    body["username"] = "a" * (size - overhead)
+    raw = json.dumps(body).encode()
+    assert len(raw) == size
+    return raw
+
+
+def test_body_over_limit_413(client):
+    r = client.request("POST", "/auth/signup", body=_signup_body_of_size(16385),
+                       content_type="application/json")
+    assert_error(r, 413, "payload_too_large")
+
+
+def test_body_at_limit_is_read(client):
+    # exactly 16384 bytes is within the limit: parsed, and refused for its username
+    r = client.request("POST", "/auth/signup", body=_signup_body_of_size(16384),
+                       content_type="application/json")
+    assert_error(r, 422, "invalid_username")
+
+
+def test_huge_body_413(client):
+    r = client.request("POST", "/auth/login", body=b'{"username":"' + b"x" * 200000 + b'"}',
+                       content_type="application/json")
+    assert_error(r, 413, "payload_too_large")
+
+
+def test_chunked_body_over_limit_413(server):
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+    chunks = [b'{"username":"', b"y" * 10000, b"y" * 10000, b'","password":"x"}']
+    conn.request("POST", "/auth/signup", body=iter(chunks),
+                 headers={"Content-Type": "application/json"}, encode_chunked=True)
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    assert r.status == 413, (r.status, body)
+    assert json.loads(body)["error"] == "payload_too_large"
+
+
+def test_chunked_body_accepted(server):
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+    doc = json.dumps({"username": uname("chunky"), "password": strong_password()}).encode()
+    chunks = [doc[:10], doc[10:25], doc[25:]]
+    conn.request("POST", "/auth/signup", body=iter(chunks),
+                 headers={"Content-Type": "application/json"}, encode_chunked=True)
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    assert r.status == 201, (r.status, body)
+
+
+@pytest.mark.parametrize("content_type", [
+    None,
+    "text/plain",
+    "text/plain; charset=utf-8",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=xyz",
+    "application/jsonp",
+    "application/json-patch+json",
+])
+def test_unsupported_media_type_415(client, content_type):
+    body = json.dumps({"username": uname(), "password": strong_password()}).encode()
+    r = client.request("POST", "/auth/signup", body=body, content_type=content_type)
+    assert_error(r, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/json",
+    "application/json; charset=utf-8",
+    "application/json;charset=UTF-8",
+    "Application/JSON",
+])
+def test_json_media_types_accepted(client, content_type):
+    body = json.dumps({"username": uname(), "password": strong_password()}).encode()
+    r = client.request("POST", "/auth/signup", body=body, content_type=content_type)
+    assert r.status == 201, r
+
+
+@pytest.mark.parametrize("body", [
+    b"",
+    b"{",
+    b'{"username": "abc", "password": ',
+    b"not json",
+    b"{'username': 'abc', 'password': 'abcdefghij'}",
+    b'{"username": "abc" "password": "abcdefghij"}',
+    b'{"username": "abc", "password": "abcdefghij",}',
+    b'{"username": "abc", "password": "abcdefghij"} trailing',
+    b'{"username": "abc", "password": "abcdefghij"}{}',
+])
+def test_malformed_json_400(client, body):
+    r = client.request("POST", "/auth/signup", body=body, content_type="application/json")
+    assert_error(r, 400, "invalid_request")
+
+
+@pytest.mark.parametrize("body", [b"[]", b'["abc", "def"]', b'"a string"', b"42", b"null", b"true"])
+@pytest.mark.parametrize("path", ["/auth/signup", "/auth/login"])
+def test_json_not_an_object_400(client, path, body):
+    r = client.request("POST", path, body=body, content_type="application/json")
+    assert_error(r, 400, "invalid_request")
+
+
+@pytest.mark.parametrize("body", [
+    b'{"username": "ab\xff\xfecd", "password": "Valid-pass-123"}',        # invalid bytes
+    b'{"username": "ab\xc0\xafcd", "password": "Valid-pass-123"}',        # overlong '/'
+    b'{"username": "abcd-utf8", "password": "Valid-\xed\xa0\x80-123"}',   # UTF-16 surrogate
+    b'{"username": "abcd-utf8", "password": "Valid-pass\xe2\x82"}',      # truncated sequence
+])
+@pytest.mark.parametrize("path", ["/auth/signup", "/auth/login"])
+def test_invalid_utf8_400(client, path, body):
+    r = client.request("POST", path, body=body, content_type="application/json")
+    assert_error(r, 400, "invalid_request")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("username", 1), ("username", 1.5), ("username", True), ("username", None),
+    ("username", []), ("username", {}), ("password", 12345678), ("password", False),
+    ("password", None), ("password", ["Valid-pass-123"]),
+])
+@pytest.mark.parametrize("path", ["/auth/signup", "/auth/login"])
+def test_wrong_field_types_400(client, path, field, value):
+    body = {"username": uname(), "password": strong_password()}
+    body[field] = value
+    assert_error(client.post(path, body), 400, "invalid_request")
+
+
+def test_nul_in_username_refused(client):
+    r = client.request("POST", "/auth/signup", content_type="application/json",
+                       body=b'{"username": "nul\\u0000byte", "password": "Valid-pass-123-xyz"}')
+    # a JSON escape that decodes to NUL: either an unreadable request or a bad username
+    assert r.status in (400, 422), r
+    assert_error(r, r.status, {400: "invalid_request", 422: "invalid_username"}[r.status])
+
+
+# ---------------------------------------------------------------- connection
+
+def test_keep_alive_many_requests_one_connection(server):
+    c = Client(server.host, server.port)
+    c.get("/healthz")
+    sock = c.conn.sock
+    assert sock is not None
+    username, password, user, tokens = new_user_tokens(c)
+    token = tokens["access_token"]
+    sequence = [
+        ("GET", "/healthz", None, None, 200),
+        ("GET", "/auth/me", None, token, 200),
+        ("GET", "/auth/verify", None, token, 200),
+        ("GET", "/nope", None, None, 404),                       # errors keep it open too
+        ("GET", "/auth/me", None, None, 401),
+        ("PUT", "/auth/login", None, None, 405),
+        ("POST", "/auth/login", {"username": username, "password": "wrong-password-1"}, None, 401),
+        ("POST", "/auth/signup", {"username": "x"}, None, 400),
+        ("GET", "/.well-known/jwks.json", None, None, 200),
+        ("POST", "/auth/login", {"username": username, "password": password}, None, 200),
+        ("GET", "/healthz", None, None, 200),
+    ]
+    for method, path, body, tok, status in sequence:
+        r = c.request(method, path, json_body=body, token=tok)
+        assert r.status == status, (method, path, r)
+        assert (r.header("Connection") or "").lower() != "close", (method, path, r)
+        assert c.conn.sock is sock, "connection was not kept alive after %s %s" % (method, path)
+    assert r.version == 11
+    c.close()
+
+
+def test_pipelined_requests(server):
+    req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(req * 3)
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 3:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    assert data.count(b"HTTP/1.1 200") == 3, data
+
+
+def test_large_headers_accepted(client):
+    # headers up to 16 KiB in all are accepted
+    pad = {"X-Padding-1": "p" * 8000, "X-Padding-2": "q" * 8000}      # ~16,100 bytes in all
+    r = client.get("/healthz", headers=pad)
+    assert r.status == 200, r
+
+
+# ---------------------------------------------------------------- every response
+
+def _responses(server):
+    """One request of each kind: (name, response, expected status, expected error code)."""
+    c = Client(server.host, server.port)
+    username = uname("hdr")
+    password = strong_password()
+    out = []
+
+    def add(name, resp, status, code=None):
+        out.append((name, resp, status, code))
+        return resp
+
+    add("signup", c.post("/auth/signup", {"username": username, "password": password}), 201)
+    token = add("login", c.post("/auth/login", {"username": username, "password": password}),
+                200).json["access_token"]
+    add("me", c.get("/auth/me", token=token), 200)
+    add("verify", c.get("/auth/verify", token=token), 200)
+    add("verify without token", c.get("/auth/verify"), 401, "invalid_token")
+    add("verify bad token", c.get("/auth/verify", token="bad"), 401, "invalid_token")
+    add("me without token", c.get("/auth/me"), 401, "invalid_token")
+    add("me bad token", c.get("/auth/me", token="bad"), 401, "invalid_token")
+    add("jwks", c.get("/.well-known/jwks.json"), 200)
+    add("openid", c.get("/.well-known/openid-configuration"), 200)
+    add("healthz", c.get("/healthz"), 200)
+    add("readyz", c.get("/readyz"), 200)
+    add("unknown path", c.get("/nope"), 404, "not_found")
+    add("wrong method", c.request("GET", "/auth/login"), 405, "method_not_allowed")
+    add("text/plain", c.request("POST", "/auth/login", body=b"{}", content_type="text/plain"),
+        415, "unsupported_media_type")
+    add("no content type", c.request("POST", "/auth/login", body=b"{}"), 415, "unsupported_media_type")
+    add("malformed json", c.request("POST", "/auth/login", body=b"{", content_type="application/json"),
+        400, "invalid_request")
+    add("bad username", c.post("/auth/signup", {"username": "a", "password": strong_password()}),
+        422, "invalid_username")
+    add("weak password", c.post("/auth/signup", {"username": uname(), "password": "password"}),
+        422, "weak_password")
+    add("taken", c.post("/auth/signup", {"username": username, "password": strong_password()}),
+        409, "username_taken")
+    add("wrong password", c.post("/auth/login", {"username": username, "password": "nope-nope-1"}),
+        401, "invalid_credentials")
+    add("too large", c.request("POST", "/auth/login", body=b"{" + b" " * 20000 + b"}",
+                               content_type="application/json"), 413, "payload_too_large")
+    login(Client(server.host, server.port), username, password)
+    c.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def responses(server):
+    return _responses(server)
+
+
+def test_security_headers_on_every_response(responses):
+    for name, r, status, code in responses:
+        assert r.status == status, (name, r)
+        assert_security_headers(r)
+
+
+def test_error_shape_on_every_error(responses):
+    for name, r, status, code in responses:
+        if status >= 400:
+            assert_error(r, status, code)
+
+
+def test_json_content_type_on_json_responses(responses):
+    for name, r, status, code in responses:
+        if r.body:
+            assert_json_content_type(r, also=("application/jwk-set+json",))

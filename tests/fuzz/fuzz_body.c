@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Fuzz target: request-body decoding as the handlers do it (strict JSON
+ * object with duplicate keys refused, then string fields), the account
+ * rules applied to the fields, opaque refresh-token parsing, and the
+ * configuration value parsers (every setting gets the input as its value).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/config.h"
+#include "core/password.h"
+#include "core/tokens.h"
+#include "fuzz_common.h"
+
+static const char *const settings[] = {
+    "JWTD_LISTEN", "JWTD_DATABASE", "JWTD_ISSUER", "JWTD_ACCESS_TTL", "JWTD_LEEWAY",
+    "JWTD_CORS_ORIGINS", "JWTD_TRUSTED_PROXIES", "JWTD_WORKERS", "JWTD_REVOCATION_POLL",
+    "JWTD_JWT_ALG", "JWTD_ARGON2_MEMORY", "JWTD_SIGNUP", "JWTD_LOG_LEVEL",
+};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    json_error_t err;
+    json_t *doc = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &err);
+    if (doc && json_is_object(doc)) {
+        json_t *u = json_object_get(doc, "username");
+        json_t *p = json_object_get(doc, "password");
+        if (json_is_string(u))
+            (void)username_valid(json_string_value(u), json_string_length(u));
+        if (json_is_string(p) && json_string_length(p) < PASSWORD_MIN_BYTES)
+            (void)password_policy_check(NULL, json_is_string(u) ? json_string_value(u) : NULL,
+                                        json_string_value(p), json_string_length(p));
+        json_t *d = json_object_get(doc, "delivery");
+        if (json_is_string(d))
+            (void)strcmp(json_string_value(d), "cookie");
+    }
+    json_decref(doc);
+
+    static const uint8_t key[REFRESH_KEY_LEN] = "refresh-key-for-fuzzing-32bytes";
+    char sid[UUID_STR_LEN];
+    uint32_t gen;
+    if (refresh_token_parse(key, (const char *)data, size, sid, &gen) && strlen(sid) != 36)
+        abort();
+
+    if (size < 512 && !memchr(data, '\0', size)) {
+        char value[512];
+        memcpy(value, data, size);
+        value[size] = '\0';
+        struct config cfg;
+        config_defaults(&cfg);
+        char msg[256];
+        for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
+            (void)config_set(&cfg, settings[i], value, msg, sizeof msg);
+        config_free(&cfg);
+        int64_t x;
+        (void)util_parse_duration(value, &x);
+        (void)util_parse_duration_ms(value, &x);
+        (void)util_parse_int(value, INT64_MIN, INT64_MAX, &x);
+        uint8_t b[16];
+        (void)util_uuid_to_bytes(value, b);
+    }
+    return 0;
+}

@@ -1,0 +1,617 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Configuration (src/core/config.c): the defaults of API.md, the duration
+ * syntax and its refusals, environment and flag sources (flags win), the
+ * one-line errors that name the setting, the HS256 secret rules (and that an
+ * error line never repeats a secret), the derived issuer, CORS origins and
+ * the argon2 cost floor. Every test starts and ends with no JWTD_* variable
+ * in the environment.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/util.h"
+
+extern char **environ;
+
+/* Unset every JWTD_* variable (names collected first: unsetenv edits
+ * environ). */
+static void clean_env(void)
+{
+    char *names[256];
+    size_t n = 0;
+    for (char **e = environ; e && *e && n < 256; e++) {
+        if (strncmp(*e, "JWTD_", 5) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        size_t len = eq ? (size_t)(eq - *e) : strlen(*e);
+        names[n] = strndup(*e, len);
+        assert_non_null(names[n]);
+        n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsetenv(names[i]);
+        free(names[i]);
+    }
+}
+
+static int env_setup(void **state)
+{
+    (void)state;
+    clean_env();
+    return 0;
+}
+
+static int env_teardown(void **state)
+{
+    (void)state;
+    clean_env();
+    return 0;
+}
+
+/* config_defaults + config_load with the NULL-terminated flags given. */
+static bool load(struct config *cfg, char *err, size_t errlen, ...)
+{
+    char *argv[16];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, errlen);
+    for (const char *a; (a = va_arg(ap, const char *)) != NULL;) {
+        assert_true(argc < 16);
+        argv[argc] = strdup(a);
+        assert_non_null(argv[argc]);
+        argc++;
+    }
+    va_end(ap);
+    config_defaults(cfg);
+    err[0] = '\0';
+    bool ok = config_load(cfg, argc, argv, err, errlen);
+    for (int i = 0; i < argc; i++)
+        free(argv[i]);
+    return ok;
+}
+
+/* An error line: names the setting, is one line, is not empty. */
+static void assert_error_names(const char *err, const char *setting)
+{
+    if (!strstr(err, setting))
+        fail_msg("error line '%s' does not name %s", err, setting);
+    assert_null(strchr(err, '\n'));
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct config c;
+    config_defaults(&c);
+    assert_string_equal(c.listen, "127.0.0.1:8080");
+    assert_string_equal(c.listen_host, "127.0.0.1");
+    assert_int_equal(c.listen_port, 8080);
+    assert_false(c.listen_ipv6);
+    assert_string_equal(c.database, "sqlite:./jwtd.db");
+    assert_string_equal(c.audience, "jwtd");
+    assert_int_equal(c.access_ttl, 900);
+    assert_int_equal(c.refresh_ttl, 30 * 86400);
+    assert_int_equal(c.refresh_absolute_ttl, 90 * 86400);
+    assert_int_equal(c.refresh_reuse_interval, 10);
+    assert_int_equal(c.leeway, 5);
+    assert_int_equal(c.alg, JWTD_ALG_ES256);
+    assert_null(c.jwt_secret);
+    assert_int_equal(c.jwt_secret_len, 0);
+    assert_true(c.signup_open);
+    assert_int_equal(c.argon2_memory_kib, 19456);
+    assert_int_equal(c.argon2_iterations, 2);
+    assert_int_equal(c.argon2_parallelism, 1);
+    assert_null(c.cors_origins);
+    assert_int_equal(c.n_cors_origins, 0);
+    assert_int_equal(c.max_body, 16384);
+    assert_int_equal(c.login_max_failures, 10);
+    assert_null(c.issuer); /* derived by config_load */
+    config_free(&c);
+
+    /* Nothing set: load succeeds and keeps every default. */
+    char err[256];
+    assert_true(load(&c, err, sizeof err, NULL));
+    assert_int_equal(c.access_ttl, 900);
+    assert_int_equal(c.alg, JWTD_ALG_ES256);
+    assert_string_equal(c.issuer, "http://127.0.0.1:8080");
+    config_free(&c);
+    config_free(NULL); /* NULL-safe */
+}
+
+static void test_durations_accepted(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *v;
+        int64_t s;
+    } ok[] = {
+        {"900", 900}, {"900s", 900}, {"15m", 900}, {"1h", 3600}, {"1d", 86400}, {"1", 1},
+    };
+    char err[256];
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        struct config c;
+        config_defaults(&c);
+        c.access_ttl = -1;
+        if (!config_set(&c, "JWTD_ACCESS_TTL", ok[i].v, err, sizeof err))
+            fail_msg("'%s' refused: %s", ok[i].v, err);
+        assert_int_equal(c.access_ttl, ok[i].s);
+        config_free(&c);
+
+        int64_t s = -1;
+        assert_true(util_parse_duration(ok[i].v, &s));
+        assert_int_equal(s, ok[i].s);
+    }
+    struct config c;
+    config_defaults(&c);
+    assert_true(config_set(&c, "JWTD_REFRESH_TTL", "30d", err, sizeof err));
+    assert_int_equal(c.refresh_ttl, 30 * 86400);
+    assert_true(config_set(&c, "JWTD_REFRESH_TTL", "12h", err, sizeof err));
+    assert_int_equal(c.refresh_ttl, 12 * 3600);
+    assert_true(config_set(&c, "JWTD_REFRESH_REUSE_INTERVAL", "0", err, sizeof err));
+    assert_int_equal(c.refresh_reuse_interval, 0);
+    config_free(&c);
+
+    int64_t ms = 0;
+    assert_true(util_parse_duration_ms("250ms", &ms));
+    assert_int_equal(ms, 250);
+    assert_true(util_parse_duration_ms("2", &ms)); /* bare number: seconds */
+    assert_int_equal(ms, 2000);
+    int64_t s = 7;
+    assert_false(util_parse_duration("250ms", &s)); /* not whole seconds */
+    assert_int_equal(s, 7);
+}
+
+static const char *const bad_durations[] = {
+    "15x", "-5", "", "1.5h", "15 m", " 15m", "15m ", "m", "s15", "0x10", "+5", "15mm",
+    "999999999999999999999",      /* overflows int64 */
+    "99999999999999",             /* too many digits */
+    "999999999999d",              /* overflows once in milliseconds */
+    "2d",                         /* past the 1-day maximum of access tokens */
+    "0",                          /* below the 1-second minimum */
+};
+
+static void test_durations_refused_by_config_set(void **state)
+{
+    (void)state;
+    char err[256];
+    for (size_t i = 0; i < sizeof bad_durations / sizeof bad_durations[0]; i++) {
+        struct config c;
+        config_defaults(&c);
+        err[0] = '\0';
+        if (config_set(&c, "JWTD_ACCESS_TTL", bad_durations[i], err, sizeof err))
+            fail_msg("'%s' accepted as %lld", bad_durations[i], (long long)c.access_ttl);
+        assert_error_names(err, "JWTD_ACCESS_TTL");
+        assert_int_equal(c.access_ttl, 900); /* unchanged */
+        config_free(&c);
+    }
+    int64_t s = 42;
+    assert_false(util_parse_duration(NULL, &s));
+    assert_false(util_parse_duration("1.5h", &s));
+    assert_int_equal(s, 42);
+}
+
+static void test_durations_refused_from_env_and_flags(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    for (size_t i = 0; i < sizeof bad_durations / sizeof bad_durations[0]; i++) {
+        const char *v = bad_durations[i];
+
+        setenv("JWTD_ACCESS_TTL", v, 1);
+        if (load(&c, err, sizeof err, NULL))
+            fail_msg("env '%s' accepted", v);
+        assert_error_names(err, "JWTD_ACCESS_TTL");
+        config_free(&c);
+        unsetenv("JWTD_ACCESS_TTL");
+
+        char flag[128];
+        snprintf(flag, sizeof flag, "--access-ttl=%s", v);
+        if (load(&c, err, sizeof err, flag, NULL))
+            fail_msg("flag '%s' accepted", flag);
+        assert_error_names(err, "JWTD_ACCESS_TTL");
+        config_free(&c);
+
+        if (load(&c, err, sizeof err, "--access-ttl", v, NULL))
+            fail_msg("flag '--access-ttl %s' accepted", v);
+        assert_error_names(err, "JWTD_ACCESS_TTL");
+        config_free(&c);
+    }
+}
+
+static void test_flags_both_forms(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    assert_true(load(&c, err, sizeof err, "--access-ttl=60", NULL));
+    assert_int_equal(c.access_ttl, 60);
+    config_free(&c);
+    assert_true(load(&c, err, sizeof err, "--access-ttl", "60", NULL));
+    assert_int_equal(c.access_ttl, 60);
+    config_free(&c);
+    assert_true(load(&c, err, sizeof err, "--refresh-ttl", "2h", "--signup=closed", NULL));
+    assert_int_equal(c.refresh_ttl, 7200);
+    assert_false(c.signup_open);
+    config_free(&c);
+    /* A flag at the end without its value. */
+    assert_false(load(&c, err, sizeof err, "--access-ttl", NULL));
+    assert_error_names(err, "JWTD_ACCESS_TTL");
+    config_free(&c);
+}
+
+static void test_env_read_and_flags_override_env(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    setenv("JWTD_ACCESS_TTL", "120", 1);
+    setenv("JWTD_SIGNUP", "closed", 1);
+    assert_true(load(&c, err, sizeof err, NULL));
+    assert_int_equal(c.access_ttl, 120);
+    assert_false(c.signup_open);
+    config_free(&c);
+
+    assert_true(load(&c, err, sizeof err, "--access-ttl=60", "--signup", "open", NULL));
+    assert_int_equal(c.access_ttl, 60);
+    assert_true(c.signup_open);
+    config_free(&c);
+}
+
+static void test_unknown_flag_and_setting(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    assert_false(load(&c, err, sizeof err, "--no-such-setting=1", NULL));
+    assert_non_null(strstr(err, "no-such-setting"));
+    assert_null(strchr(err, '\n'));
+    config_free(&c);
+    assert_false(load(&c, err, sizeof err, "--access_ttl=60", NULL)); /* '_' is not a flag */
+    config_free(&c);
+    assert_false(load(&c, err, sizeof err, "--", NULL));
+    config_free(&c);
+    assert_false(load(&c, err, sizeof err, "access-ttl=60", NULL)); /* positional */
+    config_free(&c);
+
+    config_defaults(&c);
+    assert_false(config_set(&c, "JWTD_NOPE", "1", err, sizeof err));
+    assert_non_null(strstr(err, "JWTD_NOPE"));
+    config_free(&c);
+}
+
+/* 31 and 32 printable bytes; distinctive so a leak is easy to spot. */
+#define SECRET31 "Zq8#Secret-Value-Do-Not-Echo-31"
+#define SECRET32 "Zq8#Secret-Value-Do-Not-Echo-32!"
+
+static bool has_secret(const char *err)
+{
+    /* Neither the whole value nor a telling piece of it. */
+    return strstr(err, "Secret-Value") || strstr(err, "Zq8#");
+}
+
+static void assert_secret_not_in(const char *err)
+{
+    if (has_secret(err))
+        fail_msg("error line repeats the secret: %s", err);
+}
+
+static void test_hs256_requires_secret(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    setenv("JWTD_JWT_ALG", "HS256", 1);
+    assert_false(load(&c, err, sizeof err, NULL));
+    assert_error_names(err, "JWTD_JWT_SECRET");
+    config_free(&c);
+    /* Empty means unset. */
+    setenv("JWTD_JWT_SECRET", "", 1);
+    assert_false(load(&c, err, sizeof err, NULL));
+    assert_error_names(err, "JWTD_JWT_SECRET");
+    config_free(&c);
+}
+
+static void test_hs256_short_secret_refused_without_echo(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    assert_int_equal(strlen(SECRET31), 31);
+    assert_int_equal(strlen(SECRET32), 32);
+
+    setenv("JWTD_JWT_ALG", "HS256", 1);
+    setenv("JWTD_JWT_SECRET", SECRET31, 1);
+    assert_false(load(&c, err, sizeof err, NULL));
+    assert_error_names(err, "JWTD_JWT_SECRET");
+    assert_secret_not_in(err);
+    config_free(&c);
+    clean_env();
+
+    assert_false(load(&c, err, sizeof err, "--jwt-alg=HS256", "--jwt-secret=" SECRET31, NULL));
+    assert_error_names(err, "JWTD_JWT_SECRET");
+    assert_secret_not_in(err);
+    config_free(&c);
+
+    /* No algorithm: the secret asks for HS256, and is still too short. */
+    setenv("JWTD_JWT_SECRET", SECRET31, 1);
+    assert_false(load(&c, err, sizeof err, NULL));
+    assert_error_names(err, "JWTD_JWT_SECRET");
+    assert_secret_not_in(err);
+    config_free(&c);
+}
+
+static void test_hs256_with_32_byte_secret(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    setenv("JWTD_JWT_ALG", "HS256", 1);
+    setenv("JWTD_JWT_SECRET", SECRET32, 1);
+    if (!load(&c, err, sizeof err, NULL))
+        fail_msg("refused: %s", err);
+    assert_int_equal(c.alg, JWTD_ALG_HS256);
+    assert_int_equal(c.jwt_secret_len, 32);
+    assert_memory_equal(c.jwt_secret, SECRET32, 32);
+    config_free(&c);
+    assert_null(c.jwt_secret); /* freed and reset */
+}
+
+static void test_secret_alone_selects_hs256(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    setenv("JWTD_JWT_SECRET", SECRET32, 1);
+    if (!load(&c, err, sizeof err, NULL))
+        fail_msg("refused: %s", err);
+    assert_int_equal(c.alg, JWTD_ALG_HS256);
+    config_free(&c);
+    clean_env();
+
+    if (!load(&c, err, sizeof err, "--jwt-secret", SECRET32, NULL))
+        fail_msg("refused: %s", err);
+    assert_int_equal(c.alg, JWTD_ALG_HS256);
+    config_free(&c);
+}
+
+/* alg_confusion: a secret configured next to an asymmetric algorithm is a
+ * mistake that must stop start-up, not be silently ignored or used. */
+static void test_secret_with_explicit_es256_refused(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    setenv("JWTD_JWT_ALG", "ES256", 1);
+    setenv("JWTD_JWT_SECRET", SECRET32, 1);
+    assert_false(load(&c, err, sizeof err, NULL));
+    assert_error_names(err, "JWTD_JWT_SECRET");
+    assert_secret_not_in(err);
+    config_free(&c);
+    clean_env();
+
+    assert_false(load(&c, err, sizeof err, "--jwt-secret=" SECRET32, "--jwt-alg=ES256", NULL));
+    assert_error_names(err, "JWTD_JWT_SECRET");
+    assert_secret_not_in(err);
+    config_free(&c);
+
+    assert_false(load(&c, err, sizeof err, "--jwt-alg", "EdDSA", "--jwt-secret", SECRET32, NULL));
+    assert_error_names(err, "JWTD_JWT_SECRET");
+    config_free(&c);
+}
+
+/* secret_leak_via_error_line: a mistyped argument that carries the secret
+ * (one dash instead of two) must not be copied into the start-up error,
+ * which ends up in the journal. */
+static void test_secret_leak_via_stray_argument_error(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    bool ok = load(&c, err, sizeof err, "-jwt-secret=" SECRET32, NULL);
+    config_free(&c); /* before failing: no leak reports from this test */
+    assert_false(ok);
+    assert_secret_not_in(err);
+}
+
+/* secret_leak_via_error_line: the database URL carries the database
+ * password; a typo in its scheme must not print the password. */
+static void test_database_password_leak_via_error_line(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    config_defaults(&c);
+    bool ok = config_set(&c, "JWTD_DATABASE", "postgress://jwtd:Hunter2-Db-Pass@db/jwtd", err,
+                         sizeof err);
+    config_free(&c);
+    assert_false(ok);
+    assert_error_names(err, "JWTD_DATABASE");
+    if (strstr(err, "Hunter2-Db-Pass"))
+        fail_msg("error line repeats the database password: %s", err);
+}
+
+static void test_issuer_default_follows_listen(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    setenv("JWTD_LISTEN", "0.0.0.0:9000", 1);
+    assert_true(load(&c, err, sizeof err, NULL));
+    assert_string_equal(c.issuer, "http://0.0.0.0:9000");
+    assert_int_equal(c.listen_port, 9000);
+    config_free(&c);
+
+    assert_true(load(&c, err, sizeof err, "--listen=[::1]:8443", NULL));
+    assert_string_equal(c.issuer, "http://[::1]:8443");
+    assert_true(c.listen_ipv6);
+    assert_string_equal(c.listen_host, "::1");
+    config_free(&c);
+
+    setenv("JWTD_ISSUER", "https://auth.example.com", 1);
+    assert_true(load(&c, err, sizeof err, NULL));
+    assert_string_equal(c.issuer, "https://auth.example.com");
+    config_free(&c);
+
+    static const char *const bad_listen[] = {"127.0.0.1",       "127.0.0.1:0", "127.0.0.1:65536",
+                                             "example.com:80",  "::1:8080",    "[::1]8080",
+                                             "127.0.0.1:80x"};
+    for (size_t i = 0; i < sizeof bad_listen / sizeof bad_listen[0]; i++) {
+        config_defaults(&c);
+        if (config_set(&c, "JWTD_LISTEN", bad_listen[i], err, sizeof err))
+            fail_msg("listen '%s' accepted", bad_listen[i]);
+        assert_error_names(err, "JWTD_LISTEN");
+        config_free(&c);
+    }
+}
+
+static void test_cors_origins(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    setenv("JWTD_CORS_ORIGINS", "https://app.example.com, http://localhost:3000", 1);
+    assert_true(load(&c, err, sizeof err, NULL));
+    assert_int_equal(c.n_cors_origins, 2);
+    assert_string_equal(c.cors_origins[0], "https://app.example.com");
+    assert_string_equal(c.cors_origins[1], "http://localhost:3000");
+    assert_null(c.cors_origins[2]); /* NULL-terminated */
+    config_free(&c);
+    clean_env();
+
+    /* Off unless configured. */
+    assert_true(load(&c, err, sizeof err, NULL));
+    assert_null(c.cors_origins);
+    assert_int_equal(c.n_cors_origins, 0);
+    config_free(&c);
+
+    static const char *const bad[] = {
+        "*",
+        "https://app.example.com/",
+        "https://app.example.com/path",
+        "app.example.com",
+        "https://*.example.com",
+        "ftp://app.example.com",
+        "https://",
+        "null",
+        "https://user@app.example.com",
+        "https://app.example.com, *",
+        "https://app.example.com?x=1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        config_defaults(&c);
+        if (config_set(&c, "JWTD_CORS_ORIGINS", bad[i], err, sizeof err))
+            fail_msg("origin list '%s' accepted", bad[i]);
+        assert_error_names(err, "JWTD_CORS_ORIGINS");
+        assert_null(c.cors_origins);
+        config_free(&c);
+    }
+}
+
+static void test_argon2_cost_floor(void **state)
+{
+    (void)state;
+    char err[512];
+    struct config c;
+    static const struct {
+        const char *m, *t;
+        bool ok;
+    } cases[] = {
+        {"19456", "2", true},  {"12288", "3", true},  {"9216", "4", true},
+        {"7168", "5", true},   {"17920", "2", true},  /* exactly 35840 */
+        {"17919", "2", false}, {"7168", "4", false},  {"7168", "2", false},
+        {"12288", "2", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        setenv("JWTD_ARGON2_MEMORY", cases[i].m, 1);
+        setenv("JWTD_ARGON2_ITERATIONS", cases[i].t, 1);
+        bool ok = load(&c, err, sizeof err, NULL);
+        if (ok != cases[i].ok)
+            fail_msg("m=%s t=%s: expected %s, got %s (%s)", cases[i].m, cases[i].t,
+                     cases[i].ok ? "accept" : "refuse", ok ? "accept" : "refuse", err);
+        if (!ok)
+            assert_error_names(err, "JWTD_ARGON2_MEMORY");
+        else
+            assert_int_equal(c.argon2_memory_kib, (uint32_t)atoi(cases[i].m));
+        config_free(&c);
+    }
+    /* Below the per-setting minimum. */
+    config_defaults(&c);
+    assert_false(config_set(&c, "JWTD_ARGON2_MEMORY", "7167", err, sizeof err));
+    assert_error_names(err, "JWTD_ARGON2_MEMORY");
+    assert_false(config_set(&c, "JWTD_ARGON2_ITERATIONS", "0", err, sizeof err));
+    assert_error_names(err, "JWTD_ARGON2_ITERATIONS");
+    config_free(&c);
+}
+
+static void test_other_values(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    config_defaults(&c);
+    assert_true(config_set(&c, "JWTD_DATABASE", "postgres://db/jwtd", err, sizeof err));
+    assert_string_equal(c.database, "postgres://db/jwtd");
+    assert_false(config_set(&c, "JWTD_DATABASE", "sqlite:", err, sizeof err));
+    assert_error_names(err, "JWTD_DATABASE");
+    assert_false(config_set(&c, "JWTD_SIGNUP", "yes", err, sizeof err));
+    assert_error_names(err, "JWTD_SIGNUP");
+    assert_false(config_set(&c, "JWTD_JWT_ALG", "none", err, sizeof err));
+    assert_error_names(err, "JWTD_JWT_ALG");
+    assert_int_equal(c.alg, JWTD_ALG_ES256);
+    assert_false(config_set(&c, "JWTD_ISSUER", "http://a b", err, sizeof err));
+    assert_error_names(err, "JWTD_ISSUER");
+    assert_false(config_set(&c, "JWTD_LEEWAY", "301", err, sizeof err));
+    assert_error_names(err, "JWTD_LEEWAY");
+    config_free(&c);
+
+    /* Cross-setting rule: absolute lifetime not shorter than idle. */
+    setenv("JWTD_REFRESH_TTL", "60d", 1);
+    setenv("JWTD_REFRESH_ABSOLUTE_TTL", "30d", 1);
+    assert_false(load(&c, err, sizeof err, NULL));
+    assert_error_names(err, "JWTD_REFRESH_ABSOLUTE_TTL");
+    config_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_defaults, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_durations_accepted, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_durations_refused_by_config_set, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_durations_refused_from_env_and_flags, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_flags_both_forms, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_env_read_and_flags_override_env, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_flag_and_setting, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_hs256_requires_secret, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_hs256_short_secret_refused_without_echo, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_hs256_with_32_byte_secret, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_secret_alone_selects_hs256, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_secret_with_explicit_es256_refused, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_secret_leak_via_stray_argument_error, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_database_password_leak_via_error_line, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_issuer_default_follows_listen, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_cors_origins, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_argon2_cost_floor, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_other_values, env_setup, env_teardown),
+    };
+    return cmocka_run_group_tests_name("core_config", tests, NULL, NULL);
+}
