@@ -1,8 +1,11 @@
 -- SPDX-License-Identifier: Apache-2.0
 -- wrk script: refresh-token rotation, POST /auth/refresh in a chain.
--- Usage: wrk -tN -cN ... -s refresh.lua URL -- TOKEN_FILE
+-- Usage: wrk -tN -cN ... -s refresh.lua URL -- TOKEN_FILE [ACCESS_PREFIX]
 --   TOKEN_FILE holds at least N refresh tokens, one per line, each from its
 --   own login (so each chain is its own session).
+--   ACCESS_PREFIX (optional): thread i appends every access token it gets to
+--   ACCESS_PREFIX<i>; run.sh uses this to mint many distinct access tokens
+--   quickly for the cold verify measurement (not while timing refreshes).
 --
 -- Every refresh retires the token it presents and answers with the next one,
 -- so each connection must present the token its own previous response gave.
@@ -36,6 +39,10 @@ function init(args)
     if not token then
         error("refresh.lua: " .. file .. " has no token for thread " .. tostring(index))
     end
+    if args[2] then
+        access_out = assert(io.open(args[2] .. index, "a"))
+        access_out:setvbuf("line") -- complete lines on disk when wrk exits
+    end
 end
 
 -- Self-check of the chaining: every token must be presented exactly once.
@@ -65,6 +72,12 @@ function response(status, headers, body)
         local next_token = body:match('"refresh_token"%s*:%s*"([^"]+)"')
         if next_token then
             token = next_token
+        end
+        if access_out then
+            local access = body:match('"access_token"%s*:%s*"([^"]+)"')
+            if access then
+                access_out:write(access, "\n")
+            end
         end
     end
 end

@@ -16,9 +16,10 @@
 #      running them side by side lets the rounds interleave;
 #   2. optionally starts the NestJS reference peer (built once and cached
 #      under bench/.cache/);
-#   3. verify rounds: nginx, jwtd ES256, nginx, jwtd HS256, ... (and the peer
-#      last), all with the same wrk settings, so every target sees the same
-#      machine state; jwtd's /auth/verify must answer 2xx only;
+#   3. verify rounds: nginx, jwtd ES256, nginx, jwtd HS256, ... (the peer
+#      next, then jwtd again with many distinct tokens: the "cold" path that
+#      misses jwtd's verification cache), all with the same wrk settings, so
+#      every target sees the same machine state; jwtd must answer 2xx only;
 #   4. login rounds: raw argon2id rate (bench/argon2_rate.c), jwtd logins,
 #      the peer's logins, jwtd refresh-token rotation;
 #   5. prints medians and ratios (bench/summarize.py) and writes JSON to --out.
@@ -29,12 +30,15 @@
 # Tunables (environment): JWTD_WORKERS (2), JWTD_HASH_WORKERS (2),
 # JWTD_ARGON2_MEMORY/ITERATIONS/PARALLELISM (jwtd's defaults), WRK_THREADS (2),
 # WRK_CONNECTIONS (32), LOGIN_CONNECTIONS (8), REFRESH_CONNECTIONS (4),
+# COLD_TOKENS (24576), JWTD_ACCESS_TTL (12h: tokens must outlive the run),
 # JWTD_BIN (build/jwtd), NEST_PEER_DIR (../shared/peers/nestjs),
 # BENCH_CACHE (bench/.cache), BENCH_KEEP_TMP=1 (keep logs and databases).
 # Other JWTD_* settings in the environment (e.g. JWTD_SQLITE_SYNC,
 # JWTD_HASH_PRIORITY) are passed through to jwtd unchanged.
 
-set -euo pipefail
+set -Eeuo pipefail
+# set -e alone exits without a word; say which command failed, and where.
+trap 'echo "run.sh: line $LINENO: command failed (status $?): $BASH_COMMAND" >&2' ERR
 
 # ------------------------------------------------------------- settings --
 
@@ -104,6 +108,12 @@ WRK_CONNECTIONS=${WRK_CONNECTIONS:-32}
 LOGIN_CONNECTIONS=${LOGIN_CONNECTIONS:-8}
 # Refresh chains: one connection per wrk thread (see refresh.lua).
 REFRESH_CONNECTIONS=${REFRESH_CONNECTIONS:-4}
+# Distinct access tokens for the cold verify path: 3x the 8192 slots of
+# jwtd's direct-mapped verification cache, so cycling through them hits the
+# cache only ~e^-3 = 5% of the time (the real rate is read from /metrics).
+COLD_TOKENS=${COLD_TOKENS:-24576}
+# The tokens are minted before the rounds and must stay valid to the end.
+ACCESS_TTL=${JWTD_ACCESS_TTL:-12h}
 NEST_SRC=${NEST_PEER_DIR:-$REPO_DIR/../shared/peers/nestjs}
 CACHE_DIR=${BENCH_CACHE:-$BENCH_DIR/.cache}
 NGINX=/usr/sbin/nginx
@@ -148,6 +158,7 @@ OK=0             # set at the very end; decides whether TMP is kept
 
 cleanup() {
     set +e
+    trap - ERR   # failures while stopping things are expected and harmless
     local pid i
     for pid in "${PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null
@@ -271,6 +282,7 @@ start_jwtd() {
         JWTD_LISTEN="127.0.0.1:$port" \
         JWTD_DATABASE="sqlite:$dir/jwtd.db" \
         JWTD_JWT_ALG="$alg" \
+        JWTD_ACCESS_TTL="$ACCESS_TTL" \
         JWTD_WORKERS="$WORKERS" \
         JWTD_HASH_WORKERS="$HASH_WORKERS" \
         JWTD_ARGON2_MEMORY="$ARGON2_M" \
@@ -337,7 +349,7 @@ NEST_PORT="" NEST_TOKEN=""
 start_peer() {
     local dir=$CACHE_DIR/nestjs-peer pid base creds login
     NEST_PORT=$(free_port)
-    (cd "$dir" && exec env PORT="$NEST_PORT" HOST=127.0.0.1 QUIET=1 JWT_EXPIRES=15m \
+    (cd "$dir" && exec env PORT="$NEST_PORT" HOST=127.0.0.1 QUIET=1 JWT_EXPIRES=12h \
         JWT_SECRET="$(head -c 48 /dev/urandom | base64 -w0)" DB_PATH="$TMP/nest-peer.db" \
         node dist/main.js) >"$TMP/nest-peer.log" 2>&1 &
     pid=$!
@@ -392,14 +404,31 @@ parse_wrk() {
         }' "$1"
 }
 
-# bench GROUP TARGET ROUND WRK_ARGS...: run wrk, keep its output, append a
-# result row. Any non-2xx answer or socket error fails the whole run: a fast
-# error page would inflate the rate, and a benchmark of errors is worthless.
+# cache_counts BASE_URL: "hits misses" of jwtd's verification cache.
+cache_counts() {
+    curl -s --max-time 5 "$1/metrics" | awk '
+        /^jwtd_verify_cache_hits_total/ { h = $2 }
+        /^jwtd_verify_cache_misses_total/ { m = $2 }
+        END { printf "%d %d\n", h, m }'
+}
+
+# bench GROUP TARGET ROUND JWTD_URL|- WRK_ARGS...: run wrk, keep its output,
+# append a result row. With a jwtd base URL, the verification cache's hit
+# ratio during the run (from /metrics) is recorded too. Any non-2xx answer or
+# socket error fails the whole run: a fast error page would inflate the rate,
+# and a benchmark of errors is worthless.
 bench() {
-    local group=$1 target=$2 round=$3 file row
-    shift 3
+    local group=$1 target=$2 round=$3 jwtd_url=$4 file row hit_ratio="" h0 m0 h1 m1
+    shift 4
     file="$TMP/wrk/$group-$target-$round.txt"
+    [[ $jwtd_url == - ]] || read -r h0 m0 < <(cache_counts "$jwtd_url")
     wrk "$@" >"$file" 2>&1 || { cat "$file" >&2; die "wrk failed ($group $target)"; }
+    if [[ $jwtd_url != - ]]; then
+        read -r h1 m1 < <(cache_counts "$jwtd_url")
+        if ((h1 + m1 > h0 + m0)); then
+            hit_ratio=$(awk -v h=$((h1 - h0)) -v m=$((m1 - m0)) 'BEGIN { printf "%.4f", h / (h + m) }')
+        fi
+    fi
     row=$(parse_wrk "$file") || { cat "$file" >&2; die "cannot read wrk's output ($group $target)"; }
     local -a f
     read -r -a f <<<"$row"
@@ -407,27 +436,36 @@ bench() {
         cat "$file" >&2
         die "$group $target round $round: ${f[6]} non-2xx answers, ${f[7]} socket errors"
     fi
-    printf '%s\t%s\t%s\t%s\n' "$group" "$target" "$round" "${row// /$'\t'}" >>"$RESULTS"
-    log "$(printf '%-8s %-12s round %s: %10.1f req/s  p50 %8.0f us  p99 %8.0f us' \
-        "$group" "$target" "$round" "${f[0]}" "${f[1]}" "${f[4]}")"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$group" "$target" "$round" "${row// /$'\t'}" "$hit_ratio" \
+        >>"$RESULTS"
+    log "$(printf '%-11s %-12s round %s: %10.1f req/s  p50 %8.0f us  p99 %8.0f us%s' \
+        "$group" "$target" "$round" "${f[0]}" "${f[1]}" "${f[4]}" \
+        "${hit_ratio:+  cache hits $hit_ratio}")"
 }
 
 wrk_load() { echo -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"${1}s" --latency; }
 
 verify_nginx() {
     # shellcheck disable=SC2046  # wrk_load is a word list on purpose
-    bench verify nginx "$1" $(wrk_load "$2") "http://127.0.0.1:$NGINX_PORT/"
+    bench verify nginx "$1" - $(wrk_load "$2") "http://127.0.0.1:$NGINX_PORT/"
 }
 verify_jwtd() {
     local alg=$1
     # shellcheck disable=SC2046
-    bench verify "jwtd-$alg" "$2" $(wrk_load "$3") \
+    bench verify "jwtd-$alg" "$2" "http://127.0.0.1:${JWTD_PORT[$alg]}" $(wrk_load "$3") \
         -H "Authorization: Bearer ${JWTD_TOKEN[$alg]}" \
         "http://127.0.0.1:${JWTD_PORT[$alg]}/auth/verify"
 }
+verify_cold() {
+    local alg=$1
+    # shellcheck disable=SC2046
+    bench verify_cold "jwtd-$alg" "$2" "http://127.0.0.1:${JWTD_PORT[$alg]}" $(wrk_load "$3") \
+        -s "$BENCH_DIR/verify_cold.lua" "http://127.0.0.1:${JWTD_PORT[$alg]}/auth/verify" \
+        -- "$TMP/jwtd-$alg/access-tokens.txt" "$WRK_THREADS"
+}
 verify_peer() {
     # shellcheck disable=SC2046
-    bench verify nestjs "$1" $(wrk_load "$2") \
+    bench verify nestjs "$1" - $(wrk_load "$2") \
         -H "Authorization: Bearer $NEST_TOKEN" "http://127.0.0.1:$NEST_PORT/protected"
 }
 
@@ -453,6 +491,34 @@ if ((USE_PEER)); then
     fi
 fi
 
+# mint_tokens ALG: COLD_TOKENS distinct access tokens for the cold verify
+# path, minted by refresh chains (~100x faster than logins) with
+# refresh.lua's ACCESS_PREFIX option, into jwtd-ALG/access-tokens.txt.
+mint_tokens() {
+    local alg=$1 dir=$TMP/jwtd-$1 base="http://127.0.0.1:${JWTD_PORT[$1]}" creds count=0 try i
+    creds=$(printf '{"username":"%s","password":"%s"}' "$BENCH_USER" "$BENCH_PASSWORD")
+    for ((try = 1; try <= 20 && count < COLD_TOKENS; try++)); do
+        : >"$dir/seed-tokens.txt"
+        for ((i = 0; i < REFRESH_CONNECTIONS; i++)); do
+            post "$base/auth/login" "$creds" 200 | json_field refresh_token >>"$dir/seed-tokens.txt"
+        done
+        wrk -t"$REFRESH_CONNECTIONS" -c"$REFRESH_CONNECTIONS" -d3s -s "$BENCH_DIR/refresh.lua" \
+            "$base/auth/refresh" -- "$dir/seed-tokens.txt" "$dir/minted-" >"$dir/mint-$try.txt" 2>&1 ||
+            { cat "$dir/mint-$try.txt" >&2; die "jwtd $alg: minting tokens failed"; }
+        if grep -q 'Non-2xx' "$dir/mint-$try.txt"; then
+            cat "$dir/mint-$try.txt" >&2
+            die "jwtd $alg: refresh refused while minting tokens"
+        fi
+        count=$(cat "$dir"/minted-* | wc -l)
+    done
+    ((count >= COLD_TOKENS)) || die "jwtd $alg: only $count tokens minted"
+    awk -v n="$COLD_TOKENS" 'NR > n { exit } { print }' "$dir"/minted-* >"$dir/access-tokens.txt"
+    log "jwtd $alg: $COLD_TOKENS distinct access tokens minted for the cold path"
+}
+for alg in "${ALGS[@]}"; do
+    mint_tokens "$alg"
+done
+
 # Warm-up, not recorded: first-touch page faults, CPU frequency, caches.
 log "warm-up (1 s per target, not recorded)"
 targets=(nginx "${ALGS[@]}")
@@ -468,7 +534,8 @@ for target in "${targets[@]}"; do
 done
 
 # Verify rounds: nginx before every other target, so each jwtd (and peer)
-# run has a baseline run taken moments earlier.
+# run has a baseline run taken moments earlier. Hot path (one token, always
+# in jwtd's verification cache), the peer, then the cold path (many tokens).
 for ((r = 1; r <= ROUNDS; r++)); do
     for alg in "${ALGS[@]}"; do
         verify_nginx "$r" "$DURATION"
@@ -478,6 +545,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
         verify_nginx "$r" "$DURATION"
         verify_peer "$r" "$DURATION"
     fi
+    for alg in "${ALGS[@]}"; do
+        verify_nginx "$r" "$DURATION"
+        verify_cold "$alg" "$r" "$DURATION"
+    done
 done
 
 # Login rounds. Logins go to the ES256 instance (the default configuration).
@@ -489,16 +560,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
     rate=${out##*rate=}
     hashes=${out%% *}
     hashes=${hashes#hashes=}
-    printf 'argon2\targon2id\t%s\t%s\t\t\t\t\t%s\t0\t0\n' "$r" "$rate" "$hashes" >>"$RESULTS"
-    log "$(printf '%-8s %-12s round %s: %10.1f hashes/s (%s threads)' argon2 argon2id "$r" "$rate" "$HASH_WORKERS")"
+    printf 'argon2\targon2id\t%s\t%s\t\t\t\t\t%s\t0\t0\t\n' "$r" "$rate" "$hashes" >>"$RESULTS"
+    log "$(printf '%-11s %-12s round %s: %10.1f hashes/s (%s threads)' argon2 argon2id "$r" "$rate" "$HASH_WORKERS")"
     sleep 1
 
-    bench login jwtd "$r" -t1 -c"$LOGIN_CONNECTIONS" -d"${DURATION}s" --latency \
+    bench login jwtd "$r" - -t1 -c"$LOGIN_CONNECTIONS" -d"${DURATION}s" --latency \
         -s "$BENCH_DIR/login.lua" "$ES256_URL/auth/login" -- "${creds_args[@]}"
     sleep 1   # let queued hashing jobs drain before the next measurement
 
     if ((USE_PEER)); then
-        bench login nestjs "$r" -t1 -c"$LOGIN_CONNECTIONS" -d"${DURATION}s" --latency \
+        bench login nestjs "$r" - -t1 -c"$LOGIN_CONNECTIONS" -d"${DURATION}s" --latency \
             -s "$BENCH_DIR/login.lua" "http://127.0.0.1:$NEST_PORT/auth/login" -- "${creds_args[@]}"
         sleep 1
     fi
@@ -510,7 +581,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     for ((i = 0; i < REFRESH_CONNECTIONS; i++)); do
         post "$ES256_URL/auth/login" "$creds" 200 | json_field refresh_token >>"$tokens"
     done
-    bench refresh jwtd "$r" -t"$REFRESH_CONNECTIONS" -c"$REFRESH_CONNECTIONS" \
+    bench refresh jwtd "$r" - -t"$REFRESH_CONNECTIONS" -c"$REFRESH_CONNECTIONS" \
         -d"${DURATION}s" --latency -s "$BENCH_DIR/refresh.lua" "$ES256_URL/auth/refresh" -- "$tokens"
     # refresh.lua's own check: every token presented once (the chains held).
     check=$(grep '^refresh.lua:' "$TMP/wrk/refresh-jwtd-$r.txt") ||
@@ -543,8 +614,10 @@ META=$TMP/meta.tsv
     printf 'wrk\t-t%s -c%s\n' "$WRK_THREADS" "$WRK_CONNECTIONS"
     printf 'login_connections\t%s\n' "$LOGIN_CONNECTIONS"
     printf 'refresh_connections\t%s\n' "$REFRESH_CONNECTIONS"
+    printf 'cold_tokens\t%s\n' "$COLD_TOKENS"
+    printf 'access_ttl\t%s\n' "$ACCESS_TTL"
     printf 'nginx_version\t%s\n' "$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
-    printf 'wrk_version\t%s\n' "$(wrk -v 2>&1 | head -n1 | cut -d' ' -f2)"
+    printf 'wrk_version\t%s\n' "$({ wrk -v 2>&1 || true; } | head -n1 | cut -d' ' -f2)"
     printf 'jwtd_sqlite_sync\t%s\n' "${JWTD_SQLITE_SYNC:-full}"
     printf 'jwtd_hash_priority\t%s\n' "${JWTD_HASH_PRIORITY:-idle}"
     if ((USE_PEER)); then

@@ -6,7 +6,9 @@ Usage: summarize.py META.tsv RESULTS.tsv OUT.json
 META.tsv holds "key<TAB>value" lines about the run and the machine.
 RESULTS.tsv holds one row per measurement, written by run.sh:
     group target round rps p50_us p75_us p90_us p99_us requests non2xx socket_errors
-(groups: verify, login, refresh, argon2; argon2 rows have no latencies).
+    cache_hit_ratio
+(groups: verify, verify_cold, login, refresh, argon2; argon2 rows have no
+latencies; cache_hit_ratio, from jwtd's /metrics, only on jwtd verify rows).
 
 Only the standard library is used. Medians, not means: a single disturbed
 run (another process waking up on a 2-core box) moves a mean, not a median.
@@ -31,7 +33,8 @@ def load_meta(path):
 def load_results(path):
     runs = {}  # (group, target) -> list of dicts, in round order
     ordered = []  # every row, in the order run.sh measured them
-    fields = ["rps", "p50_us", "p75_us", "p90_us", "p99_us", "requests", "non2xx", "socket_errors"]
+    fields = ["rps", "p50_us", "p75_us", "p90_us", "p99_us", "requests", "non2xx",
+              "socket_errors", "cache_hit_ratio"]
     with open(path, encoding="utf-8") as f:
         for line in f:
             cols = line.rstrip("\n").split("\t")
@@ -55,6 +58,7 @@ def stats(rows):
         "p50_us_median": med(rows, "p50_us"),
         "p90_us_median": med(rows, "p90_us"),
         "p99_us_median": med(rows, "p99_us"),
+        "cache_hit_ratio_median": med(rows, "cache_hit_ratio"),
         "rps_min": min(r["rps"] for r in rows),
         "rps_max": max(r["rps"] for r in rows),
         "runs": rows,
@@ -72,25 +76,28 @@ def main():
 
     # run.sh runs nginx immediately before every other verify target: the
     # ratio of each target run to that nginx run is a second, paired view.
-    verify_rows = [(t, r) for g, t, r in ordered if g == "verify"]
-    paired = {}  # target -> list of ratios
-    for (prev_t, prev), (cur_t, cur) in zip(verify_rows, verify_rows[1:]):
+    verify_rows = [(g, t, r) for g, t, r in ordered if g.startswith("verify")]
+    paired = {}  # (group, target) -> list of ratios
+    for (_, prev_t, prev), (cur_g, cur_t, cur) in zip(verify_rows, verify_rows[1:]):
         if prev_t == "nginx" and cur_t != "nginx":
-            paired.setdefault(cur_t, []).append(cur["rps"] / prev["rps"])
+            paired.setdefault((cur_g, cur_t), []).append(cur["rps"] / prev["rps"])
 
     nginx_rows = runs.get(("verify", "nginx"), [])
     nginx = stats(nginx_rows) if nginx_rows else None
-    verify = {"nginx": nginx, "jwtd": {}}
+    verify = {"nginx": nginx, "jwtd": {}, "jwtd_cold": {}}
     for (group, target), rows in runs.items():
-        if group != "verify" or not target.startswith("jwtd-"):
+        if group not in ("verify", "verify_cold") or not target.startswith("jwtd-"):
             continue
         alg = target[len("jwtd-"):]
         s = stats(rows)
         s["ratio_to_nginx"] = ratio(s["rps_median"], nginx["rps_median"])
-        s["paired_ratio_median"] = (statistics.median(paired[target])
-                                    if paired.get(target) else None)
+        s["paired_ratio_median"] = (statistics.median(paired[(group, target)])
+                                    if paired.get((group, target)) else None)
         s["goal_met"] = s["ratio_to_nginx"] is not None and s["ratio_to_nginx"] >= GOAL_RATIO
-        verify["jwtd"][alg] = s
+        verify["jwtd" if group == "verify" else "jwtd_cold"][alg] = s
+    for alg, cold in verify["jwtd_cold"].items():
+        if alg in verify["jwtd"]:
+            cold["ratio_to_hot"] = ratio(cold["rps_median"], verify["jwtd"][alg]["rps_median"])
     skipped = {k[len("skipped_"):]: v for k, v in meta.items() if k.startswith("skipped_")}
     verify["skipped"] = skipped
 
@@ -109,12 +116,16 @@ def main():
     if nest_verify:
         peer = {"verify": stats(nest_verify)}
         peer["verify"]["ratio_to_nginx"] = ratio(med(nest_verify, "rps"), nginx["rps_median"])
-        peer["verify"]["paired_ratio_median"] = (statistics.median(paired["nestjs"])
-                                                 if paired.get("nestjs") else None)
+        peer["verify"]["paired_ratio_median"] = (
+            statistics.median(paired[("verify", "nestjs")])
+            if paired.get(("verify", "nestjs")) else None)
         for alg in ("HS256", "ES256", "EdDSA", "RS256"):
             if alg in verify["jwtd"]:
                 peer[f"jwtd_{alg}_to_nest_verify"] = ratio(
                     verify["jwtd"][alg]["rps_median"], med(nest_verify, "rps"))
+            if alg in verify["jwtd_cold"]:
+                peer[f"jwtd_{alg}_cold_to_nest_verify"] = ratio(
+                    verify["jwtd_cold"][alg]["rps_median"], med(nest_verify, "rps"))
         if login_nest:
             peer["login"] = stats(login_nest)
             peer["jwtd_to_nest_login"] = ratio(med(login_jwtd, "rps"), med(login_nest, "rps"))
@@ -136,12 +147,13 @@ def main():
         },
         "settings": {k: meta.get(k) for k in (
             "jwtd_version", "jwtd_commit", "jwtd_workers", "hash_workers", "argon2", "wrk", "login_connections",
-            "refresh_connections", "jwtd_sqlite_sync", "jwtd_hash_priority",
+            "refresh_connections", "cold_tokens", "access_ttl", "jwtd_sqlite_sync", "jwtd_hash_priority",
             "nginx_version", "wrk_version", "node_version") if k in meta},
         "goal": {
             "statement": "/auth/verify >= 0.9x nginx return 200 throughput, same run",
             "min_ratio": GOAL_RATIO,
             "met": {alg: s["goal_met"] for alg, s in verify["jwtd"].items()},
+            "met_cold": {alg: s["goal_met"] for alg, s in verify["jwtd_cold"].items()},
         },
         "verify": verify,
         "login": login,
@@ -166,48 +178,52 @@ def print_table(s):
           f"(wrk {s['settings'].get('wrk')}, {s['machine']['nproc']} CPUs, "
           f"load before {s['machine']['loadavg_before']})")
     print()
-    print(f"{'GET, keep-alive':<26}{'req/s':>11}{'p50 us':>9}{'p99 us':>9}{'x nginx':>9}{'paired':>8}  goal")
+    print(f"{'GET, keep-alive':<30}{'req/s':>11}{'p50 us':>9}{'p99 us':>9}{'x nginx':>9}"
+          f"{'paired':>8}{'hits':>6}  goal")
     n = v["nginx"]
-    print(f"{'nginx return 200':<26}{fmt(n['rps_median'], '11.0f')}"
+    print(f"{'nginx return 200':<30}{fmt(n['rps_median'], '11.0f')}"
           f"{fmt(n['p50_us_median'], '9.0f')}{fmt(n['p99_us_median'], '9.0f')}{'1.00':>9}")
-    for alg, a in v["jwtd"].items():
-        goal = "met" if a["goal_met"] else "NOT met"
-        print(f"{'jwtd /auth/verify ' + alg:<26}{fmt(a['rps_median'], '11.0f')}"
-              f"{fmt(a['p50_us_median'], '9.0f')}{fmt(a['p99_us_median'], '9.0f')}"
-              f"{fmt(a['ratio_to_nginx'], '9.2f')}{fmt(a['paired_ratio_median'], '8.2f')}  {goal} (>= 0.9)")
+    for label, group in (("", "jwtd"), (" cold", "jwtd_cold")):
+        for alg, a in v[group].items():
+            goal = "met" if a["goal_met"] else "NOT met"
+            hits = a["cache_hit_ratio_median"]
+            print(f"{'jwtd /auth/verify ' + alg + label:<30}{fmt(a['rps_median'], '11.0f')}"
+                  f"{fmt(a['p50_us_median'], '9.0f')}{fmt(a['p99_us_median'], '9.0f')}"
+                  f"{fmt(a['ratio_to_nginx'], '9.2f')}{fmt(a['paired_ratio_median'], '8.2f')}"
+                  f"{fmt(hits * 100 if hits is not None else None, '5.0f')}%  {goal} (>= 0.9)")
     for alg, why in v["skipped"].items():
-        print(f"{'jwtd /auth/verify ' + alg:<26}  skipped: {why}")
+        print(f"{'jwtd /auth/verify ' + alg:<30}  skipped: {why}")
     p = s["nestjs_peer"]
     if "verify" in p:
         nv = p["verify"]
-        print(f"{'NestJS GET /protected':<26}{fmt(nv['rps_median'], '11.0f')}"
+        print(f"{'NestJS GET /protected':<30}{fmt(nv['rps_median'], '11.0f')}"
               f"{fmt(nv['p50_us_median'], '9.0f')}{fmt(nv['p99_us_median'], '9.0f')}"
-              f"{fmt(nv['ratio_to_nginx'], '9.2f')}")
+              f"{fmt(nv['ratio_to_nginx'], '9.3f')}{fmt(nv['paired_ratio_median'], '8.3f')}")
         for alg in ("HS256", "ES256", "EdDSA", "RS256"):
-            key = f"jwtd_{alg}_to_nest_verify"
-            if key in p:
-                print(f"  jwtd {alg} / NestJS verify: {p[key]:.1f}x")
+            hot, cold = p.get(f"jwtd_{alg}_to_nest_verify"), p.get(f"jwtd_{alg}_cold_to_nest_verify")
+            if hot is not None:
+                print(f"  jwtd {alg} / NestJS verify: {hot:.1f}x (cold path: {fmt(cold, '.1f')}x)")
     else:
         print(f"NestJS peer: skipped ({p['skipped']})")
     print()
     lg = s["login"]
-    print(f"{'POST':<26}{'req/s':>11}{'p50 us':>9}{'p99 us':>9}")
+    print(f"{'POST':<30}{'req/s':>11}{'p50 us':>9}{'p99 us':>9}")
     if lg["jwtd"]:
         j = lg["jwtd"]
-        print(f"{'jwtd /auth/login':<26}{fmt(j['rps_median'], '11.1f')}"
+        print(f"{'jwtd /auth/login':<30}{fmt(j['rps_median'], '11.1f')}"
               f"{fmt(j['p50_us_median'], '9.0f')}{fmt(j['p99_us_median'], '9.0f')}")
-    print(f"{'raw argon2id (' + s['settings'].get('hash_workers', '?') + ' thr)':<26}"
+    print(f"{'raw argon2id (' + s['settings'].get('hash_workers', '?') + ' thr)':<30}"
           f"{fmt(lg['argon2_raw']['hashes_per_s_median'], '11.1f')}   hashes/s")
     print(f"  jwtd login / raw argon2id: {fmt(lg['jwtd_to_argon2_ratio'], '.2f')}")
     if "login" in p:
         nl = p["login"]
-        print(f"{'NestJS /auth/login':<26}{fmt(nl['rps_median'], '11.1f')}"
+        print(f"{'NestJS /auth/login':<30}{fmt(nl['rps_median'], '11.1f')}"
               f"{fmt(nl['p50_us_median'], '9.0f')}{fmt(nl['p99_us_median'], '9.0f')}"
               f"   (bcrypt cost 10, not argon2id)")
         print(f"  jwtd login / NestJS login: {fmt(p['jwtd_to_nest_login'], '.2f')}")
     r = s["refresh"]["jwtd"]
     if r:
-        print(f"{'jwtd /auth/refresh':<26}{fmt(r['rps_median'], '11.1f')}"
+        print(f"{'jwtd /auth/refresh':<30}{fmt(r['rps_median'], '11.1f')}"
               f"{fmt(r['p50_us_median'], '9.0f')}{fmt(r['p99_us_median'], '9.0f')}"
               f"   ({s['settings'].get('refresh_connections')} chains)")
     print()

@@ -16,7 +16,9 @@
  * stay valid until they expire (15 minutes by default), which is why they
  * are short-lived.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -117,6 +119,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     const char *token = auth + 7;
 
     maybe_reload(st);
+    /* Holding the lock while verifying keeps the example short; a busy
+     * service would swap reference-counted key sets instead. */
     pthread_mutex_lock(&st->lock);
     jwtd_claims *claims = NULL;
     jwtd_err e = st->keys ? jwtd_verify(st->verifier, st->keys, token, strlen(token),
@@ -179,8 +183,12 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    /* Loopback only: an example should not listen on every interface. */
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
                                             (uint16_t)port, NULL, NULL, handle, &st,
+                                            MHD_OPTION_SOCK_ADDR, &sin,
                                             MHD_OPTION_THREAD_POOL_SIZE, 2, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "resource_server: cannot listen on port %d\n", port);

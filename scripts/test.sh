@@ -6,13 +6,14 @@
 #   2. release build: unit tests (cmocka), end-to-end tests (pytest) on SQLite
 #   3. the same end-to-end suite on a real PostgreSQL started here
 #   4. ASan+UBSan build: unit and end-to-end tests again
-# Steps can be chosen: scripts/test.sh unit e2e pg asan (default: all).
+#   5. libFuzzer targets, a bounded time each (JWTD_FUZZ_SECONDS, default 60)
+# Steps can be chosen: scripts/test.sh unit e2e pg asan fuzz (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=/usr/bin/python3          # Debian's interpreter, with python3-pytest/-jwt
 STEPS=("$@")
-[ ${#STEPS[@]} -eq 0 ] && STEPS=(unit e2e pg asan)
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(unit e2e pg asan fuzz)
 
 want() { local s; for s in "${STEPS[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 step() { printf '\n=== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
@@ -29,6 +30,12 @@ build() { # dir, extra meson args...
 
 step "release build"
 build build
+
+step "interop helpers (jose from npm)"
+if [ ! -d tests/interop/node_modules/jose ]; then
+  (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+fi
+[ -d tests/interop/node_modules/jose ] || { echo "npm did not install jose"; exit 1; }
 
 if want unit; then
   step "unit tests (release)"
@@ -61,6 +68,11 @@ if want asan; then
   meson test -C build-asan --print-errorlogs --suite unit --timeout-multiplier 4
   step "end-to-end tests on SQLite (ASan+UBSan)"
   JWTD_BIN=$ROOT/build-asan/jwtd JWTD_E2E_SLOW=1 $PY -m pytest -q tests/e2e
+fi
+
+if want fuzz; then
+  step "fuzzing (ASan+UBSan, ${JWTD_FUZZ_SECONDS:-60}s per target)"
+  scripts/fuzz.sh
 fi
 
 printf '\n=== all tests passed in %ss\n' "$(( $(date +%s) - T0 ))"

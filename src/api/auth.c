@@ -272,6 +272,7 @@ static void login_resume(struct request *r)
     struct login_state *st = r->hs;
     struct app *app = r->app;
     if (!r->job_ran) {
+        ratelimit_login_refund(r, st->ratekey);
         metrics_inc(&app->metrics.logins[LOGIN_BUSY]);
         respond_busy(r, "The server is too busy to check a password; try again shortly.");
         return;
@@ -350,25 +351,31 @@ void api_login(struct request *r)
     /* Names that could not exist and oversized passwords are refused like
      * any wrong password (same body), after the same work. */
     bool plausible = username_valid(username, ulen) && plen <= PASSWORD_MAX_BYTES;
-    if (plausible && !ratelimit_login_attempt(r, username, st->ratekey, sizeof st->ratekey))
+    /* Every attempt counts against the address (implausible ones are hashed
+     * against the dummy too); only plausible names have their own counter. */
+    if (!ratelimit_login_attempt(r, plausible ? username : NULL, st->ratekey, sizeof st->ratekey))
         goto out;
     if (plausible) {
         enum store_rc rc = STORE_CALL(app->store, user_by_name, username, &st->user);
         if (rc == STORE_OK)
             st->found = true;
         else if (rc != STORE_NOT_FOUND) {
+            ratelimit_login_refund(r, st->ratekey);
             respond_store_error(r, rc);
             goto out;
         }
     }
     size_t keep = plen <= PASSWORD_MAX_BYTES ? plen : PASSWORD_MAX_BYTES;
     if (!(st->password = secret_dup(password, keep))) {
+        ratelimit_login_refund(r, st->ratekey);
         respond_error(r, 500, "internal_error", "The server ran out of memory.");
         goto out;
     }
     st->pwlen = keep;
-    if (!request_run_job(r, login_run, login_resume))
+    if (!request_run_job(r, login_run, login_resume)) {
+        ratelimit_login_refund(r, st->ratekey);
         metrics_inc(&app->metrics.logins[LOGIN_BUSY]);
+    }
 out:
     json_decref(body);
 }

@@ -22,16 +22,22 @@ char *secret_dup(const char *s, size_t n);
 void secret_free(char *s, size_t n);
 
 /*
- * Count a login attempt for this username and this client address before
- * the password is checked (so that parallel guesses cannot slip past). On
- * refusal answers 429 too_many_attempts + Retry-After and returns false.
- * The username key is written to key (for ratelimit_login_succeeded).
+ * Count a login attempt for this client address and, when username is not
+ * NULL, this username, before the password is checked (so that parallel
+ * guesses cannot slip past). On refusal answers 429 too_many_attempts +
+ * Retry-After and returns false. The username key is written to key ("" when
+ * none) for the two functions below.
  */
 bool ratelimit_login_attempt(struct request *r, const char *username, char *key, size_t cap);
 
 /* After a correct password: forget the username's failures and give the
  * address its attempt back. */
 void ratelimit_login_succeeded(struct request *r, const char *key);
+
+/* The password was never checked (the server was busy, storage failed):
+ * give both counters their attempt back, so that overload never locks
+ * anyone out. */
+void ratelimit_login_refund(struct request *r, const char *key);
 
 /* Per-address windows for signup and refresh; answer 429 when over. */
 bool ratelimit_signup(struct request *r);

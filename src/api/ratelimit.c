@@ -58,6 +58,16 @@ bool ratelimit_login_attempt(struct request *r, const char *username, char *key,
 {
     struct app *app = r->app;
     const struct config *cfg = app->cfg;
+    key[0] = '\0';
+    char akey[96];
+    addr_key(r, "login", akey, sizeof akey);
+    if (!window_take(r, akey, cfg->address_max_failures, "failed logins from this address")) {
+        if (r->status == 429)
+            metrics_inc(&app->metrics.logins[LOGIN_LIMITED]);
+        return false;
+    }
+    if (!username)
+        return true;
     /* Usernames are unique case-insensitively: so are their counters. */
     size_t o = (size_t)snprintf(key, cap, "login:user:");
     for (const char *p = username; *p && o + 1 < cap; p++)
@@ -67,6 +77,12 @@ bool ratelimit_login_attempt(struct request *r, const char *username, char *key,
     enum store_rc rc = STORE_CALL(app->store, login_attempt, key, util_now(),
                                   cfg->login_max_failures, cfg->login_lockout_base,
                                   cfg->login_lockout_max, &retry);
+    if (rc != STORE_OK || retry > 0) {
+        /* Not attempted after all: the address keeps its attempt. */
+        int64_t unused;
+        STORE_CALL(app->store, counter_add, akey, util_now(), cfg->rate_window, -1, &unused);
+        key[0] = '\0';
+    }
     if (rc != STORE_OK) {
         respond_store_error(r, rc);
         return false;
@@ -77,26 +93,30 @@ bool ratelimit_login_attempt(struct request *r, const char *username, char *key,
         too_many(r, retry, "failed logins for this account");
         return false;
     }
-    char akey[96];
-    addr_key(r, "login", akey, sizeof akey);
-    if (!window_take(r, akey, cfg->address_max_failures, "failed logins from this address")) {
-        if (r->status == 429)
-            metrics_inc(&app->metrics.logins[LOGIN_LIMITED]);
-        return false;
-    }
     return true;
+}
+
+static void refund_address(struct request *r)
+{
+    char akey[96];
+    int64_t unused;
+    addr_key(r, "login", akey, sizeof akey);
+    STORE_CALL(r->app->store, counter_add, akey, util_now(), r->app->cfg->rate_window, -1,
+               &unused);
 }
 
 void ratelimit_login_succeeded(struct request *r, const char *key)
 {
-    struct app *app = r->app;
-    if (!key[0])
-        return;
-    STORE_CALL(app->store, login_reset, key);
-    char akey[96];
-    int64_t unused;
-    addr_key(r, "login", akey, sizeof akey);
-    STORE_CALL(app->store, counter_add, akey, util_now(), app->cfg->rate_window, -1, &unused);
+    if (key[0])
+        STORE_CALL(r->app->store, login_reset, key);
+    refund_address(r);
+}
+
+void ratelimit_login_refund(struct request *r, const char *key)
+{
+    if (key[0])
+        STORE_CALL(r->app->store, login_refund, key, r->app->cfg->login_max_failures);
+    refund_address(r);
 }
 
 bool ratelimit_signup(struct request *r)

@@ -82,6 +82,7 @@ int cmd_migrate(int argc, char **argv)
 static void app_free(struct app *app)
 {
     app_background_stop(app);
+    hashpool_free(app->io);
     hashpool_free(app->pool);
     keyring_free(app->keys);
     jwtd_verifier_free(app->verifier);
@@ -168,6 +169,14 @@ static bool app_init(struct app *app, struct config *cfg, char *err, size_t errl
                              cfg->hash_deadline_ms);
     if (!app->pool) {
         snprintf(err, errlen, "JWTD_HASH_WORKERS: cannot start the hashing threads");
+        return false;
+    }
+    /* Storage waits happen here, at normal priority; the queue is generous
+     * (these jobs are short), the deadline the same as for hashing. */
+    app->io = hashpool_new(cfg->io_workers, cfg->io_workers * 64, HASH_PRIO_NORMAL,
+                           cfg->hash_deadline_ms);
+    if (!app->io) {
+        snprintf(err, errlen, "JWTD_IO_WORKERS: cannot start the I/O threads");
         return false;
     }
     return true;

@@ -27,7 +27,8 @@ struct app {
     struct config *cfg;
     struct store *store;
     struct keyring *keys;
-    struct hashpool *pool;
+    struct hashpool *pool;            /* password hashing */
+    struct hashpool *io;              /* handlers that wait on storage */
     struct revoked_set *revoked;
     struct vcache *vcache;
     struct password_policy *policy;

@@ -160,6 +160,7 @@ static bool p_refresh_abs(struct config *c, const char *v) { return dur_in(v, 1,
 static bool p_reuse(struct config *c, const char *v) { return dur_in(v, 0, 300, &c->refresh_reuse_interval); }
 static bool p_leeway(struct config *c, const char *v) { return dur_in(v, 0, 300, &c->leeway); }
 static bool p_conn_timeout(struct config *c, const char *v) { return dur_in(v, 1, 3600, &c->connection_timeout); }
+static bool p_req_timeout(struct config *c, const char *v) { return dur_in(v, 1, 600, &c->request_timeout); }
 static bool p_key_rotation(struct config *c, const char *v) { return dur_in(v, 0, 3650 * DAY, &c->key_rotation); }
 static bool p_key_ahead(struct config *c, const char *v) { return dur_in(v, 0, 30 * DAY, &c->key_publish_ahead); }
 static bool p_login_lock_base(struct config *c, const char *v) { return dur_in(v, 1, DAY, &c->login_lockout_base); }
@@ -210,6 +211,16 @@ static bool p_hash_workers(struct config *c, const char *v)
         return true;
     }
     return uint_in(v, 1, 256, &c->hash_workers);
+}
+
+static bool p_io_workers(struct config *c, const char *v)
+{
+    if (strcmp(v, "auto") == 0) {
+        unsigned n = 2 * ncpus();
+        c->io_workers = n < 4 ? 4 : n;
+        return true;
+    }
+    return uint_in(v, 1, 1024, &c->io_workers);
 }
 
 static bool p_hash_queue(struct config *c, const char *v) { return uint_in(v, 1, 100000, &c->hash_queue); }
@@ -484,17 +495,19 @@ static const struct setting settings[] = {
     {"JWTD_ARGON2_ITERATIONS", "2", "argon2id passes, 1-100", p_argon2_t},
     {"JWTD_ARGON2_PARALLELISM", "1", "argon2id lanes, 1-64", p_argon2_p},
     {"JWTD_HASH_WORKERS", "auto", "password hashing threads: 1-256 or auto (one per CPU)", p_hash_workers},
+    {"JWTD_IO_WORKERS", "auto", "threads for storage-bound requests: 1-1024 or auto (2 per CPU, at least 4)", p_io_workers},
     {"JWTD_HASH_QUEUE", "64", "hashing jobs that may wait, 1-100000", p_hash_queue},
     {"JWTD_HASH_DEADLINE", "5s", "longest wait of a hashing job before 503, 100ms-60s", p_hash_deadline},
     {"JWTD_HASH_PRIORITY", "idle", "idle, batch or normal (scheduling of hashing threads)", p_hash_prio},
     {"JWTD_MAX_BODY", "16384", "largest request body in bytes, 1024-1048576", p_max_body},
     {"JWTD_MAX_CONNECTIONS", "4096", "open connections in all, 1-1000000", p_max_conn},
     {"JWTD_MAX_CONNECTIONS_PER_IP", "256", "open connections per client address, 0 (no limit)-1000000", p_max_conn_ip},
-    {"JWTD_CONNECTION_TIMEOUT", "30s", "idle or stalled connection timeout, 1s-1h", p_conn_timeout},
+    {"JWTD_CONNECTION_TIMEOUT", "30s", "idle connection timeout, 1s-1h", p_conn_timeout},
+    {"JWTD_REQUEST_TIMEOUT", "10s", "time a request (line, headers, body) may take to arrive, 1s-10m", p_req_timeout},
     {"JWTD_TRUSTED_PROXIES", "", "comma-separated proxy addresses whose X-Forwarded-For is used", p_trusted_proxies},
     {"JWTD_METRICS", "loopback", "who may read /metrics: loopback, any or off", p_metrics},
     {"JWTD_SQLITE_SYNC", "full", "full or normal (SQLite synchronous setting)", p_sqlite_sync},
-    {"JWTD_KEY_ROTATION", "0", "automatic signing-key rotation period, 0 (off) or a duration (90d)", p_key_rotation},
+    {"JWTD_KEY_ROTATION", "90d", "automatic signing-key rotation period, a duration, or 0 (off)", p_key_rotation},
     {"JWTD_KEY_PUBLISH_AHEAD", "1h", "how long a new key is published before it signs", p_key_ahead},
     {"JWTD_REVOCATION_POLL", "250ms", "how often revocations are read from storage, 10ms-1s", p_revocation_poll},
     {"JWTD_KEYRING_POLL", "5s", "how often the key ring is re-read from storage, 100ms-1h", p_keyring_poll},

@@ -28,6 +28,7 @@ struct config {
     unsigned max_connections;
     unsigned max_connections_per_ip;
     int64_t connection_timeout; /* seconds of inactivity before a connection is closed */
+    int64_t request_timeout;    /* seconds a request (line, headers, body) may take to arrive */
     size_t max_body;
     char *tls_cert_pem;      /* file contents, when TLS is on */
     char *tls_key_pem;
@@ -65,6 +66,7 @@ struct config {
     uint32_t argon2_iterations;
     uint32_t argon2_parallelism;
     unsigned hash_workers;
+    unsigned io_workers;     /* threads that run storage-bound handlers */
     unsigned hash_queue;
     int64_t hash_deadline_ms; /* a job waiting longer than this is answered 503 */
     enum hash_priority hash_priority;

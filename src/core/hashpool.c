@@ -68,7 +68,8 @@ static void *worker(void *arg)
         hp->head = job->next;
         if (!hp->head)
             hp->tail = NULL;
-        bool drop = hp->stopping || util_mono_ms() - job->enqueued_ms > hp->deadline_ms;
+        bool drop = hp->stopping ||
+                    (!job->exempt && util_mono_ms() - job->enqueued_ms > hp->deadline_ms);
         pthread_mutex_unlock(&hp->lock);
         if (drop) {
             atomic_fetch_add(&hp->expired, 1);
@@ -129,7 +130,7 @@ void hashpool_release(struct hashpool *hp)
     pthread_mutex_unlock(&hp->lock);
 }
 
-void hashpool_submit(struct hashpool *hp, struct hash_job *job)
+static void enqueue(struct hashpool *hp, struct hash_job *job)
 {
     job->next = NULL;
     job->enqueued_ms = util_mono_ms();
@@ -141,6 +142,21 @@ void hashpool_submit(struct hashpool *hp, struct hash_job *job)
     hp->tail = job;
     pthread_cond_signal(&hp->cond);
     pthread_mutex_unlock(&hp->lock);
+}
+
+void hashpool_submit(struct hashpool *hp, struct hash_job *job)
+{
+    job->exempt = false;
+    enqueue(hp, job);
+}
+
+void hashpool_post(struct hashpool *hp, struct hash_job *job)
+{
+    pthread_mutex_lock(&hp->lock);
+    hp->reserved++; /* counted in the depth, but past the cap */
+    pthread_mutex_unlock(&hp->lock);
+    job->exempt = true;
+    enqueue(hp, job);
 }
 
 unsigned hashpool_depth(struct hashpool *hp)

@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The bounded pool that runs password hashing off the HTTP threads. A job
- * is reserved first (fails at once when the queue is full: the caller
- * answers 503 server_busy), then submitted; a worker runs it and calls its
- * completion, or completes it without running when it waited past the
- * deadline or the pool is shutting down. Workers run at the configured
- * scheduling priority (SCHED_IDLE by default) so that token checks on the
- * HTTP threads keep their latency during a login flood.
+ * A bounded pool of worker threads. jwtd runs two: the hashing pool
+ * (password hashing, at the configured scheduling priority, SCHED_IDLE by
+ * default, so that token checks keep their latency during a login flood)
+ * and the I/O pool (handlers that wait on storage, at normal priority, so
+ * that the HTTP threads never block on a database).
+ *
+ * A new job is reserved first (fails at once when the queue is full: the
+ * caller answers 503 server_busy), then submitted; a worker runs it and calls
+ * its completion, or completes it without running when it waited past the
+ * deadline or the pool is shutting down. A continuation of work already
+ * admitted is posted instead: never refused, never dropped by the deadline.
  */
 #ifndef JWTD_HASHPOOL_H
 #define JWTD_HASHPOOL_H
@@ -23,6 +27,7 @@ struct hash_job {
      * ran = false when the job was dropped (deadline, shutdown). */
     void (*complete)(struct hash_job *job, bool ran);
     int64_t enqueued_ms; /* set by the pool */
+    bool exempt;         /* posted continuation: no deadline (set by the pool) */
     struct hash_job *next;
 };
 
@@ -41,6 +46,9 @@ void hashpool_release(struct hashpool *hp);
 
 /* Queue a job on a reserved place (never fails). */
 void hashpool_submit(struct hashpool *hp, struct hash_job *job);
+
+/* Queue a continuation of admitted work: no reservation, no deadline. */
+void hashpool_post(struct hashpool *hp, struct hash_job *job);
 
 /* Jobs waiting or running, and jobs refused so far (for metrics). */
 unsigned hashpool_depth(struct hashpool *hp);

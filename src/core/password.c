@@ -245,7 +245,7 @@ const char *password_policy_check(struct password_policy *pp, const char *userna
     OPENSSL_cleanse(copy, len + 1);
     free(copy);
     if (rc == PWQ_ERROR_CRACKLIB_CHECK)
-        return "password is too common (found in a password dictionary)";
+        return "password is too common or too simple (cracklib dictionary check)";
     if (rc == PWQ_ERROR_PALINDROME)
         return "password is too simple (a palindrome)";
     if (rc < 0 && rc != PWQ_ERROR_MIN_LENGTH && rc != PWQ_ERROR_EMPTY_PASSWORD &&

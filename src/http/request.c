@@ -251,11 +251,26 @@ static void queue(struct request *r, unsigned status, struct MHD_Response *resp,
     cors_add_headers(r, resp);
     for (unsigned i = 0; i < r->n_headers; i++)
         MHD_add_response_header(resp, r->hname[i], r->hvalue[i]);
+    r->answered = true;
+    r->status = status;
+    if (r->offthread) {
+        /* Only the HTTP thread may queue: keep it for the resume. */
+        r->staged = resp;
+        return;
+    }
     if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
         LOGE(LOG_WARN, "response_not_queued", "route", route_name(r->route));
     MHD_destroy_response(resp);
-    r->answered = true;
-    r->status = status;
+}
+
+void request_queue_staged(struct request *r)
+{
+    if (!r->staged)
+        return;
+    if (MHD_queue_response(r->conn, r->status, r->staged) != MHD_YES)
+        LOGE(LOG_WARN, "response_not_queued", "route", route_name(r->route));
+    MHD_destroy_response(r->staged);
+    r->staged = NULL;
 }
 
 void respond_json_text(struct request *r, unsigned status, const char *text, size_t len)
@@ -340,30 +355,83 @@ void respond_store_error(struct request *r, int rc)
 
 /* --------------------------------------------------------------- async -- */
 
-void request_go_async(struct request *r, resume_fn on_resume)
-{
-    r->async = true;
-    r->on_resume = on_resume;
-    atomic_store(&r->resumed, false);
-    MHD_suspend_connection(r->conn);
-}
-
-void request_resume(struct request *r)
-{
-    atomic_store(&r->resumed, true);
-    MHD_resume_connection(r->conn);
-}
-
 struct request *request_of_job(struct hash_job *job)
 {
     return (struct request *)((char *)job - offsetof(struct request, job));
 }
 
+static struct request *request_of_io_job(struct hash_job *job)
+{
+    return (struct request *)((char *)job - offsetof(struct request, io_job));
+}
+
+/* Runs r->step on an I/O thread, then wakes the connection unless a
+ * hashing job is out (its completion posts the next step). */
+static void io_run(struct hash_job *job)
+{
+    struct request *r = request_of_io_job(job);
+    r->offthread = true;
+    r->step(r);
+    r->offthread = false;
+    if (!r->answered && !r->hash_pending) {
+        LOGE(LOG_ERROR, "handler_did_not_answer", "route", route_name(r->route));
+        r->offthread = true;
+        respond_error(r, 500, "internal_error", "The server failed to answer.");
+        r->offthread = false;
+    }
+}
+
+/* The continuation after a hashing job may start only when both the step
+ * that submitted it and the job itself are over: the last to finish posts
+ * it (the io_job struct is then free for reuse). */
+static void handoff_arrive(struct request *r)
+{
+    if (atomic_fetch_sub(&r->handoff, 1) == 1) {
+        r->hash_pending = false;
+        r->step = r->on_resume;
+        hashpool_post(r->app->io, &r->io_job);
+    }
+}
+
+static void io_complete(struct hash_job *job, bool ran)
+{
+    struct request *r = request_of_io_job(job);
+    if (!ran && !r->answered) {
+        /* Dropped (deadline or shutdown) before it started. */
+        r->offthread = true;
+        respond_busy(r, "The server is too busy; try again shortly.");
+        r->offthread = false;
+    }
+    if (r->answered) {
+        atomic_store(&r->resumed, true);
+        MHD_resume_connection(r->conn);
+    } else if (r->hash_pending) {
+        handoff_arrive(r);
+    }
+}
+
+void request_offload(struct request *r, resume_fn handler)
+{
+    if (!hashpool_reserve(r->app->io)) {
+        respond_busy(r, "The server is too busy; try again shortly.");
+        return;
+    }
+    r->step = handler;
+    r->io_job.run = io_run;
+    r->io_job.complete = io_complete;
+    r->suspended = true;
+    atomic_store(&r->resumed, false);
+    /* Suspend before submitting: the job may finish before this returns. */
+    MHD_suspend_connection(r->conn);
+    hashpool_submit(r->app->io, &r->io_job);
+}
+
+/* The hashing job is done (hashing thread): continue on the I/O pool. */
 static void job_complete(struct hash_job *job, bool ran)
 {
     struct request *r = request_of_job(job);
     r->job_ran = ran;
-    request_resume(r);
+    handoff_arrive(r);
 }
 
 bool request_run_job(struct request *r, void (*run)(struct hash_job *job), resume_fn on_resume)
@@ -374,8 +442,9 @@ bool request_run_job(struct request *r, void (*run)(struct hash_job *job), resum
     }
     r->job.run = run;
     r->job.complete = job_complete;
-    /* Suspend before submitting: the job may finish before this returns. */
-    request_go_async(r, on_resume);
+    r->on_resume = on_resume;
+    r->hash_pending = true;
+    atomic_store(&r->handoff, 2); /* this step, and the hashing job */
     hashpool_submit(r->app->pool, &r->job);
     return true;
 }

@@ -3,11 +3,16 @@
  * One HTTP request as handlers see it, and every way to answer it. The
  * server (server.c) creates the request on the first libmicrohttpd call,
  * collects the body under its cap, routes it, and frees it when the
- * connection reports completion. A handler answers exactly once, either at
- * once (respond_*) or later: it calls request_go_async(), hands work to the
- * hashing pool, and the pool's completion calls request_resume(); the
- * server then calls the handler's on_resume on an HTTP thread, which
- * answers.
+ * connection reports completion.
+ *
+ * Where handlers run: routes answered from memory (/auth/verify, /healthz,
+ * JWKS, discovery, metrics) run on the HTTP threads. Every route that waits
+ * on storage runs on the I/O pool, with the connection suspended, so that
+ * an HTTP thread never blocks on a database; a handler there that needs a
+ * password hashed hands a job to the hashing pool (request_run_job), whose
+ * completion continues on the I/O pool (on_resume). A handler answers
+ * exactly once with respond_*: on an I/O thread the response is staged and
+ * queued by the HTTP thread when the connection resumes.
  *
  * Every response gets the security headers of API.md. Errors always have
  * the contract's shape {"error","error_description"}.
@@ -17,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -63,9 +69,14 @@ struct request {
     /* state */
     unsigned calls;
     bool answered;
-    bool async;               /* suspended, waiting for the pool */
-    _Atomic bool resumed;     /* the pool finished; on_resume is due */
-    resume_fn on_resume;
+    bool suspended;           /* the connection waits for the I/O pool */
+    bool offthread;           /* running on an I/O thread: responses are staged */
+    bool hash_pending;        /* a hashing job is out; on_resume follows */
+    atomic_int handoff;       /* parties yet to finish before on_resume may run */
+    _Atomic bool resumed;     /* the staged response is ready to queue */
+    struct MHD_Response *staged;
+    resume_fn step;           /* what the I/O pool runs next */
+    resume_fn on_resume;      /* continuation after the hashing job */
     unsigned status;
     int64_t start_ms;
 
@@ -82,6 +93,7 @@ struct request {
     void *hs;
     void (*hs_free)(void *hs);
     struct hash_job job;      /* embedded job for the hashing pool */
+    struct hash_job io_job;   /* embedded job for the I/O pool */
     bool job_ran;             /* false when the pool dropped the job (deadline, shutdown) */
 };
 
@@ -158,20 +170,24 @@ void respond_store_error(struct request *r, int store_rc);
 
 /* ---- async ---- */
 
-/* Suspend the connection; the handler has reserved a pool place and will
- * submit r->job, whose completion must call request_resume(). */
-void request_go_async(struct request *r, resume_fn on_resume);
+/*
+ * From an HTTP thread: suspend the connection and run `handler` on the I/O
+ * pool. When the pool is full, answers 503 server_busy at once.
+ */
+void request_offload(struct request *r, resume_fn handler);
 
-/* From the pool's completion (any thread): wake the connection. */
-void request_resume(struct request *r);
+/* From the HTTP thread, when the connection was resumed: queue the staged
+ * response. */
+void request_queue_staged(struct request *r);
 
-/* The request that embeds a job. */
+/* The request that embeds a hashing job. */
 struct request *request_of_job(struct hash_job *job);
 
 /*
- * Reserve a pool place, suspend, and submit r->job running `run`; the
- * completion records job_ran and resumes. When the pool is full, answers
- * 503 server_busy and returns false (nothing was suspended).
+ * From an I/O-pool handler: reserve a hashing place and submit r->job
+ * running `run`; when it is done (r->job_ran tells whether it ran),
+ * on_resume runs on the I/O pool. When the hashing pool is full, answers 503
+ * server_busy and returns false.
  */
 bool request_run_job(struct request *r, void (*run)(struct hash_job *job), resume_fn on_resume);
 

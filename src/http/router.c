@@ -101,3 +101,18 @@ enum http_method router_method(const char *method)
             return methods[i].m;
     return M_OTHER;
 }
+
+bool router_on_io_pool(enum route route)
+{
+    switch (route) {
+    case ROUTE_VERIFY:
+    case ROUTE_JWKS:
+    case ROUTE_OIDC:
+    case ROUTE_HEALTHZ:
+    case ROUTE_METRICS:
+    case ROUTE_NONE:
+        return false;
+    default:
+        return true;
+    }
+}

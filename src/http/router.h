@@ -24,4 +24,7 @@ handler_fn router_handler(enum route route, enum http_method m, unsigned *ret_al
 
 enum http_method router_method(const char *method);
 
+/* True for routes that wait on storage: they run on the I/O pool. */
+bool router_on_io_pool(enum route route);
+
 #endif /* JWTD_ROUTER_H */

@@ -10,6 +10,10 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -26,11 +30,73 @@
 #include "http/parse.h"
 #include "http/router.h"
 
+/* A connection as the request-deadline watchdog sees it. */
+struct tracked {
+    int fd;
+    _Atomic int64_t deadline_ms; /* 0: no request being received */
+    struct tracked *prev, *next;
+};
+
 struct server {
     struct app *app;
     struct MHD_Daemon *daemon;
     bool quiesced;
+    /* The watchdog closes connections whose request (line, headers, body)
+     * takes longer than JWTD_REQUEST_TIMEOUT to arrive: a client trickling
+     * a byte a second is never idle, so MHD's idle timeout alone would let
+     * slowloris keep connections forever. */
+    pthread_mutex_t lock; /* guards the list; held while shutting a socket down */
+    struct tracked head;
+    pthread_t watchdog;
+    bool watchdog_running;
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cond;
+    bool stopping;
 };
+
+/* RFC 9110 token characters: what a header name may consist of. */
+static bool is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    bool *bad = cls;
+    (void)kind;
+    (void)value;
+    if (!key || !*key) {
+        *bad = true;
+        return MHD_NO;
+    }
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        if (!is_tchar(*p)) {
+            *bad = true;
+            return MHD_NO;
+        }
+    return MHD_YES;
+}
+
+/* Requests that proxies and this server could read differently are
+ * refused (and their connection closed): a header name with spaces
+ * ("Content-Length : 5" is not Content-Length here, but may be upstream),
+ * both Content-Length and Transfer-Encoding, or HTTP/1.1 without Host. */
+static const char *smuggling_risk(struct MHD_Connection *conn, const char *version)
+{
+    bool bad = false;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, check_header, &bad);
+    if (bad)
+        return "A request header name is malformed.";
+    if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length") &&
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding"))
+        return "Content-Length and Transfer-Encoding must not both be sent.";
+    if (strcmp(version, "HTTP/1.0") != 0 &&
+        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"))
+        return "The request needs a Host header.";
+    return NULL;
+}
 
 static struct request *request_new(struct app *app, struct MHD_Connection *conn, const char *url,
                                    const char *method)
@@ -71,6 +137,8 @@ static void request_free(struct request *r)
         return;
     if (r->hs_free)
         r->hs_free(r->hs);
+    if (r->staged)
+        MHD_destroy_response(r->staged);
     buf_wipe_free(&r->body); /* bodies carry passwords */
     for (unsigned i = 0; i < r->n_headers; i++) {
         free(r->hname[i]);
@@ -113,8 +181,12 @@ static void dispatch(struct request *r)
         /* Routes without a body ignore one (and its type). */
         r->bad_content_type = false;
     }
+    if (router_on_io_pool(r->route)) {
+        request_offload(r, fn);
+        return;
+    }
     fn(r);
-    if (!r->answered && !r->async) {
+    if (!r->answered) {
         LOGE(LOG_ERROR, "handler_did_not_answer", "route", route_name(r->route));
         respond_error(r, 500, "internal_error", "The server failed to answer.");
     }
@@ -132,6 +204,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!r)
             return MHD_NO; /* out of memory: MHD closes the connection */
         *con_cls = r;
+        const char *risk = smuggling_risk(conn, version);
+        if (risk) {
+            respond_header(r, "Connection", "close");
+            respond_error(r, 400, "invalid_request", risk);
+            return MHD_YES;
+        }
         /* A declared body over the cap is refused before it is read. MHD
          * accepts a response only now or after the whole body, and this
          * connection cannot be kept alive anyway (the body stays unread). */
@@ -140,18 +218,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     r->calls++;
+    if (r->suspended) {
+        if (!atomic_load(&r->resumed))
+            return MHD_YES;
+        r->suspended = false;
+        request_queue_staged(r);
+        return MHD_YES;
+    }
     if (r->answered) {
         /* Answered early (413): drop the rest of the upload. */
         *upload_data_size = 0;
-        return MHD_YES;
-    }
-    if (r->async) {
-        if (!atomic_load(&r->resumed))
-            return MHD_YES;
-        r->async = false;
-        r->on_resume(r);
-        if (!r->answered && !r->async)
-            respond_error(r, 500, "internal_error", "The server failed to answer.");
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -173,6 +249,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         respond_error(r, 413, "payload_too_large", "The request body is too large.");
         return MHD_YES;
     }
+    /* The whole request is in: the receive deadline is over. */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context)
+        atomic_store(&((struct tracked *)ci->socket_context)->deadline_ms, 0);
     dispatch(r);
     return MHD_YES;
 }
@@ -199,6 +280,97 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&app->in_flight, 1);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct tracked *t = calloc(1, sizeof *t);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!t || !ci) {
+            free(t);
+            *socket_context = NULL;
+            return;
+        }
+        t->fd = ci->connect_fd;
+        /* The first request line must come within the deadline too. */
+        atomic_init(&t->deadline_ms, util_mono_ms() + s->app->cfg->request_timeout * 1000);
+        pthread_mutex_lock(&s->lock);
+        t->next = s->head.next;
+        t->prev = &s->head;
+        s->head.next->prev = t;
+        s->head.next = t;
+        pthread_mutex_unlock(&s->lock);
+        *socket_context = t;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        /* MHD calls this before it closes the socket, so the watchdog,
+         * which shuts sockets down under the same lock, never touches a
+         * descriptor that was reused. */
+        struct tracked *t = *socket_context;
+        pthread_mutex_lock(&s->lock);
+        t->prev->next = t->next;
+        t->next->prev = t->prev;
+        pthread_mutex_unlock(&s->lock);
+        free(t);
+        *socket_context = NULL;
+    }
+}
+
+/* Called when a request line has arrived: its headers and body now have
+ * JWTD_REQUEST_TIMEOUT to follow. The return value is the initial con_cls
+ * (NULL: request_new runs on the first access-handler call). */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct server *s = cls;
+    (void)uri;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context)
+        atomic_store(&((struct tracked *)ci->socket_context)->deadline_ms,
+                     util_mono_ms() + s->app->cfg->request_timeout * 1000);
+    return NULL;
+}
+
+static void *watchdog(void *arg)
+{
+    struct server *s = arg;
+    pthread_mutex_lock(&s->stop_lock);
+    while (!s->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 250 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->stop_cond, &s->stop_lock, &until);
+        if (s->stopping)
+            break;
+        int64_t now = util_mono_ms();
+        unsigned closed = 0;
+        pthread_mutex_lock(&s->lock);
+        for (struct tracked *t = s->head.next; t != &s->head; t = t->next) {
+            int64_t d = atomic_load(&t->deadline_ms);
+            if (d && d < now) {
+                /* MHD sees the end of the stream and closes the connection
+                 * on its own thread. */
+                shutdown(t->fd, SHUT_RDWR);
+                atomic_store(&t->deadline_ms, 0);
+                closed++;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (closed) {
+            char n[16];
+            snprintf(n, sizeof n, "%u", closed);
+            LOGE(LOG_INFO, "request_timeout", "connections_closed", n);
+        }
+    }
+    pthread_mutex_unlock(&s->stop_lock);
+    return NULL;
+}
+
 __attribute__((format(printf, 2, 0))) static void mhd_logger(void *cls, const char *fmt,
                                                             va_list ap)
 {
@@ -221,6 +393,10 @@ struct server *server_start(struct app *app, char *err, size_t errlen)
         return NULL;
     }
     s->app = app;
+    s->head.next = s->head.prev = &s->head;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->stop_lock, NULL);
+    pthread_cond_init(&s->stop_cond, NULL);
 
     struct sockaddr_in sin;
     struct sockaddr_in6 sin6;
@@ -244,7 +420,7 @@ struct server *server_start(struct app *app, char *err, size_t errlen)
     if (cfg->tls_cert_pem)
         flags |= MHD_USE_TLS;
 
-    struct MHD_OptionItem opts[16];
+    struct MHD_OptionItem opts[20];
     size_t k = 0;
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)sa};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->workers, NULL};
@@ -262,8 +438,11 @@ struct server *server_start(struct app *app, char *err, size_t errlen)
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, app};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL};
-    /* Refuse requests that break the HTTP/1.1 grammar instead of guessing. */
-    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL};
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s};
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_request_line, s};
+    /* Host is checked here (smuggling_risk), with a proper JSON 400: the
+     * library's own strict mode answers with a malformed response. */
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_STRICT_FOR_CLIENT, 0, NULL};
     if (cfg->tls_cert_pem) {
         opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, cfg->tls_cert_pem};
         opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, cfg->tls_key_pem};
@@ -275,9 +454,15 @@ struct server *server_start(struct app *app, char *err, size_t errlen)
     if (!s->daemon) {
         snprintf(err, errlen, "JWTD_LISTEN: cannot listen on %s (%s)", cfg->listen,
                  errno ? strerror(errno) : "address in use or TLS files invalid");
-        free(s);
+        server_stop(s);
         return NULL;
     }
+    if (pthread_create(&s->watchdog, NULL, watchdog, s) != 0) {
+        snprintf(err, errlen, "cannot start the request watchdog");
+        server_stop(s);
+        return NULL;
+    }
+    s->watchdog_running = true;
     return s;
 }
 
@@ -295,6 +480,17 @@ void server_stop(struct server *s)
 {
     if (!s)
         return;
-    MHD_stop_daemon(s->daemon);
+    if (s->watchdog_running) {
+        pthread_mutex_lock(&s->stop_lock);
+        s->stopping = true;
+        pthread_cond_signal(&s->stop_cond);
+        pthread_mutex_unlock(&s->stop_lock);
+        pthread_join(s->watchdog, NULL);
+    }
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);
+    pthread_cond_destroy(&s->stop_cond);
+    pthread_mutex_destroy(&s->stop_lock);
+    pthread_mutex_destroy(&s->lock);
     free(s);
 }

@@ -121,6 +121,7 @@ enum stmt {
     P_LOGIN_GET_LOCK,
     P_LOGIN_SET,
     P_LOGIN_RESET,
+    P_LOGIN_REFUND,
     P_COUNT
 };
 
@@ -202,6 +203,9 @@ static const char *const stmt_sql[P_COUNT] = {
     [P_LOGIN_SET] = "UPDATE login_failures SET failures = $2, blocked_until = $3,"
                     " updated_at = $4 WHERE key = $1",
     [P_LOGIN_RESET] = "DELETE FROM login_failures WHERE key = $1",
+    [P_LOGIN_REFUND] = "UPDATE login_failures SET failures = failures - 1,"
+                       " blocked_until = CASE WHEN failures - 1 < $2 THEN 0 ELSE blocked_until END"
+                       " WHERE key = $1 AND failures > 0",
 };
 
 /* ------------------------------------------------------ connections --- */
@@ -1030,6 +1034,15 @@ static enum store_rc pg_login_reset(struct store *base, const char *key)
     return run(c, P_LOGIN_RESET, &p, NULL);
 }
 
+static enum store_rc pg_login_refund(struct store *base, const char *key, unsigned max_failures)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    struct params p = {0};
+    p_str(&p, key);
+    p_int(&p, max_failures);
+    return run(c, P_LOGIN_REFUND, &p, NULL);
+}
+
 static const struct store_ops pg_ops = {
     .name = "postgres",
     .close = pg_close,
@@ -1058,6 +1071,7 @@ static const struct store_ops pg_ops = {
     .counter_add = pg_counter_add,
     .login_attempt = pg_login_attempt,
     .login_reset = pg_login_reset,
+    .login_refund = pg_login_refund,
 };
 
 enum store_rc pg_store_open(const char *url, const struct store_options *opt, struct store **ret,

@@ -115,6 +115,7 @@ enum stmt {
     S_LOGIN_GET,
     S_LOGIN_UPSERT,
     S_LOGIN_RESET,
+    S_LOGIN_REFUND,
     S_COUNT
 };
 
@@ -195,6 +196,9 @@ static const char *const stmt_sql[S_COUNT] = {
                        " failures = excluded.failures, blocked_until = excluded.blocked_until,"
                        " updated_at = excluded.updated_at",
     [S_LOGIN_RESET] = "DELETE FROM login_failures WHERE key = ?1",
+    [S_LOGIN_REFUND] = "UPDATE login_failures SET failures = failures - 1,"
+                       " blocked_until = CASE WHEN failures - 1 < ?2 THEN 0 ELSE blocked_until END"
+                       " WHERE key = ?1 AND failures > 0",
 };
 
 /* ------------------------------------------------------ connections --- */
@@ -1055,6 +1059,17 @@ static enum store_rc sq_login_reset(struct store *base, const char *key)
     return map_rc(exec_done(q));
 }
 
+static enum store_rc sq_login_refund(struct store *base, const char *key, unsigned max_failures)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_LOGIN_REFUND);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, key);
+    sqlite3_bind_int64(q, 2, max_failures);
+    return map_rc(exec_done(q));
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -1083,6 +1098,7 @@ static const struct store_ops sqlite_ops = {
     .counter_add = sq_counter_add,
     .login_attempt = sq_login_attempt,
     .login_reset = sq_login_reset,
+    .login_refund = sq_login_refund,
 };
 
 enum store_rc sqlite_store_open(const char *path, const struct store_options *opt,

@@ -54,8 +54,10 @@ enum refresh_outcome store_refresh_decide(const struct store_session *row, uint3
     if (gen == row->refresh_gen)
         return REFRESH_ROTATED;
     /* Only the token retired last, and only briefly: two tabs that raced,
-     * or a response lost on the way. Anything older is a stolen token. */
-    if (gen + 1 == row->refresh_gen && p->now_ms - row->rotated_at_ms <= p->reuse_interval_ms)
+     * or a response lost on the way. Anything older is a stolen token. An
+     * interval of 0 is strict single use, even for requests that raced. */
+    if (p->reuse_interval_ms > 0 && gen + 1 == row->refresh_gen &&
+        p->now_ms - row->rotated_at_ms <= p->reuse_interval_ms)
         return REFRESH_REPLAYED;
     return REFRESH_REUSED;
 }

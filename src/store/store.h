@@ -174,6 +174,7 @@ struct store_ops {
                                    unsigned max_failures, int64_t base, int64_t max,
                                    int64_t *ret_retry_after);
     enum store_rc (*login_reset)(struct store *s, const char *key);
+    enum store_rc (*login_refund)(struct store *s, const char *key, unsigned max_failures);
 };
 
 struct store {
@@ -237,7 +238,10 @@ const char *store_rc_name(enum store_rc rc);
  *   key is blocked, *ret_retry_after > 0 (seconds) and nothing changes;
  *   otherwise the attempt is counted (*ret_retry_after = 0) and, from the
  *   max_failures-th on, the key is blocked for base * 2^(n - max) seconds
- *   (at most max). login_reset forgets the key after a success.
+ *   (at most max). login_reset forgets the key after a success;
+ *   login_refund gives back one counted attempt whose password was never
+ *   checked (the server was busy), lifting the block when the count falls
+ *   below max_failures.
  */
 
 #endif /* JWTD_STORE_H */

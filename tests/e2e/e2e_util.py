@@ -457,8 +457,15 @@ def bcrypt_hash(password, prefix="$2b$"):
 
 def signup(client, username=None, password=None):
     username = username or uname()
-    password = password or strong_password()
-    r = client.post("/auth/signup", {"username": username, "password": password})
+    generated = password is None
+    for _ in range(5):
+        if generated:
+            password = strong_password()
+        r = client.post("/auth/signup", {"username": username, "password": password})
+        # cracklib's "too simplistic/systematic" heuristic refuses about 1 in 3000
+        # random passwords (runs like "NOP", "wxyz"): draw another one
+        if not (generated and r.status == 422 and (r.json or {}).get("error") == "weak_password"):
+            break
     assert r.status == 201, "signup %r: %r" % (username, r)
     user = r.json["user"]
     return username, password, user
@@ -592,7 +599,8 @@ def assert_token_response(resp, user=None):
         "token response keys: %r" % (body,)
     assert body["token_type"] == "Bearer", body
     assert isinstance(body["expires_in"], int) and body["expires_in"] > 0, body
-    assert isinstance(body["refresh_token"], str) and REFRESH_TOKEN_RE.match(body["refresh_token"]), \
+    rt = body["refresh_token"]
+    assert isinstance(rt, str) and REFRESH_TOKEN_RE.match(rt), \
         "refresh token is not opaque base64url of >= 256 bits: %r" % (body["refresh_token"],)
     assert body["access_token"].count(".") == 2, body
     assert_user(body["user"])
@@ -612,44 +620,75 @@ def assert_invalid_grant(resp, *words):
     return body
 
 
+class RevocationTiming(dict):
+    """{path: seconds from the revocation to the first refusal seen (None: not
+    refused before giving up)}; `.last_accepted[path]`: when the last request
+    that was still ACCEPTED had been sent (None: none was)."""
+
+    def __init__(self, paths):
+        super().__init__((p, None) for p in paths)
+        self.last_accepted = {p: None for p in paths}
+
+
 def poll_refused(client, token, since, paths=("/auth/me", "/auth/verify"), interval=0.05,
                  give_up=3.0):
     """Poll each of `paths` with `token` until it is refused (401 invalid_token
-    with RFC 6750 WWW-Authenticate). Returns {path: seconds from `since`
-    (time.monotonic()) to the first refusal, or None if still accepted after
-    `give_up` seconds}. A path that was refused must stay refused."""
-    latency = {p: None for p in paths}
+    with RFC 6750 WWW-Authenticate); times are measured from `since`
+    (time.monotonic() taken when the revoking response arrived). Returns a
+    RevocationTiming. A path that was refused must stay refused."""
+    timing = RevocationTiming(paths)
     while True:
         for p in paths:
-            if latency[p] is not None:
+            if timing[p] is not None:
                 continue
+            sent = time.monotonic() - since
             r = client.get(p, token=token)
             t = time.monotonic() - since
             if r.status == 401:
                 www_authenticate_invalid_token(r)
-                latency[p] = t
+                timing[p] = t
             else:
                 assert r.status == 200, "%s answered neither 200 nor 401: %r" % (p, r)
-        if all(v is not None for v in latency.values()):
+                timing.last_accepted[p] = sent
+        if all(v is not None for v in timing.values()):
             break
         if time.monotonic() - since > give_up:
             break
         time.sleep(interval)
     for p in paths:
-        if latency[p] is not None:
+        if timing[p] is not None:
             r = client.get(p, token=token)
             assert r.status == 401, "%s accepted a token it had already refused: %r" % (p, r)
-    return latency
+    return timing
 
 
 def assert_refused_within(client, token, since, bound=1.0, **kw):
-    """poll_refused, then assert every path refused the token within `bound` s."""
-    latency = poll_refused(client, token, since, **kw)
-    for p, t in latency.items():
-        assert t is not None and t < bound, \
-            "%s still accepted a revoked session's token %s after the revocation (bound %.1fs); " \
-            "latencies: %r" % (p, "%.3fs" % t if t is not None else "> give-up", bound, latency)
-    return latency
+    """poll_refused, then assert that no path accepted the token `bound` s or
+    more after the revocation, and that every path did refuse it.
+
+    The proof of a violation is an acceptance of a request SENT at or after
+    the bound. A first refusal seen only after the bound, with the last
+    acceptance before it, means the test process itself was not scheduled in
+    between (a loaded 2-core box): not the server's fault, so not a failure,
+    but the gap is reported."""
+    timing = poll_refused(client, token, since, **kw)
+    for p, t in timing.items():
+        acc = timing.last_accepted[p]
+        assert t is not None, "%s still accepted a revoked session's token %.1fs after the " \
+            "revocation (last acceptance at %.3fs)" % (p, kw.get("give_up", 3.0), acc or 0)
+        assert acc is None or acc < bound, \
+            "%s accepted a revoked session's token %.3fs after the revocation (bound %.1fs); " \
+            "first refusal at %.3fs" % (p, acc, bound, t)
+        if t >= bound:
+            print("note: %s refusal first seen at %.3fs, last acceptance at %.3fs: the test "
+                  "process was not scheduled in between" % (p, t, acc or 0))
+    return timing
+
+
+def fmt_timing(timing):
+    """'/auth/me 12 ms, /auth/verify 13 ms' for a RevocationTiming."""
+    return ", ".join("%s %s" % (p, "%.0f ms" % (t * 1000) if t is not None else "not refused")
+                     for p, t in timing.items())
 
 
 def assert_accepted(client, token, paths=("/auth/me", "/auth/verify")):

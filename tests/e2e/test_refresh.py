@@ -15,7 +15,7 @@ import time
 import pytest
 
 from e2e_util import (assert_accepted, assert_error, assert_invalid_grant, assert_no_store,
-                      assert_refused_within, assert_token_response, jwt_parts, login,
+                      assert_refused_within, assert_token_response, fmt_timing, jwt_parts, login,
                       new_user_tokens, parse_rfc3339, refresh, signup)
 
 REUSE_WORDS = ("reuse", "already used")
@@ -130,7 +130,7 @@ def test_reuse_after_interval_revokes_session(short_interval):
     # ... and its access tokens, within one second
     lat = assert_refused_within(c, t1["access_token"], since)
     assert_refused_within(c, t0["access_token"], since)
-    print("reuse after interval: refused after %r" % lat)
+    print("reuse after interval: %s" % fmt_timing(lat))
     # a second replay of the stolen token is still refused, not 5xx
     assert_invalid_grant(refresh(c, t0["refresh_token"]), "revoked", *REUSE_WORDS)
     c.close()
