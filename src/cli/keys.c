@@ -28,17 +28,19 @@ static void print_key(void *ctx, const struct store_key *k)
 int cmd_keys(int argc, char **argv)
 {
     if (argc < 1) {
-        fprintf(stderr, "usage: jwtd keys list | rotate [--now] | retire KID\n");
+        fprintf(stderr, "usage: jwtd keys list | rotate [--now] | retire KID [--purge]\n");
         return 2;
     }
     const char *sub = argv[0];
-    bool now = false;
+    bool now = false, purge = false;
     const char *kid = NULL;
     char *rest[64];
     int nrest = 0;
     for (int i = 1; i < argc && nrest < 64; i++) {
         if (strcmp(sub, "rotate") == 0 && strcmp(argv[i], "--now") == 0)
             now = true;
+        else if (strcmp(sub, "retire") == 0 && strcmp(argv[i], "--purge") == 0)
+            purge = true;
         else if (strcmp(sub, "retire") == 0 && !kid && strncmp(argv[i], "--", 2) != 0)
             kid = argv[i];
         else
@@ -46,7 +48,7 @@ int cmd_keys(int argc, char **argv)
     }
     if ((strcmp(sub, "retire") == 0 && !kid) ||
         (strcmp(sub, "list") != 0 && strcmp(sub, "rotate") != 0 && strcmp(sub, "retire") != 0)) {
-        fprintf(stderr, "usage: jwtd keys list | rotate [--now] | retire KID\n");
+        fprintf(stderr, "usage: jwtd keys list | rotate [--now] | retire KID [--purge]\n");
         return 2;
     }
     struct config cfg;
@@ -78,8 +80,8 @@ int cmd_keys(int argc, char **argv)
             fprintf(stderr, "jwtd: %s\n", err);
         }
     } else {
-        if (keyring_retire(kr, kid, err, sizeof err)) {
-            printf("%s\tretired\n", kid);
+        if (keyring_retire(kr, kid, purge, err, sizeof err)) {
+            printf("%s\t%s\n", kid, purge ? "retired and distrusted now" : "retired");
             rc = 0;
         } else {
             fprintf(stderr, "jwtd: %s\n", err);

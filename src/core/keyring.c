@@ -461,9 +461,10 @@ bool keyring_rotate(struct keyring *kr, bool immediate, char kid_out[KID_MAX + 1
     return true;
 }
 
-bool keyring_retire(struct keyring *kr, const char *kid, char *err, size_t errlen)
+bool keyring_retire(struct keyring *kr, const char *kid, bool purge, char *err, size_t errlen)
 {
     int64_t now = util_now();
+    int64_t remove_at = purge ? now : now + keyring_retire_window(kr->cfg);
     struct key_list l;
     if (!list_keys(kr, &l)) {
         snprintf(err, errlen, "cannot read signing keys from storage");
@@ -476,18 +477,23 @@ bool keyring_retire(struct keyring *kr, const char *kid, char *err, size_t errle
     bool ok = false;
     if (!k) {
         snprintf(err, errlen, "no key with kid %s", kid);
-    } else if (k->state == KEY_RETIRED) {
+    } else if (k->state == KEY_RETIRED && !purge) {
         snprintf(err, errlen, "key %s is already retired", kid);
+    } else if (k->state == KEY_RETIRED) {
+        /* Already retired: bring its removal forward to now. */
+        ok = STORE_CALL(kr->store, key_retire_purge, kid, now) == STORE_OK;
+        if (!ok)
+            snprintf(err, errlen, "cannot purge %s", kid);
     } else if (k->state == KEY_CURRENT) {
         const struct store_key *next = find_state(&l, k->alg, KEY_NEXT);
         if (!next)
             snprintf(err, errlen,
                      "key %s is the current signing key: run `jwtd keys rotate` first", kid);
-        else if (!(ok = promote(kr, next->kid, k->kid, now)))
+        else if (!(ok = STORE_CALL(kr->store, key_promote, next->kid, k->kid, now, remove_at) ==
+                        STORE_OK))
             snprintf(err, errlen, "cannot promote %s", next->kid);
     } else {
-        ok = STORE_CALL(kr->store, key_retire, kid, now, now + keyring_retire_window(kr->cfg)) ==
-             STORE_OK;
+        ok = STORE_CALL(kr->store, key_retire, kid, now, remove_at) == STORE_OK;
         if (!ok)
             snprintf(err, errlen, "cannot retire %s", kid);
     }

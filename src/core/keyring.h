@@ -65,9 +65,11 @@ unsigned keyring_algs(struct keyring *kr);
 bool keyring_rotate(struct keyring *kr, bool immediate, char kid_out[KID_MAX + 1], char *err,
                     size_t errlen);
 
-/* Retire a key by kid (it stays published until its tokens expired).
- * Retiring the current key requires a next key to take over. */
-bool keyring_retire(struct keyring *kr, const char *kid, char *err, size_t errlen);
+/* Retire a key by kid: it stays published until its tokens expired, or,
+ * with `purge`, is distrusted at once (a compromised key: its tokens are
+ * refused from the next ring reload on). Retiring the current key requires a
+ * next key to take over. */
+bool keyring_retire(struct keyring *kr, const char *kid, bool purge, char *err, size_t errlen);
 
 /* The periodic duty: promote a due next key, create the next key of an
  * automatic rotation, remove expired retired keys. */

@@ -116,6 +116,7 @@ enum stmt {
     P_KEY_MAKE_CURRENT,
     P_KEY_RETIRE,
     P_KEYS_REMOVE,
+    P_KEY_PURGE,
     P_COUNTER_ADD,
     P_LOGIN_ENSURE,
     P_LOGIN_GET_LOCK,
@@ -190,6 +191,7 @@ static const char *const stmt_sql[P_COUNT] = {
                            " WHERE kid = $1 AND state = 'next'",
     [P_KEY_RETIRE] = "UPDATE signing_keys SET state = 'retired', retired_at = $2,"
                      " remove_at = $3 WHERE kid = $1 AND state <> 'retired'",
+    [P_KEY_PURGE] = "UPDATE signing_keys SET remove_at = $2 WHERE kid = $1 AND state = 'retired'",
     [P_KEYS_REMOVE] = "DELETE FROM signing_keys WHERE state = 'retired' AND remove_at <= $1",
     [P_COUNTER_ADD] = "INSERT INTO counters AS c(key, window_start, count) VALUES ($1, $2, $4)"
                       " ON CONFLICT (key) DO UPDATE SET"
@@ -959,6 +961,17 @@ static enum store_rc pg_key_retire(struct store *base, const char *kid, int64_t 
     return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc;
 }
 
+static enum store_rc pg_key_retire_purge(struct store *base, const char *kid, int64_t remove_at)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    struct params p = {0};
+    p_str(&p, kid);
+    p_int(&p, remove_at);
+    int rows = 0;
+    enum store_rc rc = run_count(c, P_KEY_PURGE, &p, &rows);
+    return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc;
+}
+
 static enum store_rc pg_keys_remove_expired(struct store *base, int64_t now)
 {
     CONN_OR_UNAVAILABLE(base, c);
@@ -1067,6 +1080,7 @@ static const struct store_ops pg_ops = {
     .key_insert_unless = pg_key_insert_unless,
     .key_promote = pg_key_promote,
     .key_retire = pg_key_retire,
+    .key_retire_purge = pg_key_retire_purge,
     .keys_remove_expired = pg_keys_remove_expired,
     .counter_add = pg_counter_add,
     .login_attempt = pg_login_attempt,

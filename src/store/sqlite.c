@@ -111,6 +111,7 @@ enum stmt {
     S_KEY_MAKE_CURRENT,
     S_KEY_RETIRE,
     S_KEYS_REMOVE,
+    S_KEY_PURGE,
     S_COUNTER_ADD,
     S_LOGIN_GET,
     S_LOGIN_UPSERT,
@@ -184,6 +185,7 @@ static const char *const stmt_sql[S_COUNT] = {
                            " WHERE kid = ?1 AND state = 'next'",
     [S_KEY_RETIRE] = "UPDATE signing_keys SET state = 'retired', retired_at = ?2,"
                      " remove_at = ?3 WHERE kid = ?1 AND state <> 'retired'",
+    [S_KEY_PURGE] = "UPDATE signing_keys SET remove_at = ?2 WHERE kid = ?1 AND state = 'retired'",
     [S_KEYS_REMOVE] = "DELETE FROM signing_keys WHERE state = 'retired' AND remove_at <= ?1",
     [S_COUNTER_ADD] = "INSERT INTO counters(key, window_start, count) VALUES (?1, ?2, ?4)"
                       " ON CONFLICT(key) DO UPDATE SET"
@@ -975,6 +977,20 @@ static enum store_rc sq_key_retire(struct store *base, const char *kid, int64_t 
     return rc;
 }
 
+static enum store_rc sq_key_retire_purge(struct store *base, const char *kid, int64_t remove_at)
+{
+    CONN_OR_UNAVAILABLE(base, c);
+    sqlite3_stmt *q = st(c, S_KEY_PURGE);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, kid);
+    sqlite3_bind_int64(q, 2, remove_at);
+    enum store_rc rc = map_rc(exec_done(q));
+    if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
+        return STORE_NOT_FOUND;
+    return rc;
+}
+
 static enum store_rc sq_keys_remove_expired(struct store *base, int64_t now)
 {
     CONN_OR_UNAVAILABLE(base, c);
@@ -1094,6 +1110,7 @@ static const struct store_ops sqlite_ops = {
     .key_insert_unless = sq_key_insert_unless,
     .key_promote = sq_key_promote,
     .key_retire = sq_key_retire,
+    .key_retire_purge = sq_key_retire_purge,
     .keys_remove_expired = sq_keys_remove_expired,
     .counter_add = sq_counter_add,
     .login_attempt = sq_login_attempt,

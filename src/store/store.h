@@ -166,6 +166,7 @@ struct store_ops {
     enum store_rc (*key_promote)(struct store *s, const char *next_kid, const char *current_kid,
                                  int64_t now, int64_t retired_remove_at);
     enum store_rc (*key_retire)(struct store *s, const char *kid, int64_t now, int64_t remove_at);
+    enum store_rc (*key_retire_purge)(struct store *s, const char *kid, int64_t remove_at);
     enum store_rc (*keys_remove_expired)(struct store *s, int64_t now);
 
     enum store_rc (*counter_add)(struct store *s, const char *key, int64_t now, int64_t window,
@@ -230,6 +231,7 @@ const char *store_rc_name(enum store_rc rc);
  *   k->state (state NEXT or CURRENT); *ret_inserted tells.
  * - key_promote: atomically retire current_kid (remove_at given) and make
  *   next_kid current; NOT_FOUND when either moved meanwhile.
+ * - key_retire_purge: bring the removal of a retired key forward.
  * - counter_add: add delta to a fixed-window counter (a new window starts
  *   at zero once `window` seconds passed since the first hit), return the
  *   count after the change.
