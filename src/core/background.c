@@ -53,14 +53,17 @@ static void *background(void *arg)
     while (!app->bg_stop) {
         pthread_mutex_unlock(&app->bg_lock);
         int64_t now = util_mono_ms();
-        bool fed = app_sync_revocations(app);
-        if (now >= next_probe) {
-            bool ok = fed && STORE_CALL0(app->store, ping) == STORE_OK;
+        /* The probe comes first: it is what closes the storage backend's
+         * circuit breaker after an outage (every other call fails fast
+         * while it is open). */
+        if (now >= next_probe || !atomic_load(&app->storage_ok)) {
+            bool ok = STORE_CALL0(app->store, ping) == STORE_OK;
             bool was = atomic_exchange(&app->storage_ok, ok);
             if (was != ok)
                 LOGE(ok ? LOG_INFO : LOG_WARN, "storage_state", "up", ok ? "yes" : "no");
             next_probe = now + 1000;
         }
+        app_sync_revocations(app);
         if (now >= next_keys) {
             keyring_maintain(app->keys, util_now());
             next_keys = now + cfg->keyring_poll_ms;

@@ -110,6 +110,7 @@ bool router_on_io_pool(enum route route)
     case ROUTE_OIDC:
     case ROUTE_HEALTHZ:
     case ROUTE_METRICS:
+    case ROUTE_READYZ:
     case ROUTE_NONE:
         return false;
     default:

@@ -13,7 +13,10 @@
  * tcp_user_timeout, keepalives and statement_timeout bound how long a
  * request thread can wait on it. All SQL of this backend lives in this file.
  */
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,7 +215,10 @@ static const char *const stmt_sql[P_COUNT] = {
 
 /* ------------------------------------------------------ connections --- */
 
+struct pg_store;
+
 struct pconn {
+    struct pg_store *owner;
     PGconn *pg;
     bool prepared[P_COUNT]; /* prepared lazily: tables may not exist before migrating */
     int64_t last_attempt_ms;
@@ -225,9 +231,74 @@ struct pg_store {
     pthread_key_t tls;
     pthread_mutex_t lock; /* guards `conns` */
     struct pconn *conns;
+    /* Circuit breaker: set when a connection fails or a query misses its
+     * deadline, cleared by a successful ping (the background thread pings
+     * every second). While set, operations fail at once: during an outage,
+     * requests get their 503 in microseconds instead of after timeouts. */
+    atomic_bool down;
 };
 
 #define SELF(b) ((struct pg_store *)(b))
+
+/* Every round trip has a deadline on this side too: the server's
+ * statement_timeout cannot help when the server itself is frozen (a stopped
+ * process still has its kernel acknowledge our packets, so TCP timeouts do
+ * not fire either). */
+#define QUERY_DEADLINE_MS 5000
+#define MIGRATION_DEADLINE_MS 120000
+
+static void notice_to_log(void *arg, const char *message)
+{
+    (void)arg;
+    char line[256];
+    snprintf(line, sizeof line, "%s", message);
+    line[strcspn(line, "\r\n")] = '\0';
+    LOGE(LOG_DEBUG, "postgres_notice", "message", line);
+}
+
+/* Wait until the socket is ready for `events` or the deadline passes. */
+static bool wait_socket(PGconn *pg, short events, int64_t deadline_ms)
+{
+    int64_t left = deadline_ms - util_mono_ms();
+    if (left <= 0)
+        return false;
+    struct pollfd pfd = {.fd = PQsocket(pg), .events = events};
+    int n;
+    do
+        n = poll(&pfd, 1, (int)left);
+    while (n < 0 && errno == EINTR);
+    return n > 0;
+}
+
+/*
+ * Collect the result of a command sent with PQsend*: the last result
+ * (libpq may return several for a multi-statement string), or NULL when the
+ * deadline passed or the connection broke.
+ */
+static PGresult *await_result(PGconn *pg, int64_t deadline_ms)
+{
+    /* Non-blocking mode: flush what is left of the command first. */
+    int f;
+    while ((f = PQflush(pg)) == 1)
+        if (!wait_socket(pg, POLLOUT | POLLIN, deadline_ms))
+            return NULL;
+    if (f < 0)
+        return NULL;
+    PGresult *last = NULL;
+    for (;;) {
+        while (PQisBusy(pg)) {
+            if (!wait_socket(pg, POLLIN, deadline_ms) || !PQconsumeInput(pg)) {
+                PQclear(last);
+                return NULL;
+            }
+        }
+        PGresult *r = PQgetResult(pg);
+        if (!r)
+            return last;
+        PQclear(last);
+        last = r;
+    }
+}
 
 static PGconn *connect_db(const char *url)
 {
@@ -240,15 +311,18 @@ static PGconn *connect_db(const char *url)
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
     if (!pg)
         return NULL;
-    if (PQstatus(pg) != CONNECTION_OK) {
+    if (PQstatus(pg) != CONNECTION_OK || PQsetnonblocking(pg, 1) != 0) {
         PQfinish(pg);
         return NULL;
     }
-    /* A stuck statement (lock wait on a sick database) must not hold an
-     * HTTP thread forever. */
-    PGresult *res = PQexec(pg, "SET statement_timeout = 5000; SET lock_timeout = 5000;"
-                               " SET idle_in_transaction_session_timeout = 10000");
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQsetNoticeProcessor(pg, notice_to_log, NULL);
+    /* A stuck statement (lock wait on a sick database) must not hold a
+     * thread: the server gives up too. */
+    PGresult *res = NULL;
+    if (PQsendQuery(pg, "SET statement_timeout = 5000; SET lock_timeout = 5000;"
+                        " SET idle_in_transaction_session_timeout = 10000"))
+        res = await_result(pg, util_mono_ms() + QUERY_DEADLINE_MS);
+    bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     if (!ok) {
         PQfinish(pg);
@@ -257,14 +331,18 @@ static PGconn *connect_db(const char *url)
     return pg;
 }
 
-/* This thread's live connection, or NULL (storage unavailable). */
-static struct pconn *conn_get(struct pg_store *s)
+/* This thread's live connection, or NULL (storage unavailable). Only a
+ * probe tries while the database is believed down. */
+static struct pconn *conn_get_probe(struct pg_store *s, bool probe)
 {
+    if (!probe && atomic_load(&s->down))
+        return NULL;
     struct pconn *c = pthread_getspecific(s->tls);
     if (!c) {
         c = calloc(1, sizeof *c);
         if (!c)
             return NULL;
+        c->owner = s;
         pthread_mutex_lock(&s->lock);
         c->next = s->conns;
         s->conns = c;
@@ -284,22 +362,46 @@ static struct pconn *conn_get(struct pg_store *s)
     }
     memset(c->prepared, 0, sizeof c->prepared);
     c->pg = connect_db(s->url);
-    if (!c->pg)
+    if (!c->pg) {
+        atomic_store(&s->down, true);
         return NULL;
+    }
     c->last_attempt_ms = 0;
     return c;
 }
 
+static struct pconn *conn_get(struct pg_store *s)
+{
+    return conn_get_probe(s, false);
+}
+
+/* A connection that missed a deadline or broke is dropped: a late answer
+ * must never be read as the answer to the next command. */
+static void drop_conn(struct pconn *c)
+{
+    if (!atomic_exchange(&c->owner->down, true))
+        LOGE(LOG_WARN, "postgres_down", "action", "failing fast until a ping succeeds");
+    if (c->pg) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+    memset(c->prepared, 0, sizeof c->prepared);
+}
+
 static enum store_rc map_result(struct pconn *c, PGresult *res)
 {
-    if (!res)
+    if (!res) {
+        drop_conn(c);
         return STORE_UNAVAILABLE;
+    }
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return STORE_OK;
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (PQstatus(c->pg) != CONNECTION_OK || !state)
+    if (PQstatus(c->pg) != CONNECTION_OK || !state) {
+        drop_conn(c);
         return STORE_UNAVAILABLE;
+    }
     if (strcmp(state, "23505") == 0 || strcmp(state, "23503") == 0)
         return STORE_CONFLICT;
     /* connection (08), resources (53), operator intervention (57), read-only
@@ -338,17 +440,24 @@ static void p_int(struct params *p, int64_t x)
 static enum store_rc run(struct pconn *c, enum stmt id, const struct params *p,
                          PGresult **ret_res)
 {
+    if (!c->pg)
+        return STORE_UNAVAILABLE;
     char name[16];
     snprintf(name, sizeof name, "j%d", (int)id);
+    int64_t deadline = util_mono_ms() + QUERY_DEADLINE_MS;
     if (!c->prepared[id]) {
-        PGresult *pres = PQprepare(c->pg, name, stmt_sql[id], 0, NULL);
+        PGresult *pres = PQsendPrepare(c->pg, name, stmt_sql[id], 0, NULL)
+                             ? await_result(c->pg, deadline)
+                             : NULL;
         enum store_rc prc = map_result(c, pres);
         PQclear(pres);
-        if (prc != STORE_OK)
-            return prc;
+        if (prc != STORE_OK || !c->pg)
+            return prc != STORE_OK ? prc : STORE_UNAVAILABLE;
         c->prepared[id] = true;
     }
-    PGresult *res = PQexecPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
+    PGresult *res = PQsendQueryPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0)
+                        ? await_result(c->pg, deadline)
+                        : NULL;
     enum store_rc rc = map_result(c, res);
     if (rc == STORE_OK && ret_res)
         *ret_res = res;
@@ -369,12 +478,23 @@ static enum store_rc run_count(struct pconn *c, enum stmt id, const struct param
     return rc;
 }
 
+static enum store_rc simple_deadline(struct pconn *c, const char *sql, int64_t ms,
+                                     PGresult **ret_res)
+{
+    if (!c->pg)
+        return STORE_UNAVAILABLE;
+    PGresult *res = PQsendQuery(c->pg, sql) ? await_result(c->pg, util_mono_ms() + ms) : NULL;
+    enum store_rc rc = map_result(c, res);
+    if (rc == STORE_OK && ret_res)
+        *ret_res = res;
+    else
+        PQclear(res);
+    return rc;
+}
+
 static enum store_rc simple(struct pconn *c, const char *sql)
 {
-    PGresult *res = PQexec(c->pg, sql);
-    enum store_rc rc = map_result(c, res);
-    PQclear(res);
-    return rc;
+    return simple_deadline(c, sql, QUERY_DEADLINE_MS, NULL);
 }
 
 static enum store_rc begin(struct pconn *c)
@@ -388,7 +508,7 @@ static enum store_rc finish(struct pconn *c, enum store_rc rc)
         enum store_rc crc = simple(c, "COMMIT");
         return crc == STORE_OK ? rc : crc;
     }
-    if (PQstatus(c->pg) == CONNECTION_OK)
+    if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
         simple(c, "ROLLBACK");
     return rc;
 }
@@ -430,17 +550,22 @@ static void pg_close(struct store *base)
 static enum store_rc pg_migrate(struct store *base)
 {
     CONN_OR_UNAVAILABLE(base, c);
+    /* Another instance may be migrating: wait for its advisory lock as long
+     * as a migration may take, without the per-request timeouts. */
+    enum store_rc rc = simple(c, "SET statement_timeout = 0; SET lock_timeout = 0");
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%lld)", MIGRATION_LOCK_ID);
-    enum store_rc rc = simple(c, sql);
+    if (rc == STORE_OK)
+        rc = simple_deadline(c, sql, MIGRATION_DEADLINE_MS, NULL);
     if (rc != STORE_OK)
         return rc;
     rc = simple(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
                    " version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)");
     int current = 0;
     if (rc == STORE_OK) {
-        PGresult *res = PQexec(c->pg, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
-        rc = map_result(c, res);
+        PGresult *res = NULL;
+        rc = simple_deadline(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                             QUERY_DEADLINE_MS, &res);
         if (rc == STORE_OK)
             current = (int)col_int(res, 0, 0);
         PQclear(res);
@@ -451,7 +576,7 @@ static enum store_rc pg_migrate(struct store *base)
         rc = begin(c);
         if (rc != STORE_OK)
             break;
-        rc = simple(c, migrations[v - 1]);
+        rc = simple_deadline(c, migrations[v - 1], MIGRATION_DEADLINE_MS, NULL);
         if (rc == STORE_OK) {
             char ins[128];
             snprintf(ins, sizeof ins,
@@ -461,15 +586,29 @@ static enum store_rc pg_migrate(struct store *base)
         }
         rc = finish(c, rc == STORE_CONFLICT ? STORE_ERROR : rc);
     }
-    snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)", MIGRATION_LOCK_ID);
-    simple(c, sql);
+    if (c->pg) {
+        snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)", MIGRATION_LOCK_ID);
+        simple(c, sql);
+        simple(c, "SET statement_timeout = 5000; SET lock_timeout = 5000");
+    }
     return rc;
 }
 
 static enum store_rc pg_ping(struct store *base)
 {
-    CONN_OR_UNAVAILABLE(base, c);
-    return run(c, P_PING, NULL, NULL);
+    struct pg_store *s = SELF(base);
+    struct pconn *c = conn_get_probe(s, true);
+    if (!c)
+        return STORE_UNAVAILABLE;
+    enum store_rc rc = run(c, P_PING, NULL, NULL);
+    if (rc == STORE_OK && atomic_exchange(&s->down, false))
+        LOGE(LOG_INFO, "postgres_up", "action", "serving again");
+    return rc;
+}
+
+static bool pg_healthy(struct store *base)
+{
+    return !atomic_load(&SELF(base)->down);
 }
 
 static enum store_rc pg_user_create(struct store *base, const struct store_user *u)
@@ -1061,6 +1200,7 @@ static const struct store_ops pg_ops = {
     .close = pg_close,
     .migrate = pg_migrate,
     .ping = pg_ping,
+    .healthy = pg_healthy,
     .user_create = pg_user_create,
     .user_by_name = pg_user_by_name,
     .user_by_id = pg_user_by_id,

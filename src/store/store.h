@@ -128,6 +128,7 @@ struct store_ops {
     void (*close)(struct store *s);
     enum store_rc (*migrate)(struct store *s);
     enum store_rc (*ping)(struct store *s);
+    bool (*healthy)(struct store *s);
 
     enum store_rc (*user_create)(struct store *s, const struct store_user *u);
     enum store_rc (*user_by_name)(struct store *s, const char *username, struct store_user *ret);
@@ -208,6 +209,12 @@ const char *store_rc_name(enum store_rc rc);
 
 /*
  * Operation contracts:
+ * - ping: a probe of the database; the only operation that tries a
+ *   database believed down (see healthy).
+ * - healthy: false while the backend believes the database is down (a
+ *   connection failed or a query missed its deadline, and no ping has
+ *   succeeded since); every other operation then answers UNAVAILABLE at once
+ *   instead of waiting for timeouts. Cheap: no I/O.
  * - migrate: apply pending versioned migrations; safe when several
  *   instances start at once.
  * - user_create: CONFLICT when the username (case-insensitively) exists.

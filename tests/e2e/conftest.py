@@ -70,3 +70,22 @@ def client(server):
     c = server.client()
     yield c
     c.close()
+
+
+@pytest.fixture(scope="module")
+def pg_cluster():
+    """A throwaway PostgreSQL cluster for the module (pg_cluster.PgCluster: the
+    Python twin of scripts/pg.sh); skips the module when none can be made here.
+    `pg_cluster.new_database()` gives a fresh database to pass as `database=`."""
+    from pg_cluster import PgCluster
+    why = PgCluster.unavailable()
+    if why:
+        pytest.skip(why)
+    cluster = PgCluster()
+    try:
+        cluster.start_new()
+    except Exception as e:  # noqa: BLE001 - a cluster that cannot start is an environment issue
+        cluster.destroy()
+        pytest.skip("cannot start a PostgreSQL cluster here: %s" % e)
+    yield cluster
+    cluster.destroy()
