@@ -39,7 +39,9 @@ struct keyring {
     struct store *store;
     pthread_rwlock_t lock;
     struct ring *ring;
-    uint64_t generation;
+    /* Written under the exclusive lock, read without it on the hot path
+     * (the verify cache asks for it on every request). */
+    _Atomic uint64_t generation;
     pthread_mutex_t reload_lock; /* one reload at a time */
 };
 
@@ -556,10 +558,7 @@ jwtd_err keyring_verify(struct keyring *kr, const jwtd_verifier *v, const char *
 
 uint64_t keyring_generation(struct keyring *kr)
 {
-    pthread_rwlock_rdlock(&kr->lock);
-    uint64_t g = kr->generation;
-    pthread_rwlock_unlock(&kr->lock);
-    return g;
+    return atomic_load_explicit(&kr->generation, memory_order_acquire);
 }
 
 char *keyring_jwks(struct keyring *kr, size_t *ret_len)

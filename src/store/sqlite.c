@@ -205,7 +205,11 @@ static const char *const stmt_sql[S_COUNT] = {
 
 /* ------------------------------------------------------ connections --- */
 
+struct sqlite_store;
+
 struct conn {
+    struct sqlite_store *owner;
+    bool holds_wlock;       /* inside a write transaction of this process */
     sqlite3 *db;
     sqlite3_stmt *stmt[S_COUNT];
     struct conn *next;
@@ -218,6 +222,12 @@ struct sqlite_store {
     pthread_key_t tls;
     pthread_mutex_t lock; /* guards `conns` */
     struct conn *conns;
+    /* Writers of this process take turns here rather than in SQLite's busy
+     * handler, which sleeps in growing steps (1, 2, 5, 10 ... 100 ms) and
+     * turned a handful of concurrent refreshes into a 600 ms p99. A mutex
+     * hands over at once; other processes on the file still meet the busy
+     * timeout. */
+    pthread_mutex_t wlock;
 };
 
 static enum store_rc map_rc(int rc)
@@ -258,6 +268,7 @@ static struct conn *conn_open(struct sqlite_store *s)
     struct conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    c->owner = s;
     int rc = sqlite3_open_v2(s->path, &c->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
@@ -318,13 +329,28 @@ static void bind_text(sqlite3_stmt *q, int i, const char *v)
         sqlite3_bind_null(q, i);
 }
 
-/* Run a statement that returns no rows; the rc of the step. */
-static int exec_done(sqlite3_stmt *q)
+/* Step a statement, holding the process's write lock for a write outside
+ * a transaction (its own implicit transaction). */
+static int step_locked(struct conn *c, sqlite3_stmt *q)
 {
+    bool lock = !c->holds_wlock && !sqlite3_stmt_readonly(q);
+    if (lock)
+        pthread_mutex_lock(&c->owner->wlock);
     int rc = sqlite3_step(q);
+    if (lock)
+        pthread_mutex_unlock(&c->owner->wlock);
+    return rc;
+}
+
+/* Run a statement that returns no rows; the rc of the step. */
+static int exec_done_c(struct conn *c, sqlite3_stmt *q)
+{
+    int rc = step_locked(c, q);
     sqlite3_reset(q);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
+
+#define exec_done(q) exec_done_c(c, (q))
 
 static void copy_text(char *dst, size_t cap, sqlite3_stmt *q, int col)
 {
@@ -345,10 +371,25 @@ static char *dup_text(sqlite3_stmt *q, int col)
     if (!c)                                     \
         return STORE_UNAVAILABLE
 
+static void release_wlock(struct conn *c)
+{
+    if (c->holds_wlock) {
+        c->holds_wlock = false;
+        pthread_mutex_unlock(&c->owner->wlock);
+    }
+}
+
 static enum store_rc begin(struct conn *c)
 {
     sqlite3_stmt *q = st(c, S_BEGIN);
-    return q ? map_rc(exec_done(q)) : STORE_ERROR;
+    if (!q)
+        return STORE_ERROR;
+    pthread_mutex_lock(&c->owner->wlock);
+    c->holds_wlock = true;
+    enum store_rc rc = map_rc(exec_done(q));
+    if (rc != STORE_OK)
+        release_wlock(c);
+    return rc;
 }
 
 static enum store_rc commit(struct conn *c)
@@ -357,6 +398,7 @@ static enum store_rc commit(struct conn *c)
     enum store_rc rc = q ? map_rc(exec_done(q)) : STORE_ERROR;
     if (rc != STORE_OK)
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    release_wlock(c);
     return rc;
 }
 
@@ -364,6 +406,7 @@ static void rollback(struct conn *c)
 {
     if (!sqlite3_get_autocommit(c->db))
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    release_wlock(c);
 }
 
 /* End a transaction: commit when rc is OK or a clean "no" answer, otherwise
@@ -391,6 +434,7 @@ static void sq_close(struct store *base)
     }
     pthread_key_delete(s->tls);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->wlock);
     free(s->path);
     free(s);
 }
@@ -1012,11 +1056,13 @@ static enum store_rc sq_counter_add(struct store *base, const char *key, int64_t
     sqlite3_bind_int64(q, 2, now);
     sqlite3_bind_int64(q, 3, window);
     sqlite3_bind_int64(q, 4, delta);
+    pthread_mutex_lock(&c->owner->wlock);
     int rc = sqlite3_step(q);
     int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
     if (rc == SQLITE_ROW)
         rc = sqlite3_step(q);
     sqlite3_reset(q);
+    pthread_mutex_unlock(&c->owner->wlock);
     if (rc != SQLITE_DONE)
         return map_rc(rc) == STORE_OK ? STORE_ERROR : map_rc(rc);
     *ret_count = n;
@@ -1143,6 +1189,7 @@ enum store_rc sqlite_store_open(const char *path, const struct store_options *op
     s->base.ops = &sqlite_ops;
     s->sync_full = opt ? opt->sqlite_sync_full : true;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->wlock, NULL);
     if (pthread_key_create(&s->tls, NULL) != 0) {
         pthread_mutex_destroy(&s->lock);
         free(s->path);

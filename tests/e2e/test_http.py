@@ -234,6 +234,27 @@ def test_large_headers_accepted(client):
     assert r.status == 200, r
 
 
+def test_8k_token_in_header_and_cookie_in_one_write(server):
+    # An 8 KiB token in Authorization and another in the Cookie, sent as one
+    # write (~16.4 KB of headers arriving at once): still parsed, refused as a
+    # token (401), not as headers too large (431). A smaller per-connection
+    # memory pool passes the test above and fails this one.
+    tok = "a" * 8150
+    req = ("GET /auth/verify HTTP/1.1\r\nHost: %s\r\nUser-Agent: e2e\r\nAccept: */*\r\n"
+           "Authorization: Bearer %s\r\nCookie: __Host-jwtd_access=%s; other=1\r\n"
+           "Connection: close\r\n\r\n" % (server.listen, tok, tok)).encode()
+    assert len(req) > 16384
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(req)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 401 "), data[:200]
+
+
 # ---------------------------------------------------------------- every response
 
 def _responses(server):
