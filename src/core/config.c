@@ -207,10 +207,68 @@ static bool p_workers(struct config *c, const char *v)
 static bool p_hash_workers(struct config *c, const char *v)
 {
     if (strcmp(v, "auto") == 0) {
-        c->hash_workers = ncpus();
+        c->hash_workers = 0; /* one per hashing CPU, decided at the end */
         return true;
     }
     return uint_in(v, 1, 256, &c->hash_workers);
+}
+
+/* "auto": every CPU this process may use but the first, when it may use
+ * two or more (a reserved core for request threads: see
+ * docs/configuration.md); "all": no confinement; or a list "1,3-5". */
+static bool p_hash_cpus(struct config *c, const char *v)
+{
+    cpu_set_t allowed, set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
+        return false;
+    if (strcmp(v, "all") == 0) {
+        c->hash_cpus_pinned = false;
+        return true;
+    }
+    if (strcmp(v, "auto") == 0) {
+        if (CPU_COUNT(&allowed) < 2) {
+            c->hash_cpus_pinned = false;
+            return true;
+        }
+        bool first = true;
+        for (int i = 0; i < CPU_SETSIZE; i++)
+            if (CPU_ISSET(i, &allowed)) {
+                if (!first)
+                    CPU_SET(i, &set);
+                first = false;
+            }
+    } else {
+        const char *p = v;
+        while (*p) {
+            char *end;
+            long a = strtol(p, &end, 10), b;
+            if (end == p || a < 0 || a >= CPU_SETSIZE)
+                return false;
+            b = a;
+            if (*end == '-') {
+                p = end + 1;
+                b = strtol(p, &end, 10);
+                if (end == p || b < a || b >= CPU_SETSIZE)
+                    return false;
+            }
+            for (long i = a; i <= b; i++) {
+                if (!CPU_ISSET(i, &allowed))
+                    return false;
+                CPU_SET(i, &set);
+            }
+            p = end;
+            if (*p == ',')
+                p++;
+            else if (*p)
+                return false;
+        }
+        if (CPU_COUNT(&set) == 0)
+            return false;
+    }
+    c->hash_cpus = set;
+    c->hash_cpus_pinned = true;
+    return true;
 }
 
 static bool p_io_workers(struct config *c, const char *v)
@@ -494,11 +552,12 @@ static const struct setting settings[] = {
     {"JWTD_ARGON2_MEMORY", "19456", "argon2id memory in KiB, 7168-4194304", p_argon2_m},
     {"JWTD_ARGON2_ITERATIONS", "2", "argon2id passes, 1-100", p_argon2_t},
     {"JWTD_ARGON2_PARALLELISM", "1", "argon2id lanes, 1-64", p_argon2_p},
-    {"JWTD_HASH_WORKERS", "auto", "password hashing threads: 1-256 or auto (one per CPU)", p_hash_workers},
+    {"JWTD_HASH_WORKERS", "auto", "password hashing threads: 1-256 or auto (one per hashing CPU)", p_hash_workers},
+    {"JWTD_HASH_CPUS", "auto", "CPUs of the hashing threads: auto (all but the first), all, or a list (1,3-5)", p_hash_cpus},
     {"JWTD_IO_WORKERS", "auto", "threads for storage-bound requests: 1-1024 or auto (2 per CPU, at least 4)", p_io_workers},
     {"JWTD_HASH_QUEUE", "64", "hashing jobs that may wait, 1-100000", p_hash_queue},
     {"JWTD_HASH_DEADLINE", "5s", "longest wait of a hashing job before 503, 100ms-60s", p_hash_deadline},
-    {"JWTD_HASH_PRIORITY", "idle", "idle, batch or normal (scheduling of hashing threads)", p_hash_prio},
+    {"JWTD_HASH_PRIORITY", "batch", "batch, idle or normal (scheduling of hashing threads)", p_hash_prio},
     {"JWTD_MAX_BODY", "16384", "largest request body in bytes, 1024-1048576", p_max_body},
     {"JWTD_MAX_CONNECTIONS", "4096", "open connections in all, 1-1000000", p_max_conn},
     {"JWTD_MAX_CONNECTIONS_PER_IP", "256", "open connections per client address, 0 (no limit)-1000000", p_max_conn_ip},
@@ -668,6 +727,8 @@ bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t er
         snprintf(err, errlen, "JWTD_LOGIN_BACKOFF_MAX: must not be shorter than JWTD_LOGIN_BACKOFF");
         return false;
     }
+    if (cfg->hash_workers == 0)
+        cfg->hash_workers = cfg->hash_cpus_pinned ? (unsigned)CPU_COUNT(&cfg->hash_cpus) : ncpus();
     if (!cfg->issuer) {
         char iss[128];
         const char *scheme = cfg->tls_cert_pem ? "https" : "http";

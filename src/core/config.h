@@ -8,6 +8,7 @@
 #ifndef JWTD_CONFIG_H
 #define JWTD_CONFIG_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,7 +16,10 @@
 #include "jwtd.h"
 #include "core/log.h"
 
-enum hash_priority { HASH_PRIO_IDLE, HASH_PRIO_BATCH, HASH_PRIO_NORMAL };
+/* Scheduling of pool threads. IO_BATCH is the I/O pool's: SCHED_BATCH at
+ * nice 0, the same share of CPU as the HTTP threads, but a thread that
+ * wakes up does not preempt one that is answering a request. */
+enum hash_priority { HASH_PRIO_IDLE, HASH_PRIO_BATCH, HASH_PRIO_NORMAL, HASH_PRIO_IO_BATCH };
 enum metrics_access { METRICS_LOOPBACK, METRICS_ANY, METRICS_OFF };
 
 struct config {
@@ -65,7 +69,9 @@ struct config {
     uint32_t argon2_memory_kib;
     uint32_t argon2_iterations;
     uint32_t argon2_parallelism;
-    unsigned hash_workers;
+    unsigned hash_workers;   /* 0 while "auto": derived from hash_cpus at the end of loading */
+    bool hash_cpus_pinned;   /* hashing threads confined to hash_cpus */
+    cpu_set_t hash_cpus;
     unsigned io_workers;     /* threads that run storage-bound handlers */
     unsigned hash_queue;
     int64_t hash_deadline_ms; /* a job waiting longer than this is answered 503 */

@@ -15,6 +15,7 @@
 #ifndef JWTD_HASHPOOL_H
 #define JWTD_HASHPOOL_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,10 +34,10 @@ struct hash_job {
 
 struct hashpool;
 
-/* Start `workers` threads with a queue of at most `queue_cap` waiting jobs.
- * NULL on failure. */
+/* Start `workers` threads with a queue of at most `queue_cap` waiting jobs,
+ * confined to `cpus` when not NULL. NULL on failure. */
 struct hashpool *hashpool_new(unsigned workers, unsigned queue_cap, enum hash_priority prio,
-                              int64_t deadline_ms);
+                              int64_t deadline_ms, const cpu_set_t *cpus);
 
 /* Reserve a place. False when the queue is full or the pool stopping. */
 bool hashpool_reserve(struct hashpool *hp);

@@ -158,7 +158,7 @@ static void test_jobs_run_and_complete(void **state)
 {
     struct fx *f = *state;
     struct ctl *c = &f->c;
-    f->hp = hashpool_new(2, 8, HASH_PRIO_NORMAL, 5000);
+    f->hp = hashpool_new(2, 8, HASH_PRIO_NORMAL, 5000, NULL);
     assert_non_null(f->hp);
     enum { N = 10 }; /* = 8 waiting + 2 running: every place */
     struct tjob *jobs = f->jobs;
@@ -194,7 +194,7 @@ static void test_queue_flood_reserve_fails_when_full(void **state)
 {
     struct fx *f = *state;
     struct ctl *c = &f->c;
-    f->hp = hashpool_new(1, 2, HASH_PRIO_NORMAL, 5000);
+    f->hp = hashpool_new(1, 2, HASH_PRIO_NORMAL, 5000, NULL);
     struct hashpool *hp = f->hp;
     assert_non_null(hp);
     struct tjob *a = &f->jobs[0], *b = &f->jobs[1], *d = &f->jobs[2];
@@ -242,7 +242,7 @@ static void test_deadline_drops_stale_job(void **state)
 {
     struct fx *f = *state;
     struct ctl *c = &f->c;
-    f->hp = hashpool_new(1, 4, HASH_PRIO_NORMAL, 100);
+    f->hp = hashpool_new(1, 4, HASH_PRIO_NORMAL, 100, NULL);
     struct hashpool *hp = f->hp;
     assert_non_null(hp);
     struct tjob *a = &f->jobs[0], *b = &f->jobs[1], *late = &f->jobs[2];
@@ -297,7 +297,7 @@ static void test_free_completes_waiting_jobs_unrun(void **state)
 {
     struct fx *f = *state;
     struct ctl *c = &f->c;
-    struct hashpool *hp = hashpool_new(1, 8, HASH_PRIO_NORMAL, 60000);
+    struct hashpool *hp = hashpool_new(1, 8, HASH_PRIO_NORMAL, 60000, NULL);
     assert_non_null(hp);
     f->hp = hp;
     struct tjob *a = &f->jobs[0], *b = &f->jobs[1], *d = &f->jobs[2];
@@ -336,7 +336,7 @@ static void test_low_priority_workers_still_run(void **state)
     struct ctl *c = &f->c;
     static const enum hash_priority prios[] = {HASH_PRIO_IDLE, HASH_PRIO_BATCH};
     for (int i = 0; i < 2; i++) {
-        f->hp = hashpool_new(1, 1, prios[i], 5000);
+        f->hp = hashpool_new(1, 1, prios[i], 5000, NULL);
         assert_non_null(f->hp);
         struct tjob *j = &f->jobs[i];
         job_init(j, c, false);
