@@ -63,7 +63,6 @@ if want asan; then
   build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-  export LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp
   step "unit tests (ASan+UBSan)"
   meson test -C build-asan --print-errorlogs --suite unit --timeout-multiplier 4
   step "end-to-end tests on SQLite (ASan+UBSan)"

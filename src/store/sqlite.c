@@ -220,6 +220,7 @@ struct sqlite_store {
     char *path;
     bool sync_full;
     pthread_key_t tls;
+    pthread_key_t tls_counters; /* the rate-limit connection of each thread */
     pthread_mutex_t lock; /* guards `conns` */
     struct conn *conns;
     /* Writers of this process take turns here rather than in SQLite's busy
@@ -263,7 +264,12 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
-static struct conn *conn_open(struct sqlite_store *s)
+/* counters: the connection for rate-limit counters, synchronous=NORMAL:
+ * their commits skip the fsync (the next durable commit, or a checkpoint,
+ * carries them to disk). Losing the last few counter updates to a power cut
+ * is harmless; paying three fsyncs per login for them was not (they were
+ * most of a login's I/O, and a login flood's I/O stretched the verify p99). */
+static struct conn *conn_open(struct sqlite_store *s, bool counters)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (!c)
@@ -280,7 +286,7 @@ static struct conn *conn_open(struct sqlite_store *s)
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
              " PRAGMA trusted_schema=OFF;",
-             s->sync_full ? "FULL" : "NORMAL");
+             s->sync_full && !counters ? "FULL" : "NORMAL");
     /* journal_mode=WAL needs a write lock once per database; on a read-only
      * file it fails and the connection still serves reads. */
     sqlite3_exec(c->db, pragmas, NULL, NULL, NULL);
@@ -291,20 +297,26 @@ fail:
     return NULL;
 }
 
-static struct conn *conn_get(struct sqlite_store *s)
+static struct conn *conn_get_kind(struct sqlite_store *s, bool counters)
 {
-    struct conn *c = pthread_getspecific(s->tls);
+    pthread_key_t key = counters ? s->tls_counters : s->tls;
+    struct conn *c = pthread_getspecific(key);
     if (c)
         return c;
-    c = conn_open(s);
+    c = conn_open(s, counters);
     if (!c)
         return NULL;
     pthread_mutex_lock(&s->lock);
     c->next = s->conns;
     s->conns = c;
     pthread_mutex_unlock(&s->lock);
-    pthread_setspecific(s->tls, c);
+    pthread_setspecific(key, c);
     return c;
+}
+
+static struct conn *conn_get(struct sqlite_store *s)
+{
+    return conn_get_kind(s, false);
 }
 
 /* A reset statement of this thread's connection, or NULL. */
@@ -371,6 +383,11 @@ static char *dup_text(sqlite3_stmt *q, int col)
     if (!c)                                     \
         return STORE_UNAVAILABLE
 
+#define COUNTERS_CONN_OR_UNAVAILABLE(s, c)              \
+    struct conn *c = conn_get_kind(SELF(s), true);      \
+    if (!c)                                             \
+        return STORE_UNAVAILABLE
+
 static void release_wlock(struct conn *c)
 {
     if (c->holds_wlock) {
@@ -433,6 +450,7 @@ static void sq_close(struct store *base)
         c = n;
     }
     pthread_key_delete(s->tls);
+    pthread_key_delete(s->tls_counters);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->wlock);
     free(s->path);
@@ -1048,7 +1066,7 @@ static enum store_rc sq_keys_remove_expired(struct store *base, int64_t now)
 static enum store_rc sq_counter_add(struct store *base, const char *key, int64_t now,
                                     int64_t window, int64_t delta, int64_t *ret_count)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    COUNTERS_CONN_OR_UNAVAILABLE(base, c);
     sqlite3_stmt *q = st(c, S_COUNTER_ADD);
     if (!q)
         return STORE_ERROR;
@@ -1073,7 +1091,7 @@ static enum store_rc sq_login_attempt(struct store *base, const char *key, int64
                                       unsigned max_failures, int64_t b, int64_t max,
                                       int64_t *ret_retry_after)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    COUNTERS_CONN_OR_UNAVAILABLE(base, c);
     enum store_rc rc = begin(c);
     if (rc != STORE_OK)
         return rc;
@@ -1113,7 +1131,7 @@ static enum store_rc sq_login_attempt(struct store *base, const char *key, int64
 
 static enum store_rc sq_login_reset(struct store *base, const char *key)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    COUNTERS_CONN_OR_UNAVAILABLE(base, c);
     sqlite3_stmt *q = st(c, S_LOGIN_RESET);
     if (!q)
         return STORE_ERROR;
@@ -1123,7 +1141,7 @@ static enum store_rc sq_login_reset(struct store *base, const char *key)
 
 static enum store_rc sq_login_refund(struct store *base, const char *key, unsigned max_failures)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    COUNTERS_CONN_OR_UNAVAILABLE(base, c);
     sqlite3_stmt *q = st(c, S_LOGIN_REFUND);
     if (!q)
         return STORE_ERROR;
@@ -1190,7 +1208,8 @@ enum store_rc sqlite_store_open(const char *path, const struct store_options *op
     s->sync_full = opt ? opt->sqlite_sync_full : true;
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->wlock, NULL);
-    if (pthread_key_create(&s->tls, NULL) != 0) {
+    if (pthread_key_create(&s->tls, NULL) != 0 ||
+        pthread_key_create(&s->tls_counters, NULL) != 0) {
         pthread_mutex_destroy(&s->lock);
         free(s->path);
         free(s);
