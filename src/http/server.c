@@ -40,7 +40,12 @@ struct tracked {
 struct server {
     struct app *app;
     struct MHD_Daemon *daemon;
-    bool quiesced;
+    /* Set on SIGTERM: new connections are closed as soon as they are
+     * accepted while requests in flight finish. MHD_quiesce_daemon() is not
+     * used: with an epoll thread pool, libmicrohttpd 0.9.75 races its own
+     * workers removing the listen socket from their epoll sets and aborts
+     * the process ("Failed to remove listen FD from epoll set"). */
+    atomic_bool draining;
     /* The watchdog closes connections whose request (line, headers, body)
      * takes longer than JWTD_REQUEST_TIMEOUT to arrive: a client trickling
      * a byte a second is never idle, so MHD's idle timeout alone would let
@@ -280,6 +285,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&app->in_flight, 1);
 }
 
+/* While draining, refuse every new connection (MHD closes it at once). */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addr;
+    (void)addrlen;
+    const struct server *s = cls;
+    return atomic_load_explicit(&s->draining, memory_order_relaxed) ? MHD_NO : MHD_YES;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
@@ -451,7 +465,7 @@ struct server *server_start(struct app *app, char *err, size_t errlen)
     }
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
-    s->daemon = MHD_start_daemon(flags, cfg->listen_port, NULL, NULL, on_request, app,
+    s->daemon = MHD_start_daemon(flags, cfg->listen_port, accept_policy, s, on_request, app,
                                  MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "JWTD_LISTEN: cannot listen on %s (%s)", cfg->listen,
@@ -470,12 +484,8 @@ struct server *server_start(struct app *app, char *err, size_t errlen)
 
 void server_quiesce(struct server *s)
 {
-    if (!s || s->quiesced)
-        return;
-    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
-    s->quiesced = true;
+    if (s)
+        atomic_store(&s->draining, true);
 }
 
 void server_stop(struct server *s)

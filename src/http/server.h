@@ -16,7 +16,8 @@ struct server;
 /* Listen on cfg->listen and serve. NULL with a one-line reason on failure. */
 struct server *server_start(struct app *app, char *err, size_t errlen);
 
-/* Stop accepting new connections. */
+/* Stop accepting: connections opened from now on are closed at once (the
+ * listen socket stays open until server_stop). */
 void server_quiesce(struct server *s);
 
 /* Stop the threads and free. NULL-safe. */

@@ -52,3 +52,47 @@ def test_restart_keeps_users(jwtd_factory):
     second = jwtd_factory(database=first.db)
     body = login(second.client(), username, password)
     assert body["user"] == user
+
+
+def test_sigterm_lets_login_in_flight_finish_and_refuses_new_connections(jwtd_factory):
+    """Draining: a login being hashed when SIGTERM arrives still gets its
+    tokens; a connection opened after the signal gets no answer; exit 0.
+    (Slow argon2 settings stretch the hashing so the signal lands mid-request.)"""
+    import threading
+    srv = jwtd_factory(env={"JWTD_ARGON2_ITERATIONS": "40"})
+    c = srv.client()
+    username, password, _ = signup(c)
+    c.close()
+    t0 = time.monotonic()
+    login(srv.client(), username, password)
+    hash_s = time.monotonic() - t0
+    if hash_s < 0.3:
+        pytest.skip("hashing too fast here (%.2fs) to land a signal mid-request" % hash_s)
+
+    result = {}
+
+    def do_login():
+        lc = Client(srv.host, srv.port, timeout=30)
+        r = lc.post("/auth/login", {"username": username, "password": password})
+        result["status"] = r.status
+        result["body"] = r.json
+
+    th = threading.Thread(target=do_login)
+    th.start()
+    time.sleep(hash_s / 3)
+    srv.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.1)
+    answered = None
+    try:
+        late = socket.create_connection((srv.host, srv.port), timeout=5)
+        late.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answered = late.recv(100)
+        late.close()
+    except OSError:
+        answered = b""
+    th.join(30)
+    assert not th.is_alive()
+    assert answered == b"", "a connection opened while draining was served: %r" % answered
+    assert result.get("status") == 200, result
+    assert result["body"]["access_token"] and result["body"]["refresh_token"]
+    assert srv.stop(sig=signal.SIGTERM) == 0
