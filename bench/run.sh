@@ -7,6 +7,7 @@
 # Usage (from the repository root, after `meson setup build && ninja -C build`):
 #
 #   bench/run.sh [--quick] [--out FILE] [--rounds N] [--duration SECONDS] [--no-peer]
+#                [--no-pg] [--no-flood]
 #
 # What it does, in order:
 #   1. starts Debian's nginx (`return 200`, as many workers as jwtd has HTTP
@@ -22,17 +23,21 @@
 #      every target sees the same machine state; jwtd must answer 2xx only;
 #   4. login rounds: raw argon2id rate (bench/argon2_rate.c), jwtd logins,
 #      the peer's logins, jwtd refresh-token rotation;
-#   5. prints medians and ratios (bench/summarize.py) and writes JSON to --out.
+#   5. verify latency idle and during a login flood (p99 ratio);
+#   6. hot verify again with 10,000 revoked sessions in memory;
+#   7. verify, login and refresh with jwtd on a throwaway PostgreSQL;
+#   8. prints medians and ratios (bench/summarize.py) and writes JSON to --out.
 #
 # It installs nothing; it only checks for its tools and says what is missing.
 # Every process it starts is stopped on exit, failure and Ctrl-C included.
 #
-# Tunables (environment): JWTD_WORKERS (2), JWTD_HASH_WORKERS (2),
+# Tunables (environment): JWTD_WORKERS (2), JWTD_HASH_WORKERS and JWTD_HASH_CPUS (jwtd's defaults),
 # JWTD_ARGON2_MEMORY/ITERATIONS/PARALLELISM (jwtd's defaults), WRK_THREADS (2),
 # WRK_CONNECTIONS (32), LOGIN_CONNECTIONS (8), REFRESH_CONNECTIONS (4),
 # COLD_TOKENS (24576), JWTD_ACCESS_TTL (12h: tokens must outlive the run),
 # JWTD_BIN (build/jwtd), NEST_PEER_DIR (../shared/peers/nestjs),
-# BENCH_CACHE (bench/.cache), BENCH_KEEP_TMP=1 (keep logs and databases).
+# BENCH_CACHE (bench/.cache), BENCH_KEEP_TMP=1 (keep logs and databases),
+# FLOOD_CLIENT_CPUS (0 with the reserved hashing core, else any).
 # Other JWTD_* settings in the environment (e.g. JWTD_SQLITE_SYNC,
 # JWTD_HASH_PRIORITY) are passed through to jwtd unchanged.
 
@@ -442,7 +447,7 @@ bench() {
     shift 4
     file="$TMP/wrk/$group-$target-$round.txt"
     [[ $jwtd_url == - ]] || read -r h0 m0 < <(cache_counts "$jwtd_url")
-    wrk "$@" >"$file" 2>&1 || { cat "$file" >&2; die "wrk failed ($group $target)"; }
+    "${wrk_prefix[@]}" wrk "$@" >"$file" 2>&1 || { cat "$file" >&2; die "wrk failed ($group $target)"; }
     if [[ $jwtd_url != - ]]; then
         read -r h1 m1 < <(cache_counts "$jwtd_url")
         if ((h1 + m1 > h0 + m0)); then
@@ -462,6 +467,8 @@ bench() {
         "$group" "$target" "$round" "${f[0]}" "${f[1]}" "${f[4]}" \
         "${hit_ratio:+  cache hits $hit_ratio}")"
 }
+
+wrk_prefix=()   # e.g. (taskset -c 0): how bench() starts wrk
 
 wrk_load() { echo -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"${1}s" --latency; }
 
@@ -623,7 +630,18 @@ done
 # long a token check waits for the CPU, not a queue of its own. The flood is
 # 8 connections of successful logins (8 in flight for one account stays
 # under the per-username limit of 10), as many as the hashing pool takes.
+# With jwtd's reserved core (the default), the verify client runs on that
+# core, idle and flooded alike: a load generator scheduled onto the hashing
+# core waits behind the hashing thread for up to a scheduler tick (4 ms at
+# HZ=250, seen with `perf sched`), which is the client's delay, not
+# jwtd's. A real client sits on another machine. FLOOD_CLIENT_CPUS=any
+# turns this off.
+FLOOD_CLIENT_CPUS=${FLOOD_CLIENT_CPUS:-}
+if [[ -z $FLOOD_CLIENT_CPUS ]]; then
+    if ((NCPU >= 2)) && [[ $HASH_CPUS == "1-$((NCPU - 1))" ]]; then FLOOD_CLIENT_CPUS=0; else FLOOD_CLIENT_CPUS=any; fi
+fi
 if ((USE_FLOOD)); then
+    [[ $FLOOD_CLIENT_CPUS == any ]] || wrk_prefix=(taskset -c "$FLOOD_CLIENT_CPUS")
     for ((r = 1; r <= ROUNDS; r++)); do
         bench flood idle "$r" - -t1 -c2 -d"${DURATION}s" --latency \
             -H "Authorization: Bearer ${JWTD_TOKEN[ES256]}" "$ES256_URL/auth/verify"
@@ -639,6 +657,7 @@ if ((USE_FLOOD)); then
         printf 'flood\tlogins_per_s\t%s\t%s\t\t\t\t\t0\t0\t0\t\n' "$r" "${logins:-0}" >>"$RESULTS"
         sleep 2   # drain the hashing queue
     done
+    wrk_prefix=()
 fi
 
 # ------------------------------------------- a populated revoked set --
@@ -738,6 +757,7 @@ META=$TMP/meta.tsv
     printf 'jwtd_sqlite_sync\t%s\n' "${JWTD_SQLITE_SYNC:-full}"
     printf 'jwtd_hash_priority\t%s\n' "${JWTD_HASH_PRIORITY:-batch}"
     printf 'jwtd_hash_cpus\t%s\n' "$HASH_CPUS"
+    printf 'flood_client_cpus\t%s\n' "$FLOOD_CLIENT_CPUS"
     printf 'revoked_sessions\t%s\n' "${revoked_now:-0}"
     [[ -z $PG_NOTE ]] || printf 'pg_skipped\t%s\n' "$PG_NOTE"
     if ((USE_PEER)); then
