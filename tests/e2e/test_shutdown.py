@@ -70,9 +70,11 @@ def test_sigterm_lets_login_in_flight_finish_and_refuses_new_connections(jwtd_fa
         pytest.skip("hashing too fast here (%.2fs) to land a signal mid-request" % hash_s)
 
     result = {}
+    # Connected and served before the signal: draining refuses only new connections.
+    lc = Client(srv.host, srv.port, timeout=30)
+    assert lc.get("/healthz").status == 200
 
     def do_login():
-        lc = Client(srv.host, srv.port, timeout=30)
         r = lc.post("/auth/login", {"username": username, "password": password})
         result["status"] = r.status
         result["body"] = r.json
