@@ -281,12 +281,22 @@ def test_connection_limit_per_address(jwtd_factory):
     srv = jwtd_factory(env={"JWTD_MAX_CONNECTIONS_PER_IP": "10"})
     idle = []
     try:
-        for _ in range(30):
-            s = socket.create_connection((srv.host, srv.port), timeout=5)
-            idle.append(s)
-        time.sleep(0.5)
-        closed = [s for s in idle if _closed_by_server(s, 0.2)]
-        kept = len(idle) - len(closed)
+        # A connection the client has just closed (the start-up probe's) still
+        # holds its slot until the server reads the EOF; on a slow (sanitizer)
+        # build that can overlap the burst, leaving 9 free slots. Retry the
+        # burst then, after a pause: it must find exactly 10 slots.
+        for _attempt in range(5):
+            for _ in range(30):
+                idle.append(socket.create_connection((srv.host, srv.port), timeout=5))
+            time.sleep(0.5)
+            closed = [s for s in idle if _closed_by_server(s, 0.2)]
+            kept = len(idle) - len(closed)
+            if kept >= 10:
+                break
+            for s in idle:
+                s.close()
+            idle = []
+            time.sleep(0.5)
         # a request on a new connection is refused while 10 are held
         s = socket.create_connection((srv.host, srv.port), timeout=5)
         try:
@@ -314,6 +324,7 @@ def test_connection_limit_per_address(jwtd_factory):
                extra_request_answer=data[:40], other_address_status=other_status)
         assert other_status == 200, other_status
         assert kept <= 10, "more than 10 connections from one address were kept: %d" % kept
+        assert kept == 10, "the limit of 10 admitted only %d connections" % kept
         assert not data.startswith(b"HTTP/1.1 200"), data[:200]
         if data:
             assert data.startswith(b"HTTP/1.1 4") or data.startswith(b"HTTP/1.1 503"), data[:200]
