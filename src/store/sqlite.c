@@ -355,14 +355,12 @@ static int step_locked(struct conn *c, sqlite3_stmt *q)
 }
 
 /* Run a statement that returns no rows; the rc of the step. */
-static int exec_done_c(struct conn *c, sqlite3_stmt *q)
+static int exec_done(struct conn *c, sqlite3_stmt *q)
 {
     int rc = step_locked(c, q);
     sqlite3_reset(q);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
-
-#define exec_done(q) exec_done_c(c, (q))
 
 static void copy_text(char *dst, size_t cap, sqlite3_stmt *q, int col)
 {
@@ -403,7 +401,7 @@ static enum store_rc begin(struct conn *c)
         return STORE_ERROR;
     pthread_mutex_lock(&c->owner->wlock);
     c->holds_wlock = true;
-    enum store_rc rc = map_rc(exec_done(q));
+    enum store_rc rc = map_rc(exec_done(c, q));
     if (rc != STORE_OK)
         release_wlock(c);
     return rc;
@@ -412,7 +410,7 @@ static enum store_rc begin(struct conn *c)
 static enum store_rc commit(struct conn *c)
 {
     sqlite3_stmt *q = st(c, S_COMMIT);
-    enum store_rc rc = q ? map_rc(exec_done(q)) : STORE_ERROR;
+    enum store_rc rc = q ? map_rc(exec_done(c, q)) : STORE_ERROR;
     if (rc != STORE_OK)
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     release_wlock(c);
@@ -521,7 +519,7 @@ static enum store_rc sq_user_create(struct store *base, const struct store_user 
     bind_text(q, 3, key);
     bind_text(q, 4, u->password_hash);
     sqlite3_bind_int64(q, 5, u->created_at);
-    return map_rc(exec_done(q));
+    return map_rc(exec_done(c, q));
 }
 
 static enum store_rc read_user(sqlite3_stmt *q, struct store_user *ret)
@@ -585,7 +583,7 @@ static enum store_rc sq_user_set_hash(struct store *base, const char *id, const 
     } else {
         sqlite3_bind_int64(q, 3, util_now());
     }
-    enum store_rc rc = map_rc(exec_done(q));
+    enum store_rc rc = map_rc(exec_done(c, q));
     if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
         return STORE_NOT_FOUND;
     return rc;
@@ -604,7 +602,7 @@ static enum store_rc revoke_user_sessions(struct conn *c, const char *user_id,
     bind_text(q, 2, except_sid);
     sqlite3_bind_int64(q, 3, rev->now_ms);
     sqlite3_bind_int64(q, 4, rev->expires_ms);
-    enum store_rc rc = map_rc(exec_done(q));
+    enum store_rc rc = map_rc(exec_done(c, q));
     if (rc != STORE_OK)
         return rc;
     q = st(c, S_SESS_REVOKE_USER);
@@ -614,7 +612,7 @@ static enum store_rc revoke_user_sessions(struct conn *c, const char *user_id,
     bind_text(q, 2, except_sid);
     sqlite3_bind_int64(q, 3, rev->now_ms);
     bind_text(q, 4, reason);
-    rc = map_rc(exec_done(q));
+    rc = map_rc(exec_done(c, q));
     if (rc == STORE_OK && ret_count)
         *ret_count = sqlite3_changes(c->db);
     return rc;
@@ -634,7 +632,7 @@ static enum store_rc sq_user_change_password(struct store *base, const char *id,
     bind_text(q, 1, id);
     bind_text(q, 2, new_hash);
     sqlite3_bind_int64(q, 3, rev->now_ms / 1000);
-    rc = map_rc(exec_done(q));
+    rc = map_rc(exec_done(c, q));
     if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
         rc = STORE_NOT_FOUND;
     if (rc == STORE_OK)
@@ -655,7 +653,7 @@ static enum store_rc sq_user_delete(struct store *base, const char *id,
         if (!q)
             return finish(c, STORE_ERROR);
         bind_text(q, 1, id);
-        rc = map_rc(exec_done(q));
+        rc = map_rc(exec_done(c, q));
         if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
             rc = STORE_NOT_FOUND;
     }
@@ -696,7 +694,7 @@ static enum store_rc sq_session_create(struct store *base, const struct store_se
     sqlite3_bind_int64(q, 7, s->rotated_at_ms);
     bind_text(q, 8, s->user_agent);
     bind_text(q, 9, s->client_addr);
-    enum store_rc rc = map_rc(exec_done(q));
+    enum store_rc rc = map_rc(exec_done(c, q));
     /* The user was deleted between password check and here. */
     return rc == STORE_CONFLICT ? STORE_NOT_FOUND : rc;
 }
@@ -739,7 +737,7 @@ static enum store_rc revoke_one(struct conn *c, const char *user_id, const char 
     bind_text(q, 2, user_id);
     sqlite3_bind_int64(q, 3, rev->now_ms);
     sqlite3_bind_int64(q, 4, rev->expires_ms);
-    enum store_rc rc = map_rc(exec_done(q));
+    enum store_rc rc = map_rc(exec_done(c, q));
     if (rc != STORE_OK)
         return rc;
     q = st(c, S_SESS_REVOKE_ONE);
@@ -749,7 +747,7 @@ static enum store_rc revoke_one(struct conn *c, const char *user_id, const char 
     bind_text(q, 2, user_id);
     sqlite3_bind_int64(q, 3, rev->now_ms);
     bind_text(q, 4, reason);
-    rc = map_rc(exec_done(q));
+    rc = map_rc(exec_done(c, q));
     if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
         return STORE_NOT_FOUND;
     return rc;
@@ -827,7 +825,7 @@ static enum store_rc sq_refresh(struct store *base, const char *sid, uint32_t ge
         sqlite3_bind_int64(q, 2, row.refresh_gen);
         sqlite3_bind_int64(q, 3, row.rotated_at_ms);
         sqlite3_bind_int64(q, 4, row.last_used_at);
-        rc = map_rc(exec_done(q));
+        rc = map_rc(exec_done(c, q));
     } else if (out == REFRESH_REUSED) {
         rc = revoke_one(c, NULL, sid, "refresh_token_reused", &p->rev);
         if (rc == STORE_NOT_FOUND)
@@ -874,7 +872,7 @@ static enum store_rc sq_prune(struct store *base, int64_t now, int64_t now_ms)
         if (!q)
             return finish(c, STORE_ERROR);
         sqlite3_bind_int64(q, 1, order[i] == S_REV_PRUNE ? now_ms : now);
-        rc = map_rc(exec_done(q));
+        rc = map_rc(exec_done(c, q));
     }
     return finish(c, rc);
 }
@@ -890,7 +888,7 @@ static enum store_rc sq_secret_get_or_create(struct store *base, const char *nam
     bind_text(q, 1, name);
     sqlite3_bind_blob(q, 2, candidate, (int)len, SQLITE_STATIC);
     sqlite3_bind_int64(q, 3, util_now());
-    enum store_rc rc = map_rc(exec_done(q));
+    enum store_rc rc = map_rc(exec_done(c, q));
     sqlite3_clear_bindings(q);
     if (rc != STORE_OK)
         return rc;
@@ -978,7 +976,7 @@ static enum store_rc sq_key_insert_unless(struct store *base, const struct store
         bind_text(q, 4, k->private_pem);
         sqlite3_bind_int64(q, 5, k->created_at);
         sqlite3_bind_int64(q, 6, k->activate_at);
-        rc = map_rc(exec_done(q));
+        rc = map_rc(exec_done(c, q));
         inserted = rc == STORE_OK;
     }
     rc = finish(c, rc);
@@ -1002,7 +1000,7 @@ static enum store_rc sq_key_promote(struct store *base, const char *next_kid,
         bind_text(q, 1, current_kid);
         sqlite3_bind_int64(q, 2, now);
         sqlite3_bind_int64(q, 3, retired_remove_at);
-        rc = map_rc(exec_done(q));
+        rc = map_rc(exec_done(c, q));
         if (rc == STORE_OK && sqlite3_changes(c->db) != 1)
             rc = STORE_NOT_FOUND;
     }
@@ -1012,7 +1010,7 @@ static enum store_rc sq_key_promote(struct store *base, const char *next_kid,
             return finish(c, STORE_ERROR);
         bind_text(q, 1, next_kid);
         sqlite3_bind_int64(q, 2, now);
-        rc = map_rc(exec_done(q));
+        rc = map_rc(exec_done(c, q));
         if (rc == STORE_OK && sqlite3_changes(c->db) != 1)
             rc = STORE_NOT_FOUND;
     }
@@ -1033,7 +1031,7 @@ static enum store_rc sq_key_retire(struct store *base, const char *kid, int64_t 
     bind_text(q, 1, kid);
     sqlite3_bind_int64(q, 2, now);
     sqlite3_bind_int64(q, 3, remove_at);
-    enum store_rc rc = map_rc(exec_done(q));
+    enum store_rc rc = map_rc(exec_done(c, q));
     if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
         return STORE_NOT_FOUND;
     return rc;
@@ -1047,7 +1045,7 @@ static enum store_rc sq_key_retire_purge(struct store *base, const char *kid, in
         return STORE_ERROR;
     bind_text(q, 1, kid);
     sqlite3_bind_int64(q, 2, remove_at);
-    enum store_rc rc = map_rc(exec_done(q));
+    enum store_rc rc = map_rc(exec_done(c, q));
     if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
         return STORE_NOT_FOUND;
     return rc;
@@ -1060,7 +1058,7 @@ static enum store_rc sq_keys_remove_expired(struct store *base, int64_t now)
     if (!q)
         return STORE_ERROR;
     sqlite3_bind_int64(q, 1, now);
-    return map_rc(exec_done(q));
+    return map_rc(exec_done(c, q));
 }
 
 static enum store_rc sq_counter_add(struct store *base, const char *key, int64_t now,
@@ -1123,7 +1121,7 @@ static enum store_rc sq_login_attempt(struct store *base, const char *key, int64
     sqlite3_bind_int64(q, 2, failures);
     sqlite3_bind_int64(q, 3, wait ? now + wait : 0);
     sqlite3_bind_int64(q, 4, now);
-    rc = finish(c, map_rc(exec_done(q)));
+    rc = finish(c, map_rc(exec_done(c, q)));
     if (rc == STORE_OK)
         *ret_retry_after = 0;
     return rc;
@@ -1136,7 +1134,7 @@ static enum store_rc sq_login_reset(struct store *base, const char *key)
     if (!q)
         return STORE_ERROR;
     bind_text(q, 1, key);
-    return map_rc(exec_done(q));
+    return map_rc(exec_done(c, q));
 }
 
 static enum store_rc sq_login_refund(struct store *base, const char *key, unsigned max_failures)
@@ -1147,7 +1145,7 @@ static enum store_rc sq_login_refund(struct store *base, const char *key, unsign
         return STORE_ERROR;
     bind_text(q, 1, key);
     sqlite3_bind_int64(q, 2, max_failures);
-    return map_rc(exec_done(q));
+    return map_rc(exec_done(c, q));
 }
 
 /* A local file is never "down" as a whole: a full disk fails writes, and
