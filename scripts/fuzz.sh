@@ -18,7 +18,7 @@ export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 mkdir -p $B/crashes
 status=0
-for target in fuzz_token fuzz_jwks fuzz_headers fuzz_body; do
+for target in fuzz_token fuzz_jwks fuzz_headers fuzz_body fuzz_webauthn; do
   bin=$B/tests/fuzz/$target
   seeds=tests/fuzz/corpus/$target
   regress=tests/fuzz/regressions/$target

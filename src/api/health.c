@@ -10,7 +10,8 @@
 #include <string.h>
 
 #include "api/handlers.h"
-#include "core/util.h"
+#include "base/histogram.h"
+#include "base/util.h"
 
 void api_healthz(struct request *r)
 {
@@ -23,7 +24,7 @@ void api_readyz(struct request *r)
     /* From memory: the background thread probes storage every second, and
      * the backend knows when its last query failed. A probe here would
      * make a load balancer's health checks wait on a sick database. */
-    bool storage = atomic_load(&app->storage_ok) && app->store->ops->healthy(app->store);
+    bool storage = atomic_load(&app->storage_ok) && store_healthy(app->store);
     bool keys = keyring_ready(app->keys);
     if (storage && keys) {
         respond_json_text(r, 200, "{\"status\":\"ready\"}", 18);
@@ -48,36 +49,19 @@ void api_metrics(struct request *r)
     struct metrics *m = &app->metrics;
     struct buf b;
     buf_init(&b, 1 << 20);
-    buf_appends(&b, "# HELP jwtd_http_requests_total Requests answered, by route and status.\n"
-                    "# TYPE jwtd_http_requests_total counter\n");
-    for (unsigned rt = 0; rt < ROUTE_COUNT; rt++)
-        for (unsigned i = 0; i < METRICS_STATUSES; i++) {
-            uint64_t v = atomic_load(&m->requests[rt][i]);
-            if (!v)
-                continue;
-            unsigned st = metrics_status_of_slot(i);
-            char labels[96];
-            if (st)
-                snprintf(labels, sizeof labels, "{route=\"%s\",status=\"%u\"}", route_name(rt), st);
-            else
-                snprintf(labels, sizeof labels, "{route=\"%s\",status=\"other\"}", route_name(rt));
-            line(&b, "jwtd_http_requests_total", labels, v);
-        }
-    static const char *const login_names[] = {"ok", "failed", "rate_limited", "busy"};
+    http_metrics_write(r->metrics, &b);
     buf_appends(&b, "# HELP jwtd_logins_total Login attempts by result.\n"
                     "# TYPE jwtd_logins_total counter\n");
     for (int i = 0; i < LOGIN_RESULT_COUNT; i++) {
         char labels[48];
-        snprintf(labels, sizeof labels, "{result=\"%s\"}", login_names[i]);
+        snprintf(labels, sizeof labels, "{result=\"%s\"}", metrics_login_name(i));
         line(&b, "jwtd_logins_total", labels, atomic_load(&m->logins[i]));
     }
-    static const char *const rr_names[] = {"rotated", "replayed", "unknown", "expired",
-                                           "revoked", "reused",   "invalid"};
     buf_appends(&b, "# HELP jwtd_refresh_total Refresh requests by outcome.\n"
                     "# TYPE jwtd_refresh_total counter\n");
     for (int i = 0; i < RR_COUNT; i++) {
         char labels[48];
-        snprintf(labels, sizeof labels, "{outcome=\"%s\"}", rr_names[i]);
+        snprintf(labels, sizeof labels, "{outcome=\"%s\"}", metrics_refresh_name(i));
         line(&b, "jwtd_refresh_total", labels, atomic_load(&m->refresh[i]));
     }
     buf_appends(&b, "# TYPE jwtd_signups_total counter\n");
@@ -92,11 +76,19 @@ void api_metrics(struct request *r)
     line(&b, "jwtd_storage_errors_total", "", atomic_load(&m->storage_errors));
     buf_appends(&b, "# HELP jwtd_hash_queue_depth Password jobs waiting or running.\n"
                     "# TYPE jwtd_hash_queue_depth gauge\n");
-    line(&b, "jwtd_hash_queue_depth", "", hashpool_depth(app->pool));
+    line(&b, "jwtd_hash_queue_depth", "", workpool_depth(app->hash));
     buf_appends(&b, "# TYPE jwtd_hash_rejected_total counter\n");
-    line(&b, "jwtd_hash_rejected_total", "", hashpool_rejected(app->pool));
+    line(&b, "jwtd_hash_rejected_total", "", workpool_rejected(app->hash));
     buf_appends(&b, "# TYPE jwtd_hash_expired_total counter\n");
-    line(&b, "jwtd_hash_expired_total", "", hashpool_expired(app->pool));
+    line(&b, "jwtd_hash_expired_total", "", workpool_expired(app->hash));
+    buf_appends(&b, "# HELP jwtd_hash_queue_wait_seconds How long password jobs waited for a "
+                    "hashing thread.\n"
+                    "# TYPE jwtd_hash_queue_wait_seconds histogram\n");
+    histogram_write(workpool_wait(app->hash), &b, "jwtd_hash_queue_wait_seconds", "");
+    buf_appends(&b, "# HELP jwtd_io_queue_wait_seconds How long requests waited for an I/O "
+                    "thread.\n"
+                    "# TYPE jwtd_io_queue_wait_seconds histogram\n");
+    histogram_write(workpool_wait(app->io), &b, "jwtd_io_queue_wait_seconds", "");
     buf_appends(&b, "# TYPE jwtd_revoked_sessions gauge\n");
     line(&b, "jwtd_revoked_sessions", "", revoked_size(app->revoked));
     buf_appends(&b, "# TYPE jwtd_keyring_generation gauge\n");

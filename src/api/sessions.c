@@ -2,14 +2,15 @@
 /*
  * GET /auth/sessions and DELETE /auth/sessions/{id}: the caller's live
  * sessions, and ending one of them. A session id that is not one of the
- * caller's live sessions is 404, whether it exists or not.
+ * caller's live sessions is 404, whether it exists or not (the rule is
+ * sessions_revoke's).
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "api/common.h"
+#include "api/api.h"
 #include "api/handlers.h"
-#include "core/log.h"
+#include "core/sessions.h"
 
 struct list_ctx {
     json_t *arr;
@@ -42,12 +43,11 @@ void api_sessions(struct request *r)
         respond_error(r, 500, "internal_error", "The server ran out of memory.");
         return;
     }
-    enum store_rc rc = STORE_CALL(r->app->store, session_list, id.sub, util_now(),
-                                  r->app->cfg->refresh_ttl, add_session, &ctx);
-    if (rc != STORE_OK || ctx.failed) {
+    struct svc_result res = sessions_list(r->app, &id, add_session, &ctx);
+    if (res.status != SVC_OK || ctx.failed) {
         json_decref(ctx.arr);
-        if (rc != STORE_OK)
-            respond_store_error(r, rc);
+        if (res.status != SVC_OK)
+            api_respond_failure(r, &res);
         else
             respond_error(r, 500, "internal_error", "The server ran out of memory.");
         return;
@@ -60,27 +60,10 @@ void api_session_delete(struct request *r)
     struct identity id;
     if (!request_authenticate(r, &id))
         return;
-    if (!util_is_uuid(r->path_id)) {
-        respond_error(r, 404, "not_found", "There is no such session.");
+    struct svc_result res = sessions_revoke(r->app, request_ctx(r), &id, r->path_id);
+    if (res.status != SVC_OK) {
+        api_respond_failure(r, &res);
         return;
     }
-    /* Ids are stored lower-case (util_uuid7). */
-    char sid[UUID_STR_LEN];
-    for (size_t i = 0; i < sizeof sid; i++)
-        sid[i] = (r->path_id[i] >= 'A' && r->path_id[i] <= 'F') ? (char)(r->path_id[i] + 32)
-                                                                  : r->path_id[i];
-    struct revocation rev = app_revocation_now(r->app);
-    enum store_rc rc = STORE_CALL(r->app->store, session_revoke, id.sub, sid, "session_deleted",
-                                  &rev);
-    if (rc == STORE_NOT_FOUND) {
-        respond_error(r, 404, "not_found", "There is no such session.");
-        return;
-    }
-    if (rc != STORE_OK) {
-        respond_store_error(r, rc);
-        return;
-    }
-    app_note_revoked(r->app, sid, rev.expires_ms);
-    LOGE(LOG_INFO, "session_revoked", "user_id", id.sub, "sid", sid, "by_sid", id.sid);
     respond_empty(r, 204);
 }

@@ -35,10 +35,12 @@ void api_jwks(struct request *r)
 void api_openid_configuration(struct request *r)
 {
     const struct config *cfg = r->app->cfg;
-    size_t n = strlen(cfg->issuer);
-    const char *slash = (n && cfg->issuer[n - 1] == '/') ? "" : "/";
+    /* The keys are where clients reach jwtd: the public URL when set. */
+    const char *base = cfg->public_url ? cfg->public_url : cfg->issuer;
+    size_t n = strlen(base);
+    const char *slash = (n && base[n - 1] == '/') ? "" : "/";
     char jwks_uri[640];
-    snprintf(jwks_uri, sizeof jwks_uri, "%s%s.well-known/jwks.json", cfg->issuer, slash);
+    snprintf(jwks_uri, sizeof jwks_uri, "%s%s.well-known/jwks.json", base, slash);
     json_t *algs = json_array();
     json_array_append_new(algs, json_string(config_alg_name(cfg->alg)));
     json_t *doc = json_pack(

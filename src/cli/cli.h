@@ -6,21 +6,75 @@
 #ifndef JWTD_CLI_H
 #define JWTD_CLI_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/app.h"
 #include "core/config.h"
-#include "store/store.h"
+#include "core/service.h"
 
 int cmd_serve(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+
+/* An option of a subcommand: a flag (value NULL, *present set) or an
+ * option with a value (*value set). */
+struct cli_opt {
+    const char *name; /* "--now" */
+    const char **value;
+    bool *present;
+};
+
+struct cli_cmd {
+    const char *usage;            /* "jwtd user add USERNAME [--password-stdin]" */
+    const char *help;             /* what it does, and its options */
+    const struct cli_opt *opts;   /* NULL-name terminated, or NULL */
+    int min_pos, max_pos;         /* positional arguments after the subcommand */
+};
+
+#define CLI_MAX_POS 4
+
+struct cli_args {
+    const char *pos[CLI_MAX_POS];
+    int npos;
+    char **rest;                  /* settings and --config, for config_load */
+    int nrest;
+    bool help;
+    bool error;
+};
+
+/* Split argv (after the subcommand's name) into positional arguments, the
+ * command's options and the rest. 0 when fine (or --help: ret->help), 2 for
+ * a usage error (printed). cli_args_free afterwards. */
+int cli_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_args *ret);
+void cli_args_free(struct cli_args *a);
+
+/* Print a command's usage and help to stdout. */
+void cli_help(const struct cli_cmd *cmd);
 
 /*
- * Shared set-up of the operator commands: load the configuration from the
- * environment and the given flags, open and migrate the database. Prints
- * the reason and returns false on failure.
+ * Shared set-up of the operator commands: load the configuration (file,
+ * environment, the given flags), then open the app in `mode` (database
+ * opened and migrated; APP_READ_ONLY never creates one). Prints the reason
+ * and returns 2 (configuration) or 1 (runtime) on failure, 0 on success;
+ * cli_close undoes either.
  */
-bool cli_open(int argc, char **argv, struct config *cfg, struct store **ret_store);
+int cli_open(int argc, char **argv, struct config *cfg, struct app *app, enum app_mode mode);
+void cli_close(struct config *cfg, struct app *app);
+
+/*
+ * Read a password: from a terminal with echo off (prompt on stderr, asked
+ * twice when confirm), otherwise (or with force_stdin) one line of stdin.
+ * The result is in out (NUL-terminated, wiped on failure). Exit status.
+ */
+int cli_read_password(const char *prompt, bool force_stdin, bool confirm, char *out, size_t cap,
+                      size_t *ret_len);
+
+/* Print a failed service result as one line; its exit status. */
+int cli_fail(const struct svc_result *res);
 
 /* A database URL safe to print (password removed). */
 void cli_redact_url(const char *url, char *out, size_t cap);

@@ -3,13 +3,51 @@
  * `jwtd keys list|rotate|retire`: the signing-key life cycle, on the
  * configured database. Running servers pick changes up within
  * JWTD_KEYRING_POLL (or at once when they meet a token with a new kid).
+ *
+ * Commands only load the ring: they never make keys current or retire keys
+ * of another algorithm at start the way `jwtd serve` does, and the signing
+ * algorithm changes only when --alg says so.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "cli/cli.h"
 #include "core/keyring.h"
-#include "core/util.h"
+
+static bool now_opt, purge_opt;
+static const char *alg_opt;
+
+static const struct cli_opt rotate_opts[] = {
+    {"--now", NULL, &now_opt},
+    {"--alg", &alg_opt, NULL},
+    {NULL, NULL, NULL},
+};
+static const struct cli_opt retire_opts[] = {
+    {"--purge", NULL, &purge_opt},
+    {NULL, NULL, NULL},
+};
+
+static const struct cli_cmd list_cmd = {
+    "jwtd keys list",
+    "List signing keys: kid, algorithm, state (next, current, retired) and dates.\n"
+    "Only reads: never creates a database.",
+    NULL, 0, 0};
+static const struct cli_cmd rotate_cmd = {
+    "jwtd keys rotate [--now] [--alg ALG]",
+    "Create the next signing key. It is published in the JWKS at once and starts signing\n"
+    "after JWTD_KEY_PUBLISH_AHEAD, so that every verifier has it first; --now makes it\n"
+    "sign at once (verifiers that cache the JWKS may refuse its tokens until they\n"
+    "fetch it again).\n"
+    "The algorithm is the configuration's (JWTD_JWT_ALG). When the current key has\n"
+    "another algorithm the command stops rather than change it; --alg ALG publishes a\n"
+    "key of ALG ahead, which servers sign with once their JWTD_JWT_ALG says ALG.",
+    rotate_opts, 0, 0};
+static const struct cli_cmd retire_cmd = {
+    "jwtd keys retire KID [--purge]",
+    "Retire a key: it stops signing (a next key takes over) and stays in the JWKS until\n"
+    "the tokens it signed expired. --purge distrusts it at once, for a compromised key.",
+    retire_opts, 1, 1};
 
 static void print_key(void *ctx, const struct store_key *k)
 {
@@ -25,71 +63,134 @@ static void print_key(void *ctx, const struct store_key *k)
            store_key_state_name(k->state), created, act, rem);
 }
 
-int cmd_keys(int argc, char **argv)
+struct current_alg {
+    char alg[16];
+    bool found;
+};
+
+static void find_current(void *ctx, const struct store_key *k)
 {
-    if (argc < 1) {
-        fprintf(stderr, "usage: jwtd keys list | rotate [--now] | retire KID [--purge]\n");
+    struct current_alg *c = ctx;
+    if (k->state == KEY_CURRENT) {
+        snprintf(c->alg, sizeof c->alg, "%s", k->alg);
+        c->found = true;
+    }
+}
+
+static int rotate(struct config *cfg, struct app *app)
+{
+    jwtd_alg target = cfg->alg;
+    if (alg_opt && !(target = jwtd_alg_from_name(alg_opt))) {
+        fprintf(stderr, "jwtd: --alg: ES256, EdDSA or RS256\n");
         return 2;
     }
-    const char *sub = argv[0];
-    bool now = false, purge = false;
-    const char *kid = NULL;
-    char *rest[64];
-    int nrest = 0;
-    for (int i = 1; i < argc && nrest < 64; i++) {
-        if (strcmp(sub, "rotate") == 0 && strcmp(argv[i], "--now") == 0)
-            now = true;
-        else if (strcmp(sub, "retire") == 0 && strcmp(argv[i], "--purge") == 0)
-            purge = true;
-        else if (strcmp(sub, "retire") == 0 && !kid && strncmp(argv[i], "--", 2) != 0)
-            kid = argv[i];
-        else
-            rest[nrest++] = argv[i];
+    if (target == JWTD_ALG_HS256) {
+        fprintf(stderr, "jwtd: HS256 uses JWTD_JWT_SECRET: rotate it by changing the setting\n");
+        return 1;
     }
-    if ((strcmp(sub, "retire") == 0 && !kid) ||
-        (strcmp(sub, "list") != 0 && strcmp(sub, "rotate") != 0 && strcmp(sub, "retire") != 0)) {
-        fprintf(stderr, "usage: jwtd keys list | rotate [--now] | retire KID [--purge]\n");
+    struct current_alg cur = {0};
+    if (store_keys_list(app->store, find_current, &cur) != STORE_OK) {
+        fprintf(stderr, "jwtd: cannot read signing keys from storage\n");
+        return 1;
+    }
+    bool change = cur.found && strcmp(cur.alg, jwtd_alg_name(target)) != 0;
+    if (change && !alg_opt) {
+        char src[200];
+        config_source_text(cfg, config_setting_index("JWTD_JWT_ALG"), src, sizeof src);
+        fprintf(stderr,
+                "jwtd: the current signing key is %s but this configuration says %s "
+                "(JWTD_JWT_ALG, %s).\n"
+                "      Nothing changed. Is this the server's configuration (--config)? To rotate "
+                "the %s key: --alg %s; to change the algorithm on purpose: --alg %s.\n",
+                cur.alg, jwtd_alg_name(target), src, cur.alg, cur.alg, jwtd_alg_name(target));
+        return 1;
+    }
+    if (change && now_opt) {
+        fprintf(stderr, "jwtd: an algorithm change is published ahead, never --now: servers "
+                        "switch to it when their JWTD_JWT_ALG says %s\n",
+                jwtd_alg_name(target));
         return 2;
     }
-    struct config cfg;
-    struct store *store = NULL;
+    cfg->alg = target; /* the ring rotates keys of this algorithm */
+    struct keyring *kr = keyring_new(cfg, app->store);
+    char err[256], newkid[KID_MAX + 1];
     int rc = 1;
-    if (!cli_open(nrest, rest, &cfg, &store))
-        goto out;
-    if (strcmp(sub, "list") == 0) {
-        rc = STORE_CALL(store, keys_list, print_key, NULL) == STORE_OK ? 0 : 1;
-        goto out;
-    }
-    struct keyring *kr = keyring_new(&cfg, store);
-    char err[256];
-    if (!kr || !keyring_start(kr, err, sizeof err)) {
-        fprintf(stderr, "jwtd: %s\n", kr ? err : "out of memory");
-        keyring_free(kr);
-        goto out;
-    }
-    if (strcmp(sub, "rotate") == 0) {
-        char newkid[KID_MAX + 1];
-        if (keyring_rotate(kr, now, newkid, err, sizeof err)) {
-            if (now)
-                printf("%s\tcurrent (signing now)\n", newkid);
-            else
-                printf("%s\tnext (signs from %lld s from now)\n", newkid,
-                       (long long)cfg.key_publish_ahead);
-            rc = 0;
-        } else {
-            fprintf(stderr, "jwtd: %s\n", err);
-        }
+    if (!kr || !keyring_reload(kr)) {
+        fprintf(stderr, "jwtd: cannot read signing keys from storage\n");
+    } else if (!keyring_rotate(kr, now_opt, newkid, err, sizeof err)) {
+        fprintf(stderr, "jwtd: %s\n", err);
     } else {
-        if (keyring_retire(kr, kid, purge, err, sizeof err)) {
-            printf("%s\t%s\n", kid, purge ? "retired and distrusted now" : "retired");
-            rc = 0;
-        } else {
-            fprintf(stderr, "jwtd: %s\n", err);
-        }
+        if (now_opt)
+            printf("%s\tcurrent (signing now)\n", newkid);
+        else if (change)
+            printf("%s\tnext, %s (published now; servers sign with it once JWTD_JWT_ALG=%s and "
+                   "they restart, no sooner than %lld s from now)\n",
+                   newkid, jwtd_alg_name(target), jwtd_alg_name(target),
+                   (long long)cfg->key_publish_ahead);
+        else
+            printf("%s\tnext (signs from %lld s from now)\n", newkid,
+                   (long long)cfg->key_publish_ahead);
+        rc = 0;
     }
     keyring_free(kr);
-out:
-    store_close(store);
-    config_free(&cfg);
+    return rc;
+}
+
+static int retire(struct config *cfg, struct app *app, const char *kid)
+{
+    struct keyring *kr = keyring_new(cfg, app->store);
+    char err[256];
+    int rc = 1;
+    if (!kr || !keyring_reload(kr)) {
+        fprintf(stderr, "jwtd: cannot read signing keys from storage\n");
+    } else if (!keyring_retire(kr, kid, purge_opt, err, sizeof err)) {
+        fprintf(stderr, "jwtd: %s\n", err);
+    } else {
+        printf("%s\t%s\n", kid, purge_opt ? "retired and distrusted now" : "retired");
+        rc = 0;
+    }
+    keyring_free(kr);
+    return rc;
+}
+
+int cmd_keys(int argc, char **argv)
+{
+    static const char usage[] = "usage: jwtd keys list | rotate [--now] [--alg ALG] | "
+                                "retire KID [--purge]   (jwtd keys <command> --help)\n";
+    if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+        fputs(usage, argc < 1 ? stderr : stdout);
+        return argc < 1 ? 2 : 0;
+    }
+    const struct cli_cmd *cmd = strcmp(argv[0], "list") == 0     ? &list_cmd
+                                : strcmp(argv[0], "rotate") == 0 ? &rotate_cmd
+                                : strcmp(argv[0], "retire") == 0 ? &retire_cmd
+                                                                 : NULL;
+    if (!cmd) {
+        fprintf(stderr, "jwtd: unknown command 'keys %.40s'\n%s", argv[0], usage);
+        return 2;
+    }
+    now_opt = purge_opt = false;
+    alg_opt = NULL;
+    struct cli_args a;
+    int rc = cli_parse(argc - 1, argv + 1, cmd, &a);
+    if (rc == 0 && a.help)
+        cli_help(cmd);
+    if (rc != 0 || a.help) {
+        cli_args_free(&a);
+        return rc;
+    }
+    struct config cfg;
+    struct app app;
+    rc = cli_open(a.nrest, a.rest, &cfg, &app, cmd == &list_cmd ? APP_READ_ONLY : APP_COMMAND);
+    if (rc == 0) {
+        if (cmd == &list_cmd)
+            rc = store_keys_list(app.store, print_key, NULL) == STORE_OK ? 0 : 1;
+        else if (cmd == &rotate_cmd)
+            rc = rotate(&cfg, &app);
+        else
+            rc = retire(&cfg, &app, a.pos[0]);
+    }
+    cli_close(&cfg, &app);
+    cli_args_free(&a);
     return rc;
 }

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The `jwtd` command: one binary, subcommands like git's. This is the only
- * file that decides exit codes for the whole process.
+ * file that decides exit codes for the whole process: 0 done, 1 failed, 2
+ * usage or configuration error.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "base/util.h"
 #include "cli/cli.h"
 
 #ifndef JWTD_VERSION
@@ -14,28 +18,33 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: jwtd <command> [arguments]\n\n"
+    fprintf(f, "usage: jwtd <command> [arguments]   (jwtd <command> --help for each)\n\n"
                "commands:\n"
-               "  serve [--setting=value ...]      run the server (see jwtd serve --help)\n"
-               "  migrate                          apply database migrations and exit\n"
-               "  user add USERNAME                create a user (password read from stdin)\n"
-               "  user import USERNAME --password-hash HASH\n"
-               "                                   import a user with a bcrypt or argon2id hash\n"
-               "  user list                        list users (id, username, created, hash scheme)\n"
-               "  user delete USERNAME             delete a user and end its sessions\n"
-               "  keys list                        list signing keys and their states\n"
-               "  keys rotate [--now]              create the next signing key (promote now)\n"
-               "  keys retire KID [--purge]        retire a key (published until its tokens expire;\n"
-               "                                   --purge: distrust it now, for a compromised key)\n"
-               "  token inspect TOKEN              decode a token (no verification)\n"
-               "  token verify TOKEN               verify a token against this server's keys\n"
+               "  serve                            run the server (jwtd serve --help: every setting)\n"
+               "  migrate                          create or upgrade the database and exit\n"
+               "  user add|import|list|show|delete|passwd|disable|enable|unlock|logout\n"
+               "                                   account administration (jwtd user --help)\n"
+               "  keys list|rotate|retire          the signing-key life cycle\n"
+               "  token inspect|verify TOKEN       decode or verify a token\n"
+               "  config check|settings            show the configuration as jwtd reads it\n"
                "  version                          print the version\n\n"
-               "Every command reads the JWTD_* settings from the environment\n"
-               "(JWTD_DATABASE in particular) and accepts them as --flags.\n");
+               "Every command reads the same configuration as the server: " CONFIG_DEFAULT_FILE "\n"
+               "(or --config PATH), then JWTD_* variables, then --name=value flags.\n"
+               "Exit status: 0 done, 1 failed, 2 usage or configuration error.\n");
 }
 
 int main(int argc, char **argv)
 {
+    /* What jwtd creates (the SQLite database and its journal) holds keys
+     * and password hashes: nobody else's business, whatever the umask. */
+    umask(077);
+    /* Tests move time with a clock file (docs/testing.md); never in
+     * production, and `jwtd serve` says so loudly. */
+    const char *clock = getenv("JWTD_TEST_CLOCK");
+    if (clock && *clock && !util_test_clock(clock)) {
+        fprintf(stderr, "jwtd: JWTD_TEST_CLOCK: cannot map %s\n", clock);
+        return 2;
+    }
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -51,6 +60,8 @@ int main(int argc, char **argv)
         return cmd_token(argc - 2, argv + 2);
     if (strcmp(cmd, "migrate") == 0)
         return cmd_migrate(argc - 2, argv + 2);
+    if (strcmp(cmd, "config") == 0)
+        return cmd_config(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("jwtd %s\n", JWTD_VERSION);
         return 0;
@@ -59,7 +70,7 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    fprintf(stderr, "jwtd: unknown command '%s'\n", cmd);
+    fprintf(stderr, "jwtd: unknown command '%.40s'\n", cmd);
     usage(stderr);
     return 2;
 }

@@ -10,15 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
 #include "core/app.h"
-#include "core/log.h"
-#include "core/util.h"
-#include "http/server.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "server/server.h"
 #include "lib/jwtd_internal.h"
 
 void cli_redact_url(const char *url, char *out, size_t cap)
@@ -33,156 +34,120 @@ void cli_redact_url(const char *url, char *out, size_t cap)
         snprintf(out, cap, "%s", url);
 }
 
-static bool open_store(const struct config *cfg, struct store **ret)
-{
-    char err[256];
-    struct store_options opt = {.sqlite_sync_full = cfg->sqlite_sync_full};
-    if (store_open(cfg->database, &opt, ret, err, sizeof err) != STORE_OK) {
-        fprintf(stderr, "jwtd: JWTD_DATABASE: %s\n", err);
-        return false;
-    }
-    enum store_rc rc = STORE_CALL0(*ret, migrate);
-    if (rc != STORE_OK) {
-        fprintf(stderr, "jwtd: JWTD_DATABASE: cannot apply schema migrations (%s)%s\n",
-                store_rc_name(rc),
-                rc == STORE_ERROR ? "; is the database from a newer jwtd?" : "");
-        store_close(*ret);
-        *ret = NULL;
-        return false;
-    }
-    return true;
-}
-
-bool cli_open(int argc, char **argv, struct config *cfg, struct store **ret_store)
-{
-    char err[512];
-    config_defaults(cfg);
-    if (!config_load(cfg, argc, argv, err, sizeof err)) {
-        fprintf(stderr, "jwtd: %s\n", err);
-        return false;
-    }
-    log_setup(cfg->log_level, cfg->log_json);
-    return open_store(cfg, ret_store);
-}
+static const struct cli_cmd migrate_cmd = {
+    "jwtd migrate",
+    "Create the database when it does not exist, and apply pending schema migrations.\n"
+    "`jwtd serve` does the same at start-up; this is for deployments that migrate first.",
+    NULL, 0, 0};
 
 int cmd_migrate(int argc, char **argv)
 {
+    struct cli_args a;
+    int rc = cli_parse(argc, argv, &migrate_cmd, &a);
+    if (rc == 0 && a.help)
+        cli_help(&migrate_cmd);
+    if (rc != 0 || a.help) {
+        cli_args_free(&a);
+        return rc;
+    }
     struct config cfg;
-    struct store *store = NULL;
-    bool ok = cli_open(argc, argv, &cfg, &store);
-    if (ok)
+    struct app app;
+    rc = cli_open(a.nrest, a.rest, &cfg, &app, APP_COMMAND);
+    if (rc == 0)
         printf("database is up to date\n");
-    store_close(store);
-    config_free(&cfg);
-    return ok ? 0 : 1;
+    cli_close(&cfg, &app);
+    cli_args_free(&a);
+    return rc;
 }
 
-/* ---------------------------------------------------------------- app -- */
+/* ------------------------------------------------------------- serve --- */
 
-static void app_free(struct app *app)
+/* ----------------------------------------------------------- SIGHUP --- */
+
+struct reload_report {
+    const struct config *fresh;
+    struct buf applied, restart;
+    bool tls_changed;
+};
+
+static void note_change(void *vctx, size_t i, bool reloadable)
 {
-    app_background_stop(app);
-    hashpool_free(app->io);
-    hashpool_free(app->pool);
-    keyring_free(app->keys);
-    jwtd_verifier_free(app->verifier);
-    vcache_free(app->vcache);
-    revoked_free(app->revoked);
-    password_policy_free(app->policy);
-    password_hash_free(app->dummy_hash);
-    OPENSSL_cleanse(app->refresh_key, sizeof app->refresh_key);
-    store_close(app->store);
-    pthread_mutex_destroy(&app->rev_lock);
+    struct reload_report *rep = vctx;
+    const struct config_setting_info *info = config_setting(i);
+    bool tls = strcmp(info->name, "JWTD_TLS_CERT") == 0 || strcmp(info->name, "JWTD_TLS_KEY") == 0;
+    if (tls && reloadable)
+        reloadable = rep->fresh->tls_cert_pem != NULL; /* on->off or off->on: restart */
+    struct buf *b = reloadable ? &rep->applied : &rep->restart;
+    buf_printf(b, "%s%s", b->len ? "," : "", info->name);
+    if (tls && reloadable)
+        rep->tls_changed = true;
 }
 
-static bool app_init(struct app *app, struct config *cfg, char *err, size_t errlen)
+/* Re-read the configuration (same file, environment and flags), apply what
+ * can change while serving, and say what needs a restart. A configuration
+ * that does not load changes nothing. */
+static void reload(struct app *app, struct server *srv, int argc, char **argv)
 {
-    memset(app, 0, sizeof *app);
-    app->cfg = cfg;
-    app->started_at = util_now();
-    pthread_mutex_init(&app->rev_lock, NULL);
-    app->argon2 = (struct password_params){cfg->argon2_memory_kib, cfg->argon2_iterations,
-                                           cfg->argon2_parallelism};
-    if (!open_store(cfg, &app->store)) {
-        snprintf(err, errlen, "%s", "");
-        return false;
+    char err[512];
+    struct config fresh;
+    config_defaults(&fresh);
+    struct config *next = calloc(1, sizeof *next);
+    struct reload_report rep = {.fresh = &fresh};
+    buf_init(&rep.applied, 4096);
+    buf_init(&rep.restart, 4096);
+    if (!next) {
+        LOG(LOG_ERROR, "reload_failed", LF_S("reason", "out of memory"));
+        goto out;
     }
-    atomic_store(&app->storage_ok, true);
+    if (!config_load(&fresh, argc, argv, err, sizeof err) ||
+        !config_reload_merge(app->cfg, &fresh, next, err, sizeof err)) {
+        LOG(LOG_ERROR, "reload_failed", LF_S("reason", err),
+            LF_S("action", "the running configuration is kept"));
+        config_free(next);
+        free(next);
+        goto out;
+    }
+    config_diff(app->cfg, &fresh, note_change, &rep);
+    if (rep.tls_changed &&
+        !server_set_tls(srv, next->tls_cert_pem, next->tls_key_pem, err, sizeof err)) {
+        LOG(LOG_ERROR, "reload_failed", LF_S("reason", err),
+            LF_S("action", "the running configuration is kept"));
+        config_free(next);
+        free(next);
+        goto out;
+    }
+    app_replace_config(app, next);
+    LOG(LOG_INFO, "reloaded", LF_S("applied", rep.applied.len ? rep.applied.data : ""),
+        LF_S("needs_restart", rep.restart.len ? rep.restart.data : ""),
+        LF_S("config", next->config_path ? next->config_path : ""));
+out:
+    buf_free(&rep.applied);
+    buf_free(&rep.restart);
+    config_free(&fresh);
+}
 
-    /* The refresh-token MAC key: shared by every instance on this storage. */
-    uint8_t candidate[REFRESH_KEY_LEN];
-    size_t klen = 0;
-    if (!util_random(candidate, sizeof candidate) ||
-        STORE_CALL(app->store, secret_get_or_create, "refresh_hmac", candidate, sizeof candidate,
-                   app->refresh_key, sizeof app->refresh_key, &klen) != STORE_OK ||
-        klen != REFRESH_KEY_LEN) {
-        OPENSSL_cleanse(candidate, sizeof candidate);
-        snprintf(err, errlen, "JWTD_DATABASE: cannot read or create the refresh-token key");
-        return false;
+/* What an operator should hear about at start-up. */
+static void startup_warnings(const struct config *cfg)
+{
+    if (!cfg->public_url && !config_listens_on_loopback(cfg) &&
+        cfg->source[config_setting_index("JWTD_ISSUER")] == CFG_DERIVED) {
+        LOG(LOG_WARN, "public_url_unset",
+            LF_S("issuer", cfg->issuer),
+            LF_S("advice", "listening beyond loopback: set JWTD_PUBLIC_URL to the URL clients "
+                           "use, or the issuer follows the listen address and TLS setting"));
     }
-    OPENSSL_cleanse(candidate, sizeof candidate);
-
-    app->keys = keyring_new(cfg, app->store);
-    if (!app->keys || !keyring_start(app->keys, err, errlen))
-        return false;
-
-    if (jwtd_verifier_new(&app->verifier) != JWTD_OK ||
-        jwtd_verifier_set_algs(app->verifier, cfg->alg == JWTD_ALG_HS256
-                                                  ? JWTD_ALG_HS256
-                                                  : JWTD_ALGS_ASYMMETRIC) != JWTD_OK ||
-        jwtd_verifier_set_issuer(app->verifier, cfg->issuer) != JWTD_OK ||
-        jwtd_verifier_set_audience(app->verifier, cfg->audience) != JWTD_OK ||
-        jwtd_verifier_set_leeway(app->verifier, cfg->leeway) != JWTD_OK) {
-        snprintf(err, errlen, "cannot configure the token verifier");
-        return false;
+    if (cfg->config_path) {
+        struct stat sb;
+        bool secret_inside = false;
+        for (size_t i = 0; i < config_setting_count(); i++)
+            if (cfg->source[i] == CFG_FILE && config_value_is_secret(cfg, i))
+                secret_inside = true;
+        if (secret_inside && stat(cfg->config_path, &sb) == 0 && (sb.st_mode & 004))
+            LOG(LOG_WARN, "config_file_readable", LF_S("file", cfg->config_path),
+                LF_S("advice", "it holds a secret setting: chmod 640 and chown root:jwtd"));
     }
-
-    app->policy = password_policy_new();
-    app->revoked = revoked_new();
-    app->vcache = vcache_new(8192);
-    if (!app->policy || !app->revoked || !app->vcache) {
-        snprintf(err, errlen, "out of memory");
-        return false;
-    }
-
-    /* Unknown usernames are checked against this hash, so that they cost
-     * what a real account costs (same parameters, random password). */
-    uint8_t pw[32];
-    char pwtext[44];
-    if (!util_random(pw, sizeof pw) ||
-        jwtd__b64url_encode(pw, sizeof pw, pwtext, sizeof pwtext) == 0 ||
-        password_hash(&app->argon2, pwtext, strlen(pwtext), &app->dummy_hash) != PASSWORD_OK) {
-        snprintf(err, errlen, "cannot prepare the password hasher (argon2id)");
-        return false;
-    }
-    OPENSSL_cleanse(pw, sizeof pw);
-    OPENSSL_cleanse(pwtext, sizeof pwtext);
-
-    /* Everything revoked within an access token's life still matters. */
-    app->rev_since_ms = util_now_ms() - (cfg->access_ttl + cfg->leeway + 5) * 1000;
-    if (!app_sync_revocations(app)) {
-        snprintf(err, errlen, "JWTD_DATABASE: cannot read revocations");
-        return false;
-    }
-
-    app->pool = hashpool_new(cfg->hash_workers, cfg->hash_queue, cfg->hash_priority,
-                             cfg->hash_deadline_ms, cfg->hash_cpus_pinned ? &cfg->hash_cpus : NULL);
-    if (!app->pool) {
-        snprintf(err, errlen, "JWTD_HASH_WORKERS: cannot start the hashing threads");
-        return false;
-    }
-    /* Storage waits happen here, as SCHED_BATCH: a fair share of the CPU,
-     * but waking up does not preempt an HTTP thread answering /auth/verify
-     * (measured: the wake-ups of a login flood's I/O work were what stretched
-     * the verify p99). The queue is generous (these jobs are short), the
-     * deadline the same as for hashing. */
-    app->io = hashpool_new(cfg->io_workers, cfg->io_workers * 64, HASH_PRIO_IO_BATCH,
-                           cfg->hash_deadline_ms, NULL);
-    if (!app->io) {
-        snprintf(err, errlen, "JWTD_IO_WORKERS: cannot start the I/O threads");
-        return false;
-    }
-    return true;
+    if (util_test_clock_on())
+        LOG(LOG_WARN, "test_clock", LF_S("advice", "JWTD_TEST_CLOCK is for tests only"));
 }
 
 /* ------------------------------------------------------------- serve --- */
@@ -191,7 +156,9 @@ int cmd_serve(int argc, char **argv)
 {
     for (int i = 0; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: jwtd serve [--setting=value ...]\n\n");
+            printf("usage: jwtd serve [--config PATH] [--setting=value ...]\n\n"
+                   "Serve the HTTP API until SIGTERM or SIGINT (requests in flight finish).\n"
+                   "SIGHUP re-reads the configuration and applies the [reload] settings.\n\n");
             config_print_help();
             return 0;
         }
@@ -211,42 +178,49 @@ int cmd_serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     struct app app;
-    err[0] = '\0';
-    if (!app_init(&app, &cfg, err, sizeof err)) {
-        if (err[0])
-            fprintf(stderr, "jwtd: %s\n", err);
-        app_free(&app);
+    if (!app_open(&app, &cfg, APP_SERVE, err, sizeof err)) {
+        fprintf(stderr, "jwtd: %s\n", err);
+        app_close(&app);
         config_free(&cfg);
         return 1;
     }
     if (!app_background_start(&app)) {
         fprintf(stderr, "jwtd: cannot start the background thread\n");
-        app_free(&app);
+        app_close(&app);
         config_free(&cfg);
         return 1;
     }
     struct server *srv = server_start(&app, err, sizeof err);
     if (!srv) {
         fprintf(stderr, "jwtd: %s\n", err);
-        app_free(&app);
+        app_close(&app);
         config_free(&cfg);
         return 1;
     }
-    char db[256], workers[16], hash_workers[16];
+    char db[256];
     cli_redact_url(cfg.database, db, sizeof db);
-    snprintf(workers, sizeof workers, "%u", cfg.workers);
-    snprintf(hash_workers, sizeof hash_workers, "%u", cfg.hash_workers);
-    LOGE(LOG_INFO, "listening", "address", cfg.listen, "tls", cfg.tls_cert_pem ? "on" : "off",
-         "issuer", cfg.issuer, "alg", config_alg_name(cfg.alg), "database", db, "workers", workers,
-         "hash_workers", hash_workers, "signup", cfg.signup_open ? "open" : "closed");
+    LOG(LOG_INFO, "listening", LF_S("address", cfg.listen), LF_B("tls", cfg.tls_cert_pem != NULL),
+        LF_S("issuer", cfg.issuer), LF_S("alg", config_alg_name(cfg.alg)), LF_S("database", db),
+        LF_I("workers", cfg.workers), LF_I("hash_workers", cfg.hash_workers),
+        LF_S("signup", cfg.signup_open ? "open" : "closed"),
+        LF_S("config", cfg.config_path ? cfg.config_path : ""));
+    startup_warnings(&cfg);
 
     int sig = 0;
-    sigwait(&sigs, &sig);
-    LOGE(LOG_INFO, "shutting_down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        LOG(LOG_INFO, "reloading", LF_S("signal", "SIGHUP"));
+        reload(&app, srv, argc, argv);
+    }
+    LOG(LOG_INFO, "shutting_down", LF_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
 
     server_quiesce(srv);
     int64_t deadline = util_mono_ms() + 10000;
@@ -254,10 +228,8 @@ int cmd_serve(int argc, char **argv)
         usleep(10000);
     int left = atomic_load(&app.in_flight);
     server_stop(srv);
-    app_free(&app);
-    char leftbuf[16];
-    snprintf(leftbuf, sizeof leftbuf, "%d", left);
-    LOGE(LOG_INFO, "stopped", "unfinished_requests", leftbuf);
+    app_close(&app);
+    LOG(LOG_INFO, "stopped", LF_I("unfinished_requests", left));
     config_free(&cfg);
     return 0;
 }

@@ -12,7 +12,7 @@
 
 #include "cli/cli.h"
 #include "core/keyring.h"
-#include "core/util.h"
+#include "base/util.h"
 #include "lib/jwtd_internal.h"
 
 static json_t *decode_segment(const char *s, size_t n)
@@ -64,15 +64,16 @@ static int inspect(const char *tok)
 static int verify(int argc, char **argv, const char *tok)
 {
     struct config cfg;
-    struct store *store = NULL;
-    int rc = 1;
+    struct app app;
     struct keyring *kr = NULL;
     jwtd_verifier *v = NULL;
     jwtd_claims *c = NULL;
-    if (!cli_open(argc, argv, &cfg, &store))
+    int rc = cli_open(argc, argv, &cfg, &app, APP_READ_ONLY);
+    if (rc != 0)
         goto out;
+    rc = 1;
     char err[256];
-    kr = keyring_new(&cfg, store);
+    kr = keyring_new(&cfg, app.store);
     bool loaded = kr && (cfg.alg == JWTD_ALG_HS256 ? keyring_start(kr, err, sizeof err)
                                                    : keyring_reload(kr));
     if (!loaded) {
@@ -104,18 +105,45 @@ out:
     jwtd_claims_free(c);
     jwtd_verifier_free(v);
     keyring_free(kr);
-    store_close(store);
-    config_free(&cfg);
+    cli_close(&cfg, &app);
     return rc;
 }
 
+static const struct cli_cmd inspect_cmd = {
+    "jwtd token inspect TOKEN",
+    "Decode a token's header and claims for a human. Nothing is verified, and nothing\n"
+    "is opened: no configuration, no database.",
+    NULL, 1, 1};
+static const struct cli_cmd verify_cmd = {
+    "jwtd token verify TOKEN",
+    "Verify a token with this server's keys and settings (issuer, audience, leeway,\n"
+    "algorithms) and print its claims, or why it is refused. Revocation is not checked\n"
+    "(a running server checks it). Only reads: never creates a database.",
+    NULL, 1, 1};
+
 int cmd_token(int argc, char **argv)
 {
-    if (argc < 2 || (strcmp(argv[0], "inspect") != 0 && strcmp(argv[0], "verify") != 0)) {
-        fprintf(stderr, "usage: jwtd token inspect TOKEN | verify TOKEN [--setting=value ...]\n");
+    static const char usage[] =
+        "usage: jwtd token inspect TOKEN | verify TOKEN   (jwtd token <command> --help)\n";
+    if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+        fputs(usage, argc < 1 ? stderr : stdout);
+        return argc < 1 ? 2 : 0;
+    }
+    const struct cli_cmd *cmd = strcmp(argv[0], "inspect") == 0  ? &inspect_cmd
+                                : strcmp(argv[0], "verify") == 0 ? &verify_cmd
+                                                                 : NULL;
+    if (!cmd) {
+        fprintf(stderr, "jwtd: unknown command 'token %.40s'\n%s", argv[0], usage);
         return 2;
     }
-    if (strcmp(argv[0], "inspect") == 0)
-        return inspect(argv[1]);
-    return verify(argc - 2, argv + 2, argv[1]);
+    struct cli_args a;
+    int rc = cli_parse(argc - 1, argv + 1, cmd, &a);
+    if (rc == 0 && a.help)
+        cli_help(cmd);
+    else if (rc == 0 && cmd == &inspect_cmd)
+        rc = a.nrest ? (fprintf(stderr, "usage: %s\n", cmd->usage), 2) : inspect(a.pos[0]);
+    else if (rc == 0)
+        rc = verify(a.nrest, a.rest, a.pos[0]);
+    cli_args_free(&a);
+    return rc;
 }

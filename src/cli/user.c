@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * `jwtd user add|import|list|delete`: account administration on the
- * configured database, applying the same rules as the API (username rules,
- * password policy, argon2id parameters). Passwords come from stdin, never
- * from the command line (where `ps` would show them).
+ * `jwtd user ...`: account administration on the configured database,
+ * through the same services as the HTTP API (username rules, password
+ * policy, argon2id parameters, the revocation of sessions), each action an
+ * audit event. Passwords never come from the command line (where `ps` shows
+ * them): from the terminal without echo, or from stdin.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,66 +12,143 @@
 
 #include <openssl/crypto.h>
 
+#include "base/log.h"
+#include "base/util.h"
 #include "cli/cli.h"
-#include "core/log.h"
-#include "core/password.h"
-#include "core/util.h"
+#include "core/accounts.h"
 
-static void usage(void)
+static const char *password_hash_opt;
+static bool password_stdin_opt;
+
+static const struct cli_opt stdin_opts[] = {
+    {"--password-stdin", NULL, &password_stdin_opt},
+    {NULL, NULL, NULL},
+};
+static const struct cli_opt import_opts[] = {
+    {"--password-hash", &password_hash_opt, NULL},
+    {NULL, NULL, NULL},
+};
+
+enum user_sub { U_ADD, U_IMPORT, U_LIST, U_SHOW, U_DELETE, U_PASSWD, U_DISABLE, U_ENABLE,
+                U_UNLOCK, U_LOGOUT, U_COUNT };
+
+static const struct {
+    const char *name;
+    enum app_mode mode;
+    struct cli_cmd cmd;
+} subs[U_COUNT] = {
+    [U_ADD] = {"add", APP_COMMAND,
+               {"jwtd user add USERNAME [--password-stdin]",
+                "Create an account with the same rules as POST /auth/signup (even while sign-up\n"
+                "is closed). The password is asked twice on a terminal, without echo; otherwise\n"
+                "(or with --password-stdin) it is the first line of stdin.\n"
+                "Prints the new account's id and username.",
+                stdin_opts, 1, 1}},
+    [U_IMPORT] = {"import", APP_COMMAND,
+                  {"jwtd user import USERNAME --password-hash HASH",
+                   "Create an account with a password hash from another system: bcrypt\n"
+                   "($2a$, $2b$, $2y$) or argon2id (PHC string). It is re-hashed to argon2id at\n"
+                   "the account's next login.",
+                   import_opts, 1, 1}},
+    [U_LIST] = {"list", APP_READ_ONLY,
+                {"jwtd user list",
+                 "List accounts, oldest first: id, username, created, hash scheme (tab-\n"
+                 "separated; `jwtd user show` tells whether an account is disabled).\n"
+                 "Only reads: never creates a database.",
+                 NULL, 0, 0}},
+    [U_SHOW] = {"show", APP_READ_ONLY,
+                {"jwtd user show USERNAME",
+                 "Show one account: id, created, status, hash scheme, live sessions and the\n"
+                 "login back-off. Only reads.",
+                 NULL, 1, 1}},
+    [U_DELETE] = {"delete", APP_COMMAND,
+                  {"jwtd user delete USERNAME",
+                   "Delete an account; its sessions end on every instance within a second.",
+                   NULL, 1, 1}},
+    [U_PASSWD] = {"passwd", APP_COMMAND,
+                  {"jwtd user passwd USERNAME [--password-stdin]",
+                   "Set an account's password (same policy as sign-up); every session of the\n"
+                   "account ends. The id stays the same. The password is asked twice on a\n"
+                   "terminal without echo, or read from stdin.",
+                   stdin_opts, 1, 1}},
+    [U_DISABLE] = {"disable", APP_COMMAND,
+                   {"jwtd user disable USERNAME",
+                    "Disable an account: its sessions end within a second, and logins and\n"
+                    "refreshes are refused until `jwtd user enable`.",
+                    NULL, 1, 1}},
+    [U_ENABLE] = {"enable", APP_COMMAND,
+                  {"jwtd user enable USERNAME", "Let a disabled account log in again.", NULL, 1,
+                   1}},
+    [U_UNLOCK] = {"unlock", APP_COMMAND,
+                  {"jwtd user unlock USERNAME",
+                   "Clear the login back-off of an account (after too many failed logins).",
+                   NULL, 1, 1}},
+    [U_LOGOUT] = {"logout", APP_COMMAND,
+                  {"jwtd user logout USERNAME",
+                   "End every session of an account (on every instance within a second).",
+                   NULL, 1, 1}},
+};
+
+static void usage(FILE *f)
 {
-    fprintf(stderr, "usage: jwtd user add USERNAME            (password on stdin)\n"
-                    "       jwtd user import USERNAME --password-hash HASH\n"
-                    "       jwtd user list\n"
-                    "       jwtd user delete USERNAME\n");
+    fprintf(f, "usage: jwtd user <command> [arguments]   (jwtd user <command> --help)\n\n");
+    for (int i = 0; i < U_COUNT; i++)
+        fprintf(f, "  %s\n", subs[i].cmd.usage);
 }
 
-static int create(struct store *store, const char *username, const char *hash)
+static int user_add(struct app *app, const struct svc_ctx *ctx, const char *username)
 {
-    struct store_user u = {.created_at = util_now(), .password_hash = (char *)hash};
-    if (!util_uuid7(u.id))
-        return 1;
-    snprintf(u.username, sizeof u.username, "%s", username);
-    enum store_rc rc = STORE_CALL(store, user_create, &u);
-    if (rc == STORE_CONFLICT) {
-        fprintf(stderr, "jwtd: username '%s' is already taken\n", username);
+    char pw[PASSWORD_MAX_BYTES + 2];
+    size_t n = 0;
+    char prompt[200];
+    snprintf(prompt, sizeof prompt, "Password for %s: ", username);
+    int rc = cli_read_password(prompt, password_stdin_opt, true, pw, sizeof pw, &n);
+    if (rc != 0)
+        return rc;
+    struct svc_op *op = accounts_signup(app, ctx, username, strlen(username), pw, n);
+    OPENSSL_cleanse(pw, sizeof pw);
+    if (!op) {
+        fprintf(stderr, "jwtd: out of memory\n");
         return 1;
     }
-    if (rc != STORE_OK) {
-        fprintf(stderr, "jwtd: cannot store the user (%s)\n", store_rc_name(rc));
-        return 1;
-    }
-    printf("%s\t%s\n", u.id, u.username);
-    return 0;
+    svc_op_run(op);
+    if (op->res.status == SVC_OK)
+        printf("%s\t%s\n", op->user.id, op->user.username);
+    else if (op->res.status == SVC_WEAK_PASSWORD)
+        fprintf(stderr, "jwtd: weak password: %s\n", op->res.detail);
+    rc = op->res.status == SVC_OK ? 0 : op->res.status == SVC_WEAK_PASSWORD ? 1 : cli_fail(&op->res);
+    svc_op_free(op);
+    return rc;
 }
 
-static int user_add(struct config *cfg, struct store *store, const char *username)
+static int user_passwd(struct app *app, const struct svc_ctx *ctx, const char *username)
 {
-    char line[PASSWORD_MAX_BYTES + 4];
-    if (!fgets(line, sizeof line, stdin)) {
-        fprintf(stderr, "jwtd: give the password on stdin\n");
-        return 2;
-    }
-    size_t n = strcspn(line, "\r\n");
-    line[n] = '\0';
-    struct password_policy *pp = password_policy_new();
-    const char *weak = pp ? password_policy_check(pp, username, line, n) : "no memory";
-    password_policy_free(pp);
-    if (weak) {
-        OPENSSL_cleanse(line, sizeof line);
-        fprintf(stderr, "jwtd: weak password: %s\n", weak);
+    /* An unknown name is said before a password is asked for. */
+    struct store_user u;
+    struct svc_result res = accounts_find(app, username, &u);
+    if (res.status != SVC_OK)
+        return cli_fail(&res);
+    store_user_clear(&u);
+    char pw[PASSWORD_MAX_BYTES + 2];
+    size_t n = 0;
+    char prompt[200];
+    snprintf(prompt, sizeof prompt, "New password for %s: ", username);
+    int rc = cli_read_password(prompt, password_stdin_opt, true, pw, sizeof pw, &n);
+    if (rc != 0)
+        return rc;
+    struct svc_op *op = accounts_set_password(app, ctx, username, pw, n);
+    OPENSSL_cleanse(pw, sizeof pw);
+    if (!op) {
+        fprintf(stderr, "jwtd: out of memory\n");
         return 1;
     }
-    struct password_params p = {cfg->argon2_memory_kib, cfg->argon2_iterations,
-                                cfg->argon2_parallelism};
-    char *hash = NULL;
-    enum password_rc prc = password_hash(&p, line, n, &hash);
-    OPENSSL_cleanse(line, sizeof line);
-    if (prc != PASSWORD_OK) {
-        fprintf(stderr, "jwtd: cannot hash the password\n");
-        return 1;
-    }
-    int rc = create(store, username, hash);
-    password_hash_free(hash);
+    svc_op_run(op);
+    if (op->res.status == SVC_OK)
+        printf("password of %s set; %d session(s) ended\n", username, op->count);
+    else if (op->res.status == SVC_WEAK_PASSWORD)
+        fprintf(stderr, "jwtd: weak password: %s\n", op->res.detail);
+    rc = op->res.status == SVC_OK ? 0 : op->res.status == SVC_WEAK_PASSWORD ? 1 : cli_fail(&op->res);
+    svc_op_free(op);
     return rc;
 }
 
@@ -82,96 +160,126 @@ static void print_user(void *ctx, const struct store_user *u, const char *scheme
     printf("%s\t%s\t%s\t%s\n", u->id, u->username, created, scheme);
 }
 
-static int user_delete(struct config *cfg, struct store *store, const char *username)
+static int user_show(struct app *app, const char *username)
 {
-    struct store_user u = {0};
-    enum store_rc rc = STORE_CALL(store, user_by_name, username, &u);
-    if (rc == STORE_NOT_FOUND) {
-        fprintf(stderr, "jwtd: no user '%s'\n", username);
-        return 1;
+    struct account_info info;
+    struct svc_result res = accounts_info(app, username, &info);
+    if (res.status != SVC_OK)
+        return cli_fail(&res);
+    char created[RFC3339_LEN], when[RFC3339_LEN];
+    util_rfc3339(info.user.created_at, created);
+    printf("id:             %s\n", info.user.id);
+    printf("username:       %s\n", info.user.username);
+    printf("created:        %s\n", created);
+    if (info.user.disabled_at) {
+        util_rfc3339(info.user.disabled_at, when);
+        printf("status:         disabled since %s\n", when);
+    } else {
+        printf("status:         active\n");
     }
-    if (rc != STORE_OK) {
-        fprintf(stderr, "jwtd: cannot read the user (%s)\n", store_rc_name(rc));
-        return 1;
+    printf("password hash:  %s\n", info.hash_scheme);
+    printf("live sessions:  %d\n", info.live_sessions);
+    if (info.blocked_until_ms > util_now_ms()) {
+        util_rfc3339((info.blocked_until_ms + 999) / 1000, when);
+        printf("login back-off: %lld failed logins, blocked until %s\n",
+               (long long)info.failures, when);
+    } else {
+        printf("login back-off: %lld failed logins, not blocked\n", (long long)info.failures);
     }
-    int64_t now = util_now_ms();
-    struct revocation rev = {now, now + (cfg->access_ttl + cfg->leeway + 5) * 1000};
-    rc = STORE_CALL(store, user_delete, u.id, &rev);
-    store_user_clear(&u);
-    if (rc != STORE_OK) {
-        fprintf(stderr, "jwtd: cannot delete the user (%s)\n", store_rc_name(rc));
-        return 1;
-    }
-    printf("deleted %s\n", username);
     return 0;
+}
+
+static int run(enum user_sub sub, struct app *app, const struct svc_ctx *ctx, const char *name)
+{
+    struct svc_result res = svc_ok();
+    int n = 0;
+    switch (sub) {
+    case U_ADD:
+        return user_add(app, ctx, name);
+    case U_PASSWD:
+        return user_passwd(app, ctx, name);
+    case U_SHOW:
+        return user_show(app, name);
+    case U_LIST:
+        return store_user_list(app->store, print_user, NULL) == STORE_OK ? 0 : 1;
+    case U_IMPORT: {
+        struct store_user u;
+        res = accounts_import(app, ctx, name, password_hash_opt, &u);
+        if (res.status == SVC_OK)
+            printf("%s\t%s\n", u.id, u.username);
+        break;
+    }
+    case U_DELETE:
+        res = accounts_delete(app, ctx, name);
+        if (res.status == SVC_OK)
+            printf("deleted %s\n", name);
+        break;
+    case U_DISABLE:
+    case U_ENABLE:
+        res = accounts_set_disabled(app, ctx, name, sub == U_DISABLE, &n);
+        if (res.status == SVC_OK && sub == U_DISABLE)
+            printf("disabled %s; %d session(s) ended\n", name, n);
+        else if (res.status == SVC_OK)
+            printf("enabled %s\n", name);
+        break;
+    case U_UNLOCK:
+        res = accounts_unlock(app, ctx, name);
+        if (res.status == SVC_OK)
+            printf("unlocked %s\n", name);
+        break;
+    case U_LOGOUT:
+        res = accounts_logout(app, ctx, name, &n);
+        if (res.status == SVC_OK)
+            printf("%d session(s) of %s ended\n", n, name);
+        break;
+    case U_COUNT:
+        break;
+    }
+    return res.status == SVC_OK ? 0 : cli_fail(&res);
 }
 
 int cmd_user(int argc, char **argv)
 {
-    if (argc < 1) {
-        usage();
+    if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+        usage(argc < 1 ? stderr : stdout);
+        return argc < 1 ? 2 : 0;
+    }
+    int sub = 0;
+    while (sub < U_COUNT && strcmp(argv[0], subs[sub].name) != 0)
+        sub++;
+    if (sub == U_COUNT) {
+        fprintf(stderr, "jwtd: unknown command 'user %.40s'\n", argv[0]);
+        usage(stderr);
         return 2;
     }
-    const char *sub = argv[0];
-    const char *username = NULL, *hash = NULL;
-    int first_flag = 1;
-    if (strcmp(sub, "add") == 0 || strcmp(sub, "import") == 0 || strcmp(sub, "delete") == 0) {
-        if (argc < 2 || strncmp(argv[1], "--", 2) == 0) {
-            usage();
-            return 2;
-        }
-        username = argv[1];
-        first_flag = 2;
-        if (!username_valid(username, strlen(username))) {
-            fprintf(stderr, "jwtd: invalid username: 3-128 characters of letters, digits and . _ - @ +\n");
-            return 2;
-        }
-    } else if (strcmp(sub, "list") != 0) {
-        usage();
-        return 2;
+    password_hash_opt = NULL;
+    password_stdin_opt = false;
+    struct cli_args a;
+    int rc = cli_parse(argc - 1, argv + 1, &subs[sub].cmd, &a);
+    if (rc == 0 && a.help)
+        cli_help(&subs[sub].cmd);
+    if (rc != 0 || a.help)
+        goto out_args;
+    const char *name = a.npos ? a.pos[0] : NULL;
+    if (sub == U_IMPORT && !password_hash_opt) {
+        fprintf(stderr, "usage: %s\n", subs[sub].cmd.usage);
+        rc = 2;
+        goto out_args;
     }
-    /* --password-hash belongs to import; everything else is a setting. */
-    char **rest = calloc((size_t)argc + 1, sizeof *rest);
-    int nrest = 0;
-    if (!rest)
-        return 1;
-    for (int i = first_flag; i < argc; i++) {
-        if (strcmp(argv[i], "--password-hash") == 0 && i + 1 < argc)
-            hash = argv[++i];
-        else if (strncmp(argv[i], "--password-hash=", 16) == 0)
-            hash = argv[i] + 16;
-        else
-            rest[nrest++] = argv[i];
-    }
-    if (strcmp(sub, "import") == 0 && !hash) {
-        free(rest);
-        usage();
-        return 2;
+    if (name && (sub == U_ADD || sub == U_IMPORT) && !username_valid(name, strlen(name))) {
+        fprintf(stderr, "jwtd: invalid username: 3-128 characters of letters, digits and . _ - @ +\n");
+        rc = 2;
+        goto out_args;
     }
     struct config cfg;
-    struct store *store = NULL;
-    int rc = 1;
-    if (!cli_open(nrest, rest, &cfg, &store))
-        goto out;
-    if (strcmp(sub, "add") == 0) {
-        rc = user_add(&cfg, store, username);
-    } else if (strcmp(sub, "import") == 0) {
-        if (!password_hash_supported(hash)) {
-            fprintf(stderr, "jwtd: unsupported hash: give a bcrypt ($2a$/$2b$/$2y$) or "
-                            "argon2id PHC string\n");
-            rc = 2;
-        } else {
-            rc = create(store, username, hash);
-        }
-    } else if (strcmp(sub, "list") == 0) {
-        enum store_rc src = STORE_CALL(store, user_list, print_user, NULL);
-        rc = src == STORE_OK ? 0 : 1;
-    } else {
-        rc = user_delete(&cfg, store, username);
-    }
-out:
-    store_close(store);
-    config_free(&cfg);
-    free(rest);
+    struct app app;
+    struct svc_ctx ctx;
+    svc_ctx_operator(&ctx);
+    rc = cli_open(a.nrest, a.rest, &cfg, &app, subs[sub].mode);
+    if (rc == 0)
+        rc = run((enum user_sub)sub, &app, &ctx, name);
+    cli_close(&cfg, &app);
+out_args:
+    cli_args_free(&a);
     return rc;
 }

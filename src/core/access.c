@@ -2,15 +2,15 @@
 /*
  * The access-token check of the hot path (/auth/verify, /auth/me and every
  * Bearer route): verify cache, then libjwtd, then the revoked-session set.
- * Never touches storage. Also the two helpers that record revocations.
+ * Never touches storage. Also the helper that records a revocation.
  */
 #include "core/app.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "core/log.h"
-#include "core/util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 /* An unknown kid may be a key another instance just started to sign with:
  * re-read the ring, at most once a second, and try again. */
@@ -86,20 +86,9 @@ bool access_check(struct app *app, const char *token, size_t len, int64_t now,
     return true;
 }
 
-struct revocation app_revocation_now(const struct app *app)
-{
-    int64_t now = util_now_ms();
-    /* An access token of the session may live access_ttl + leeway more. */
-    struct revocation r = {
-        .now_ms = now,
-        .expires_ms = now + (app->cfg->access_ttl + app->cfg->leeway + 5) * 1000,
-    };
-    return r;
-}
-
 void app_note_revoked(struct app *app, const char *sid, int64_t expires_ms)
 {
     if (!revoked_add(app->revoked, sid, expires_ms))
-        LOGE(LOG_ERROR, "revocation_not_recorded", "sid", sid, "reason", "out of memory");
+        LOG(LOG_ERROR, "revocation_not_recorded", LF_S("sid", sid), LF_S("reason", "out of memory"));
     metrics_inc(&app->metrics.revocations);
 }

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The server's context: everything a request handler may use, passed as a
- * pointer (no global server struct). Built by `jwtd serve` (cli/serve.c) and
- * torn down there in reverse order.
+ * The server's context: everything a service or a front end may use,
+ * passed as a pointer (no global server struct). Built by app_open (app.c)
+ * for `jwtd serve` with every part, or for an operator command with only
+ * what commands need (no pools, no background thread), and torn down by
+ * app_close in reverse order.
  */
 #ifndef JWTD_APP_H
 #define JWTD_APP_H
@@ -14,21 +16,40 @@
 
 #include "jwtd.h"
 #include "core/config.h"
-#include "core/hashpool.h"
 #include "core/keyring.h"
 #include "core/metrics.h"
 #include "core/password.h"
 #include "core/revoked.h"
 #include "core/tokens.h"
 #include "core/vcache.h"
+#include "core/workpool.h"
 #include "store/store.h"
 
-struct app {
+enum app_mode {
+    APP_SERVE,     /* everything: keys made current, pools, revocation feed */
+    APP_COMMAND,   /* an operator command that changes things */
+    APP_READ_ONLY  /* an operator command that only reads: never creates a database */
+};
+
+/* A configuration replaced by SIGHUP: kept until app_close, because
+ * threads may still read the one they loaded. */
+struct retired_config {
     struct config *cfg;
+    struct retired_config *next;
+};
+
+struct app {
+    enum app_mode mode;
+    /* The configuration in force. Readers load the pointer once per use
+     * (an atomic load); SIGHUP installs a new one (app_replace_config) whose
+     * settings that need a restart are the same as before. */
+    struct config *_Atomic cfg;
+    struct retired_config *retired;
+    struct config *first_cfg;         /* the caller's: never freed here */
     struct store *store;
-    struct keyring *keys;
-    struct hashpool *pool;            /* password hashing */
-    struct hashpool *io;              /* handlers that wait on storage */
+    struct keyring *keys;             /* APP_SERVE only */
+    struct workpool *hash;            /* password hashing; APP_SERVE only */
+    struct workpool *io;              /* requests that wait on storage; APP_SERVE only */
     struct revoked_set *revoked;
     struct vcache *vcache;
     struct password_policy *policy;
@@ -52,6 +73,24 @@ struct app {
     bool bg_stop;
 };
 
+/*
+ * Build the app for cfg (borrowed: must outlive the app) in `mode`: open and
+ * migrate the database, and, for APP_SERVE, load or create the signing keys,
+ * the refresh-token key, the pools and the revoked-session set. On failure
+ * writes a one-line reason (naming the setting at fault) to err and returns
+ * false; app_close must still be called.
+ */
+bool app_open(struct app *app, struct config *cfg, enum app_mode mode, char *err, size_t errlen);
+
+/* Stop the background thread and pools, free everything. Safe on a
+ * partly opened app. */
+void app_close(struct app *app);
+
+/* Install next (heap, owned by the app from now on, freed by app_close)
+ * as the configuration in force, and apply what takes effect outside the
+ * config struct (the log level). Call from one thread (the signal loop). */
+void app_replace_config(struct app *app, struct config *next);
+
 /* What a valid access token says about its bearer. */
 struct identity {
     char sub[UUID_STR_LEN];
@@ -72,12 +111,9 @@ bool access_check(struct app *app, const char *token, size_t len, int64_t now,
  * to other instances. */
 void app_note_revoked(struct app *app, const char *sid, int64_t expires_ms);
 
-/* The revocation record for a revocation made now. */
-struct revocation app_revocation_now(const struct app *app);
-
 /* Read the storage's revocation feed since the last read (with an overlap
  * for clock skew and slow commits) into the revoked set. Called by the
- * background thread every JWTD_REVOCATION_POLL, and by handlers right
+ * background thread every JWTD_REVOCATION_POLL, and by services right
  * after bulk revocations so that this instance knows at once. */
 bool app_sync_revocations(struct app *app);
 

@@ -10,8 +10,8 @@
 #include <time.h>
 
 #include "core/app.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 /* Revocations committed up to this long after their timestamp (slow
  * commits, clocks of other instances) are still seen. */
@@ -22,7 +22,7 @@ static void add_revocation(void *ctx, const char *sid, int64_t revoked_ms, int64
     struct app *app = ctx;
     (void)revoked_ms;
     if (!revoked_add(app->revoked, sid, expires_ms))
-        LOGE(LOG_ERROR, "revocation_not_recorded", "sid", sid, "reason", "out of memory");
+        LOG(LOG_ERROR, "revocation_not_recorded", LF_S("sid", sid), LF_S("reason", "out of memory"));
 }
 
 bool app_sync_revocations(struct app *app)
@@ -30,7 +30,7 @@ bool app_sync_revocations(struct app *app)
     pthread_mutex_lock(&app->rev_lock);
     int64_t start = util_now_ms();
     int64_t since = app->rev_since_ms;
-    enum store_rc rc = STORE_CALL(app->store, revocations_since, since, add_revocation, app);
+    enum store_rc rc = store_revocations_since(app->store, since, add_revocation, app);
     if (rc == STORE_OK)
         app->rev_since_ms = start - REVOCATION_OVERLAP_MS;
     pthread_mutex_unlock(&app->rev_lock);
@@ -57,10 +57,10 @@ static void *background(void *arg)
          * circuit breaker after an outage (every other call fails fast
          * while it is open). */
         if (now >= next_probe || !atomic_load(&app->storage_ok)) {
-            bool ok = STORE_CALL0(app->store, ping) == STORE_OK;
+            bool ok = store_ping(app->store) == STORE_OK;
             bool was = atomic_exchange(&app->storage_ok, ok);
             if (was != ok)
-                LOGE(ok ? LOG_INFO : LOG_WARN, "storage_state", "up", ok ? "yes" : "no");
+                LOG(ok ? LOG_INFO : LOG_WARN, "storage_state", LF_B("up", ok));
             next_probe = now + 1000;
         }
         app_sync_revocations(app);
@@ -73,7 +73,7 @@ static void *background(void *arg)
             next_set_prune = now + 60 * 1000;
         }
         if (now >= next_prune) {
-            STORE_CALL(app->store, prune, util_now(), util_now_ms());
+            store_prune(app->store, util_now(), util_now_ms());
             next_prune = now + 10 * 60 * 1000;
         }
         struct timespec until;

@@ -9,6 +9,10 @@
 #include "core/config.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -18,15 +22,20 @@
 
 #include <openssl/crypto.h>
 
-#include "core/util.h"
+#include "base/util.h"
 
 typedef bool (*parse_fn)(struct config *cfg, const char *value);
+
+/* Setting flags. */
+#define S_RELOAD 1u /* applied by SIGHUP without a restart */
+#define S_SECRET 2u /* never echoed in errors or `jwtd config` */
 
 struct setting {
     const char *name;    /* environment name */
     const char *def;     /* default, parsed like any value; NULL = derived */
-    const char *accepts; /* for error lines and --help */
+    const char *accepts; /* for error lines, --help and the man page */
     parse_fn parse;
+    unsigned flags;
 };
 
 /* ---- parsers ---- */
@@ -39,6 +48,49 @@ static bool set_str(char **dst, const char *v)
     free(*dst);
     *dst = d;
     return true;
+}
+
+/* RFC 1123 host name: dot-separated labels of letters, digits and '-'. */
+static bool host_name_ok(const char *h)
+{
+    size_t n = strlen(h), label = 0;
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = h[i];
+        if (ch == '.') {
+            if (label == 0 || h[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if (isalnum((unsigned char)ch) || (ch == '-' && label > 0)) {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0 && h[n - 1] != '-';
+}
+
+static bool resolve_host(const char *host, char *out, size_t cap, bool *ret_v6)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+        return false;
+    bool ok = false;
+    for (struct addrinfo *a = res; a && !ok; a = a->ai_next) {
+        if (a->ai_family == AF_INET)
+            ok = inet_ntop(AF_INET, &((struct sockaddr_in *)a->ai_addr)->sin_addr, out,
+                           (socklen_t)cap) != NULL;
+        else if (a->ai_family == AF_INET6)
+            ok = inet_ntop(AF_INET6, &((struct sockaddr_in6 *)a->ai_addr)->sin6_addr, out,
+                           (socklen_t)cap) != NULL;
+        if (ok)
+            *ret_v6 = a->ai_family == AF_INET6;
+    }
+    freeaddrinfo(res);
+    return ok;
 }
 
 static bool p_listen(struct config *c, const char *v)
@@ -61,19 +113,28 @@ static bool p_listen(struct config *c, const char *v)
         port = colon + 1;
     }
     host = hostbuf;
-    if (strcmp(host, "localhost") == 0 || host[0] == '\0')
-        host = host[0] ? "127.0.0.1" : "0.0.0.0";
+    /* ":8080" is refused (config_load says why): every interface is
+     * 0.0.0.0:8080 or [::]:8080, said explicitly. */
+    if (host[0] == '\0')
+        return false;
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
     int64_t p;
     if (!util_parse_int(port, 1, 65535, &p))
         return false;
     unsigned char addr[16];
+    char resolved[INET6_ADDRSTRLEN];
     bool v6;
-    if (inet_pton(AF_INET, host, addr) == 1)
+    if (inet_pton(AF_INET, host, addr) == 1) {
         v6 = false;
-    else if (inet_pton(AF_INET6, host, addr) == 1)
+    } else if (inet_pton(AF_INET6, host, addr) == 1) {
         v6 = true;
-    else
-        return false;
+    } else {
+        /* A host name: listen on the first address it resolves to. */
+        if (!host_name_ok(host) || !resolve_host(host, resolved, sizeof resolved, &v6))
+            return false;
+        host = resolved;
+    }
     if (!set_str(&c->listen, v))
         return false;
     snprintf(c->listen_host, sizeof c->listen_host, "%s", host);
@@ -108,6 +169,61 @@ static bool token_string_ok(const char *v)
 static bool p_issuer(struct config *c, const char *v)
 {
     return token_string_ok(v) && set_str(&c->issuer, v);
+}
+
+/* http(s)://host[:port][/path], no query, fragment or user info; the
+ * trailing slash is dropped (it is a prefix for links). */
+static bool p_public_url(struct config *c, const char *v)
+{
+    if (!*v) {
+        free(c->public_url);
+        c->public_url = NULL;
+        return true;
+    }
+    const char *rest;
+    if (strncmp(v, "https://", 8) == 0)
+        rest = v + 8;
+    else if (strncmp(v, "http://", 7) == 0)
+        rest = v + 7;
+    else
+        return false;
+    if (!token_string_ok(v) || strpbrk(v, "?#@"))
+        return false;
+    size_t hostlen = strcspn(rest, "/");
+    char host[300];
+    if (hostlen == 0 || hostlen >= sizeof host)
+        return false;
+    memcpy(host, rest, hostlen);
+    host[hostlen] = '\0';
+    char *colon = host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':');
+    if (colon) {
+        if (host[0] == '[')
+            colon++;
+        int64_t port;
+        if (!util_parse_int(colon + 1, 1, 65535, &port))
+            return false;
+        *colon = '\0';
+    }
+    unsigned char addr[16];
+    if (host[0] == '[') {
+        size_t n = strlen(host);
+        if (n < 3 || host[n - 1] != ']')
+            return false;
+        host[n - 1] = '\0';
+        if (inet_pton(AF_INET6, host + 1, addr) != 1)
+            return false;
+    } else if (inet_pton(AF_INET, host, addr) != 1 && !host_name_ok(host)) {
+        return false;
+    }
+    size_t n = strlen(v);
+    while (n > 0 && v[n - 1] == '/' && n > (size_t)(rest - v) + hostlen)
+        n--;
+    char *copy = strndup(v, n);
+    if (!copy)
+        return false;
+    free(c->public_url);
+    c->public_url = copy;
+    return true;
 }
 
 static bool p_audience(struct config *c, const char *v)
@@ -328,11 +444,11 @@ static bool p_argon2_p(struct config *c, const char *v)
 static bool p_hash_prio(struct config *c, const char *v)
 {
     if (strcmp(v, "idle") == 0)
-        c->hash_priority = HASH_PRIO_IDLE;
+        c->hash_priority = WORK_PRIO_IDLE;
     else if (strcmp(v, "batch") == 0)
-        c->hash_priority = HASH_PRIO_BATCH;
+        c->hash_priority = WORK_PRIO_BATCH;
     else if (strcmp(v, "normal") == 0)
-        c->hash_priority = HASH_PRIO_NORMAL;
+        c->hash_priority = WORK_PRIO_NORMAL;
     else
         return false;
     return true;
@@ -531,55 +647,58 @@ static bool p_tls_key(struct config *c, const char *v)
 /* ---- the table ---- */
 
 static const struct setting settings[] = {
-    {"JWTD_LISTEN", "127.0.0.1:8080", "host:port (IPv4, [IPv6] or localhost)", p_listen},
-    {"JWTD_DATABASE", "sqlite:./jwtd.db", "sqlite:PATH or postgres://URL", p_database},
-    {"JWTD_ISSUER", NULL, "a URL without spaces or quotes (default http:// + JWTD_LISTEN)", p_issuer},
-    {"JWTD_AUDIENCE", "jwtd", "a string without spaces or quotes", p_audience},
-    {"JWTD_JWT_ALG", "ES256", "ES256, EdDSA, RS256 or HS256", p_alg},
-    {"JWTD_JWT_SECRET", "", "raw bytes, at least 32 (HS256 only)", p_secret},
-    {"JWTD_ACCESS_TTL", "15m", "a duration from 1s to 1d (900, 900s, 15m, 1h)", p_access_ttl},
-    {"JWTD_REFRESH_TTL", "30d", "a duration (idle lifetime of a session: 30d, 12h)", p_refresh_ttl},
-    {"JWTD_REFRESH_ABSOLUTE_TTL", "90d", "a duration (absolute lifetime of a session)", p_refresh_abs},
-    {"JWTD_REFRESH_REUSE_INTERVAL", "10s", "a duration from 0 (strict) to 300s", p_reuse},
-    {"JWTD_LEEWAY", "5s", "a duration from 0 to 300s", p_leeway},
-    {"JWTD_SIGNUP", "open", "open or closed", p_signup},
-    {"JWTD_CORS_ORIGINS", "", "comma-separated exact origins (https://app.example.com)", p_cors},
-    {"JWTD_TLS_CERT", "", "path of a PEM certificate chain (with JWTD_TLS_KEY)", p_tls_cert},
-    {"JWTD_TLS_KEY", "", "path of a PEM private key (with JWTD_TLS_CERT)", p_tls_key},
-    {"JWTD_WORKERS", "auto", "HTTP threads: 1-256 or auto (one per CPU)", p_workers},
-    {"JWTD_LOG_FORMAT", "text", "text or json", p_log_format},
-    {"JWTD_LOG_LEVEL", "info", "debug, info, warn or error", p_log_level},
-    {"JWTD_ARGON2_MEMORY", "19456", "argon2id memory in KiB, 7168-4194304", p_argon2_m},
-    {"JWTD_ARGON2_ITERATIONS", "2", "argon2id passes, 1-100", p_argon2_t},
-    {"JWTD_ARGON2_PARALLELISM", "1", "argon2id lanes, 1-64", p_argon2_p},
-    {"JWTD_HASH_WORKERS", "auto", "password hashing threads: 1-256 or auto (one per hashing CPU)", p_hash_workers},
-    {"JWTD_HASH_CPUS", "auto", "CPUs of the hashing threads: auto (all but the first), all, or a list (1,3-5)", p_hash_cpus},
-    {"JWTD_IO_WORKERS", "auto", "threads for storage-bound requests: 1-1024 or auto (2 per CPU, at least 4)", p_io_workers},
-    {"JWTD_HASH_QUEUE", "64", "hashing jobs that may wait, 1-100000", p_hash_queue},
-    {"JWTD_HASH_DEADLINE", "5s", "longest wait of a hashing job before 503, 100ms-60s", p_hash_deadline},
-    {"JWTD_HASH_PRIORITY", "batch", "batch, idle or normal (scheduling of hashing threads)", p_hash_prio},
-    {"JWTD_MAX_BODY", "16384", "largest request body in bytes, 1024-1048576", p_max_body},
-    {"JWTD_MAX_CONNECTIONS", "4096", "open connections in all, 1-1000000", p_max_conn},
-    {"JWTD_MAX_CONNECTIONS_PER_IP", "256", "open connections per client address, 0 (no limit)-1000000", p_max_conn_ip},
-    {"JWTD_CONNECTION_TIMEOUT", "30s", "idle connection timeout, 1s-1h", p_conn_timeout},
-    {"JWTD_REQUEST_TIMEOUT", "10s", "time a request (line, headers, body) may take to arrive, 1s-10m", p_req_timeout},
-    {"JWTD_TRUSTED_PROXIES", "", "comma-separated proxy addresses whose X-Forwarded-For is used", p_trusted_proxies},
-    {"JWTD_METRICS", "loopback", "who may read /metrics: loopback, any or off", p_metrics},
-    {"JWTD_SQLITE_SYNC", "full", "full or normal (SQLite synchronous setting)", p_sqlite_sync},
-    {"JWTD_KEY_ROTATION", "90d", "automatic signing-key rotation period, a duration, or 0 (off)", p_key_rotation},
-    {"JWTD_KEY_PUBLISH_AHEAD", "1h", "how long a new key is published before it signs", p_key_ahead},
-    {"JWTD_REVOCATION_POLL", "250ms", "how often revocations are read from storage, 10ms-1s", p_revocation_poll},
-    {"JWTD_KEYRING_POLL", "5s", "how often the key ring is re-read from storage, 100ms-1h", p_keyring_poll},
-    {"JWTD_LOGIN_MAX_FAILURES", "10", "consecutive failed logins of a username before back-off, 1-1000", p_login_max},
-    {"JWTD_LOGIN_BACKOFF", "1s", "first back-off after the limit, doubled per further failure", p_login_lock_base},
-    {"JWTD_LOGIN_BACKOFF_MAX", "15m", "longest back-off", p_login_lock_max},
-    {"JWTD_ADDRESS_MAX_FAILURES", "100", "failed logins per client address per window, then 429 until the window ends", p_addr_max},
-    {"JWTD_SIGNUP_RATE", "1000", "signups per client address per window", p_signup_rate},
-    {"JWTD_REFRESH_RATE", "6000", "refreshes per client address per window", p_refresh_rate},
-    {"JWTD_RATE_WINDOW", "10m", "window of the per-address counters", p_rate_window},
+    {"JWTD_LISTEN", "127.0.0.1:8080", "host:port: an IPv4 address, [IPv6], localhost or a host name (0.0.0.0:PORT for every interface)", p_listen, 0},
+    {"JWTD_DATABASE", "sqlite:./jwtd.db", "sqlite:PATH or postgres://URL", p_database, S_SECRET},
+    {"JWTD_PUBLIC_URL", "", "the URL clients reach jwtd at (https://auth.example.com): issuer, JWKS URL, links in mail", p_public_url, 0},
+    {"JWTD_ISSUER", NULL, "a URL without spaces or quotes (default JWTD_PUBLIC_URL, else http:// + JWTD_LISTEN)", p_issuer, 0},
+    {"JWTD_AUDIENCE", "jwtd", "a string without spaces or quotes", p_audience, 0},
+    {"JWTD_JWT_ALG", "ES256", "ES256, EdDSA, RS256 or HS256", p_alg, 0},
+    {"JWTD_JWT_SECRET", "", "raw bytes, at least 32 (HS256 only)", p_secret, S_SECRET},
+    {"JWTD_ACCESS_TTL", "15m", "a duration from 1s to 1d (900, 900s, 15m, 1h)", p_access_ttl, 0},
+    {"JWTD_REFRESH_TTL", "30d", "a duration (idle lifetime of a session: 30d, 12h)", p_refresh_ttl, 0},
+    {"JWTD_REFRESH_ABSOLUTE_TTL", "90d", "a duration (absolute lifetime of a session)", p_refresh_abs, 0},
+    {"JWTD_REFRESH_REUSE_INTERVAL", "10s", "a duration from 0 (strict) to 300s", p_reuse, 0},
+    {"JWTD_LEEWAY", "5s", "a duration from 0 to 300s", p_leeway, 0},
+    {"JWTD_SIGNUP", "open", "open or closed", p_signup, S_RELOAD},
+    {"JWTD_CORS_ORIGINS", "", "comma-separated exact origins (https://app.example.com)", p_cors, S_RELOAD},
+    {"JWTD_TLS_CERT", "", "path of a PEM certificate chain (with JWTD_TLS_KEY)", p_tls_cert, S_RELOAD},
+    {"JWTD_TLS_KEY", "", "path of a PEM private key (with JWTD_TLS_CERT)", p_tls_key, S_RELOAD},
+    {"JWTD_WORKERS", "auto", "HTTP threads: 1-256 or auto (one per CPU)", p_workers, 0},
+    {"JWTD_LOG_FORMAT", "text", "text or json", p_log_format, 0},
+    {"JWTD_LOG_LEVEL", "info", "debug, info, warn or error", p_log_level, S_RELOAD},
+    {"JWTD_ARGON2_MEMORY", "19456", "argon2id memory in KiB, 7168-4194304", p_argon2_m, 0},
+    {"JWTD_ARGON2_ITERATIONS", "2", "argon2id passes, 1-100", p_argon2_t, 0},
+    {"JWTD_ARGON2_PARALLELISM", "1", "argon2id lanes, 1-64", p_argon2_p, 0},
+    {"JWTD_HASH_WORKERS", "auto", "password hashing threads: 1-256 or auto (one per hashing CPU)", p_hash_workers, 0},
+    {"JWTD_HASH_CPUS", "auto", "CPUs of the hashing threads: auto (all but the first), all, or a list (1,3-5)", p_hash_cpus, 0},
+    {"JWTD_IO_WORKERS", "auto", "threads for storage-bound requests: 1-1024 or auto (2 per CPU, at least 4)", p_io_workers, 0},
+    {"JWTD_HASH_QUEUE", "64", "hashing jobs that may wait, 1-100000", p_hash_queue, 0},
+    {"JWTD_HASH_DEADLINE", "5s", "longest wait of a hashing job before 503, 100ms-60s", p_hash_deadline, 0},
+    {"JWTD_HASH_PRIORITY", "batch", "batch, idle or normal (scheduling of hashing threads)", p_hash_prio, 0},
+    {"JWTD_MAX_BODY", "16384", "largest request body in bytes, 1024-1048576", p_max_body, 0},
+    {"JWTD_MAX_CONNECTIONS", "4096", "open connections in all, 1-1000000", p_max_conn, 0},
+    {"JWTD_MAX_CONNECTIONS_PER_IP", "256", "open connections per client address, 0 (no limit)-1000000", p_max_conn_ip, 0},
+    {"JWTD_CONNECTION_TIMEOUT", "30s", "idle connection timeout, 1s-1h", p_conn_timeout, 0},
+    {"JWTD_REQUEST_TIMEOUT", "10s", "time a request (line, headers, body) may take to arrive, 1s-10m", p_req_timeout, 0},
+    {"JWTD_TRUSTED_PROXIES", "", "comma-separated proxy addresses whose X-Forwarded-For is used", p_trusted_proxies, S_RELOAD},
+    {"JWTD_METRICS", "loopback", "who may read /metrics: loopback, any or off", p_metrics, S_RELOAD},
+    {"JWTD_SQLITE_SYNC", "full", "full or normal (SQLite synchronous setting)", p_sqlite_sync, 0},
+    {"JWTD_KEY_ROTATION", "90d", "automatic signing-key rotation period, a duration, or 0 (off)", p_key_rotation, 0},
+    {"JWTD_KEY_PUBLISH_AHEAD", "1h", "how long a new key is published before it signs", p_key_ahead, 0},
+    {"JWTD_REVOCATION_POLL", "250ms", "how often revocations are read from storage, 10ms-1s", p_revocation_poll, 0},
+    {"JWTD_KEYRING_POLL", "5s", "how often the key ring is re-read from storage, 100ms-1h", p_keyring_poll, 0},
+    {"JWTD_LOGIN_MAX_FAILURES", "10", "consecutive failed logins of a username before back-off, 1-1000", p_login_max, S_RELOAD},
+    {"JWTD_LOGIN_BACKOFF", "1s", "first back-off after the limit, doubled per further failure", p_login_lock_base, S_RELOAD},
+    {"JWTD_LOGIN_BACKOFF_MAX", "15m", "longest back-off", p_login_lock_max, S_RELOAD},
+    {"JWTD_ADDRESS_MAX_FAILURES", "100", "failed logins per client address per window, then 429 until the window ends", p_addr_max, S_RELOAD},
+    {"JWTD_SIGNUP_RATE", "1000", "signups per client address per window", p_signup_rate, S_RELOAD},
+    {"JWTD_REFRESH_RATE", "6000", "refreshes per client address per window", p_refresh_rate, S_RELOAD},
+    {"JWTD_RATE_WINDOW", "10m", "window of the per-address counters", p_rate_window, S_RELOAD},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
+
+_Static_assert(N_SETTINGS <= CONFIG_MAX_SETTINGS, "raise CONFIG_MAX_SETTINGS");
 
 static const struct setting *find_setting(const char *name)
 {
@@ -589,12 +708,63 @@ static const struct setting *find_setting(const char *name)
     return NULL;
 }
 
+static size_t index_of(const struct setting *s)
+{
+    return (size_t)(s - settings);
+}
+
+static void wipe_free(char *v)
+{
+    if (v) {
+        OPENSSL_cleanse(v, strlen(v));
+        free(v);
+    }
+}
+
 void config_defaults(struct config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    for (size_t i = 0; i < N_SETTINGS; i++)
-        if (settings[i].def && !settings[i].parse(cfg, settings[i].def))
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        cfg->source[i] = settings[i].def ? CFG_DEFAULT : CFG_DERIVED;
+        if (!settings[i].def)
+            continue;
+        if (!settings[i].parse(cfg, settings[i].def) || !(cfg->raw[i] = strdup(settings[i].def)))
             abort(); /* a default the parser refuses is a programming error */
+    }
+}
+
+/* Set one setting, remembering its text and where it came from. */
+static bool set_from(struct config *cfg, const struct setting *s, const char *value,
+                     enum config_source src, int line, char *err, size_t errlen)
+{
+    char where[64] = "";
+    if (src == CFG_FILE)
+        snprintf(where, sizeof where, " (%s line %d)", cfg->config_path, line);
+    if (!s->parse(cfg, value)) {
+        /* Never echo a secret back: the JWT secret, or a database URL
+         * (it may carry a password). */
+        if (s->flags & S_SECRET)
+            snprintf(err, errlen, "%s%s: bad value; accepts %s", s->name, where, s->accepts);
+        else if (strcmp(s->name, "JWTD_LISTEN") == 0 && value[0] == ':')
+            snprintf(err, errlen, "%s%s: bad value '%.80s'; give the host too: 0.0.0.0%s for "
+                     "every interface, 127.0.0.1%s for this machine only", s->name, where, value,
+                     value, value);
+        else
+            snprintf(err, errlen, "%s%s: bad value '%.80s'; accepts %s", s->name, where, value,
+                     s->accepts);
+        return false;
+    }
+    size_t i = index_of(s);
+    char *copy = strdup(value);
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    wipe_free(cfg->raw[i]);
+    cfg->raw[i] = copy;
+    cfg->source[i] = src;
+    cfg->file_line[i] = line;
+    return true;
 }
 
 bool config_set(struct config *cfg, const char *name, const char *value, char *err,
@@ -605,20 +775,12 @@ bool config_set(struct config *cfg, const char *name, const char *value, char *e
         snprintf(err, errlen, "unknown setting %s", name);
         return false;
     }
-    if (!s->parse(cfg, value)) {
-        /* Never echo a secret back: the JWT secret, or a database URL
-         * (it may carry a password). */
-        if (strcmp(name, "JWTD_JWT_SECRET") == 0 || strcmp(name, "JWTD_DATABASE") == 0)
-            snprintf(err, errlen, "%s: bad value; accepts %s", name, s->accepts);
-        else
-            snprintf(err, errlen, "%s: bad value '%.80s'; accepts %s", name, value, s->accepts);
-        return false;
-    }
-    return true;
+    return set_from(cfg, s, value, CFG_FLAG, 0, err, errlen);
 }
 
-/* "--access-ttl" -> "JWTD_ACCESS_TTL" */
-static bool flag_to_env(const char *flag, size_t n, char *out, size_t cap)
+/* "--access-ttl" (flag) or "access_ttl" / "access-ttl" (file, underscores
+ * allowed) -> "JWTD_ACCESS_TTL" */
+static bool name_to_env(const char *flag, size_t n, bool underscores, char *out, size_t cap)
 {
     if (n + 6 > cap)
         return false;
@@ -627,7 +789,7 @@ static bool flag_to_env(const char *flag, size_t n, char *out, size_t cap)
         char ch = flag[i];
         if (ch == '-')
             ch = '_';
-        else if (isalnum((unsigned char)ch))
+        else if (isalnum((unsigned char)ch) || (underscores && ch == '_'))
             ch = (char)toupper((unsigned char)ch);
         else
             return false;
@@ -637,44 +799,122 @@ static bool flag_to_env(const char *flag, size_t n, char *out, size_t cap)
     return true;
 }
 
-bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+void config_file_key(const char *env_name, char *out, size_t cap)
 {
-    for (size_t i = 0; i < N_SETTINGS; i++) {
-        const char *v = getenv(settings[i].name);
-        if (v && !config_set(cfg, settings[i].name, v, err, errlen))
-            return false;
-    }
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0) {
-            /* Name the argument up to any '=': what follows may be a secret. */
-            int shown = (int)strcspn(a, "=");
-            snprintf(err, errlen, "unexpected argument '%.*s%s' (settings are --name=value)",
-                     shown > 60 ? 60 : shown, a, a[shown] ? "=..." : "");
-            return false;
-        }
-        a += 2;
-        const char *eq = strchr(a, '=');
-        size_t n = eq ? (size_t)(eq - a) : strlen(a);
-        char env[64];
-        if (!flag_to_env(a, n, env, sizeof env) || !find_setting(env)) {
-            snprintf(err, errlen, "unknown flag '--%.*s' (see jwtd serve --help)", (int)(n > 60 ? 60 : n), a);
-            return false;
-        }
-        const char *value;
-        if (eq) {
-            value = eq + 1;
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            snprintf(err, errlen, "%s: --%.*s needs a value", env, (int)n, a);
-            return false;
-        }
-        if (!config_set(cfg, env, value, err, errlen))
-            return false;
-    }
+    const char *n = strncmp(env_name, "JWTD_", 5) == 0 ? env_name + 5 : env_name;
+    size_t i = 0;
+    for (; n[i] && i + 1 < cap; i++)
+        out[i] = (char)tolower((unsigned char)n[i]);
+    out[i] = '\0';
+}
 
-    /* Cross-setting rules. */
+/* The file named by --config among the flags (NULL when none); *ret_bad
+ * when --config has no value. */
+static const char *config_flag(int argc, char **argv, bool *ret_bad)
+{
+    *ret_bad = false;
+    const char *path = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                *ret_bad = true;
+                return NULL;
+            }
+            path = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            path = argv[i] + 9;
+        }
+    }
+    return path;
+}
+
+static char *trim(char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strlen(p);
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
+        p[--n] = '\0';
+    return p;
+}
+
+/*
+ * jwtd.conf(5): one `name = value` per line; names are the settings without
+ * JWTD_ in any case, '-' or '_' (or the JWTD_ name itself); the value is
+ * the rest of the line, trimmed, or a double-quoted string; '#' starts a
+ * comment only at the beginning of a line (values may hold '#'); a setting
+ * given twice is an error.
+ */
+static bool read_config_file(struct config *cfg, const char *path, bool required, char *err,
+                             size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (!required && errno == ENOENT)
+            return true;
+        snprintf(err, errlen, "configuration file %s: %s", path, strerror(errno));
+        return false;
+    }
+    if (!(cfg->config_path = strdup(path))) {
+        fclose(f);
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    bool seen[N_SETTINGS] = {false};
+    char line[8192];
+    int lineno = 0;
+    bool ok = true;
+    while (ok && fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            snprintf(err, errlen, "%s line %d: line too long", path, lineno);
+            ok = false;
+            break;
+        }
+        char *p = trim(line);
+        if (!*p || *p == '#')
+            continue;
+        char *eq = strchr(p, '=');
+        if (!eq) {
+            snprintf(err, errlen, "%s line %d: expected name = value", path, lineno);
+            ok = false;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(p), *value = trim(eq + 1);
+        size_t vn = strlen(value);
+        if (vn >= 2 && value[0] == '"' && value[vn - 1] == '"') {
+            value[vn - 1] = '\0';
+            value++;
+        }
+        char env[96];
+        const char *k = strncasecmp(key, "JWTD_", 5) == 0 ? key + 5 : key;
+        const struct setting *s =
+            name_to_env(k, strlen(k), true, env, sizeof env) ? find_setting(env) : NULL;
+        if (!s || strcmp(env, "JWTD_CONFIG") == 0) {
+            snprintf(err, errlen, "%s line %d: unknown setting '%.60s'", path, lineno, key);
+            ok = false;
+        } else if (seen[index_of(s)]) {
+            snprintf(err, errlen, "%s line %d: %s is set twice", path, lineno, s->name);
+            ok = false;
+        } else {
+            seen[index_of(s)] = true;
+            ok = set_from(cfg, s, value, CFG_FILE, lineno, err, errlen);
+        }
+    }
+    OPENSSL_cleanse(line, sizeof line);
+    if (ok && ferror(f)) {
+        snprintf(err, errlen, "configuration file %s: read error", path);
+        ok = false;
+    }
+    fclose(f);
+    return ok;
+}
+
+/* The rules between settings, and the values derived from others. */
+static bool finalize(struct config *cfg, char *err, size_t errlen)
+{
     if (cfg->alg == JWTD_ALG_HS256) {
         if (!cfg->jwt_secret) {
             snprintf(err, errlen,
@@ -687,13 +927,9 @@ bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t er
                      cfg->jwt_secret_len);
             return false;
         }
-    } else if (cfg->jwt_secret && !getenv("JWTD_JWT_ALG")) {
+    } else if (cfg->jwt_secret) {
         /* A secret with no explicit algorithm means the operator wants HS256. */
-        bool alg_flag = false;
-        for (int i = 0; i < argc; i++)
-            if (strncmp(argv[i], "--jwt-alg", 9) == 0)
-                alg_flag = true;
-        if (!alg_flag) {
+        if (cfg->source[index_of(find_setting("JWTD_JWT_ALG"))] == CFG_DEFAULT) {
             if (cfg->jwt_secret_len < 32) {
                 snprintf(err, errlen,
                          "JWTD_JWT_SECRET: too short (%zu bytes); HS256 needs at least 32 bytes",
@@ -730,23 +966,200 @@ bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t er
     if (cfg->hash_workers == 0)
         cfg->hash_workers = cfg->hash_cpus_pinned ? (unsigned)CPU_COUNT(&cfg->hash_cpus) : ncpus();
     if (!cfg->issuer) {
-        char iss[128];
-        const char *scheme = cfg->tls_cert_pem ? "https" : "http";
-        snprintf(iss, sizeof iss, "%s://%s", scheme, cfg->listen);
-        if (!set_str(&cfg->issuer, iss)) {
+        /* The public URL when there is one: it does not change with the
+         * listen address, a proxy in front, or TLS being turned on. */
+        char iss[600];
+        if (cfg->public_url)
+            snprintf(iss, sizeof iss, "%s", cfg->public_url);
+        else
+            snprintf(iss, sizeof iss, "%s://%s", cfg->tls_cert_pem ? "https" : "http",
+                     cfg->listen);
+        size_t i = index_of(find_setting("JWTD_ISSUER"));
+        if (!set_str(&cfg->issuer, iss) || !(cfg->raw[i] = strdup(iss))) {
             snprintf(err, errlen, "out of memory");
             return false;
         }
+        cfg->source[i] = CFG_DERIVED;
     }
     return true;
+}
+
+bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    bool bad = false;
+    const char *path = config_flag(argc, argv, &bad);
+    if (bad) {
+        snprintf(err, errlen, "--config needs a file name");
+        return false;
+    }
+    bool required = true;
+    if (!path)
+        path = getenv("JWTD_CONFIG");
+    if (!path || !*path) {
+        path = CONFIG_DEFAULT_FILE;
+        required = false;
+    }
+    if (strcmp(path, "none") != 0 && !read_config_file(cfg, path, required, err, errlen))
+        return false;
+
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const char *v = getenv(settings[i].name);
+        if (v && !set_from(cfg, &settings[i], v, CFG_ENV, 0, err, errlen))
+            return false;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (strncmp(a, "--config=", 9) == 0)
+            continue;
+        if (strncmp(a, "--", 2) != 0) {
+            /* Name the argument up to any '=': what follows may be a secret. */
+            int shown = (int)strcspn(a, "=");
+            snprintf(err, errlen, "unexpected argument '%.*s%s' (settings are --name=value)",
+                     shown > 60 ? 60 : shown, a, a[shown] ? "=..." : "");
+            return false;
+        }
+        a += 2;
+        const char *eq = strchr(a, '=');
+        size_t n = eq ? (size_t)(eq - a) : strlen(a);
+        char env[64];
+        if (!name_to_env(a, n, false, env, sizeof env) || !find_setting(env)) {
+            snprintf(err, errlen, "unknown flag '--%.*s' (see jwtd serve --help)", (int)(n > 60 ? 60 : n), a);
+            return false;
+        }
+        const char *value;
+        if (eq) {
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            snprintf(err, errlen, "%s: --%.*s needs a value", env, (int)n, a);
+            return false;
+        }
+        if (!set_from(cfg, find_setting(env), value, CFG_FLAG, 0, err, errlen))
+            return false;
+    }
+
+    return finalize(cfg, err, errlen);
+}
+
+bool config_reload_merge(const struct config *running, const struct config *fresh,
+                         struct config *ret, char *err, size_t errlen)
+{
+    config_defaults(ret);
+    if (running->config_path && !(ret->config_path = strdup(running->config_path))) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        bool reload = settings[i].flags & S_RELOAD;
+        /* TLS on or off is a restart: the listening socket is made with it. */
+        if (reload && (strcmp(settings[i].name, "JWTD_TLS_CERT") == 0 ||
+                       strcmp(settings[i].name, "JWTD_TLS_KEY") == 0))
+            reload = (running->tls_cert_pem != NULL) == (fresh->tls_cert_pem != NULL);
+        const struct config *from = reload ? fresh : running;
+        if (!from->raw[i])
+            continue;
+        if (!set_from(ret, &settings[i], from->raw[i], from->source[i], from->file_line[i], err,
+                      errlen))
+            return false;
+    }
+    return finalize(ret, err, errlen);
+}
+
+size_t config_setting_count(void)
+{
+    return N_SETTINGS;
+}
+
+size_t config_setting_index(const char *name)
+{
+    const struct setting *s = find_setting(name);
+    return s ? index_of(s) : N_SETTINGS;
+}
+
+const struct config_setting_info *config_setting(size_t i)
+{
+    static struct config_setting_info info[N_SETTINGS];
+    static bool done;
+    if (!done) { /* filled once, before threads (the table is constant) */
+        for (size_t k = 0; k < N_SETTINGS; k++)
+            info[k] = (struct config_setting_info){settings[k].name, settings[k].def,
+                                                   settings[k].accepts,
+                                                   (settings[k].flags & S_RELOAD) != 0,
+                                                   (settings[k].flags & S_SECRET) != 0};
+        done = true;
+    }
+    return i < N_SETTINGS ? &info[i] : NULL;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+void config_diff(const struct config *old, const struct config *fresh,
+                 void (*changed)(void *ctx, size_t i, bool reloadable), void *ctx)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        bool differs = !same_text(old->raw[i], fresh->raw[i]);
+        /* A renewed certificate keeps its file name. */
+        if (!differs && strcmp(settings[i].name, "JWTD_TLS_CERT") == 0)
+            differs = !same_text(old->tls_cert_pem, fresh->tls_cert_pem);
+        if (!differs && strcmp(settings[i].name, "JWTD_TLS_KEY") == 0)
+            differs = !same_text(old->tls_key_pem, fresh->tls_key_pem);
+        if (differs)
+            changed(ctx, i, (settings[i].flags & S_RELOAD) != 0);
+    }
+}
+
+void config_source_text(const struct config *cfg, size_t i, char *out, size_t cap)
+{
+    switch (i < N_SETTINGS ? cfg->source[i] : CFG_DEFAULT) {
+    case CFG_DEFAULT: snprintf(out, cap, "default"); break;
+    case CFG_FILE: snprintf(out, cap, "%s:%d", cfg->config_path, cfg->file_line[i]); break;
+    case CFG_ENV: snprintf(out, cap, "environment"); break;
+    case CFG_FLAG: snprintf(out, cap, "flag"); break;
+    case CFG_DERIVED: snprintf(out, cap, "derived"); break;
+    }
+}
+
+bool config_value_is_secret(const struct config *cfg, size_t i)
+{
+    if (i >= N_SETTINGS || !(settings[i].flags & S_SECRET) || !cfg->raw[i] || !cfg->raw[i][0])
+        return false;
+    const char *v = cfg->raw[i];
+    const char *scheme = strstr(v, "://");
+    if (!scheme)
+        return strncmp(v, "sqlite:", 7) != 0; /* a file name is no secret */
+    /* scheme://user:password@host: a password before the '@' */
+    const char *at = strchr(scheme + 3, '@');
+    const char *colon = strchr(scheme + 3, ':');
+    return at && colon && colon < at;
+}
+
+bool config_listens_on_loopback(const struct config *cfg)
+{
+    unsigned char a[16];
+    if (!cfg->listen_ipv6)
+        return inet_pton(AF_INET, cfg->listen_host, a) == 1 && a[0] == 127;
+    return inet_pton(AF_INET6, cfg->listen_host, a) == 1 &&
+           IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a);
 }
 
 void config_free(struct config *cfg)
 {
     if (!cfg)
         return;
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        wipe_free(cfg->raw[i]);
+    free(cfg->config_path);
     free(cfg->listen);
-    free(cfg->database);
+    wipe_free(cfg->database);
+    free(cfg->public_url);
     free(cfg->issuer);
     free(cfg->audience);
     if (cfg->jwt_secret) {
@@ -767,12 +1180,14 @@ void config_free(struct config *cfg)
 
 void config_print_help(void)
 {
-    printf("Settings (environment variable, or flag --name=value with the JWTD_ prefix dropped,\n"
-           "lower case and '-' for '_'; flags win over the environment):\n\n");
+    printf("Settings: in the configuration file (" CONFIG_DEFAULT_FILE ", or --config PATH;\n"
+           "`name = value`, the name without JWTD_, see jwtd.conf(5)), in the environment\n"
+           "(JWTD_NAME), or as flags (--name=value). Flags win over the environment, which\n"
+           "wins over the file. [reload] settings change on SIGHUP without a restart.\n\n");
     for (size_t i = 0; i < N_SETTINGS; i++)
-        printf("  %-28s default %-18s %s\n", settings[i].name,
+        printf("  %-28s default %-18s %s%s\n", settings[i].name,
                settings[i].def ? (settings[i].def[0] ? settings[i].def : "(unset)") : "(derived)",
-               settings[i].accepts);
+               settings[i].accepts, (settings[i].flags & S_RELOAD) ? " [reload]" : "");
 }
 
 const char *config_alg_name(jwtd_alg alg)

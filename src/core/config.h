@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Server configuration: every setting, its default, what it accepts, and
- * the parser that reads it from the environment (JWTD_*) and from `jwtd
- * serve` flags (--name=value). A bad value is reported as one line naming
- * the setting and what it accepts; nothing here exits or logs.
+ * Configuration of the server and of every operator command: each setting,
+ * its default, what it accepts, and the parser that reads it from, in
+ * rising order of precedence, the configuration file (jwtd.conf(5):
+ * --config PATH, else $JWTD_CONFIG, else /etc/jwtd/jwtd.conf when it
+ * exists), the environment (JWTD_*) and flags (--name=value). A bad value is
+ * reported as one line naming the setting and what it accepts (and the
+ * file and line); nothing here exits or logs.
  */
 #ifndef JWTD_CONFIG_H
 #define JWTD_CONFIG_H
@@ -14,15 +17,27 @@
 #include <stdint.h>
 
 #include "jwtd.h"
-#include "core/log.h"
+#include "base/log.h"
 
 /* Scheduling of pool threads. IO_BATCH is the I/O pool's: SCHED_BATCH at
  * nice 0, the same share of CPU as the HTTP threads, but a thread that
  * wakes up does not preempt one that is answering a request. */
-enum hash_priority { HASH_PRIO_IDLE, HASH_PRIO_BATCH, HASH_PRIO_NORMAL, HASH_PRIO_IO_BATCH };
+enum work_priority { WORK_PRIO_IDLE, WORK_PRIO_BATCH, WORK_PRIO_NORMAL, WORK_PRIO_IO_BATCH };
 enum metrics_access { METRICS_LOOPBACK, METRICS_ANY, METRICS_OFF };
 
+#define CONFIG_DEFAULT_FILE "/etc/jwtd/jwtd.conf"
+#define CONFIG_MAX_SETTINGS 96
+
+/* Where a setting's value came from. */
+enum config_source { CFG_DEFAULT, CFG_FILE, CFG_ENV, CFG_FLAG, CFG_DERIVED };
+
 struct config {
+    /* where the settings came from */
+    char *config_path;       /* the file read, NULL when none */
+    char *raw[CONFIG_MAX_SETTINGS];     /* each setting's effective text (secrets wiped on free) */
+    enum config_source source[CONFIG_MAX_SETTINGS];
+    int file_line[CONFIG_MAX_SETTINGS]; /* line in config_path, for messages */
+
     /* network */
     char *listen;            /* as given: "127.0.0.1:8080" */
     char listen_host[64];    /* numeric address */
@@ -49,6 +64,7 @@ struct config {
     bool sqlite_sync_full;   /* synchronous=FULL (default) or NORMAL */
 
     /* tokens */
+    char *public_url;        /* https://auth.example.com: issuer, JWKS and links; NULL when unset */
     char *issuer;
     char *audience;
     jwtd_alg alg;
@@ -75,7 +91,7 @@ struct config {
     unsigned io_workers;     /* threads that run storage-bound handlers */
     unsigned hash_queue;
     int64_t hash_deadline_ms; /* a job waiting longer than this is answered 503 */
-    enum hash_priority hash_priority;
+    enum work_priority hash_priority;
 
     /* abuse limits */
     unsigned login_max_failures;     /* consecutive failures before back-off */
@@ -95,13 +111,61 @@ struct config {
 void config_defaults(struct config *cfg);
 
 /*
- * Read JWTD_* variables from the environment, then the flags in argv
+ * Read the configuration file (--config PATH among the flags, else
+ * $JWTD_CONFIG, else CONFIG_DEFAULT_FILE when it exists; "none" reads no
+ * file), then JWTD_* variables from the environment, then the flags in argv
  * (argv[0..argc-1], each "--name=value" or "--name value"). Derived values
  * (issuer default, listen address) are computed at the end. On failure
  * writes one line (without newline) to err naming the setting and returns
  * false; cfg may then be partly filled and must still be freed.
  */
 bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* A setting of the table, for `jwtd config`, SIGHUP and the man page. */
+struct config_setting_info {
+    const char *name;     /* JWTD_ACCESS_TTL */
+    const char *def;      /* NULL when derived */
+    const char *accepts;
+    bool reloadable;      /* SIGHUP applies it without a restart */
+    bool secret;          /* never printed */
+};
+
+size_t config_setting_count(void);
+/* The index of a setting by its JWTD_ name (config_setting_count() when
+ * there is none). */
+size_t config_setting_index(const char *name);
+const struct config_setting_info *config_setting(size_t i);
+
+/* The setting's name in the configuration file: "access_ttl". */
+void config_file_key(const char *env_name, char *out, size_t cap);
+
+/*
+ * Compare a running configuration with a freshly loaded one (SIGHUP): calls
+ * changed(ctx, i, reloadable) for every setting whose value differs (a TLS
+ * file counts as changed when its contents did).
+ */
+void config_diff(const struct config *old, const struct config *fresh,
+                 void (*changed)(void *ctx, size_t i, bool reloadable), void *ctx);
+
+/*
+ * The configuration SIGHUP installs: the reloadable settings from `fresh`
+ * (just loaded from the same file, environment and flags), every other one
+ * as `running` has it (a change there needs a restart). TLS turned on or
+ * off is such a change. On failure writes a reason; ret must still be
+ * freed.
+ */
+bool config_reload_merge(const struct config *running, const struct config *fresh,
+                         struct config *ret, char *err, size_t errlen);
+
+/* Human text of a source ("default", "file /etc/jwtd/jwtd.conf:12", ...). */
+void config_source_text(const struct config *cfg, size_t i, char *out, size_t cap);
+
+/* True when setting i's value is a secret: the JWT secret, a URL with a
+ * password in it. */
+bool config_value_is_secret(const struct config *cfg, size_t i);
+
+/* True when the listen address is a loopback one. */
+bool config_listens_on_loopback(const struct config *cfg);
 
 /* Set one setting by its environment name (e.g. "JWTD_ACCESS_TTL"). */
 bool config_set(struct config *cfg, const char *name, const char *value, char *err,

@@ -18,8 +18,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "core/log.h"
-#include "core/util.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "lib/jwtd_internal.h"
 
 /* One immutable state of the ring; replaced whole on change. Readers hold
@@ -225,11 +225,11 @@ static void load_one(void *vctx, const struct store_key *k)
     jwtd_key *key = NULL;
     json_t *jwk = NULL;
     if (!pkey || jwtd__key_from_pkey(pkey, alg, NULL, &key) != JWTD_OK) {
-        LOGE(LOG_ERROR, "key_unusable", "kid", k->kid, "reason", "cannot load private key");
+        LOG(LOG_ERROR, "key_unusable", LF_S("kid", k->kid), LF_S("reason", "cannot load private key"));
         goto done;
     }
     if (strcmp(jwtd_key_kid(key), k->kid) != 0) {
-        LOGE(LOG_ERROR, "key_unusable", "kid", k->kid, "reason", "kid is not the key thumbprint");
+        LOG(LOG_ERROR, "key_unusable", LF_S("kid", k->kid), LF_S("reason", "kid is not the key thumbprint"));
         goto done;
     }
     if (jwtd_keyset_add(ctx->r->set, key) != JWTD_OK ||
@@ -267,7 +267,7 @@ bool keyring_reload(struct keyring *kr)
     bool ok = false;
     if (!ctx.r || !ctx.jwks_keys || jwtd_keyset_new(&ctx.r->set) != JWTD_OK)
         goto done;
-    enum store_rc rc = STORE_CALL(kr->store, keys_list, load_one, &ctx);
+    enum store_rc rc = store_keys_list(kr->store, load_one, &ctx);
     if (rc != STORE_OK || ctx.failed || !buf_appends(&ctx.fp, ""))
         goto done;
     /* Unchanged? Keep the ring (and the verify caches keyed on it). */
@@ -288,7 +288,7 @@ bool keyring_reload(struct keyring *kr)
     ring_swap(kr, ctx.r);
     ctx.r = NULL;
     ok = true;
-    LOGE(LOG_INFO, "keyring_loaded", "keys", "changed");
+    LOG(LOG_INFO, "keyring_loaded", LF_S("keys", "changed"));
 done:
     json_decref(ctx.jwks_keys);
     ring_unref(ctx.r);
@@ -334,7 +334,7 @@ static void key_list_free(struct key_list *l)
 static bool list_keys(struct keyring *kr, struct key_list *l)
 {
     memset(l, 0, sizeof *l);
-    enum store_rc rc = STORE_CALL(kr->store, keys_list, collect, l);
+    enum store_rc rc = store_keys_list(kr->store, collect, l);
     if (rc != STORE_OK || l->failed) {
         key_list_free(l);
         return false;
@@ -360,12 +360,11 @@ static bool insert_generated(struct keyring *kr, enum key_state state, int64_t n
     if (!make_key(kr->cfg->alg, state, now, activate_at, &k))
         return false;
     bool inserted = false;
-    enum store_rc rc = STORE_CALL(kr->store, key_insert_unless, &k, &inserted);
+    enum store_rc rc = store_key_insert_unless(kr->store, &k, &inserted);
     if (rc == STORE_OK && inserted) {
         if (kid_out)
             snprintf(kid_out, KID_MAX + 1, "%s", k.kid);
-        LOGE(LOG_INFO, "key_created", "kid", k.kid, "alg", k.alg, "state",
-             store_key_state_name(state));
+        LOG(LOG_INFO, "key_created", LF_S("kid", k.kid), LF_S("alg", k.alg), LF_S("state", store_key_state_name(state)));
     }
     store_key_clear(&k);
     if (ret_inserted)
@@ -376,10 +375,10 @@ static bool insert_generated(struct keyring *kr, enum key_state state, int64_t n
 static bool promote(struct keyring *kr, const char *next_kid, const char *current_kid,
                     int64_t now)
 {
-    enum store_rc rc = STORE_CALL(kr->store, key_promote, next_kid, current_kid, now,
+    enum store_rc rc = store_key_promote(kr->store, next_kid, current_kid, now,
                                   now + keyring_retire_window(kr->cfg));
     if (rc == STORE_OK)
-        LOGE(LOG_INFO, "key_promoted", "kid", next_kid, "retired", current_kid ? current_kid : "");
+        LOG(LOG_INFO, "key_promoted", LF_S("kid", next_kid), LF_S("retired", current_kid ? current_kid : ""));
     /* NOT_FOUND: another instance promoted first; the reload shows its work. */
     return rc == STORE_OK || rc == STORE_NOT_FOUND;
 }
@@ -399,11 +398,26 @@ bool keyring_start(struct keyring *kr, char *err, size_t errlen)
      * JWTD_JWT_ALG; they stay published until their tokens expired. */
     for (size_t i = 0; i < l.n; i++)
         if (l.k[i].state != KEY_RETIRED && strcmp(l.k[i].alg, alg) != 0) {
-            STORE_CALL(kr->store, key_retire, l.k[i].kid, now, now + keyring_retire_window(kr->cfg));
-            LOGE(LOG_INFO, "key_retired", "kid", l.k[i].kid, "reason", "algorithm changed");
+            store_key_retire(kr->store, l.k[i].kid, now, now + keyring_retire_window(kr->cfg));
+            LOG(LOG_INFO, "key_retired", LF_S("kid", l.k[i].kid), LF_S("reason", "algorithm changed"));
         }
     bool have_current = find_state(&l, alg, KEY_CURRENT) != NULL;
+    /* A key of the new algorithm published ahead (`jwtd keys rotate --alg`)
+     * takes over at once: verifiers have had it in the JWKS. */
+    const struct store_key *ahead = have_current ? NULL : find_state(&l, alg, KEY_NEXT);
+    char ahead_kid[KID_MAX + 1] = "";
+    if (ahead)
+        snprintf(ahead_kid, sizeof ahead_kid, "%s", ahead->kid);
+    bool first_start = l.n == 0;
     key_list_free(&l);
+    if (ahead_kid[0] && promote(kr, ahead_kid, NULL, now)) {
+        have_current = true;
+    } else if (!have_current && !first_start) {
+        LOG(LOG_WARN, "key_not_published_ahead", LF_S("alg", alg),
+            LF_S("advice", "a new signing key signs at once: verifiers that cache the JWKS may "
+                           "refuse its tokens until they fetch it (jwtd keys rotate --alg "
+                           "publishes one ahead)"));
+    }
     if (!have_current && !insert_generated(kr, KEY_CURRENT, now, now, NULL, NULL)) {
         snprintf(err, errlen, "cannot create a %s signing key in storage", alg);
         return false;
@@ -483,7 +497,7 @@ bool keyring_retire(struct keyring *kr, const char *kid, bool purge, char *err, 
         snprintf(err, errlen, "key %s is already retired", kid);
     } else if (k->state == KEY_RETIRED) {
         /* Already retired: bring its removal forward to now. */
-        ok = STORE_CALL(kr->store, key_retire_purge, kid, now) == STORE_OK;
+        ok = store_key_retire_purge(kr->store, kid, now) == STORE_OK;
         if (!ok)
             snprintf(err, errlen, "cannot purge %s", kid);
     } else if (k->state == KEY_CURRENT) {
@@ -491,11 +505,11 @@ bool keyring_retire(struct keyring *kr, const char *kid, bool purge, char *err, 
         if (!next)
             snprintf(err, errlen,
                      "key %s is the current signing key: run `jwtd keys rotate` first", kid);
-        else if (!(ok = STORE_CALL(kr->store, key_promote, next->kid, k->kid, now, remove_at) ==
+        else if (!(ok = store_key_promote(kr->store, next->kid, k->kid, now, remove_at) ==
                         STORE_OK))
             snprintf(err, errlen, "cannot promote %s", next->kid);
     } else {
-        ok = STORE_CALL(kr->store, key_retire, kid, now, remove_at) == STORE_OK;
+        ok = store_key_retire(kr->store, kid, now, remove_at) == STORE_OK;
         if (!ok)
             snprintf(err, errlen, "cannot retire %s", kid);
     }
@@ -525,7 +539,7 @@ void keyring_maintain(struct keyring *kr, int64_t now)
         insert_generated(kr, KEY_CURRENT, now, now, NULL, NULL);
     }
     key_list_free(&l);
-    STORE_CALL(kr->store, keys_remove_expired, now);
+    store_keys_remove_expired(kr->store, now);
     keyring_reload(kr);
 }
 

@@ -48,15 +48,16 @@ void password_hash_free(char *hash);
  * . _ - @ + */
 bool username_valid(const char *u, size_t len);
 
-/* The password policy: length, not the username, not in the cracklib
- * dictionary (through libpwquality). */
+/* The password policy (NIST SP 800-63B): 8-1024 bytes, no NUL, not the
+ * username, not in the blocklist of common and breached passwords and
+ * dictionary words (data/blocklist/). No composition rules. */
 struct password_policy;
 
 struct password_policy *password_policy_new(void);
 void password_policy_free(struct password_policy *pp);
 
 /* NULL when acceptable, else a static human sentence saying why not.
- * Thread-safe (the dictionary check is serialized inside). */
+ * Thread-safe, cheap (a binary search): callable on any thread. */
 const char *password_policy_check(struct password_policy *pp, const char *username,
                                   const char *pw, size_t len);
 

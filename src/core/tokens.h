@@ -19,7 +19,7 @@
 #include "jwtd.h"
 #include "core/config.h"
 #include "core/keyring.h"
-#include "core/util.h"
+#include "base/util.h"
 
 #define REFRESH_KEY_LEN 32
 #define REFRESH_TOKEN_RAW 53  /* 1 + 16 + 4 + 32 */

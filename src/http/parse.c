@@ -101,28 +101,38 @@ bool parse_content_type_json(const char *ct)
 bool parse_forwarded_client(const char *xff, bool (*trusted)(void *ctx, const char *addr),
                             void *ctx, char *out, size_t cap)
 {
-    char copy[1024];
-    if (!xff || strlen(xff) >= sizeof copy)
+    if (!xff)
         return false;
-    strcpy(copy, xff);
+    /* From the right, one entry at a time, without a cap on the whole
+     * header: a proxy appends to what the client sent, so the left part is
+     * the client's to pad - padding must not make the answer "no client"
+     * (which would put the client in the proxy's rate-limit bucket). */
+    const char *end = xff + strlen(xff);
     for (;;) {
-        char *comma = strrchr(copy, ',');
-        char *item = comma ? comma + 1 : copy;
-        while (is_ws(*item))
-            item++;
-        size_t n = strlen(item);
-        while (n && is_ws(item[n - 1]))
-            item[--n] = '\0';
+        const char *start = end;
+        while (start > xff && start[-1] != ',')
+            start--;
+        const char *a = start, *z = end;
+        while (a < z && is_ws(*a))
+            a++;
+        while (z > a && is_ws(z[-1]))
+            z--;
+        char item[INET6_ADDRSTRLEN + 1];
+        size_t n = (size_t)(z - a);
         unsigned char tmp[16];
+        if (n == 0 || n >= sizeof item)
+            return false;
+        memcpy(item, a, n);
+        item[n] = '\0';
         if (inet_pton(AF_INET, item, tmp) != 1 && inet_pton(AF_INET6, item, tmp) != 1)
             return false;
-        if (!comma || !trusted(ctx, item)) {
+        if (start == xff || !trusted(ctx, item)) {
             if (n >= cap)
                 return false;
             memcpy(out, item, n + 1);
             return true;
         }
-        *comma = '\0';
+        end = start - 1; /* the comma */
     }
 }
 

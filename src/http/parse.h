@@ -27,8 +27,10 @@ bool parse_cookie(const char *header, const char *name, const char **ret_value,
 bool parse_content_type_json(const char *content_type);
 
 /* The client of an X-Forwarded-For list: walking from the right, the first
- * address that `trusted` does not accept (or the leftmost). Every entry must
- * be a numeric IPv4/IPv6 address; false (use the socket peer) otherwise. */
+ * address that `trusted` does not accept (or the leftmost). Every entry
+ * walked must be a numeric IPv4/IPv6 address (entries left of the answer are
+ * never read, whatever their length); false (use the socket peer)
+ * otherwise. */
 bool parse_forwarded_client(const char *xff, bool (*trusted)(void *ctx, const char *addr),
                             void *ctx, char *out, size_t cap);
 

@@ -17,7 +17,7 @@
 
 #include <microhttpd.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "http/cookie.h"
 #include "http/cors.h"
 #include "http/parse.h"
@@ -97,6 +97,48 @@ const char *request_client_addr(struct request *r)
             snprintf(r->addr, sizeof r->addr, "%s", client);
     }
     return r->addr;
+}
+
+/* An id from outside is used only when a trusted proxy sent it and it is
+ * short and made of characters that cannot break a log line. */
+static bool request_id_ok(const char *v)
+{
+    size_t n = 0;
+    for (; v[n]; n++)
+        if (!((v[n] >= 'a' && v[n] <= 'z') || (v[n] >= 'A' && v[n] <= 'Z') ||
+              (v[n] >= '0' && v[n] <= '9') || v[n] == '-' || v[n] == '_' || v[n] == '.' ||
+              v[n] == ':'))
+            return false;
+    return n > 0 && n < 40;
+}
+
+void request_assign_id(struct request *r)
+{
+    const char *in = request_header(r, "X-Request-Id");
+    if (in && r->app->cfg->n_trusted_proxies) {
+        char peer[64];
+        if (sockaddr_text(peer_addr(r), peer, sizeof peer) && addr_trusted(r->app->cfg, peer) &&
+            request_id_ok(in)) {
+            snprintf(r->request_id, sizeof r->request_id, "%s", in);
+            return;
+        }
+    }
+    char id[UUID_STR_LEN];
+    if (!util_uuid7(id))
+        snprintf(id, sizeof id, "-");
+    snprintf(r->request_id, sizeof r->request_id, "%s", id);
+}
+
+const struct svc_ctx *request_ctx(struct request *r)
+{
+    if (!r->ctx_done) {
+        r->ctx.actor = SVC_ACTOR_CLIENT;
+        snprintf(r->ctx.request_id, sizeof r->ctx.request_id, "%s", r->request_id);
+        snprintf(r->ctx.client_addr, sizeof r->ctx.client_addr, "%s", request_client_addr(r));
+        request_user_agent(r, r->ctx.user_agent, sizeof r->ctx.user_agent);
+        r->ctx_done = true;
+    }
+    return &r->ctx;
 }
 
 void request_user_agent(struct request *r, char *out, size_t cap)
@@ -230,7 +272,7 @@ bool respond_header(struct request *r, const char *name, const char *value)
 static void queue(struct request *r, unsigned status, struct MHD_Response *resp, bool json)
 {
     if (!resp) {
-        LOGE(LOG_ERROR, "response_failed", "reason", "out of memory");
+        LOG(LOG_ERROR, "response_failed", LF_S("reason", "out of memory"));
         r->answered = true;
         r->status = 500;
         return;
@@ -248,6 +290,8 @@ static void queue(struct request *r, unsigned status, struct MHD_Response *resp,
     /* Anything under /auth/ is about a person: never cached. */
     if (r->url && strncmp(r->url, "/auth/", 6) == 0)
         MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (r->request_id[0])
+        MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     cors_add_headers(r, resp);
     for (unsigned i = 0; i < r->n_headers; i++)
         MHD_add_response_header(resp, r->hname[i], r->hvalue[i]);
@@ -259,7 +303,7 @@ static void queue(struct request *r, unsigned status, struct MHD_Response *resp,
         return;
     }
     if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
-        LOGE(LOG_WARN, "response_not_queued", "route", route_name(r->route));
+        LOG(LOG_WARN, "response_not_queued", LF_S("route", r->route_name));
     MHD_destroy_response(resp);
 }
 
@@ -268,7 +312,7 @@ void request_queue_staged(struct request *r)
     if (!r->staged)
         return;
     if (MHD_queue_response(r->conn, r->status, r->staged) != MHD_YES)
-        LOGE(LOG_WARN, "response_not_queued", "route", route_name(r->route));
+        LOG(LOG_WARN, "response_not_queued", LF_S("route", r->route_name));
     MHD_destroy_response(r->staged);
     r->staged = NULL;
 }
@@ -339,42 +383,28 @@ void respond_busy(struct request *r, const char *description)
     respond_error(r, 503, "server_busy", description);
 }
 
-void respond_store_error(struct request *r, int rc)
-{
-    metrics_inc(&r->app->metrics.storage_errors);
-    if (rc == STORE_UNAVAILABLE) {
-        atomic_store(&r->app->storage_ok, false);
-        LOGE(LOG_WARN, "storage_unavailable", "route", route_name(r->route));
-        respond_busy(r, "Storage is unavailable; try again shortly.");
-    } else {
-        LOGE(LOG_ERROR, "storage_error", "route", route_name(r->route), "rc",
-             store_rc_name((enum store_rc)rc));
-        respond_error(r, 500, "internal_error", "The server failed to answer.");
-    }
-}
-
 /* --------------------------------------------------------------- async -- */
 
-struct request *request_of_job(struct hash_job *job)
+static struct request *request_of_job(struct work_job *job)
 {
     return (struct request *)((char *)job - offsetof(struct request, job));
 }
 
-static struct request *request_of_io_job(struct hash_job *job)
+static struct request *request_of_io_job(struct work_job *job)
 {
     return (struct request *)((char *)job - offsetof(struct request, io_job));
 }
 
 /* Runs r->step on an I/O thread, then wakes the connection unless a
  * hashing job is out (its completion posts the next step). */
-static void io_run(struct hash_job *job)
+static void io_run(struct work_job *job)
 {
     struct request *r = request_of_io_job(job);
     r->offthread = true;
     r->step(r);
     r->offthread = false;
     if (!r->answered && !r->hash_pending) {
-        LOGE(LOG_ERROR, "handler_did_not_answer", "route", route_name(r->route));
+        LOG(LOG_ERROR, "handler_did_not_answer", LF_S("route", r->route_name));
         r->offthread = true;
         respond_error(r, 500, "internal_error", "The server failed to answer.");
         r->offthread = false;
@@ -389,11 +419,11 @@ static void handoff_arrive(struct request *r)
     if (atomic_fetch_sub(&r->handoff, 1) == 1) {
         r->hash_pending = false;
         r->step = r->on_resume;
-        hashpool_post(r->app->io, &r->io_job);
+        workpool_post(r->app->io, &r->io_job);
     }
 }
 
-static void io_complete(struct hash_job *job, bool ran)
+static void io_complete(struct work_job *job, bool ran)
 {
     struct request *r = request_of_io_job(job);
     if (!ran && !r->answered) {
@@ -412,7 +442,7 @@ static void io_complete(struct hash_job *job, bool ran)
 
 void request_offload(struct request *r, resume_fn handler)
 {
-    if (!hashpool_reserve(r->app->io)) {
+    if (!workpool_reserve(r->app->io)) {
         respond_busy(r, "The server is too busy; try again shortly.");
         return;
     }
@@ -423,28 +453,55 @@ void request_offload(struct request *r, resume_fn handler)
     atomic_store(&r->resumed, false);
     /* Suspend before submitting: the job may finish before this returns. */
     MHD_suspend_connection(r->conn);
-    hashpool_submit(r->app->io, &r->io_job);
+    workpool_submit(r->app->io, &r->io_job);
 }
 
 /* The hashing job is done (hashing thread): continue on the I/O pool. */
-static void job_complete(struct hash_job *job, bool ran)
+static void job_complete(struct work_job *job, bool ran)
 {
     struct request *r = request_of_job(job);
     r->job_ran = ran;
     handoff_arrive(r);
 }
 
-bool request_run_job(struct request *r, void (*run)(struct hash_job *job), resume_fn on_resume)
+static void op_slow(struct work_job *job)
 {
-    if (!hashpool_reserve(r->app->pool)) {
-        respond_busy(r, "Too many password checks are waiting; try again shortly.");
-        return false;
+    struct request *r = request_of_job(job);
+    r->op->slow(r->op);
+}
+
+/* On the I/O pool after the slow part (or instead of it). */
+static void op_resume(struct request *r)
+{
+    struct svc_op *op = r->op;
+    if (op->finish)
+        op->finish(op, r->job_ran);
+    op->slow = NULL;
+    op->finish = NULL;
+    r->op_done(r, op);
+}
+
+void request_run_op(struct request *r, struct svc_op *op, op_done_fn done)
+{
+    if (!op) {
+        respond_error(r, 500, "internal_error", "The server ran out of memory.");
+        return;
     }
-    r->job.run = run;
+    r->op = op;
+    r->op_done = done;
+    if (!op->slow) {
+        done(r, op);
+        return;
+    }
+    if (!workpool_reserve(r->app->hash)) {
+        r->job_ran = false;
+        op_resume(r);
+        return;
+    }
+    r->job.run = op_slow;
     r->job.complete = job_complete;
-    r->on_resume = on_resume;
+    r->on_resume = op_resume;
     r->hash_pending = true;
     atomic_store(&r->handoff, 2); /* this step, and the hashing job */
-    hashpool_submit(r->app->pool, &r->job);
-    return true;
+    workpool_submit(r->app->hash, &r->job);
 }

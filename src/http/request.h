@@ -27,10 +27,11 @@
 
 #include <jansson.h>
 
+#include "base/util.h"
 #include "core/app.h"
-#include "core/hashpool.h"
-#include "core/metrics.h"
-#include "core/util.h"
+#include "core/service.h"
+#include "core/workpool.h"
+#include "http/metrics.h"
 
 struct MHD_Connection;
 
@@ -49,14 +50,18 @@ enum http_method {
 
 struct request;
 typedef void (*resume_fn)(struct request *r);
+typedef void (*op_done_fn)(struct request *r, struct svc_op *op);
 
 struct request {
     struct app *app;
+    struct http_metrics *metrics;
     struct MHD_Connection *conn;
-    enum route route;
+    const char *route_name;   /* "login", ...; "other" for unknown paths */
+    unsigned route_index;     /* for metrics */
     enum http_method method;
     const char *url;          /* owned by libmicrohttpd, valid until completion */
     char path_id[UUID_STR_LEN]; /* {id} of /auth/sessions/{id} */
+    char request_id[40];      /* also the X-Request-Id response header */
 
     /* body */
     struct buf body;
@@ -78,11 +83,19 @@ struct request {
     resume_fn step;           /* what the I/O pool runs next */
     resume_fn on_resume;      /* continuation after the hashing job */
     unsigned status;
-    int64_t start_ms;
+    int64_t start_us;
 
     /* lazily computed client address */
     char addr[64];
     bool addr_done;
+
+    /* who is asking, for the services (request_ctx) */
+    struct svc_ctx ctx;
+    bool ctx_done;
+
+    /* a service operation in progress (request_run_op) */
+    struct svc_op *op;
+    op_done_fn op_done;
 
     /* extra response headers, heap strings */
     unsigned n_headers;
@@ -92,10 +105,18 @@ struct request {
     /* handler state (owned by the handler, freed by its free function) */
     void *hs;
     void (*hs_free)(void *hs);
-    struct hash_job job;      /* embedded job for the hashing pool */
-    struct hash_job io_job;   /* embedded job for the I/O pool */
+    struct work_job job;      /* embedded job for the hashing pool */
+    struct work_job io_job;   /* embedded job for the I/O pool */
     bool job_ran;             /* false when the pool dropped the job (deadline, shutdown) */
 };
+
+/* Set up a request id: the incoming X-Request-Id when a trusted proxy sent
+ * a well-formed one, else a new UUIDv7. Called by the server first thing. */
+void request_assign_id(struct request *r);
+
+/* The service context of the request: request id, client address, user
+ * agent. */
+const struct svc_ctx *request_ctx(struct request *r);
 
 /* ---- reading ---- */
 
@@ -165,8 +186,6 @@ void respond_unauthorized(struct request *r, const char *reason);
 /* 503 server_busy + Retry-After (storage or pool unavailable). */
 void respond_busy(struct request *r, const char *description);
 
-/* Map a storage failure to 503/500 and answer. */
-void respond_store_error(struct request *r, int store_rc);
 
 /* ---- async ---- */
 
@@ -180,15 +199,12 @@ void request_offload(struct request *r, resume_fn handler);
  * response. */
 void request_queue_staged(struct request *r);
 
-/* The request that embeds a hashing job. */
-struct request *request_of_job(struct hash_job *job);
-
 /*
- * From an I/O-pool handler: reserve a hashing place and submit r->job
- * running `run`; when it is done (r->job_ran tells whether it ran),
- * on_resume runs on the I/O pool. When the hashing pool is full, answers 503
- * server_busy and returns false.
+ * From an I/O-pool handler: carry a service operation (service.h) to its
+ * end and call done(r, op) on the I/O pool. When op has a slow part, it runs
+ * on the hashing pool (a full pool makes it finish as SVC_BUSY). op is
+ * owned by the request from here on (freed with it); NULL answers 500.
  */
-bool request_run_job(struct request *r, void (*run)(struct hash_job *job), resume_fn on_resume);
+void request_run_op(struct request *r, struct svc_op *op, op_done_fn done);
 
 #endif /* JWTD_REQUEST_H */

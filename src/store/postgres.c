@@ -23,7 +23,6 @@
 
 #include <libpq-fe.h>
 
-#include "core/log.h"
 #include "store/backends.h"
 #include "store/store.h"
 
@@ -80,6 +79,10 @@ static const char *const migrations[] = {
     "  failures BIGINT NOT NULL,"
     "  blocked_until BIGINT NOT NULL,"
     "  updated_at BIGINT NOT NULL);",
+    /* 2: accounts an operator disabled */
+    "ALTER TABLE users ADD COLUMN disabled_at BIGINT NOT NULL DEFAULT 0;"
+    /* ... and login back-off in milliseconds (it was seconds) */
+    "UPDATE login_failures SET blocked_until = blocked_until * 1000 WHERE blocked_until > 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -96,6 +99,7 @@ enum stmt {
     P_USER_BY_ID,
     P_USER_SET_HASH,
     P_USER_SET_HASH_ANY,
+    P_USER_SET_DISABLED,
     P_USER_DELETE,
     P_USER_LIST,
     P_SESS_INSERT,
@@ -123,6 +127,7 @@ enum stmt {
     P_COUNTER_ADD,
     P_LOGIN_ENSURE,
     P_LOGIN_GET_LOCK,
+    P_LOGIN_GET,
     P_LOGIN_SET,
     P_LOGIN_RESET,
     P_LOGIN_REFUND,
@@ -133,27 +138,29 @@ static const char *const stmt_sql[P_COUNT] = {
     [P_PING] = "SELECT 1",
     [P_USER_INSERT] = "INSERT INTO users(id, username, username_key, password_hash, created_at,"
                       " updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-    [P_USER_BY_KEY] = "SELECT id, username, password_hash, created_at FROM users"
+    [P_USER_BY_KEY] = "SELECT id, username, password_hash, created_at, disabled_at FROM users"
                       " WHERE username_key = $1",
-    [P_USER_BY_ID] = "SELECT id, username, password_hash, created_at FROM users WHERE id = $1",
+    [P_USER_BY_ID] = "SELECT id, username, password_hash, created_at, disabled_at FROM users"
+                     " WHERE id = $1",
     [P_USER_SET_HASH] = "UPDATE users SET password_hash = $2, updated_at = $4"
                         " WHERE id = $1 AND password_hash = $3",
     [P_USER_SET_HASH_ANY] = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1",
+    [P_USER_SET_DISABLED] = "UPDATE users SET disabled_at = $2, updated_at = $3 WHERE id = $1",
     [P_USER_DELETE] = "DELETE FROM users WHERE id = $1",
-    [P_USER_LIST] = "SELECT id, username, password_hash, created_at FROM users"
+    [P_USER_LIST] = "SELECT id, username, password_hash, created_at, disabled_at FROM users"
                     " ORDER BY created_at, username_key",
     [P_SESS_INSERT] = "INSERT INTO sessions(id, user_id, created_at, last_used_at, expires_at,"
                       " refresh_gen, rotated_at_ms, user_agent, client_addr)"
                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     [P_SESS_GET_LOCK] = "SELECT s.user_id, s.created_at, s.last_used_at, s.expires_at,"
                         " s.refresh_gen, s.rotated_at_ms, COALESCE(s.revoked_at_ms, 0),"
-                        " s.user_agent, s.client_addr, u.username, u.created_at"
+                        " s.user_agent, s.client_addr, u.username, u.created_at, u.disabled_at"
                         " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
                         " FOR UPDATE OF s",
     [P_SESS_LIST] = "SELECT id, created_at, last_used_at, expires_at, refresh_gen,"
                     " rotated_at_ms, user_agent, client_addr FROM sessions"
                     " WHERE user_id = $1 AND revoked_at_ms IS NULL AND expires_at > $2"
-                    " AND last_used_at + $3 > $2 ORDER BY created_at DESC, id DESC",
+                    " AND last_used_at + $3::bigint > $2 ORDER BY created_at DESC, id DESC",
     [P_SESS_ROTATE] = "UPDATE sessions SET refresh_gen = $2, rotated_at_ms = $3,"
                       " last_used_at = $4 WHERE id = $1",
     [P_SESS_FEED_ONE] = "INSERT INTO revocations(session_id, revoked_at_ms, expires_at_ms)"
@@ -176,11 +183,13 @@ static const char *const stmt_sql[P_COUNT] = {
     [P_REV_SINCE] = "SELECT session_id, revoked_at_ms, expires_at_ms FROM revocations"
                     " WHERE revoked_at_ms >= $1",
     [P_REV_PRUNE] = "DELETE FROM revocations WHERE expires_at_ms < $1",
-    [P_SESS_PRUNE] = "DELETE FROM sessions WHERE expires_at < $1 - 86400"
-                     " OR revoked_at_ms < ($1 - 86400) * 1000",
-    [P_COUNTERS_PRUNE] = "DELETE FROM counters WHERE window_start < $1 - 86400",
-    [P_LOGIN_PRUNE] = "DELETE FROM login_failures WHERE updated_at < $1 - 86400"
-                      " AND blocked_until < $1",
+    /* Parameters in arithmetic are cast: PostgreSQL would type them int4
+     * from the literals, and seconds * 1000 overflows that. */
+    [P_SESS_PRUNE] = "DELETE FROM sessions WHERE expires_at < $1::bigint - 86400"
+                     " OR revoked_at_ms < ($1::bigint - 86400) * 1000",
+    [P_COUNTERS_PRUNE] = "DELETE FROM counters WHERE window_start < $1::bigint - 86400",
+    [P_LOGIN_PRUNE] = "DELETE FROM login_failures WHERE updated_at < $1::bigint - 86400"
+                      " AND blocked_until < $1::bigint * 1000",
     [P_SECRET_INSERT] = "INSERT INTO secrets(name, value, created_at) VALUES ($1, $2, $3)"
                         " ON CONFLICT (name) DO NOTHING",
     [P_SECRET_GET] = "SELECT value FROM secrets WHERE name = $1",
@@ -198,13 +207,16 @@ static const char *const stmt_sql[P_COUNT] = {
     [P_KEYS_REMOVE] = "DELETE FROM signing_keys WHERE state = 'retired' AND remove_at <= $1",
     [P_COUNTER_ADD] = "INSERT INTO counters AS c(key, window_start, count) VALUES ($1, $2, $4)"
                       " ON CONFLICT (key) DO UPDATE SET"
-                      " count = CASE WHEN c.window_start <= $2 - $3 THEN $4 ELSE c.count + $4 END,"
-                      " window_start = CASE WHEN c.window_start <= $2 - $3 THEN $2"
+                      " count = CASE WHEN c.window_start <= $2::bigint - $3::bigint THEN $4"
+                      " ELSE c.count + $4 END,"
+                      " window_start = CASE WHEN c.window_start <= $2::bigint - $3::bigint"
+                      " THEN $2"
                       " ELSE c.window_start END RETURNING count",
     [P_LOGIN_ENSURE] = "INSERT INTO login_failures(key, failures, blocked_until, updated_at)"
                        " VALUES ($1, 0, 0, $2) ON CONFLICT (key) DO NOTHING",
     [P_LOGIN_GET_LOCK] = "SELECT failures, blocked_until FROM login_failures WHERE key = $1"
                          " FOR UPDATE",
+    [P_LOGIN_GET] = "SELECT failures, blocked_until FROM login_failures WHERE key = $1",
     [P_LOGIN_SET] = "UPDATE login_failures SET failures = $2, blocked_until = $3,"
                     " updated_at = $4 WHERE key = $1",
     [P_LOGIN_RESET] = "DELETE FROM login_failures WHERE key = $1",
@@ -247,13 +259,12 @@ struct pg_store {
 #define QUERY_DEADLINE_MS 5000
 #define MIGRATION_DEADLINE_MS 120000
 
-static void notice_to_log(void *arg, const char *message)
+static void notice_to_owner(void *arg, const char *message)
 {
-    (void)arg;
     char line[256];
     snprintf(line, sizeof line, "%s", message);
     line[strcspn(line, "\r\n")] = '\0';
-    LOGE(LOG_DEBUG, "postgres_notice", "message", line);
+    store_report(arg, STORE_EV_NOTICE, line);
 }
 
 /* Wait until the socket is ready for `events` or the deadline passes. */
@@ -300,7 +311,7 @@ static PGresult *await_result(PGconn *pg, int64_t deadline_ms)
     }
 }
 
-static PGconn *connect_db(const char *url)
+static PGconn *connect_db(struct store *owner, const char *url)
 {
     /* Later keywords override earlier ones, and the URL (expanded from
      * dbname) comes last: an operator's own settings in the URL win. */
@@ -312,10 +323,15 @@ static PGconn *connect_db(const char *url)
     if (!pg)
         return NULL;
     if (PQstatus(pg) != CONNECTION_OK || PQsetnonblocking(pg, 1) != 0) {
+        /* libpq's message names host and port, never the password. */
+        char line[200];
+        snprintf(line, sizeof line, "cannot connect: %s", PQerrorMessage(pg));
+        line[strcspn(line, "\r\n")] = '\0';
+        store_report(owner, STORE_EV_DOWN, line);
         PQfinish(pg);
         return NULL;
     }
-    PQsetNoticeProcessor(pg, notice_to_log, NULL);
+    PQsetNoticeProcessor(pg, notice_to_owner, owner);
     /* A stuck statement (lock wait on a sick database) must not hold a
      * thread: the server gives up too. */
     PGresult *res = NULL;
@@ -361,7 +377,7 @@ static struct pconn *conn_get_probe(struct pg_store *s, bool probe)
         c->pg = NULL;
     }
     memset(c->prepared, 0, sizeof c->prepared);
-    c->pg = connect_db(s->url);
+    c->pg = connect_db(&s->base, s->url);
     if (!c->pg) {
         atomic_store(&s->down, true);
         return NULL;
@@ -380,7 +396,7 @@ static struct pconn *conn_get(struct pg_store *s)
 static void drop_conn(struct pconn *c)
 {
     if (!atomic_exchange(&c->owner->down, true))
-        LOGE(LOG_WARN, "postgres_down", "action", "failing fast until a ping succeeds");
+        store_report(&c->owner->base, STORE_EV_DOWN, "failing fast until a ping succeeds");
     if (c->pg) {
         PQfinish(c->pg);
         c->pg = NULL;
@@ -412,8 +428,10 @@ static enum store_rc map_result(struct pconn *c, PGresult *res)
         strcmp(state, "25006") == 0 || strcmp(state, "55P03") == 0 ||
         strcmp(state, "58030") == 0)
         return STORE_UNAVAILABLE;
-    LOGE(LOG_ERROR, "postgres_error", "sqlstate", state, "message",
-         PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+    char detail[256];
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    snprintf(detail, sizeof detail, "sqlstate %s: %s", state, msg ? msg : "");
+    store_report(&c->owner->base, STORE_EV_ERROR, detail);
     return STORE_ERROR;
 }
 
@@ -523,11 +541,6 @@ static void col_copy(char *dst, size_t cap, PGresult *res, int row, int col)
     snprintf(dst, cap, "%s", PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
 }
 
-#define CONN_OR_UNAVAILABLE(s, c)         \
-    struct pconn *c = conn_get(SELF(s));  \
-    if (!c)                               \
-        return STORE_UNAVAILABLE
-
 /* -------------------------------------------------------------- ops --- */
 
 static void pg_close(struct store *base)
@@ -549,7 +562,9 @@ static void pg_close(struct store *base)
 
 static enum store_rc pg_migrate(struct store *base)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     /* Another instance may be migrating: wait for its advisory lock as long
      * as a migration may take, without the per-request timeouts. */
     enum store_rc rc = simple(c, "SET statement_timeout = 0; SET lock_timeout = 0");
@@ -602,7 +617,7 @@ static enum store_rc pg_ping(struct store *base)
         return STORE_UNAVAILABLE;
     enum store_rc rc = run(c, P_PING, NULL, NULL);
     if (rc == STORE_OK && atomic_exchange(&s->down, false))
-        LOGE(LOG_INFO, "postgres_up", "action", "serving again");
+        store_report(&s->base, STORE_EV_UP, "serving again");
     return rc;
 }
 
@@ -611,9 +626,27 @@ static bool pg_healthy(struct store *base)
     return !atomic_load(&SELF(base)->down);
 }
 
-static enum store_rc pg_user_create(struct store *base, const struct store_user *u)
+static enum store_rc pg_tx_begin(struct store *base)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    return begin(c);
+}
+
+static enum store_rc pg_tx_end(struct store *base, enum store_rc rc)
+{
+    struct pconn *c = pthread_getspecific(SELF(base)->tls);
+    if (!c)
+        return STORE_UNAVAILABLE;
+    return finish(c, rc);
+}
+
+static enum store_rc pg_user_insert(struct store *base, const struct store_user *u)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     char key[USERNAME_MAX + 1];
     store_username_key(u->username, key);
     struct params p = {0};
@@ -623,6 +656,15 @@ static enum store_rc pg_user_create(struct store *base, const struct store_user 
     p_str(&p, u->password_hash);
     p_int(&p, u->created_at);
     return run(c, P_USER_INSERT, &p, NULL);
+}
+
+/* Columns: id, username, password_hash, created_at, disabled_at. */
+static void user_from_row(PGresult *res, int row, struct store_user *u)
+{
+    col_copy(u->id, sizeof u->id, res, row, 0);
+    col_copy(u->username, sizeof u->username, res, row, 1);
+    u->created_at = col_int(res, row, 3);
+    u->disabled_at = col_int(res, row, 4);
 }
 
 static enum store_rc read_user(struct pconn *c, enum stmt id, const char *arg,
@@ -639,10 +681,8 @@ static enum store_rc read_user(struct pconn *c, enum stmt id, const char *arg,
         return STORE_NOT_FOUND;
     }
     struct store_user u = {0};
-    col_copy(u.id, sizeof u.id, res, 0, 0);
-    col_copy(u.username, sizeof u.username, res, 0, 1);
+    user_from_row(res, 0, &u);
     u.password_hash = strdup(PQgetvalue(res, 0, 2));
-    u.created_at = col_int(res, 0, 3);
     PQclear(res);
     if (!u.password_hash)
         return STORE_UNAVAILABLE;
@@ -653,7 +693,9 @@ static enum store_rc read_user(struct pconn *c, enum stmt id, const char *arg,
 static enum store_rc pg_user_by_name(struct store *base, const char *username,
                                      struct store_user *ret)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     char key[USERNAME_MAX + 1];
     store_username_key(username, key);
     return read_user(c, P_USER_BY_KEY, key, ret);
@@ -661,110 +703,79 @@ static enum store_rc pg_user_by_name(struct store *base, const char *username,
 
 static enum store_rc pg_user_by_id(struct store *base, const char *id, struct store_user *ret)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     return read_user(c, P_USER_BY_ID, id, ret);
 }
 
-static enum store_rc pg_user_set_hash(struct store *base, const char *id, const char *old_hash,
-                                      const char *new_hash)
+static enum store_rc pg_user_update_hash(struct store *base, const char *id, const char *old_hash,
+                                         const char *new_hash, int64_t now)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     struct params p = {0};
     p_str(&p, id);
     p_str(&p, new_hash);
     if (old_hash)
         p_str(&p, old_hash);
-    p_int(&p, util_now());
+    p_int(&p, now);
     int rows = 0;
     enum store_rc rc = run_count(c, old_hash ? P_USER_SET_HASH : P_USER_SET_HASH_ANY, &p, &rows);
     return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc;
 }
 
-static enum store_rc revoke_user_sessions(struct pconn *c, const char *user_id,
-                                          const char *except_sid, const char *reason,
-                                          const struct revocation *rev, int *ret_count)
+static enum store_rc pg_user_update_disabled(struct store *base, const char *id,
+                                             int64_t disabled_at, int64_t now)
 {
-    struct params p = {0};
-    p_str(&p, user_id);
-    p_str(&p, except_sid);
-    p_int(&p, rev->now_ms);
-    p_int(&p, rev->expires_ms);
-    enum store_rc rc = run(c, P_SESS_FEED_USER, &p, NULL);
-    if (rc != STORE_OK)
-        return rc;
-    struct params q = {0};
-    p_str(&q, user_id);
-    p_str(&q, except_sid);
-    p_int(&q, rev->now_ms);
-    p_str(&q, reason);
-    int rows = 0;
-    rc = run_count(c, P_SESS_REVOKE_USER, &q, &rows);
-    if (rc == STORE_OK && ret_count)
-        *ret_count = rows;
-    return rc;
-}
-
-static enum store_rc pg_user_change_password(struct store *base, const char *id,
-                                             const char *new_hash, const char *keep_sid,
-                                             const struct revocation *rev, int *ret_revoked)
-{
-    CONN_OR_UNAVAILABLE(base, c);
-    enum store_rc rc = begin(c);
-    if (rc != STORE_OK)
-        return rc;
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     struct params p = {0};
     p_str(&p, id);
-    p_str(&p, new_hash);
-    p_int(&p, rev->now_ms / 1000);
+    p_int(&p, disabled_at);
+    p_int(&p, now);
     int rows = 0;
-    rc = run_count(c, P_USER_SET_HASH_ANY, &p, &rows);
-    if (rc == STORE_OK && rows == 0)
-        rc = STORE_NOT_FOUND;
-    if (rc == STORE_OK)
-        rc = revoke_user_sessions(c, id, keep_sid, "password_changed", rev, ret_revoked);
-    return finish(c, rc);
+    enum store_rc rc = run_count(c, P_USER_SET_DISABLED, &p, &rows);
+    return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc;
 }
 
-static enum store_rc pg_user_delete(struct store *base, const char *id,
-                                    const struct revocation *rev)
+static enum store_rc pg_user_delete_row(struct store *base, const char *id)
 {
-    CONN_OR_UNAVAILABLE(base, c);
-    enum store_rc rc = begin(c);
-    if (rc != STORE_OK)
-        return rc;
-    rc = revoke_user_sessions(c, id, NULL, "user_deleted", rev, NULL);
-    if (rc == STORE_OK) {
-        struct params p = {0};
-        p_str(&p, id);
-        int rows = 0;
-        rc = run_count(c, P_USER_DELETE, &p, &rows);
-        if (rc == STORE_OK && rows == 0)
-            rc = STORE_NOT_FOUND;
-    }
-    return finish(c, rc);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, id);
+    int rows = 0;
+    enum store_rc rc = run_count(c, P_USER_DELETE, &p, &rows);
+    return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc;
 }
 
 static enum store_rc pg_user_list(struct store *base, store_user_cb cb, void *ctx)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     PGresult *res = NULL;
     enum store_rc rc = run(c, P_USER_LIST, NULL, &res);
     if (rc != STORE_OK)
         return rc;
     for (int i = 0; i < PQntuples(res); i++) {
         struct store_user u = {0};
-        col_copy(u.id, sizeof u.id, res, i, 0);
-        col_copy(u.username, sizeof u.username, res, i, 1);
-        u.created_at = col_int(res, i, 3);
+        user_from_row(res, i, &u);
         cb(ctx, &u, store_hash_scheme(PQgetvalue(res, i, 2)));
     }
     PQclear(res);
     return STORE_OK;
 }
 
-static enum store_rc pg_session_create(struct store *base, const struct store_session *s)
+static enum store_rc pg_session_insert(struct store *base, const struct store_session *s)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     struct params p = {0};
     p_str(&p, s->id);
     p_str(&p, s->user_id);
@@ -776,13 +787,16 @@ static enum store_rc pg_session_create(struct store *base, const struct store_se
     p_str(&p, s->user_agent);
     p_str(&p, s->client_addr);
     enum store_rc rc = run(c, P_SESS_INSERT, &p, NULL);
+    /* The user was deleted between password check and here. */
     return rc == STORE_CONFLICT ? STORE_NOT_FOUND : rc;
 }
 
 static enum store_rc pg_session_list(struct store *base, const char *user_id, int64_t now,
                                      int64_t idle_ttl, store_session_cb cb, void *ctx)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     struct params p = {0};
     p_str(&p, user_id);
     p_int(&p, now);
@@ -808,71 +822,23 @@ static enum store_rc pg_session_list(struct store *base, const char *user_id, in
     return STORE_OK;
 }
 
-static enum store_rc revoke_one(struct pconn *c, const char *user_id, const char *sid,
-                                const char *reason, const struct revocation *rev)
+/* Inside tx_begin: SELECT ... FOR UPDATE locks the session row until the
+ * transaction ends, on every instance. */
+static enum store_rc pg_session_lock(struct store *base, const char *sid,
+                                     struct store_session *ret, struct store_user *ret_owner)
 {
-    struct params p = {0};
-    p_str(&p, sid);
-    p_str(&p, user_id);
-    p_int(&p, rev->now_ms);
-    p_int(&p, rev->expires_ms);
-    enum store_rc rc = run(c, P_SESS_FEED_ONE, &p, NULL);
-    if (rc != STORE_OK)
-        return rc;
-    struct params q = {0};
-    p_str(&q, sid);
-    p_str(&q, user_id);
-    p_int(&q, rev->now_ms);
-    p_str(&q, reason);
-    int rows = 0;
-    rc = run_count(c, P_SESS_REVOKE_ONE, &q, &rows);
-    return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc;
-}
-
-static enum store_rc pg_session_revoke(struct store *base, const char *user_id, const char *sid,
-                                       const char *reason, const struct revocation *rev)
-{
-    CONN_OR_UNAVAILABLE(base, c);
-    enum store_rc rc = begin(c);
-    if (rc != STORE_OK)
-        return rc;
-    return finish(c, revoke_one(c, user_id, sid, reason, rev));
-}
-
-static enum store_rc pg_session_revoke_user(struct store *base, const char *user_id,
-                                            const char *except_sid, const char *reason,
-                                            const struct revocation *rev, int *ret_count)
-{
-    CONN_OR_UNAVAILABLE(base, c);
-    enum store_rc rc = begin(c);
-    if (rc != STORE_OK)
-        return rc;
-    return finish(c, revoke_user_sessions(c, user_id, except_sid, reason, rev, ret_count));
-}
-
-static enum store_rc pg_refresh(struct store *base, const char *sid, uint32_t gen,
-                                const struct refresh_policy *pol,
-                                enum refresh_outcome *ret_outcome,
-                                struct store_session *ret_session, struct store_user *ret_user)
-{
-    CONN_OR_UNAVAILABLE(base, c);
-    enum store_rc rc = begin(c);
-    if (rc != STORE_OK)
-        return rc;
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     struct params p = {0};
     p_str(&p, sid);
     PGresult *res = NULL;
-    /* The row lock makes concurrent refreshes of one session, on any
-     * instance, take turns: the first rotates, the others see its result. */
-    rc = run(c, P_SESS_GET_LOCK, &p, &res);
+    enum store_rc rc = run(c, P_SESS_GET_LOCK, &p, &res);
     if (rc != STORE_OK)
-        return finish(c, rc);
+        return rc;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        rc = finish(c, STORE_OK);
-        if (rc == STORE_OK)
-            *ret_outcome = REFRESH_UNKNOWN;
-        return rc;
+        return STORE_NOT_FOUND;
     }
     struct store_session row = {0};
     struct store_user user = {0};
@@ -889,41 +855,63 @@ static enum store_rc pg_refresh(struct store *base, const char *sid, uint32_t ge
     snprintf(user.id, sizeof user.id, "%s", row.user_id);
     col_copy(user.username, sizeof user.username, res, 0, 9);
     user.created_at = col_int(res, 0, 10);
+    user.disabled_at = col_int(res, 0, 11);
     PQclear(res);
+    *ret = row;
+    *ret_owner = user;
+    return STORE_OK;
+}
 
-    enum refresh_outcome out = store_refresh_decide(&row, gen, pol);
-    if (out == REFRESH_ROTATED) {
-        row.refresh_gen = gen + 1;
-        row.rotated_at_ms = pol->now_ms;
-        row.last_used_at = pol->now_ms / 1000;
-        struct params q = {0};
-        p_str(&q, sid);
-        p_int(&q, row.refresh_gen);
-        p_int(&q, row.rotated_at_ms);
-        p_int(&q, row.last_used_at);
-        rc = run(c, P_SESS_ROTATE, &q, NULL);
-    } else if (out == REFRESH_REUSED) {
-        rc = revoke_one(c, NULL, sid, "refresh_token_reused", &pol->rev);
-        if (rc == STORE_NOT_FOUND)
-            rc = STORE_OK;
-    }
-    rc = finish(c, rc);
+static enum store_rc pg_session_rotate(struct store *base, const struct store_session *row)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params q = {0};
+    p_str(&q, row->id);
+    p_int(&q, row->refresh_gen);
+    p_int(&q, row->rotated_at_ms);
+    p_int(&q, row->last_used_at);
+    return run(c, P_SESS_ROTATE, &q, NULL);
+}
+
+/* Feed the revocations first, then mark the sessions: one session (sid) or
+ * every live one of user_id but except_sid. */
+static enum store_rc pg_session_revoke_rows(struct store *base, const char *user_id,
+                                            const char *sid, const char *except_sid,
+                                            const char *reason, const struct revocation *rev,
+                                            int *ret_count)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    bool one = sid != NULL;
+    struct params p = {0};
+    p_str(&p, one ? sid : user_id);
+    p_str(&p, one ? user_id : except_sid);
+    p_int(&p, rev->now_ms);
+    p_int(&p, rev->expires_ms);
+    enum store_rc rc = run(c, one ? P_SESS_FEED_ONE : P_SESS_FEED_USER, &p, NULL);
     if (rc != STORE_OK)
         return rc;
-    *ret_outcome = out;
-    if (out == REFRESH_ROTATED || out == REFRESH_REPLAYED) {
-        if (ret_session)
-            *ret_session = row;
-        if (ret_user)
-            *ret_user = user;
-    }
-    return STORE_OK;
+    struct params q = {0};
+    p_str(&q, one ? sid : user_id);
+    p_str(&q, one ? user_id : except_sid);
+    p_int(&q, rev->now_ms);
+    p_str(&q, reason);
+    int rows = 0;
+    rc = run_count(c, one ? P_SESS_REVOKE_ONE : P_SESS_REVOKE_USER, &q, &rows);
+    if (rc == STORE_OK && ret_count)
+        *ret_count = rows;
+    return rc;
 }
 
 static enum store_rc pg_revocations_since(struct store *base, int64_t since_ms,
                                           store_revocation_cb cb, void *ctx)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     struct params p = {0};
     p_int(&p, since_ms);
     PGresult *res = NULL;
@@ -938,7 +926,9 @@ static enum store_rc pg_revocations_since(struct store *base, int64_t since_ms,
 
 static enum store_rc pg_prune(struct store *base, int64_t now, int64_t now_ms)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     static const enum stmt order[] = {P_REV_PRUNE, P_SESS_PRUNE, P_COUNTERS_PRUNE, P_LOGIN_PRUNE};
     enum store_rc rc = STORE_OK;
     for (size_t i = 0; i < sizeof order / sizeof order[0] && rc == STORE_OK; i++) {
@@ -953,7 +943,9 @@ static enum store_rc pg_secret_get_or_create(struct store *base, const char *nam
                                              const uint8_t *candidate, size_t len, uint8_t *out,
                                              size_t cap, size_t *ret_len)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     /* bytea in hex text form: \x0011... */
     char *hex = malloc(2 * len + 3);
     if (!hex)
@@ -1010,7 +1002,9 @@ static enum key_state parse_state(const char *s)
 
 static enum store_rc pg_keys_list(struct store *base, store_key_cb cb, void *ctx)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     PGresult *res = NULL;
     enum store_rc rc = run(c, P_KEYS_LIST, NULL, &res);
     if (rc != STORE_OK)
@@ -1036,7 +1030,9 @@ static enum store_rc pg_keys_list(struct store *base, store_key_cb cb, void *ctx
 static enum store_rc pg_key_insert_unless(struct store *base, const struct store_key *k,
                                           bool *ret_inserted)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     /* The partial unique index on (alg, state) for next/current makes a
      * second live key of a kind a conflict, which DO NOTHING skips. */
     struct params p = {0};
@@ -1057,7 +1053,9 @@ static enum store_rc pg_key_promote(struct store *base, const char *next_kid,
                                     const char *current_kid, int64_t now,
                                     int64_t retired_remove_at)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     enum store_rc rc = begin(c);
     if (rc != STORE_OK)
         return rc;
@@ -1090,7 +1088,9 @@ static enum store_rc pg_key_promote(struct store *base, const char *next_kid,
 static enum store_rc pg_key_retire(struct store *base, const char *kid, int64_t now,
                                    int64_t remove_at)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     struct params p = {0};
     p_str(&p, kid);
     p_int(&p, now);
@@ -1102,7 +1102,9 @@ static enum store_rc pg_key_retire(struct store *base, const char *kid, int64_t 
 
 static enum store_rc pg_key_retire_purge(struct store *base, const char *kid, int64_t remove_at)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     struct params p = {0};
     p_str(&p, kid);
     p_int(&p, remove_at);
@@ -1113,7 +1115,9 @@ static enum store_rc pg_key_retire_purge(struct store *base, const char *kid, in
 
 static enum store_rc pg_keys_remove_expired(struct store *base, int64_t now)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     struct params p = {0};
     p_int(&p, now);
     return run(c, P_KEYS_REMOVE, &p, NULL);
@@ -1122,7 +1126,9 @@ static enum store_rc pg_keys_remove_expired(struct store *base, int64_t now)
 static enum store_rc pg_counter_add(struct store *base, const char *key, int64_t now,
                                     int64_t window, int64_t delta, int64_t *ret_count)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     struct params p = {0};
     p_str(&p, key);
     p_int(&p, now);
@@ -1137,17 +1143,19 @@ static enum store_rc pg_counter_add(struct store *base, const char *key, int64_t
     return STORE_OK;
 }
 
-static enum store_rc pg_login_attempt(struct store *base, const char *key, int64_t now,
-                                      unsigned max_failures, int64_t b, int64_t max,
-                                      int64_t *ret_retry_after)
+static enum store_rc pg_login_attempt(struct store *base, const char *key, int64_t now_ms,
+                                      unsigned max_failures, int64_t base_ms, int64_t max_ms,
+                                      int64_t *ret_retry_after_ms)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     enum store_rc rc = begin(c);
     if (rc != STORE_OK)
         return rc;
     struct params p = {0};
     p_str(&p, key);
-    p_int(&p, now);
+    p_int(&p, now_ms / 1000);
     rc = run(c, P_LOGIN_ENSURE, &p, NULL);
     PGresult *res = NULL;
     struct params q = {0};
@@ -1159,28 +1167,48 @@ static enum store_rc pg_login_attempt(struct store *base, const char *key, int64
     int64_t failures = PQntuples(res) ? col_int(res, 0, 0) : 0;
     int64_t until = PQntuples(res) ? col_int(res, 0, 1) : 0;
     PQclear(res);
-    if (until > now) {
+    if (until > now_ms) {
         rc = finish(c, STORE_OK);
         if (rc == STORE_OK)
-            *ret_retry_after = until - now;
+            *ret_retry_after_ms = until - now_ms;
         return rc;
     }
     failures++;
-    int64_t wait = store_login_backoff(failures, max_failures, b, max);
+    int64_t wait = store_login_backoff(failures, max_failures, base_ms, max_ms);
     struct params u = {0};
     p_str(&u, key);
     p_int(&u, failures);
-    p_int(&u, wait ? now + wait : 0);
-    p_int(&u, now);
+    p_int(&u, wait ? now_ms + wait : 0);
+    p_int(&u, now_ms / 1000);
     rc = finish(c, run(c, P_LOGIN_SET, &u, NULL));
     if (rc == STORE_OK)
-        *ret_retry_after = 0;
+        *ret_retry_after_ms = 0;
     return rc;
+}
+
+static enum store_rc pg_login_get(struct store *base, const char *key, int64_t *ret_failures,
+                                  int64_t *ret_blocked_until)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, key);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, P_LOGIN_GET, &p, &res);
+    if (rc != STORE_OK)
+        return rc;
+    *ret_failures = PQntuples(res) ? col_int(res, 0, 0) : 0;
+    *ret_blocked_until = PQntuples(res) ? col_int(res, 0, 1) : 0;
+    PQclear(res);
+    return STORE_OK;
 }
 
 static enum store_rc pg_login_reset(struct store *base, const char *key)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     struct params p = {0};
     p_str(&p, key);
     return run(c, P_LOGIN_RESET, &p, NULL);
@@ -1188,7 +1216,9 @@ static enum store_rc pg_login_reset(struct store *base, const char *key)
 
 static enum store_rc pg_login_refund(struct store *base, const char *key, unsigned max_failures)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     struct params p = {0};
     p_str(&p, key);
     p_int(&p, max_failures);
@@ -1201,18 +1231,20 @@ static const struct store_ops pg_ops = {
     .migrate = pg_migrate,
     .ping = pg_ping,
     .healthy = pg_healthy,
-    .user_create = pg_user_create,
+    .tx_begin = pg_tx_begin,
+    .tx_end = pg_tx_end,
+    .user_insert = pg_user_insert,
     .user_by_name = pg_user_by_name,
     .user_by_id = pg_user_by_id,
-    .user_set_hash = pg_user_set_hash,
-    .user_change_password = pg_user_change_password,
-    .user_delete = pg_user_delete,
+    .user_update_hash = pg_user_update_hash,
+    .user_update_disabled = pg_user_update_disabled,
+    .user_delete_row = pg_user_delete_row,
     .user_list = pg_user_list,
-    .session_create = pg_session_create,
+    .session_insert = pg_session_insert,
     .session_list = pg_session_list,
-    .session_revoke = pg_session_revoke,
-    .session_revoke_user = pg_session_revoke_user,
-    .refresh = pg_refresh,
+    .session_lock = pg_session_lock,
+    .session_rotate = pg_session_rotate,
+    .session_revoke_rows = pg_session_revoke_rows,
     .revocations_since = pg_revocations_since,
     .prune = pg_prune,
     .secret_get_or_create = pg_secret_get_or_create,
@@ -1224,6 +1256,7 @@ static const struct store_ops pg_ops = {
     .keys_remove_expired = pg_keys_remove_expired,
     .counter_add = pg_counter_add,
     .login_attempt = pg_login_attempt,
+    .login_get = pg_login_get,
     .login_reset = pg_login_reset,
     .login_refund = pg_login_refund,
 };
@@ -1231,7 +1264,6 @@ static const struct store_ops pg_ops = {
 enum store_rc pg_store_open(const char *url, const struct store_options *opt, struct store **ret,
                             char *err, size_t errlen)
 {
-    (void)opt;
     struct pg_store *s = calloc(1, sizeof *s);
     if (!s || !(s->url = strdup(url))) {
         free(s);
@@ -1239,6 +1271,10 @@ enum store_rc pg_store_open(const char *url, const struct store_options *opt, st
         return STORE_ERROR;
     }
     s->base.ops = &pg_ops;
+    if (opt) {
+        s->base.on_event = opt->on_event;
+        s->base.event_ctx = opt->event_ctx;
+    }
     pthread_mutex_init(&s->lock, NULL);
     if (pthread_key_create(&s->tls, NULL) != 0) {
         pthread_mutex_destroy(&s->lock);

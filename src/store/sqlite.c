@@ -9,10 +9,13 @@
  * this file.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -71,6 +74,11 @@ static const char *const migrations[] = {
     "  failures INTEGER NOT NULL,"
     "  blocked_until INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL);",
+    /* 2: accounts an operator disabled */
+    "ALTER TABLE users ADD COLUMN disabled_at INTEGER NOT NULL DEFAULT 0;"
+    /* ... and login back-off in milliseconds (it was seconds, and a block of
+     * one second could end at once when it began late in a second) */
+    "UPDATE login_failures SET blocked_until = blocked_until * 1000 WHERE blocked_until > 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -87,6 +95,7 @@ enum stmt {
     S_USER_BY_ID,
     S_USER_SET_HASH,
     S_USER_SET_HASH_ANY,
+    S_USER_SET_DISABLED,
     S_USER_DELETE,
     S_USER_LIST,
     S_SESS_INSERT,
@@ -127,21 +136,23 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_PING] = "SELECT count(*) FROM schema_migrations",
     [S_USER_INSERT] = "INSERT INTO users(id, username, username_key, password_hash, created_at,"
                       " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-    [S_USER_BY_KEY] = "SELECT id, username, password_hash, created_at FROM users"
+    [S_USER_BY_KEY] = "SELECT id, username, password_hash, created_at, disabled_at FROM users"
                       " WHERE username_key = ?1",
-    [S_USER_BY_ID] = "SELECT id, username, password_hash, created_at FROM users WHERE id = ?1",
+    [S_USER_BY_ID] = "SELECT id, username, password_hash, created_at, disabled_at FROM users"
+                     " WHERE id = ?1",
     [S_USER_SET_HASH] = "UPDATE users SET password_hash = ?2, updated_at = ?4"
                         " WHERE id = ?1 AND password_hash = ?3",
     [S_USER_SET_HASH_ANY] = "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+    [S_USER_SET_DISABLED] = "UPDATE users SET disabled_at = ?2, updated_at = ?3 WHERE id = ?1",
     [S_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
-    [S_USER_LIST] = "SELECT id, username, password_hash, created_at FROM users"
+    [S_USER_LIST] = "SELECT id, username, password_hash, created_at, disabled_at FROM users"
                     " ORDER BY created_at, username_key",
     [S_SESS_INSERT] = "INSERT INTO sessions(id, user_id, created_at, last_used_at, expires_at,"
                       " refresh_gen, rotated_at_ms, user_agent, client_addr)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [S_SESS_GET_JOIN] = "SELECT s.user_id, s.created_at, s.last_used_at, s.expires_at,"
                         " s.refresh_gen, s.rotated_at_ms, COALESCE(s.revoked_at_ms, 0),"
-                        " s.user_agent, s.client_addr, u.username, u.created_at"
+                        " s.user_agent, s.client_addr, u.username, u.created_at, u.disabled_at"
                         " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1",
     [S_SESS_LIST] = "SELECT id, created_at, last_used_at, expires_at, refresh_gen,"
                     " rotated_at_ms, user_agent, client_addr FROM sessions"
@@ -170,7 +181,7 @@ static const char *const stmt_sql[S_COUNT] = {
                      " OR revoked_at_ms < (?1 - 86400) * 1000",
     [S_COUNTERS_PRUNE] = "DELETE FROM counters WHERE window_start < ?1 - 86400",
     [S_LOGIN_PRUNE] = "DELETE FROM login_failures WHERE updated_at < ?1 - 86400"
-                      " AND blocked_until < ?1",
+                      " AND blocked_until < ?1 * 1000",
     [S_SECRET_INSERT] = "INSERT INTO secrets(name, value, created_at) VALUES (?1, ?2, ?3)"
                         " ON CONFLICT(name) DO NOTHING",
     [S_SECRET_GET] = "SELECT value FROM secrets WHERE name = ?1",
@@ -219,6 +230,7 @@ struct sqlite_store {
     struct store base;
     char *path;
     bool sync_full;
+    bool must_exist; /* open without SQLITE_OPEN_CREATE */
     pthread_key_t tls;
     pthread_key_t tls_counters; /* the rate-limit connection of each thread */
     pthread_mutex_t lock; /* guards `conns` */
@@ -276,7 +288,8 @@ static struct conn *conn_open(struct sqlite_store *s, bool counters)
         return NULL;
     c->owner = s;
     int rc = sqlite3_open_v2(s->path, &c->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+                                 (s->must_exist ? 0 : SQLITE_OPEN_CREATE),
                              NULL);
     if (rc != SQLITE_OK)
         goto fail;
@@ -376,16 +389,6 @@ static char *dup_text(sqlite3_stmt *q, int col)
 
 #define SELF(base) ((struct sqlite_store *)(base))
 
-#define CONN_OR_UNAVAILABLE(s, c)               \
-    struct conn *c = conn_get(SELF(s));         \
-    if (!c)                                     \
-        return STORE_UNAVAILABLE
-
-#define COUNTERS_CONN_OR_UNAVAILABLE(s, c)              \
-    struct conn *c = conn_get_kind(SELF(s), true);      \
-    if (!c)                                             \
-        return STORE_UNAVAILABLE
-
 static void release_wlock(struct conn *c)
 {
     if (c->holds_wlock) {
@@ -457,7 +460,9 @@ static void sq_close(struct store *base)
 
 static enum store_rc sq_migrate(struct store *base)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     int rc = sqlite3_exec(c->db,
                           "CREATE TABLE IF NOT EXISTS schema_migrations ("
                           " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
@@ -495,7 +500,9 @@ static enum store_rc sq_migrate(struct store *base)
 
 static enum store_rc sq_ping(struct store *base)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_PING);
     if (!q)
         return STORE_UNAVAILABLE;
@@ -504,11 +511,27 @@ static enum store_rc sq_ping(struct store *base)
     return rc == SQLITE_ROW ? STORE_OK : STORE_UNAVAILABLE;
 }
 
-/* Lower-case ASCII fold: the uniqueness key of a username. Usernames are
- * ASCII by the rules of API.md as jwtd reads them (see docs/api.md). */
-static enum store_rc sq_user_create(struct store *base, const struct store_user *u)
+static enum store_rc sq_tx_begin(struct store *base)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    return begin(c);
+}
+
+static enum store_rc sq_tx_end(struct store *base, enum store_rc rc)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    return finish(c, rc);
+}
+
+static enum store_rc sq_user_insert(struct store *base, const struct store_user *u)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_USER_INSERT);
     if (!q)
         return STORE_ERROR;
@@ -520,6 +543,15 @@ static enum store_rc sq_user_create(struct store *base, const struct store_user 
     bind_text(q, 4, u->password_hash);
     sqlite3_bind_int64(q, 5, u->created_at);
     return map_rc(exec_done(c, q));
+}
+
+/* Columns: id, username, password_hash, created_at, disabled_at. */
+static void user_from_row(sqlite3_stmt *q, struct store_user *u)
+{
+    copy_text(u->id, sizeof u->id, q, 0);
+    copy_text(u->username, sizeof u->username, q, 1);
+    u->created_at = sqlite3_column_int64(q, 3);
+    u->disabled_at = sqlite3_column_int64(q, 4);
 }
 
 static enum store_rc read_user(sqlite3_stmt *q, struct store_user *ret)
@@ -534,10 +566,8 @@ static enum store_rc read_user(sqlite3_stmt *q, struct store_user *ret)
         return map_rc(rc) == STORE_OK ? STORE_ERROR : map_rc(rc);
     }
     struct store_user u = {0};
-    copy_text(u.id, sizeof u.id, q, 0);
-    copy_text(u.username, sizeof u.username, q, 1);
+    user_from_row(q, &u);
     u.password_hash = dup_text(q, 2);
-    u.created_at = sqlite3_column_int64(q, 3);
     sqlite3_reset(q);
     if (!u.password_hash)
         return STORE_UNAVAILABLE;
@@ -548,7 +578,9 @@ static enum store_rc read_user(sqlite3_stmt *q, struct store_user *ret)
 static enum store_rc sq_user_by_name(struct store *base, const char *username,
                                      struct store_user *ret)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_USER_BY_KEY);
     if (!q)
         return STORE_ERROR;
@@ -560,7 +592,9 @@ static enum store_rc sq_user_by_name(struct store *base, const char *username,
 
 static enum store_rc sq_user_by_id(struct store *base, const char *id, struct store_user *ret)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_USER_BY_ID);
     if (!q)
         return STORE_ERROR;
@@ -568,10 +602,12 @@ static enum store_rc sq_user_by_id(struct store *base, const char *id, struct st
     return read_user(q, ret);
 }
 
-static enum store_rc sq_user_set_hash(struct store *base, const char *id, const char *old_hash,
-                                      const char *new_hash)
+static enum store_rc sq_user_update_hash(struct store *base, const char *id, const char *old_hash,
+                                         const char *new_hash, int64_t now)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, old_hash ? S_USER_SET_HASH : S_USER_SET_HASH_ANY);
     if (!q)
         return STORE_ERROR;
@@ -579,9 +615,9 @@ static enum store_rc sq_user_set_hash(struct store *base, const char *id, const 
     bind_text(q, 2, new_hash);
     if (old_hash) {
         bind_text(q, 3, old_hash);
-        sqlite3_bind_int64(q, 4, util_now());
+        sqlite3_bind_int64(q, 4, now);
     } else {
-        sqlite3_bind_int64(q, 3, util_now());
+        sqlite3_bind_int64(q, 3, now);
     }
     enum store_rc rc = map_rc(exec_done(c, q));
     if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
@@ -589,99 +625,63 @@ static enum store_rc sq_user_set_hash(struct store *base, const char *id, const 
     return rc;
 }
 
-/* Feed the revocations of one user's live sessions (all but except_sid)
- * and mark them revoked; inside the caller's transaction. */
-static enum store_rc revoke_user_sessions(struct conn *c, const char *user_id,
-                                          const char *except_sid, const char *reason,
-                                          const struct revocation *rev, int *ret_count)
+static enum store_rc sq_user_update_disabled(struct store *base, const char *id,
+                                             int64_t disabled_at, int64_t now)
 {
-    sqlite3_stmt *q = st(c, S_SESS_FEED_USER);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_USER_SET_DISABLED);
     if (!q)
         return STORE_ERROR;
-    bind_text(q, 1, user_id);
-    bind_text(q, 2, except_sid);
-    sqlite3_bind_int64(q, 3, rev->now_ms);
-    sqlite3_bind_int64(q, 4, rev->expires_ms);
+    bind_text(q, 1, id);
+    sqlite3_bind_int64(q, 2, disabled_at);
+    sqlite3_bind_int64(q, 3, now);
     enum store_rc rc = map_rc(exec_done(c, q));
-    if (rc != STORE_OK)
-        return rc;
-    q = st(c, S_SESS_REVOKE_USER);
-    if (!q)
-        return STORE_ERROR;
-    bind_text(q, 1, user_id);
-    bind_text(q, 2, except_sid);
-    sqlite3_bind_int64(q, 3, rev->now_ms);
-    bind_text(q, 4, reason);
-    rc = map_rc(exec_done(c, q));
-    if (rc == STORE_OK && ret_count)
-        *ret_count = sqlite3_changes(c->db);
+    if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
+        return STORE_NOT_FOUND;
     return rc;
 }
 
-static enum store_rc sq_user_change_password(struct store *base, const char *id,
-                                             const char *new_hash, const char *keep_sid,
-                                             const struct revocation *rev, int *ret_revoked)
+static enum store_rc sq_user_delete_row(struct store *base, const char *id)
 {
-    CONN_OR_UNAVAILABLE(base, c);
-    enum store_rc rc = begin(c);
-    if (rc != STORE_OK)
-        return rc;
-    sqlite3_stmt *q = st(c, S_USER_SET_HASH_ANY);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_USER_DELETE);
     if (!q)
-        return finish(c, STORE_ERROR);
+        return STORE_ERROR;
     bind_text(q, 1, id);
-    bind_text(q, 2, new_hash);
-    sqlite3_bind_int64(q, 3, rev->now_ms / 1000);
-    rc = map_rc(exec_done(c, q));
+    enum store_rc rc = map_rc(exec_done(c, q));
     if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
-        rc = STORE_NOT_FOUND;
-    if (rc == STORE_OK)
-        rc = revoke_user_sessions(c, id, keep_sid, "password_changed", rev, ret_revoked);
-    return finish(c, rc);
-}
-
-static enum store_rc sq_user_delete(struct store *base, const char *id,
-                                    const struct revocation *rev)
-{
-    CONN_OR_UNAVAILABLE(base, c);
-    enum store_rc rc = begin(c);
-    if (rc != STORE_OK)
-        return rc;
-    rc = revoke_user_sessions(c, id, NULL, "user_deleted", rev, NULL);
-    if (rc == STORE_OK) {
-        sqlite3_stmt *q = st(c, S_USER_DELETE);
-        if (!q)
-            return finish(c, STORE_ERROR);
-        bind_text(q, 1, id);
-        rc = map_rc(exec_done(c, q));
-        if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
-            rc = STORE_NOT_FOUND;
-    }
-    return finish(c, rc);
+        return STORE_NOT_FOUND;
+    return rc;
 }
 
 static enum store_rc sq_user_list(struct store *base, store_user_cb cb, void *ctx)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_USER_LIST);
     if (!q)
         return STORE_ERROR;
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         struct store_user u = {0};
-        copy_text(u.id, sizeof u.id, q, 0);
-        copy_text(u.username, sizeof u.username, q, 1);
+        user_from_row(q, &u);
         const unsigned char *h = sqlite3_column_text(q, 2);
-        u.created_at = sqlite3_column_int64(q, 3);
         cb(ctx, &u, store_hash_scheme(h ? (const char *)h : ""));
     }
     sqlite3_reset(q);
     return rc == SQLITE_DONE ? STORE_OK : map_rc(rc);
 }
 
-static enum store_rc sq_session_create(struct store *base, const struct store_session *s)
+static enum store_rc sq_session_insert(struct store *base, const struct store_session *s)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_SESS_INSERT);
     if (!q)
         return STORE_ERROR;
@@ -702,7 +702,9 @@ static enum store_rc sq_session_create(struct store *base, const struct store_se
 static enum store_rc sq_session_list(struct store *base, const char *user_id, int64_t now,
                                      int64_t idle_ttl, store_session_cb cb, void *ctx)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_SESS_LIST);
     if (!q)
         return STORE_ERROR;
@@ -727,74 +729,26 @@ static enum store_rc sq_session_list(struct store *base, const char *user_id, in
     return rc == SQLITE_DONE ? STORE_OK : map_rc(rc);
 }
 
-static enum store_rc revoke_one(struct conn *c, const char *user_id, const char *sid,
-                                const char *reason, const struct revocation *rev)
+/* Inside tx_begin (BEGIN IMMEDIATE: this connection alone writes until the
+ * end, which is what locks the row). */
+static enum store_rc sq_session_lock(struct store *base, const char *sid,
+                                     struct store_session *ret, struct store_user *ret_owner)
 {
-    sqlite3_stmt *q = st(c, S_SESS_FEED_ONE);
-    if (!q)
-        return STORE_ERROR;
-    bind_text(q, 1, sid);
-    bind_text(q, 2, user_id);
-    sqlite3_bind_int64(q, 3, rev->now_ms);
-    sqlite3_bind_int64(q, 4, rev->expires_ms);
-    enum store_rc rc = map_rc(exec_done(c, q));
-    if (rc != STORE_OK)
-        return rc;
-    q = st(c, S_SESS_REVOKE_ONE);
-    if (!q)
-        return STORE_ERROR;
-    bind_text(q, 1, sid);
-    bind_text(q, 2, user_id);
-    sqlite3_bind_int64(q, 3, rev->now_ms);
-    bind_text(q, 4, reason);
-    rc = map_rc(exec_done(c, q));
-    if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
-        return STORE_NOT_FOUND;
-    return rc;
-}
-
-static enum store_rc sq_session_revoke(struct store *base, const char *user_id, const char *sid,
-                                       const char *reason, const struct revocation *rev)
-{
-    CONN_OR_UNAVAILABLE(base, c);
-    enum store_rc rc = begin(c);
-    if (rc != STORE_OK)
-        return rc;
-    return finish(c, revoke_one(c, user_id, sid, reason, rev));
-}
-
-static enum store_rc sq_session_revoke_user(struct store *base, const char *user_id,
-                                            const char *except_sid, const char *reason,
-                                            const struct revocation *rev, int *ret_count)
-{
-    CONN_OR_UNAVAILABLE(base, c);
-    enum store_rc rc = begin(c);
-    if (rc != STORE_OK)
-        return rc;
-    return finish(c, revoke_user_sessions(c, user_id, except_sid, reason, rev, ret_count));
-}
-
-static enum store_rc sq_refresh(struct store *base, const char *sid, uint32_t gen,
-                                const struct refresh_policy *p, enum refresh_outcome *ret_outcome,
-                                struct store_session *ret_session, struct store_user *ret_user)
-{
-    CONN_OR_UNAVAILABLE(base, c);
-    enum store_rc rc = begin(c);
-    if (rc != STORE_OK)
-        return rc;
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_SESS_GET_JOIN);
     if (!q)
-        return finish(c, STORE_ERROR);
+        return STORE_ERROR;
     bind_text(q, 1, sid);
     int src = sqlite3_step(q);
     if (src == SQLITE_DONE) {
         sqlite3_reset(q);
-        *ret_outcome = REFRESH_UNKNOWN;
-        return finish(c, STORE_OK);
+        return STORE_NOT_FOUND;
     }
     if (src != SQLITE_ROW) {
         sqlite3_reset(q);
-        return finish(c, map_rc(src) == STORE_OK ? STORE_ERROR : map_rc(src));
+        return map_rc(src) == STORE_OK ? STORE_ERROR : map_rc(src);
     }
     struct store_session row = {0};
     struct store_user user = {0};
@@ -811,43 +765,68 @@ static enum store_rc sq_refresh(struct store *base, const char *sid, uint32_t ge
     snprintf(user.id, sizeof user.id, "%s", row.user_id);
     copy_text(user.username, sizeof user.username, q, 9);
     user.created_at = sqlite3_column_int64(q, 10);
+    user.disabled_at = sqlite3_column_int64(q, 11);
     sqlite3_reset(q);
+    *ret = row;
+    *ret_owner = user;
+    return STORE_OK;
+}
 
-    enum refresh_outcome out = store_refresh_decide(&row, gen, p);
-    if (out == REFRESH_ROTATED) {
-        q = st(c, S_SESS_ROTATE);
-        if (!q)
-            return finish(c, STORE_ERROR);
-        row.refresh_gen = gen + 1;
-        row.rotated_at_ms = p->now_ms;
-        row.last_used_at = p->now_ms / 1000;
-        bind_text(q, 1, sid);
-        sqlite3_bind_int64(q, 2, row.refresh_gen);
-        sqlite3_bind_int64(q, 3, row.rotated_at_ms);
-        sqlite3_bind_int64(q, 4, row.last_used_at);
-        rc = map_rc(exec_done(c, q));
-    } else if (out == REFRESH_REUSED) {
-        rc = revoke_one(c, NULL, sid, "refresh_token_reused", &p->rev);
-        if (rc == STORE_NOT_FOUND)
-            rc = STORE_OK;
-    }
-    rc = finish(c, rc);
+static enum store_rc sq_session_rotate(struct store *base, const struct store_session *row)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_SESS_ROTATE);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, row->id);
+    sqlite3_bind_int64(q, 2, row->refresh_gen);
+    sqlite3_bind_int64(q, 3, row->rotated_at_ms);
+    sqlite3_bind_int64(q, 4, row->last_used_at);
+    return map_rc(exec_done(c, q));
+}
+
+/* Feed the revocations first, then mark the sessions: one session (sid) or
+ * every live one of user_id but except_sid. */
+static enum store_rc sq_session_revoke_rows(struct store *base, const char *user_id,
+                                            const char *sid, const char *except_sid,
+                                            const char *reason, const struct revocation *rev,
+                                            int *ret_count)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    bool one = sid != NULL;
+    sqlite3_stmt *q = st(c, one ? S_SESS_FEED_ONE : S_SESS_FEED_USER);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, one ? sid : user_id);
+    bind_text(q, 2, one ? user_id : except_sid);
+    sqlite3_bind_int64(q, 3, rev->now_ms);
+    sqlite3_bind_int64(q, 4, rev->expires_ms);
+    enum store_rc rc = map_rc(exec_done(c, q));
     if (rc != STORE_OK)
         return rc;
-    *ret_outcome = out;
-    if (out == REFRESH_ROTATED || out == REFRESH_REPLAYED) {
-        if (ret_session)
-            *ret_session = row;
-        if (ret_user)
-            *ret_user = user;
-    }
-    return STORE_OK;
+    q = st(c, one ? S_SESS_REVOKE_ONE : S_SESS_REVOKE_USER);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, one ? sid : user_id);
+    bind_text(q, 2, one ? user_id : except_sid);
+    sqlite3_bind_int64(q, 3, rev->now_ms);
+    bind_text(q, 4, reason);
+    rc = map_rc(exec_done(c, q));
+    if (rc == STORE_OK && ret_count)
+        *ret_count = sqlite3_changes(c->db);
+    return rc;
 }
 
 static enum store_rc sq_revocations_since(struct store *base, int64_t since_ms,
                                           store_revocation_cb cb, void *ctx)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_REV_SINCE);
     if (!q)
         return STORE_UNAVAILABLE;
@@ -862,7 +841,9 @@ static enum store_rc sq_revocations_since(struct store *base, int64_t since_ms,
 
 static enum store_rc sq_prune(struct store *base, int64_t now, int64_t now_ms)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     enum store_rc rc = begin(c);
     if (rc != STORE_OK)
         return rc;
@@ -881,7 +862,9 @@ static enum store_rc sq_secret_get_or_create(struct store *base, const char *nam
                                              const uint8_t *candidate, size_t len, uint8_t *out,
                                              size_t cap, size_t *ret_len)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_SECRET_INSERT);
     if (!q)
         return STORE_ERROR;
@@ -924,7 +907,9 @@ static enum key_state parse_state(const char *s)
 
 static enum store_rc sq_keys_list(struct store *base, store_key_cb cb, void *ctx)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_KEYS_LIST);
     if (!q)
         return STORE_UNAVAILABLE;
@@ -951,7 +936,9 @@ static enum store_rc sq_keys_list(struct store *base, store_key_cb cb, void *ctx
 static enum store_rc sq_key_insert_unless(struct store *base, const struct store_key *k,
                                           bool *ret_inserted)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     enum store_rc rc = begin(c);
     if (rc != STORE_OK)
         return rc;
@@ -989,7 +976,9 @@ static enum store_rc sq_key_promote(struct store *base, const char *next_kid,
                                     const char *current_kid, int64_t now,
                                     int64_t retired_remove_at)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     enum store_rc rc = begin(c);
     if (rc != STORE_OK)
         return rc;
@@ -1024,7 +1013,9 @@ static enum store_rc sq_key_promote(struct store *base, const char *next_kid,
 static enum store_rc sq_key_retire(struct store *base, const char *kid, int64_t now,
                                    int64_t remove_at)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_KEY_RETIRE);
     if (!q)
         return STORE_ERROR;
@@ -1039,7 +1030,9 @@ static enum store_rc sq_key_retire(struct store *base, const char *kid, int64_t 
 
 static enum store_rc sq_key_retire_purge(struct store *base, const char *kid, int64_t remove_at)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_KEY_PURGE);
     if (!q)
         return STORE_ERROR;
@@ -1053,7 +1046,9 @@ static enum store_rc sq_key_retire_purge(struct store *base, const char *kid, in
 
 static enum store_rc sq_keys_remove_expired(struct store *base, int64_t now)
 {
-    CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_KEYS_REMOVE);
     if (!q)
         return STORE_ERROR;
@@ -1064,7 +1059,9 @@ static enum store_rc sq_keys_remove_expired(struct store *base, int64_t now)
 static enum store_rc sq_counter_add(struct store *base, const char *key, int64_t now,
                                     int64_t window, int64_t delta, int64_t *ret_count)
 {
-    COUNTERS_CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get_kind(SELF(base), true);
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_COUNTER_ADD);
     if (!q)
         return STORE_ERROR;
@@ -1085,11 +1082,13 @@ static enum store_rc sq_counter_add(struct store *base, const char *key, int64_t
     return STORE_OK;
 }
 
-static enum store_rc sq_login_attempt(struct store *base, const char *key, int64_t now,
-                                      unsigned max_failures, int64_t b, int64_t max,
-                                      int64_t *ret_retry_after)
+static enum store_rc sq_login_attempt(struct store *base, const char *key, int64_t now_ms,
+                                      unsigned max_failures, int64_t base_ms, int64_t max_ms,
+                                      int64_t *ret_retry_after_ms)
 {
-    COUNTERS_CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get_kind(SELF(base), true);
+    if (!c)
+        return STORE_UNAVAILABLE;
     enum store_rc rc = begin(c);
     if (rc != STORE_OK)
         return rc;
@@ -1106,30 +1105,56 @@ static enum store_rc sq_login_attempt(struct store *base, const char *key, int64
     sqlite3_reset(q);
     if (src != SQLITE_ROW && src != SQLITE_DONE)
         return finish(c, map_rc(src) == STORE_OK ? STORE_ERROR : map_rc(src));
-    if (until > now) {
+    if (until > now_ms) {
         rc = finish(c, STORE_OK);
         if (rc == STORE_OK)
-            *ret_retry_after = until - now;
+            *ret_retry_after_ms = until - now_ms;
         return rc;
     }
     failures++;
-    int64_t wait = store_login_backoff(failures, max_failures, b, max);
+    int64_t wait = store_login_backoff(failures, max_failures, base_ms, max_ms);
     q = st(c, S_LOGIN_UPSERT);
     if (!q)
         return finish(c, STORE_ERROR);
     bind_text(q, 1, key);
     sqlite3_bind_int64(q, 2, failures);
-    sqlite3_bind_int64(q, 3, wait ? now + wait : 0);
-    sqlite3_bind_int64(q, 4, now);
+    sqlite3_bind_int64(q, 3, wait ? now_ms + wait : 0);
+    sqlite3_bind_int64(q, 4, now_ms / 1000);
     rc = finish(c, map_rc(exec_done(c, q)));
     if (rc == STORE_OK)
-        *ret_retry_after = 0;
+        *ret_retry_after_ms = 0;
     return rc;
+}
+
+static enum store_rc sq_login_get(struct store *base, const char *key, int64_t *ret_failures,
+                                  int64_t *ret_blocked_until)
+{
+    struct conn *c = conn_get_kind(SELF(base), true);
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_LOGIN_GET);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, key);
+    int64_t failures = 0, until = 0;
+    int src = sqlite3_step(q);
+    if (src == SQLITE_ROW) {
+        failures = sqlite3_column_int64(q, 0);
+        until = sqlite3_column_int64(q, 1);
+    }
+    sqlite3_reset(q);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return map_rc(src) == STORE_OK ? STORE_ERROR : map_rc(src);
+    *ret_failures = failures;
+    *ret_blocked_until = until;
+    return STORE_OK;
 }
 
 static enum store_rc sq_login_reset(struct store *base, const char *key)
 {
-    COUNTERS_CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get_kind(SELF(base), true);
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_LOGIN_RESET);
     if (!q)
         return STORE_ERROR;
@@ -1139,7 +1164,9 @@ static enum store_rc sq_login_reset(struct store *base, const char *key)
 
 static enum store_rc sq_login_refund(struct store *base, const char *key, unsigned max_failures)
 {
-    COUNTERS_CONN_OR_UNAVAILABLE(base, c);
+    struct conn *c = conn_get_kind(SELF(base), true);
+    if (!c)
+        return STORE_UNAVAILABLE;
     sqlite3_stmt *q = st(c, S_LOGIN_REFUND);
     if (!q)
         return STORE_ERROR;
@@ -1162,18 +1189,20 @@ static const struct store_ops sqlite_ops = {
     .migrate = sq_migrate,
     .ping = sq_ping,
     .healthy = sq_healthy,
-    .user_create = sq_user_create,
+    .tx_begin = sq_tx_begin,
+    .tx_end = sq_tx_end,
+    .user_insert = sq_user_insert,
     .user_by_name = sq_user_by_name,
     .user_by_id = sq_user_by_id,
-    .user_set_hash = sq_user_set_hash,
-    .user_change_password = sq_user_change_password,
-    .user_delete = sq_user_delete,
+    .user_update_hash = sq_user_update_hash,
+    .user_update_disabled = sq_user_update_disabled,
+    .user_delete_row = sq_user_delete_row,
     .user_list = sq_user_list,
-    .session_create = sq_session_create,
+    .session_insert = sq_session_insert,
     .session_list = sq_session_list,
-    .session_revoke = sq_session_revoke,
-    .session_revoke_user = sq_session_revoke_user,
-    .refresh = sq_refresh,
+    .session_lock = sq_session_lock,
+    .session_rotate = sq_session_rotate,
+    .session_revoke_rows = sq_session_revoke_rows,
     .revocations_since = sq_revocations_since,
     .prune = sq_prune,
     .secret_get_or_create = sq_secret_get_or_create,
@@ -1185,9 +1214,69 @@ static const struct store_ops sqlite_ops = {
     .keys_remove_expired = sq_keys_remove_expired,
     .counter_add = sq_counter_add,
     .login_attempt = sq_login_attempt,
+    .login_get = sq_login_get,
     .login_reset = sq_login_reset,
     .login_refund = sq_login_refund,
 };
+
+/* The database holds private keys and password hashes: a new file is
+ * created 0600 before SQLite opens it (its -wal and -shm files then get the
+ * same mode), and an existing file or a directory others may write to is
+ * reported. */
+static enum store_rc prepare_file(struct sqlite_store *s, const char *path, bool must_exist,
+                                  char *err, size_t errlen)
+{
+    if (strcmp(path, ":memory:") == 0)
+        return STORE_OK;
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    char msg[4400];
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        if (!S_ISREG(sb.st_mode)) {
+            snprintf(err, errlen, "'%s' is not a regular file", path);
+            return STORE_ERROR;
+        }
+        if (sb.st_mode & 077) {
+            snprintf(msg, sizeof msg, "database file %s has mode %03o: other users may read "
+                     "private keys and password hashes (chmod 600 it)", path,
+                     (unsigned)(sb.st_mode & 0777));
+            store_report(&s->base, STORE_EV_WARNING, msg);
+        }
+    } else if (errno != ENOENT) {
+        snprintf(err, errlen, "cannot read '%s': %s", path, strerror(errno));
+        return STORE_UNAVAILABLE;
+    } else if (must_exist) {
+        snprintf(err, errlen, "no database at '%s' (check JWTD_DATABASE)", path);
+        return STORE_NOT_FOUND;
+    } else {
+        struct stat db;
+        if (stat(dir, &db) != 0 || !S_ISDIR(db.st_mode)) {
+            snprintf(err, errlen, "cannot create SQLite database '%s': directory '%s' does not exist",
+                     path, dir);
+            return STORE_UNAVAILABLE;
+        }
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create '%s': %s", path, strerror(errno));
+            return STORE_UNAVAILABLE;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    struct stat db;
+    if (stat(dir, &db) == 0 && (db.st_mode & S_IWOTH) && !(db.st_mode & S_ISVTX)) {
+        snprintf(msg, sizeof msg, "directory %s of the database is writable by every user", dir);
+        store_report(&s->base, STORE_EV_WARNING, msg);
+    }
+    return STORE_OK;
+}
 
 enum store_rc sqlite_store_open(const char *path, const struct store_options *opt,
                                 struct store **ret, char *err, size_t errlen)
@@ -1204,6 +1293,17 @@ enum store_rc sqlite_store_open(const char *path, const struct store_options *op
     }
     s->base.ops = &sqlite_ops;
     s->sync_full = opt ? opt->sqlite_sync_full : true;
+    s->must_exist = opt && opt->must_exist;
+    if (opt) {
+        s->base.on_event = opt->on_event;
+        s->base.event_ctx = opt->event_ctx;
+    }
+    enum store_rc prc = prepare_file(s, path, s->must_exist, err, errlen);
+    if (prc != STORE_OK) {
+        free(s->path);
+        free(s);
+        return prc;
+    }
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->wlock, NULL);
     if (pthread_key_create(&s->tls, NULL) != 0 ||

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Backend-independent parts of the storage layer: choosing a backend from
- * the database URL, the refresh decision both backends apply inside their
- * transactions, and the small destructors of result structs.
+ * the database URL, the transactions composed from the backends' primitives
+ * (refresh rotation, password change, disabling and deleting an account,
+ * revoking sessions) written once for both backends, and the small
+ * destructors of result structs.
  */
 #include "store/store.h"
 
@@ -17,18 +19,41 @@
 enum store_rc store_open(const char *url, const struct store_options *opt, struct store **ret,
                          char *err, size_t errlen)
 {
+    enum store_rc rc;
+    struct store *s = NULL;
     if (strncmp(url, "sqlite:", 7) == 0)
-        return sqlite_store_open(url + 7, opt, ret, err, errlen);
-    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
-        return pg_store_open(url, opt, ret, err, errlen);
-    snprintf(err, errlen, "unsupported database URL (sqlite:PATH or postgres://...)");
-    return STORE_ERROR;
+        rc = sqlite_store_open(url + 7, opt, &s, err, errlen);
+    else if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
+#ifdef JWTD_HAVE_POSTGRES
+        rc = pg_store_open(url, opt, &s, err, errlen);
+#else
+        snprintf(err, errlen, "this jwtd was built without PostgreSQL support (meson -Dpostgres)");
+        return STORE_ERROR;
+#endif
+    } else {
+        snprintf(err, errlen, "unsupported database URL (sqlite:PATH or postgres://...)");
+        return STORE_ERROR;
+    }
+    if (rc != STORE_OK)
+        return rc;
+    if (opt) {
+        s->on_event = opt->on_event;
+        s->event_ctx = opt->event_ctx;
+    }
+    *ret = s;
+    return STORE_OK;
 }
 
 void store_close(struct store *s)
 {
     if (s)
         s->ops->close(s);
+}
+
+void store_report(struct store *s, enum store_event ev, const char *detail)
+{
+    if (s->on_event)
+        s->on_event(s->event_ctx, ev, detail ? detail : "");
 }
 
 const char *store_rc_name(enum store_rc rc)
@@ -43,26 +68,130 @@ const char *store_rc_name(enum store_rc rc)
     return "?";
 }
 
-enum refresh_outcome store_refresh_decide(const struct store_session *row, uint32_t gen,
-                                          const struct refresh_policy *p)
+/* ------------------------------------------------------ transactions --- */
+
+enum store_rc store_refresh(struct store *s, const char *sid, uint32_t gen,
+                            const struct refresh_policy *p, enum refresh_outcome *ret_outcome,
+                            struct store_session *ret_session, struct store_user *ret_owner)
 {
-    if (row->revoked_at_ms)
-        return REFRESH_REVOKED;
-    int64_t now = p->now_ms / 1000;
-    if (now >= row->expires_at || now >= row->last_used_at + p->idle_ttl)
-        return REFRESH_EXPIRED;
-    if (gen == row->refresh_gen)
-        return REFRESH_ROTATED;
-    /* Only the token retired last, and only briefly: two tabs that raced,
-     * or a response lost on the way. Anything older is a stolen token. An
-     * interval of 0 is strict single use, even for requests that raced. */
-    if (p->reuse_interval_ms > 0 && gen + 1 == row->refresh_gen &&
-        p->now_ms - row->rotated_at_ms <= p->reuse_interval_ms)
-        return REFRESH_REPLAYED;
-    return REFRESH_REUSED;
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    /* The row lock (SELECT ... FOR UPDATE, or SQLite's write transaction)
+     * makes concurrent refreshes of one session, on any instance, take
+     * turns: the first rotates, the others see its result. */
+    struct store_session row = {0};
+    struct store_user owner = {0};
+    rc = s->ops->session_lock(s, sid, &row, &owner);
+    if (rc == STORE_NOT_FOUND) {
+        rc = s->ops->tx_end(s, STORE_OK);
+        if (rc == STORE_OK)
+            *ret_outcome = REFRESH_UNKNOWN;
+        return rc;
+    }
+    if (rc != STORE_OK)
+        return s->ops->tx_end(s, rc);
+    enum refresh_outcome out = p->decide(&row, &owner, gen, p);
+    if (out == REFRESH_ROTATED) {
+        row.refresh_gen = gen + 1;
+        row.rotated_at_ms = p->now_ms;
+        row.last_used_at = p->now_ms / 1000;
+        rc = s->ops->session_rotate(s, &row);
+    } else if (out == REFRESH_REUSED) {
+        rc = s->ops->session_revoke_rows(s, NULL, sid, NULL, "refresh_token_reused", &p->rev,
+                                         NULL);
+        if (rc == STORE_NOT_FOUND)
+            rc = STORE_OK;
+    }
+    rc = s->ops->tx_end(s, rc);
+    if (rc != STORE_OK)
+        return rc;
+    *ret_outcome = out;
+    if (out == REFRESH_ROTATED || out == REFRESH_REPLAYED) {
+        if (ret_session)
+            *ret_session = row;
+        if (ret_owner)
+            *ret_owner = owner;
+    }
+    return STORE_OK;
 }
 
-void store_username_key(const char *u, char *out)
+enum store_rc store_user_change_password(struct store *s, const char *id, const char *new_hash,
+                                         const char *keep_sid, const struct revocation *rev,
+                                         int *ret_revoked)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    int n = 0;
+    rc = s->ops->user_update_hash(s, id, NULL, new_hash, rev->now_ms / 1000);
+    if (rc == STORE_OK)
+        rc = s->ops->session_revoke_rows(s, id, NULL, keep_sid, "password_changed", rev, &n);
+    rc = s->ops->tx_end(s, rc);
+    if (rc == STORE_OK && ret_revoked)
+        *ret_revoked = n;
+    return rc;
+}
+
+enum store_rc store_user_set_disabled(struct store *s, const char *id, bool disabled,
+                                      const struct revocation *rev, int *ret_revoked)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    int n = 0;
+    int64_t now = rev->now_ms / 1000;
+    rc = s->ops->user_update_disabled(s, id, disabled ? now : 0, now);
+    if (rc == STORE_OK && disabled)
+        rc = s->ops->session_revoke_rows(s, id, NULL, NULL, "account_disabled", rev, &n);
+    rc = s->ops->tx_end(s, rc);
+    if (rc == STORE_OK && ret_revoked)
+        *ret_revoked = n;
+    return rc;
+}
+
+enum store_rc store_user_delete(struct store *s, const char *id, const struct revocation *rev)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    rc = s->ops->session_revoke_rows(s, id, NULL, NULL, "user_deleted", rev, NULL);
+    if (rc == STORE_OK)
+        rc = s->ops->user_delete_row(s, id);
+    return s->ops->tx_end(s, rc);
+}
+
+enum store_rc store_session_revoke(struct store *s, const char *user_id, const char *sid,
+                                   const char *reason, const struct revocation *rev)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    int n = 0;
+    rc = s->ops->session_revoke_rows(s, user_id, sid, NULL, reason, rev, &n);
+    if (rc == STORE_OK && n == 0)
+        rc = STORE_NOT_FOUND;
+    return s->ops->tx_end(s, rc);
+}
+
+enum store_rc store_session_revoke_user(struct store *s, const char *user_id,
+                                        const char *except_sid, const char *reason,
+                                        const struct revocation *rev, int *ret_count)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    int n = 0;
+    rc = s->ops->session_revoke_rows(s, user_id, NULL, except_sid, reason, rev, &n);
+    rc = s->ops->tx_end(s, rc);
+    if (rc == STORE_OK && ret_count)
+        *ret_count = n;
+    return rc;
+}
+
+/* ----------------------------------------------------------- helpers --- */
+
+void store_username_key(const char *u, char out[USERNAME_MAX + 1])
 {
     size_t i = 0;
     for (; u[i] && i < USERNAME_MAX; i++)

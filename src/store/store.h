@@ -1,16 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The storage interface: the only door to persistent state, and the only
- * place with SQL behind it (sqlite.c, postgres.c). Every operation that
- * makes a decision (refresh rotation, conditional key inserts, rate-limit
- * counters) is atomic inside the backend, so that threads and instances
- * sharing one database can never both win.
+ * place with SQL behind it (sqlite.c, postgres.c). This layer sits below
+ * core/ and uses only base/: it knows rows and transactions, not product
+ * rules. Rules that need a transaction (the refresh rotation, a password
+ * change that ends the other sessions) are decided by pure functions given
+ * to it (store_refresh_decide) or composed here in store.c from the
+ * backends' primitives, once for both backends.
  *
  * Threading: a store may be used from any number of threads at once; each
- * backend keeps one connection per thread. Times are Unix seconds unless a
- * name ends in _ms. Strings in results are copied into the caller's structs
- * (fixed-size fields) or heap strings the caller frees with the matching
- * _clear() function.
+ * backend keeps one connection per thread, and a transaction (tx_begin ..
+ * tx_end) belongs to the calling thread's connection. Times are Unix
+ * seconds unless a name ends in _ms. Strings in results are copied into the
+ * caller's structs (fixed-size fields) or heap strings the caller frees with
+ * the matching _clear() function.
+ *
+ * Backends never log: what an operator should hear about (a database gone
+ * down or back, a server notice) is reported through the on_event callback
+ * of store_options, and the owner decides how to log it.
  */
 #ifndef JWTD_STORE_H
 #define JWTD_STORE_H
@@ -19,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/util.h"
+#include "base/util.h"
 
 enum store_rc {
     STORE_OK = 0,
@@ -39,6 +46,7 @@ struct store_user {
     char username[USERNAME_MAX + 1];
     char *password_hash;   /* heap; NULL in lists */
     int64_t created_at;
+    int64_t disabled_at;   /* 0 while the account may sign in */
 };
 
 /* Wipe and free the hash; NULL-safe. */
@@ -69,22 +77,28 @@ enum refresh_outcome {
     REFRESH_REPLAYED, /* the token retired last, within the reuse interval: current pair again */
     REFRESH_UNKNOWN,  /* no such session */
     REFRESH_EXPIRED,  /* idle or absolute lifetime over */
-    REFRESH_REVOKED,  /* session revoked earlier (logout, password change, ...) */
+    REFRESH_REVOKED,  /* session revoked earlier (logout, password change, account disabled) */
     REFRESH_REUSED    /* an older token: theft assumed, session revoked now */
 };
 
+/* The inputs of a refresh decision. The rules themselves belong to core
+ * (core/sessions.c builds this and supplies `decide`); the store runs the
+ * decision inside its transaction with the session row locked. */
 struct refresh_policy {
     int64_t now_ms;
     int64_t idle_ttl;         /* seconds */
     int64_t reuse_interval_ms;
     struct revocation rev;    /* used when the outcome is REFRESH_REUSED */
+    enum refresh_outcome (*decide)(const struct store_session *row,
+                                   const struct store_user *owner, uint32_t gen,
+                                   const struct refresh_policy *p);
 };
 
 /* Helpers shared by the backends. */
 
 /* The uniqueness key of a username: ASCII lower case (usernames are ASCII,
  * see docs/api.md). out has USERNAME_MAX + 1 bytes. */
-void store_username_key(const char *username, char *out);
+void store_username_key(const char *username, char out[USERNAME_MAX + 1]);
 
 /* "argon2id", "bcrypt" or "unknown": the scheme of a stored hash, for
  * listings (never the hash itself). */
@@ -93,11 +107,6 @@ const char *store_hash_scheme(const char *hash);
 /* The back-off (seconds) after the n-th consecutive failure: 0 below
  * max_failures, then base doubled per further failure, at most max. */
 int64_t store_login_backoff(int64_t failures, unsigned max_failures, int64_t base, int64_t max);
-
-/* The decision of a refresh, shared by the backends, which call it inside
- * their transaction with the locked session row. Pure. */
-enum refresh_outcome store_refresh_decide(const struct store_session *row, uint32_t gen,
-                                          const struct refresh_policy *p);
 
 enum key_state { KEY_NEXT = 0, KEY_CURRENT = 1, KEY_RETIRED = 2 };
 
@@ -121,8 +130,22 @@ typedef void (*store_revocation_cb)(void *ctx, const char *sid, int64_t revoked_
                                     int64_t expires_ms);
 typedef void (*store_key_cb)(void *ctx, const struct store_key *k);
 
+/* What a backend reports to its owner instead of logging. */
+enum store_event {
+    STORE_EV_DOWN,     /* a connection failed or a query missed its deadline */
+    STORE_EV_UP,       /* a probe succeeded after STORE_EV_DOWN */
+    STORE_EV_NOTICE,   /* a message from the database server */
+    STORE_EV_WARNING,  /* something the operator should fix (file permissions, ...) */
+    STORE_EV_ERROR,    /* an unexpected database error (detail: code and message) */
+};
+
 struct store;
 
+/*
+ * The backend vtable: primitives on the calling thread's connection. Each
+ * runs in the thread's open transaction when there is one (tx_begin), or
+ * on its own otherwise. Contracts are given with the wrappers below.
+ */
 struct store_ops {
     const char *name;
     void (*close)(struct store *s);
@@ -130,28 +153,28 @@ struct store_ops {
     enum store_rc (*ping)(struct store *s);
     bool (*healthy)(struct store *s);
 
-    enum store_rc (*user_create)(struct store *s, const struct store_user *u);
+    enum store_rc (*tx_begin)(struct store *s);
+    enum store_rc (*tx_end)(struct store *s, enum store_rc rc);
+
+    enum store_rc (*user_insert)(struct store *s, const struct store_user *u);
     enum store_rc (*user_by_name)(struct store *s, const char *username, struct store_user *ret);
     enum store_rc (*user_by_id)(struct store *s, const char *id, struct store_user *ret);
-    enum store_rc (*user_set_hash)(struct store *s, const char *id, const char *old_hash,
-                                   const char *new_hash);
-    enum store_rc (*user_change_password)(struct store *s, const char *id, const char *new_hash,
-                                          const char *keep_sid, const struct revocation *rev,
-                                          int *ret_revoked);
-    enum store_rc (*user_delete)(struct store *s, const char *id, const struct revocation *rev);
+    enum store_rc (*user_update_hash)(struct store *s, const char *id, const char *old_hash,
+                                      const char *new_hash, int64_t now);
+    enum store_rc (*user_update_disabled)(struct store *s, const char *id, int64_t disabled_at,
+                                          int64_t now);
+    enum store_rc (*user_delete_row)(struct store *s, const char *id);
     enum store_rc (*user_list)(struct store *s, store_user_cb cb, void *ctx);
 
-    enum store_rc (*session_create)(struct store *s, const struct store_session *sess);
+    enum store_rc (*session_insert)(struct store *s, const struct store_session *sess);
     enum store_rc (*session_list)(struct store *s, const char *user_id, int64_t now,
                                   int64_t idle_ttl, store_session_cb cb, void *ctx);
-    enum store_rc (*session_revoke)(struct store *s, const char *user_id, const char *sid,
-                                    const char *reason, const struct revocation *rev);
-    enum store_rc (*session_revoke_user)(struct store *s, const char *user_id,
+    enum store_rc (*session_lock)(struct store *s, const char *sid, struct store_session *ret,
+                                  struct store_user *ret_owner);
+    enum store_rc (*session_rotate)(struct store *s, const struct store_session *row);
+    enum store_rc (*session_revoke_rows)(struct store *s, const char *user_id, const char *sid,
                                          const char *except_sid, const char *reason,
                                          const struct revocation *rev, int *ret_count);
-    enum store_rc (*refresh)(struct store *s, const char *sid, uint32_t gen,
-                             const struct refresh_policy *p, enum refresh_outcome *ret_outcome,
-                             struct store_session *ret_session, struct store_user *ret_user);
 
     enum store_rc (*revocations_since)(struct store *s, int64_t since_ms, store_revocation_cb cb,
                                        void *ctx);
@@ -172,25 +195,36 @@ struct store_ops {
 
     enum store_rc (*counter_add)(struct store *s, const char *key, int64_t now, int64_t window,
                                  int64_t delta, int64_t *ret_count);
-    enum store_rc (*login_attempt)(struct store *s, const char *key, int64_t now,
-                                   unsigned max_failures, int64_t base, int64_t max,
-                                   int64_t *ret_retry_after);
+    enum store_rc (*login_attempt)(struct store *s, const char *key, int64_t now_ms,
+                                   unsigned max_failures, int64_t base_ms, int64_t max_ms,
+                                   int64_t *ret_retry_after_ms);
+    enum store_rc (*login_get)(struct store *s, const char *key, int64_t *ret_failures,
+                               int64_t *ret_blocked_until_ms);
     enum store_rc (*login_reset)(struct store *s, const char *key);
     enum store_rc (*login_refund)(struct store *s, const char *key, unsigned max_failures);
 };
 
 struct store {
     const struct store_ops *ops;
+    void (*on_event)(void *ctx, enum store_event ev, const char *detail);
+    void *event_ctx;
 };
 
 /* Options common to the backends. */
 struct store_options {
     bool sqlite_sync_full;
+    /* Never create a database that does not exist (commands that only
+     * read): opening fails instead. */
+    bool must_exist;
+    /* Called from any thread; may be NULL. detail is never a secret. */
+    void (*on_event)(void *ctx, enum store_event ev, const char *detail);
+    void *event_ctx;
 };
 
 /*
  * Open the database named by url ("sqlite:PATH", "postgres://..."). Does
- * not migrate. On failure writes a one-line reason to err.
+ * not migrate. A new SQLite file is created 0600 (it holds private keys).
+ * On failure writes a one-line reason to err.
  */
 enum store_rc store_open(const char *url, const struct store_options *opt, struct store **ret,
                          char *err, size_t errlen);
@@ -202,55 +236,215 @@ void store_close(struct store *s);
 /* Short name of a result, for logs. */
 const char *store_rc_name(enum store_rc rc);
 
-/* ---- dispatch: one inline wrapper per operation (documented above) ---- */
+/* For backends: report an event to the owner. */
+void store_report(struct store *s, enum store_event ev, const char *detail);
 
-#define STORE_CALL(s, op, ...) ((s)->ops->op((s), __VA_ARGS__))
-#define STORE_CALL0(s, op) ((s)->ops->op((s)))
+/* ---- operations: inline wrappers over the backend, with their contracts ---- */
+
+/* Apply pending versioned migrations; safe when several instances start at
+ * once. STORE_ERROR when the database was written by a newer jwtd. */
+static inline enum store_rc store_migrate(struct store *s) { return s->ops->migrate(s); }
+
+/* A probe of the database; the only operation that tries a database
+ * believed down (see store_healthy). */
+static inline enum store_rc store_ping(struct store *s) { return s->ops->ping(s); }
+
+/* False while the backend believes the database is down (a connection
+ * failed or a query missed its deadline, and no ping has succeeded since);
+ * every other operation then answers UNAVAILABLE at once instead of waiting
+ * for timeouts. Cheap: no I/O. */
+static inline bool store_healthy(struct store *s) { return s->ops->healthy(s); }
+
+/* CONFLICT when the username (case-insensitively) exists. */
+static inline enum store_rc store_user_create(struct store *s, const struct store_user *u)
+{
+    return s->ops->user_insert(s, u);
+}
+
+/* Case-insensitive lookup; the hash is returned (heap, store_user_clear). */
+static inline enum store_rc store_user_by_name(struct store *s, const char *username,
+                                               struct store_user *ret)
+{
+    return s->ops->user_by_name(s, username, ret);
+}
+
+static inline enum store_rc store_user_by_id(struct store *s, const char *id,
+                                             struct store_user *ret)
+{
+    return s->ops->user_by_id(s, id, ret);
+}
+
+/* Compare-and-set of the hash (old_hash NULL = any); NOT_FOUND when the user
+ * is gone or the hash changed meanwhile. Sessions are not touched. */
+static inline enum store_rc store_user_set_hash(struct store *s, const char *id,
+                                                const char *old_hash, const char *new_hash)
+{
+    return s->ops->user_update_hash(s, id, old_hash, new_hash, util_now());
+}
+
+/* Every user (without hashes), oldest first, with the scheme of the hash. */
+static inline enum store_rc store_user_list(struct store *s, store_user_cb cb, void *ctx)
+{
+    return s->ops->user_list(s, cb, ctx);
+}
+
+/* New hash, and every live session of the user but keep_sid (NULL: all)
+ * revoked and fed to revocations, atomically. */
+enum store_rc store_user_change_password(struct store *s, const char *id, const char *new_hash,
+                                         const char *keep_sid, const struct revocation *rev,
+                                         int *ret_revoked);
+
+/* Disable (disabled = true: every live session revoked too) or enable an
+ * account, atomically. NOT_FOUND when there is no such user. */
+enum store_rc store_user_set_disabled(struct store *s, const char *id, bool disabled,
+                                      const struct revocation *rev, int *ret_revoked);
+
+/* The user and its sessions (fed to revocations first), atomically. */
+enum store_rc store_user_delete(struct store *s, const char *id, const struct revocation *rev);
+
+/* NOT_FOUND when the user is gone (deleted while its password was checked). */
+static inline enum store_rc store_session_create(struct store *s,
+                                                 const struct store_session *sess)
+{
+    return s->ops->session_insert(s, sess);
+}
+
+/* Live sessions (not revoked, not expired), newest first. */
+static inline enum store_rc store_session_list(struct store *s, const char *user_id, int64_t now,
+                                               int64_t idle_ttl, store_session_cb cb, void *ctx)
+{
+    return s->ops->session_list(s, user_id, now, idle_ttl, cb, ctx);
+}
+
+/* NOT_FOUND unless sid is a live session of user_id (user_id NULL: of
+ * anyone). */
+enum store_rc store_session_revoke(struct store *s, const char *user_id, const char *sid,
+                                   const char *reason, const struct revocation *rev);
+
+/* Every live session of user_id but except_sid (NULL: all). */
+enum store_rc store_session_revoke_user(struct store *s, const char *user_id,
+                                        const char *except_sid, const char *reason,
+                                        const struct revocation *rev, int *ret_count);
+
+/* The atomic rotation of API.md: the session row locked, p->decide called,
+ * its outcome applied (ROTATED moves the generation on, REUSED revokes the
+ * session), in one transaction. ret_session/ret_owner are filled for
+ * ROTATED and REPLAYED (the session after the change). */
+enum store_rc store_refresh(struct store *s, const char *sid, uint32_t gen,
+                            const struct refresh_policy *p, enum refresh_outcome *ret_outcome,
+                            struct store_session *ret_session, struct store_user *ret_owner);
+
+/* Rows with revoked_at_ms >= since_ms. */
+static inline enum store_rc store_revocations_since(struct store *s, int64_t since_ms,
+                                                    store_revocation_cb cb, void *ctx)
+{
+    return s->ops->revocations_since(s, since_ms, cb, ctx);
+}
+
+/* Forget revocations whose tokens have expired, sessions long over, stale
+ * counters. */
+static inline enum store_rc store_prune(struct store *s, int64_t now, int64_t now_ms)
+{
+    return s->ops->prune(s, now, now_ms);
+}
+
+/* The stored secret of that name, or candidate stored and returned when
+ * none existed (first writer wins). */
+static inline enum store_rc store_secret_get_or_create(struct store *s, const char *name,
+                                                       const uint8_t *candidate, size_t len,
+                                                       uint8_t *out, size_t cap, size_t *ret_len)
+{
+    return s->ops->secret_get_or_create(s, name, candidate, len, out, cap, ret_len);
+}
+
+/* Every signing key, oldest first (private keys included: wiped after the
+ * callback). */
+static inline enum store_rc store_keys_list(struct store *s, store_key_cb cb, void *ctx)
+{
+    return s->ops->keys_list(s, cb, ctx);
+}
+
+/* Insert k unless a key of the same alg is already in k->state (state NEXT
+ * or CURRENT); *ret_inserted tells. */
+static inline enum store_rc store_key_insert_unless(struct store *s, const struct store_key *k,
+                                                    bool *ret_inserted)
+{
+    return s->ops->key_insert_unless(s, k, ret_inserted);
+}
+
+/* Atomically retire current_kid (remove_at given) and make next_kid
+ * current; NOT_FOUND when either moved meanwhile. */
+static inline enum store_rc store_key_promote(struct store *s, const char *next_kid,
+                                              const char *current_kid, int64_t now,
+                                              int64_t retired_remove_at)
+{
+    return s->ops->key_promote(s, next_kid, current_kid, now, retired_remove_at);
+}
+
+static inline enum store_rc store_key_retire(struct store *s, const char *kid, int64_t now,
+                                             int64_t remove_at)
+{
+    return s->ops->key_retire(s, kid, now, remove_at);
+}
+
+/* Bring the removal of a retired key forward. */
+static inline enum store_rc store_key_retire_purge(struct store *s, const char *kid,
+                                                   int64_t remove_at)
+{
+    return s->ops->key_retire_purge(s, kid, remove_at);
+}
+
+static inline enum store_rc store_keys_remove_expired(struct store *s, int64_t now)
+{
+    return s->ops->keys_remove_expired(s, now);
+}
+
+/* Add delta to a fixed-window counter (a new window starts at zero once
+ * `window` seconds passed since the first hit); the count after the change. */
+static inline enum store_rc store_counter_add(struct store *s, const char *key, int64_t now,
+                                              int64_t window, int64_t delta, int64_t *ret_count)
+{
+    return s->ops->counter_add(s, key, now, window, delta, ret_count);
+}
 
 /*
- * Operation contracts:
- * - ping: a probe of the database; the only operation that tries a
- *   database believed down (see healthy).
- * - healthy: false while the backend believes the database is down (a
- *   connection failed or a query missed its deadline, and no ping has
- *   succeeded since); every other operation then answers UNAVAILABLE at once
- *   instead of waiting for timeouts. Cheap: no I/O.
- * - migrate: apply pending versioned migrations; safe when several
- *   instances start at once.
- * - user_create: CONFLICT when the username (case-insensitively) exists.
- * - user_by_name: case-insensitive lookup; the hash is returned (heap).
- * - user_set_hash: compare-and-set of the hash (old_hash NULL = any);
- *   NOT_FOUND when the user is gone or the hash changed meanwhile.
- * - user_change_password: new hash, and every other live session of the
- *   user revoked (fed to revocations), atomically.
- * - user_delete: the user, its sessions (fed to revocations first), atomically.
- * - session_list: live sessions (not revoked, not expired), newest first.
- * - session_revoke: NOT_FOUND unless sid is a live session of user_id
- *   (user_id NULL: of anyone).
- * - refresh: the atomic rotation of API.md; ret_session/ret_user are filled
- *   for ROTATED and REPLAYED (the session after the change).
- * - revocations_since: rows with revoked_at_ms >= since_ms.
- * - prune: forget revocations whose tokens have expired, sessions long
- *   over, stale counters and removed keys.
- * - secret_get_or_create: the stored secret of that name, or candidate
- *   stored and returned when none existed (first writer wins).
- * - key_insert_unless: insert k unless a key of the same alg is already in
- *   k->state (state NEXT or CURRENT); *ret_inserted tells.
- * - key_promote: atomically retire current_kid (remove_at given) and make
- *   next_kid current; NOT_FOUND when either moved meanwhile.
- * - key_retire_purge: bring the removal of a retired key forward.
- * - counter_add: add delta to a fixed-window counter (a new window starts
- *   at zero once `window` seconds passed since the first hit), return the
- *   count after the change.
- * - login_attempt: per-key consecutive-failure back-off, counted before the
- *   password is checked so that parallel guesses cannot slip past: when the
- *   key is blocked, *ret_retry_after > 0 (seconds) and nothing changes;
- *   otherwise the attempt is counted (*ret_retry_after = 0) and, from the
- *   max_failures-th on, the key is blocked for base * 2^(n - max) seconds
- *   (at most max). login_reset forgets the key after a success;
- *   login_refund gives back one counted attempt whose password was never
- *   checked (the server was busy), lifting the block when the count falls
- *   below max_failures.
+ * Per-key consecutive-failure back-off, counted before the password is
+ * checked so that parallel guesses cannot slip past: when the key is
+ * blocked, *ret_retry_after_ms > 0 and nothing changes; otherwise the
+ * attempt is counted (*ret_retry_after_ms = 0) and, from the max_failures-th
+ * on, the key is blocked for base_ms * 2^(n - max) milliseconds (at most
+ * max_ms). Milliseconds, so that a block of one second lasts one second
+ * whenever in a second it starts.
  */
+static inline enum store_rc store_login_attempt(struct store *s, const char *key, int64_t now_ms,
+                                                unsigned max_failures, int64_t base_ms,
+                                                int64_t max_ms, int64_t *ret_retry_after_ms)
+{
+    return s->ops->login_attempt(s, key, now_ms, max_failures, base_ms, max_ms,
+                                 ret_retry_after_ms);
+}
+
+/* The failure count and block (milliseconds since the epoch) of a key
+ * (0, 0 when unknown). */
+static inline enum store_rc store_login_get(struct store *s, const char *key,
+                                            int64_t *ret_failures, int64_t *ret_blocked_until_ms)
+{
+    return s->ops->login_get(s, key, ret_failures, ret_blocked_until_ms);
+}
+
+/* Forget the key (after a success, or an operator's unlock). */
+static inline enum store_rc store_login_reset(struct store *s, const char *key)
+{
+    return s->ops->login_reset(s, key);
+}
+
+/* Give back one counted attempt whose password was never checked (the
+ * server was busy), lifting the block when the count falls below
+ * max_failures. */
+static inline enum store_rc store_login_refund(struct store *s, const char *key,
+                                               unsigned max_failures)
+{
+    return s->ops->login_refund(s, key, max_failures);
+}
 
 #endif /* JWTD_STORE_H */

@@ -60,8 +60,11 @@ def free_port():
 
 def clean_env(overrides=None):
     """The environment for a jwtd process: ours minus any JWTD_* the caller
-    happens to have set, plus the overrides (a value of None removes a key)."""
+    happens to have set, plus the overrides (a value of None removes a key).
+    JWTD_CONFIG=none keeps a machine's /etc/jwtd/jwtd.conf (a package
+    installed here) out of the tests; a test that wants a file overrides it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JWTD_")}
+    env["JWTD_CONFIG"] = "none"
     for k, v in (overrides or {}).items():
         if v is None:
             env.pop(k, None)

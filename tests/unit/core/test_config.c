@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "core/config.h"
-#include "core/util.h"
+#include "base/util.h"
 
 extern char **environ;
 

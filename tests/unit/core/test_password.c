@@ -440,9 +440,7 @@ static void test_policy_username_check_reads_past_len(void **state)
     assert_non_null(password_policy_check(g->pp, "quintessa77", pw, 11));
 }
 
-/* The dictionary check (password.c, pwquality_check) is given pw as a C
- * string: it reads to the next NUL, past len (and checks other text than
- * the password when the buffer goes on). */
+/* The blocklist check must read pw as (pointer, len), never to a NUL. */
 static void test_policy_dictionary_check_reads_past_len(void **state)
 {
     struct guarded *g = *state;

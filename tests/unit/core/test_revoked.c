@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "core/revoked.h"
-#include "core/util.h"
+#include "base/util.h"
 
 static const char A[] = "017f22e2-79b0-7cc3-98c4-dc0c0c07398f";
 static const char B[] = "018f0000-0000-7000-8000-000000000001";

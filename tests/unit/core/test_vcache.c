@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/util.h"
+#include "base/util.h"
 #include "core/vcache.h"
 
 static struct vcache_value value(const char *sub, const char *sid, const char *user, int64_t exp)

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The one place where service results become HTTP: status, error code and
+ * description of API.md, Retry-After and WWW-Authenticate where they
+ * belong. Also the shared response shapes (user object, token response).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "api/api.h"
+#include "http/cookie.h"
+
+json_t *api_user_json(const struct store_user *u)
+{
+    char created[RFC3339_LEN];
+    util_rfc3339(u->created_at, created);
+    return json_pack("{s:s, s:s, s:s}", "id", u->id, "username", u->username, "created_at",
+                     created);
+}
+
+static void retry_after(struct request *r, int64_t seconds)
+{
+    char ra[24];
+    snprintf(ra, sizeof ra, "%lld", (long long)(seconds > 0 ? seconds : 1));
+    respond_header(r, "Retry-After", ra);
+}
+
+void api_respond_failure(struct request *r, const struct svc_result *res)
+{
+    const char *d = res->detail;
+    char msg[200];
+    switch (res->status) {
+    case SVC_INVALID_USERNAME:
+        respond_error(r, 422, "invalid_username", d);
+        return;
+    case SVC_WEAK_PASSWORD:
+        snprintf(msg, sizeof msg, "The password is too weak: %s.", d ? d : "it breaks the rules");
+        respond_error(r, 422, "weak_password", msg);
+        return;
+    case SVC_USERNAME_TAKEN:
+        respond_error(r, 409, "username_taken", "That username is already taken.");
+        return;
+    case SVC_SIGNUP_CLOSED:
+        respond_error(r, 403, "signup_disabled", "Signing up is disabled on this server.");
+        return;
+    case SVC_BAD_CREDENTIALS:
+        respond_error(r, 401, "invalid_credentials", "The username or password is wrong.");
+        return;
+    case SVC_WRONG_PASSWORD:
+        respond_error(r, 403, "invalid_credentials", "The password is wrong.");
+        return;
+    case SVC_ACCOUNT_DISABLED:
+        respond_error(r, 403, "account_disabled", "This account is disabled.");
+        return;
+    case SVC_LIMITED:
+        retry_after(r, res->retry_after);
+        snprintf(msg, sizeof msg, "Too many %s; try again in %lld seconds.",
+                 d ? d : "attempts", (long long)(res->retry_after > 0 ? res->retry_after : 1));
+        respond_error(r, 429, "too_many_attempts", msg);
+        return;
+    case SVC_BUSY:
+    case SVC_UNAVAILABLE:
+        retry_after(r, 1);
+        respond_error(r, 503, "server_busy", d ? d : "The server is too busy; try again shortly.");
+        return;
+    case SVC_NOT_FOUND:
+        respond_error(r, 404, "not_found", d ? d : "There is no such resource.");
+        return;
+    case SVC_GONE:
+        respond_unauthorized(r, "the user no longer exists");
+        return;
+    case SVC_INVALID_GRANT:
+        respond_error(r, 401, "invalid_grant", d ? d : "The refresh token was refused.");
+        return;
+    case SVC_INVALID_INPUT:
+        respond_error(r, 400, "invalid_request", d ? d : "The request is not valid.");
+        return;
+    case SVC_OK:
+    case SVC_ERROR:
+        break;
+    }
+    respond_error(r, 500, "internal_error", d ? d : "The server failed to answer.");
+}
+
+void api_respond_grant(struct request *r, const struct store_user *u,
+                       const struct session_grant *g, bool cookie)
+{
+    json_t *body;
+    if (cookie) {
+        if (!cookie_set_tokens(r, g->access_token, g->access_ttl, g->refresh_token,
+                               g->refresh_ttl)) {
+            respond_error(r, 500, "internal_error", "The server ran out of memory.");
+            return;
+        }
+        body = json_pack("{s:s, s:I, s:o}", "token_type", "Bearer", "expires_in",
+                         (json_int_t)g->access_ttl, "user", api_user_json(u));
+    } else {
+        body = json_pack("{s:s, s:s, s:I, s:s, s:o}", "access_token", g->access_token,
+                         "token_type", "Bearer", "expires_in", (json_int_t)g->access_ttl,
+                         "refresh_token", g->refresh_token, "user", api_user_json(u));
+    }
+    respond_json(r, 200, body);
+}
+
+bool api_parse_delivery(struct request *r, json_t *body, bool *ret_cookie)
+{
+    const char *d = NULL;
+    if (!json_field_string(r, body, "delivery", false, &d, NULL))
+        return false;
+    if (!d || strcmp(d, "body") == 0) {
+        *ret_cookie = false;
+        return true;
+    }
+    if (strcmp(d, "cookie") == 0) {
+        *ret_cookie = true;
+        return true;
+    }
+    respond_error(r, 400, "invalid_request", "The field 'delivery' must be \"body\" or \"cookie\".");
+    return false;
+}

@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Implementation of util.h. Time comes from clock_gettime (plus the offset
+ * of a test clock, when a test set one up), randomness from OpenSSL's CSPRNG
+ * (RAND_bytes) only.
+ */
+#include "base/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+/* The test clock: 8 bytes of a file mapped shared, a little-endian offset
+ * in milliseconds that the test rewrites to move time forward. NULL (the
+ * normal case) costs one predictable branch. */
+static const volatile int64_t *g_clock_offset;
+
+bool util_test_clock(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    void *m = mmap(NULL, sizeof(int64_t), PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return false;
+    g_clock_offset = m;
+    return true;
+}
+
+bool util_test_clock_on(void)
+{
+    return g_clock_offset != NULL;
+}
+
+static int64_t clock_offset_ms(void)
+{
+    return g_clock_offset ? *g_clock_offset : 0;
+}
+
+int64_t util_now(void)
+{
+    return util_now_ms() / 1000;
+}
+
+int64_t util_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + clock_offset_ms();
+}
+
+int64_t util_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t util_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void util_rfc3339(int64_t t, char out[RFC3339_LEN])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || strftime(out, RFC3339_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, RFC3339_LEN, "1970-01-01T00:00:00Z");
+}
+
+bool util_random(void *buf, size_t n)
+{
+    if (n > (size_t)INT32_MAX)
+        return false;
+    return RAND_bytes(buf, (int)n) == 1;
+}
+
+void util_uuid_from_bytes(const uint8_t b[16], char out[UUID_STR_LEN])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+bool util_uuid7(char out[UUID_STR_LEN])
+{
+    uint8_t b[16];
+    if (!util_random(b, sizeof b))
+        return false;
+    uint64_t ms = (uint64_t)util_now_ms();
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    b[6] = (uint8_t)(0x70 | (b[6] & 0x0f)); /* version 7 */
+    b[8] = (uint8_t)(0x80 | (b[8] & 0x3f)); /* RFC variant */
+    util_uuid_from_bytes(b, out);
+    return true;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool util_uuid_to_bytes(const char *s, uint8_t out[16])
+{
+    if (!s || strlen(s) != 36)
+        return false;
+    size_t o = 0;
+    for (size_t i = 0; i < 36;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+            i++;
+            continue;
+        }
+        int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[o++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return o == 16;
+}
+
+bool util_is_uuid(const char *s)
+{
+    uint8_t b[16];
+    return util_uuid_to_bytes(s, b);
+}
+
+bool util_parse_int(const char *s, int64_t min, int64_t max, int64_t *ret_value)
+{
+    if (!s || !*s)
+        return false;
+    const char *p = s;
+    bool neg = false;
+    if (*p == '-') {
+        if (min >= 0)
+            return false;
+        neg = true;
+        p++;
+    }
+    if (!isdigit((unsigned char)*p))
+        return false;
+    int64_t v = 0;
+    for (; *p; p++) {
+        if (!isdigit((unsigned char)*p))
+            return false;
+        int d = *p - '0';
+        if (v > (INT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (neg)
+        v = -v;
+    if (v < min || v > max)
+        return false;
+    *ret_value = v;
+    return true;
+}
+
+static bool parse_duration_unit(const char *s, int64_t unit_ms_for_bare, int64_t *ret_ms)
+{
+    if (!s || !*s)
+        return false;
+    size_t n = strlen(s), digits = 0;
+    while (digits < n && isdigit((unsigned char)s[digits]))
+        digits++;
+    if (digits == 0 || digits > 12)
+        return false;
+    char num[16];
+    memcpy(num, s, digits);
+    num[digits] = '\0';
+    int64_t v;
+    if (!util_parse_int(num, 0, INT64_C(999999999999), &v))
+        return false;
+    const char *unit = s + digits;
+    int64_t mult;
+    if (*unit == '\0')
+        mult = unit_ms_for_bare;
+    else if (strcmp(unit, "ms") == 0)
+        mult = 1;
+    else if (strcmp(unit, "s") == 0)
+        mult = 1000;
+    else if (strcmp(unit, "m") == 0)
+        mult = 60 * 1000;
+    else if (strcmp(unit, "h") == 0)
+        mult = 3600 * 1000;
+    else if (strcmp(unit, "d") == 0)
+        mult = 86400 * 1000;
+    else
+        return false;
+    if (v > INT64_MAX / mult)
+        return false;
+    *ret_ms = v * mult;
+    return true;
+}
+
+bool util_parse_duration(const char *s, int64_t *ret_seconds)
+{
+    int64_t ms;
+    if (!parse_duration_unit(s, 1000, &ms) || ms % 1000 != 0)
+        return false;
+    *ret_seconds = ms / 1000;
+    return true;
+}
+
+bool util_parse_duration_ms(const char *s, int64_t *ret_ms)
+{
+    return parse_duration_unit(s, 1000, ret_ms);
+}
+
+char *util_strdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+bool util_ascii_ieq(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++)
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+            return false;
+    return *a == *b;
+}
+
+void buf_init(struct buf *b, size_t limit)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->limit = limit;
+}
+
+bool buf_append(struct buf *b, const void *p, size_t n)
+{
+    if (n > b->limit || b->len > b->limit - n)
+        return false;
+    if (b->len + n + 1 > b->cap) {
+        size_t ncap = b->cap ? b->cap : 256;
+        while (ncap < b->len + n + 1)
+            ncap *= 2;
+        if (ncap > b->limit + 1)
+            ncap = b->limit + 1;
+        char *nd = realloc(b->data, ncap);
+        if (!nd)
+            return false;
+        b->data = nd;
+        b->cap = ncap;
+    }
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return true;
+}
+
+bool buf_appends(struct buf *b, const char *s)
+{
+    return buf_append(b, s, strlen(s));
+}
+
+bool buf_printf(struct buf *b, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return false;
+    if ((size_t)n < sizeof small)
+        return buf_append(b, small, (size_t)n);
+    char *big = malloc((size_t)n + 1);
+    if (!big)
+        return false;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    bool ok = buf_append(b, big, (size_t)n);
+    free(big);
+    return ok;
+}
+
+void buf_free(struct buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void buf_wipe_free(struct buf *b)
+{
+    if (b->data)
+        OPENSSL_cleanse(b->data, b->cap);
+    buf_free(b);
+}
+
+char *buf_steal(struct buf *b)
+{
+    char *d = b->data;
+    if (!d)
+        d = calloc(1, 1);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return d;
+}

@@ -1,0 +1,686 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Implementation of accounts.h. Passwords are copied into the operation
+ * (wiped when it is freed) because the hashing runs after the caller's
+ * buffers are gone. Log and audit lines name accounts by id, and by
+ * username only when the account exists: a password typed into the
+ * username field must never reach a log.
+ */
+#include "core/accounts.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "base/log.h"
+#include "core/audit.h"
+#include "core/ratelimit.h"
+#include "core/sessions.h"
+
+/* The state of an operation that hashes. */
+struct pw_priv {
+    char *password;        /* the password to check (login, re-confirmation) */
+    size_t pwlen;
+    char *new_password;    /* the password to set */
+    size_t newlen;
+    bool found;            /* login: the account exists */
+    struct login_limit limit;
+    enum password_rc verdict;
+    bool needs_rehash;
+    const char *weak;      /* re-confirmed change: the new password's weakness */
+    char *new_hash;
+    struct identity who;   /* self-service operations */
+};
+
+static void pw_priv_free(void *p)
+{
+    struct pw_priv *pv = p;
+    if (!pv)
+        return;
+    if (pv->password) {
+        OPENSSL_cleanse(pv->password, pv->pwlen);
+        free(pv->password);
+    }
+    if (pv->new_password) {
+        OPENSSL_cleanse(pv->new_password, pv->newlen);
+        free(pv->new_password);
+    }
+    password_hash_free(pv->new_hash);
+    free(pv);
+}
+
+/* A NUL-terminated heap copy of n secret bytes. */
+static char *secret_dup(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+static struct pw_priv *priv_new(struct svc_op *op)
+{
+    struct pw_priv *pv = calloc(1, sizeof *pv);
+    if (pv) {
+        op->priv = pv;
+        op->priv_free = pw_priv_free;
+    }
+    return pv;
+}
+
+static void set_result(struct svc_op *op, struct svc_result r)
+{
+    op->res = r;
+    op->slow = NULL;
+    op->finish = NULL;
+}
+
+static const struct svc_result OOM = {SVC_ERROR, "The server ran out of memory.", 0};
+
+/* The rules a new password must follow; NULL when it may be used. */
+static const char *password_weakness(struct app *app, const char *username, const char *pw,
+                                     size_t len)
+{
+    return password_policy_check(app->policy, username, pw, len);
+}
+
+/* The same verdict, but only when one of the cheap rules (length, equal to
+ * the username) fails: checked before anything else is looked at. */
+static const char *password_cheap_weakness(struct app *app, const char *username,
+                                           const char *pw, size_t len)
+{
+    size_t ulen = username ? strlen(username) : 0;
+    if (len < PASSWORD_MIN_BYTES || len > PASSWORD_MAX_BYTES ||
+        (username && len == ulen && util_ascii_ieq(username, pw)))
+        return password_weakness(app, username, pw, len);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ signup --- */
+
+static void hash_new_password(struct svc_op *op)
+{
+    struct pw_priv *pv = op->priv;
+    if (password_hash(&op->app->argon2, pv->new_password, pv->newlen, &pv->new_hash) !=
+        PASSWORD_OK)
+        pv->new_hash = NULL;
+}
+
+static void signup_finish(struct svc_op *op, bool ran)
+{
+    struct pw_priv *pv = op->priv;
+    struct app *app = op->app;
+    if (!ran) {
+        op->res = (struct svc_result){SVC_BUSY,
+                                      "The server is too busy to hash a password; try again shortly.", 1};
+        return;
+    }
+    if (!pv->new_hash) {
+        op->res = svc_fail(SVC_ERROR, "The password could not be hashed.");
+        return;
+    }
+    op->user.created_at = util_now();
+    if (!util_uuid7(op->user.id)) {
+        op->res = svc_fail(SVC_ERROR, "The server could not make an id.");
+        return;
+    }
+    op->user.password_hash = pv->new_hash;
+    enum store_rc rc = store_user_create(app->store, &op->user);
+    op->user.password_hash = NULL;
+    if (rc == STORE_CONFLICT) {
+        op->res = svc_fail(SVC_USERNAME_TAKEN, "That username is already taken.");
+        return;
+    }
+    if (rc != STORE_OK) {
+        op->res = svc_store_failure(app, rc, "signup");
+        return;
+    }
+    metrics_inc(&app->metrics.signups_ok);
+    AUDIT(LOG_INFO, &op->ctx, "signup", "ok", op->user.id, LF_S("username", op->user.username));
+}
+
+struct svc_result accounts_signup_allowed(struct app *app, const struct svc_ctx *ctx)
+{
+    if (ctx->actor != SVC_ACTOR_OPERATOR && !app->cfg->signup_open)
+        return svc_fail(SVC_SIGNUP_CLOSED, "Signing up is disabled on this server.");
+    return svc_ok();
+}
+
+struct svc_op *accounts_signup(struct app *app, const struct svc_ctx *ctx, const char *username,
+                               size_t ulen, const char *password, size_t plen)
+{
+    struct svc_op *op = svc_op_new(app, ctx);
+    if (!op)
+        return NULL;
+    bool operator = ctx->actor == SVC_ACTOR_OPERATOR;
+    struct svc_result allowed = accounts_signup_allowed(app, ctx);
+    if (allowed.status != SVC_OK) {
+        set_result(op, allowed);
+        return op;
+    }
+    if (!username_valid(username, ulen)) {
+        set_result(op, svc_fail(SVC_INVALID_USERNAME,
+                                "A username has 3 to 128 characters: letters, digits and . _ - @ +"));
+        return op;
+    }
+    /* From here on the name is exactly the ulen bytes that were checked. */
+    memcpy(op->user.username, username, ulen);
+    op->user.username[ulen] = '\0';
+    username = op->user.username;
+    const char *weak = password_cheap_weakness(app, username, password, plen);
+    if (weak) {
+        set_result(op, svc_fail(SVC_WEAK_PASSWORD, weak));
+        return op;
+    }
+    if (!operator) {
+        struct svc_result r = ratelimit_take(app, ctx, RATE_SIGNUP);
+        if (r.status != SVC_OK) {
+            set_result(op, r);
+            return op;
+        }
+    }
+    /* A taken name is known without hashing anything. */
+    struct store_user existing = {0};
+    enum store_rc rc = store_user_by_name(app->store, username, &existing);
+    store_user_clear(&existing);
+    if (rc == STORE_OK) {
+        set_result(op, svc_fail(SVC_USERNAME_TAKEN, "That username is already taken."));
+        return op;
+    }
+    if (rc != STORE_NOT_FOUND) {
+        set_result(op, svc_store_failure(app, rc, "signup"));
+        return op;
+    }
+    if ((weak = password_weakness(app, username, password, plen))) {
+        set_result(op, svc_fail(SVC_WEAK_PASSWORD, weak));
+        return op;
+    }
+    struct pw_priv *pv = priv_new(op);
+    if (!pv || !(pv->new_password = secret_dup(password, plen))) {
+        set_result(op, OOM);
+        return op;
+    }
+    pv->newlen = plen;
+    op->slow = hash_new_password;
+    op->finish = signup_finish;
+    return op;
+}
+
+/* ------------------------------------------------------------- login --- */
+
+static void login_slow(struct svc_op *op)
+{
+    struct pw_priv *pv = op->priv;
+    struct app *app = op->app;
+    /* Unknown users verify against a dummy hash of the same cost, so the
+     * answer takes as long either way. */
+    const char *hash = pv->found ? op->user.password_hash : app->dummy_hash;
+    pv->needs_rehash = false;
+    pv->verdict = password_verify(hash, pv->password, pv->pwlen, &app->argon2, &pv->needs_rehash);
+    if (!pv->found && pv->verdict == PASSWORD_OK)
+        pv->verdict = PASSWORD_MISMATCH;
+    if (pv->verdict == PASSWORD_OK && pv->needs_rehash &&
+        password_hash(&app->argon2, pv->password, pv->pwlen, &pv->new_hash) != PASSWORD_OK)
+        pv->new_hash = NULL;
+}
+
+static void login_finish(struct svc_op *op, bool ran)
+{
+    struct pw_priv *pv = op->priv;
+    struct app *app = op->app;
+    if (!ran) {
+        ratelimit_login_refund(app, &pv->limit);
+        metrics_inc(&app->metrics.logins[LOGIN_BUSY]);
+        op->res = (struct svc_result){
+            SVC_BUSY, "The server is too busy to check a password; try again shortly.", 1};
+        return;
+    }
+    if (pv->verdict == PASSWORD_ERROR && pv->found)
+        LOG(LOG_ERROR, "password_hash_unusable", LF_S("user_id", op->user.id));
+    if (pv->verdict != PASSWORD_OK) {
+        metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
+        AUDIT(LOG_INFO, &op->ctx, "login_failed", "refused", pv->found ? op->user.id : NULL,
+              LF_B("user_known", pv->found));
+        op->res = svc_fail(SVC_BAD_CREDENTIALS, "The username or password is wrong.");
+        return;
+    }
+    ratelimit_login_succeeded(app, &pv->limit);
+    if (pv->new_hash) {
+        /* Compare-and-set: a password change in the meantime wins. */
+        if (store_user_set_hash(app->store, op->user.id, op->user.password_hash, pv->new_hash) ==
+            STORE_OK)
+            LOG(LOG_INFO, "password_rehashed", LF_S("user_id", op->user.id),
+                LF_S("scheme", "argon2id"));
+    }
+    if (op->user.disabled_at) {
+        metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
+        AUDIT(LOG_INFO, &op->ctx, "login_failed", "refused", op->user.id,
+              LF_S("reason", "account_disabled"));
+        op->res = svc_fail(SVC_ACCOUNT_DISABLED, "This account is disabled.");
+        return;
+    }
+    struct svc_result r = sessions_open(app, &op->ctx, &op->user, &op->grant);
+    if (r.status == SVC_BAD_CREDENTIALS) {
+        metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
+        op->res = svc_fail(SVC_BAD_CREDENTIALS, "The username or password is wrong.");
+        return;
+    }
+    if (r.status != SVC_OK) {
+        op->res = r;
+        return;
+    }
+    metrics_inc(&app->metrics.logins[LOGIN_OK]);
+    AUDIT(LOG_INFO, &op->ctx, "login", "ok", op->user.id, LF_S("sid", op->grant.sid));
+    store_user_clear(&op->user);
+}
+
+struct svc_op *accounts_login(struct app *app, const struct svc_ctx *ctx, const char *username,
+                              size_t ulen, const char *password, size_t plen)
+{
+    struct svc_op *op = svc_op_new(app, ctx);
+    if (!op)
+        return NULL;
+    struct pw_priv *pv = priv_new(op);
+    if (!pv) {
+        set_result(op, OOM);
+        return op;
+    }
+    /* Names that could not exist and oversized passwords are refused like
+     * any wrong password (same answer), after the same work. */
+    bool plausible = username_valid(username, ulen) && plen <= PASSWORD_MAX_BYTES;
+    char name[USERNAME_MAX + 1];
+    if (plausible) { /* exactly the ulen bytes that were checked */
+        memcpy(name, username, ulen);
+        name[ulen] = '\0';
+        username = name;
+    }
+    /* Every attempt counts against the address (implausible ones are hashed
+     * against the dummy too); only plausible names have their own counter. */
+    struct svc_result r =
+        ratelimit_login_attempt(app, ctx, plausible ? username : NULL, &pv->limit);
+    if (r.status != SVC_OK) {
+        set_result(op, r);
+        return op;
+    }
+    if (plausible) {
+        enum store_rc rc = store_user_by_name(app->store, username, &op->user);
+        if (rc == STORE_OK) {
+            pv->found = true;
+        } else if (rc != STORE_NOT_FOUND) {
+            ratelimit_login_refund(app, &pv->limit);
+            set_result(op, svc_store_failure(app, rc, "login"));
+            return op;
+        }
+    }
+    size_t keep = plen <= PASSWORD_MAX_BYTES ? plen : PASSWORD_MAX_BYTES;
+    if (!(pv->password = secret_dup(password, keep))) {
+        ratelimit_login_refund(app, &pv->limit);
+        set_result(op, OOM);
+        return op;
+    }
+    pv->pwlen = keep;
+    op->slow = login_slow;
+    op->finish = login_finish;
+    return op;
+}
+
+/* ---------------------------------------------- re-confirmed changes --- */
+
+static void confirm_slow(struct svc_op *op)
+{
+    struct pw_priv *pv = op->priv;
+    bool rehash_unused;
+    pv->verdict = password_verify(op->user.password_hash, pv->password, pv->pwlen,
+                                  &op->app->argon2, &rehash_unused);
+    if (pv->verdict != PASSWORD_OK || !pv->new_password)
+        return;
+    pv->weak = password_weakness(op->app, op->user.username, pv->new_password, pv->newlen);
+    if (!pv->weak)
+        hash_new_password(op);
+}
+
+/* The common verdict of a re-confirmation; false when op->res is final. */
+static bool confirm_verdict(struct svc_op *op, bool ran, const char *what)
+{
+    struct pw_priv *pv = op->priv;
+    if (!ran) {
+        op->res = (struct svc_result){
+            SVC_BUSY, "The server is too busy to check a password; try again shortly.", 1};
+        return false;
+    }
+    if (pv->verdict != PASSWORD_OK) {
+        AUDIT(LOG_INFO, &op->ctx, "reconfirm_failed", "refused", pv->who.sub, LF_S("for", what));
+        op->res = svc_fail(SVC_WRONG_PASSWORD, "The password is wrong.");
+        return false;
+    }
+    return true;
+}
+
+/* Load the caller's account and copy the passwords: the start of every
+ * re-confirmed change. */
+static struct svc_op *confirm_start(struct app *app, const struct svc_ctx *ctx,
+                                    const struct identity *who, const char *current, size_t clen,
+                                    const char *new_password, size_t nlen)
+{
+    struct svc_op *op = svc_op_new(app, ctx);
+    if (!op)
+        return NULL;
+    struct pw_priv *pv = priv_new(op);
+    if (!pv) {
+        set_result(op, OOM);
+        return op;
+    }
+    pv->who = *who;
+    enum store_rc rc = store_user_by_id(app->store, who->sub, &op->user);
+    if (rc == STORE_NOT_FOUND) {
+        set_result(op, svc_fail(SVC_GONE, "the user no longer exists"));
+        return op;
+    }
+    if (rc != STORE_OK) {
+        set_result(op, svc_store_failure(app, rc, "reconfirm"));
+        return op;
+    }
+    if (new_password) {
+        /* Only the cheap rules before the current password is checked; the
+         * dictionary after (change_password_finish). */
+        const char *weak = password_cheap_weakness(app, NULL, new_password, nlen);
+        if (weak) {
+            set_result(op, svc_fail(SVC_WEAK_PASSWORD, weak));
+            return op;
+        }
+    }
+    size_t ckeep = clen <= PASSWORD_MAX_BYTES ? clen : PASSWORD_MAX_BYTES;
+    if (!(pv->password = secret_dup(current, ckeep)) ||
+        (new_password && !(pv->new_password = secret_dup(new_password, nlen)))) {
+        set_result(op, OOM);
+        return op;
+    }
+    pv->pwlen = ckeep;
+    pv->newlen = nlen;
+    op->slow = confirm_slow;
+    return op;
+}
+
+static void change_password_finish(struct svc_op *op, bool ran)
+{
+    struct pw_priv *pv = op->priv;
+    struct app *app = op->app;
+    if (!confirm_verdict(op, ran, "password_change"))
+        return;
+    if (pv->weak) {
+        op->res = svc_fail(SVC_WEAK_PASSWORD, pv->weak);
+        return;
+    }
+    if (!pv->new_hash) {
+        op->res = svc_fail(SVC_ERROR, "The password could not be hashed.");
+        return;
+    }
+    struct revocation rev = sessions_revocation_now(app);
+    enum store_rc rc = store_user_change_password(app->store, pv->who.sub, pv->new_hash,
+                                                  pv->who.sid, &rev, &op->count);
+    if (rc == STORE_NOT_FOUND) {
+        op->res = svc_fail(SVC_GONE, "the user no longer exists");
+        return;
+    }
+    if (rc != STORE_OK) {
+        op->res = svc_store_failure(app, rc, "password_change");
+        return;
+    }
+    app_sync_revocations(app);
+    AUDIT(LOG_INFO, &op->ctx, "password_changed", "ok", pv->who.sub,
+          LF_I("other_sessions_revoked", op->count));
+}
+
+struct svc_op *accounts_change_password(struct app *app, const struct svc_ctx *ctx,
+                                        const struct identity *who, const char *current,
+                                        size_t clen, const char *new_password, size_t nlen)
+{
+    struct svc_op *op = confirm_start(app, ctx, who, current, clen, new_password, nlen);
+    if (op && op->slow)
+        op->finish = change_password_finish;
+    return op;
+}
+
+static void delete_self_finish(struct svc_op *op, bool ran)
+{
+    struct pw_priv *pv = op->priv;
+    struct app *app = op->app;
+    if (!confirm_verdict(op, ran, "account_deletion"))
+        return;
+    struct revocation rev = sessions_revocation_now(app);
+    enum store_rc rc = store_user_delete(app->store, pv->who.sub, &rev);
+    if (rc == STORE_NOT_FOUND) {
+        op->res = svc_fail(SVC_GONE, "the user no longer exists");
+        return;
+    }
+    if (rc != STORE_OK) {
+        op->res = svc_store_failure(app, rc, "account_deletion");
+        return;
+    }
+    app_note_revoked(app, pv->who.sid, rev.expires_ms);
+    app_sync_revocations(app);
+    AUDIT0(LOG_INFO, &op->ctx, "user_deleted", "ok", pv->who.sub);
+}
+
+struct svc_op *accounts_delete_self(struct app *app, const struct svc_ctx *ctx,
+                                    const struct identity *who, const char *password, size_t plen)
+{
+    struct svc_op *op = confirm_start(app, ctx, who, password, plen, NULL, 0);
+    if (op && op->slow)
+        op->finish = delete_self_finish;
+    return op;
+}
+
+/* --------------------------------------------------------- operators --- */
+
+static void set_password_finish(struct svc_op *op, bool ran)
+{
+    struct pw_priv *pv = op->priv;
+    struct app *app = op->app;
+    if (!ran || !pv->new_hash) {
+        op->res = svc_fail(SVC_ERROR, "The password could not be hashed.");
+        return;
+    }
+    struct revocation rev = sessions_revocation_now(app);
+    enum store_rc rc =
+        store_user_change_password(app->store, op->user.id, pv->new_hash, NULL, &rev, &op->count);
+    if (rc == STORE_NOT_FOUND) {
+        op->res = svc_fail(SVC_NOT_FOUND, "There is no such user.");
+        return;
+    }
+    if (rc != STORE_OK) {
+        op->res = svc_store_failure(app, rc, "set_password");
+        return;
+    }
+    if (app->revoked)
+        app_sync_revocations(app);
+    AUDIT(LOG_INFO, &op->ctx, "password_set", "ok", op->user.id,
+          LF_S("username", op->user.username), LF_I("sessions_revoked", op->count));
+}
+
+struct svc_op *accounts_set_password(struct app *app, const struct svc_ctx *ctx,
+                                     const char *username, const char *password, size_t plen)
+{
+    struct svc_op *op = svc_op_new(app, ctx);
+    if (!op)
+        return NULL;
+    enum store_rc rc = store_user_by_name(app->store, username, &op->user);
+    if (rc == STORE_NOT_FOUND) {
+        set_result(op, svc_fail(SVC_NOT_FOUND, "There is no such user."));
+        return op;
+    }
+    if (rc != STORE_OK) {
+        set_result(op, svc_store_failure(app, rc, "set_password"));
+        return op;
+    }
+    const char *weak = password_weakness(app, op->user.username, password, plen);
+    if (weak) {
+        set_result(op, svc_fail(SVC_WEAK_PASSWORD, weak));
+        return op;
+    }
+    struct pw_priv *pv = priv_new(op);
+    if (!pv || !(pv->new_password = secret_dup(password, plen))) {
+        set_result(op, OOM);
+        return op;
+    }
+    pv->newlen = plen;
+    op->slow = hash_new_password;
+    op->finish = set_password_finish;
+    return op;
+}
+
+struct svc_result accounts_get(struct app *app, const struct identity *who,
+                               struct store_user *ret)
+{
+    struct store_user u = {0};
+    enum store_rc rc = store_user_by_id(app->store, who->sub, &u);
+    if (rc == STORE_NOT_FOUND)
+        return svc_fail(SVC_GONE, "the user no longer exists");
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "user_read");
+    store_user_clear(&u);
+    *ret = u;
+    return svc_ok();
+}
+
+struct svc_result accounts_find(struct app *app, const char *username, struct store_user *ret)
+{
+    if (!username_valid(username, strlen(username)))
+        return svc_fail(SVC_NOT_FOUND, "There is no such user.");
+    struct store_user u = {0};
+    enum store_rc rc = store_user_by_name(app->store, username, &u);
+    if (rc == STORE_NOT_FOUND)
+        return svc_fail(SVC_NOT_FOUND, "There is no such user.");
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "user_read");
+    *ret = u;
+    return svc_ok();
+}
+
+struct svc_result accounts_import(struct app *app, const struct svc_ctx *ctx,
+                                  const char *username, const char *hash, struct store_user *ret)
+{
+    if (!username_valid(username, strlen(username)))
+        return svc_fail(SVC_INVALID_USERNAME,
+                        "A username has 3 to 128 characters: letters, digits and . _ - @ +");
+    if (!password_hash_supported(hash))
+        return svc_fail(SVC_INVALID_INPUT,
+                        "unsupported hash: give a bcrypt ($2a$/$2b$/$2y$) or argon2id PHC string");
+    struct store_user u = {.created_at = util_now(), .password_hash = (char *)hash};
+    if (!util_uuid7(u.id))
+        return svc_fail(SVC_ERROR, "The server could not make an id.");
+    snprintf(u.username, sizeof u.username, "%s", username);
+    enum store_rc rc = store_user_create(app->store, &u);
+    if (rc == STORE_CONFLICT)
+        return svc_fail(SVC_USERNAME_TAKEN, "That username is already taken.");
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "import");
+    AUDIT(LOG_INFO, ctx, "user_imported", "ok", u.id, LF_S("username", u.username),
+          LF_S("scheme", store_hash_scheme(hash)));
+    u.password_hash = NULL;
+    *ret = u;
+    return svc_ok();
+}
+
+struct svc_result accounts_delete(struct app *app, const struct svc_ctx *ctx,
+                                  const char *username)
+{
+    struct store_user u = {0};
+    struct svc_result r = accounts_find(app, username, &u);
+    if (r.status != SVC_OK)
+        return r;
+    store_user_clear(&u);
+    struct revocation rev = sessions_revocation_now(app);
+    enum store_rc rc = store_user_delete(app->store, u.id, &rev);
+    if (rc == STORE_NOT_FOUND)
+        return svc_fail(SVC_NOT_FOUND, "There is no such user.");
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "delete");
+    if (app->revoked)
+        app_sync_revocations(app);
+    AUDIT(LOG_INFO, ctx, "user_deleted", "ok", u.id, LF_S("username", u.username));
+    return svc_ok();
+}
+
+struct svc_result accounts_set_disabled(struct app *app, const struct svc_ctx *ctx,
+                                        const char *username, bool disabled, int *ret_revoked)
+{
+    struct store_user u = {0};
+    struct svc_result r = accounts_find(app, username, &u);
+    if (r.status != SVC_OK)
+        return r;
+    store_user_clear(&u);
+    struct revocation rev = sessions_revocation_now(app);
+    int n = 0;
+    enum store_rc rc = store_user_set_disabled(app->store, u.id, disabled, &rev, &n);
+    if (rc == STORE_NOT_FOUND)
+        return svc_fail(SVC_NOT_FOUND, "There is no such user.");
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, disabled ? "disable" : "enable");
+    if (app->revoked)
+        app_sync_revocations(app);
+    AUDIT(LOG_INFO, ctx, disabled ? "user_disabled" : "user_enabled", "ok", u.id,
+          LF_S("username", u.username), LF_I("sessions_revoked", n));
+    if (ret_revoked)
+        *ret_revoked = n;
+    return svc_ok();
+}
+
+struct svc_result accounts_unlock(struct app *app, const struct svc_ctx *ctx,
+                                  const char *username)
+{
+    struct store_user u = {0};
+    struct svc_result r = accounts_find(app, username, &u);
+    if (r.status != SVC_OK)
+        return r;
+    store_user_clear(&u);
+    char key[USERNAME_MAX + 16];
+    ratelimit_user_key(u.username, key, sizeof key);
+    enum store_rc rc = store_login_reset(app->store, key);
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "unlock");
+    AUDIT(LOG_INFO, ctx, "user_unlocked", "ok", u.id, LF_S("username", u.username));
+    return svc_ok();
+}
+
+struct svc_result accounts_logout(struct app *app, const struct svc_ctx *ctx,
+                                  const char *username, int *ret_revoked)
+{
+    struct store_user u = {0};
+    struct svc_result r = accounts_find(app, username, &u);
+    if (r.status != SVC_OK)
+        return r;
+    store_user_clear(&u);
+    return sessions_revoke_all(app, ctx, u.id, "operator_logout", ret_revoked);
+}
+
+static void count_session(void *ctx, const struct store_session *s)
+{
+    (void)s;
+    (*(int *)ctx)++;
+}
+
+struct svc_result accounts_info(struct app *app, const char *username, struct account_info *ret)
+{
+    struct account_info info = {0};
+    struct svc_result r = accounts_find(app, username, &info.user);
+    if (r.status != SVC_OK)
+        return r;
+    info.hash_scheme = store_hash_scheme(info.user.password_hash);
+    store_user_clear(&info.user);
+    enum store_rc rc = store_session_list(app->store, info.user.id, util_now(),
+                                          app->cfg->refresh_ttl, count_session,
+                                          &info.live_sessions);
+    char key[USERNAME_MAX + 16];
+    ratelimit_user_key(info.user.username, key, sizeof key);
+    if (rc == STORE_OK)
+        rc = store_login_get(app->store, key, &info.failures, &info.blocked_until_ms);
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "user_read");
+    *ret = info;
+    return svc_ok();
+}

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Building and tearing down the app (app.h): storage, the refresh-token
+ * key, signing keys, the verifier, the password policy and hasher, the
+ * pools and the revoked-session set, in the order each needs the others.
+ * Operator commands get the same storage and rules without the serving
+ * parts.
+ */
+#include "core/app.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "base/log.h"
+#include "lib/jwtd_internal.h"
+
+/* Storage reports what an operator should hear about; logging is ours. */
+static void store_event(void *ctx, enum store_event ev, const char *detail)
+{
+    (void)ctx;
+    switch (ev) {
+    case STORE_EV_DOWN:
+        LOG(LOG_WARN, "storage_down", LF_S("action", detail));
+        break;
+    case STORE_EV_UP:
+        LOG(LOG_INFO, "storage_up", LF_S("action", detail));
+        break;
+    case STORE_EV_NOTICE:
+        LOG(LOG_DEBUG, "storage_notice", LF_S("message", detail));
+        break;
+    case STORE_EV_WARNING:
+        LOG(LOG_WARN, "storage_warning", LF_S("message", detail));
+        break;
+    case STORE_EV_ERROR:
+        LOG(LOG_ERROR, "storage_error", LF_S("message", detail));
+        break;
+    }
+}
+
+static bool open_store(struct app *app, char *err, size_t errlen)
+{
+    char why[512];
+    struct store_options opt = {.sqlite_sync_full = app->cfg->sqlite_sync_full,
+                                .must_exist = app->mode == APP_READ_ONLY,
+                                .on_event = store_event};
+    if (store_open(app->cfg->database, &opt, &app->store, why, sizeof why) != STORE_OK) {
+        snprintf(err, errlen, "JWTD_DATABASE: %s", why);
+        return false;
+    }
+    enum store_rc rc = store_migrate(app->store);
+    if (rc != STORE_OK) {
+        snprintf(err, errlen, "JWTD_DATABASE: cannot apply schema migrations (%s)%s",
+                 store_rc_name(rc),
+                 rc == STORE_ERROR ? "; is the database from a newer jwtd?" : "");
+        return false;
+    }
+    return true;
+}
+
+void app_close(struct app *app)
+{
+    app_background_stop(app);
+    workpool_free(app->io);
+    workpool_free(app->hash);
+    keyring_free(app->keys);
+    jwtd_verifier_free(app->verifier);
+    vcache_free(app->vcache);
+    revoked_free(app->revoked);
+    password_policy_free(app->policy);
+    password_hash_free(app->dummy_hash);
+    OPENSSL_cleanse(app->refresh_key, sizeof app->refresh_key);
+    store_close(app->store);
+    if (app->cfg)
+        pthread_mutex_destroy(&app->rev_lock);
+    /* The configurations SIGHUP installed (the first one is the caller's). */
+    struct config *current = app->cfg;
+    bool current_is_ours = app->retired != NULL;
+    for (struct retired_config *r = app->retired; r;) {
+        struct retired_config *next = r->next;
+        if (r->cfg != app->first_cfg) {
+            config_free(r->cfg);
+            free(r->cfg);
+        }
+        free(r);
+        r = next;
+    }
+    if (current_is_ours && current != app->first_cfg) {
+        config_free(current);
+        free(current);
+    }
+    memset(app, 0, sizeof *app);
+}
+
+void app_replace_config(struct app *app, struct config *next)
+{
+    struct retired_config *r = calloc(1, sizeof *r);
+    struct config *old = app->cfg;
+    if (r) {
+        r->cfg = old;
+        r->next = app->retired;
+        app->retired = r;
+    } /* else: the old one leaks, which is better than freeing it under a reader */
+    app->cfg = next;
+    log_set_level(next->log_level);
+}
+
+bool app_open(struct app *app, struct config *cfg, enum app_mode mode, char *err, size_t errlen)
+{
+    memset(app, 0, sizeof *app);
+    app->cfg = cfg;
+    app->first_cfg = cfg;
+    app->mode = mode;
+    app->started_at = util_now();
+    pthread_mutex_init(&app->rev_lock, NULL);
+    app->argon2 = (struct password_params){cfg->argon2_memory_kib, cfg->argon2_iterations,
+                                           cfg->argon2_parallelism};
+    if (!open_store(app, err, errlen))
+        return false;
+    atomic_store(&app->storage_ok, true);
+    app->policy = password_policy_new();
+    if (!app->policy) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    if (mode != APP_SERVE)
+        return true;
+
+    /* The refresh-token MAC key: shared by every instance on this storage. */
+    uint8_t candidate[REFRESH_KEY_LEN];
+    size_t klen = 0;
+    if (!util_random(candidate, sizeof candidate) ||
+        store_secret_get_or_create(app->store, "refresh_hmac", candidate, sizeof candidate,
+                                   app->refresh_key, sizeof app->refresh_key,
+                                   &klen) != STORE_OK ||
+        klen != REFRESH_KEY_LEN) {
+        OPENSSL_cleanse(candidate, sizeof candidate);
+        snprintf(err, errlen, "JWTD_DATABASE: cannot read or create the refresh-token key");
+        return false;
+    }
+    OPENSSL_cleanse(candidate, sizeof candidate);
+
+    app->keys = keyring_new(cfg, app->store);
+    if (!app->keys || !keyring_start(app->keys, err, errlen))
+        return false;
+
+    if (jwtd_verifier_new(&app->verifier) != JWTD_OK ||
+        jwtd_verifier_set_algs(app->verifier, cfg->alg == JWTD_ALG_HS256
+                                                  ? JWTD_ALG_HS256
+                                                  : JWTD_ALGS_ASYMMETRIC) != JWTD_OK ||
+        jwtd_verifier_set_issuer(app->verifier, cfg->issuer) != JWTD_OK ||
+        jwtd_verifier_set_audience(app->verifier, cfg->audience) != JWTD_OK ||
+        jwtd_verifier_set_leeway(app->verifier, cfg->leeway) != JWTD_OK) {
+        snprintf(err, errlen, "cannot configure the token verifier");
+        return false;
+    }
+
+    app->revoked = revoked_new();
+    app->vcache = vcache_new(8192);
+    if (!app->revoked || !app->vcache) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+
+    /* Unknown usernames are checked against this hash, so that they cost
+     * what a real account costs (same parameters, random password). */
+    uint8_t pw[32];
+    char pwtext[44];
+    if (!util_random(pw, sizeof pw) ||
+        jwtd__b64url_encode(pw, sizeof pw, pwtext, sizeof pwtext) == 0 ||
+        password_hash(&app->argon2, pwtext, strlen(pwtext), &app->dummy_hash) != PASSWORD_OK) {
+        snprintf(err, errlen, "cannot prepare the password hasher (argon2id)");
+        return false;
+    }
+    OPENSSL_cleanse(pw, sizeof pw);
+    OPENSSL_cleanse(pwtext, sizeof pwtext);
+
+    /* Everything revoked within an access token's life still matters. */
+    app->rev_since_ms = util_now_ms() - (cfg->access_ttl + cfg->leeway + 5) * 1000;
+    if (!app_sync_revocations(app)) {
+        snprintf(err, errlen, "JWTD_DATABASE: cannot read revocations");
+        return false;
+    }
+
+    app->hash = workpool_new(cfg->hash_workers, cfg->hash_queue, cfg->hash_priority,
+                             cfg->hash_deadline_ms, cfg->hash_cpus_pinned ? &cfg->hash_cpus : NULL);
+    if (!app->hash) {
+        snprintf(err, errlen, "JWTD_HASH_WORKERS: cannot start the hashing threads");
+        return false;
+    }
+    /* Storage waits happen here, as SCHED_BATCH: a fair share of the CPU,
+     * but waking up does not preempt an HTTP thread answering /auth/verify
+     * (measured: the wake-ups of a login flood's I/O work were what stretched
+     * the verify p99). The queue is generous (these jobs are short), the
+     * deadline the same as for hashing. */
+    app->io = workpool_new(cfg->io_workers, cfg->io_workers * 64, WORK_PRIO_IO_BATCH,
+                           cfg->hash_deadline_ms, NULL);
+    if (!app->io) {
+        snprintf(err, errlen, "JWTD_IO_WORKERS: cannot start the I/O threads");
+        return false;
+    }
+    return true;
+}

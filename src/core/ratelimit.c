@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Implementation of ratelimit.h.
+ */
+#include "core/ratelimit.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+
+static struct svc_result limited(int64_t retry_after, const char *detail)
+{
+    return (struct svc_result){SVC_LIMITED, detail, retry_after > 0 ? retry_after : 1};
+}
+
+/* Add one to a per-address window counter; over the limit, take it back. */
+static struct svc_result window_take(struct app *app, const char *key, unsigned limit,
+                                     const char *detail)
+{
+    int64_t now = util_now(), n = 0;
+    enum store_rc rc = store_counter_add(app->store, key, now, app->cfg->rate_window, 1, &n);
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "rate_limit");
+    if (n > (int64_t)limit) {
+        int64_t unused;
+        store_counter_add(app->store, key, now, app->cfg->rate_window, -1, &unused);
+        LOG(LOG_WARN, "rate_limited", LF_S("key", key));
+        return limited(app->cfg->rate_window, detail);
+    }
+    return svc_ok();
+}
+
+void ratelimit_user_key(const char *username, char *out, size_t cap)
+{
+    /* Usernames are unique case-insensitively: so are their counters. */
+    size_t o = (size_t)snprintf(out, cap, "login:user:");
+    for (const char *p = username; *p && o + 1 < cap; p++)
+        out[o++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p + 32) : *p;
+    out[o] = '\0';
+}
+
+struct svc_result ratelimit_login_attempt(struct app *app, const struct svc_ctx *ctx,
+                                          const char *username, struct login_limit *ret)
+{
+    const struct config *cfg = app->cfg;
+    struct login_limit l = {0};
+    snprintf(l.addr_key, sizeof l.addr_key, "login:addr:%s", ctx->client_addr);
+    struct svc_result res = window_take(app, l.addr_key, cfg->address_max_failures,
+                                        "failed logins from this address");
+    if (res.status != SVC_OK) {
+        if (res.status == SVC_LIMITED)
+            metrics_inc(&app->metrics.logins[LOGIN_LIMITED]);
+        return res;
+    }
+    if (username) {
+        ratelimit_user_key(username, l.user_key, sizeof l.user_key);
+        int64_t retry_ms = 0;
+        enum store_rc rc = store_login_attempt(
+            app->store, l.user_key, util_now_ms(), cfg->login_max_failures,
+            cfg->login_lockout_base * 1000, cfg->login_lockout_max * 1000, &retry_ms);
+        /* Retry-After is whole seconds: round up, never tell a client to
+         * come back before the block ends. */
+        int64_t retry = (retry_ms + 999) / 1000;
+        if (rc != STORE_OK || retry > 0) {
+            /* Not attempted after all: the address keeps its attempt. */
+            int64_t unused;
+            store_counter_add(app->store, l.addr_key, util_now(), cfg->rate_window, -1, &unused);
+        }
+        if (rc != STORE_OK)
+            return svc_store_failure(app, rc, "rate_limit");
+        if (retry > 0) {
+            metrics_inc(&app->metrics.logins[LOGIN_LIMITED]);
+            LOG(LOG_WARN, "login_rate_limited", LF_S("scope", "username"),
+                LF_S("addr", ctx->client_addr), LF_S("request_id", ctx->request_id));
+            return limited(retry, "failed logins for this account");
+        }
+    }
+    *ret = l;
+    return svc_ok();
+}
+
+static void refund_address(struct app *app, const struct login_limit *l)
+{
+    int64_t unused;
+    if (l->addr_key[0])
+        store_counter_add(app->store, l->addr_key, util_now(), app->cfg->rate_window, -1,
+                          &unused);
+}
+
+void ratelimit_login_succeeded(struct app *app, const struct login_limit *l)
+{
+    if (l->user_key[0])
+        store_login_reset(app->store, l->user_key);
+    refund_address(app, l);
+}
+
+void ratelimit_login_refund(struct app *app, const struct login_limit *l)
+{
+    if (l->user_key[0])
+        store_login_refund(app->store, l->user_key, app->cfg->login_max_failures);
+    refund_address(app, l);
+}
+
+struct svc_result ratelimit_take(struct app *app, const struct svc_ctx *ctx, enum rate_kind kind)
+{
+    char key[128];
+    switch (kind) {
+    case RATE_SIGNUP:
+        snprintf(key, sizeof key, "signup:addr:%s", ctx->client_addr);
+        return window_take(app, key, app->cfg->signup_per_address, "signups from this address");
+    case RATE_REFRESH:
+        snprintf(key, sizeof key, "refresh:addr:%s", ctx->client_addr);
+        return window_take(app, key, app->cfg->refresh_per_address, "refreshes from this address");
+    }
+    return svc_fail(SVC_ERROR, NULL);
+}

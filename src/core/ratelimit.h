@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Rate limits. Counters live in the shared storage and change by single
+ * atomic operations there, so limits hold across threads and instances:
+ * - per username: consecutive failed logins; from the Nth on, exponential
+ *   back-off (JWTD_LOGIN_MAX_FAILURES, JWTD_LOGIN_BACKOFF[_MAX]);
+ * - per client address: failed logins per window (JWTD_ADDRESS_MAX_FAILURES,
+ *   JWTD_RATE_WINDOW), and signups and refreshes per window.
+ * Attempts are counted before the password is checked and given back after
+ * a success, which is what makes 100 parallel guesses count as 100. When
+ * storage is unavailable a limit cannot be checked and the answer is
+ * SVC_UNAVAILABLE (fail closed).
+ */
+#ifndef JWTD_RATELIMIT_H
+#define JWTD_RATELIMIT_H
+
+#include <stdbool.h>
+
+#include "core/service.h"
+
+enum rate_kind { RATE_SIGNUP, RATE_REFRESH };
+
+/* The counters one login attempt took, to settle after the check. */
+struct login_limit {
+    char addr_key[96];
+    char user_key[USERNAME_MAX + 16]; /* "" when the username was not counted */
+};
+
+/*
+ * Count a login attempt for ctx's address and, when username is not NULL,
+ * that username. SVC_OK, or SVC_LIMITED with retry_after (nothing counted),
+ * or a storage failure.
+ */
+struct svc_result ratelimit_login_attempt(struct app *app, const struct svc_ctx *ctx,
+                                          const char *username, struct login_limit *ret);
+
+/* After a correct password: forget the username's failures and give the
+ * address its attempt back. */
+void ratelimit_login_succeeded(struct app *app, const struct login_limit *l);
+
+/* The password was never checked (the server was busy, storage failed):
+ * give both counters their attempt back, so that overload never locks
+ * anyone out. */
+void ratelimit_login_refund(struct app *app, const struct login_limit *l);
+
+/* One request of a per-address window (signup, refresh): SVC_OK or
+ * SVC_LIMITED. */
+struct svc_result ratelimit_take(struct app *app, const struct svc_ctx *ctx, enum rate_kind kind);
+
+/* The username's back-off key (for unlock and show). */
+void ratelimit_user_key(const char *username, char *out, size_t cap);
+
+#endif /* JWTD_RATELIMIT_H */

@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Implementation of sessions.h. Session lifetime, the refresh reuse policy
+ * and the revocation horizon are decided here and nowhere else; storage
+ * applies the decision atomically (store_refresh), and every revocation is
+ * recorded in this instance's revoked set at once (other instances read the
+ * storage feed within JWTD_REVOCATION_POLL).
+ */
+#include "core/sessions.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "core/audit.h"
+#include "core/ratelimit.h"
+
+struct revocation sessions_revocation_now(const struct app *app)
+{
+    int64_t now = util_now_ms();
+    /* An access token of the session may live access_ttl + leeway more. */
+    return (struct revocation){
+        .now_ms = now,
+        .expires_ms = now + (app->cfg->access_ttl + app->cfg->leeway + 5) * 1000,
+    };
+}
+
+enum refresh_outcome sessions_refresh_decide(const struct store_session *row,
+                                             const struct store_user *owner, uint32_t gen,
+                                             const struct refresh_policy *p)
+{
+    /* A disabled account's sessions were revoked when it was disabled; the
+     * flag is checked too, for a session that raced with the disabling. */
+    if (row->revoked_at_ms || owner->disabled_at)
+        return REFRESH_REVOKED;
+    int64_t now = p->now_ms / 1000;
+    if (now >= row->expires_at || now >= row->last_used_at + p->idle_ttl)
+        return REFRESH_EXPIRED;
+    if (gen == row->refresh_gen)
+        /* Four billion rotations end a session rather than wrap around. */
+        return gen == UINT32_MAX ? REFRESH_EXPIRED : REFRESH_ROTATED;
+    /* Only the token retired last, and only briefly: two tabs that raced,
+     * or a response lost on the way. Anything older is a stolen token. An
+     * interval of 0 is strict single use, even for requests that raced. */
+    if (p->reuse_interval_ms > 0 && (uint64_t)gen + 1 == row->refresh_gen &&
+        p->now_ms - row->rotated_at_ms <= p->reuse_interval_ms)
+        return REFRESH_REPLAYED;
+    return REFRESH_REUSED;
+}
+
+/* Sign the access token and make the refresh token of (sid, gen). */
+static struct svc_result issue(struct app *app, const struct store_user *u, const char *sid,
+                               uint32_t gen, int64_t now, struct session_grant *ret)
+{
+    struct session_grant g = {.gen = gen,
+                              .access_ttl = app->cfg->access_ttl,
+                              .refresh_ttl = app->cfg->refresh_ttl};
+    snprintf(g.sid, sizeof g.sid, "%s", sid);
+    if (access_token_issue(app->keys, app->cfg, u->id, u->username, sid, now, &g.access_token) !=
+            JWTD_OK ||
+        !refresh_token_make(app->refresh_key, sid, gen, g.refresh_token)) {
+        svc_grant_clear(&g);
+        LOG(LOG_ERROR, "token_issue_failed", LF_S("user_id", u->id));
+        return svc_fail(SVC_ERROR, "The server could not sign a token.");
+    }
+    *ret = g;
+    return svc_ok();
+}
+
+struct svc_result sessions_open(struct app *app, const struct svc_ctx *ctx,
+                                const struct store_user *u, struct session_grant *ret)
+{
+    int64_t now = util_now();
+    struct store_session s = {
+        .created_at = now,
+        .last_used_at = now,
+        .expires_at = now + app->cfg->refresh_absolute_ttl,
+        .refresh_gen = 0,
+        .rotated_at_ms = util_now_ms(),
+    };
+    if (!util_uuid7(s.id))
+        return svc_fail(SVC_ERROR, "The server could not make an id.");
+    memcpy(s.user_id, u->id, sizeof s.user_id);
+    snprintf(s.user_agent, sizeof s.user_agent, "%s", ctx->user_agent);
+    snprintf(s.client_addr, sizeof s.client_addr, "%s", ctx->client_addr);
+    enum store_rc rc = store_session_create(app->store, &s);
+    if (rc == STORE_NOT_FOUND) /* the account was deleted meanwhile */
+        return svc_fail(SVC_BAD_CREDENTIALS, NULL);
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "session_create");
+    return issue(app, u, s.id, 0, now, ret);
+}
+
+static const char *refusal_reason(enum refresh_outcome o)
+{
+    switch (o) {
+    case REFRESH_UNKNOWN: return "The refresh token is unknown.";
+    case REFRESH_EXPIRED: return "The refresh token has expired.";
+    case REFRESH_REVOKED: return "The refresh token was revoked (the session has ended).";
+    case REFRESH_REUSED:
+        return "The refresh token was already used; the session has been revoked.";
+    default: return "The refresh token was refused.";
+    }
+}
+
+static const char *outcome_name(enum refresh_outcome o)
+{
+    switch (o) {
+    case REFRESH_ROTATED: return "rotated";
+    case REFRESH_REPLAYED: return "replayed_within_reuse_interval";
+    case REFRESH_UNKNOWN: return "unknown";
+    case REFRESH_EXPIRED: return "expired";
+    case REFRESH_REVOKED: return "revoked";
+    case REFRESH_REUSED: return "reused";
+    }
+    return "?";
+}
+
+struct svc_result sessions_refresh(struct app *app, const struct svc_ctx *ctx, const char *token,
+                                   size_t len, struct session_grant *ret_grant,
+                                   struct store_user *ret_user)
+{
+    struct svc_result res = ratelimit_take(app, ctx, RATE_REFRESH);
+    if (res.status != SVC_OK)
+        return res;
+    char sid[UUID_STR_LEN];
+    uint32_t gen;
+    if (!refresh_token_parse(app->refresh_key, token, len, sid, &gen)) {
+        metrics_inc(&app->metrics.refresh[RR_INVALID]);
+        AUDIT(LOG_INFO, ctx, "refresh_refused", "refused", NULL, LF_S("reason", "not_a_token"));
+        return svc_fail(SVC_INVALID_GRANT, refusal_reason(REFRESH_UNKNOWN));
+    }
+    struct refresh_policy p = {
+        .now_ms = util_now_ms(),
+        .idle_ttl = app->cfg->refresh_ttl,
+        .reuse_interval_ms = app->cfg->refresh_reuse_interval * 1000,
+        .rev = sessions_revocation_now(app),
+        .decide = sessions_refresh_decide,
+    };
+    enum refresh_outcome out = REFRESH_UNKNOWN;
+    struct store_session s;
+    struct store_user u;
+    enum store_rc rc = store_refresh(app->store, sid, gen, &p, &out, &s, &u);
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "refresh");
+    static const enum refresh_result metric_of[] = {
+        [REFRESH_ROTATED] = RR_ROTATED, [REFRESH_REPLAYED] = RR_REPLAYED,
+        [REFRESH_UNKNOWN] = RR_UNKNOWN, [REFRESH_EXPIRED] = RR_EXPIRED,
+        [REFRESH_REVOKED] = RR_REVOKED, [REFRESH_REUSED] = RR_REUSED};
+    metrics_inc(&app->metrics.refresh[metric_of[out]]);
+    switch (out) {
+    case REFRESH_ROTATED:
+    case REFRESH_REPLAYED:
+        res = issue(app, &u, sid, s.refresh_gen, p.now_ms / 1000, ret_grant);
+        if (res.status != SVC_OK)
+            return res;
+        LOG(LOG_INFO, "refresh", LF_S("user_id", u.id), LF_S("sid", sid),
+            LF_S("outcome", outcome_name(out)), LF_S("request_id", ctx->request_id));
+        *ret_user = u;
+        return svc_ok();
+    case REFRESH_REUSED:
+        app_note_revoked(app, sid, p.rev.expires_ms);
+        AUDIT(LOG_WARN, ctx, "refresh_token_reuse", "session_revoked", NULL, LF_S("sid", sid));
+        return svc_fail(SVC_INVALID_GRANT, refusal_reason(out));
+    default:
+        AUDIT(LOG_INFO, ctx, "refresh_refused", "refused", NULL, LF_S("sid", sid),
+              LF_S("reason", outcome_name(out)));
+        return svc_fail(SVC_INVALID_GRANT, refusal_reason(out));
+    }
+}
+
+struct svc_result sessions_logout(struct app *app, const struct svc_ctx *ctx,
+                                  const struct identity *who, bool all)
+{
+    struct revocation rev = sessions_revocation_now(app);
+    enum store_rc rc;
+    if (all)
+        rc = store_session_revoke_user(app->store, who->sub, NULL, "logout_all", &rev, NULL);
+    else
+        rc = store_session_revoke(app->store, who->sub, who->sid, "logout", &rev);
+    if (rc != STORE_OK && rc != STORE_NOT_FOUND)
+        return svc_store_failure(app, rc, "logout");
+    app_note_revoked(app, who->sid, rev.expires_ms);
+    if (all)
+        app_sync_revocations(app);
+    AUDIT(LOG_INFO, ctx, "logout", "ok", who->sub, LF_S("sid", who->sid),
+          LF_S("scope", all ? "all" : "session"));
+    return svc_ok();
+}
+
+struct svc_result sessions_list(struct app *app, const struct identity *who,
+                                store_session_cb cb, void *cbctx)
+{
+    enum store_rc rc =
+        store_session_list(app->store, who->sub, util_now(), app->cfg->refresh_ttl, cb, cbctx);
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "session_list");
+    return svc_ok();
+}
+
+struct svc_result sessions_revoke(struct app *app, const struct svc_ctx *ctx,
+                                  const struct identity *who, const char *path_sid)
+{
+    if (!util_is_uuid(path_sid))
+        return svc_fail(SVC_NOT_FOUND, "There is no such session.");
+    /* Ids are stored lower-case (util_uuid7). */
+    char sid[UUID_STR_LEN];
+    for (size_t i = 0; i < sizeof sid; i++)
+        sid[i] = (path_sid[i] >= 'A' && path_sid[i] <= 'F') ? (char)(path_sid[i] + 32)
+                                                             : path_sid[i];
+    struct revocation rev = sessions_revocation_now(app);
+    enum store_rc rc = store_session_revoke(app->store, who->sub, sid, "session_deleted", &rev);
+    if (rc == STORE_NOT_FOUND)
+        return svc_fail(SVC_NOT_FOUND, "There is no such session.");
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "session_revoke");
+    app_note_revoked(app, sid, rev.expires_ms);
+    AUDIT(LOG_INFO, ctx, "session_revoked", "ok", who->sub, LF_S("sid", sid),
+          LF_S("by_sid", who->sid));
+    return svc_ok();
+}
+
+struct svc_result sessions_revoke_all(struct app *app, const struct svc_ctx *ctx,
+                                      const char *user_id, const char *reason, int *ret_count)
+{
+    struct revocation rev = sessions_revocation_now(app);
+    int n = 0;
+    enum store_rc rc = store_session_revoke_user(app->store, user_id, NULL, reason, &rev, &n);
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "session_revoke_all");
+    if (app->revoked)
+        app_sync_revocations(app);
+    AUDIT(LOG_INFO, ctx, "sessions_revoked", "ok", user_id, LF_S("reason", reason),
+          LF_I("sessions", n));
+    if (ret_count)
+        *ret_count = n;
+    return svc_ok();
+}

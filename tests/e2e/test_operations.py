@@ -1,0 +1,1034 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Operator features, each test a trap an operator fell into.
+
+1. one configuration file for the server and the CLI (`--config`); `jwtd keys
+   rotate` run without it must not change the signing algorithm behind the
+   server's back; `jwtd config check` shows sources and hides secrets;
+2. JWTD_PUBLIC_URL drives the issuer and the JWKS URL; listen addresses;
+3. signals: SIGHUP reloads the [reload] settings (log level, rate limits,
+   CORS, TLS certificate), says what needs a restart, survives a broken file;
+4. the SQLite files are private whatever the umask;
+5. `jwtd user ...` administration against a serving database; `--help` and
+   usage errors never touch the disk;
+6. a password typed on a terminal is not echoed;
+7. the password policy accepts long random passwords and refuses common ones;
+8. audit events and request ids in JSON logs, typed values, no secrets;
+9. /metrics latency histograms.
+
+Asynchronous effects are polled (every 50 ms) against deadlines, never slept
+for. Revocations must reach /auth/me within one second.
+"""
+
+import json
+import os
+import pty
+import re
+import secrets
+import select
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import termios
+import time
+
+import pytest
+
+from e2e_util import (SLOW, assert_error, assert_invalid_grant, assert_refused_within,
+                      assert_uuid, clean_env, free_port, jwt_parts, jwtd_bin, login, refresh,
+                      run_expect_exit, signup, strong_password, uname)
+
+POLL = 0.05
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+def wait_for(pred, timeout=5.0, what="condition"):
+    """Poll pred() every 50 ms until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        v = pred()
+        if v:
+            return v
+        assert time.monotonic() < deadline, "timed out after %.1fs waiting for %s" % (
+            timeout * SLOW, what)
+        time.sleep(POLL)
+
+
+def jwtd(args, env=None, input=None, cwd=None, timeout=60):
+    """Run the binary directly: clean environment (JWTD_CONFIG=none) plus env."""
+    return subprocess.run([jwtd_bin()] + list(args), env=clean_env(env), cwd=cwd,
+                          input=input, stdin=None if input is not None else subprocess.DEVNULL,
+                          capture_output=True, timeout=timeout)
+
+
+def out(p):
+    return p.stdout.decode("utf-8", "replace")
+
+
+def err(p):
+    return p.stderr.decode("utf-8", "replace")
+
+
+def write_conf(path, settings):
+    with open(path, "w") as f:
+        for k, v in settings.items():
+            f.write("%s = %s\n" % (k, v))
+
+
+def count_events(srv, event):
+    return len(re.findall(r"\bevent=%s\b" % re.escape(event), srv.log()))
+
+
+def sighup_and_wait(srv, expect="reloaded"):
+    """Send SIGHUP and wait for the next `reloaded` or `reload_failed` line;
+    assert it is `expect`; return that line."""
+    before = count_events(srv, "reloaded") + count_events(srv, "reload_failed")
+    srv.proc.send_signal(signal.SIGHUP)
+
+    def done():
+        lines = [l for l in srv.log().splitlines()
+                 if re.search(r"\bevent=(reloaded|reload_failed)\b", l)]
+        return lines[before] if len(lines) > before else None
+    line = wait_for(done, what="the SIGHUP to be handled")
+    assert ("event=%s" % expect) in line, "expected %s, got: %s\nlog tail:\n%s" % (
+        expect, line, srv.log()[-2000:])
+    assert srv.running(), "the server died on SIGHUP:\n" + srv.log()[-2000:]
+    return line
+
+
+def field(line, name):
+    """The value of name=value (or name="value") in a text log line."""
+    m = re.search(r'\b%s=("(?:[^"\\]|\\.)*"|\S*)' % re.escape(name), line)
+    assert m, "no %s= in %r" % (name, line)
+    v = m.group(1)
+    return v[1:-1] if v.startswith('"') else v
+
+
+def key_list(path_or_env):
+    """`jwtd keys list` rows as (kid, alg, state), with --config PATH or an env dict."""
+    if isinstance(path_or_env, dict):
+        p = jwtd(["keys", "list"], env=path_or_env)
+    else:
+        p = jwtd(["keys", "list", "--config", path_or_env])
+    assert p.returncode == 0, err(p)
+    return out(p), [tuple(l.split("\t")[:3]) for l in out(p).splitlines() if l]
+
+
+def jwks_kids(client):
+    r = client.get("/.well-known/jwks.json")
+    assert r.status == 200, r
+    return {k["kid"]: k for k in r.json["keys"]}
+
+
+def sqlite_only(srv):
+    if srv.db.kind != "sqlite":
+        pytest.skip("SQLite file test (JWTD_E2E_DATABASE is not sqlite)")
+
+
+def db_env(srv):
+    return {"JWTD_DATABASE": srv.db.url}
+
+
+def cli(srv, *args, input=None, env=None):
+    e = db_env(srv)
+    e.update(env or {})
+    return jwtd(list(args), env=e, input=input)
+
+
+# --------------------------------------------------------------------------
+# 1. one configuration for the server and the CLI
+# --------------------------------------------------------------------------
+
+def test_cli_and_server_share_the_config_file_and_rotate_refuses_a_silent_alg_change(
+        jwtd_factory):
+    """Trap: the server ran from a config file (jwt_alg = EdDSA) while the
+    operator ran `jwtd keys rotate` without it; the CLI fell back to ES256
+    and quietly started an algorithm change. Now the CLI reads the same file
+    with --config, and without it refuses (exit 1, naming EdDSA) and changes
+    nothing; an algorithm change is only ever published ahead, never --now."""
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-conf-")
+    try:
+        conf = os.path.join(tmp, "jwtd.conf")
+        # the database comes from the file only (JWTD_DATABASE would win over it)
+        srv = jwtd_factory(env={"JWTD_DATABASE": None}, args=["--config", conf], start=False)
+        write_conf(conf, {"jwt_alg": "EdDSA", "database": srv.db.url, "keyring_poll": "200ms"})
+        srv.start()
+        if srv.db.kind == "sqlite":
+            assert os.path.exists(srv.db.url[len("sqlite:"):]), \
+                "the server did not use the file's database"
+        c = srv.client()
+        username, password, _ = signup(c)
+        tok = login(c, username, password)["access_token"]
+        hdr = jwt_parts(tok)[0]
+        assert hdr["alg"] == "EdDSA", hdr
+        cur = hdr["kid"]
+
+        text0, rows0 = key_list(conf)
+        assert rows0 == [(cur, "EdDSA", "current")], text0
+
+        # With the configuration: a NEXT EdDSA key, published ahead.
+        p = jwtd(["keys", "rotate", "--config", conf])
+        assert p.returncode == 0, err(p)
+        nxt = out(p).split()[0]
+        text1, rows1 = key_list(conf)
+        assert sorted(rows1) == sorted([(cur, "EdDSA", "current"), (nxt, "EdDSA", "next")]), text1
+        wait_for(lambda: nxt in jwks_kids(c), what="the next key in the JWKS")
+        assert jwks_kids(c)[nxt].get("alg", "EdDSA") == "EdDSA"
+        assert jwt_parts(login(c, username, password)["access_token"])[0]["kid"] == cur, \
+            "a published-ahead key signed at once"
+
+        # Without it (default ES256): refused, the current algorithm named, nothing changed.
+        env = {"JWTD_DATABASE": srv.db.url}
+        p = jwtd(["keys", "rotate"], env=env)
+        assert p.returncode == 1, (p.returncode, err(p))
+        assert "EdDSA" in err(p) and "current" in err(p), err(p)
+        assert key_list(conf)[0] == text1, "a refused rotate changed the key ring"
+
+        # An algorithm change is never --now.
+        p = jwtd(["keys", "rotate", "--alg", "ES256", "--now"], env=env)
+        assert p.returncode == 2, (p.returncode, err(p))
+        assert key_list(conf)[0] == text1, "a refused --now rotate changed the key ring"
+
+        # On purpose: an ES256 key published ahead; the EdDSA key keeps signing.
+        p = jwtd(["keys", "rotate", "--alg", "ES256"], env=env)
+        assert p.returncode == 0, err(p)
+        es = out(p).split()[0]
+        text2, rows2 = key_list(conf)
+        assert sorted(rows2) == sorted([(cur, "EdDSA", "current"), (nxt, "EdDSA", "next"),
+                                        (es, "ES256", "next")]), text2
+        wait_for(lambda: es in jwks_kids(c), what="the ES256 key in the JWKS")
+        hdr = jwt_parts(login(c, username, password)["access_token"])[0]
+        assert (hdr["alg"], hdr["kid"]) == ("EdDSA", cur), hdr
+        c.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_config_check_shows_sources_and_hides_secrets():
+    """Trap: `jwtd config check` is what an operator pastes into a ticket; it
+    must name the file (and line) each setting came from and never print the
+    JWT secret or the database password."""
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-conf-")
+    try:
+        secret = "S3cret-" + secrets.token_hex(20)
+        dbpw = "pw-" + secrets.token_hex(8)
+        conf = os.path.join(tmp, "jwtd.conf")
+        write_conf(conf, {"jwt_alg": "HS256", "jwt_secret": secret,
+                          "database": "postgres://jwtd:%s@db.example.com/jwtd" % dbpw,
+                          "access_ttl": "10m"})
+        p = jwtd(["config", "check", "--config", conf])
+        assert p.returncode == 0, err(p)
+        text = out(p)
+        assert secret not in text and secret not in err(p), text
+        assert dbpw not in text and dbpw not in err(p), text
+        lines = {l.split("=")[0].strip(): l for l in text.splitlines() if "=" in l}
+        assert "(hidden)" in lines["jwt_secret"], lines["jwt_secret"]
+        assert conf in lines["jwt_secret"], lines["jwt_secret"]
+        assert "db.example.com" in lines["database"] and conf in lines["database"], \
+            lines["database"]
+        assert re.search(r"=\s*HS256\s+#\s*%s:1\b" % re.escape(conf), lines["jwt_alg"]), \
+            lines["jwt_alg"]
+        assert re.search(r"=\s*10m\s+#\s*%s:4\b" % re.escape(conf), lines["access_ttl"]), \
+            lines["access_ttl"]
+        assert "default" in lines["audience"], lines["audience"]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# 2. public URL and listen address
+# --------------------------------------------------------------------------
+
+def test_public_url_sets_issuer_and_jwks_uri(jwtd_factory):
+    """Trap: behind a TLS proxy the issuer followed JWTD_LISTEN
+    (http://0.0.0.0:8080) and every verifier refused the tokens.
+    JWTD_PUBLIC_URL decides the issuer and the JWKS URL (trailing slash
+    dropped), whatever the listen address; with it set, listening on every
+    interface gives no public_url_unset warning."""
+    port = free_port()
+    srv = jwtd_factory(env={"JWTD_LISTEN": "0.0.0.0:%d" % port,
+                            "JWTD_PUBLIC_URL": "https://auth.example.com:8443/"}, port=port)
+    c = srv.client()
+    username, password, _ = signup(c)
+    claims = jwt_parts(login(c, username, password)["access_token"])[1]
+    assert claims["iss"] == "https://auth.example.com:8443", claims
+    d = c.get("/.well-known/openid-configuration")
+    assert d.status == 200, d
+    assert d.json["issuer"] == "https://auth.example.com:8443", d.json
+    assert d.json["jwks_uri"] == "https://auth.example.com:8443/.well-known/jwks.json", d.json
+    c.close()
+    srv.stop()           # start-up warnings are written before SIGTERM is handled
+    assert "public_url_unset" not in srv.log(), srv.log()
+
+
+def test_listening_everywhere_without_public_url_warns(jwtd_factory):
+    """Trap: a server on 0.0.0.0 silently used http://0.0.0.0:PORT as its
+    issuer; now it logs a public_url_unset warning at start-up."""
+    port = free_port()
+    srv = jwtd_factory(env={"JWTD_LISTEN": "0.0.0.0:%d" % port}, port=port)
+    wait_for(lambda: "public_url_unset" in srv.log(), what="the public_url_unset warning")
+    line = [l for l in srv.log().splitlines() if "public_url_unset" in l][0]
+    assert "level=warn" in line, line
+
+
+def test_listen_without_host_is_refused_with_advice():
+    """Trap: JWTD_LISTEN=":8080" (the Go habit) meant something different to
+    each reader; it is refused at start with one line naming JWTD_LISTEN and
+    suggesting 0.0.0.0:8080."""
+    rc, stderr = run_expect_exit({"JWTD_LISTEN": ":8080"})
+    assert rc == 2, (rc, stderr)
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, stderr
+    assert "JWTD_LISTEN" in lines[0] and "0.0.0.0:8080" in lines[0], lines[0]
+
+
+def test_listen_on_localhost_serves(jwtd_factory):
+    """Trap: JWTD_LISTEN=localhost:PORT was refused as "not an address";
+    a host name is accepted and served."""
+    port = free_port()
+    srv = jwtd_factory(env={"JWTD_LISTEN": "localhost:%d" % port}, port=port)
+    c = srv.client()
+    assert c.get("/healthz").status == 200
+    c.close()
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "https://exa mple.com", "https://x/?q",
+                                 "https://user@x"])
+def test_bad_public_url_refused(url):
+    """Trap: a mistyped public URL became the issuer of every token; it is
+    refused at start with a line naming JWTD_PUBLIC_URL."""
+    rc, stderr = run_expect_exit({"JWTD_PUBLIC_URL": url})
+    assert rc == 2, (rc, stderr)
+    assert "JWTD_PUBLIC_URL" in stderr, stderr
+
+
+# --------------------------------------------------------------------------
+# 3. signals
+# --------------------------------------------------------------------------
+
+def test_sighup_does_not_kill(jwtd_factory):
+    """Trap: SIGHUP (sent by `systemctl reload` and by log rotation) killed
+    the server. It reloads, logs `reloaded` with applied= and needs_restart=,
+    keeps serving, and still exits 0 on SIGTERM."""
+    srv = jwtd_factory()
+    c = srv.client()
+    line = sighup_and_wait(srv)
+    assert "applied=" in line and "needs_restart=" in line, line
+    assert c.get("/healthz").status == 200
+    signup(c)
+    c.close()
+    assert srv.stop() == 0
+
+
+def _preflight(c, origin):
+    return c.request("OPTIONS", "/auth/login",
+                     headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                              "Access-Control-Request-Headers": "content-type"})
+
+
+def test_sighup_applies_reloadable_settings_from_the_file(jwtd_factory):
+    """Trap: to debug a production issue an operator set log_level = debug
+    and sent SIGHUP; nothing changed (or the process died). Reloadable
+    settings (log level, per-address signup limit, CORS origins) take effect
+    at once; a setting that needs a restart (access_ttl) is listed in
+    needs_restart and not half-applied."""
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-hup-")
+    try:
+        conf = os.path.join(tmp, "jwtd.conf")
+        base = {"log_level": "info", "signup_rate": "1000", "rate_window": "10m",
+                "cors_origins": "https://a.example", "access_ttl": "15m"}
+        write_conf(conf, base)
+        srv = jwtd_factory(args=["--config", conf])
+        c = srv.client()
+        username, password, _ = signup(c)
+        assert login(c, username, password)["expires_in"] == 900
+        r = _preflight(c, "https://a.example")
+        assert r.header("Access-Control-Allow-Origin") == "https://a.example", r
+        r = _preflight(c, "https://b.example")
+        assert r.header("Access-Control-Allow-Origin") is None, r
+        assert c.get("/healthz").status == 200
+        assert "http_request" not in srv.log(), "debug lines at log_level = info"
+
+        write_conf(conf, dict(base, log_level="debug", signup_rate="1",
+                              cors_origins="https://b.example", access_ttl="5m"))
+        line = sighup_and_wait(srv)
+        applied = field(line, "applied").split(",")
+        restart = field(line, "needs_restart").split(",")
+        for name in ("JWTD_LOG_LEVEL", "JWTD_SIGNUP_RATE", "JWTD_CORS_ORIGINS"):
+            assert name in applied, line
+        assert "JWTD_ACCESS_TTL" in restart and "JWTD_ACCESS_TTL" not in applied, line
+
+        # log level: debug http_request lines from now on
+        assert c.get("/healthz").status == 200
+        wait_for(lambda: "event=http_request" in srv.log(), what="a debug http_request line")
+        # CORS follows the file
+        r = _preflight(c, "https://b.example")
+        assert r.header("Access-Control-Allow-Origin") == "https://b.example", r
+        assert r.header("Access-Control-Allow-Methods"), r
+        r = _preflight(c, "https://a.example")
+        assert r.header("Access-Control-Allow-Origin") is None, r
+        assert r.header("Access-Control-Allow-Methods") is None, r
+        r = c.get("/healthz", headers={"Origin": "https://b.example"})
+        assert r.header("Access-Control-Allow-Origin") == "https://b.example", r
+        # the access TTL needs a restart: unchanged
+        assert login(c, username, password)["expires_in"] == 900
+        # the signup limit: one signup from this address was made in the window
+        r = c.post("/auth/signup", {"username": uname(), "password": strong_password()})
+        assert_error(r, 429, "too_many_attempts")
+        c.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_sighup_with_a_broken_file_keeps_the_running_configuration(jwtd_factory):
+    """Trap: a typo in the file followed by `systemctl reload` took the
+    service down. A file that does not load is reported (reload_failed) and
+    the running settings stay, the server keeps serving."""
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-hup-")
+    try:
+        conf = os.path.join(tmp, "jwtd.conf")
+        write_conf(conf, {"signup": "open", "log_level": "info"})
+        srv = jwtd_factory(args=["--config", conf])
+        c = srv.client()
+        with open(conf, "w") as f:
+            f.write("signup = closed\nlog_level = debug\nthis line has no equals sign\n")
+        line = sighup_and_wait(srv, expect="reload_failed")
+        assert "level=error" in line, line
+        assert srv.running()
+        assert c.get("/healthz").status == 200
+        signup(c)                                            # signup still open
+        assert "event=http_request" not in srv.log(), "log_level = debug was half-applied"
+        c.close()
+        assert srv.stop() == 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _make_cert(cn):
+    """A self-signed EC certificate: (cert_pem, key_pem, cert_der)."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+            .sign(key, hashes.SHA256()))
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert_pem, key_pem, cert.public_bytes(serialization.Encoding.DER)
+
+
+def _tls_probe(port):
+    """A new TLS connection: (status of GET /healthz, the server's DER certificate)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            der = s.getpeercert(binary_form=True)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else None
+    return status, der
+
+
+def test_sighup_replaces_the_tls_certificate(jwtd_factory):
+    """Trap: a renewed certificate (certbot renew + reload) was not picked up
+    until a restart, so the old one expired in production. SIGHUP loads the
+    new files for new connections; a key that does not match its certificate
+    is refused (reload_failed) and the previous certificate stays."""
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-tls-")
+    try:
+        cert_path, key_path = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        c1, k1, der1 = _make_cert("first.example")
+        c2, k2, der2 = _make_cert("second.example")
+
+        def install(cert, key):
+            with open(cert_path, "wb") as f:
+                f.write(cert)
+            with open(key_path, "wb") as f:
+                f.write(key)
+        install(c1, k1)
+        os.chmod(key_path, 0o600)
+        conf = os.path.join(tmp, "jwtd.conf")
+        write_conf(conf, {"tls_cert": cert_path, "tls_key": key_path})
+        srv = jwtd_factory(args=["--config", conf], start=False)
+        srv.start(wait=False)
+
+        def ready():
+            assert srv.running(), "jwtd exited:\n" + srv.log()
+            try:
+                return _tls_probe(srv.port)
+            except (OSError, ssl.SSLError):
+                return None
+        status, der = wait_for(ready, timeout=20, what="the TLS server")
+        assert status == 200 and der == der1
+
+        install(c2, k2)
+        line = sighup_and_wait(srv)
+        assert "JWTD_TLS_CERT" in field(line, "applied"), line
+        status, der = _tls_probe(srv.port)
+        assert status == 200
+        assert der == der2, "SIGHUP did not load the renewed certificate"
+
+        install(c1, k2)                      # certificate and key do not match
+        sighup_and_wait(srv, expect="reload_failed")
+        status, der = _tls_probe(srv.port)
+        assert status == 200
+        assert der == der2, "a refused reload changed the served certificate"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# 4. files
+# --------------------------------------------------------------------------
+
+def test_database_files_are_private_whatever_the_umask(jwtd_factory):
+    """Trap: started from a shell with umask 000 (or 022), the SQLite file
+    holding private keys and password hashes, and its -wal/-shm files, were
+    readable by every local user. They are created 0600."""
+    srv = jwtd_factory(start=False)
+    sqlite_only(srv)
+    cli_tmp = tempfile.mkdtemp(prefix="jwtd-e2e-umask-")
+    os.chmod(cli_tmp, 0o755)
+    cli_db = os.path.join(cli_tmp, "cli.db")
+    old = os.umask(0)
+    try:
+        srv.start(wait=False)
+        p = jwtd(["migrate"], env={"JWTD_DATABASE": "sqlite:" + cli_db})
+    finally:
+        os.umask(old)
+    try:
+        srv.wait_ready()
+        assert p.returncode == 0, err(p)
+        assert oct(os.stat(cli_db).st_mode & 0o777) == oct(0o600), "jwtd migrate: %o" % (
+            os.stat(cli_db).st_mode & 0o777)
+        c = srv.client()
+        signup(c)                 # writes: the WAL is in use
+        path = srv.db.url[len("sqlite:"):]
+        for f in (path, path + "-wal", path + "-shm"):
+            wait_for(lambda: os.path.exists(f), what=f)
+            mode = os.stat(f).st_mode & 0o777
+            assert mode == 0o600, "%s has mode %o" % (f, mode)
+        c.close()
+    finally:
+        shutil.rmtree(cli_tmp, ignore_errors=True)
+
+
+def test_world_readable_database_is_reported(jwtd_factory):
+    """Trap: a database copied with `cp` (mode 0644) kept serving with keys
+    readable by everyone and nobody noticed; `jwtd serve` logs a
+    storage_warning naming the file."""
+    srv = jwtd_factory(start=False)
+    sqlite_only(srv)
+    path = srv.db.url[len("sqlite:"):]
+    p = jwtd(["migrate"], env={"JWTD_DATABASE": srv.db.url})
+    assert p.returncode == 0, err(p)
+    os.chmod(path, 0o644)
+    srv.start()
+    wait_for(lambda: "storage_warning" in srv.log(), what="a storage_warning")
+    line = [l for l in srv.log().splitlines() if "storage_warning" in l][0]
+    assert path in line and "644" in line, line
+
+
+# --------------------------------------------------------------------------
+# 5. account administration on a serving database
+# --------------------------------------------------------------------------
+
+def _refused_within(c, token, since):
+    assert_refused_within(c, token, since, bound=1.0, paths=("/auth/me",), interval=POLL,
+                          give_up=2.0)
+
+
+def test_user_passwd(server, client):
+    """Trap: an operator reset a password by delete + add, which changed the
+    user id and orphaned the user's data, while a thief's access tokens kept
+    working. `user passwd` keeps the id, the old password stops working, the
+    new one works, and every session of the account ends within a second."""
+    username, password, user = signup(client)
+    tokens = login(client, username, password)
+    new = strong_password()
+    p = cli(server, "user", "passwd", username, "--password-stdin", input=(new + "\n").encode())
+    since = time.monotonic()
+    assert p.returncode == 0, err(p)
+    _refused_within(client, tokens["access_token"], since)
+    assert new not in out(p) + err(p)
+    assert_error(client.post("/auth/login", {"username": username, "password": password}),
+                 401, "invalid_credentials")
+    assert login(client, username, new)["user"]["id"] == user["id"]
+    assert_invalid_grant(refresh(client, tokens["refresh_token"]))
+
+
+def test_user_disable_and_enable(server, client):
+    """Trap: a leaver's account was "disabled" by changing its password, and
+    the refresh tokens on their laptop kept minting access tokens. `user
+    disable` ends every session within a second and refuses logins (403
+    account_disabled, only with the right password) and refreshes until
+    `user enable`."""
+    username, password, user = signup(client)
+    tokens = login(client, username, password)
+    p = cli(server, "user", "disable", username)
+    since = time.monotonic()
+    assert p.returncode == 0, err(p)
+    _refused_within(client, tokens["access_token"], since)
+    assert_error(client.post("/auth/login", {"username": username, "password": password}),
+                 403, "account_disabled")
+    assert_error(client.post("/auth/login", {"username": username, "password": password + "x"}),
+                 401, "invalid_credentials")
+    assert_invalid_grant(refresh(client, tokens["refresh_token"]))
+    p = cli(server, "user", "enable", username)
+    assert p.returncode == 0, err(p)
+    assert login(client, username, password)["user"]["id"] == user["id"]
+
+
+def test_user_unlock(server, client):
+    """Trap: a user locked out by a password-guessing bot had to wait out the
+    back-off; `user unlock` lets the right password in at once."""
+    username, password, _ = signup(client)
+    for i in range(10):
+        assert_error(client.post("/auth/login", {"username": username,
+                                                 "password": "wrong-%d-%s" % (i, password)}),
+                     401, "invalid_credentials")
+    assert_error(client.post("/auth/login", {"username": username, "password": password}),
+                 429, "too_many_attempts")
+    p = cli(server, "user", "unlock", username)
+    assert p.returncode == 0, err(p)
+    login(client, username, password)
+
+
+def test_user_logout(server, client):
+    """Trap: after a stolen laptop the operator had no way to end a user's
+    sessions short of deleting the account. `user logout` ends every session:
+    access tokens refused within a second, refresh tokens refused."""
+    username, password, _ = signup(client)
+    sessions = [login(client, username, password) for _ in range(2)]
+    p = cli(server, "user", "logout", username)
+    since = time.monotonic()
+    assert p.returncode == 0, err(p)
+    for s in sessions:
+        _refused_within(client, s["access_token"], since)
+    for s in sessions:
+        assert_invalid_grant(refresh(client, s["refresh_token"]))
+
+
+def test_user_show(server, client):
+    """Trap: to answer "why can't I log in?" the operator had to query the
+    database by hand. `user show` prints the id, status, live sessions and
+    failed logins; an unknown user is exit 1."""
+    username, password, user = signup(client)
+    login(client, username, password)
+    login(client, username, password)
+    assert_error(client.post("/auth/login", {"username": username, "password": "nope-" + password}),
+                 401, "invalid_credentials")
+    p = cli(server, "user", "show", username)
+    assert p.returncode == 0, err(p)
+    text = out(p)
+    assert re.search(r"^id:\s+%s$" % user["id"], text, re.M), text
+    assert re.search(r"^status:\s+active$", text, re.M), text
+    assert re.search(r"^live sessions:\s+2$", text, re.M), text
+    assert re.search(r"\b1 failed login", text), text
+    assert cli(server, "user", "disable", username).returncode == 0
+    text = out(cli(server, "user", "show", username))
+    assert re.search(r"^status:\s+disabled", text, re.M), text
+    assert re.search(r"^live sessions:\s+0$", text, re.M), text
+
+
+@pytest.mark.parametrize("sub", ["show", "disable", "enable", "unlock", "logout", "delete",
+                                 "passwd"])
+def test_unknown_user_exits_1(server, sub):
+    """Trap: a typo in the username made `user disable` print nothing and exit
+    0, so the operator believed the account was disabled."""
+    p = cli(server, "user", sub, uname("ghost"), input=b"Pw-" + secrets.token_hex(8).encode()
+            + b"\n")
+    assert p.returncode == 1, (p.returncode, out(p), err(p))
+    assert err(p).strip(), "no reason given"
+
+
+HELP_COMMANDS = ([["--help"], ["serve", "--help"], ["migrate", "--help"],
+                  ["user", "--help"], ["keys", "--help"], ["token", "--help"],
+                  ["config", "--help"]]
+                 + [["user", s, "--help"] for s in ("add", "import", "list", "show", "delete",
+                                                    "passwd", "disable", "enable", "unlock",
+                                                    "logout")]
+                 + [["keys", s, "--help"] for s in ("list", "rotate", "retire")]
+                 + [["token", s, "--help"] for s in ("inspect", "verify")]
+                 + [["config", s, "--help"] for s in ("check", "settings")])
+
+
+@pytest.mark.parametrize("args", HELP_COMMANDS, ids=[" ".join(a) for a in HELP_COMMANDS])
+def test_help_touches_nothing(args):
+    """Trap: `jwtd token verify --help` opened the default database and left a
+    stray cli.db (or jwtd.db) in the working directory. Every --help prints
+    its usage on stdout, exits 0 and creates no file."""
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-help-")
+    try:
+        p = jwtd(args, cwd=tmp)
+        assert p.returncode == 0, (p.returncode, err(p))
+        assert "usage" in out(p).lower(), out(p)
+        assert os.listdir(tmp) == [], "jwtd %s created %s" % (" ".join(args), os.listdir(tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_mistyped_database_path_creates_nothing():
+    """Trap: `jwtd user list` with a mistyped JWTD_DATABASE created an empty
+    database there and listed no users, and the operator concluded the users
+    were gone. Read-only commands exit 1 and create nothing."""
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-nodb-")
+    try:
+        env = {"JWTD_DATABASE": "sqlite:" + os.path.join(tmp, "does-not-exist.db")}
+        for args in (["user", "list"], ["user", "show", "someone"], ["keys", "list"]):
+            p = jwtd(args, env=env, cwd=tmp)
+            assert p.returncode == 1, (args, p.returncode, err(p))
+            assert err(p).strip()
+            assert os.listdir(tmp) == [], "%s created %s" % (args, os.listdir(tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+USAGE_ERRORS = [["user", "show"], ["user", "passwd"], ["user", "disable"], ["user", "frobnicate"],
+                ["user", "list", "--no-such-option"], ["user", "show", "a", "b"],
+                ["keys", "frobnicate"], ["keys", "rotate", "--no-such-option"],
+                ["keys", "retire"], ["token", "frobnicate"], ["token", "verify"],
+                ["config", "frobnicate"], ["frobnicate"], []]
+
+
+@pytest.mark.parametrize("args", USAGE_ERRORS, ids=[" ".join(a) or "(none)" for a in USAGE_ERRORS])
+def test_usage_errors_exit_2(args):
+    """Trap: scripts could not tell a typo from a runtime failure. Usage
+    errors (missing username, unknown subcommand or option) exit 2 and touch
+    nothing."""
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-usage-")
+    try:
+        env = {"JWTD_DATABASE": "sqlite:" + os.path.join(tmp, "jwtd.db")}
+        p = jwtd(args, env=env, cwd=tmp)
+        assert p.returncode == 2, (args, p.returncode, out(p), err(p))
+        assert err(p).strip(), "no explanation on stderr"
+        assert os.listdir(tmp) == [], "%s created %s" % (args, os.listdir(tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# 6. passwords typed on a terminal
+# --------------------------------------------------------------------------
+
+def run_in_pty(args, env, answers, timeout=30):
+    """Run jwtd with stdin/stdout/stderr on a pseudo-terminal. `answers` is a
+    list of (prompt regex, text): each text is typed (with a newline) once
+    its prompt has appeared AND the terminal's echo is off (typing earlier
+    would be a human typing before the prompt: echoed, or flushed), or 2 s
+    after the prompt when the echo stays on.
+    Returns (returncode, everything the terminal showed)."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen([jwtd_bin()] + list(args), env=clean_env(env), stdin=slave,
+                         stdout=slave, stderr=slave, start_new_session=True, close_fds=True)
+    shown = b""
+    pos = 0
+    pending = list(answers)
+    prompt_seen = None
+    deadline = time.monotonic() + timeout * SLOW
+    try:
+        while True:
+            r, _, _ = select.select([master], [], [], POLL)
+            if r:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    data = b""
+                shown += data
+            if pending:
+                m = re.search(pending[0][0], shown[pos:])
+                if m and prompt_seen is None:
+                    prompt_seen = time.monotonic()
+                echo_off = not (termios.tcgetattr(slave)[3] & termios.ECHO)
+                # A program that never turns the echo off gets the password
+                # typed anyway after 2 s, so that the test fails on the echo.
+                if m and (echo_off or time.monotonic() - prompt_seen > 2.0 * SLOW):
+                    os.write(master, pending[0][1].encode() + b"\n")
+                    pos += m.end()
+                    pending.pop(0)
+                    prompt_seen = None
+            if p.poll() is not None and not r:
+                break
+            if time.monotonic() > deadline:
+                p.kill()
+                p.wait()
+                raise AssertionError("jwtd %s did not finish; the terminal showed:\n%r"
+                                     % (" ".join(args), shown))
+        # what is left on the terminal
+        while select.select([master], [], [], 0.1)[0]:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            shown += data
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert not pending, "jwtd %s never asked for %r; the terminal showed:\n%r" % (
+        " ".join(args), [a[0] for a in pending], shown)
+    return p.returncode, shown
+
+
+def test_terminal_password_is_not_echoed(server, client):
+    """Trap: `jwtd user add` on a terminal showed the password as it was
+    typed (and left it in the scrollback / screen recording). On a terminal
+    the password is asked twice with echo off and never shown."""
+    username = uname("tty")
+    pw = strong_password()
+    rc, shown = run_in_pty(["user", "add", username], db_env(server),
+                           [(rb"(?i)password", pw), (rb"(?i)again", pw)])
+    assert rc == 0, shown
+    assert pw.encode() not in shown, "the password was echoed: %r" % shown
+    login(client, username, pw)
+
+    new = strong_password()
+    rc, shown = run_in_pty(["user", "passwd", username], db_env(server),
+                           [(rb"(?i)password", new), (rb"(?i)again", new)])
+    assert rc == 0, shown
+    assert new.encode() not in shown, "the password was echoed: %r" % shown
+    login(client, username, new)
+    assert_error(client.post("/auth/login", {"username": username, "password": pw}),
+                 401, "invalid_credentials")
+
+
+def test_terminal_password_mismatch_creates_nothing(server):
+    """Trap: a typo in a password typed blind created an account nobody
+    could log in to. The two entries must match; otherwise exit 1, nothing
+    created."""
+    username = uname("tty")
+    pw = strong_password()
+    rc, shown = run_in_pty(["user", "add", username], db_env(server),
+                           [(rb"(?i)password", pw), (rb"(?i)again", pw + "x")])
+    assert rc == 1, (rc, shown)
+    assert pw.encode() not in shown, shown
+    p = cli(server, "user", "show", username)
+    assert p.returncode == 1, "a mismatched entry created the account: %s" % out(p)
+
+
+# --------------------------------------------------------------------------
+# 7. password policy over HTTP
+# --------------------------------------------------------------------------
+
+PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7f))
+
+
+def test_password_policy_accepts_strong_and_refuses_common(client):
+    """Trap: composition and "systematic" heuristics refused good random
+    passwords from password managers (and long passphrases), while
+    "password1" passed. Random 16-64 character printable passwords and a
+    1024-byte one are accepted; common passwords are 422 weak_password."""
+    for _ in range(20):
+        pw = "".join(secrets.choice(PRINTABLE) for _ in range(16 + secrets.randbelow(49)))
+        r = client.post("/auth/signup", {"username": uname("pp"), "password": pw})
+        assert r.status == 201, "random password %r refused: %r" % (pw, r)
+    r = client.post("/auth/signup", {"username": uname("pp"), "password": "Ab1!" * 256})
+    assert r.status == 201, r
+    for pw in ("password1", "iloveyou", "12345678", "qwertyuiop"):
+        r = client.post("/auth/signup", {"username": uname("pp"), "password": pw})
+        assert_error(r, 422, "weak_password")
+
+
+# --------------------------------------------------------------------------
+# 8. audit events and request ids
+# --------------------------------------------------------------------------
+
+def _json_lines(text, where):
+    events = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            raise AssertionError("not a JSON log line in the %s: %r" % (where, line))
+    return events
+
+
+def test_audit_events_carry_the_request_id(jwtd_factory):
+    """Trap: a security review could not tie a suspicious login in the log to
+    the request the client saw, and "audit":"true" strings broke the SIEM's
+    filters. Every response has an X-Request-Id; each security event is an
+    audit event (JSON boolean "audit", an "outcome", the request id); numbers
+    are numbers and booleans booleans; the CLI writes its audit event on
+    stderr; no password or token is ever logged."""
+    srv = jwtd_factory(env={"JWTD_LOG_FORMAT": "json", "JWTD_LOG_LEVEL": "debug",
+                            "JWTD_REFRESH_REUSE_INTERVAL": "0"})
+    c = srv.client()
+    secrets_seen = []
+    expected = {}          # event -> request id
+
+    def rid(r):
+        v = r.header("X-Request-Id")
+        assert_uuid(v)
+        return v
+
+    r = c.get("/healthz")
+    rid(r)
+    rid(c.get("/no/such/path"))
+    username, password, user = signup(c)
+    rid(c.history[-1])
+    secrets_seen.append(password)
+
+    r = c.post("/auth/login", {"username": username, "password": password})
+    assert r.status == 200, r
+    expected["login"] = rid(r)
+    t1 = r.json
+    secrets_seen += [t1["access_token"], t1["refresh_token"]]
+
+    wrong = "Wrong-" + secrets.token_hex(10)
+    secrets_seen.append(wrong)
+    r = c.post("/auth/login", {"username": username, "password": wrong})
+    assert r.status == 401, r
+    expected["login_failed"] = rid(r)
+
+    garbage = "garbage-" + secrets.token_urlsafe(40)
+    secrets_seen.append(garbage)
+    r = refresh(c, garbage)
+    assert r.status == 401, r
+    expected["refresh_refused"] = rid(r)
+
+    r = refresh(c, t1["refresh_token"])
+    assert r.status == 200, r
+    secrets_seen += [r.json["access_token"], r.json["refresh_token"]]
+    r = refresh(c, t1["refresh_token"])                      # reuse of a rotated token
+    assert r.status == 401, r
+    expected["refresh_token_reuse"] = rid(r)
+
+    t2 = login(c, username, password)
+    secrets_seen += [t2["access_token"], t2["refresh_token"]]
+    new = strong_password()
+    secrets_seen.append(new)
+    r = c.post("/auth/password", {"current_password": password, "new_password": new},
+               token=t2["access_token"])
+    assert r.status == 204, r
+    expected["password_changed"] = rid(r)
+
+    p = cli(srv, "user", "disable", username, env={"JWTD_LOG_FORMAT": "json"})
+    assert p.returncode == 0, err(p)
+    cli_events = _json_lines(err(p), "CLI's stderr")
+    dis = [e for e in cli_events if e.get("event") == "user_disabled"]
+    assert len(dis) == 1, cli_events
+    assert dis[0]["audit"] is True and dis[0]["outcome"] == "ok", dis[0]
+    assert dis[0].get("user_id") == user["id"], dis[0]
+    assert type(dis[0]["sessions_revoked"]) is int and dis[0]["sessions_revoked"] == 1, dis[0]
+
+    def all_there():
+        events = _json_lines(srv.log(), "server log")
+        by = {}
+        for e in events:
+            if e.get("request_id") in expected.values():
+                by.setdefault(e["event"], []).append(e)
+        return (events, by) if all(ev in by for ev in expected) else None
+    events, by = wait_for(all_there, what="the audit events of %s" % sorted(expected))
+    for ev, req in expected.items():
+        mine = [e for e in by[ev] if e["request_id"] == req]
+        assert mine, "no %s event with request_id %s; events: %r" % (ev, req, by[ev])
+        e = mine[0]
+        assert e["audit"] is True, e
+        assert isinstance(e["outcome"], str) and e["outcome"], e
+    lf = [e for e in by["login_failed"] if e["request_id"] == expected["login_failed"]][0]
+    assert lf["user_known"] is True, lf
+
+    c.close()
+    srv.stop()
+    events = _json_lines(srv.log(), "server log")
+    http = [e for e in events if e.get("event") == "http_request"]
+    assert http, "no debug http_request lines"
+    for e in http:
+        assert type(e["status"]) is int and type(e["us"]) is int, e
+        assert type(e.get("completed", True)) is bool, e
+    for e in events:
+        if "audit" in e:
+            assert e["audit"] is True, e
+    listening = [e for e in events if e.get("event") == "listening"][0]
+    assert type(listening["tls"]) is bool and type(listening["workers"]) is int, listening
+
+    text = srv.output() + out(p) + err(p)
+    for s in secrets_seen:
+        assert s not in text, "a password or token is in the log: %r" % s
+
+
+# --------------------------------------------------------------------------
+# 9. metrics
+# --------------------------------------------------------------------------
+
+def _histogram(text, name, labels):
+    """{le: count}, sum, count of one histogram series in Prometheus text."""
+    lab = ",".join('%s="%s"' % kv for kv in labels.items())
+    pre = lab + "," if lab else ""
+    buckets = {}
+    for m in re.finditer(r'^%s_bucket\{%sle="([^"]+)"\} (\d+)$' % (re.escape(name), re.escape(pre)),
+                         text, re.M):
+        buckets[m.group(1)] = int(m.group(2))
+    sel = r"\{%s\}" % re.escape(lab) if lab else ""
+    s = re.search(r"^%s_sum%s (\S+)$" % (re.escape(name), sel), text, re.M)
+    n = re.search(r"^%s_count%s (\d+)$" % (re.escape(name), sel), text, re.M)
+    assert buckets and s and n, "no histogram %s{%s} in:\n%s" % (name, lab, text[:3000])
+    return buckets, float(s.group(1)), int(n.group(1))
+
+
+def _check_histogram(buckets, count):
+    les = sorted(buckets, key=lambda le: float("inf") if le == "+Inf" else float(le))
+    assert les[-1] == "+Inf", les
+    vals = [buckets[le] for le in les]
+    assert vals == sorted(vals), "buckets are not cumulative: %r" % list(zip(les, vals))
+    assert buckets["+Inf"] == count, (buckets, count)
+
+
+def test_metrics_latency_histograms(server, client):
+    """Trap: only request counters existed, so a slow login path (hashing
+    queue saturated) was invisible until users complained. Per-route latency
+    histograms and the hashing queue wait are exported, cumulative, and
+    grow with traffic."""
+    def metrics():
+        r = client.get("/metrics")
+        assert r.status == 200, r
+        return r.body.decode()
+    text = metrics()
+    before = {rt: _histogram(text, "jwtd_http_request_duration_seconds", {"route": rt})[2]
+              for rt in ("login", "verify")}
+    hq_before = _histogram(text, "jwtd_hash_queue_wait_seconds", {})[2]
+    assert "# TYPE jwtd_http_request_duration_seconds histogram" in text
+    assert "# TYPE jwtd_hash_queue_wait_seconds histogram" in text
+
+    username, password, _ = signup(client)
+    tok = login(client, username, password)["access_token"]
+    for _ in range(3):
+        assert client.get("/auth/verify", token=tok).status == 200
+
+    def grown():
+        t = metrics()
+        h = {rt: _histogram(t, "jwtd_http_request_duration_seconds", {"route": rt})
+             for rt in ("login", "verify")}
+        hq = _histogram(t, "jwtd_hash_queue_wait_seconds", {})
+        ok = (h["login"][2] >= before["login"] + 1 and h["verify"][2] >= before["verify"] + 3
+              and hq[2] >= hq_before + 1)
+        return (h, hq) if ok else None
+    h, hq = wait_for(grown, what="the histograms to count the new requests")
+    for rt, (buckets, total, count) in h.items():
+        _check_histogram(buckets, count)
+        assert total > 0, (rt, total)
+    _check_histogram(hq[0], hq[2])

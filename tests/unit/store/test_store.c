@@ -1,0 +1,1448 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The storage layer (src/store/) against a real database, the same cases
+ * on both backends: SQLite (a file in a fresh temporary directory per test,
+ * removed afterwards) or, with JWTD_TEST_BACKEND=postgres, a fresh database
+ * per test on the PostgreSQL server of JWTD_TEST_PG_URL (started by
+ * scripts/test.sh; without it the program exits 77, which meson counts as
+ * skipped). Covers users (case-
+ * insensitive uniqueness, compare-and-set of the hash, password change and
+ * deletion feeding the revocation feed), sessions (listing, revocation
+ * scoped to the owner), the refresh rotation (every outcome, its
+ * boundaries, and 50 threads racing one token), secrets, signing keys,
+ * counters and the login back-off, including their atomicity under threads.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/sessions.h"
+#include "store/store.h"
+
+#define NOW INT64_C(1800000000)
+#define NOW_MS (NOW * 1000)
+#define DAY INT64_C(86400)
+#define IDLE (30 * DAY)
+#define ABSOLUTE (90 * DAY)
+#define REUSE_MS INT64_C(10000)
+
+struct fx {
+    char dir[256];
+    char path[300];
+    char url[512];
+    char pg_db[64]; /* the database made for this test (PostgreSQL) */
+    struct store *s;
+};
+
+static bool on_postgres(void)
+{
+    const char *b = getenv("JWTD_TEST_BACKEND");
+    return b && strcmp(b, "postgres") == 0;
+}
+
+#ifdef JWTD_HAVE_POSTGRES
+#include <libpq-fe.h>
+
+/* Run one statement on the server's maintenance connection. */
+static void pg_admin(const char *sql)
+{
+    PGconn *pg = PQconnectdb(getenv("JWTD_TEST_PG_URL"));
+    if (PQstatus(pg) != CONNECTION_OK)
+        fail_msg("cannot connect to JWTD_TEST_PG_URL: %s", PQerrorMessage(pg));
+    PGresult *res = PQexec(pg, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(pg));
+    PQclear(res);
+    PQfinish(pg);
+}
+
+static void pg_fresh_database(struct fx *f)
+{
+    uint8_t r[6];
+    assert_true(util_random(r, sizeof r));
+    snprintf(f->pg_db, sizeof f->pg_db, "jwtd_ut_%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2],
+             r[3], r[4], r[5]);
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", f->pg_db);
+    pg_admin(sql);
+    const char *base = getenv("JWTD_TEST_PG_URL");
+    const char *slash = strrchr(base, '/');
+    assert_non_null(slash);
+    snprintf(f->url, sizeof f->url, "%.*s/%s", (int)(slash - base), base, f->pg_db);
+}
+
+static void pg_drop_database(struct fx *f)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", f->pg_db);
+    pg_admin(sql);
+}
+#else
+static void pg_fresh_database(struct fx *f)
+{
+    (void)f;
+    fail_msg("built without PostgreSQL support");
+}
+
+static void pg_drop_database(struct fx *f)
+{
+    (void)f;
+}
+#endif
+
+/* What the backend reports goes to stderr, next to the failing test. */
+static void print_event(void *ctx, enum store_event ev, const char *detail)
+{
+    (void)ctx;
+    if (ev != STORE_EV_NOTICE)
+        fprintf(stderr, "store event %d: %s\n", (int)ev, detail);
+}
+
+static int fx_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(f->dir, sizeof f->dir, "%s/jwtd-ut-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/jwtd.db", f->dir);
+    if (on_postgres())
+        pg_fresh_database(f);
+    else
+        snprintf(f->url, sizeof f->url, "sqlite:%s", f->path);
+    char err[256] = "";
+    struct store_options opt = {.sqlite_sync_full = true, .on_event = print_event};
+    enum store_rc rc = store_open(f->url, &opt, &f->s, err, sizeof err);
+    if (rc != STORE_OK)
+        fail_msg("store_open: %s (%s)", store_rc_name(rc), err);
+    assert_int_equal(store_migrate(f->s), STORE_OK);
+    assert_int_equal(store_migrate(f->s), STORE_OK); /* idempotent */
+    assert_int_equal(store_ping(f->s), STORE_OK);
+    *state = f;
+    return 0;
+}
+
+static void rm_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char p[600];
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    if (f->pg_db[0])
+        pg_drop_database(f);
+    rm_dir(f->dir);
+    if (access(f->dir, F_OK) == 0)
+        fail_msg("temporary directory %s left behind", f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---- helpers ---- */
+
+/* Open this thread's connection, one thread at a time: the races below are
+ * between operations, not between 100 PostgreSQL backends starting at once
+ * on two cores (which can take longer than the connect timeout). */
+static enum store_rc warm_up(struct store *s)
+{
+    static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&one_at_a_time);
+    enum store_rc rc = store_ping(s);
+    pthread_mutex_unlock(&one_at_a_time);
+    return rc;
+}
+
+static void mkuser(struct store *s, const char *name, const char *hash, char id[UUID_STR_LEN])
+{
+    struct store_user u = {0};
+    assert_true(util_uuid7(u.id));
+    snprintf(u.username, sizeof u.username, "%s", name);
+    u.password_hash = (char *)hash;
+    u.created_at = NOW - 1000;
+    assert_int_equal(store_user_create(s, &u), STORE_OK);
+    memcpy(id, u.id, UUID_STR_LEN);
+}
+
+static void mksess(struct store *s, const char *user_id, int64_t created, int64_t last_used,
+                   int64_t expires, uint32_t gen, int64_t rotated_ms, char sid[UUID_STR_LEN])
+{
+    struct store_session ss = {0};
+    assert_true(util_uuid7(ss.id));
+    snprintf(ss.user_id, sizeof ss.user_id, "%s", user_id);
+    ss.created_at = created;
+    ss.last_used_at = last_used;
+    ss.expires_at = expires;
+    ss.refresh_gen = gen;
+    ss.rotated_at_ms = rotated_ms;
+    snprintf(ss.user_agent, sizeof ss.user_agent, "test-agent/1.0");
+    snprintf(ss.client_addr, sizeof ss.client_addr, "192.0.2.7");
+    assert_int_equal(store_session_create(s, &ss), STORE_OK);
+    memcpy(sid, ss.id, UUID_STR_LEN);
+}
+
+/* A live session created at `created`, used at NOW - 10. */
+static void mklive(struct store *s, const char *user_id, int64_t created, char sid[UUID_STR_LEN])
+{
+    mksess(s, user_id, created, NOW - 10, created + ABSOLUTE, 0, (NOW - 10) * 1000, sid);
+}
+
+struct sess_list {
+    int n;
+    char id[32][UUID_STR_LEN];
+    uint32_t gen[32];
+    char ua[32][USER_AGENT_MAX + 1];
+};
+
+static void sess_cb(void *ctx, const struct store_session *s)
+{
+    struct sess_list *l = ctx;
+    if (l->n < 32) {
+        snprintf(l->id[l->n], UUID_STR_LEN, "%s", s->id);
+        l->gen[l->n] = s->refresh_gen;
+        snprintf(l->ua[l->n], sizeof l->ua[0], "%s", s->user_agent);
+    }
+    l->n++;
+}
+
+static struct sess_list list_at(struct store *s, const char *user_id, int64_t now)
+{
+    struct sess_list l;
+    memset(&l, 0, sizeof l);
+    assert_int_equal(store_session_list(s, user_id, now, IDLE, sess_cb, &l), STORE_OK);
+    return l;
+}
+
+static int list_find(const struct sess_list *l, const char *sid)
+{
+    for (int i = 0; i < l->n && i < 32; i++)
+        if (strcmp(l->id[i], sid) == 0)
+            return i;
+    return -1;
+}
+
+struct rev_list {
+    int n;
+    char sid[64][UUID_STR_LEN];
+    int64_t revoked_ms[64], expires_ms[64];
+};
+
+static void rev_cb(void *ctx, const char *sid, int64_t revoked_ms, int64_t expires_ms)
+{
+    struct rev_list *l = ctx;
+    if (l->n < 64) {
+        snprintf(l->sid[l->n], UUID_STR_LEN, "%s", sid);
+        l->revoked_ms[l->n] = revoked_ms;
+        l->expires_ms[l->n] = expires_ms;
+    }
+    l->n++;
+}
+
+static struct rev_list revs_since(struct store *s, int64_t since_ms)
+{
+    struct rev_list l;
+    memset(&l, 0, sizeof l);
+    assert_int_equal(store_revocations_since(s, since_ms, rev_cb, &l), STORE_OK);
+    return l;
+}
+
+static int rev_find(const struct rev_list *l, const char *sid)
+{
+    for (int i = 0; i < l->n && i < 64; i++)
+        if (strcmp(l->sid[i], sid) == 0)
+            return i;
+    return -1;
+}
+
+static struct refresh_policy policy_at(int64_t now_ms)
+{
+    struct refresh_policy p = {
+        .now_ms = now_ms,
+        .idle_ttl = IDLE,
+        .reuse_interval_ms = REUSE_MS,
+        .rev = {.now_ms = now_ms, .expires_ms = now_ms + 910 * 1000},
+        .decide = sessions_refresh_decide,
+    };
+    return p;
+}
+
+static enum refresh_outcome do_refresh(struct store *s, const char *sid, uint32_t gen,
+                                       int64_t now_ms, struct store_session *ret_sess,
+                                       struct store_user *ret_user)
+{
+    struct refresh_policy p = policy_at(now_ms);
+    enum refresh_outcome out = (enum refresh_outcome)-1;
+    assert_int_equal(store_refresh(s, sid, gen, &p, &out, ret_sess, ret_user), STORE_OK);
+    return out;
+}
+
+static const char *outcome_name(enum refresh_outcome o)
+{
+    switch (o) {
+    case REFRESH_ROTATED: return "ROTATED";
+    case REFRESH_REPLAYED: return "REPLAYED";
+    case REFRESH_UNKNOWN: return "UNKNOWN";
+    case REFRESH_EXPIRED: return "EXPIRED";
+    case REFRESH_REVOKED: return "REVOKED";
+    case REFRESH_REUSED: return "REUSED";
+    }
+    return "?";
+}
+
+#define assert_outcome(got, want)                                                               \
+    do {                                                                                        \
+        enum refresh_outcome got_ = (got), want_ = (want);                                      \
+        if (got_ != want_)                                                                      \
+            fail_msg("refresh outcome %s, expected %s", outcome_name(got_), outcome_name(want_)); \
+    } while (0)
+
+/* ---- opening and migrations ---- */
+
+static void test_open_and_migrate(void **state)
+{
+    struct fx *f = *state;
+    char id[UUID_STR_LEN];
+    mkuser(f->s, "persist", "$argon2id$h", id);
+    assert_int_equal(store_migrate(f->s), STORE_OK);
+
+    /* A second store on the same database: migrations already applied, data
+     * kept. */
+    char err[256] = "";
+    struct store *s2 = NULL;
+    assert_int_equal(store_open(f->url, NULL, &s2, err, sizeof err), STORE_OK);
+    assert_int_equal(store_migrate(s2), STORE_OK);
+    struct store_user u = {0};
+    assert_int_equal(store_user_by_name(s2, "persist", &u), STORE_OK);
+    assert_string_equal(u.id, id);
+    store_user_clear(&u);
+    assert_null(u.password_hash);
+    store_close(s2);
+    store_close(NULL);
+
+    err[0] = '\0';
+    struct store *bad = NULL;
+    enum store_rc rc = store_open("sqlite:/nonexistent-jwtd-dir/x/jwtd.db", NULL, &bad, err,
+                                  sizeof err);
+    assert_int_not_equal(rc, STORE_OK);
+    assert_non_null(strstr(err, "/nonexistent-jwtd-dir/x/jwtd.db"));
+    err[0] = '\0';
+    assert_int_equal(store_open("mysql://db/jwtd", NULL, &bad, err, sizeof err), STORE_ERROR);
+    assert_true(err[0] != '\0');
+
+    assert_string_equal(store_rc_name(STORE_OK), "ok");
+    assert_string_equal(store_rc_name(STORE_CONFLICT), "conflict");
+    assert_string_equal(store_key_state_name(KEY_CURRENT), "current");
+}
+
+/* ---- users ---- */
+
+struct user_list {
+    int n;
+    char name[8][USERNAME_MAX + 1];
+    char scheme[8][16];
+    bool hash_present;
+};
+
+static void user_cb(void *ctx, const struct store_user *u, const char *scheme)
+{
+    struct user_list *l = ctx;
+    if (l->n < 8) {
+        snprintf(l->name[l->n], sizeof l->name[0], "%s", u->username);
+        snprintf(l->scheme[l->n], sizeof l->scheme[0], "%s", scheme);
+    }
+    if (u->password_hash)
+        l->hash_present = true;
+    l->n++;
+}
+
+/* account_takeover_by_case: "ALICE" must not become a second account next to
+ * "Alice", and looking either up finds the one account. */
+static void test_users_case_insensitive(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char id[UUID_STR_LEN];
+    mkuser(s, "Alice", "$argon2id$v=19$m=19456,t=2,p=1$salt$hash", id);
+
+    struct store_user dup = {0};
+    assert_true(util_uuid7(dup.id));
+    snprintf(dup.username, sizeof dup.username, "ALICE");
+    dup.password_hash = "$argon2id$other";
+    dup.created_at = NOW;
+    assert_int_equal(store_user_create(s, &dup), STORE_CONFLICT);
+    snprintf(dup.username, sizeof dup.username, "alice");
+    assert_int_equal(store_user_create(s, &dup), STORE_CONFLICT);
+    /* The same id under another name. */
+    memcpy(dup.id, id, sizeof dup.id);
+    snprintf(dup.username, sizeof dup.username, "carol");
+    assert_int_equal(store_user_create(s, &dup), STORE_CONFLICT);
+
+    struct store_user u = {0};
+    assert_int_equal(store_user_by_name(s, "aLiCe", &u), STORE_OK);
+    assert_string_equal(u.id, id);
+    assert_string_equal(u.username, "Alice"); /* kept as typed */
+    assert_string_equal(u.password_hash, "$argon2id$v=19$m=19456,t=2,p=1$salt$hash");
+    assert_int_equal(u.created_at, NOW - 1000);
+    store_user_clear(&u);
+
+    assert_int_equal(store_user_by_id(s, id, &u), STORE_OK);
+    assert_string_equal(u.username, "Alice");
+    assert_non_null(u.password_hash);
+    store_user_clear(&u);
+
+    struct store_user none = {0};
+    assert_int_equal(store_user_by_name(s, "bob", &none), STORE_NOT_FOUND);
+    assert_int_equal(store_user_by_name(s, "Alic", &none), STORE_NOT_FOUND);
+    assert_int_equal(store_user_by_name(s, "Alice2", &none), STORE_NOT_FOUND);
+    assert_int_equal(store_user_by_id(s, "018f0000-0000-7000-8000-000000000000", &none),
+                     STORE_NOT_FOUND);
+    assert_null(none.password_hash);
+
+    char bob[UUID_STR_LEN];
+    mkuser(s, "bob", "$2b$10$abcdefghijklmnopqrstuu5s2v8.iXieOjg/.AySBTTZIIVFJeBui", bob);
+    struct user_list l;
+    memset(&l, 0, sizeof l);
+    assert_int_equal(store_user_list(s, user_cb, &l), STORE_OK);
+    assert_int_equal(l.n, 2);
+    assert_false(l.hash_present); /* lists never carry hashes */
+    for (int i = 0; i < 2; i++) {
+        if (strcmp(l.name[i], "Alice") == 0)
+            assert_string_equal(l.scheme[i], "argon2id");
+        else if (strcmp(l.name[i], "bob") == 0)
+            assert_string_equal(l.scheme[i], "bcrypt");
+        else
+            fail_msg("unexpected user %s", l.name[i]);
+    }
+}
+
+static void test_user_set_hash_compare_and_set(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char id[UUID_STR_LEN];
+    mkuser(s, "dave", "$old", id);
+    struct store_user u = {0};
+
+    assert_int_equal(store_user_set_hash(s, id, "$wrong", "$new"), STORE_NOT_FOUND);
+    assert_int_equal(store_user_by_id(s, id, &u), STORE_OK);
+    assert_string_equal(u.password_hash, "$old");
+    store_user_clear(&u);
+
+    assert_int_equal(store_user_set_hash(s, id, "$old", "$new"), STORE_OK);
+    assert_int_equal(store_user_by_id(s, id, &u), STORE_OK);
+    assert_string_equal(u.password_hash, "$new");
+    store_user_clear(&u);
+
+    /* A second re-hash based on the old hash lost the race. */
+    assert_int_equal(store_user_set_hash(s, id, "$old", "$newer"), STORE_NOT_FOUND);
+    assert_int_equal(store_user_by_id(s, id, &u), STORE_OK);
+    assert_string_equal(u.password_hash, "$new");
+    store_user_clear(&u);
+
+    assert_int_equal(store_user_set_hash(s, id, NULL, "$any"), STORE_OK);
+    assert_int_equal(store_user_by_id(s, id, &u), STORE_OK);
+    assert_string_equal(u.password_hash, "$any");
+    store_user_clear(&u);
+
+    assert_int_equal(store_user_set_hash(s, "018f0000-0000-7000-8000-000000000000", NULL,
+                                "$x"),
+                     STORE_NOT_FOUND);
+}
+
+static void test_change_password_revokes_other_sessions(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN], other[UUID_STR_LEN];
+    mkuser(s, "erin", "$old", uid);
+    mkuser(s, "frank", "$f", other);
+    char a[UUID_STR_LEN], b[UUID_STR_LEN], c[UUID_STR_LEN], z[UUID_STR_LEN];
+    mklive(s, uid, NOW - 300, a);
+    mklive(s, uid, NOW - 200, b);
+    mklive(s, uid, NOW - 100, c);
+    mklive(s, other, NOW - 100, z);
+
+    struct revocation rev = {.now_ms = NOW_MS + 5, .expires_ms = NOW_MS + 910000};
+    int n = -1;
+    assert_int_equal(store_user_change_password(s, uid, "$new", a, &rev, &n), STORE_OK);
+    assert_int_equal(n, 2);
+
+    struct store_user u = {0};
+    assert_int_equal(store_user_by_id(s, uid, &u), STORE_OK);
+    assert_string_equal(u.password_hash, "$new");
+    store_user_clear(&u);
+
+    struct sess_list l = list_at(s, uid, NOW);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.id[0], a);
+    l = list_at(s, other, NOW);
+    assert_int_equal(l.n, 1);
+
+    struct rev_list r = revs_since(s, NOW_MS);
+    assert_int_equal(r.n, 2);
+    int ib = rev_find(&r, b), ic = rev_find(&r, c);
+    assert_true(ib >= 0 && ic >= 0);
+    assert_int_equal(r.revoked_ms[ib], rev.now_ms);
+    assert_int_equal(r.expires_ms[ib], rev.expires_ms);
+    assert_int_equal(r.expires_ms[ic], rev.expires_ms);
+    assert_int_equal(rev_find(&r, a), -1);
+    assert_int_equal(rev_find(&r, z), -1);
+    /* since is inclusive: a poll from exactly the revocation time sees it,
+     * one millisecond later does not. */
+    assert_int_equal(revs_since(s, rev.now_ms).n, 2);
+    assert_int_equal(revs_since(s, rev.now_ms + 1).n, 0);
+
+    /* The revoked sessions cannot refresh any more; the kept one can. */
+    assert_outcome(do_refresh(s, b, 0, NOW_MS + 1000, NULL, NULL), REFRESH_REVOKED);
+    assert_outcome(do_refresh(s, a, 0, NOW_MS + 1000, NULL, NULL), REFRESH_ROTATED);
+
+    /* Without a session to keep (CLI reset): all of them. */
+    rev.now_ms += 1000;
+    assert_int_equal(store_user_change_password(s, uid, "$newer", NULL, &rev, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(list_at(s, uid, NOW).n, 0);
+
+    assert_int_equal(store_user_change_password(s, "018f0000-0000-7000-8000-000000000000",
+                                "$x", NULL, &rev, &n),
+                     STORE_NOT_FOUND);
+}
+
+static void test_user_delete_removes_sessions_and_feeds_revocations(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN], a[UUID_STR_LEN], b[UUID_STR_LEN];
+    mkuser(s, "gina", "$h", uid);
+    mklive(s, uid, NOW - 100, a);
+    mklive(s, uid, NOW - 50, b);
+    struct revocation rev = {.now_ms = NOW_MS, .expires_ms = NOW_MS + 910000};
+    assert_int_equal(store_user_delete(s, uid, &rev), STORE_OK);
+
+    struct store_user u = {0};
+    assert_int_equal(store_user_by_id(s, uid, &u), STORE_NOT_FOUND);
+    assert_int_equal(store_user_by_name(s, "gina", &u), STORE_NOT_FOUND);
+    assert_int_equal(list_at(s, uid, NOW).n, 0);
+    struct rev_list r = revs_since(s, 0);
+    assert_int_equal(r.n, 2);
+    assert_true(rev_find(&r, a) >= 0);
+    assert_true(rev_find(&r, b) >= 0);
+    /* The sessions are gone with the user. */
+    assert_outcome(do_refresh(s, a, 0, NOW_MS, NULL, NULL), REFRESH_UNKNOWN);
+    assert_int_equal(store_user_delete(s, uid, &rev), STORE_NOT_FOUND);
+
+    /* The name is free again; a session for the deleted user cannot be made. */
+    char again[UUID_STR_LEN];
+    mkuser(s, "GINA", "$h2", again);
+    struct store_session ss = {0};
+    assert_true(util_uuid7(ss.id));
+    snprintf(ss.user_id, sizeof ss.user_id, "%s", uid);
+    ss.created_at = ss.last_used_at = NOW;
+    ss.expires_at = NOW + ABSOLUTE;
+    assert_int_equal(store_session_create(s, &ss), STORE_NOT_FOUND);
+}
+
+/* ---- sessions ---- */
+
+static void test_session_list_live_newest_first(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN], other[UUID_STR_LEN];
+    mkuser(s, "hank", "$h", uid);
+    mkuser(s, "ivy", "$h", other);
+
+    char old[UUID_STR_LEN], mid[UUID_STR_LEN], young[UUID_STR_LEN];
+    mklive(s, uid, NOW - 3000, old);
+    mklive(s, uid, NOW - 2000, young);
+    mklive(s, uid, NOW - 2500, mid);
+
+    char idle_gone[UUID_STR_LEN], idle_edge[UUID_STR_LEN], abs_gone[UUID_STR_LEN],
+        abs_edge[UUID_STR_LEN], revoked[UUID_STR_LEN], theirs[UUID_STR_LEN];
+    /* Last used exactly IDLE ago: over. One second less: live. */
+    mksess(s, uid, NOW - IDLE - 100, NOW - IDLE, NOW + DAY, 0, 0, idle_gone);
+    mksess(s, uid, NOW - IDLE - 200, NOW - IDLE + 1, NOW + DAY, 0, 0, idle_edge);
+    /* Absolute end exactly now: over. One second later: live. */
+    mksess(s, uid, NOW - 4000, NOW - 10, NOW, 0, 0, abs_gone);
+    mksess(s, uid, NOW - 5000, NOW - 10, NOW + 1, 0, 0, abs_edge);
+    mklive(s, uid, NOW - 100, revoked);
+    mklive(s, other, NOW - 50, theirs);
+    struct revocation rev = {.now_ms = NOW_MS, .expires_ms = NOW_MS + 1000};
+    assert_int_equal(store_session_revoke(s, uid, revoked, "logout", &rev), STORE_OK);
+
+    struct sess_list l = list_at(s, uid, NOW);
+    assert_int_equal(l.n, 5);
+    /* newest first */
+    assert_string_equal(l.id[0], young);
+    assert_string_equal(l.id[1], mid);
+    assert_string_equal(l.id[2], old);
+    assert_string_equal(l.id[3], abs_edge);
+    assert_string_equal(l.id[4], idle_edge);
+    assert_int_equal(list_find(&l, idle_gone), -1);
+    assert_int_equal(list_find(&l, abs_gone), -1);
+    assert_int_equal(list_find(&l, revoked), -1);
+    assert_int_equal(list_find(&l, theirs), -1);
+    assert_string_equal(l.ua[0], "test-agent/1.0");
+
+    l = list_at(s, other, NOW);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.id[0], theirs);
+    assert_int_equal(list_at(s, "018f0000-0000-7000-8000-000000000000", NOW).n, 0);
+}
+
+/* session_idor: a user naming another user's session id gets NOT_FOUND and
+ * the session lives on. */
+static void test_session_idor_revoke_other_users_session(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char alice[UUID_STR_LEN], mallory[UUID_STR_LEN], a[UUID_STR_LEN], m[UUID_STR_LEN];
+    mkuser(s, "alice", "$h", alice);
+    mkuser(s, "mallory", "$h", mallory);
+    mklive(s, alice, NOW - 100, a);
+    mklive(s, mallory, NOW - 100, m);
+    struct revocation rev = {.now_ms = NOW_MS, .expires_ms = NOW_MS + 910000};
+
+    assert_int_equal(store_session_revoke(s, mallory, a, "logout", &rev), STORE_NOT_FOUND);
+    assert_int_equal(list_at(s, alice, NOW).n, 1);
+    assert_int_equal(revs_since(s, 0).n, 0);
+    assert_outcome(do_refresh(s, a, 0, NOW_MS, NULL, NULL), REFRESH_ROTATED);
+
+    assert_int_equal(store_session_revoke(s, alice, a, "logout", &rev), STORE_OK);
+    assert_int_equal(list_at(s, alice, NOW).n, 0);
+    struct rev_list r = revs_since(s, 0);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.sid[0], a);
+    assert_int_equal(r.expires_ms[0], rev.expires_ms);
+    /* Twice: already revoked. */
+    assert_int_equal(store_session_revoke(s, alice, a, "logout", &rev), STORE_NOT_FOUND);
+    assert_int_equal(store_session_revoke(s, alice, "018f0000-0000-7000-8000-000000000000",
+                                "logout", &rev),
+                     STORE_NOT_FOUND);
+    /* Any user (admin CLI). */
+    assert_int_equal(store_session_revoke(s, NULL, m, "admin", &rev), STORE_OK);
+    assert_int_equal(list_at(s, mallory, NOW).n, 0);
+
+    /* Log out everywhere but here. */
+    char c1[UUID_STR_LEN], c2[UUID_STR_LEN], c3[UUID_STR_LEN];
+    mklive(s, alice, NOW - 30, c1);
+    mklive(s, alice, NOW - 20, c2);
+    mklive(s, alice, NOW - 10, c3);
+    int n = -1;
+    assert_int_equal(store_session_revoke_user(s, alice, c1, "logout_all", &rev, &n),
+                     STORE_OK);
+    assert_int_equal(n, 2);
+    struct sess_list l = list_at(s, alice, NOW);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.id[0], c1);
+}
+
+/* ---- refresh ---- */
+
+/* refresh_token_theft: the token retired last comes back within the reuse
+ * interval (two tabs): the current pair again. Any later or older reuse is
+ * theft: the session dies and every instance hears of it. */
+static void test_refresh_token_theft_detection(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN], sid[UUID_STR_LEN];
+    mkuser(s, "Judy", "$h", uid);
+    const int64_t t0 = NOW_MS - 1000;
+    mksess(s, uid, NOW - 100, NOW - 100, NOW + ABSOLUTE, 0, t0, sid);
+
+    struct store_session ss;
+    struct store_user u;
+    memset(&ss, 0, sizeof ss);
+    memset(&u, 0, sizeof u);
+    const int64_t t1 = NOW_MS;
+    assert_outcome(do_refresh(s, sid, 0, t1, &ss, &u), REFRESH_ROTATED);
+    assert_string_equal(ss.id, sid);
+    assert_string_equal(ss.user_id, uid);
+    assert_int_equal(ss.refresh_gen, 1);
+    assert_int_equal(ss.rotated_at_ms, t1);
+    assert_int_equal(ss.last_used_at, t1 / 1000);
+    assert_int_equal(ss.expires_at, NOW + ABSOLUTE);
+    assert_string_equal(ss.user_agent, "test-agent/1.0");
+    assert_string_equal(u.id, uid);
+    assert_string_equal(u.username, "Judy");
+    store_user_clear(&u);
+
+    /* Same token again, 5 s later: replayed with the current generation. */
+    memset(&ss, 0, sizeof ss);
+    assert_outcome(do_refresh(s, sid, 0, t1 + 5000, &ss, &u), REFRESH_REPLAYED);
+    assert_int_equal(ss.refresh_gen, 1);
+    assert_int_equal(ss.rotated_at_ms, t1);
+    assert_string_equal(ss.id, sid);
+    /* Exactly at the end of the interval: still replayed. */
+    assert_outcome(do_refresh(s, sid, 0, t1 + REUSE_MS, &ss, &u), REFRESH_REPLAYED);
+    assert_int_equal(revs_since(s, 0).n, 0);
+    assert_int_equal(list_at(s, uid, NOW).n, 1);
+
+    /* Past the interval: theft. */
+    const int64_t t2 = t1 + REUSE_MS + 1;
+    memset(&ss, 0, sizeof ss);
+    assert_outcome(do_refresh(s, sid, 0, t2, &ss, &u), REFRESH_REUSED);
+    assert_int_equal(ss.refresh_gen, 0); /* nothing handed out */
+    assert_int_equal(list_at(s, uid, NOW).n, 0);
+    struct rev_list r = revs_since(s, t2);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.sid[0], sid);
+    assert_int_equal(r.revoked_ms[0], t2);
+    assert_int_equal(r.expires_ms[0], t2 + 910 * 1000);
+
+    /* Now even the current token is refused. */
+    assert_outcome(do_refresh(s, sid, 1, t2 + 1, NULL, NULL), REFRESH_REVOKED);
+    assert_outcome(do_refresh(s, sid, 0, t2 + 2, NULL, NULL), REFRESH_REVOKED);
+    assert_int_equal(revs_since(s, 0).n, 1);
+
+    assert_outcome(do_refresh(s, "018f0000-0000-7000-8000-000000000000", 0, t2, NULL, NULL),
+                   REFRESH_UNKNOWN);
+}
+
+static void test_refresh_old_generation_is_reuse(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN], sid[UUID_STR_LEN];
+    mkuser(s, "kim", "$h", uid);
+    mksess(s, uid, NOW - 100, NOW - 100, NOW + ABSOLUTE, 0, NOW_MS - 100000, sid);
+    assert_outcome(do_refresh(s, sid, 0, NOW_MS, NULL, NULL), REFRESH_ROTATED);
+    assert_outcome(do_refresh(s, sid, 1, NOW_MS + 1, NULL, NULL), REFRESH_ROTATED);
+    /* gen 0 is two behind: theft even within the interval. */
+    assert_outcome(do_refresh(s, sid, 0, NOW_MS + 2, NULL, NULL), REFRESH_REUSED);
+    assert_outcome(do_refresh(s, sid, 2, NOW_MS + 3, NULL, NULL), REFRESH_REVOKED);
+}
+
+static void test_refresh_expired_changes_nothing(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN], sid[UUID_STR_LEN];
+    mkuser(s, "lou", "$h", uid);
+    /* Last used 30 days ago to the second. */
+    mksess(s, uid, NOW - IDLE - 10, NOW - IDLE, NOW + DAY, 3, (NOW - IDLE) * 1000, sid);
+    struct store_session ss;
+    memset(&ss, 0, sizeof ss);
+    assert_outcome(do_refresh(s, sid, 3, NOW_MS, &ss, NULL), REFRESH_EXPIRED);
+    assert_int_equal(ss.refresh_gen, 0); /* not filled */
+    assert_outcome(do_refresh(s, sid, 2, NOW_MS, NULL, NULL), REFRESH_EXPIRED);
+    assert_int_equal(revs_since(s, 0).n, 0);
+    /* One second earlier it was still usable, with generation 3 intact. */
+    assert_outcome(do_refresh(s, sid, 3, NOW_MS - 1000, &ss, NULL), REFRESH_ROTATED);
+    assert_int_equal(ss.refresh_gen, 4);
+}
+
+/* ---- the race ---- */
+
+enum { RACERS = 50, ROUNDS = 5 };
+
+struct racer {
+    struct store *s;
+    pthread_barrier_t *barrier;
+    const char *sid;
+    uint32_t gen;
+    int64_t now_ms;
+    enum store_rc rc;
+    enum refresh_outcome out;
+    uint32_t got_gen;
+};
+
+static void *race_run(void *arg)
+{
+    struct racer *r = arg;
+    struct refresh_policy p = policy_at(r->now_ms);
+    struct store_session ss;
+    memset(&ss, 0, sizeof ss);
+    warm_up(r->s); /* connect before the race */
+    pthread_barrier_wait(r->barrier);
+    r->rc = store_refresh(r->s, r->sid, r->gen, &p, &r->out, &ss, NULL);
+    r->got_gen = ss.refresh_gen;
+    return NULL;
+}
+
+/* double_mint: concurrent refreshes of one token never mint two live
+ * tokens: exactly one rotation, everyone else gets the same new pair. */
+static void test_double_mint_50_threads_one_token(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN], sid[UUID_STR_LEN];
+    mkuser(s, "racer", "$h", uid);
+    mksess(s, uid, NOW - 100, NOW - 100, NOW + ABSOLUTE, 0, NOW_MS - 100000, sid);
+
+    for (uint32_t round = 0; round < ROUNDS; round++) {
+        pthread_barrier_t barrier;
+        assert_int_equal(pthread_barrier_init(&barrier, NULL, RACERS), 0);
+        struct racer r[RACERS];
+        pthread_t th[RACERS];
+        for (int i = 0; i < RACERS; i++) {
+            r[i] = (struct racer){.s = s, .barrier = &barrier, .sid = sid, .gen = round,
+                                  .now_ms = NOW_MS + round * 1000};
+            assert_int_equal(pthread_create(&th[i], NULL, race_run, &r[i]), 0);
+        }
+        int rotated = 0, replayed = 0;
+        for (int i = 0; i < RACERS; i++) {
+            pthread_join(th[i], NULL);
+            if (r[i].rc != STORE_OK)
+                fail_msg("round %u thread %d: %s", round, i, store_rc_name(r[i].rc));
+            if (r[i].out == REFRESH_ROTATED)
+                rotated++;
+            else if (r[i].out == REFRESH_REPLAYED)
+                replayed++;
+            else
+                fail_msg("round %u thread %d: %s", round, i, outcome_name(r[i].out));
+            assert_int_equal(r[i].got_gen, round + 1);
+        }
+        pthread_barrier_destroy(&barrier);
+        assert_int_equal(rotated, 1);
+        assert_int_equal(replayed, RACERS - 1);
+        struct sess_list l = list_at(s, uid, NOW + round);
+        assert_int_equal(l.n, 1);
+        assert_int_equal(l.gen[0], round + 1);
+    }
+    assert_int_equal(revs_since(s, 0).n, 0);
+}
+
+/* ---- secrets ---- */
+
+struct secret_racer {
+    struct store *s;
+    pthread_barrier_t *barrier;
+    uint8_t candidate[32];
+    uint8_t got[32];
+    size_t len;
+    enum store_rc rc;
+};
+
+static void *secret_run(void *arg)
+{
+    struct secret_racer *r = arg;
+    warm_up(r->s); /* connect before the race */
+    pthread_barrier_wait(r->barrier);
+    r->rc = store_secret_get_or_create(r->s, "raced", r->candidate, 32, r->got,
+                       sizeof r->got, &r->len);
+    return NULL;
+}
+
+static void test_secret_first_writer_wins(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    uint8_t a[32], b[32], out[64];
+    memset(a, 0xa1, sizeof a);
+    memset(b, 0xb2, sizeof b);
+    size_t len = 0;
+    assert_int_equal(store_secret_get_or_create(s, "refresh_key", a, 32, out, sizeof out,
+                                &len),
+                     STORE_OK);
+    assert_int_equal(len, 32);
+    assert_memory_equal(out, a, 32);
+    memset(out, 0, sizeof out);
+    assert_int_equal(store_secret_get_or_create(s, "refresh_key", b, 32, out, sizeof out,
+                                &len),
+                     STORE_OK);
+    assert_int_equal(len, 32);
+    assert_memory_equal(out, a, 32); /* the first one stays */
+    /* Another name is another secret. */
+    assert_int_equal(store_secret_get_or_create(s, "other", b, 32, out, sizeof out, &len),
+                     STORE_OK);
+    assert_memory_equal(out, b, 32);
+    /* No room for it: an error, not a truncated secret. */
+    len = 99;
+    assert_int_not_equal(store_secret_get_or_create(s, "refresh_key", b, 32, out, 16, &len),
+                         STORE_OK);
+    assert_int_equal(len, 99);
+
+    /* Eight instances starting at once agree on one secret. */
+    enum { N = 8 };
+    pthread_barrier_t barrier;
+    assert_int_equal(pthread_barrier_init(&barrier, NULL, N), 0);
+    struct secret_racer r[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        r[i].s = s;
+        r[i].barrier = &barrier;
+        memset(r[i].candidate, 0x10 + i, sizeof r[i].candidate);
+        assert_int_equal(pthread_create(&th[i], NULL, secret_run, &r[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&barrier);
+    bool is_a_candidate = false;
+    for (int i = 0; i < N; i++) {
+        if (r[i].rc != STORE_OK)
+            fail_msg("thread %d: %s", i, store_rc_name(r[i].rc));
+        assert_int_equal(r[i].len, 32);
+        assert_memory_equal(r[i].got, r[0].got, 32);
+        if (memcmp(r[0].got, r[i].candidate, 32) == 0)
+            is_a_candidate = true;
+    }
+    assert_true(is_a_candidate);
+}
+
+/* ---- keys ---- */
+
+struct key_list {
+    int n;
+    char kid[8][KID_MAX + 1];
+    enum key_state state[8];
+    int64_t remove_at[8];
+    bool pem_ok[8];
+};
+
+static void key_cb(void *ctx, const struct store_key *k)
+{
+    struct key_list *l = ctx;
+    if (l->n < 8) {
+        snprintf(l->kid[l->n], sizeof l->kid[0], "%s", k->kid);
+        l->state[l->n] = k->state;
+        l->remove_at[l->n] = k->remove_at;
+        l->pem_ok[l->n] = k->private_pem && strstr(k->private_pem, "PRIVATE KEY") != NULL;
+    }
+    l->n++;
+}
+
+static struct key_list keys(struct store *s)
+{
+    struct key_list l;
+    memset(&l, 0, sizeof l);
+    assert_int_equal(store_keys_list(s, key_cb, &l), STORE_OK);
+    return l;
+}
+
+/* State of kid, or -1 when absent. */
+static int key_state_of(struct store *s, const char *kid)
+{
+    struct key_list l = keys(s);
+    for (int i = 0; i < l.n && i < 8; i++)
+        if (strcmp(l.kid[i], kid) == 0)
+            return (int)l.state[i];
+    return -1;
+}
+
+static bool insert_key(struct store *s, const char *kid, const char *alg, enum key_state st,
+                       int64_t created)
+{
+    struct store_key k = {0};
+    snprintf(k.kid, sizeof k.kid, "%s", kid);
+    snprintf(k.alg, sizeof k.alg, "%s", alg);
+    k.state = st;
+    k.private_pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQ\n-----END PRIVATE KEY-----\n";
+    k.created_at = created;
+    k.activate_at = created;
+    bool inserted = false;
+    assert_int_equal(store_key_insert_unless(s, &k, &inserted), STORE_OK);
+    return inserted;
+}
+
+static void test_keys_lifecycle(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    /* Two instances generating the first key at once: only one lands. */
+    assert_true(insert_key(s, "es-1", "ES256", KEY_CURRENT, NOW - 100));
+    assert_false(insert_key(s, "es-2", "ES256", KEY_CURRENT, NOW - 99));
+    assert_true(insert_key(s, "ed-1", "EdDSA", KEY_CURRENT, NOW - 98)); /* other alg */
+    assert_true(insert_key(s, "es-3", "ES256", KEY_NEXT, NOW - 97));
+    assert_false(insert_key(s, "es-4", "ES256", KEY_NEXT, NOW - 96));
+
+    struct key_list l = keys(s);
+    assert_int_equal(l.n, 3);
+    for (int i = 0; i < 3; i++)
+        assert_true(l.pem_ok[i]);
+    assert_int_equal(key_state_of(s, "es-1"), KEY_CURRENT);
+    assert_int_equal(key_state_of(s, "es-3"), KEY_NEXT);
+    assert_int_equal(key_state_of(s, "es-2"), -1);
+
+    /* Promotion is atomic and compare-and-set. */
+    assert_int_equal(store_key_promote(s, "es-3", "es-1", NOW, NOW + 3600), STORE_OK);
+    assert_int_equal(key_state_of(s, "es-3"), KEY_CURRENT);
+    assert_int_equal(key_state_of(s, "es-1"), KEY_RETIRED);
+    /* A second instance doing the same promotion loses, changing nothing. */
+    assert_int_equal(store_key_promote(s, "es-3", "es-1", NOW, NOW + 3600),
+                     STORE_NOT_FOUND);
+    assert_int_equal(key_state_of(s, "es-3"), KEY_CURRENT);
+    /* The current key is retired first inside the transaction; when the next
+     * key then turns out to be gone, the retirement is rolled back. */
+    assert_int_equal(store_key_promote(s, "no-such-kid", "es-3", NOW, NOW + 3600),
+                     STORE_NOT_FOUND);
+    assert_int_equal(key_state_of(s, "es-3"), KEY_CURRENT);
+
+    /* No current key (first promotion of a next key). */
+    assert_true(insert_key(s, "ed-2", "EdDSA", KEY_NEXT, NOW));
+    assert_int_equal(store_key_retire(s, "ed-1", NOW, NOW + 60), STORE_OK);
+    assert_int_equal(store_key_retire(s, "ed-1", NOW, NOW + 60), STORE_NOT_FOUND);
+    assert_int_equal(key_state_of(s, "ed-1"), KEY_RETIRED);
+    assert_int_equal(store_key_promote(s, "ed-2", NULL, NOW, 0), STORE_OK);
+    assert_int_equal(key_state_of(s, "ed-2"), KEY_CURRENT);
+    assert_int_equal(store_key_retire(s, "missing", NOW, NOW + 60), STORE_NOT_FOUND);
+
+    /* Removal: retired keys whose remove_at has come; never others. */
+    assert_int_equal(store_keys_remove_expired(s, NOW + 59), STORE_OK);
+    assert_int_equal(keys(s).n, 4);
+    assert_int_equal(store_keys_remove_expired(s, NOW + 60), STORE_OK);
+    assert_int_equal(key_state_of(s, "ed-1"), -1);
+    assert_int_equal(keys(s).n, 3);
+    assert_int_equal(store_keys_remove_expired(s, NOW + 3600), STORE_OK);
+    assert_int_equal(key_state_of(s, "es-1"), -1);
+    assert_int_equal(store_keys_remove_expired(s, NOW + 100 * DAY), STORE_OK);
+    l = keys(s);
+    assert_int_equal(l.n, 2); /* the two current keys stay */
+    assert_int_equal(key_state_of(s, "es-3"), KEY_CURRENT);
+    assert_int_equal(key_state_of(s, "ed-2"), KEY_CURRENT);
+}
+
+/* ---- counters ---- */
+
+enum { PER_COUNTER_THREAD = 25 };
+
+struct counter_racer {
+    struct store *s;
+    pthread_barrier_t *barrier;
+    int failures;
+};
+
+static void *counter_run(void *arg)
+{
+    struct counter_racer *r = arg;
+    warm_up(r->s); /* connect before the race */
+    pthread_barrier_wait(r->barrier);
+    for (int i = 0; i < PER_COUNTER_THREAD; i++) {
+        int64_t n = 0;
+        if (store_counter_add(r->s, "parallel", NOW, 3600, 1, &n) != STORE_OK || n < 1)
+            r->failures++;
+    }
+    return NULL;
+}
+
+static void test_counter_windows_and_parallel_sum(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    int64_t n = -1;
+    assert_int_equal(store_counter_add(s, "signup:192.0.2.1", 1000, 60, 1, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_counter_add(s, "signup:192.0.2.1", 1030, 60, 1, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(store_counter_add(s, "signup:192.0.2.1", 1059, 60, 5, &n), STORE_OK);
+    assert_int_equal(n, 7);
+    assert_int_equal(store_counter_add(s, "signup:192.0.2.2", 1059, 60, 1, &n), STORE_OK);
+    assert_int_equal(n, 1); /* keys are separate */
+    /* 60 s after the first hit a new window starts at zero. */
+    assert_int_equal(store_counter_add(s, "signup:192.0.2.1", 1060, 60, 1, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    /* The new window runs from 1060. */
+    assert_int_equal(store_counter_add(s, "signup:192.0.2.1", 1119, 60, 1, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(store_counter_add(s, "signup:192.0.2.1", 1120, 60, 1, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    /* Reading without counting. */
+    assert_int_equal(store_counter_add(s, "signup:192.0.2.1", 1121, 60, 0, &n), STORE_OK);
+    assert_int_equal(n, 1);
+
+    enum { N = 20 };
+    pthread_barrier_t barrier;
+    assert_int_equal(pthread_barrier_init(&barrier, NULL, N), 0);
+    struct counter_racer r[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        r[i] = (struct counter_racer){.s = s, .barrier = &barrier};
+        assert_int_equal(pthread_create(&th[i], NULL, counter_run, &r[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(r[i].failures, 0);
+    }
+    pthread_barrier_destroy(&barrier);
+    assert_int_equal(store_counter_add(s, "parallel", NOW, 3600, 0, &n), STORE_OK);
+    assert_int_equal(n, N * PER_COUNTER_THREAD);
+}
+
+/* ---- login back-off ---- */
+
+static int64_t attempt(struct store *s, const char *key, int64_t now)
+{
+    int64_t retry_ms = -1;
+    assert_int_equal(store_login_attempt(s, key, now * 1000, 3, 2000, 8000, &retry_ms), STORE_OK);
+    assert_int_equal(retry_ms % 1000, 0);
+    return retry_ms / 1000;
+}
+
+/* password_guessing: after max failures the key is blocked for base,
+ * doubling per further failure up to max; a blocked attempt changes
+ * nothing. */
+static void test_password_guessing_backoff(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    const char *k = "user:victim";
+    int64_t t = NOW;
+    assert_int_equal(attempt(s, k, t), 0);
+    assert_int_equal(attempt(s, k, t), 0);
+    assert_int_equal(attempt(s, k, t), 0); /* the third is allowed and starts the block */
+    assert_int_equal(attempt(s, k, t), 2);
+    assert_int_equal(attempt(s, k, t + 1), 1); /* still blocked, counting down */
+    assert_int_equal(attempt(s, k, t + 1), 1); /* blocked attempts do not extend it */
+
+    t += 2; /* block over: one more try, then 4 s */
+    assert_int_equal(attempt(s, k, t), 0);
+    assert_int_equal(attempt(s, k, t), 4);
+    t += 4;
+    assert_int_equal(attempt(s, k, t), 0);
+    assert_int_equal(attempt(s, k, t), 8);
+    t += 8;
+    assert_int_equal(attempt(s, k, t), 0);
+    assert_int_equal(attempt(s, k, t), 8); /* capped */
+    t += 8;
+    assert_int_equal(attempt(s, k, t), 0);
+    assert_int_equal(attempt(s, k, t), 8);
+
+    /* Other keys are independent. */
+    assert_int_equal(attempt(s, "user:someone-else", t), 0);
+
+    /* A success resets the key. */
+    assert_int_equal(store_login_reset(s, k), STORE_OK);
+    assert_int_equal(attempt(s, k, t), 0);
+    assert_int_equal(attempt(s, k, t), 0);
+    assert_int_equal(attempt(s, k, t), 0);
+    assert_int_equal(attempt(s, k, t), 2);
+    assert_int_equal(store_login_reset(s, "user:never-seen"), STORE_OK);
+}
+
+struct login_racer {
+    struct store *s;
+    pthread_barrier_t *barrier;
+    enum store_rc rc;
+    int64_t retry;
+};
+
+static void *login_run(void *arg)
+{
+    struct login_racer *r = arg;
+    /* Connect first (PostgreSQL: a connection per thread), so that the
+     * race below is between the attempts, not between connection set-ups
+     * of 100 backends on two cores. */
+    r->rc = warm_up(r->s);
+    pthread_barrier_wait(r->barrier);
+    if (r->rc != STORE_OK)
+        return NULL;
+    r->retry = -1;
+    r->rc = store_login_attempt(r->s, "user:flooded", NOW_MS, 10, 60000, 900000, &r->retry);
+    return NULL;
+}
+
+/* parallel_guessing: 100 guesses at once cannot slip past a limit of 10. */
+static void test_parallel_guessing_100_threads(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    enum { N = 100 };
+    pthread_barrier_t barrier;
+    assert_int_equal(pthread_barrier_init(&barrier, NULL, N), 0);
+    struct login_racer *r = calloc(N, sizeof *r);
+    pthread_t th[N];
+    assert_non_null(r);
+    for (int i = 0; i < N; i++) {
+        r[i].s = s;
+        r[i].barrier = &barrier;
+        assert_int_equal(pthread_create(&th[i], NULL, login_run, &r[i]), 0);
+    }
+    int allowed = 0, blocked = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        if (r[i].rc != STORE_OK)
+            fail_msg("thread %d: %s", i, store_rc_name(r[i].rc));
+        if (r[i].retry == 0)
+            allowed++;
+        else if (r[i].retry == 60000)
+            blocked++;
+        else
+            fail_msg("thread %d: retry_after %lld", i, (long long)r[i].retry);
+    }
+    pthread_barrier_destroy(&barrier);
+    free(r);
+    assert_int_equal(allowed, 10);
+    assert_int_equal(blocked, N - 10);
+}
+
+/* ---- prune ---- */
+
+static void test_prune(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN], a[UUID_STR_LEN], b[UUID_STR_LEN], old[UUID_STR_LEN],
+        recent[UUID_STR_LEN];
+    mkuser(s, "pat", "$h", uid);
+    mklive(s, uid, NOW - 100, a);
+    mklive(s, uid, NOW - 90, b);
+    struct revocation r1 = {.now_ms = NOW_MS, .expires_ms = NOW_MS + 1000};
+    struct revocation r2 = {.now_ms = NOW_MS, .expires_ms = NOW_MS + 5000};
+    assert_int_equal(store_session_revoke(s, uid, a, "logout", &r1), STORE_OK);
+    assert_int_equal(store_session_revoke(s, uid, b, "logout", &r2), STORE_OK);
+    /* Sessions that ended two days ago, and one second ago. */
+    mksess(s, uid, NOW - 10 * DAY, NOW - 3 * DAY, NOW - 2 * DAY, 0, 0, old);
+    mksess(s, uid, NOW - 10 * DAY, NOW - 3 * DAY, NOW - 1, 0, 0, recent);
+
+    assert_int_equal(store_prune(s, NOW, NOW_MS + 1000), STORE_OK);
+    assert_int_equal(revs_since(s, 0).n, 2); /* expiring exactly now: kept */
+    assert_int_equal(store_prune(s, NOW, NOW_MS + 1001), STORE_OK);
+    struct rev_list r = revs_since(s, 0);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.sid[0], b);
+    assert_int_equal(store_prune(s, NOW, NOW_MS + 5001), STORE_OK);
+    assert_int_equal(revs_since(s, 0).n, 0);
+
+    /* A session long over is forgotten; a recent one is still known, so a
+     * late refresh is told "expired" rather than "unknown". */
+    assert_outcome(do_refresh(s, old, 0, NOW_MS, NULL, NULL), REFRESH_UNKNOWN);
+    assert_outcome(do_refresh(s, recent, 0, NOW_MS, NULL, NULL), REFRESH_EXPIRED);
+    assert_outcome(do_refresh(s, a, 0, NOW_MS, NULL, NULL), REFRESH_REVOKED);
+
+    /* Stale login failures and counters go; the store keeps working. */
+    int64_t retry = -1;
+    assert_int_equal(
+        store_login_attempt(s, "user:old", (NOW - 3 * DAY) * 1000, 1, 60000, 3600000, &retry),
+        STORE_OK);
+    assert_int_equal(retry, 0);
+    assert_int_equal(store_prune(s, NOW, NOW_MS), STORE_OK);
+    /* Forgotten: this is failure 1 again (a 60 s block), not failure 2 (120 s). */
+    assert_int_equal(store_login_attempt(s, "user:old", NOW_MS, 1, 60000, 3600000, &retry),
+                     STORE_OK);
+    assert_int_equal(retry, 0);
+    assert_int_equal(store_login_attempt(s, "user:old", NOW_MS, 1, 60000, 3600000, &retry),
+                     STORE_OK);
+    assert_int_equal(retry, 60000);
+}
+
+
+/* ---- accounts an operator disabled ---- */
+
+static void test_disable_revokes_and_refuses_refresh(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN], other[UUID_STR_LEN], s1[UUID_STR_LEN], s2[UUID_STR_LEN],
+        s3[UUID_STR_LEN];
+    mkuser(s, "Mallory", "$h", uid);
+    mkuser(s, "Bystander", "$h", other);
+    mklive(s, uid, NOW - 100, s1);
+    mklive(s, uid, NOW - 50, s2);
+    mklive(s, other, NOW - 50, s3);
+    struct revocation rev = {.now_ms = NOW_MS, .expires_ms = NOW_MS + 910 * 1000};
+    int n = -1;
+    assert_int_equal(store_user_set_disabled(s, uid, true, &rev, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    struct store_user u = {0};
+    assert_int_equal(store_user_by_name(s, "mallory", &u), STORE_OK);
+    assert_true(u.disabled_at > 0);
+    store_user_clear(&u);
+    /* Both sessions are fed to every instance; the bystander's is not. */
+    struct rev_list rl = revs_since(s, NOW_MS);
+    assert_true(rev_find(&rl, s1) >= 0);
+    assert_true(rev_find(&rl, s2) >= 0);
+    assert_int_equal(rev_find(&rl, s3), -1);
+    assert_int_equal(list_at(s, uid, NOW).n, 0);
+    assert_int_equal(list_at(s, other, NOW).n, 1);
+    assert_outcome(do_refresh(s, s1, 0, NOW_MS + 1000, NULL, NULL), REFRESH_REVOKED);
+    assert_outcome(do_refresh(s, s3, 0, NOW_MS + 1000, NULL, NULL), REFRESH_ROTATED);
+
+    /* A session that slipped in after the disabling (a login that raced
+     * it) is refused by the owner's flag. */
+    char late[UUID_STR_LEN];
+    mklive(s, uid, NOW - 5, late);
+    assert_outcome(do_refresh(s, late, 0, NOW_MS + 1000, NULL, NULL), REFRESH_REVOKED);
+
+    /* Enabling lets the account in again; ended sessions stay ended. */
+    assert_int_equal(store_user_set_disabled(s, uid, false, &rev, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_user_by_id(s, uid, &u), STORE_OK);
+    assert_int_equal(u.disabled_at, 0);
+    store_user_clear(&u);
+    assert_outcome(do_refresh(s, s2, 0, NOW_MS + 2000, NULL, NULL), REFRESH_REVOKED);
+    assert_outcome(do_refresh(s, late, 0, NOW_MS + 2000, NULL, NULL), REFRESH_ROTATED);
+
+    char nobody[UUID_STR_LEN];
+    assert_true(util_uuid7(nobody));
+    assert_int_equal(store_user_set_disabled(s, nobody, true, &rev, &n), STORE_NOT_FOUND);
+}
+
+static void test_login_state_read_and_reset(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    int64_t failures = -1, until = -1;
+    assert_int_equal(store_login_get(s, "login:user:nobody", &failures, &until), STORE_OK);
+    assert_int_equal(failures, 0);
+    assert_int_equal(until, 0);
+    int64_t retry = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(
+            store_login_attempt(s, "login:user:carol", NOW_MS, 3, 60000, 3600000, &retry),
+            STORE_OK);
+        assert_int_equal(retry, 0);
+    }
+    assert_int_equal(store_login_get(s, "login:user:carol", &failures, &until), STORE_OK);
+    assert_int_equal(failures, 3);
+    assert_int_equal(until, NOW_MS + 60000);
+    /* Milliseconds count: a block is as long as it says whenever it began. */
+    assert_int_equal(
+        store_login_attempt(s, "login:user:carol", NOW_MS + 999, 3, 60000, 3600000, &retry),
+        STORE_OK);
+    assert_int_equal(retry, 59001);
+    /* An operator's unlock. */
+    assert_int_equal(store_login_reset(s, "login:user:carol"), STORE_OK);
+    assert_int_equal(store_login_get(s, "login:user:carol", &failures, &until), STORE_OK);
+    assert_int_equal(failures, 0);
+    assert_int_equal(
+        store_login_attempt(s, "login:user:carol", NOW_MS + 2000, 3, 60000, 3600000, &retry),
+        STORE_OK);
+    assert_int_equal(retry, 0);
+}
+
+struct events {
+    int warnings;
+    char last[512];
+};
+
+static void on_event(void *ctx, enum store_event ev, const char *detail)
+{
+    struct events *e = ctx;
+    if (ev == STORE_EV_WARNING) {
+        e->warnings++;
+        snprintf(e->last, sizeof e->last, "%s", detail);
+    }
+}
+
+static mode_t mode_of(const char *path)
+{
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    return sb.st_mode & 0777;
+}
+
+/* The database file holds private keys and hashes: created 0600 whatever
+ * the umask, and so are its WAL and shared-memory files; a file others can
+ * read, or a world-writable directory, is reported; a command that only
+ * reads never creates a database. */
+static void test_sqlite_files_are_private(void **state)
+{
+    struct fx *f = *state;
+    if (on_postgres())
+        skip();
+    assert_int_equal(mode_of(f->path) & 077, 0);
+    char id[UUID_STR_LEN];
+    mkuser(f->s, "Filemode", "$h", id); /* a write: the WAL exists now */
+    char wal[320], shm[320];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    snprintf(shm, sizeof shm, "%s-shm", f->path);
+    assert_int_equal(mode_of(wal) & 077, 0);
+    assert_int_equal(mode_of(shm) & 077, 0);
+
+    mode_t old = umask(0);
+    char p2[320], url[340], err[256];
+    snprintf(p2, sizeof p2, "%s/other.db", f->dir);
+    snprintf(url, sizeof url, "sqlite:%s", p2);
+    struct events ev = {0};
+    struct store_options opt = {.sqlite_sync_full = true, .on_event = on_event, .event_ctx = &ev};
+    struct store *s2 = NULL;
+    assert_int_equal(store_open(url, &opt, &s2, err, sizeof err), STORE_OK);
+    umask(old);
+    assert_int_equal(mode_of(p2), 0600);
+    assert_int_equal(ev.warnings, 0);
+    store_close(s2);
+
+    /* Made readable by others behind our back: reported when opened. */
+    assert_int_equal(chmod(p2, 0644), 0);
+    assert_int_equal(store_open(url, &opt, &s2, err, sizeof err), STORE_OK);
+    assert_int_equal(ev.warnings, 1);
+    assert_non_null(strstr(ev.last, "644"));
+    store_close(s2);
+
+    /* A world-writable directory (without the sticky bit) is reported. */
+    assert_int_equal(chmod(f->dir, 0777), 0);
+    ev.warnings = 0;
+    assert_int_equal(chmod(p2, 0600), 0);
+    assert_int_equal(store_open(url, &opt, &s2, err, sizeof err), STORE_OK);
+    assert_int_equal(ev.warnings, 1);
+    assert_non_null(strstr(ev.last, "writable by every user"));
+    store_close(s2);
+    assert_int_equal(chmod(f->dir, 0700), 0);
+
+    /* must_exist: a mistyped path is an error, and nothing is created. */
+    char p3[320], url3[340];
+    snprintf(p3, sizeof p3, "%s/typo.db", f->dir);
+    snprintf(url3, sizeof url3, "sqlite:%s", p3);
+    struct store_options ro = {.must_exist = true};
+    err[0] = '\0';
+    assert_int_equal(store_open(url3, &ro, &s2, err, sizeof err), STORE_NOT_FOUND);
+    assert_non_null(strstr(err, "no database"));
+    assert_int_equal(access(p3, F_OK), -1);
+    /* ... and an existing one opens. */
+    assert_int_equal(store_open(url, &ro, &s2, err, sizeof err), STORE_OK);
+    store_close(s2);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_open_and_migrate),
+        T(test_users_case_insensitive),
+        T(test_user_set_hash_compare_and_set),
+        T(test_change_password_revokes_other_sessions),
+        T(test_user_delete_removes_sessions_and_feeds_revocations),
+        T(test_session_list_live_newest_first),
+        T(test_session_idor_revoke_other_users_session),
+        T(test_refresh_token_theft_detection),
+        T(test_refresh_old_generation_is_reuse),
+        T(test_refresh_expired_changes_nothing),
+        T(test_double_mint_50_threads_one_token),
+        T(test_secret_first_writer_wins),
+        T(test_keys_lifecycle),
+        T(test_counter_windows_and_parallel_sum),
+        T(test_password_guessing_backoff),
+        T(test_parallel_guessing_100_threads),
+        T(test_prune),
+        T(test_disable_revokes_and_refuses_refresh),
+        T(test_login_state_read_and_reset),
+        T(test_sqlite_files_are_private),
+    };
+#undef T
+    /* TEST_FILTER=test_prune runs one test (a cmocka glob). */
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
+    if (on_postgres()) {
+        if (!getenv("JWTD_TEST_PG_URL") || !*getenv("JWTD_TEST_PG_URL")) {
+            fprintf(stderr, "skipped: JWTD_TEST_PG_URL is not set (scripts/test.sh pg sets it)\n");
+            return 77;
+        }
+        return cmocka_run_group_tests_name("store_postgres", tests, NULL, NULL);
+    }
+    return cmocka_run_group_tests_name("store_sqlite", tests, NULL, NULL);
+}
