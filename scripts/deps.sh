@@ -9,14 +9,20 @@
 # starting: the tests start their own, on loopback, in throwaway dirs.
 set -euo pipefail
 
+# What building and running needs. libpq-dev is optional for the build
+# (meson -Dpostgres=auto) but installed here so that `make run` has it.
 BUILD_PKGS=(
-  build-essential pkg-config meson ninja-build
-  libmicrohttpd-dev libssl-dev libargon2-dev libjansson-dev libsqlite3-dev
-  libpq-dev libcrypt-dev libpwquality-dev cracklib-runtime
+  build-essential pkg-config meson ninja-build python3
+  libmicrohttpd-dev libgnutls28-dev libssl-dev libargon2-dev libjansson-dev
+  libsqlite3-dev libpq-dev libcrypt-dev libqrencode-dev libcurl4-openssl-dev libcbor-dev
 )
+# What the test suite needs on top: cmocka, clang for the fuzzers, the real
+# servers the tests start (PostgreSQL, nginx, an SMTP server), a browser and
+# its driver, and the interop libraries.
 TEST_PKGS=(
   libcmocka-dev clang libclang-rt-14-dev
-  python3 python3-pytest python3-jwt python3-cryptography
+  python3-pytest python3-pytest-xdist python3-jwt python3-cryptography python3-aiosmtpd
+  python3-selenium chromium chromium-driver
   postgresql nginx wrk curl
 )
 

@@ -178,12 +178,14 @@ int cli_read_password(const char *prompt, bool force_stdin, bool confirm, char *
     size_t m = 0;
     int rc = 0;
     for (int tries = 0; tries < (confirm ? 2 : 1); tries++) {
+        /* Echo off first, then the prompt: what is typed the moment the
+         * prompt shows is neither echoed nor discarded. */
+        tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
         fprintf(stderr, "%s", tries ? "Again: " : prompt);
         fflush(stderr);
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
         bool fits = tries ? read_line(STDIN_FILENO, again, sizeof again, &m)
                           : read_line(STDIN_FILENO, out, cap, &n);
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        tcsetattr(STDIN_FILENO, TCSANOW, &old);
         fprintf(stderr, "\n");
         if (!fits) {
             fprintf(stderr, "jwtd: the password is too long\n");

@@ -25,7 +25,11 @@
 enum work_priority { WORK_PRIO_IDLE, WORK_PRIO_BATCH, WORK_PRIO_NORMAL, WORK_PRIO_IO_BATCH };
 enum metrics_access { METRICS_LOOPBACK, METRICS_ANY, METRICS_OFF };
 
+#ifdef JWTD_CONFIG_FILE
+#define CONFIG_DEFAULT_FILE JWTD_CONFIG_FILE
+#else
 #define CONFIG_DEFAULT_FILE "/etc/jwtd/jwtd.conf"
+#endif
 #define CONFIG_MAX_SETTINGS 96
 
 /* Where a setting's value came from. */

@@ -83,6 +83,37 @@ static const char *const migrations[] = {
     "ALTER TABLE users ADD COLUMN disabled_at BIGINT NOT NULL DEFAULT 0;"
     /* ... and login back-off in milliseconds (it was seconds) */
     "UPDATE login_failures SET blocked_until = blocked_until * 1000 WHERE blocked_until > 0;",
+    /* 3: e-mail addresses, one-time e-mail tokens, the outbox */
+    "ALTER TABLE users ADD COLUMN email TEXT;"
+    "ALTER TABLE users ADD COLUMN email_key TEXT;"
+    "ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE users ADD COLUMN email_pending TEXT;"
+    "CREATE UNIQUE INDEX users_email ON users(email_key);"
+    "CREATE TABLE email_tokens ("
+    "  token_hash TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  purpose INTEGER NOT NULL,"
+    "  email TEXT NOT NULL DEFAULT '',"
+    "  code_hash TEXT NOT NULL DEFAULT '',"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  created_at BIGINT NOT NULL,"
+    "  expires_at BIGINT NOT NULL);"
+    "CREATE UNIQUE INDEX email_tokens_user ON email_tokens(user_id, purpose);"
+    "CREATE TABLE outbox ("
+    "  id TEXT PRIMARY KEY,"
+    "  kind TEXT NOT NULL,"
+    "  user_id TEXT NOT NULL DEFAULT '',"
+    "  to_addr TEXT NOT NULL DEFAULT '',"
+    "  params TEXT NOT NULL DEFAULT '{}',"
+    "  status TEXT NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_ms BIGINT NOT NULL,"
+    "  lease_until_ms BIGINT NOT NULL DEFAULT 0,"
+    "  created_ms BIGINT NOT NULL,"
+    "  give_up_ms BIGINT NOT NULL,"
+    "  finished_ms BIGINT NOT NULL DEFAULT 0,"
+    "  last_error TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX outbox_due ON outbox(status, next_attempt_ms);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -100,6 +131,20 @@ enum stmt {
     P_USER_SET_HASH,
     P_USER_SET_HASH_ANY,
     P_USER_SET_DISABLED,
+    P_USER_BY_EMAIL,
+    P_USER_SET_EMAIL,
+    P_ETOK_PUT_DEL,
+    P_ETOK_PUT,
+    P_ETOK_BY_HASH,
+    P_ETOK_BY_USER,
+    P_ETOK_ATTEMPT,
+    P_ETOK_DELETE,
+    P_ETOK_PRUNE,
+    P_OUTBOX_INSERT,
+    P_OUTBOX_CLAIM,
+    P_OUTBOX_FINISH,
+    P_OUTBOX_COUNT,
+    P_OUTBOX_PRUNE,
     P_USER_DELETE,
     P_USER_LIST,
     P_SESS_INSERT,
@@ -137,24 +182,59 @@ enum stmt {
 static const char *const stmt_sql[P_COUNT] = {
     [P_PING] = "SELECT 1",
     [P_USER_INSERT] = "INSERT INTO users(id, username, username_key, password_hash, created_at,"
-                      " updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-    [P_USER_BY_KEY] = "SELECT id, username, password_hash, created_at, disabled_at FROM users"
-                      " WHERE username_key = $1",
-    [P_USER_BY_ID] = "SELECT id, username, password_hash, created_at, disabled_at FROM users"
-                     " WHERE id = $1",
+                      " updated_at, email, email_key, email_verified)"
+                      " VALUES ($1, $2, $3, $4, $5, $5, $6, $6, $7)",
+    [P_USER_BY_KEY] = "SELECT id, username, password_hash, created_at, disabled_at, COALESCE(email, ''),"
+                      " email_verified, COALESCE(email_pending, '') FROM users WHERE username_key = $1",
+    [P_USER_BY_ID] = "SELECT id, username, password_hash, created_at, disabled_at, COALESCE(email, ''),"
+                      " email_verified, COALESCE(email_pending, '') FROM users WHERE id = $1",
+    [P_USER_BY_EMAIL] = "SELECT id, username, password_hash, created_at, disabled_at, COALESCE(email, ''),"
+                      " email_verified, COALESCE(email_pending, '') FROM users WHERE email_key = $1",
+    [P_USER_SET_EMAIL] = "UPDATE users SET email = $2, email_key = $2, email_verified = $3,"
+                         " email_pending = $4, updated_at = $5 WHERE id = $1",
+    [P_ETOK_PUT_DEL] = "DELETE FROM email_tokens WHERE user_id = $1 AND purpose = $2",
+    [P_ETOK_PUT] = "INSERT INTO email_tokens(token_hash, user_id, purpose, email, code_hash,"
+                   " attempts, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    [P_ETOK_BY_HASH] = "SELECT token_hash, user_id, purpose, email, code_hash, attempts,"
+                       " created_at, expires_at FROM email_tokens WHERE token_hash = $1",
+    [P_ETOK_BY_USER] = "SELECT token_hash, user_id, purpose, email, code_hash, attempts,"
+                       " created_at, expires_at FROM email_tokens WHERE user_id = $1"
+                       " AND purpose = $2",
+    [P_ETOK_ATTEMPT] = "UPDATE email_tokens SET attempts = attempts + 1 WHERE user_id = $1"
+                       " AND purpose = $2 RETURNING attempts",
+    [P_ETOK_DELETE] = "DELETE FROM email_tokens WHERE user_id = $1 AND purpose = $2",
+    [P_ETOK_PRUNE] = "DELETE FROM email_tokens WHERE expires_at < $1::bigint - 86400",
+    [P_OUTBOX_INSERT] = "INSERT INTO outbox(id, kind, user_id, to_addr, params, status, attempts,"
+                        " next_attempt_ms, created_ms, give_up_ms)"
+                        " VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8)",
+    /* SKIP LOCKED: instances claiming at once take different messages. */
+    [P_OUTBOX_CLAIM] = "UPDATE outbox SET lease_until_ms = $2 WHERE id IN (SELECT id FROM outbox"
+                       " WHERE status = 'queued' AND next_attempt_ms <= $1 AND lease_until_ms < $1"
+                       " ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED)"
+                       " RETURNING id, kind, user_id, to_addr, params, attempts, created_ms,"
+                       " next_attempt_ms, give_up_ms",
+    [P_OUTBOX_FINISH] = "UPDATE outbox SET status = $2, attempts = $3, next_attempt_ms = $4,"
+                        " last_error = $5, lease_until_ms = 0,"
+                        " finished_ms = CASE WHEN $2 = 'queued' THEN 0 ELSE $6::bigint END"
+                        " WHERE id = $1",
+    [P_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = $1",
+    [P_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE status <> 'queued'"
+                       " AND finished_ms < ($1::bigint - 7 * 86400) * 1000",
     [P_USER_SET_HASH] = "UPDATE users SET password_hash = $2, updated_at = $4"
                         " WHERE id = $1 AND password_hash = $3",
     [P_USER_SET_HASH_ANY] = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1",
     [P_USER_SET_DISABLED] = "UPDATE users SET disabled_at = $2, updated_at = $3 WHERE id = $1",
     [P_USER_DELETE] = "DELETE FROM users WHERE id = $1",
-    [P_USER_LIST] = "SELECT id, username, password_hash, created_at, disabled_at FROM users"
+    [P_USER_LIST] = "SELECT id, username, password_hash, created_at, disabled_at, COALESCE(email, ''),"
+                      " email_verified, COALESCE(email_pending, '') FROM users"
                     " ORDER BY created_at, username_key",
     [P_SESS_INSERT] = "INSERT INTO sessions(id, user_id, created_at, last_used_at, expires_at,"
                       " refresh_gen, rotated_at_ms, user_agent, client_addr)"
                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     [P_SESS_GET_LOCK] = "SELECT s.user_id, s.created_at, s.last_used_at, s.expires_at,"
                         " s.refresh_gen, s.rotated_at_ms, COALESCE(s.revoked_at_ms, 0),"
-                        " s.user_agent, s.client_addr, u.username, u.created_at, u.disabled_at"
+                        " s.user_agent, s.client_addr, u.username, u.created_at, u.disabled_at,"
+                        " COALESCE(u.email, ''), u.email_verified"
                         " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
                         " FOR UPDATE OF s",
     [P_SESS_LIST] = "SELECT id, created_at, last_used_at, expires_at, refresh_gen,"
@@ -655,6 +735,8 @@ static enum store_rc pg_user_insert(struct store *base, const struct store_user 
     p_str(&p, key);
     p_str(&p, u->password_hash);
     p_int(&p, u->created_at);
+    p_str(&p, u->email[0] ? u->email : NULL);
+    p_int(&p, u->email_verified);
     return run(c, P_USER_INSERT, &p, NULL);
 }
 
@@ -665,6 +747,9 @@ static void user_from_row(PGresult *res, int row, struct store_user *u)
     col_copy(u->username, sizeof u->username, res, row, 1);
     u->created_at = col_int(res, row, 3);
     u->disabled_at = col_int(res, row, 4);
+    col_copy(u->email, sizeof u->email, res, row, 5);
+    u->email_verified = col_int(res, row, 6) != 0;
+    col_copy(u->email_pending, sizeof u->email_pending, res, row, 7);
 }
 
 static enum store_rc read_user(struct pconn *c, enum stmt id, const char *arg,
@@ -856,6 +941,8 @@ static enum store_rc pg_session_lock(struct store *base, const char *sid,
     col_copy(user.username, sizeof user.username, res, 0, 9);
     user.created_at = col_int(res, 0, 10);
     user.disabled_at = col_int(res, 0, 11);
+    col_copy(user.email, sizeof user.email, res, 0, 12);
+    user.email_verified = col_int(res, 0, 13) != 0;
     PQclear(res);
     *ret = row;
     *ret_owner = user;
@@ -929,7 +1016,8 @@ static enum store_rc pg_prune(struct store *base, int64_t now, int64_t now_ms)
     struct pconn *c = conn_get(SELF(base));
     if (!c)
         return STORE_UNAVAILABLE;
-    static const enum stmt order[] = {P_REV_PRUNE, P_SESS_PRUNE, P_COUNTERS_PRUNE, P_LOGIN_PRUNE};
+    static const enum stmt order[] = {P_REV_PRUNE,   P_SESS_PRUNE, P_COUNTERS_PRUNE,
+                                      P_LOGIN_PRUNE, P_ETOK_PRUNE, P_OUTBOX_PRUNE};
     enum store_rc rc = STORE_OK;
     for (size_t i = 0; i < sizeof order / sizeof order[0] && rc == STORE_OK; i++) {
         struct params p = {0};
@@ -1225,6 +1313,221 @@ static enum store_rc pg_login_refund(struct store *base, const char *key, unsign
     return run(c, P_LOGIN_REFUND, &p, NULL);
 }
 
+static enum store_rc pg_user_by_email(struct store *base, const char *email,
+                                      struct store_user *ret)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    return read_user(c, P_USER_BY_EMAIL, email, ret);
+}
+
+static enum store_rc pg_user_update_email(struct store *base, const char *id, const char *email,
+                                          bool verified, const char *pending, int64_t now)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, id);
+    p_str(&p, email && *email ? email : NULL);
+    p_int(&p, verified && email && *email);
+    p_str(&p, pending && *pending ? pending : NULL);
+    p_int(&p, now);
+    int rows = 0;
+    enum store_rc rc = run_count(c, P_USER_SET_EMAIL, &p, &rows);
+    return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc;
+}
+
+static enum store_rc pg_email_token_put(struct store *base, const struct store_email_token *t)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params d = {0};
+    p_str(&d, t->user_id);
+    p_int(&d, t->purpose);
+    enum store_rc rc = run(c, P_ETOK_PUT_DEL, &d, NULL);
+    if (rc != STORE_OK)
+        return rc;
+    struct params p = {0};
+    p_str(&p, t->token_hash);
+    p_str(&p, t->user_id);
+    p_int(&p, t->purpose);
+    p_str(&p, t->email);
+    p_str(&p, t->code_hash);
+    p_int(&p, t->attempts);
+    p_int(&p, t->created_at);
+    p_int(&p, t->expires_at);
+    return run(c, P_ETOK_PUT, &p, NULL);
+}
+
+static enum store_rc read_token(struct pconn *c, enum stmt id, const struct params *p,
+                                struct store_email_token *ret)
+{
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, id, p, &res);
+    if (rc != STORE_OK)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return STORE_NOT_FOUND;
+    }
+    struct store_email_token t = {0};
+    col_copy(t.token_hash, sizeof t.token_hash, res, 0, 0);
+    col_copy(t.user_id, sizeof t.user_id, res, 0, 1);
+    t.purpose = (enum email_purpose)col_int(res, 0, 2);
+    col_copy(t.email, sizeof t.email, res, 0, 3);
+    col_copy(t.code_hash, sizeof t.code_hash, res, 0, 4);
+    t.attempts = (int)col_int(res, 0, 5);
+    t.created_at = col_int(res, 0, 6);
+    t.expires_at = col_int(res, 0, 7);
+    PQclear(res);
+    *ret = t;
+    return STORE_OK;
+}
+
+static enum store_rc pg_email_token_by_hash(struct store *base, const char *token_hash,
+                                            struct store_email_token *ret)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, token_hash);
+    return read_token(c, P_ETOK_BY_HASH, &p, ret);
+}
+
+static enum store_rc pg_email_token_by_user(struct store *base, const char *user_id,
+                                            enum email_purpose purpose,
+                                            struct store_email_token *ret)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, user_id);
+    p_int(&p, purpose);
+    return read_token(c, P_ETOK_BY_USER, &p, ret);
+}
+
+static enum store_rc pg_email_token_attempt(struct store *base, const char *user_id,
+                                            enum email_purpose purpose, int *ret_attempts)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, user_id);
+    p_int(&p, purpose);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, P_ETOK_ATTEMPT, &p, &res);
+    if (rc != STORE_OK)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return STORE_NOT_FOUND;
+    }
+    *ret_attempts = (int)col_int(res, 0, 0);
+    PQclear(res);
+    return STORE_OK;
+}
+
+static enum store_rc pg_email_token_delete(struct store *base, const char *user_id,
+                                           enum email_purpose purpose)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, user_id);
+    p_int(&p, purpose);
+    return run(c, P_ETOK_DELETE, &p, NULL);
+}
+
+static enum store_rc pg_outbox_insert(struct store *base, const struct store_mail *m)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, m->id);
+    p_str(&p, m->kind);
+    p_str(&p, m->user_id);
+    p_str(&p, m->to);
+    p_str(&p, m->params ? m->params : "{}");
+    p_int(&p, m->next_attempt_ms);
+    p_int(&p, m->created_ms);
+    p_int(&p, m->give_up_ms);
+    return run(c, P_OUTBOX_INSERT, &p, NULL);
+}
+
+static enum store_rc pg_outbox_claim(struct store *base, int64_t now_ms, int64_t lease_until_ms,
+                                     int max, store_mail_cb cb, void *ctx)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_int(&p, now_ms);
+    p_int(&p, lease_until_ms);
+    p_int(&p, max);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, P_OUTBOX_CLAIM, &p, &res);
+    if (rc != STORE_OK)
+        return rc;
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct store_mail m = {0};
+        col_copy(m.id, sizeof m.id, res, i, 0);
+        col_copy(m.kind, sizeof m.kind, res, i, 1);
+        col_copy(m.user_id, sizeof m.user_id, res, i, 2);
+        col_copy(m.to, sizeof m.to, res, i, 3);
+        m.params = strdup(PQgetvalue(res, i, 4));
+        m.attempts = (int)col_int(res, i, 5);
+        m.created_ms = col_int(res, i, 6);
+        m.next_attempt_ms = col_int(res, i, 7);
+        m.give_up_ms = col_int(res, i, 8);
+        if (m.params)
+            cb(ctx, &m);
+        store_mail_clear(&m);
+    }
+    PQclear(res);
+    return STORE_OK;
+}
+
+static enum store_rc pg_outbox_finish(struct store *base, const char *id, enum mail_status status,
+                                      int attempts, int64_t next_attempt_ms, const char *error,
+                                      int64_t now_ms)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, id);
+    p_str(&p, store_mail_status_name(status));
+    p_int(&p, attempts);
+    p_int(&p, next_attempt_ms);
+    p_str(&p, error ? error : "");
+    p_int(&p, now_ms);
+    return run(c, P_OUTBOX_FINISH, &p, NULL);
+}
+
+static enum store_rc pg_outbox_count(struct store *base, enum mail_status status, int64_t *ret_n)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, store_mail_status_name(status));
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, P_OUTBOX_COUNT, &p, &res);
+    if (rc != STORE_OK)
+        return rc;
+    *ret_n = PQntuples(res) ? col_int(res, 0, 0) : 0;
+    PQclear(res);
+    return STORE_OK;
+}
+
 static const struct store_ops pg_ops = {
     .name = "postgres",
     .close = pg_close,
@@ -1236,6 +1539,8 @@ static const struct store_ops pg_ops = {
     .user_insert = pg_user_insert,
     .user_by_name = pg_user_by_name,
     .user_by_id = pg_user_by_id,
+    .user_by_email = pg_user_by_email,
+    .user_update_email = pg_user_update_email,
     .user_update_hash = pg_user_update_hash,
     .user_update_disabled = pg_user_update_disabled,
     .user_delete_row = pg_user_delete_row,
@@ -1259,6 +1564,15 @@ static const struct store_ops pg_ops = {
     .login_get = pg_login_get,
     .login_reset = pg_login_reset,
     .login_refund = pg_login_refund,
+    .email_token_put = pg_email_token_put,
+    .email_token_by_hash = pg_email_token_by_hash,
+    .email_token_by_user = pg_email_token_by_user,
+    .email_token_attempt = pg_email_token_attempt,
+    .email_token_delete = pg_email_token_delete,
+    .outbox_insert = pg_outbox_insert,
+    .outbox_claim = pg_outbox_claim,
+    .outbox_finish = pg_outbox_finish,
+    .outbox_count = pg_outbox_count,
 };
 
 enum store_rc pg_store_open(const char *url, const struct store_options *opt, struct store **ret,

@@ -79,6 +79,37 @@ static const char *const migrations[] = {
     /* ... and login back-off in milliseconds (it was seconds, and a block of
      * one second could end at once when it began late in a second) */
     "UPDATE login_failures SET blocked_until = blocked_until * 1000 WHERE blocked_until > 0;",
+    /* 3: e-mail addresses, one-time e-mail tokens, the outbox */
+    "ALTER TABLE users ADD COLUMN email TEXT;"
+    "ALTER TABLE users ADD COLUMN email_key TEXT;"
+    "ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE users ADD COLUMN email_pending TEXT;"
+    "CREATE UNIQUE INDEX users_email ON users(email_key);"
+    "CREATE TABLE email_tokens ("
+    "  token_hash TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  purpose INTEGER NOT NULL,"
+    "  email TEXT NOT NULL DEFAULT '',"
+    "  code_hash TEXT NOT NULL DEFAULT '',"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX email_tokens_user ON email_tokens(user_id, purpose);"
+    "CREATE TABLE outbox ("
+    "  id TEXT PRIMARY KEY,"
+    "  kind TEXT NOT NULL,"
+    "  user_id TEXT NOT NULL DEFAULT '',"
+    "  to_addr TEXT NOT NULL DEFAULT '',"
+    "  params TEXT NOT NULL DEFAULT '{}',"
+    "  status TEXT NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_ms INTEGER NOT NULL,"
+    "  lease_until_ms INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  give_up_ms INTEGER NOT NULL,"
+    "  finished_ms INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX outbox_due ON outbox(status, next_attempt_ms);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -96,6 +127,20 @@ enum stmt {
     S_USER_SET_HASH,
     S_USER_SET_HASH_ANY,
     S_USER_SET_DISABLED,
+    S_USER_BY_EMAIL,
+    S_USER_SET_EMAIL,
+    S_ETOK_PUT_DEL,
+    S_ETOK_PUT,
+    S_ETOK_BY_HASH,
+    S_ETOK_BY_USER,
+    S_ETOK_ATTEMPT,
+    S_ETOK_DELETE,
+    S_ETOK_PRUNE,
+    S_OUTBOX_INSERT,
+    S_OUTBOX_CLAIM,
+    S_OUTBOX_FINISH,
+    S_OUTBOX_COUNT,
+    S_OUTBOX_PRUNE,
     S_USER_DELETE,
     S_USER_LIST,
     S_SESS_INSERT,
@@ -135,24 +180,56 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_ROLLBACK] = "ROLLBACK",
     [S_PING] = "SELECT count(*) FROM schema_migrations",
     [S_USER_INSERT] = "INSERT INTO users(id, username, username_key, password_hash, created_at,"
-                      " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-    [S_USER_BY_KEY] = "SELECT id, username, password_hash, created_at, disabled_at FROM users"
-                      " WHERE username_key = ?1",
-    [S_USER_BY_ID] = "SELECT id, username, password_hash, created_at, disabled_at FROM users"
-                     " WHERE id = ?1",
+                      " updated_at, email, email_key, email_verified)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?6, ?7)",
+    [S_USER_BY_KEY] = "SELECT id, username, password_hash, created_at, disabled_at, COALESCE(email, ''),"
+                      " email_verified, COALESCE(email_pending, '') FROM users WHERE username_key = ?1",
+    [S_USER_BY_ID] = "SELECT id, username, password_hash, created_at, disabled_at, COALESCE(email, ''),"
+                      " email_verified, COALESCE(email_pending, '') FROM users WHERE id = ?1",
+    [S_USER_BY_EMAIL] = "SELECT id, username, password_hash, created_at, disabled_at, COALESCE(email, ''),"
+                      " email_verified, COALESCE(email_pending, '') FROM users WHERE email_key = ?1",
+    [S_USER_SET_EMAIL] = "UPDATE users SET email = ?2, email_key = ?2, email_verified = ?3,"
+                         " email_pending = ?4, updated_at = ?5 WHERE id = ?1",
     [S_USER_SET_HASH] = "UPDATE users SET password_hash = ?2, updated_at = ?4"
                         " WHERE id = ?1 AND password_hash = ?3",
     [S_USER_SET_HASH_ANY] = "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
     [S_USER_SET_DISABLED] = "UPDATE users SET disabled_at = ?2, updated_at = ?3 WHERE id = ?1",
     [S_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
-    [S_USER_LIST] = "SELECT id, username, password_hash, created_at, disabled_at FROM users"
+    [S_ETOK_PUT_DEL] = "DELETE FROM email_tokens WHERE user_id = ?1 AND purpose = ?2",
+    [S_ETOK_PUT] = "INSERT INTO email_tokens(token_hash, user_id, purpose, email, code_hash,"
+                   " attempts, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_ETOK_BY_HASH] = "SELECT token_hash, user_id, purpose, email, code_hash, attempts,"
+                       " created_at, expires_at FROM email_tokens WHERE token_hash = ?1",
+    [S_ETOK_BY_USER] = "SELECT token_hash, user_id, purpose, email, code_hash, attempts,"
+                       " created_at, expires_at FROM email_tokens WHERE user_id = ?1"
+                       " AND purpose = ?2",
+    [S_ETOK_ATTEMPT] = "UPDATE email_tokens SET attempts = attempts + 1 WHERE user_id = ?1"
+                       " AND purpose = ?2 RETURNING attempts",
+    [S_ETOK_DELETE] = "DELETE FROM email_tokens WHERE user_id = ?1 AND purpose = ?2",
+    [S_ETOK_PRUNE] = "DELETE FROM email_tokens WHERE expires_at < ?1 - 86400",
+    [S_OUTBOX_INSERT] = "INSERT INTO outbox(id, kind, user_id, to_addr, params, status, attempts,"
+                        " next_attempt_ms, created_ms, give_up_ms)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?7, ?8)",
+    [S_OUTBOX_CLAIM] = "UPDATE outbox SET lease_until_ms = ?2 WHERE id IN (SELECT id FROM outbox"
+                       " WHERE status = 'queued' AND next_attempt_ms <= ?1 AND lease_until_ms < ?1"
+                       " ORDER BY next_attempt_ms LIMIT ?3) RETURNING id, kind, user_id, to_addr,"
+                       " params, attempts, created_ms, next_attempt_ms, give_up_ms",
+    [S_OUTBOX_FINISH] = "UPDATE outbox SET status = ?2, attempts = ?3, next_attempt_ms = ?4,"
+                        " last_error = ?5, lease_until_ms = 0,"
+                        " finished_ms = CASE WHEN ?2 = 'queued' THEN 0 ELSE ?6 END WHERE id = ?1",
+    [S_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = ?1",
+    /* Finished messages are kept a week for the operator's questions. */
+    [S_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE status <> 'queued' AND finished_ms < (?1 - 7 * 86400) * 1000",
+    [S_USER_LIST] = "SELECT id, username, password_hash, created_at, disabled_at, COALESCE(email, ''),"
+                      " email_verified, COALESCE(email_pending, '') FROM users"
                     " ORDER BY created_at, username_key",
     [S_SESS_INSERT] = "INSERT INTO sessions(id, user_id, created_at, last_used_at, expires_at,"
                       " refresh_gen, rotated_at_ms, user_agent, client_addr)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [S_SESS_GET_JOIN] = "SELECT s.user_id, s.created_at, s.last_used_at, s.expires_at,"
                         " s.refresh_gen, s.rotated_at_ms, COALESCE(s.revoked_at_ms, 0),"
-                        " s.user_agent, s.client_addr, u.username, u.created_at, u.disabled_at"
+                        " s.user_agent, s.client_addr, u.username, u.created_at, u.disabled_at,"
+                        " COALESCE(u.email, ''), u.email_verified"
                         " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1",
     [S_SESS_LIST] = "SELECT id, created_at, last_used_at, expires_at, refresh_gen,"
                     " rotated_at_ms, user_agent, client_addr FROM sessions"
@@ -542,16 +619,22 @@ static enum store_rc sq_user_insert(struct store *base, const struct store_user 
     bind_text(q, 3, key);
     bind_text(q, 4, u->password_hash);
     sqlite3_bind_int64(q, 5, u->created_at);
+    bind_text(q, 6, u->email[0] ? u->email : NULL);
+    sqlite3_bind_int64(q, 7, u->email_verified);
     return map_rc(exec_done(c, q));
 }
 
-/* Columns: id, username, password_hash, created_at, disabled_at. */
+/* Columns: id, username, password_hash, created_at, disabled_at, email,
+ * email_verified, email_pending. */
 static void user_from_row(sqlite3_stmt *q, struct store_user *u)
 {
     copy_text(u->id, sizeof u->id, q, 0);
     copy_text(u->username, sizeof u->username, q, 1);
     u->created_at = sqlite3_column_int64(q, 3);
     u->disabled_at = sqlite3_column_int64(q, 4);
+    copy_text(u->email, sizeof u->email, q, 5);
+    u->email_verified = sqlite3_column_int64(q, 6) != 0;
+    copy_text(u->email_pending, sizeof u->email_pending, q, 7);
 }
 
 static enum store_rc read_user(sqlite3_stmt *q, struct store_user *ret)
@@ -766,6 +849,8 @@ static enum store_rc sq_session_lock(struct store *base, const char *sid,
     copy_text(user.username, sizeof user.username, q, 9);
     user.created_at = sqlite3_column_int64(q, 10);
     user.disabled_at = sqlite3_column_int64(q, 11);
+    copy_text(user.email, sizeof user.email, q, 12);
+    user.email_verified = sqlite3_column_int64(q, 13) != 0;
     sqlite3_reset(q);
     *ret = row;
     *ret_owner = user;
@@ -847,7 +932,8 @@ static enum store_rc sq_prune(struct store *base, int64_t now, int64_t now_ms)
     enum store_rc rc = begin(c);
     if (rc != STORE_OK)
         return rc;
-    static const enum stmt order[] = {S_REV_PRUNE, S_SESS_PRUNE, S_COUNTERS_PRUNE, S_LOGIN_PRUNE};
+    static const enum stmt order[] = {S_REV_PRUNE,   S_SESS_PRUNE, S_COUNTERS_PRUNE,
+                                      S_LOGIN_PRUNE, S_ETOK_PRUNE, S_OUTBOX_PRUNE};
     for (size_t i = 0; i < sizeof order / sizeof order[0] && rc == STORE_OK; i++) {
         sqlite3_stmt *q = st(c, order[i]);
         if (!q)
@@ -1175,6 +1261,258 @@ static enum store_rc sq_login_refund(struct store *base, const char *key, unsign
     return map_rc(exec_done(c, q));
 }
 
+static enum store_rc sq_user_by_email(struct store *base, const char *email,
+                                      struct store_user *ret)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_USER_BY_EMAIL);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, email);
+    return read_user(q, ret);
+}
+
+static enum store_rc sq_user_update_email(struct store *base, const char *id, const char *email,
+                                          bool verified, const char *pending, int64_t now)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_USER_SET_EMAIL);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, id);
+    bind_text(q, 2, email && *email ? email : NULL);
+    sqlite3_bind_int64(q, 3, verified && email && *email);
+    bind_text(q, 4, pending && *pending ? pending : NULL);
+    sqlite3_bind_int64(q, 5, now);
+    enum store_rc rc = map_rc(exec_done(c, q));
+    if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
+        return STORE_NOT_FOUND;
+    return rc;
+}
+
+static enum store_rc sq_email_token_put(struct store *base, const struct store_email_token *t)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_ETOK_PUT_DEL);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, t->user_id);
+    sqlite3_bind_int64(q, 2, t->purpose);
+    enum store_rc rc = map_rc(exec_done(c, q));
+    if (rc != STORE_OK)
+        return rc;
+    if (!(q = st(c, S_ETOK_PUT)))
+        return STORE_ERROR;
+    bind_text(q, 1, t->token_hash);
+    bind_text(q, 2, t->user_id);
+    sqlite3_bind_int64(q, 3, t->purpose);
+    bind_text(q, 4, t->email);
+    bind_text(q, 5, t->code_hash);
+    sqlite3_bind_int64(q, 6, t->attempts);
+    sqlite3_bind_int64(q, 7, t->created_at);
+    sqlite3_bind_int64(q, 8, t->expires_at);
+    return map_rc(exec_done(c, q));
+}
+
+static enum store_rc read_token(sqlite3_stmt *q, struct store_email_token *ret)
+{
+    int rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(q);
+        return rc == SQLITE_DONE ? STORE_NOT_FOUND
+                                 : (map_rc(rc) == STORE_OK ? STORE_ERROR : map_rc(rc));
+    }
+    struct store_email_token t = {0};
+    copy_text(t.token_hash, sizeof t.token_hash, q, 0);
+    copy_text(t.user_id, sizeof t.user_id, q, 1);
+    t.purpose = (enum email_purpose)sqlite3_column_int(q, 2);
+    copy_text(t.email, sizeof t.email, q, 3);
+    copy_text(t.code_hash, sizeof t.code_hash, q, 4);
+    t.attempts = sqlite3_column_int(q, 5);
+    t.created_at = sqlite3_column_int64(q, 6);
+    t.expires_at = sqlite3_column_int64(q, 7);
+    sqlite3_reset(q);
+    *ret = t;
+    return STORE_OK;
+}
+
+static enum store_rc sq_email_token_by_hash(struct store *base, const char *token_hash,
+                                            struct store_email_token *ret)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_ETOK_BY_HASH);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, token_hash);
+    return read_token(q, ret);
+}
+
+static enum store_rc sq_email_token_by_user(struct store *base, const char *user_id,
+                                            enum email_purpose purpose,
+                                            struct store_email_token *ret)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_ETOK_BY_USER);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, user_id);
+    sqlite3_bind_int64(q, 2, purpose);
+    return read_token(q, ret);
+}
+
+static enum store_rc sq_email_token_attempt(struct store *base, const char *user_id,
+                                            enum email_purpose purpose, int *ret_attempts)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_ETOK_ATTEMPT);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, user_id);
+    sqlite3_bind_int64(q, 2, purpose);
+    bool lock = !c->holds_wlock;
+    if (lock)
+        pthread_mutex_lock(&c->owner->wlock);
+    int rc = sqlite3_step(q);
+    int n = rc == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+    if (rc == SQLITE_ROW)
+        rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    if (lock)
+        pthread_mutex_unlock(&c->owner->wlock);
+    if (rc != SQLITE_DONE)
+        return map_rc(rc) == STORE_OK ? STORE_ERROR : map_rc(rc);
+    if (n < 0)
+        return STORE_NOT_FOUND;
+    *ret_attempts = n;
+    return STORE_OK;
+}
+
+static enum store_rc sq_email_token_delete(struct store *base, const char *user_id,
+                                           enum email_purpose purpose)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_ETOK_DELETE);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, user_id);
+    sqlite3_bind_int64(q, 2, purpose);
+    return map_rc(exec_done(c, q));
+}
+
+static enum store_rc sq_outbox_insert(struct store *base, const struct store_mail *m)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_OUTBOX_INSERT);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, m->id);
+    bind_text(q, 2, m->kind);
+    bind_text(q, 3, m->user_id);
+    bind_text(q, 4, m->to);
+    bind_text(q, 5, m->params ? m->params : "{}");
+    sqlite3_bind_int64(q, 6, m->next_attempt_ms);
+    sqlite3_bind_int64(q, 7, m->created_ms);
+    sqlite3_bind_int64(q, 8, m->give_up_ms);
+    return map_rc(exec_done(c, q));
+}
+
+static enum store_rc sq_outbox_claim(struct store *base, int64_t now_ms, int64_t lease_until_ms,
+                                     int max, store_mail_cb cb, void *ctx)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_OUTBOX_CLAIM);
+    if (!q)
+        return STORE_ERROR;
+    sqlite3_bind_int64(q, 1, now_ms);
+    sqlite3_bind_int64(q, 2, lease_until_ms);
+    sqlite3_bind_int64(q, 3, max);
+    /* The rows are read whole before the callbacks run: the statement (a
+     * write) must end before the callback uses the store. */
+    struct store_mail rows[32];
+    int n = 0;
+    pthread_mutex_lock(&c->owner->wlock);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n == (int)(sizeof rows / sizeof rows[0]))
+            continue;
+        struct store_mail *m = &rows[n];
+        memset(m, 0, sizeof *m);
+        copy_text(m->id, sizeof m->id, q, 0);
+        copy_text(m->kind, sizeof m->kind, q, 1);
+        copy_text(m->user_id, sizeof m->user_id, q, 2);
+        copy_text(m->to, sizeof m->to, q, 3);
+        m->params = dup_text(q, 4);
+        m->attempts = sqlite3_column_int(q, 5);
+        m->created_ms = sqlite3_column_int64(q, 6);
+        m->next_attempt_ms = sqlite3_column_int64(q, 7);
+        m->give_up_ms = sqlite3_column_int64(q, 8);
+        n++;
+    }
+    sqlite3_reset(q);
+    pthread_mutex_unlock(&c->owner->wlock);
+    for (int i = 0; i < n; i++) {
+        if (rc == SQLITE_DONE && rows[i].params)
+            cb(ctx, &rows[i]);
+        store_mail_clear(&rows[i]);
+    }
+    return rc == SQLITE_DONE ? STORE_OK : (map_rc(rc) == STORE_OK ? STORE_ERROR : map_rc(rc));
+}
+
+static enum store_rc sq_outbox_finish(struct store *base, const char *id, enum mail_status status,
+                                      int attempts, int64_t next_attempt_ms, const char *error,
+                                      int64_t now_ms)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_OUTBOX_FINISH);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, id);
+    bind_text(q, 2, store_mail_status_name(status));
+    sqlite3_bind_int64(q, 3, attempts);
+    sqlite3_bind_int64(q, 4, next_attempt_ms);
+    bind_text(q, 5, error ? error : "");
+    sqlite3_bind_int64(q, 6, now_ms);
+    return map_rc(exec_done(c, q));
+}
+
+static enum store_rc sq_outbox_count(struct store *base, enum mail_status status, int64_t *ret_n)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_OUTBOX_COUNT);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, store_mail_status_name(status));
+    int rc = sqlite3_step(q);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_reset(q);
+    if (rc != SQLITE_ROW)
+        return map_rc(rc) == STORE_OK ? STORE_ERROR : map_rc(rc);
+    *ret_n = n;
+    return STORE_OK;
+}
+
 /* A local file is never "down" as a whole: a full disk fails writes, and
  * reads go on. */
 static bool sq_healthy(struct store *base)
@@ -1194,6 +1532,8 @@ static const struct store_ops sqlite_ops = {
     .user_insert = sq_user_insert,
     .user_by_name = sq_user_by_name,
     .user_by_id = sq_user_by_id,
+    .user_by_email = sq_user_by_email,
+    .user_update_email = sq_user_update_email,
     .user_update_hash = sq_user_update_hash,
     .user_update_disabled = sq_user_update_disabled,
     .user_delete_row = sq_user_delete_row,
@@ -1217,6 +1557,15 @@ static const struct store_ops sqlite_ops = {
     .login_get = sq_login_get,
     .login_reset = sq_login_reset,
     .login_refund = sq_login_refund,
+    .email_token_put = sq_email_token_put,
+    .email_token_by_hash = sq_email_token_by_hash,
+    .email_token_by_user = sq_email_token_by_user,
+    .email_token_attempt = sq_email_token_attempt,
+    .email_token_delete = sq_email_token_delete,
+    .outbox_insert = sq_outbox_insert,
+    .outbox_claim = sq_outbox_claim,
+    .outbox_finish = sq_outbox_finish,
+    .outbox_count = sq_outbox_count,
 };
 
 /* The database holds private keys and password hashes: a new file is

@@ -127,6 +127,9 @@ enum store_rc store_user_change_password(struct store *s, const char *id, const 
     rc = s->ops->user_update_hash(s, id, NULL, new_hash, rev->now_ms / 1000);
     if (rc == STORE_OK)
         rc = s->ops->session_revoke_rows(s, id, NULL, keep_sid, "password_changed", rev, &n);
+    /* A password change ends every reset link sent before it. */
+    if (rc == STORE_OK)
+        rc = s->ops->email_token_delete(s, id, EMAIL_RESET);
     rc = s->ops->tx_end(s, rc);
     if (rc == STORE_OK && ret_revoked)
         *ret_revoked = n;
@@ -187,6 +190,102 @@ enum store_rc store_session_revoke_user(struct store *s, const char *user_id,
     if (rc == STORE_OK && ret_count)
         *ret_count = n;
     return rc;
+}
+
+enum store_rc store_mail_enqueue(struct store *s, const struct store_email_token *token,
+                                 const struct store_mail *mails, int n)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    if (token)
+        rc = s->ops->email_token_put(s, token);
+    for (int i = 0; i < n && rc == STORE_OK; i++)
+        rc = s->ops->outbox_insert(s, &mails[i]);
+    return s->ops->tx_end(s, rc);
+}
+
+enum store_rc store_password_reset(struct store *s, const struct store_email_token *t,
+                                   const char *new_hash, const struct revocation *rev,
+                                   int *ret_revoked, struct store_user *ret_user)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    /* Still there? A second use, a newer link or a password change since
+     * removed it. */
+    struct store_email_token now_t;
+    struct store_user u = {0};
+    int n = 0;
+    rc = s->ops->email_token_by_hash(s, t->token_hash, &now_t);
+    if (rc == STORE_OK && (now_t.purpose != EMAIL_RESET || strcmp(now_t.user_id, t->user_id)))
+        rc = STORE_NOT_FOUND;
+    if (rc == STORE_OK)
+        rc = s->ops->user_by_id(s, t->user_id, &u);
+    if (rc == STORE_OK)
+        rc = s->ops->user_update_hash(s, t->user_id, NULL, new_hash, rev->now_ms / 1000);
+    if (rc == STORE_OK)
+        rc = s->ops->session_revoke_rows(s, t->user_id, NULL, NULL, "password_reset", rev, &n);
+    if (rc == STORE_OK)
+        rc = s->ops->email_token_delete(s, t->user_id, EMAIL_RESET);
+    /* The link reached the account's address: that proves the address. */
+    if (rc == STORE_OK && u.email[0] && strcmp(u.email, now_t.email) == 0 && !u.email_verified) {
+        rc = s->ops->user_update_email(s, u.id, u.email, true, u.email_pending,
+                                       rev->now_ms / 1000);
+        u.email_verified = rc == STORE_OK;
+    }
+    rc = s->ops->tx_end(s, rc);
+    store_user_clear(&u);
+    if (rc != STORE_OK)
+        return rc;
+    if (ret_revoked)
+        *ret_revoked = n;
+    if (ret_user)
+        *ret_user = u;
+    return STORE_OK;
+}
+
+enum store_rc store_email_confirm(struct store *s, const struct store_email_token *t)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    struct store_email_token now_t;
+    struct store_user u = {0};
+    rc = s->ops->email_token_by_hash(s, t->token_hash, &now_t);
+    if (rc == STORE_OK && (now_t.purpose != EMAIL_VERIFY || strcmp(now_t.user_id, t->user_id)))
+        rc = STORE_NOT_FOUND;
+    if (rc == STORE_OK)
+        rc = s->ops->user_by_id(s, t->user_id, &u);
+    if (rc == STORE_OK) {
+        /* The confirmed address replaces the old one; a pending address
+         * other than this one stays pending. */
+        const char *pending = strcmp(u.email_pending, now_t.email) == 0 ? "" : u.email_pending;
+        rc = s->ops->user_update_email(s, u.id, now_t.email, true, pending, util_now());
+    }
+    if (rc == STORE_OK)
+        rc = s->ops->email_token_delete(s, t->user_id, EMAIL_VERIFY);
+    store_user_clear(&u);
+    return s->ops->tx_end(s, rc == STORE_CONFLICT ? STORE_CONFLICT : rc);
+}
+
+void store_mail_clear(struct store_mail *m)
+{
+    if (m) {
+        free(m->params);
+        m->params = NULL;
+    }
+}
+
+const char *store_mail_status_name(enum mail_status st)
+{
+    switch (st) {
+    case MAIL_QUEUED: return "queued";
+    case MAIL_SENT: return "sent";
+    case MAIL_FAILED: return "failed";
+    case MAIL_DROPPED: return "dropped";
+    }
+    return "?";
 }
 
 /* ----------------------------------------------------------- helpers --- */

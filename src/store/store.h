@@ -37,9 +37,11 @@ enum store_rc {
 };
 
 #define USERNAME_MAX 128
+#define EMAIL_MAX 254
 #define USER_AGENT_MAX 256
 #define CLIENT_ADDR_MAX 64
 #define KID_MAX 64
+#define SHA256_HEX_LEN 65  /* 64 hex digits + NUL */
 
 struct store_user {
     char id[UUID_STR_LEN];
@@ -47,6 +49,9 @@ struct store_user {
     char *password_hash;   /* heap; NULL in lists */
     int64_t created_at;
     int64_t disabled_at;   /* 0 while the account may sign in */
+    char email[EMAIL_MAX + 1];          /* normalized (lower case); "" when none */
+    bool email_verified;
+    char email_pending[EMAIL_MAX + 1];  /* a new address awaiting verification; "" */
 };
 
 /* Wipe and free the hash; NULL-safe. */
@@ -124,11 +129,48 @@ struct store_key {
 void store_key_clear(struct store_key *k);
 const char *store_key_state_name(enum key_state s);
 
+/* A one-time e-mail token: a link token (only its SHA-256 is stored) and,
+ * for address verification, a short code (only its keyed hash), bound to a
+ * user and a purpose; at most one per (user, purpose). */
+enum email_purpose { EMAIL_RESET = 0, EMAIL_VERIFY = 1 };
+
+struct store_email_token {
+    char token_hash[SHA256_HEX_LEN];
+    char user_id[UUID_STR_LEN];
+    enum email_purpose purpose;
+    char email[EMAIL_MAX + 1];        /* where it was sent (verify: the address to confirm) */
+    char code_hash[SHA256_HEX_LEN];   /* "" when there is no code */
+    int attempts;                     /* wrong codes so far */
+    int64_t created_at;
+    int64_t expires_at;
+};
+
+/* A queued message. `params` is a JSON object of template values (never a
+ * secret: links and codes are derived from the id when the mail is sent). */
+struct store_mail {
+    char id[UUID_STR_LEN];
+    char kind[32];                    /* template: verify_email, reset_password, ... */
+    char user_id[UUID_STR_LEN];       /* "" when not (yet) known */
+    char to[EMAIL_MAX + 1];           /* "" when the worker resolves it (forgot) */
+    char *params;                     /* heap JSON text */
+    int attempts;
+    int64_t created_ms;
+    int64_t next_attempt_ms;
+    int64_t give_up_ms;
+};
+
+void store_mail_clear(struct store_mail *m);
+
+/* The outcome the mail worker writes back. */
+enum mail_status { MAIL_QUEUED, MAIL_SENT, MAIL_FAILED, MAIL_DROPPED };
+const char *store_mail_status_name(enum mail_status s);
+
 typedef void (*store_user_cb)(void *ctx, const struct store_user *u, const char *hash_scheme);
 typedef void (*store_session_cb)(void *ctx, const struct store_session *s);
 typedef void (*store_revocation_cb)(void *ctx, const char *sid, int64_t revoked_ms,
                                     int64_t expires_ms);
 typedef void (*store_key_cb)(void *ctx, const struct store_key *k);
+typedef void (*store_mail_cb)(void *ctx, const struct store_mail *m);
 
 /* What a backend reports to its owner instead of logging. */
 enum store_event {
@@ -159,6 +201,9 @@ struct store_ops {
     enum store_rc (*user_insert)(struct store *s, const struct store_user *u);
     enum store_rc (*user_by_name)(struct store *s, const char *username, struct store_user *ret);
     enum store_rc (*user_by_id)(struct store *s, const char *id, struct store_user *ret);
+    enum store_rc (*user_by_email)(struct store *s, const char *email, struct store_user *ret);
+    enum store_rc (*user_update_email)(struct store *s, const char *id, const char *email,
+                                       bool verified, const char *pending, int64_t now);
     enum store_rc (*user_update_hash)(struct store *s, const char *id, const char *old_hash,
                                       const char *new_hash, int64_t now);
     enum store_rc (*user_update_disabled)(struct store *s, const char *id, int64_t disabled_at,
@@ -202,6 +247,25 @@ struct store_ops {
                                int64_t *ret_blocked_until_ms);
     enum store_rc (*login_reset)(struct store *s, const char *key);
     enum store_rc (*login_refund)(struct store *s, const char *key, unsigned max_failures);
+
+    enum store_rc (*email_token_put)(struct store *s, const struct store_email_token *t);
+    enum store_rc (*email_token_by_hash)(struct store *s, const char *token_hash,
+                                         struct store_email_token *ret);
+    enum store_rc (*email_token_by_user)(struct store *s, const char *user_id,
+                                         enum email_purpose purpose,
+                                         struct store_email_token *ret);
+    enum store_rc (*email_token_attempt)(struct store *s, const char *user_id,
+                                         enum email_purpose purpose, int *ret_attempts);
+    enum store_rc (*email_token_delete)(struct store *s, const char *user_id,
+                                        enum email_purpose purpose);
+
+    enum store_rc (*outbox_insert)(struct store *s, const struct store_mail *m);
+    enum store_rc (*outbox_claim)(struct store *s, int64_t now_ms, int64_t lease_until_ms,
+                                  int max, store_mail_cb cb, void *ctx);
+    enum store_rc (*outbox_finish)(struct store *s, const char *id, enum mail_status status,
+                                   int attempts, int64_t next_attempt_ms, const char *error,
+                                   int64_t now_ms);
+    enum store_rc (*outbox_count)(struct store *s, enum mail_status status, int64_t *ret_n);
 };
 
 struct store {
@@ -280,6 +344,23 @@ static inline enum store_rc store_user_set_hash(struct store *s, const char *id,
                                                 const char *old_hash, const char *new_hash)
 {
     return s->ops->user_update_hash(s, id, old_hash, new_hash, util_now());
+}
+
+/* Lookup by normalized e-mail address (only confirmed addresses, not
+ * pending ones); the hash is returned. */
+static inline enum store_rc store_user_by_email(struct store *s, const char *email,
+                                                struct store_user *ret)
+{
+    return s->ops->user_by_email(s, email, ret);
+}
+
+/* Set the e-mail columns (email NULL or "": none; pending NULL or "":
+ * none). CONFLICT when another account has that address. */
+static inline enum store_rc store_user_set_email(struct store *s, const char *id,
+                                                 const char *email, bool verified,
+                                                 const char *pending)
+{
+    return s->ops->user_update_email(s, id, email, verified, pending, util_now());
 }
 
 /* Every user (without hashes), oldest first, with the scheme of the hash. */
@@ -445,6 +526,90 @@ static inline enum store_rc store_login_refund(struct store *s, const char *key,
                                                unsigned max_failures)
 {
     return s->ops->login_refund(s, key, max_failures);
+}
+
+/* ---- e-mail: one-time tokens and the outbox ---- */
+
+/* Queue n messages, and (when token is not NULL) make it the user's token
+ * of its purpose, replacing any earlier one - in one transaction, so that a
+ * token never exists without its message nor the other way round. */
+enum store_rc store_mail_enqueue(struct store *s, const struct store_email_token *token,
+                                 const struct store_mail *mails, int n);
+
+/* The token with that hash (NOT_FOUND when none; expiry is the caller's). */
+static inline enum store_rc store_email_token_by_hash(struct store *s, const char *token_hash,
+                                                      struct store_email_token *ret)
+{
+    return s->ops->email_token_by_hash(s, token_hash, ret);
+}
+
+static inline enum store_rc store_email_token_by_user(struct store *s, const char *user_id,
+                                                      enum email_purpose purpose,
+                                                      struct store_email_token *ret)
+{
+    return s->ops->email_token_by_user(s, user_id, purpose, ret);
+}
+
+/* Count one wrong code; *ret_attempts is the count after it. */
+static inline enum store_rc store_email_token_attempt(struct store *s, const char *user_id,
+                                                      enum email_purpose purpose,
+                                                      int *ret_attempts)
+{
+    return s->ops->email_token_attempt(s, user_id, purpose, ret_attempts);
+}
+
+static inline enum store_rc store_email_token_delete(struct store *s, const char *user_id,
+                                                     enum email_purpose purpose)
+{
+    return s->ops->email_token_delete(s, user_id, purpose);
+}
+
+/*
+ * Use a reset token: it must still exist (NOT_FOUND otherwise: used,
+ * replaced, or ended by a password change), then the password is set, every
+ * session of the user revoked (fed to revocations), every reset token of the
+ * user deleted, and - when the token went to the account's current address
+ * - the address marked verified, in one transaction. *ret_user gets the
+ * account (without hash).
+ */
+enum store_rc store_password_reset(struct store *s, const struct store_email_token *t,
+                                   const char *new_hash, const struct revocation *rev,
+                                   int *ret_revoked, struct store_user *ret_user);
+
+/* Use a verification token: the address it was sent to becomes the
+ * account's verified address (a pending address moves in), and the token is
+ * deleted, in one transaction. CONFLICT when another account took the
+ * address meanwhile. */
+enum store_rc store_email_confirm(struct store *s, const struct store_email_token *t);
+
+static inline enum store_rc store_outbox_insert(struct store *s, const struct store_mail *m)
+{
+    return s->ops->outbox_insert(s, m);
+}
+
+/* Lease up to max queued messages due at now_ms (not leased by another
+ * worker) until lease_until_ms, and hand each to cb. */
+static inline enum store_rc store_outbox_claim(struct store *s, int64_t now_ms,
+                                               int64_t lease_until_ms, int max, store_mail_cb cb,
+                                               void *ctx)
+{
+    return s->ops->outbox_claim(s, now_ms, lease_until_ms, max, cb, ctx);
+}
+
+/* Write an attempt's outcome: MAIL_QUEUED (retry at next_attempt_ms, lease
+ * released) or a final status. */
+static inline enum store_rc store_outbox_finish(struct store *s, const char *id,
+                                                enum mail_status status, int attempts,
+                                                int64_t next_attempt_ms, const char *error,
+                                                int64_t now_ms)
+{
+    return s->ops->outbox_finish(s, id, status, attempts, next_attempt_ms, error, now_ms);
+}
+
+static inline enum store_rc store_outbox_count(struct store *s, enum mail_status status,
+                                               int64_t *ret_n)
+{
+    return s->ops->outbox_count(s, status, ret_n);
 }
 
 #endif /* JWTD_STORE_H */

@@ -17,6 +17,34 @@ import pytest
 from e2e_util import JwtdServer, jwtd_bin
 
 
+# Tests that measure time, load the machine, or need it quiet: scripts/test.sh
+# runs them on their own after the rest ran in parallel (pytest-xdist).
+SERIAL_MODULES = {
+    "test_overload.py",          # floods, latency under load, slowloris
+    "test_faults.py",            # outages under load, kill -9, disk full
+    "test_shutdown.py",          # drain timing
+    "test_revocation_bound.py",  # the one-second bound
+    "test_multi_instance.py",    # several servers and a PostgreSQL cluster
+}
+SERIAL_NAME_PARTS = ("timing",)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "serial: measures time or loads the machine; run alone")
+    config.addinivalue_line("markers", "pgcluster: starts its own PostgreSQL cluster (run once, "
+                                       "in the PostgreSQL pass)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & {"pg_cluster", "pg_pair"}:
+            item.add_marker(pytest.mark.pgcluster)
+        if (os.path.basename(str(item.fspath)) in SERIAL_MODULES
+                or any(p in item.name for p in SERIAL_NAME_PARTS)):
+            item.add_marker(pytest.mark.serial)
+
+
 def pytest_sessionstart(session):
     if not session.config.option.collectonly and not os.access(jwtd_bin(), os.X_OK):
         raise pytest.UsageError("jwtd binary not found or not executable: %s (set JWTD_BIN)"

@@ -1408,6 +1408,321 @@ static void test_sqlite_files_are_private(void **state)
     store_close(s2);
 }
 
+/* ---- e-mail addresses, one-time tokens, the outbox ---- */
+
+static void mkuser_email(struct store *s, const char *name, const char *email, bool verified,
+                         char id[UUID_STR_LEN])
+{
+    struct store_user u = {0};
+    assert_true(util_uuid7(u.id));
+    snprintf(u.username, sizeof u.username, "%s", name);
+    snprintf(u.email, sizeof u.email, "%s", email);
+    u.email_verified = verified;
+    u.password_hash = "$h-old";
+    u.created_at = NOW - 1000;
+    assert_int_equal(store_user_create(s, &u), STORE_OK);
+    memcpy(id, u.id, UUID_STR_LEN);
+}
+
+static struct store_email_token token_of(const char *user_id, enum email_purpose purpose,
+                                         const char *hash, const char *email)
+{
+    struct store_email_token t = {0};
+    snprintf(t.token_hash, sizeof t.token_hash, "%s", hash);
+    snprintf(t.user_id, sizeof t.user_id, "%s", user_id);
+    t.purpose = purpose;
+    snprintf(t.email, sizeof t.email, "%s", email);
+    snprintf(t.code_hash, sizeof t.code_hash, "code-%s", hash);
+    t.created_at = NOW;
+    t.expires_at = NOW + 1800;
+    return t;
+}
+
+static struct store_mail mail_of(const char *kind, const char *user_id, const char *to,
+                                 int64_t due_ms)
+{
+    struct store_mail m = {0};
+    assert_true(util_uuid7(m.id));
+    snprintf(m.kind, sizeof m.kind, "%s", kind);
+    snprintf(m.user_id, sizeof m.user_id, "%s", user_id);
+    snprintf(m.to, sizeof m.to, "%s", to);
+    m.params = "{\"username\":\"x\"}";
+    m.created_ms = due_ms;
+    m.next_attempt_ms = due_ms;
+    m.give_up_ms = due_ms + 86400000;
+    return m;
+}
+
+static void test_user_email_columns(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char a[UUID_STR_LEN], b[UUID_STR_LEN], c[UUID_STR_LEN];
+    mkuser_email(s, "Eve", "eve@example.com", false, a);
+    mkuser(s, "Noemail", "$h", c);
+    struct store_user u = {0};
+    assert_int_equal(store_user_by_email(s, "eve@example.com", &u), STORE_OK);
+    assert_string_equal(u.id, a);
+    assert_string_equal(u.email, "eve@example.com");
+    assert_false(u.email_verified);
+    assert_string_equal(u.email_pending, "");
+    store_user_clear(&u);
+    assert_int_equal(store_user_by_id(s, c, &u), STORE_OK);
+    assert_string_equal(u.email, "");
+    store_user_clear(&u);
+    /* An address belongs to one account. */
+    struct store_user dup = {0};
+    assert_true(util_uuid7(dup.id));
+    snprintf(dup.username, sizeof dup.username, "Eve2");
+    snprintf(dup.email, sizeof dup.email, "eve@example.com");
+    dup.password_hash = "$h";
+    dup.created_at = NOW;
+    assert_int_equal(store_user_create(s, &dup), STORE_CONFLICT);
+    mkuser_email(s, "Fay", "fay@example.com", true, b);
+    assert_int_equal(store_user_set_email(s, b, "eve@example.com", true, NULL), STORE_CONFLICT);
+    /* A pending address is not an address yet. */
+    assert_int_equal(store_user_set_email(s, b, "fay@example.com", true, "new@example.com"),
+                     STORE_OK);
+    assert_int_equal(store_user_by_email(s, "new@example.com", &u), STORE_NOT_FOUND);
+    assert_int_equal(store_user_by_id(s, b, &u), STORE_OK);
+    assert_true(u.email_verified);
+    assert_string_equal(u.email_pending, "new@example.com");
+    store_user_clear(&u);
+    /* Removing the address frees it, and "verified" goes with it. */
+    assert_int_equal(store_user_set_email(s, a, NULL, true, NULL), STORE_OK);
+    assert_int_equal(store_user_by_id(s, a, &u), STORE_OK);
+    assert_string_equal(u.email, "");
+    assert_false(u.email_verified);
+    store_user_clear(&u);
+    assert_int_equal(store_user_set_email(s, c, "eve@example.com", false, NULL), STORE_OK);
+}
+
+static void test_email_tokens(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN];
+    mkuser_email(s, "Tok", "tok@example.com", false, uid);
+    struct store_email_token t1 = token_of(uid, EMAIL_VERIFY, "h1", "tok@example.com");
+    struct store_mail m = mail_of("verify_email", uid, "tok@example.com", NOW_MS);
+    assert_int_equal(store_mail_enqueue(s, &t1, &m, 1), STORE_OK);
+    struct store_email_token got;
+    assert_int_equal(store_email_token_by_hash(s, "h1", &got), STORE_OK);
+    assert_string_equal(got.user_id, uid);
+    assert_int_equal(got.purpose, EMAIL_VERIFY);
+    assert_string_equal(got.code_hash, "code-h1");
+    assert_int_equal(got.expires_at, NOW + 1800);
+    /* A newer token of the purpose replaces the older one. */
+    struct store_email_token t2 = token_of(uid, EMAIL_VERIFY, "h2", "tok@example.com");
+    assert_int_equal(store_mail_enqueue(s, &t2, NULL, 0), STORE_OK);
+    assert_int_equal(store_email_token_by_hash(s, "h1", &got), STORE_NOT_FOUND);
+    assert_int_equal(store_email_token_by_user(s, uid, EMAIL_VERIFY, &got), STORE_OK);
+    assert_string_equal(got.token_hash, "h2");
+    int n = 0;
+    assert_int_equal(store_email_token_attempt(s, uid, EMAIL_VERIFY, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_email_token_attempt(s, uid, EMAIL_VERIFY, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(store_email_token_attempt(s, uid, EMAIL_RESET, &n), STORE_NOT_FOUND);
+    /* Confirming moves the address in and uses the token up. */
+    assert_int_equal(store_email_confirm(s, &t2), STORE_OK);
+    struct store_user u = {0};
+    assert_int_equal(store_user_by_id(s, uid, &u), STORE_OK);
+    assert_true(u.email_verified);
+    store_user_clear(&u);
+    assert_int_equal(store_email_confirm(s, &t2), STORE_NOT_FOUND);
+
+    /* A pending address confirmed: it becomes the address. */
+    assert_int_equal(store_user_set_email(s, uid, "tok@example.com", true, "tok2@example.com"),
+                     STORE_OK);
+    struct store_email_token t3 = token_of(uid, EMAIL_VERIFY, "h3", "tok2@example.com");
+    assert_int_equal(store_mail_enqueue(s, &t3, NULL, 0), STORE_OK);
+    assert_int_equal(store_email_confirm(s, &t3), STORE_OK);
+    assert_int_equal(store_user_by_email(s, "tok2@example.com", &u), STORE_OK);
+    assert_string_equal(u.email_pending, "");
+    assert_true(u.email_verified);
+    store_user_clear(&u);
+    assert_int_equal(store_user_by_email(s, "tok@example.com", &u), STORE_NOT_FOUND);
+    /* ... unless another account took it meanwhile. */
+    char other[UUID_STR_LEN];
+    mkuser_email(s, "Taker", "taken@example.com", true, other);
+    struct store_email_token t4 = token_of(uid, EMAIL_VERIFY, "h4", "taken@example.com");
+    assert_int_equal(store_mail_enqueue(s, &t4, NULL, 0), STORE_OK);
+    assert_int_equal(store_email_confirm(s, &t4), STORE_CONFLICT);
+    assert_int_equal(store_email_token_by_hash(s, "h4", &got), STORE_OK); /* rolled back */
+}
+
+static void test_password_reset_flow(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN], s1[UUID_STR_LEN], s2[UUID_STR_LEN];
+    mkuser_email(s, "Rita", "rita@example.com", false, uid);
+    mklive(s, uid, NOW - 100, s1);
+    mklive(s, uid, NOW - 50, s2);
+    struct store_email_token t = token_of(uid, EMAIL_RESET, "r1", "rita@example.com");
+    assert_int_equal(store_mail_enqueue(s, &t, NULL, 0), STORE_OK);
+    struct revocation rev = {.now_ms = NOW_MS, .expires_ms = NOW_MS + 910000};
+    int n = -1;
+    struct store_user u = {0};
+    assert_int_equal(store_password_reset(s, &t, "$h-new", &rev, &n, &u), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(u.id, uid);
+    assert_null(u.password_hash);
+    assert_true(u.email_verified); /* the link reached the address */
+    assert_int_equal(store_user_by_id(s, uid, &u), STORE_OK);
+    assert_string_equal(u.password_hash, "$h-new");
+    store_user_clear(&u);
+    struct rev_list rl = revs_since(s, NOW_MS);
+    assert_true(rev_find(&rl, s1) >= 0 && rev_find(&rl, s2) >= 0);
+    /* Single use. */
+    assert_int_equal(store_password_reset(s, &t, "$h-again", &rev, &n, &u), STORE_NOT_FOUND);
+
+    /* Any later password change ends a reset link. */
+    struct store_email_token t2 = token_of(uid, EMAIL_RESET, "r2", "rita@example.com");
+    assert_int_equal(store_mail_enqueue(s, &t2, NULL, 0), STORE_OK);
+    assert_int_equal(store_user_change_password(s, uid, "$h-changed", NULL, &rev, NULL),
+                     STORE_OK);
+    assert_int_equal(store_password_reset(s, &t2, "$h-late", &rev, &n, &u), STORE_NOT_FOUND);
+    assert_int_equal(store_user_by_id(s, uid, &u), STORE_OK);
+    assert_string_equal(u.password_hash, "$h-changed");
+    store_user_clear(&u);
+    /* A verification token is not a reset token. */
+    struct store_email_token v = token_of(uid, EMAIL_VERIFY, "v1", "rita@example.com");
+    assert_int_equal(store_mail_enqueue(s, &v, NULL, 0), STORE_OK);
+    assert_int_equal(store_password_reset(s, &v, "$h-x", &rev, &n, &u), STORE_NOT_FOUND);
+}
+
+struct claimed {
+    int n;
+    char id[16][UUID_STR_LEN];
+    int attempts[16];
+    char params[16][64];
+};
+
+static void claim_cb(void *ctx, const struct store_mail *m)
+{
+    struct claimed *c = ctx;
+    if (c->n < 16) {
+        snprintf(c->id[c->n], UUID_STR_LEN, "%s", m->id);
+        c->attempts[c->n] = m->attempts;
+        snprintf(c->params[c->n], sizeof c->params[0], "%s", m->params);
+    }
+    c->n++;
+}
+
+static void test_outbox(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    struct store_mail m1 = mail_of("verify_email", "", "a@example.com", NOW_MS);
+    struct store_mail m2 = mail_of("reset_password", "", "b@example.com", NOW_MS + 5000);
+    assert_int_equal(store_outbox_insert(s, &m1), STORE_OK);
+    assert_int_equal(store_outbox_insert(s, &m2), STORE_OK);
+    int64_t n = -1;
+    assert_int_equal(store_outbox_count(s, MAIL_QUEUED, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    /* Only what is due; leased messages are not handed out twice. */
+    struct claimed c = {0};
+    assert_int_equal(store_outbox_claim(s, NOW_MS, NOW_MS + 60000, 8, claim_cb, &c), STORE_OK);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.id[0], m1.id);
+    assert_string_equal(c.params[0], "{\"username\":\"x\"}");
+    struct claimed c2 = {0};
+    assert_int_equal(store_outbox_claim(s, NOW_MS + 1, NOW_MS + 60000, 8, claim_cb, &c2),
+                     STORE_OK);
+    assert_int_equal(c2.n, 0);
+    /* A retry: the lease goes, the message waits until its new time. */
+    assert_int_equal(store_outbox_finish(s, m1.id, MAIL_QUEUED, 1, NOW_MS + 10000, "421 busy",
+                                         NOW_MS + 2),
+                     STORE_OK);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_outbox_claim(s, NOW_MS + 6000, NOW_MS + 66000, 8, claim_cb, &c),
+                     STORE_OK);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.id[0], m2.id);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_outbox_claim(s, NOW_MS + 10000, NOW_MS + 70000, 8, claim_cb, &c),
+                     STORE_OK);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.id[0], m1.id);
+    assert_int_equal(c.attempts[0], 1);
+    /* A lease that ran out (a worker died) hands the message out again. */
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_outbox_claim(s, NOW_MS + 70001, NOW_MS + 130000, 8, claim_cb, &c),
+                     STORE_OK);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(store_outbox_finish(s, m1.id, MAIL_SENT, 2, 0, "", NOW_MS + 70002),
+                     STORE_OK);
+    assert_int_equal(store_outbox_finish(s, m2.id, MAIL_FAILED, 1, 0, "550 no", NOW_MS + 70002),
+                     STORE_OK);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_outbox_claim(s, NOW_MS + 999999999, NOW_MS + 999999999 + 1, 8,
+                                        claim_cb, &c),
+                     STORE_OK);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(store_outbox_count(s, MAIL_SENT, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_outbox_count(s, MAIL_FAILED, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_outbox_count(s, MAIL_QUEUED, &n), STORE_OK);
+    assert_int_equal(n, 0);
+}
+
+struct claimer {
+    struct store *s;
+    pthread_barrier_t *barrier;
+    struct claimed got;
+    enum store_rc rc;
+};
+
+static void *claim_run(void *arg)
+{
+    struct claimer *c = arg;
+    warm_up(c->s);
+    pthread_barrier_wait(c->barrier);
+    for (int round = 0; round < 20 && c->rc == STORE_OK; round++)
+        c->rc = store_outbox_claim(c->s, NOW_MS, NOW_MS + 60000, 2, claim_cb, &c->got);
+    return NULL;
+}
+
+/* Workers of several instances claiming at once never get one message
+ * twice (a mail sent twice). */
+static void test_outbox_claims_are_exclusive(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 6, MAILS = 12 };
+    for (int i = 0; i < MAILS; i++) {
+        struct store_mail m = mail_of("verify_email", "", "x@example.com", NOW_MS - i);
+        assert_int_equal(store_outbox_insert(f->s, &m), STORE_OK);
+    }
+    pthread_barrier_t barrier;
+    assert_int_equal(pthread_barrier_init(&barrier, NULL, N), 0);
+    struct claimer cl[N];
+    pthread_t th[N];
+    memset(cl, 0, sizeof cl);
+    for (int i = 0; i < N; i++) {
+        cl[i].s = f->s;
+        cl[i].barrier = &barrier;
+        assert_int_equal(pthread_create(&th[i], NULL, claim_run, &cl[i]), 0);
+    }
+    int total = 0;
+    char seen[MAILS][UUID_STR_LEN];
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(cl[i].rc, STORE_OK);
+        for (int k = 0; k < cl[i].got.n && k < 16; k++) {
+            for (int j = 0; j < total; j++)
+                if (strcmp(seen[j], cl[i].got.id[k]) == 0)
+                    fail_msg("message %s claimed twice", seen[j]);
+            assert_true(total < MAILS);
+            snprintf(seen[total++], UUID_STR_LEN, "%s", cl[i].got.id[k]);
+        }
+    }
+    pthread_barrier_destroy(&barrier);
+    assert_int_equal(total, MAILS);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -1432,6 +1747,11 @@ int main(void)
         T(test_disable_revokes_and_refuses_refresh),
         T(test_login_state_read_and_reset),
         T(test_sqlite_files_are_private),
+        T(test_user_email_columns),
+        T(test_email_tokens),
+        T(test_password_reset_flow),
+        T(test_outbox),
+        T(test_outbox_claims_are_exclusive),
     };
 #undef T
     /* TEST_FILTER=test_prune runs one test (a cmocka glob). */
