@@ -38,11 +38,13 @@ void api_signup(struct request *r)
     json_t *body = request_json(r, true);
     if (!body)
         return;
-    const char *username, *password;
-    size_t ulen, plen;
+    const char *username, *password, *email = NULL;
+    size_t ulen, plen, elen = 0;
     if (json_field_string(r, body, "username", true, &username, &ulen) &&
-        json_field_string(r, body, "password", true, &password, &plen))
-        request_run_op(r, accounts_signup(r->app, request_ctx(r), username, ulen, password, plen),
+        json_field_string(r, body, "password", true, &password, &plen) &&
+        json_field_string(r, body, "email", false, &email, &elen))
+        request_run_op(r, accounts_signup(r->app, request_ctx(r), username, ulen, password, plen,
+                                          email, elen),
                        signup_done);
     json_decref(body);
 }
@@ -63,6 +65,23 @@ static void login_done(struct request *r, struct svc_op *op)
     api_respond_grant(r, &op->user, &op->grant, d->cookie);
 }
 
+/* "username" (a username or an e-mail address), or "email". */
+static bool login_identifier(struct request *r, json_t *body, const char **ret, size_t *ret_len)
+{
+    const char *u = NULL, *e = NULL;
+    size_t ul = 0, el = 0;
+    if (!json_field_string(r, body, "username", false, &u, &ul) ||
+        !json_field_string(r, body, "email", false, &e, &el))
+        return false;
+    if (!u && !e) {
+        respond_error(r, 400, "invalid_request", "The field 'username' is required.");
+        return false;
+    }
+    *ret = u ? u : e;
+    *ret_len = u ? ul : el;
+    return true;
+}
+
 void api_login(struct request *r)
 {
     json_t *body = request_json(r, true);
@@ -73,7 +92,7 @@ void api_login(struct request *r)
     struct delivery *d = calloc(1, sizeof *d);
     if (!d) {
         respond_error(r, 500, "internal_error", "The server ran out of memory.");
-    } else if (json_field_string(r, body, "username", true, &username, &ulen) &&
+    } else if (login_identifier(r, body, &username, &ulen) &&
                json_field_string(r, body, "password", true, &password, &plen) &&
                api_parse_delivery(r, body, &d->cookie)) {
         r->hs = d;
@@ -194,6 +213,39 @@ void api_me_delete(struct request *r)
     if (json_field_string(r, body, "password", true, &pw, &plen))
         request_run_op(r, accounts_delete_self(r->app, request_ctx(r), &id, pw, plen),
                        me_delete_done);
+    json_decref(body);
+}
+
+static void me_patch_done(struct request *r, struct svc_op *op)
+{
+    if (op->res.status != SVC_OK) {
+        api_respond_failure(r, &op->res);
+        return;
+    }
+    respond_json(r, 200, json_pack("{s:o}", "user", api_user_json(&op->user)));
+}
+
+void api_me_patch(struct request *r)
+{
+    struct identity id;
+    if (!request_authenticate(r, &id))
+        return;
+    json_t *body = request_json(r, true);
+    if (!body)
+        return;
+    json_t *ev = json_object_get(body, "email");
+    const char *email = NULL, *pw;
+    size_t elen = 0, plen;
+    if (!ev) {
+        respond_error(r, 400, "invalid_request",
+                      "The field 'email' is required (an address, or null to remove it).");
+    } else if (!json_is_null(ev) && !json_field_string(r, body, "email", true, &email, &elen)) {
+        /* answered */
+    } else if (json_field_string(r, body, "password", true, &pw, &plen)) {
+        request_run_op(r, accounts_change_email(r->app, request_ctx(r), &id, email, elen, pw,
+                                                plen),
+                       me_patch_done);
+    }
     json_decref(body);
 }
 

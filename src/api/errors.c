@@ -16,8 +16,17 @@ json_t *api_user_json(const struct store_user *u)
 {
     char created[RFC3339_LEN];
     util_rfc3339(u->created_at, created);
-    return json_pack("{s:s, s:s, s:s}", "id", u->id, "username", u->username, "created_at",
-                     created);
+    json_t *o = json_pack("{s:s, s:s, s:s}", "id", u->id, "username", u->username,
+                          "created_at", created);
+    /* The address fields only for accounts that have one: an account
+     * without keeps exactly the object of API.md. */
+    if (o && u->email[0]) {
+        json_object_set_new(o, "email", json_string(u->email));
+        json_object_set_new(o, "email_verified", json_boolean(u->email_verified));
+    }
+    if (o && u->email_pending[0])
+        json_object_set_new(o, "email_pending", json_string(u->email_pending));
+    return o;
 }
 
 static void retry_after(struct request *r, int64_t seconds)
@@ -76,6 +85,30 @@ void api_respond_failure(struct request *r, const struct svc_result *res)
         return;
     case SVC_INVALID_INPUT:
         respond_error(r, 400, "invalid_request", d ? d : "The request is not valid.");
+        return;
+    case SVC_INVALID_EMAIL:
+        respond_error(r, 422, "invalid_email", d ? d : "That is not an e-mail address.");
+        return;
+    case SVC_EMAIL_TAKEN:
+        respond_error(r, 409, "email_taken", "That e-mail address belongs to another account.");
+        return;
+    case SVC_EMAIL_NOT_VERIFIED:
+        respond_error(r, 403, "email_not_verified",
+                      "The account's e-mail address must be verified before logging in.");
+        return;
+    case SVC_NOT_CONFIGURED:
+        respond_error(r, 501, "not_configured", "This server does not send e-mail.");
+        return;
+    case SVC_NOTHING_TO_VERIFY:
+        respond_error(r, 409, "nothing_to_verify",
+                      d ? d : "The account has no unverified e-mail address.");
+        return;
+    case SVC_INVALID_LINK:
+        respond_error(r, 400, "invalid_link",
+                      d ? d : "The link is unknown, already used or expired.");
+        return;
+    case SVC_INVALID_CODE:
+        respond_error(r, 400, "invalid_code", d ? d : "The code is wrong.");
         return;
     case SVC_OK:
     case SVC_ERROR:

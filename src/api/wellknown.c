@@ -44,10 +44,11 @@ void api_openid_configuration(struct request *r)
     json_t *algs = json_array();
     json_array_append_new(algs, json_string(config_alg_name(cfg->alg)));
     json_t *doc = json_pack(
-        "{s:s, s:s, s:O, s:O, s:[s], s:[s,s,s,s,s,s,s,s]}", "issuer", cfg->issuer, "jwks_uri",
-        jwks_uri, "id_token_signing_alg_values_supported", algs,
+        "{s:s, s:s, s:O, s:O, s:[s], s:[s,s,s,s,s,s,s,s,s,s,s]}", "issuer", cfg->issuer,
+        "jwks_uri", jwks_uri, "id_token_signing_alg_values_supported", algs,
         "access_token_signing_alg_values_supported", algs, "subject_types_supported", "public",
-        "claims_supported", "iss", "sub", "aud", "exp", "iat", "jti", "sid", "preferred_username");
+        "claims_supported", "iss", "sub", "aud", "exp", "iat", "jti", "sid", "preferred_username",
+        "email", "email_verified", "amr");
     json_decref(algs);
     respond_header(r, "Cache-Control", "public, max-age=300");
     respond_json(r, 200, doc);

@@ -16,12 +16,19 @@
 #include "base/util.h"
 #include "cli/cli.h"
 #include "core/accounts.h"
+#include "core/recovery.h"
 
 static const char *password_hash_opt;
+static const char *email_opt;
 static bool password_stdin_opt;
 
 static const struct cli_opt stdin_opts[] = {
     {"--password-stdin", NULL, &password_stdin_opt},
+    {NULL, NULL, NULL},
+};
+static const struct cli_opt add_opts[] = {
+    {"--password-stdin", NULL, &password_stdin_opt},
+    {"--email", &email_opt, NULL},
     {NULL, NULL, NULL},
 };
 static const struct cli_opt import_opts[] = {
@@ -30,7 +37,7 @@ static const struct cli_opt import_opts[] = {
 };
 
 enum user_sub { U_ADD, U_IMPORT, U_LIST, U_SHOW, U_DELETE, U_PASSWD, U_DISABLE, U_ENABLE,
-                U_UNLOCK, U_LOGOUT, U_COUNT };
+                U_UNLOCK, U_LOGOUT, U_RESET_LINK, U_COUNT };
 
 static const struct {
     const char *name;
@@ -38,12 +45,13 @@ static const struct {
     struct cli_cmd cmd;
 } subs[U_COUNT] = {
     [U_ADD] = {"add", APP_COMMAND,
-               {"jwtd user add USERNAME [--password-stdin]",
+               {"jwtd user add USERNAME [--email ADDRESS] [--password-stdin]",
                 "Create an account with the same rules as POST /auth/signup (even while sign-up\n"
                 "is closed). The password is asked twice on a terminal, without echo; otherwise\n"
-                "(or with --password-stdin) it is the first line of stdin.\n"
+                "(or with --password-stdin) it is the first line of stdin. With --email, the\n"
+                "address is verified by mail when mail is set up.\n"
                 "Prints the new account's id and username.",
-                stdin_opts, 1, 1}},
+                add_opts, 1, 1}},
     [U_IMPORT] = {"import", APP_COMMAND,
                   {"jwtd user import USERNAME --password-hash HASH",
                    "Create an account with a password hash from another system: bcrypt\n"
@@ -87,6 +95,13 @@ static const struct {
                   {"jwtd user logout USERNAME",
                    "End every session of an account (on every instance within a second).",
                    NULL, 1, 1}},
+    [U_RESET_LINK] = {"reset-link", APP_COMMAND,
+                      {"jwtd user reset-link USERNAME",
+                       "Print a one-time password reset link for the account, for an operator\n"
+                       "to hand over when no mail is set up. It works once, for JWTD_RESET_TTL,\n"
+                       "and ends when the password changes any other way. The link's base is\n"
+                       "JWTD_PUBLIC_URL: set it to the URL users reach jwtd at.",
+                       NULL, 1, 1}},
 };
 
 static void usage(FILE *f)
@@ -105,7 +120,8 @@ static int user_add(struct app *app, const struct svc_ctx *ctx, const char *user
     int rc = cli_read_password(prompt, password_stdin_opt, true, pw, sizeof pw, &n);
     if (rc != 0)
         return rc;
-    struct svc_op *op = accounts_signup(app, ctx, username, strlen(username), pw, n);
+    struct svc_op *op = accounts_signup(app, ctx, username, strlen(username), pw, n, email_opt,
+                                        email_opt ? strlen(email_opt) : 0);
     OPENSSL_cleanse(pw, sizeof pw);
     if (!op) {
         fprintf(stderr, "jwtd: out of memory\n");
@@ -177,6 +193,13 @@ static int user_show(struct app *app, const char *username)
     } else {
         printf("status:         active\n");
     }
+    if (info.user.email[0])
+        printf("e-mail:         %s (%s)\n", info.user.email,
+               info.user.email_verified ? "verified" : "not verified");
+    else
+        printf("e-mail:         none\n");
+    if (info.user.email_pending[0])
+        printf("pending e-mail: %s (waits for verification)\n", info.user.email_pending);
     printf("password hash:  %s\n", info.hash_scheme);
     printf("live sessions:  %d\n", info.live_sessions);
     if (info.blocked_until_ms > util_now_ms()) {
@@ -232,6 +255,13 @@ static int run(enum user_sub sub, struct app *app, const struct svc_ctx *ctx, co
         if (res.status == SVC_OK)
             printf("%d session(s) of %s ended\n", n, name);
         break;
+    case U_RESET_LINK: {
+        char link[1200];
+        res = recovery_reset_link(app, ctx, name, link, sizeof link);
+        if (res.status == SVC_OK)
+            printf("%s\n", link);
+        break;
+    }
     case U_COUNT:
         break;
     }
@@ -253,6 +283,7 @@ int cmd_user(int argc, char **argv)
         return 2;
     }
     password_hash_opt = NULL;
+    email_opt = NULL;
     password_stdin_opt = false;
     struct cli_args a;
     int rc = cli_parse(argc - 1, argv + 1, &subs[sub].cmd, &a);

@@ -16,6 +16,9 @@
 
 #include "base/log.h"
 #include "core/audit.h"
+#include "core/mail.h"
+#include "core/mime.h"
+#include "core/recovery.h"
 #include "core/ratelimit.h"
 #include "core/sessions.h"
 
@@ -32,6 +35,7 @@ struct pw_priv {
     const char *weak;      /* re-confirmed change: the new password's weakness */
     char *new_hash;
     struct identity who;   /* self-service operations */
+    char *new_email;       /* e-mail change: the new address, "" to remove */
 };
 
 static void pw_priv_free(void *p)
@@ -48,6 +52,7 @@ static void pw_priv_free(void *p)
         free(pv->new_password);
     }
     password_hash_free(pv->new_hash);
+    free(pv->new_email);
     free(pv);
 }
 
@@ -132,7 +137,12 @@ static void signup_finish(struct svc_op *op, bool ran)
     enum store_rc rc = store_user_create(app->store, &op->user);
     op->user.password_hash = NULL;
     if (rc == STORE_CONFLICT) {
-        op->res = svc_fail(SVC_USERNAME_TAKEN, "That username is already taken.");
+        /* A race with another sign-up: the name, or the address? */
+        struct store_user u = {0};
+        bool name = store_user_by_name(app->store, op->user.username, &u) == STORE_OK;
+        store_user_clear(&u);
+        op->res = name ? svc_fail(SVC_USERNAME_TAKEN, "That username is already taken.")
+                       : svc_fail(SVC_EMAIL_TAKEN, NULL);
         return;
     }
     if (rc != STORE_OK) {
@@ -140,7 +150,12 @@ static void signup_finish(struct svc_op *op, bool ran)
         return;
     }
     metrics_inc(&app->metrics.signups_ok);
-    AUDIT(LOG_INFO, &op->ctx, "signup", "ok", op->user.id, LF_S("username", op->user.username));
+    AUDIT(LOG_INFO, &op->ctx, "signup", "ok", op->user.id, LF_S("username", op->user.username),
+          LF_B("email", op->user.email[0] != 0));
+    /* A new address gets its verification at once (when mail is set up;
+     * the account exists either way). */
+    if (op->user.email[0] && mail_configured(app))
+        recovery_send_verification(app, &op->ctx, &op->user, op->user.email, NULL);
 }
 
 struct svc_result accounts_signup_allowed(struct app *app, const struct svc_ctx *ctx)
@@ -150,8 +165,52 @@ struct svc_result accounts_signup_allowed(struct app *app, const struct svc_ctx 
     return svc_ok();
 }
 
+bool accounts_email_normalize(const char *in, size_t len, char out[EMAIL_MAX + 1])
+{
+    while (len && (*in == ' ' || *in == '\t')) {
+        in++;
+        len--;
+    }
+    while (len && (in[len - 1] == ' ' || in[len - 1] == '\t'))
+        len--;
+    if (len == 0 || len > EMAIL_MAX || memchr(in, '\0', len))
+        return false;
+    /* Lower case as a whole: providers treat the local part so in practice,
+     * and one account per mailbox is what matters. */
+    for (size_t i = 0; i < len; i++)
+        out[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] + 32) : in[i];
+    out[len] = '\0';
+    return mime_addr_valid(out);
+}
+
+/* Does an account other than `except_id` answer to x, as its username or
+ * as its address? Usernames may look like addresses, and login takes
+ * either: one identifier names one account. */
+static enum store_rc identifier_taken(struct app *app, const char *x, const char *except_id,
+                                      bool *ret_taken)
+{
+    struct store_user u = {0};
+    enum store_rc rc = STORE_NOT_FOUND;
+    if (username_valid(x, strlen(x)))
+        rc = store_user_by_name(app->store, x, &u);
+    if (rc == STORE_NOT_FOUND && strchr(x, '@')) {
+        char e[EMAIL_MAX + 1];
+        if (accounts_email_normalize(x, strlen(x), e))
+            rc = store_user_by_email(app->store, e, &u);
+    }
+    store_user_clear(&u);
+    if (rc == STORE_NOT_FOUND) {
+        *ret_taken = false;
+        return STORE_OK;
+    }
+    if (rc == STORE_OK)
+        *ret_taken = !except_id || strcmp(u.id, except_id) != 0;
+    return rc;
+}
+
 struct svc_op *accounts_signup(struct app *app, const struct svc_ctx *ctx, const char *username,
-                               size_t ulen, const char *password, size_t plen)
+                               size_t ulen, const char *password, size_t plen, const char *email,
+                               size_t elen)
 {
     struct svc_op *op = svc_op_new(app, ctx);
     if (!op)
@@ -183,15 +242,24 @@ struct svc_op *accounts_signup(struct app *app, const struct svc_ctx *ctx, const
             return op;
         }
     }
-    /* A taken name is known without hashing anything. */
-    struct store_user existing = {0};
-    enum store_rc rc = store_user_by_name(app->store, username, &existing);
-    store_user_clear(&existing);
-    if (rc == STORE_OK) {
+    if (email && !accounts_email_normalize(email, elen, op->user.email)) {
+        set_result(op, svc_fail(SVC_INVALID_EMAIL, "That is not an e-mail address."));
+        return op;
+    }
+    /* A taken name or address is known without hashing anything. */
+    bool taken = false;
+    enum store_rc rc = identifier_taken(app, username, NULL, &taken);
+    if (rc == STORE_OK && taken) {
         set_result(op, svc_fail(SVC_USERNAME_TAKEN, "That username is already taken."));
         return op;
     }
-    if (rc != STORE_NOT_FOUND) {
+    if (rc == STORE_OK && op->user.email[0])
+        rc = identifier_taken(app, op->user.email, NULL, &taken);
+    if (rc == STORE_OK && taken) {
+        set_result(op, svc_fail(SVC_EMAIL_TAKEN, NULL));
+        return op;
+    }
+    if (rc != STORE_OK) {
         set_result(op, svc_store_failure(app, rc, "signup"));
         return op;
     }
@@ -263,7 +331,14 @@ static void login_finish(struct svc_op *op, bool ran)
         op->res = svc_fail(SVC_ACCOUNT_DISABLED, "This account is disabled.");
         return;
     }
-    struct svc_result r = sessions_open(app, &op->ctx, &op->user, &op->grant);
+    if (app->cfg->require_verified_email && !(op->user.email[0] && op->user.email_verified)) {
+        metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
+        AUDIT(LOG_INFO, &op->ctx, "login_failed", "refused", op->user.id,
+              LF_S("reason", "email_not_verified"));
+        op->res = svc_fail(SVC_EMAIL_NOT_VERIFIED, NULL);
+        return;
+    }
+    struct svc_result r = sessions_open(app, &op->ctx, &op->user, AMR_PWD, &op->grant);
     if (r.status == SVC_BAD_CREDENTIALS) {
         metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
         op->res = svc_fail(SVC_BAD_CREDENTIALS, "The username or password is wrong.");
@@ -297,24 +372,27 @@ struct svc_op *accounts_login(struct app *app, const struct svc_ctx *ctx, const 
         memcpy(name, username, ulen);
         name[ulen] = '\0';
         username = name;
-    }
-    /* Every attempt counts against the address (implausible ones are hashed
-     * against the dummy too); only plausible names have their own counter. */
-    struct svc_result r =
-        ratelimit_login_attempt(app, ctx, plausible ? username : NULL, &pv->limit);
-    if (r.status != SVC_OK) {
-        set_result(op, r);
-        return op;
-    }
-    if (plausible) {
+        /* A username, or else an account's e-mail address. */
         enum store_rc rc = store_user_by_name(app->store, username, &op->user);
-        if (rc == STORE_OK) {
+        char e[EMAIL_MAX + 1];
+        if (rc == STORE_NOT_FOUND && strchr(username, '@') &&
+            accounts_email_normalize(username, ulen, e))
+            rc = store_user_by_email(app->store, e, &op->user);
+        if (rc == STORE_OK)
             pv->found = true;
-        } else if (rc != STORE_NOT_FOUND) {
-            ratelimit_login_refund(app, &pv->limit);
+        else if (rc != STORE_NOT_FOUND) {
             set_result(op, svc_store_failure(app, rc, "login"));
             return op;
         }
+    }
+    /* Every attempt counts against the address (implausible ones are hashed
+     * against the dummy too); plausible names have their own counter - the
+     * account's, however it was named. */
+    struct svc_result r = ratelimit_login_attempt(
+        app, ctx, !plausible ? NULL : pv->found ? op->user.username : username, &pv->limit);
+    if (r.status != SVC_OK) {
+        set_result(op, r);
+        return op;
     }
     size_t keep = plen <= PASSWORD_MAX_BYTES ? plen : PASSWORD_MAX_BYTES;
     if (!(pv->password = secret_dup(password, keep))) {
@@ -472,6 +550,87 @@ struct svc_op *accounts_delete_self(struct app *app, const struct svc_ctx *ctx,
     struct svc_op *op = confirm_start(app, ctx, who, password, plen, NULL, 0);
     if (op && op->slow)
         op->finish = delete_self_finish;
+    return op;
+}
+
+static void change_email_finish(struct svc_op *op, bool ran)
+{
+    struct pw_priv *pv = op->priv;
+    struct app *app = op->app;
+    if (!confirm_verdict(op, ran, "email_change"))
+        return;
+    struct store_user u = op->user;
+    const char *want = pv->new_email;
+    char old[EMAIL_MAX + 1];
+    snprintf(old, sizeof old, "%s", u.email);
+    bool keep_old = false; /* a verified address stays until the new one is verified */
+    enum store_rc rc;
+    if (!want[0]) {
+        rc = store_user_set_email(app->store, u.id, NULL, false, NULL);
+    } else if (strcmp(want, u.email) == 0) {
+        /* The same address again: a pending change is called off. */
+        rc = store_user_set_email(app->store, u.id, u.email, u.email_verified, NULL);
+    } else {
+        bool taken = false;
+        rc = identifier_taken(app, want, u.id, &taken);
+        if (rc == STORE_OK && taken) {
+            op->res = svc_fail(SVC_EMAIL_TAKEN, NULL);
+            return;
+        }
+        keep_old = u.email[0] && u.email_verified;
+        if (rc == STORE_OK && keep_old && !mail_configured(app)) {
+            /* Nothing could ever confirm the new one. */
+            op->res = svc_fail(SVC_NOT_CONFIGURED, NULL);
+            return;
+        }
+        if (rc == STORE_OK)
+            rc = keep_old ? store_user_set_email(app->store, u.id, u.email, true, want)
+                          : store_user_set_email(app->store, u.id, want, false, NULL);
+    }
+    if (rc == STORE_CONFLICT) {
+        op->res = svc_fail(SVC_EMAIL_TAKEN, NULL);
+        return;
+    }
+    if (rc == STORE_NOT_FOUND) {
+        op->res = svc_fail(SVC_GONE, "the user no longer exists");
+        return;
+    }
+    if (rc != STORE_OK) {
+        op->res = svc_store_failure(app, rc, "email_change");
+        return;
+    }
+    struct store_user after = {0};
+    if (store_user_by_id(app->store, u.id, &after) == STORE_OK) {
+        store_user_clear(&op->user);
+        op->user = after;
+        store_user_clear(&op->user);
+    }
+    AUDIT(LOG_INFO, &op->ctx, "email_changed", "ok", u.id,
+          LF_S("state", !want[0] ? "removed" : keep_old ? "pending" : "replaced"));
+    if (want[0] && strcmp(want, old) != 0 && mail_configured(app))
+        recovery_send_verification(app, &op->ctx, &op->user, want, keep_old ? old : NULL);
+}
+
+struct svc_op *accounts_change_email(struct app *app, const struct svc_ctx *ctx,
+                                     const struct identity *who, const char *email, size_t elen,
+                                     const char *password, size_t plen)
+{
+    char norm[EMAIL_MAX + 1] = "";
+    if (email && !accounts_email_normalize(email, elen, norm)) {
+        struct svc_op *op = svc_op_new(app, ctx);
+        if (op)
+            set_result(op, svc_fail(SVC_INVALID_EMAIL, "That is not an e-mail address."));
+        return op;
+    }
+    struct svc_op *op = confirm_start(app, ctx, who, password, plen, NULL, 0);
+    if (!op || !op->slow)
+        return op;
+    struct pw_priv *pv = op->priv;
+    if (!(pv->new_email = strdup(norm))) {
+        set_result(op, OOM);
+        return op;
+    }
+    op->finish = change_email_finish;
     return op;
 }
 

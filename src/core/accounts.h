@@ -20,9 +20,27 @@
 struct svc_result accounts_signup_allowed(struct app *app, const struct svc_ctx *ctx);
 
 /* A new account; op->user on success. An operator (ctx->actor) may create
- * accounts while sign-up is closed, and without the per-address limit. */
+ * accounts while sign-up is closed, and without the per-address limit.
+ * email (NULL: none) must be an address no account answers to; when mail is
+ * set up, its verification is sent. */
 struct svc_op *accounts_signup(struct app *app, const struct svc_ctx *ctx, const char *username,
-                               size_t ulen, const char *password, size_t plen);
+                               size_t ulen, const char *password, size_t plen, const char *email,
+                               size_t elen);
+
+/* The form jwtd keeps addresses in (trimmed, lower case, a plain
+ * addr-spec); false when in is not an address mail can go to. */
+bool accounts_email_normalize(const char *in, size_t len, char out[EMAIL_MAX + 1]);
+
+/*
+ * The caller changes (or with email NULL removes) their e-mail address,
+ * re-confirming the password. A verified address stays until the new one
+ * is verified (the new one is pending; the old one is told); an unverified
+ * or missing one is replaced at once. Verification is sent to the new
+ * address. op->user is the account after the change.
+ */
+struct svc_op *accounts_change_email(struct app *app, const struct svc_ctx *ctx,
+                                     const struct identity *who, const char *email, size_t elen,
+                                     const char *password, size_t plen);
 
 /* A login: op->user and op->grant (a new session) on success. Unknown
  * names cost the same work as wrong passwords and answer the same. */

@@ -72,6 +72,7 @@ void app_close(struct app *app)
     password_policy_free(app->policy);
     password_hash_free(app->dummy_hash);
     OPENSSL_cleanse(app->refresh_key, sizeof app->refresh_key);
+    OPENSSL_cleanse(app->mail_key, sizeof app->mail_key);
     store_close(app->store);
     if (app->cfg)
         pthread_mutex_destroy(&app->rev_lock);
@@ -123,6 +124,21 @@ bool app_open(struct app *app, struct config *cfg, enum app_mode mode, char *err
     app->policy = password_policy_new();
     if (!app->policy) {
         snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    if (mode == APP_READ_ONLY)
+        return true;
+    /* The key links and codes of mail are derived from: shared too. */
+    uint8_t mcand[sizeof app->mail_key];
+    size_t mlen = 0;
+    bool mok = util_random(mcand, sizeof mcand) &&
+               store_secret_get_or_create(app->store, "mail_hmac", mcand, sizeof mcand,
+                                          app->mail_key, sizeof app->mail_key,
+                                          &mlen) == STORE_OK &&
+               mlen == sizeof app->mail_key;
+    OPENSSL_cleanse(mcand, sizeof mcand);
+    if (!mok) {
+        snprintf(err, errlen, "JWTD_DATABASE: cannot read or create the mail key");
         return false;
     }
     if (mode != APP_SERVE)

@@ -57,6 +57,7 @@ struct app {
     struct password_params argon2;
     char *dummy_hash;                 /* verified for unknown usernames */
     uint8_t refresh_key[REFRESH_KEY_LEN];
+    uint8_t mail_key[32];             /* derives the links and codes of mail */
     struct metrics metrics;
     atomic_bool storage_ok;           /* last storage probe succeeded */
     atomic_int_fast64_t last_kid_reload_ms; /* rate limit of reloads on unknown kid */
@@ -71,6 +72,13 @@ struct app {
     pthread_mutex_t bg_lock;
     pthread_cond_t bg_cond;
     bool bg_stop;
+    /* mail worker (core/mail.c) */
+    pthread_t mail_thread;
+    bool mail_running;
+    pthread_mutex_t mail_lock;
+    pthread_cond_t mail_cond;
+    bool mail_stop;
+    bool mail_kick;
 };
 
 /*

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/app.h"
+#include "core/mail.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -91,6 +92,8 @@ static void *background(void *arg)
 
 bool app_background_start(struct app *app)
 {
+    if (!mail_worker_start(app))
+        return false;
     pthread_mutex_init(&app->bg_lock, NULL);
     pthread_cond_init(&app->bg_cond, NULL);
     app->bg_stop = false;
@@ -102,6 +105,7 @@ bool app_background_start(struct app *app)
 
 void app_background_stop(struct app *app)
 {
+    mail_worker_stop(app);
     if (!app->bg_running)
         return;
     pthread_mutex_lock(&app->bg_lock);

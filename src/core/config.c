@@ -23,6 +23,7 @@
 #include <openssl/crypto.h>
 
 #include "base/util.h"
+#include "core/mime.h"
 
 typedef bool (*parse_fn)(struct config *cfg, const char *value);
 
@@ -281,7 +282,107 @@ static bool p_key_rotation(struct config *c, const char *v) { return dur_in(v, 0
 static bool p_key_ahead(struct config *c, const char *v) { return dur_in(v, 0, 30 * DAY, &c->key_publish_ahead); }
 static bool p_login_lock_base(struct config *c, const char *v) { return dur_in(v, 1, DAY, &c->login_lockout_base); }
 static bool p_login_lock_max(struct config *c, const char *v) { return dur_in(v, 1, 30 * DAY, &c->login_lockout_max); }
+static bool ms_in(const char *v, int64_t min, int64_t max, int64_t *dst);
 static bool p_rate_window(struct config *c, const char *v) { return dur_in(v, 1, DAY, &c->rate_window); }
+static bool p_reset_ttl(struct config *c, const char *v) { return dur_in(v, 60, DAY, &c->reset_ttl); }
+static bool p_verify_ttl(struct config *c, const char *v) { return dur_in(v, 60, 30 * DAY, &c->verify_ttl); }
+
+/* "smtp://host:port" or "smtps://...", user:password@ allowed; "" = no mail. */
+static bool p_smtp_url(struct config *c, const char *v)
+{
+    if (!*v) {
+        free(c->smtp_url);
+        c->smtp_url = NULL;
+        return true;
+    }
+    if (strncmp(v, "smtp://", 7) != 0 && strncmp(v, "smtps://", 8) != 0)
+        return false;
+    const char *host = strchr(v, '@') ? strrchr(v, '@') + 1 : strstr(v, "://") + 3;
+    if (!*host || strpbrk(host, "/?#") || strlen(v) > 1024)
+        return false;
+    return set_str(&c->smtp_url, v);
+}
+
+static bool p_smtp_tls(struct config *c, const char *v)
+{
+    if (strcmp(v, "required") == 0)
+        c->smtp_tls = 0;
+    else if (strcmp(v, "opportunistic") == 0)
+        c->smtp_tls = 1;
+    else if (strcmp(v, "off") == 0)
+        c->smtp_tls = 2;
+    else
+        return false;
+    return true;
+}
+
+static bool p_opt_path(char **dst, const char *v)
+{
+    if (!*v) {
+        free(*dst);
+        *dst = NULL;
+        return true;
+    }
+    return v[0] == '/' ? set_str(dst, v) : false;
+}
+
+static bool p_smtp_ca(struct config *c, const char *v) { return p_opt_path(&c->smtp_ca_file, v); }
+static bool p_mail_templates(struct config *c, const char *v) { return p_opt_path(&c->mail_templates, v); }
+
+/* "addr@example.com" or "Display Name <addr@example.com>" */
+static bool p_mail_from(struct config *c, const char *v)
+{
+    char name[200] = "", addr[300];
+    if (!*v) {
+        free(c->mail_from);
+        free(c->mail_from_name);
+        c->mail_from = c->mail_from_name = NULL;
+        return true;
+    }
+    const char *lt = strchr(v, '<');
+    if (lt) {
+        const char *gt = strchr(lt, '>');
+        if (!gt || gt[1] || (size_t)(gt - lt - 1) >= sizeof addr || (size_t)(lt - v) >= sizeof name)
+            return false;
+        memcpy(addr, lt + 1, (size_t)(gt - lt - 1));
+        addr[gt - lt - 1] = '\0';
+        memcpy(name, v, (size_t)(lt - v));
+        name[lt - v] = '\0';
+        size_t n = strlen(name);
+        while (n && name[n - 1] == ' ')
+            name[--n] = '\0';
+        if (strchr(name, '"') || strchr(name, '\n') || strchr(name, '\r'))
+            return false;
+    } else if (snprintf(addr, sizeof addr, "%s", v) >= (int)sizeof addr) {
+        return false;
+    }
+    if (!mime_addr_valid(addr))
+        return false;
+    if (!set_str(&c->mail_from, addr))
+        return false;
+    free(c->mail_from_name);
+    c->mail_from_name = name[0] ? strdup(name) : NULL;
+    return true;
+}
+
+static bool p_mail_retry(struct config *c, const char *v) { return ms_in(v, 10, 3600 * 1000, &c->mail_retry_ms); }
+static bool p_mail_retry_max(struct config *c, const char *v) { return ms_in(v, 10, DAY * 1000, &c->mail_retry_max_ms); }
+static bool p_mail_give_up(struct config *c, const char *v) { return ms_in(v, 100, 30 * DAY * 1000, &c->mail_give_up_ms); }
+static bool p_mail_poll(struct config *c, const char *v) { return ms_in(v, 10, 60 * 1000, &c->mail_poll_ms); }
+static bool p_smtp_timeout(struct config *c, const char *v) { return ms_in(v, 100, 600 * 1000, &c->smtp_timeout_ms); }
+
+static bool p_bool(bool *dst, const char *v)
+{
+    if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "on") == 0)
+        *dst = true;
+    else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "off") == 0)
+        *dst = false;
+    else
+        return false;
+    return true;
+}
+
+static bool p_require_verified(struct config *c, const char *v) { return p_bool(&c->require_verified_email, v); }
 
 static bool ms_in(const char *v, int64_t min, int64_t max, int64_t *dst)
 {
@@ -404,6 +505,9 @@ static bool p_login_max(struct config *c, const char *v) { return uint_in(v, 1, 
 static bool p_addr_max(struct config *c, const char *v) { return uint_in(v, 1, 100000, &c->address_max_failures); }
 static bool p_signup_rate(struct config *c, const char *v) { return uint_in(v, 1, 1000000, &c->signup_per_address); }
 static bool p_refresh_rate(struct config *c, const char *v) { return uint_in(v, 1, 1000000, &c->refresh_per_address); }
+static bool p_mail_rate(struct config *c, const char *v) { return uint_in(v, 1, 1000000, &c->mail_per_address); }
+static bool p_mail_account_rate(struct config *c, const char *v) { return uint_in(v, 1, 1000, &c->mail_per_account); }
+static bool p_code_attempts(struct config *c, const char *v) { return uint_in(v, 1, 100, &c->code_attempts); }
 
 static bool p_max_body(struct config *c, const char *v)
 {
@@ -694,6 +798,22 @@ static const struct setting settings[] = {
     {"JWTD_SIGNUP_RATE", "1000", "signups per client address per window", p_signup_rate, S_RELOAD},
     {"JWTD_REFRESH_RATE", "6000", "refreshes per client address per window", p_refresh_rate, S_RELOAD},
     {"JWTD_RATE_WINDOW", "10m", "window of the per-address counters", p_rate_window, S_RELOAD},
+    {"JWTD_SMTP_URL", "", "smtp://[user:password@]host[:port] or smtps://...; unset: no mail", p_smtp_url, S_RELOAD | S_SECRET},
+    {"JWTD_SMTP_TLS", "required", "required (STARTTLS or nothing), opportunistic or off, for smtp://", p_smtp_tls, S_RELOAD},
+    {"JWTD_SMTP_CA_FILE", "", "absolute path of PEM CA certificates for the relay (default: the system's)", p_smtp_ca, S_RELOAD},
+    {"JWTD_SMTP_TIMEOUT", "30s", "longest delivery attempt, 100ms-10m", p_smtp_timeout, S_RELOAD},
+    {"JWTD_MAIL_FROM", "", "sender: address@example.com or Name <address@example.com> (needed with JWTD_SMTP_URL)", p_mail_from, S_RELOAD},
+    {"JWTD_MAIL_TEMPLATES", "", "absolute path of a directory of templates overriding the built-in ones", p_mail_templates, S_RELOAD},
+    {"JWTD_MAIL_RETRY", "30s", "first retry after a temporary failure, doubled each time", p_mail_retry, S_RELOAD},
+    {"JWTD_MAIL_RETRY_MAX", "30m", "longest wait between retries", p_mail_retry_max, S_RELOAD},
+    {"JWTD_MAIL_GIVE_UP", "1d", "a message not delivered after this long is given up", p_mail_give_up, S_RELOAD},
+    {"JWTD_MAIL_POLL", "1s", "how often the outbox is read for due messages, 10ms-60s", p_mail_poll, 0},
+    {"JWTD_MAIL_RATE", "20", "requests that send mail, per client address per window", p_mail_rate, S_RELOAD},
+    {"JWTD_MAIL_ACCOUNT_RATE", "5", "requests that send mail, per account (or address asked about) per window", p_mail_account_rate, S_RELOAD},
+    {"JWTD_RESET_TTL", "30m", "how long a password reset link works, 1m-1d", p_reset_ttl, S_RELOAD},
+    {"JWTD_VERIFY_TTL", "1d", "how long an address verification link or code works, 1m-30d", p_verify_ttl, S_RELOAD},
+    {"JWTD_CODE_ATTEMPTS", "5", "wrong verification codes before the code stops working", p_code_attempts, S_RELOAD},
+    {"JWTD_REQUIRE_VERIFIED_EMAIL", "false", "true: login is refused until the account's address is verified", p_require_verified, S_RELOAD},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
@@ -963,6 +1083,14 @@ static bool finalize(struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "JWTD_LOGIN_BACKOFF_MAX: must not be shorter than JWTD_LOGIN_BACKOFF");
         return false;
     }
+    if (cfg->smtp_url && !cfg->mail_from) {
+        snprintf(err, errlen, "JWTD_MAIL_FROM: required with JWTD_SMTP_URL (the sender's address)");
+        return false;
+    }
+    if (cfg->mail_retry_max_ms < cfg->mail_retry_ms) {
+        snprintf(err, errlen, "JWTD_MAIL_RETRY_MAX: must not be shorter than JWTD_MAIL_RETRY");
+        return false;
+    }
     if (cfg->hash_workers == 0)
         cfg->hash_workers = cfg->hash_cpus_pinned ? (unsigned)CPU_COUNT(&cfg->hash_cpus) : ncpus();
     if (!cfg->issuer) {
@@ -1173,6 +1301,11 @@ void config_free(struct config *cfg)
     free(cfg->tls_cert_pem);
     free(cfg->tls_cert_path);
     free(cfg->tls_key_path);
+    wipe_free(cfg->smtp_url);
+    free(cfg->smtp_ca_file);
+    free(cfg->mail_from);
+    free(cfg->mail_from_name);
+    free(cfg->mail_templates);
     free_list(&cfg->cors_origins, &cfg->n_cors_origins);
     free_list(&cfg->trusted_proxies, &cfg->n_trusted_proxies);
     memset(cfg, 0, sizeof *cfg);

@@ -106,6 +106,25 @@ struct config {
     unsigned refresh_per_address;    /* refreshes per address per window */
     int64_t rate_window;             /* seconds */
 
+    /* e-mail: verification and password reset (docs/mail.md) */
+    char *smtp_url;              /* NULL: no mail; the endpoints that send answer 501 */
+    int smtp_tls;                /* enum smtp_tls (core/smtp.h) */
+    char *smtp_ca_file;          /* NULL: the system's CA store */
+    int64_t smtp_timeout_ms;     /* one delivery attempt, DNS to the last reply */
+    char *mail_from;             /* the sender's address */
+    char *mail_from_name;        /* its display name, or NULL */
+    char *mail_templates;        /* directory of template files overriding the built-in ones */
+    int64_t mail_retry_ms;       /* first retry after a temporary failure, doubled each time */
+    int64_t mail_retry_max_ms;
+    int64_t mail_give_up_ms;     /* a message not sent after this long is given up */
+    int64_t mail_poll_ms;        /* how often the outbox is read for due messages */
+    int64_t reset_ttl;           /* seconds a reset link works */
+    int64_t verify_ttl;          /* seconds a verification link or code works */
+    bool require_verified_email; /* login refused until the address is verified */
+    unsigned mail_per_address;   /* requests that send mail, per client address per window */
+    unsigned mail_per_account;   /* ... per account (or address asked about) per window */
+    unsigned code_attempts;      /* wrong verification codes before the code is void */
+
     /* logging */
     enum log_level log_level;
     bool log_json;

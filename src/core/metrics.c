@@ -16,3 +16,9 @@ const char *metrics_refresh_name(enum refresh_result r)
                                                 "revoked", "reused",   "invalid"};
     return (unsigned)r < RR_COUNT ? names[r] : "other";
 }
+
+const char *metrics_mail_name(enum mail_result r)
+{
+    static const char *const names[MR_COUNT] = {"sent", "retry", "failed", "given_up", "dropped"};
+    return (unsigned)r < MR_COUNT ? names[r] : "other";
+}

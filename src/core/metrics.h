@@ -18,7 +18,11 @@ enum refresh_result {
     RR_COUNT
 };
 
+enum mail_result { MR_SENT, MR_RETRY, MR_FAILED, MR_GIVEN_UP, MR_DROPPED, MR_COUNT };
+
 struct metrics {
+    atomic_uint_fast64_t mail[MR_COUNT];
+    atomic_int_fast64_t mail_queued;  /* gauge, read by the mail worker */
     atomic_uint_fast64_t logins[LOGIN_RESULT_COUNT];
     atomic_uint_fast64_t signups_ok;
     atomic_uint_fast64_t refresh[RR_COUNT];
@@ -36,5 +40,6 @@ static inline void metrics_inc(atomic_uint_fast64_t *c)
 /* Label values of the enums above. */
 const char *metrics_login_name(enum login_result r);
 const char *metrics_refresh_name(enum refresh_result r);
+const char *metrics_mail_name(enum mail_result r);
 
 #endif /* JWTD_METRICS_H */

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "base/log.h"
 
 static struct svc_result limited(int64_t retry_after, const char *detail)
@@ -114,4 +116,35 @@ struct svc_result ratelimit_take(struct app *app, const struct svc_ctx *ctx, enu
         return window_take(app, key, app->cfg->refresh_per_address, "refreshes from this address");
     }
     return svc_fail(SVC_ERROR, NULL);
+}
+
+struct svc_result ratelimit_mail(struct app *app, const struct svc_ctx *ctx, const char *subject)
+{
+    char key[128];
+    snprintf(key, sizeof key, "mail:addr:%s", ctx->client_addr);
+    struct svc_result r =
+        window_take(app, key, app->cfg->mail_per_address, "mail requests from this address");
+    if (r.status != SVC_OK || !subject)
+        return r;
+    /* The subject may be an address someone typed: only its hash is kept. */
+    uint8_t d[32];
+    unsigned int n = 0;
+    char lower[300];
+    size_t i = 0;
+    for (; subject[i] && i + 1 < sizeof lower; i++)
+        lower[i] = (subject[i] >= 'A' && subject[i] <= 'Z') ? (char)(subject[i] + 32) : subject[i];
+    lower[i] = '\0';
+    if (!EVP_Digest(lower, i, d, &n, EVP_sha256(), NULL))
+        return svc_fail(SVC_ERROR, NULL);
+    size_t o = (size_t)snprintf(key, sizeof key, "mail:subject:");
+    for (unsigned k = 0; k < 16 && o + 2 < sizeof key; k++)
+        o += (size_t)snprintf(key + o, sizeof key - o, "%02x", d[k]);
+    r = window_take(app, key, app->cfg->mail_per_account, "mail requests for this account");
+    if (r.status != SVC_OK) {
+        /* Not sent after all: the address gets its request back. */
+        int64_t unused;
+        snprintf(key, sizeof key, "mail:addr:%s", ctx->client_addr);
+        store_counter_add(app->store, key, util_now(), app->cfg->rate_window, -1, &unused);
+    }
+    return r;
 }

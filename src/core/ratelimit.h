@@ -47,6 +47,12 @@ void ratelimit_login_refund(struct app *app, const struct login_limit *l);
  * SVC_LIMITED. */
 struct svc_result ratelimit_take(struct app *app, const struct svc_ctx *ctx, enum rate_kind kind);
 
+/* A request that sends mail: at most JWTD_MAIL_RATE per client address and
+ * JWTD_MAIL_ACCOUNT_RATE per subject (an account id, or the address or name
+ * asked about - known or not, so that the limit tells nothing) per window.
+ * SVC_OK or SVC_LIMITED. */
+struct svc_result ratelimit_mail(struct app *app, const struct svc_ctx *ctx, const char *subject);
+
 /* The username's back-off key (for unlock and show). */
 void ratelimit_user_key(const char *username, char *out, size_t cap);
 

@@ -49,6 +49,13 @@ const char *svc_status_name(enum svc_status s)
     case SVC_GONE: return "account_gone";
     case SVC_INVALID_GRANT: return "invalid_grant";
     case SVC_INVALID_INPUT: return "invalid_input";
+    case SVC_INVALID_EMAIL: return "invalid_email";
+    case SVC_EMAIL_TAKEN: return "email_taken";
+    case SVC_EMAIL_NOT_VERIFIED: return "email_not_verified";
+    case SVC_NOT_CONFIGURED: return "not_configured";
+    case SVC_NOTHING_TO_VERIFY: return "nothing_to_verify";
+    case SVC_INVALID_LINK: return "invalid_link";
+    case SVC_INVALID_CODE: return "invalid_code";
     case SVC_ERROR: return "error";
     }
     return "?";

@@ -62,6 +62,13 @@ enum svc_status {
     SVC_GONE,              /* the authenticated account no longer exists */
     SVC_INVALID_GRANT,     /* a refresh token refused: detail says why */
     SVC_INVALID_INPUT,     /* a value the service cannot take (detail) */
+    SVC_INVALID_EMAIL,     /* not an e-mail address jwtd can send to */
+    SVC_EMAIL_TAKEN,       /* another account has that address */
+    SVC_EMAIL_NOT_VERIFIED,/* JWTD_REQUIRE_VERIFIED_EMAIL and the address is not verified */
+    SVC_NOT_CONFIGURED,    /* mail is not set up (JWTD_SMTP_URL) */
+    SVC_NOTHING_TO_VERIFY, /* no unverified address on the account */
+    SVC_INVALID_LINK,      /* a reset or verification token: unknown, used or expired */
+    SVC_INVALID_CODE,      /* a wrong verification code (detail: attempts left) */
     SVC_ERROR              /* a bug, corruption or out of memory */
 };
 

@@ -50,14 +50,13 @@ enum refresh_outcome sessions_refresh_decide(const struct store_session *row,
 
 /* Sign the access token and make the refresh token of (sid, gen). */
 static struct svc_result issue(struct app *app, const struct store_user *u, const char *sid,
-                               uint32_t gen, int64_t now, struct session_grant *ret)
+                               uint32_t gen, unsigned amr, int64_t now, struct session_grant *ret)
 {
     struct session_grant g = {.gen = gen,
                               .access_ttl = app->cfg->access_ttl,
                               .refresh_ttl = app->cfg->refresh_ttl};
     snprintf(g.sid, sizeof g.sid, "%s", sid);
-    if (access_token_issue(app->keys, app->cfg, u->id, u->username, sid, now, &g.access_token) !=
-            JWTD_OK ||
+    if (access_token_issue(app->keys, app->cfg, u, sid, amr, now, &g.access_token) != JWTD_OK ||
         !refresh_token_make(app->refresh_key, sid, gen, g.refresh_token)) {
         svc_grant_clear(&g);
         LOG(LOG_ERROR, "token_issue_failed", LF_S("user_id", u->id));
@@ -68,7 +67,8 @@ static struct svc_result issue(struct app *app, const struct store_user *u, cons
 }
 
 struct svc_result sessions_open(struct app *app, const struct svc_ctx *ctx,
-                                const struct store_user *u, struct session_grant *ret)
+                                const struct store_user *u, unsigned amr,
+                                struct session_grant *ret)
 {
     int64_t now = util_now();
     struct store_session s = {
@@ -77,6 +77,7 @@ struct svc_result sessions_open(struct app *app, const struct svc_ctx *ctx,
         .expires_at = now + app->cfg->refresh_absolute_ttl,
         .refresh_gen = 0,
         .rotated_at_ms = util_now_ms(),
+        .amr = amr ? amr : AMR_PWD,
     };
     if (!util_uuid7(s.id))
         return svc_fail(SVC_ERROR, "The server could not make an id.");
@@ -88,7 +89,7 @@ struct svc_result sessions_open(struct app *app, const struct svc_ctx *ctx,
         return svc_fail(SVC_BAD_CREDENTIALS, NULL);
     if (rc != STORE_OK)
         return svc_store_failure(app, rc, "session_create");
-    return issue(app, u, s.id, 0, now, ret);
+    return issue(app, u, s.id, 0, s.amr, now, ret);
 }
 
 static const char *refusal_reason(enum refresh_outcome o)
@@ -151,7 +152,7 @@ struct svc_result sessions_refresh(struct app *app, const struct svc_ctx *ctx, c
     switch (out) {
     case REFRESH_ROTATED:
     case REFRESH_REPLAYED:
-        res = issue(app, &u, sid, s.refresh_gen, p.now_ms / 1000, ret_grant);
+        res = issue(app, &u, sid, s.refresh_gen, s.amr, p.now_ms / 1000, ret_grant);
         if (res.status != SVC_OK)
             return res;
         LOG(LOG_INFO, "refresh", LF_S("user_id", u.id), LF_S("sid", sid),

@@ -24,12 +24,13 @@ enum refresh_outcome sessions_refresh_decide(const struct store_session *row,
                                              const struct refresh_policy *p);
 
 /*
- * Open a session for u (after its credentials were checked) and issue its
- * first token pair into *ret. SVC_BAD_CREDENTIALS when the account was
- * deleted meanwhile.
+ * Open a session for u (after its credentials were checked: amr says how,
+ * AMR_* of tokens.h; 0 means a password) and issue its first token pair
+ * into *ret. SVC_BAD_CREDENTIALS when the account was deleted meanwhile.
  */
 struct svc_result sessions_open(struct app *app, const struct svc_ctx *ctx,
-                                const struct store_user *u, struct session_grant *ret);
+                                const struct store_user *u, unsigned amr,
+                                struct session_grant *ret);
 
 /*
  * Rotate a refresh token. On SVC_OK, *ret_grant holds the new pair (or the

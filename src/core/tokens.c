@@ -67,19 +67,41 @@ bool refresh_token_parse(const uint8_t key[REFRESH_KEY_LEN], const char *tok, si
     return true;
 }
 
-jwtd_err access_token_issue(struct keyring *kr, const struct config *cfg, const char *user_id,
-                            const char *username, const char *sid, int64_t now, char **ret_token)
+jwtd_err access_token_issue(struct keyring *kr, const struct config *cfg,
+                            const struct store_user *u, const char *sid, unsigned amr,
+                            int64_t now, char **ret_token)
 {
     char jti[UUID_STR_LEN];
     if (!util_uuid7(jti))
         return JWTD_ERR_INTERNAL;
     /* Claim order is fixed (iss first) so tokens read well when decoded. */
     json_t *claims = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s}", "iss", cfg->issuer,
-                               "sub", user_id, "aud", cfg->audience, "exp",
+                               "sub", u->id, "aud", cfg->audience, "exp",
                                (json_int_t)(now + cfg->access_ttl), "iat", (json_int_t)now, "jti",
-                               jti, "sid", sid, "preferred_username", username);
+                               jti, "sid", sid, "preferred_username", u->username);
     if (!claims)
         return JWTD_ERR_NOMEM;
+    if (u->email[0] && (json_object_set_new(claims, "email", json_string(u->email)) ||
+                        json_object_set_new(claims, "email_verified",
+                                            json_boolean(u->email_verified)))) {
+        json_decref(claims);
+        return JWTD_ERR_NOMEM;
+    }
+    if (amr) {
+        /* RFC 8176 values: pwd, otp, hwk (a passkey bound to hardware), swk. */
+        json_t *a = json_array();
+        static const struct {
+            unsigned bit;
+            const char *name;
+        } names[] = {{AMR_PWD, "pwd"}, {AMR_OTP, "otp"}, {AMR_HWK, "hwk"}, {AMR_SWK, "swk"}};
+        for (size_t i = 0; a && i < sizeof names / sizeof names[0]; i++)
+            if (amr & names[i].bit)
+                json_array_append_new(a, json_string(names[i].name));
+        if (!a || json_object_set_new(claims, "amr", a)) {
+            json_decref(claims);
+            return JWTD_ERR_NOMEM;
+        }
+    }
     char *payload = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(claims);
     if (!payload)

@@ -19,6 +19,7 @@
 #include "jwtd.h"
 #include "core/config.h"
 #include "core/keyring.h"
+#include "store/store.h"
 #include "base/util.h"
 
 #define REFRESH_KEY_LEN 32
@@ -34,9 +35,15 @@ bool refresh_token_make(const uint8_t key[REFRESH_KEY_LEN], const char *sid, uin
 bool refresh_token_parse(const uint8_t key[REFRESH_KEY_LEN], const char *tok, size_t len,
                          char ret_sid[UUID_STR_LEN], uint32_t *ret_gen);
 
+/* What an access token says beyond the session: the claims of API.md, and
+ * email / email_verified when the account has an address, and amr (how the
+ * user signed in: AMR_* bits; none: the claim is left out). */
+enum { AMR_PWD = 1, AMR_OTP = 2, AMR_HWK = 4, AMR_SWK = 8 };
+
 /* Sign an access token for the user and session, valid from now for
  * cfg->access_ttl. *ret_token is new (free()). */
-jwtd_err access_token_issue(struct keyring *kr, const struct config *cfg, const char *user_id,
-                            const char *username, const char *sid, int64_t now, char **ret_token);
+jwtd_err access_token_issue(struct keyring *kr, const struct config *cfg,
+                            const struct store_user *u, const char *sid, unsigned amr,
+                            int64_t now, char **ret_token);
 
 #endif /* JWTD_TOKENS_H */

@@ -182,7 +182,7 @@ static void dispatch(struct request *r)
         static const struct {
             unsigned bit;
             const char *name;
-        } names[] = {{M_GET, "GET"}, {M_HEAD, "HEAD"}, {M_POST, "POST"}, {M_DELETE, "DELETE"},
+        } names[] = {{M_GET, "GET"}, {M_HEAD, "HEAD"}, {M_POST, "POST"}, {M_PATCH, "PATCH"}, {M_DELETE, "DELETE"},
                      {M_OPTIONS, "OPTIONS"}};
         allowed |= M_OPTIONS;
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

@@ -113,7 +113,9 @@ static const char *const migrations[] = {
     "  give_up_ms BIGINT NOT NULL,"
     "  finished_ms BIGINT NOT NULL DEFAULT 0,"
     "  last_error TEXT NOT NULL DEFAULT '');"
-    "CREATE INDEX outbox_due ON outbox(status, next_attempt_ms);",
+    "CREATE INDEX outbox_due ON outbox(status, next_attempt_ms);"
+    /* how each session signed in (the amr claim, kept across refreshes) */
+    "ALTER TABLE sessions ADD COLUMN amr INTEGER NOT NULL DEFAULT 1;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -229,12 +231,12 @@ static const char *const stmt_sql[P_COUNT] = {
                       " email_verified, COALESCE(email_pending, '') FROM users"
                     " ORDER BY created_at, username_key",
     [P_SESS_INSERT] = "INSERT INTO sessions(id, user_id, created_at, last_used_at, expires_at,"
-                      " refresh_gen, rotated_at_ms, user_agent, client_addr)"
-                      " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                      " refresh_gen, rotated_at_ms, user_agent, client_addr, amr)"
+                      " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     [P_SESS_GET_LOCK] = "SELECT s.user_id, s.created_at, s.last_used_at, s.expires_at,"
                         " s.refresh_gen, s.rotated_at_ms, COALESCE(s.revoked_at_ms, 0),"
                         " s.user_agent, s.client_addr, u.username, u.created_at, u.disabled_at,"
-                        " COALESCE(u.email, ''), u.email_verified"
+                        " COALESCE(u.email, ''), u.email_verified, s.amr"
                         " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
                         " FOR UPDATE OF s",
     [P_SESS_LIST] = "SELECT id, created_at, last_used_at, expires_at, refresh_gen,"
@@ -871,6 +873,7 @@ static enum store_rc pg_session_insert(struct store *base, const struct store_se
     p_int(&p, s->rotated_at_ms);
     p_str(&p, s->user_agent);
     p_str(&p, s->client_addr);
+    p_int(&p, s->amr);
     enum store_rc rc = run(c, P_SESS_INSERT, &p, NULL);
     /* The user was deleted between password check and here. */
     return rc == STORE_CONFLICT ? STORE_NOT_FOUND : rc;
@@ -943,6 +946,7 @@ static enum store_rc pg_session_lock(struct store *base, const char *sid,
     user.disabled_at = col_int(res, 0, 11);
     col_copy(user.email, sizeof user.email, res, 0, 12);
     user.email_verified = col_int(res, 0, 13) != 0;
+    row.amr = (unsigned)col_int(res, 0, 14);
     PQclear(res);
     *ret = row;
     *ret_owner = user;

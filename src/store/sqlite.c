@@ -109,7 +109,9 @@ static const char *const migrations[] = {
     "  give_up_ms INTEGER NOT NULL,"
     "  finished_ms INTEGER NOT NULL DEFAULT 0,"
     "  last_error TEXT NOT NULL DEFAULT '');"
-    "CREATE INDEX outbox_due ON outbox(status, next_attempt_ms);",
+    "CREATE INDEX outbox_due ON outbox(status, next_attempt_ms);"
+    /* how each session signed in (the amr claim, kept across refreshes) */
+    "ALTER TABLE sessions ADD COLUMN amr INTEGER NOT NULL DEFAULT 1;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -224,12 +226,12 @@ static const char *const stmt_sql[S_COUNT] = {
                       " email_verified, COALESCE(email_pending, '') FROM users"
                     " ORDER BY created_at, username_key",
     [S_SESS_INSERT] = "INSERT INTO sessions(id, user_id, created_at, last_used_at, expires_at,"
-                      " refresh_gen, rotated_at_ms, user_agent, client_addr)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                      " refresh_gen, rotated_at_ms, user_agent, client_addr, amr)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [S_SESS_GET_JOIN] = "SELECT s.user_id, s.created_at, s.last_used_at, s.expires_at,"
                         " s.refresh_gen, s.rotated_at_ms, COALESCE(s.revoked_at_ms, 0),"
                         " s.user_agent, s.client_addr, u.username, u.created_at, u.disabled_at,"
-                        " COALESCE(u.email, ''), u.email_verified"
+                        " COALESCE(u.email, ''), u.email_verified, s.amr"
                         " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1",
     [S_SESS_LIST] = "SELECT id, created_at, last_used_at, expires_at, refresh_gen,"
                     " rotated_at_ms, user_agent, client_addr FROM sessions"
@@ -777,6 +779,7 @@ static enum store_rc sq_session_insert(struct store *base, const struct store_se
     sqlite3_bind_int64(q, 7, s->rotated_at_ms);
     bind_text(q, 8, s->user_agent);
     bind_text(q, 9, s->client_addr);
+    sqlite3_bind_int64(q, 10, s->amr);
     enum store_rc rc = map_rc(exec_done(c, q));
     /* The user was deleted between password check and here. */
     return rc == STORE_CONFLICT ? STORE_NOT_FOUND : rc;
@@ -851,6 +854,7 @@ static enum store_rc sq_session_lock(struct store *base, const char *sid,
     user.disabled_at = sqlite3_column_int64(q, 11);
     copy_text(user.email, sizeof user.email, q, 12);
     user.email_verified = sqlite3_column_int64(q, 13) != 0;
+    row.amr = (unsigned)sqlite3_column_int64(q, 14);
     sqlite3_reset(q);
     *ret = row;
     *ret_owner = user;

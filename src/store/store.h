@@ -68,6 +68,7 @@ struct store_session {
     int64_t revoked_at_ms; /* 0 when live */
     char user_agent[USER_AGENT_MAX + 1];
     char client_addr[CLIENT_ADDR_MAX + 1];
+    unsigned amr;          /* how it signed in (AMR_* of core/tokens.h); set on insert, read by session_lock */
 };
 
 /* What a revocation writes to the revocations feed that every instance

@@ -198,7 +198,7 @@ static int fx_teardown(void **state)
 static struct svc_op *start_signup(struct fx *f, const struct svc_ctx *ctx, const char *user,
                                    const char *pw)
 {
-    struct svc_op *op = accounts_signup(&f->app, ctx, user, strlen(user), pw, strlen(pw));
+    struct svc_op *op = accounts_signup(&f->app, ctx, user, strlen(user), pw, strlen(pw), NULL, 0);
     assert_non_null(op);
     return op;
 }
@@ -1343,7 +1343,7 @@ static void test_username_is_exactly_ulen_bytes(void **state)
     struct fx *f = *state;
     const char *buf = "carla-and-more";
     struct svc_op *op = accounts_signup(&f->app, &f->client, buf, 5, "Vermilion-Otter-42",
-                                        strlen("Vermilion-Otter-42"));
+                                        strlen("Vermilion-Otter-42"), NULL, 0);
     assert_non_null(op);
     svc_op_run(op);
     assert_status(op->res.status, SVC_OK);

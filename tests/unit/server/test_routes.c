@@ -35,10 +35,15 @@ static const struct {
     {"/auth/login", M_POST, M_POST, false},
     {"/auth/refresh", M_POST, M_POST, false},
     {"/auth/logout", M_POST, M_POST, false}, /* optional {"scope"} */
-    {"/auth/me", M_GET | M_DELETE, M_DELETE, false}, /* DELETE takes {"password"} */
+    /* DELETE takes {"password"}, PATCH {"email", "password"} */
+    {"/auth/me", M_GET | M_DELETE | M_PATCH, M_DELETE | M_PATCH, false},
     {"/auth/password", M_POST, M_POST, false},
     {"/auth/sessions", M_GET, 0, false},
     {"/auth/sessions/", M_DELETE, 0, false}, /* {id}: a body is ignored */
+    {"/auth/email/verify/request", M_POST, 0, false}, /* Bearer, no body */
+    {"/auth/email/verify", M_POST, M_POST, false},
+    {"/auth/password/forgot", M_POST, M_POST, false},
+    {"/auth/password/reset", M_POST, M_POST, false},
     {"/auth/verify", M_GET, 0, true},        /* touches no storage */
     {"/.well-known/jwks.json", M_GET, 0, true},
     {"/.well-known/openid-configuration", M_GET, 0, true},
