@@ -64,6 +64,16 @@ void api_metrics(struct request *r)
         snprintf(labels, sizeof labels, "{outcome=\"%s\"}", metrics_refresh_name(i));
         line(&b, "jwtd_refresh_total", labels, atomic_load(&m->refresh[i]));
     }
+    buf_appends(&b, "# HELP jwtd_mail_total Delivery attempts of queued mail by result.\n"
+                    "# TYPE jwtd_mail_total counter\n");
+    for (int i = 0; i < MR_COUNT; i++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "{result=\"%s\"}", metrics_mail_name(i));
+        line(&b, "jwtd_mail_total", labels, atomic_load(&m->mail[i]));
+    }
+    buf_appends(&b, "# HELP jwtd_mail_queued Messages waiting in the outbox (all instances).\n"
+                    "# TYPE jwtd_mail_queued gauge\n");
+    line(&b, "jwtd_mail_queued", "", (uint64_t)atomic_load(&m->mail_queued));
     buf_appends(&b, "# TYPE jwtd_signups_total counter\n");
     line(&b, "jwtd_signups_total", "", atomic_load(&m->signups_ok));
     buf_appends(&b, "# TYPE jwtd_revocations_total counter\n");
