@@ -30,6 +30,11 @@ test:
 unit: build
 	meson test -C $(BUILD) --print-errorlogs --suite unit
 
+# The end-to-end suite on this build and SQLite (PostgreSQL tests skip
+# without JWTD_TEST_PG_URL; scripts/test.sh runs both backends).
+e2e: build
+	JWTD_BIN=$(abspath $(BUILD))/jwtd /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e
+
 bench: build
 	bench/run.sh
 

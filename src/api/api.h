@@ -26,6 +26,11 @@ void api_respond_failure(struct request *r, const struct svc_result *res);
 void api_respond_grant(struct request *r, const struct store_user *u,
                        const struct session_grant *g, bool cookie);
 
+/* Answer a login whose password was right but that needs a second factor:
+ * 403 {"error":"mfa_required", ..., "mfa_ticket", "mfa_methods",
+ * "expires_in"}. */
+void api_respond_mfa_required(struct request *r, const struct svc_op *op);
+
 /* Parse the optional "delivery" member: "body" (default) or "cookie".
  * Answers 400 and returns false when it is something else. */
 bool api_parse_delivery(struct request *r, json_t *body, bool *ret_cookie);

@@ -57,6 +57,10 @@ struct delivery {
 
 static void login_done(struct request *r, struct svc_op *op)
 {
+    if (op->res.status == SVC_MFA_REQUIRED) {
+        api_respond_mfa_required(r, op);
+        return;
+    }
     if (op->res.status != SVC_OK) {
         api_respond_failure(r, &op->res);
         return;

@@ -127,6 +127,31 @@ static int hexval(int c)
     return -1;
 }
 
+void util_hex(const uint8_t *d, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[d[i] >> 4];
+        out[2 * i + 1] = digits[d[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+bool util_unhex(const char *s, uint8_t *out, size_t cap, size_t *ret_len)
+{
+    size_t n = strlen(s);
+    if (n % 2 || n / 2 > cap)
+        return false;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    *ret_len = n / 2;
+    return true;
+}
+
 bool util_uuid_to_bytes(const char *s, uint8_t out[16])
 {
     if (!s || strlen(s) != 36)

@@ -79,6 +79,11 @@ void buf_wipe_free(struct buf *b);
 /* Hand the storage to the caller (free() it); the buffer is reset. */
 char *buf_steal(struct buf *b);
 
+/* n bytes as 2n lower-case hex digits and a NUL (out holds 2n + 1). */
+void util_hex(const uint8_t *d, size_t n, char *out);
+/* Hex text (either case, even length) to at most cap bytes. */
+bool util_unhex(const char *s, uint8_t *out, size_t cap, size_t *ret_len);
+
 /* Case-insensitive ASCII equality. */
 bool util_ascii_ieq(const char *a, const char *b);
 

@@ -16,6 +16,7 @@
 #include "base/util.h"
 #include "cli/cli.h"
 #include "core/accounts.h"
+#include "core/mfa.h"
 #include "core/recovery.h"
 
 static const char *password_hash_opt;
@@ -37,7 +38,7 @@ static const struct cli_opt import_opts[] = {
 };
 
 enum user_sub { U_ADD, U_IMPORT, U_LIST, U_SHOW, U_DELETE, U_PASSWD, U_DISABLE, U_ENABLE,
-                U_UNLOCK, U_LOGOUT, U_RESET_LINK, U_COUNT };
+                U_UNLOCK, U_LOGOUT, U_RESET_LINK, U_MFA_RESET, U_COUNT };
 
 static const struct {
     const char *name;
@@ -102,6 +103,13 @@ static const struct {
                        "and ends when the password changes any other way. The link's base is\n"
                        "JWTD_PUBLIC_URL: set it to the URL users reach jwtd at.",
                        NULL, 1, 1}},
+    [U_MFA_RESET] = {"mfa-reset", APP_COMMAND,
+                     {"jwtd user mfa-reset USERNAME",
+                      "Remove every second factor of an account (authenticator app, recovery\n"
+                      "codes, passkeys) for someone who lost them; the next login needs the\n"
+                      "password only. Check who is asking first: this is what an attacker\n"
+                      "with the password would want.",
+                      NULL, 1, 1}},
 };
 
 static void usage(FILE *f)
@@ -201,6 +209,17 @@ static int user_show(struct app *app, const char *username)
     if (info.user.email_pending[0])
         printf("pending e-mail: %s (waits for verification)\n", info.user.email_pending);
     printf("password hash:  %s\n", info.hash_scheme);
+    struct identity who = {0};
+    snprintf(who.sub, sizeof who.sub, "%s", info.user.id);
+    json_t *st = NULL;
+    if (mfa_status(app, &who, &st).status == SVC_OK) {
+        printf("second factors: authenticator app %s, %lld recovery code(s) left, %zu "
+               "passkey(s)\n",
+               json_is_true(json_object_get(st, "totp")) ? "on" : "off",
+               (long long)json_integer_value(json_object_get(st, "recovery_codes_left")),
+               json_array_size(json_object_get(st, "passkeys")));
+        json_decref(st);
+    }
     printf("live sessions:  %d\n", info.live_sessions);
     if (info.blocked_until_ms > util_now_ms()) {
         util_rfc3339((info.blocked_until_ms + 999) / 1000, when);
@@ -260,6 +279,14 @@ static int run(enum user_sub sub, struct app *app, const struct svc_ctx *ctx, co
         res = recovery_reset_link(app, ctx, name, link, sizeof link);
         if (res.status == SVC_OK)
             printf("%s\n", link);
+        break;
+    }
+    case U_MFA_RESET: {
+        bool totp = false;
+        res = mfa_operator_reset(app, ctx, name, &totp, &n);
+        if (res.status == SVC_OK)
+            printf("second factors of %s removed: authenticator app %s, %d passkey(s)\n", name,
+                   totp ? "yes" : "none", n);
         break;
     }
     case U_COUNT:

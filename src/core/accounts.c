@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "core/audit.h"
 #include "core/mail.h"
+#include "core/mfa.h"
 #include "core/mime.h"
 #include "core/recovery.h"
 #include "core/ratelimit.h"
@@ -246,6 +247,24 @@ struct svc_op *accounts_signup(struct app *app, const struct svc_ctx *ctx, const
         set_result(op, svc_fail(SVC_INVALID_EMAIL, "That is not an e-mail address."));
         return op;
     }
+    if (!email && app->cfg->require_verified_email && !operator) {
+        /* Without one the account could never log in. */
+        set_result(op, svc_fail(SVC_INVALID_EMAIL,
+                                "An e-mail address is required: it must be verified to log in."));
+        return op;
+    }
+    if (op->user.email[0] && mail_configured(app) && !operator) {
+        /* Sign-up sends mail: the same limits as every request that does.
+         * The subject is the address in a counter of its own: "forgot"
+         * must not be able to tell that someone signed up with it. */
+        char subject[EMAIL_MAX + 8];
+        snprintf(subject, sizeof subject, "signup:%s", op->user.email);
+        struct svc_result r = ratelimit_mail(app, ctx, subject);
+        if (r.status != SVC_OK) {
+            set_result(op, r);
+            return op;
+        }
+    }
     /* A taken name or address is known without hashing anything. */
     bool taken = false;
     enum store_rc rc = identifier_taken(app, username, NULL, &taken);
@@ -279,6 +298,25 @@ struct svc_op *accounts_signup(struct app *app, const struct svc_ctx *ctx, const
 }
 
 /* ------------------------------------------------------------- login --- */
+
+struct svc_result accounts_may_sign_in(struct app *app, const struct svc_ctx *ctx,
+                                       const struct store_user *u)
+{
+    const char *why = NULL;
+    struct svc_result r = svc_ok();
+    if (u->disabled_at) {
+        why = "account_disabled";
+        r = svc_fail(SVC_ACCOUNT_DISABLED, "This account is disabled.");
+    } else if (app->cfg->require_verified_email && !(u->email[0] && u->email_verified)) {
+        why = "email_not_verified";
+        r = svc_fail(SVC_EMAIL_NOT_VERIFIED, NULL);
+    }
+    if (why) {
+        metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
+        AUDIT(LOG_INFO, ctx, "login_failed", "refused", u->id, LF_S("reason", why));
+    }
+    return r;
+}
 
 static void login_slow(struct svc_op *op)
 {
@@ -316,7 +354,6 @@ static void login_finish(struct svc_op *op, bool ran)
         op->res = svc_fail(SVC_BAD_CREDENTIALS, "The username or password is wrong.");
         return;
     }
-    ratelimit_login_succeeded(app, &pv->limit);
     if (pv->new_hash) {
         /* Compare-and-set: a password change in the meantime wins. */
         if (store_user_set_hash(app->store, op->user.id, op->user.password_hash, pv->new_hash) ==
@@ -324,21 +361,41 @@ static void login_finish(struct svc_op *op, bool ran)
             LOG(LOG_INFO, "password_rehashed", LF_S("user_id", op->user.id),
                 LF_S("scheme", "argon2id"));
     }
-    if (op->user.disabled_at) {
-        metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
-        AUDIT(LOG_INFO, &op->ctx, "login_failed", "refused", op->user.id,
-              LF_S("reason", "account_disabled"));
-        op->res = svc_fail(SVC_ACCOUNT_DISABLED, "This account is disabled.");
+    struct svc_result r = accounts_may_sign_in(app, &op->ctx, &op->user);
+    if (r.status != SVC_OK) {
+        ratelimit_login_succeeded(app, &pv->limit); /* the password was right */
+        const char *target = op->user.email_pending[0] ? op->user.email_pending
+                             : op->user.email[0]       ? op->user.email
+                                                       : NULL;
+        /* The right password for an unverified address: the one who can
+         * open that mailbox gets a fresh link (within the mail limits), so
+         * an expired or lost link is never a dead end. */
+        if (r.status == SVC_EMAIL_NOT_VERIFIED && target && mail_configured(app) &&
+            ratelimit_mail(app, &op->ctx, op->user.id).status == SVC_OK)
+            recovery_send_verification(app, &op->ctx, &op->user, target, NULL);
+        op->res = r;
         return;
     }
-    if (app->cfg->require_verified_email && !(op->user.email[0] && op->user.email_verified)) {
-        metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
-        AUDIT(LOG_INFO, &op->ctx, "login_failed", "refused", op->user.id,
-              LF_S("reason", "email_not_verified"));
-        op->res = svc_fail(SVC_EMAIL_NOT_VERIFIED, NULL);
+    op->mfa_methods = mfa_methods(app, op->user.id, &r);
+    if (r.status != SVC_OK) {
+        ratelimit_login_refund(app, &pv->limit);
+        op->res = r;
         return;
     }
-    struct svc_result r = sessions_open(app, &op->ctx, &op->user, AMR_PWD, &op->grant);
+    if (op->mfa_methods) {
+        ratelimit_login_first_factor_ok(app, &pv->limit);
+        r = mfa_ticket_new(app, &op->user, AMR_PWD, op->mfa_ticket);
+        if (r.status == SVC_OK) {
+            AUDIT(LOG_INFO, &op->ctx, "login_second_factor_due", "ok", op->user.id,
+                  LF_I("methods", op->mfa_methods));
+            r = svc_fail(SVC_MFA_REQUIRED, "A second factor is required to finish logging in.");
+        }
+        op->res = r;
+        store_user_clear(&op->user);
+        return;
+    }
+    ratelimit_login_succeeded(app, &pv->limit);
+    r = sessions_open(app, &op->ctx, &op->user, AMR_PWD, &op->grant);
     if (r.status == SVC_BAD_CREDENTIALS) {
         metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
         op->res = svc_fail(SVC_BAD_CREDENTIALS, "The username or password is wrong.");
@@ -366,17 +423,20 @@ struct svc_op *accounts_login(struct app *app, const struct svc_ctx *ctx, const 
     }
     /* Names that could not exist and oversized passwords are refused like
      * any wrong password (same answer), after the same work. */
-    bool plausible = username_valid(username, ulen) && plen <= PASSWORD_MAX_BYTES;
-    char name[USERNAME_MAX + 1];
+    char e[EMAIL_MAX + 1];
+    bool as_name = username_valid(username, ulen);
+    bool as_email = ulen <= EMAIL_MAX && memchr(username, '@', ulen) &&
+                    accounts_email_normalize(username, ulen, e);
+    bool plausible = (as_name || as_email) && plen <= PASSWORD_MAX_BYTES;
+    char name[EMAIL_MAX + 1];
     if (plausible) { /* exactly the ulen bytes that were checked */
         memcpy(name, username, ulen);
         name[ulen] = '\0';
         username = name;
         /* A username, or else an account's e-mail address. */
-        enum store_rc rc = store_user_by_name(app->store, username, &op->user);
-        char e[EMAIL_MAX + 1];
-        if (rc == STORE_NOT_FOUND && strchr(username, '@') &&
-            accounts_email_normalize(username, ulen, e))
+        enum store_rc rc =
+            as_name ? store_user_by_name(app->store, username, &op->user) : STORE_NOT_FOUND;
+        if (rc == STORE_NOT_FOUND && as_email)
             rc = store_user_by_email(app->store, e, &op->user);
         if (rc == STORE_OK)
             pv->found = true;
@@ -609,6 +669,8 @@ static void change_email_finish(struct svc_op *op, bool ran)
           LF_S("state", !want[0] ? "removed" : keep_old ? "pending" : "replaced"));
     if (want[0] && strcmp(want, old) != 0 && mail_configured(app))
         recovery_send_verification(app, &op->ctx, &op->user, want, keep_old ? old : NULL);
+    else if (!want[0] && old[0] && u.email_verified && mail_configured(app))
+        recovery_send_removal_notice(app, &op->ctx, &op->user, old);
 }
 
 struct svc_op *accounts_change_email(struct app *app, const struct svc_ctx *ctx,
@@ -622,6 +684,16 @@ struct svc_op *accounts_change_email(struct app *app, const struct svc_ctx *ctx,
             set_result(op, svc_fail(SVC_INVALID_EMAIL, "That is not an e-mail address."));
         return op;
     }
+    if (norm[0] && mail_configured(app)) {
+        /* A new address gets mail: the limits of every request that sends. */
+        struct svc_result r = ratelimit_mail(app, ctx, who->sub);
+        if (r.status != SVC_OK) {
+            struct svc_op *op = svc_op_new(app, ctx);
+            if (op)
+                set_result(op, r);
+            return op;
+        }
+    }
     struct svc_op *op = confirm_start(app, ctx, who, password, plen, NULL, 0);
     if (!op || !op->slow)
         return op;
@@ -631,6 +703,42 @@ struct svc_op *accounts_change_email(struct app *app, const struct svc_ctx *ctx,
         return op;
     }
     op->finish = change_email_finish;
+    return op;
+}
+
+/* A re-confirmed action of another service: `then` runs after the
+ * password was checked and found right. */
+struct reconfirm {
+    void (*then)(struct svc_op *op);
+    const char *what;
+};
+
+static void reconfirm_finish(struct svc_op *op, bool ran)
+{
+    struct pw_priv *pv = op->priv;
+    const struct reconfirm *rc = (const struct reconfirm *)pv->new_email;
+    if (!confirm_verdict(op, ran, rc->what))
+        return;
+    rc->then(op);
+}
+
+struct svc_op *accounts_reconfirm(struct app *app, const struct svc_ctx *ctx,
+                                  const struct identity *who, const char *password, size_t plen,
+                                  void (*then)(struct svc_op *op), const char *what)
+{
+    struct svc_op *op = confirm_start(app, ctx, who, password, plen, NULL, 0);
+    if (!op || !op->slow)
+        return op;
+    struct pw_priv *pv = op->priv;
+    struct reconfirm *rc = malloc(sizeof *rc);
+    if (!rc) {
+        set_result(op, OOM);
+        return op;
+    }
+    rc->then = then;
+    rc->what = what;
+    pv->new_email = (char *)rc; /* freed with the state */
+    op->finish = reconfirm_finish;
     return op;
 }
 

@@ -53,6 +53,13 @@ struct svc_op *accounts_change_password(struct app *app, const struct svc_ctx *c
                                         const struct identity *who, const char *current,
                                         size_t clen, const char *new_password, size_t nlen);
 
+/* Any other service's action that re-confirms the password: after a right
+ * password, then(op) runs (op->user is the account, hash still set) and
+ * sets op->res. `what` names the action in the audit trail. */
+struct svc_op *accounts_reconfirm(struct app *app, const struct svc_ctx *ctx,
+                                  const struct identity *who, const char *password, size_t plen,
+                                  void (*then)(struct svc_op *op), const char *what);
+
 /* The caller deletes their account (password re-confirmed). */
 struct svc_op *accounts_delete_self(struct app *app, const struct svc_ctx *ctx,
                                     const struct identity *who, const char *password,
@@ -61,6 +68,12 @@ struct svc_op *accounts_delete_self(struct app *app, const struct svc_ctx *ctx,
 /* An operator sets a user's password; every session of the user ends. */
 struct svc_op *accounts_set_password(struct app *app, const struct svc_ctx *ctx,
                                      const char *username, const char *password, size_t plen);
+
+/* Whether u may get a session now that it proved who it is (any factor):
+ * not disabled, address verified when JWTD_REQUIRE_VERIFIED_EMAIL. A
+ * refusal is counted and audited here. */
+struct svc_result accounts_may_sign_in(struct app *app, const struct svc_ctx *ctx,
+                                       const struct store_user *u);
 
 /* The account of an authenticated caller (SVC_GONE when deleted). */
 struct svc_result accounts_get(struct app *app, const struct identity *who,

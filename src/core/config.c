@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -383,6 +384,54 @@ static bool p_bool(bool *dst, const char *v)
 }
 
 static bool p_require_verified(struct config *c, const char *v) { return p_bool(&c->require_verified_email, v); }
+static bool p_pages(struct config *c, const char *v) { return p_bool(&c->pages, v); }
+static bool p_mfa_ticket_ttl(struct config *c, const char *v) { return dur_in(v, 30, 3600, &c->mfa_ticket_ttl); }
+
+static bool p_site_name(struct config *c, const char *v)
+{
+    if (!*v) {
+        free(c->site_name);
+        c->site_name = NULL;
+        return true;
+    }
+    /* Shown in pages (escaped) and in otpauth URIs (encoded); keep it one
+     * printable line. */
+    if (strlen(v) > 64)
+        return false;
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == ':')
+            return false;
+    return set_str(&c->site_name, v);
+}
+
+static bool p_opt_host(char **dst, const char *v)
+{
+    if (!*v) {
+        free(*dst);
+        *dst = NULL;
+        return true;
+    }
+    return host_name_ok(v) && strchr(v, '.') && set_str(dst, v);
+}
+
+static bool p_cookie_domain(struct config *c, const char *v) { return p_opt_host(&c->cookie_domain, v); }
+static bool p_rp_id(struct config *c, const char *v)
+{
+    if (strcmp(v, "localhost") == 0)
+        return set_str(&c->webauthn_rp_id, v);
+    return p_opt_host(&c->webauthn_rp_id, v);
+}
+
+static bool p_samesite(struct config *c, const char *v)
+{
+    if (strcmp(v, "strict") == 0)
+        c->cookie_samesite_lax = false;
+    else if (strcmp(v, "lax") == 0)
+        c->cookie_samesite_lax = true;
+    else
+        return false;
+    return true;
+}
 
 static bool ms_in(const char *v, int64_t min, int64_t max, int64_t *dst)
 {
@@ -703,6 +752,17 @@ static bool addr_ok(const char *a)
     return inet_pton(AF_INET, a, buf) == 1 || inet_pton(AF_INET6, a, buf) == 1;
 }
 
+/* "example.com" (that host) or ".example.com" (its subdomains) */
+static bool redirect_domain_ok(const char *d)
+{
+    return d[0] == '.' ? host_name_ok(d + 1) : host_name_ok(d);
+}
+
+static bool p_redirect_domains(struct config *c, const char *v)
+{
+    return split_list(v, redirect_domain_ok, &c->redirect_domains, &c->n_redirect_domains);
+}
+
 static bool p_trusted_proxies(struct config *c, const char *v)
 {
     return split_list(v, addr_ok, &c->trusted_proxies, &c->n_trusted_proxies);
@@ -814,6 +874,13 @@ static const struct setting settings[] = {
     {"JWTD_VERIFY_TTL", "1d", "how long an address verification link or code works, 1m-30d", p_verify_ttl, S_RELOAD},
     {"JWTD_CODE_ATTEMPTS", "5", "wrong verification codes before the code stops working", p_code_attempts, S_RELOAD},
     {"JWTD_REQUIRE_VERIFIED_EMAIL", "false", "true: login is refused until the account's address is verified", p_require_verified, S_RELOAD},
+    {"JWTD_PAGES", "on", "on or off: the sign-in, sign-up, account and recovery pages", p_pages, S_RELOAD},
+    {"JWTD_SITE_NAME", "", "name shown on the pages and in authenticator apps (default: the host of JWTD_PUBLIC_URL)", p_site_name, S_RELOAD},
+    {"JWTD_REDIRECT_DOMAINS", "", "comma-separated hosts the pages may send a browser back to (rd=): app.example.com, or .example.com for every subdomain", p_redirect_domains, S_RELOAD},
+    {"JWTD_COOKIE_DOMAIN", "", "parent domain for the access cookie (example.com), so apps on subdomains see it; unset: this host only", p_cookie_domain, 0},
+    {"JWTD_COOKIE_SAMESITE", "strict", "strict or lax (lax: the session survives a link from another site)", p_samesite, 0},
+    {"JWTD_MFA_TICKET_TTL", "5m", "time between the password and the second factor of a login, 30s-1h", p_mfa_ticket_ttl, S_RELOAD},
+    {"JWTD_WEBAUTHN_RP_ID", "", "passkey relying party ID: the host of JWTD_PUBLIC_URL or a parent domain of it (default: that host)", p_rp_id, 0},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
@@ -1032,6 +1099,29 @@ static bool read_config_file(struct config *cfg, const char *path, bool required
     return ok;
 }
 
+bool config_public_host(const struct config *cfg, char *out, size_t cap)
+{
+    if (!cfg->public_url)
+        return false;
+    const char *h = strstr(cfg->public_url, "://") + 3;
+    size_t n = h[0] == '[' ? strcspn(h, "]") + 1 : strcspn(h, ":/");
+    if (n >= cap)
+        return false;
+    memcpy(out, h, n);
+    out[n] = '\0';
+    for (char *p = out; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return true;
+}
+
+bool config_domain_covers(const char *domain, const char *host)
+{
+    size_t d = strlen(domain), h = strlen(host);
+    if (d == h)
+        return strcasecmp(domain, host) == 0;
+    return h > d && host[h - d - 1] == '.' && strcasecmp(host + h - d, domain) == 0;
+}
+
 /* The rules between settings, and the values derived from others. */
 static bool finalize(struct config *cfg, char *err, size_t errlen)
 {
@@ -1089,6 +1179,18 @@ static bool finalize(struct config *cfg, char *err, size_t errlen)
     }
     if (cfg->mail_retry_max_ms < cfg->mail_retry_ms) {
         snprintf(err, errlen, "JWTD_MAIL_RETRY_MAX: must not be shorter than JWTD_MAIL_RETRY");
+        return false;
+    }
+    char host[300];
+    bool have_host = config_public_host(cfg, host, sizeof host);
+    if (cfg->webauthn_rp_id && (!have_host || !config_domain_covers(cfg->webauthn_rp_id, host))) {
+        snprintf(err, errlen, "JWTD_WEBAUTHN_RP_ID: must be the host of JWTD_PUBLIC_URL (%s) or a "
+                              "parent domain of it", have_host ? host : "unset");
+        return false;
+    }
+    if (cfg->cookie_domain && have_host && !config_domain_covers(cfg->cookie_domain, host)) {
+        snprintf(err, errlen, "JWTD_COOKIE_DOMAIN: must be the host of JWTD_PUBLIC_URL (%s) or a "
+                              "parent domain of it", host);
         return false;
     }
     if (cfg->hash_workers == 0)
@@ -1308,6 +1410,10 @@ void config_free(struct config *cfg)
     free(cfg->mail_templates);
     free_list(&cfg->cors_origins, &cfg->n_cors_origins);
     free_list(&cfg->trusted_proxies, &cfg->n_trusted_proxies);
+    free_list(&cfg->redirect_domains, &cfg->n_redirect_domains);
+    free(cfg->site_name);
+    free(cfg->cookie_domain);
+    free(cfg->webauthn_rp_id);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -125,10 +125,26 @@ struct config {
     unsigned mail_per_account;   /* ... per account (or address asked about) per window */
     unsigned code_attempts;      /* wrong verification codes before the code is void */
 
+    /* pages, portal and second factors (docs/pages.md, docs/mfa.md) */
+    bool pages;                  /* serve /login, /signup, /account, ... */
+    char *site_name;             /* shown on pages and in authenticator apps; NULL: the host */
+    char **redirect_domains;     /* hosts rd= may point at ("example.com", ".example.com": any subdomain) */
+    size_t n_redirect_domains;
+    char *cookie_domain;         /* NULL: host-only __Host- access cookie */
+    bool cookie_samesite_lax;    /* SameSite=Lax instead of Strict */
+    int64_t mfa_ticket_ttl;      /* seconds between the password and the second step */
+    char *webauthn_rp_id;        /* NULL: the host of JWTD_PUBLIC_URL */
+
     /* logging */
     enum log_level log_level;
     bool log_json;
 };
+
+/* The host of JWTD_PUBLIC_URL, lower case (false when unset). */
+bool config_public_host(const struct config *cfg, char *out, size_t cap);
+
+/* Whether host is domain or one of its subdomains (case-insensitive). */
+bool config_domain_covers(const char *domain, const char *host);
 
 /* Fill cfg with the defaults. */
 void config_defaults(struct config *cfg);

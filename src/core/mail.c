@@ -19,6 +19,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "core/mfa.h"
 #include "core/mime.h"
 #include "core/smtp.h"
 #include "lib/jwtd_internal.h"
@@ -69,23 +70,13 @@ bool mail_code(const struct app *app, const char *mail_id, char out[MAIL_CODE_LE
     return true;
 }
 
-static void hex(const uint8_t *d, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 bool mail_token_hash(const char *token, size_t len, char out[SHA256_HEX_LEN])
 {
     uint8_t d[32];
     unsigned int n = 0;
     if (!EVP_Digest(token, len, d, &n, EVP_sha256(), NULL) || n != 32)
         return false;
-    hex(d, 32, out);
+    util_hex(d, 32, out);
     return true;
 }
 
@@ -101,7 +92,7 @@ bool mail_code_hash(const struct app *app, const char *user_id, const char *code
     bool ok = HMAC(EVP_sha256(), app->mail_key, sizeof app->mail_key, (const uint8_t *)msg,
                    (size_t)n, d, &dl) && dl == 32;
     if (ok)
-        hex(d, 32, out);
+        util_hex(d, 32, out);
     OPENSSL_cleanse(msg, sizeof msg);
     return ok;
 }
@@ -159,6 +150,17 @@ static const struct builtin builtins[] = {
      "<p>Hello {{username}},</p>\n"
      "<p>a change of the e-mail address of your account on {{site}} to {{new_email}} was "
      "requested. It takes effect once the new address is confirmed.</p>\n"
+     "<p>If this was not you, change your password now, and tell the people who run "
+     "{{site}}.</p>\n"},
+    {MAIL_EMAIL_REMOVED, "Your e-mail address was removed from {{site}}",
+     "Hello {{username}},\n\n"
+     "this address ({{email}}) was removed from your account on {{site}}: password\n"
+     "reset links can no longer be sent to it.\n\n"
+     "If this was not you, change your password now, and tell the people who run\n"
+     "{{site}}.\n",
+     "<p>Hello {{username}},</p>\n"
+     "<p>this address ({{email}}) was removed from your account on {{site}}: password reset "
+     "links can no longer be sent to it.</p>\n"
      "<p>If this was not you, change your password now, and tell the people who run "
      "{{site}}.</p>\n"},
 };
@@ -239,10 +241,14 @@ static char *expand(const char *tpl, json_t *params, bool html, bool one_line)
         return NULL;
     }
     char *out = buf_steal(&b);
-    if (one_line) /* a subject: no line breaks reach a header */
+    if (one_line) { /* a subject: no line breaks reach a header, none trail */
+        size_t n = strlen(out);
+        while (n > 0 && (out[n - 1] == '\r' || out[n - 1] == '\n' || out[n - 1] == ' '))
+            out[--n] = '\0';
         for (char *q = out; *q; q++)
             if (*q == '\r' || *q == '\n')
                 *q = ' ';
+    }
     return out;
 }
 
@@ -291,15 +297,6 @@ static void human_duration(int64_t s, char *out, size_t cap)
         snprintf(out, cap, "%lld hour%s", (long long)(s / 3600), s == 3600 ? "" : "s");
     else
         snprintf(out, cap, "%lld minutes", (long long)((s + 59) / 60));
-}
-
-static const char *site_name(const struct config *cfg, char *out, size_t cap)
-{
-    const char *base = cfg->public_url ? cfg->public_url : cfg->issuer;
-    const char *host = strstr(base, "://");
-    host = host ? host + 3 : base;
-    snprintf(out, cap, "%.*s", (int)strcspn(host, "/"), host);
-    return out;
 }
 
 /* Only the domain of a recipient goes to the log. */
@@ -377,7 +374,10 @@ static bool resolve_forgot(struct app *app, struct store_mail *m, json_t *params
     snprintf(t.email, sizeof t.email, "%s", u.email);
     bool ok = mail_token(app, m->id, token) && mail_token_hash(token, strlen(token), t.token_hash);
     OPENSSL_cleanse(token, sizeof token);
-    if (!ok || store_mail_enqueue(app->store, &t, NULL, 0) != STORE_OK) {
+    /* The token is stored by the first attempt only: a retry must not
+     * bring back a link that a password change (or a completed reset)
+     * removed in the meantime. */
+    if (!ok || (m->attempts == 0 && store_mail_enqueue(app->store, &t, NULL, 0) != STORE_OK)) {
         *ret_why = "storage unavailable";
         return false;
     }
@@ -425,7 +425,7 @@ static void deliver(struct app *app, struct store_mail *m)
         human_duration(reset ? cfg->reset_ttl : cfg->verify_ttl, expires, sizeof expires);
         json_object_set_new(params, "expires", json_string(expires));
     }
-    json_object_set_new(params, "site", json_string(site_name(cfg, site, sizeof site)));
+    json_object_set_new(params, "site", json_string(mfa_site_name(cfg, site, sizeof site)));
     char *pjson = json_dumps(params, JSON_COMPACT);
     json_decref(params);
     char *subject = NULL, *text = NULL, *html = NULL, *msg = NULL;

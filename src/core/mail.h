@@ -36,6 +36,7 @@
 #define MAIL_RESET "reset_password"
 #define MAIL_FORGOT "forgot_password"      /* resolved by the worker into a reset */
 #define MAIL_EMAIL_CHANGED "email_changed" /* notice to the old address */
+#define MAIL_EMAIL_REMOVED "email_removed" /* notice to the address removed */
 
 /* True when mail can be sent (JWTD_SMTP_URL is set). */
 bool mail_configured(const struct app *app);

@@ -97,6 +97,11 @@ void ratelimit_login_succeeded(struct app *app, const struct login_limit *l)
     refund_address(app, l);
 }
 
+void ratelimit_login_first_factor_ok(struct app *app, const struct login_limit *l)
+{
+    refund_address(app, l);
+}
+
 void ratelimit_login_refund(struct app *app, const struct login_limit *l)
 {
     if (l->user_key[0])
@@ -114,6 +119,10 @@ struct svc_result ratelimit_take(struct app *app, const struct svc_ctx *ctx, enu
     case RATE_REFRESH:
         snprintf(key, sizeof key, "refresh:addr:%s", ctx->client_addr);
         return window_take(app, key, app->cfg->refresh_per_address, "refreshes from this address");
+    case RATE_CHALLENGE: /* passkey challenges, stored until they expire */
+        snprintf(key, sizeof key, "challenge:addr:%s", ctx->client_addr);
+        return window_take(app, key, app->cfg->refresh_per_address,
+                           "passkey challenges from this address");
     }
     return svc_fail(SVC_ERROR, NULL);
 }

@@ -18,12 +18,12 @@
 
 #include "core/service.h"
 
-enum rate_kind { RATE_SIGNUP, RATE_REFRESH };
+enum rate_kind { RATE_SIGNUP, RATE_REFRESH, RATE_CHALLENGE };
 
 /* The counters one login attempt took, to settle after the check. */
 struct login_limit {
     char addr_key[96];
-    char user_key[USERNAME_MAX + 16]; /* "" when the username was not counted */
+    char user_key[EMAIL_MAX + 16]; /* "" when the username was not counted */
 };
 
 /*
@@ -37,6 +37,11 @@ struct svc_result ratelimit_login_attempt(struct app *app, const struct svc_ctx 
 /* After a correct password: forget the username's failures and give the
  * address its attempt back. */
 void ratelimit_login_succeeded(struct app *app, const struct login_limit *l);
+
+/* A correct password when a second factor is still due: the address gets
+ * its attempt back, the username keeps it until the second step succeeds
+ * (so that a known password does not reset the back-off on codes). */
+void ratelimit_login_first_factor_ok(struct app *app, const struct login_limit *l);
 
 /* The password was never checked (the server was busy, storage failed):
  * give both counters their attempt back, so that overload never locks

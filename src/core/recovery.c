@@ -86,6 +86,23 @@ struct svc_result recovery_send_verification(struct app *app, const struct svc_c
     return svc_ok();
 }
 
+struct svc_result recovery_send_removal_notice(struct app *app, const struct svc_ctx *ctx,
+                                               const struct store_user *u, const char *address)
+{
+    struct store_mail m;
+    memset(&m, 0, sizeof m);
+    if (!make_mail(app, MAIL_EMAIL_REMOVED, u->id, address,
+                   json_pack("{s:s, s:s}", "username", u->username, "email", address), &m))
+        return svc_fail(SVC_ERROR, NULL);
+    enum store_rc rc = store_mail_enqueue(app->store, NULL, &m, 1);
+    store_mail_clear(&m);
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "mail_enqueue");
+    mail_wake(app);
+    AUDIT0(LOG_INFO, ctx, "email_removal_notice_sent", "queued", u->id);
+    return svc_ok();
+}
+
 struct svc_result recovery_request_verification(struct app *app, const struct svc_ctx *ctx,
                                                 const struct identity *who)
 {

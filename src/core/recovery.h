@@ -27,6 +27,10 @@ struct svc_result recovery_send_verification(struct app *app, const struct svc_c
                                              const struct store_user *u, const char *address,
                                              const char *notify_old);
 
+/* Queue a notice to a verified address that was removed from account u. */
+struct svc_result recovery_send_removal_notice(struct app *app, const struct svc_ctx *ctx,
+                                               const struct store_user *u, const char *address);
+
 /* The caller asks for (another) verification of their unverified or pending
  * address. SVC_NOT_CONFIGURED without mail, SVC_NOTHING_TO_VERIFY without
  * such an address. */

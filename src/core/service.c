@@ -56,6 +56,9 @@ const char *svc_status_name(enum svc_status s)
     case SVC_NOTHING_TO_VERIFY: return "nothing_to_verify";
     case SVC_INVALID_LINK: return "invalid_link";
     case SVC_INVALID_CODE: return "invalid_code";
+    case SVC_MFA_REQUIRED: return "mfa_required";
+    case SVC_BAD_SECOND_FACTOR: return "bad_second_factor";
+    case SVC_ALREADY_ENABLED: return "already_enabled";
     case SVC_ERROR: return "error";
     }
     return "?";
@@ -112,8 +115,12 @@ void svc_op_free(struct svc_op *op)
         return;
     if (op->priv_free)
         op->priv_free(op->priv);
+    if (op->arg_free)
+        op->arg_free(op->arg);
     store_user_clear(&op->user);
     svc_grant_clear(&op->grant);
+    json_decref(op->data);
+    OPENSSL_cleanse(op->mfa_ticket, sizeof op->mfa_ticket);
     free(op);
 }
 

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "core/app.h"
 
 enum svc_actor {
@@ -69,6 +71,9 @@ enum svc_status {
     SVC_NOTHING_TO_VERIFY, /* no unverified address on the account */
     SVC_INVALID_LINK,      /* a reset or verification token: unknown, used or expired */
     SVC_INVALID_CODE,      /* a wrong verification code (detail: attempts left) */
+    SVC_MFA_REQUIRED,      /* the password was right; a second factor is due (op->mfa_*) */
+    SVC_BAD_SECOND_FACTOR, /* a wrong or replayed TOTP, recovery code or passkey */
+    SVC_ALREADY_ENABLED,   /* the second factor is set up already */
     SVC_ERROR              /* a bug, corruption or out of memory */
 };
 
@@ -113,10 +118,15 @@ struct svc_op {
     struct store_user user;       /* the account concerned, once known (hash cleared at the end) */
     struct session_grant grant;   /* login: the new session's tokens */
     int count;                    /* sessions revoked by the operation */
+    char mfa_ticket[48];          /* SVC_MFA_REQUIRED: the ticket of the second step */
+    unsigned mfa_methods;         /* SVC_MFA_REQUIRED: MFA_* of core/mfa.h */
+    json_t *data;                 /* what else an operation hands back (TOTP enrolment, ...) */
     void (*slow)(struct svc_op *op);
     void (*finish)(struct svc_op *op, bool ran);
     void *priv;                   /* the operation's own state */
     void (*priv_free)(void *priv);
+    void *arg;                    /* an argument of a re-confirmed action (accounts_reconfirm) */
+    void (*arg_free)(void *arg);
 };
 
 /* A new operation for ctx (copied). NULL when out of memory. */

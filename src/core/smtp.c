@@ -111,10 +111,13 @@ static void err_set(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Overwrite every occurrence of secret in s with '*'. */
+/* Overwrite every occurrence of secret in s with '*'. libcurl never
+ * quotes the password (it is not in the URL it sees): this is a second
+ * line. Secrets under 6 bytes are left alone - masking every "p" in a
+ * message hides the message, not the secret. */
 static void redact(char *s, const char *secret)
 {
-    if (!s || !secret || !secret[0])
+    if (!s || !secret || strlen(secret) < 6)
         return;
     size_t n = strlen(secret);
     for (char *p = strstr(s, secret); p; p = strstr(p + n, secret))

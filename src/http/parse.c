@@ -143,3 +143,53 @@ bool parse_same_origin(const char *origin, const char *host)
     const char *sep = strstr(origin, "://");
     return sep && sep[3] && strcasecmp(sep + 3, host) == 0;
 }
+
+bool parse_content_type_form(const char *ct)
+{
+    static const char form[] = "application/x-www-form-urlencoded";
+    while (is_ws(*ct))
+        ct++;
+    size_t n = sizeof form - 1;
+    if (strncasecmp(ct, form, n) != 0)
+        return false;
+    ct += n;
+    while (is_ws(*ct))
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool parse_form_component(const char *in, size_t len, char *out, size_t cap, size_t *ret_len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (i + 2 >= len)
+                return false;
+            int h = hexval(in[i + 1]), l = hexval(in[i + 2]);
+            if (h < 0 || l < 0)
+                return false;
+            c = (char)(h * 16 + l);
+            i += 2;
+        }
+        if (c == '\0' || o + 1 >= cap)
+            return false;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    *ret_len = o;
+    return true;
+}

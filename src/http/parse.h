@@ -26,6 +26,15 @@ bool parse_cookie(const char *header, const char *name, const char **ret_value,
  * charset parameter (case-insensitive). */
 bool parse_content_type_json(const char *content_type);
 
+/* True when a Content-Type is application/x-www-form-urlencoded (with
+ * optional parameters, case-insensitive). */
+bool parse_content_type_form(const char *content_type);
+
+/* Decode one application/x-www-form-urlencoded component ('+' is a space,
+ * %XX a byte) into out (cap bytes with the NUL). False when malformed
+ * (a bad escape, a NUL byte) or too long. */
+bool parse_form_component(const char *in, size_t len, char *out, size_t cap, size_t *ret_len);
+
 /* The client of an X-Forwarded-For list: walking from the right, the first
  * address that `trusted` does not accept (or the leftmost). Every entry
  * walked must be a numeric IPv4/IPv6 address (entries left of the answer are

@@ -219,7 +219,7 @@ const char *request_access_token(struct request *r, size_t *ret_len, bool *ret_f
         return t;
     }
     size_t clen;
-    const char *c = cookie_get(r, COOKIE_ACCESS, &clen);
+    const char *c = cookie_get(r, cookie_access_name(r->app->cfg), &clen);
     if (c) {
         *ret_len = clen;
         *ret_from_cookie = true;
@@ -279,9 +279,11 @@ static void queue(struct request *r, unsigned status, struct MHD_Response *resp,
     }
     /* Security headers of API.md on every response. */
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    /* Pages keep the origin on same-origin requests: a form post with
+     * no-referrer would carry "Origin: null" and fail the CSRF check. */
+    MHD_add_response_header(resp, "Referrer-Policy", r->csp ? "same-origin" : "no-referrer");
     MHD_add_response_header(resp, "Content-Security-Policy",
-                            "default-src 'none'; frame-ancestors 'none'");
+                            r->csp ? r->csp : "default-src 'none'; frame-ancestors 'none'");
     if (r->app->cfg->tls_cert_pem)
         MHD_add_response_header(resp, "Strict-Transport-Security",
                                 "max-age=31536000; includeSubDomains");
@@ -351,6 +353,41 @@ void respond_empty(struct request *r, unsigned status)
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"",
                                                                 MHD_RESPMEM_PERSISTENT);
     queue(r, status, resp, false);
+}
+
+const char *request_query(struct request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void respond_html(struct request *r, unsigned status, const char *html, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)html, MHD_RESPMEM_MUST_COPY);
+    if (resp) {
+        MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+        MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    }
+    queue(r, status, resp, false);
+}
+
+void respond_asset(struct request *r, const char *content_type, const char *data, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        MHD_add_response_header(resp, "Content-Type", content_type);
+        MHD_add_response_header(resp, "Cache-Control", "public, max-age=3600");
+    }
+    queue(r, 200, resp, false);
+}
+
+void respond_redirect(struct request *r, const char *location)
+{
+    respond_header(r, "Location", location);
+    respond_header(r, "Cache-Control", "no-store");
+    respond_empty(r, 303);
 }
 
 void respond_error(struct request *r, unsigned status, const char *code, const char *description)

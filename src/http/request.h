@@ -70,6 +70,8 @@ struct request {
     size_t discarded;         /* bytes dropped after the cap */
     bool bad_content_type;    /* a Content-Type other than application/json */
     bool json_declared;       /* Content-Type: application/json was sent */
+    bool form_declared;       /* Content-Type: application/x-www-form-urlencoded */
+    char *csp;                /* a page's Content-Security-Policy (heap), or NULL: the API's */
 
     /* state */
     unsigned calls;
@@ -176,6 +178,21 @@ void respond_text(struct request *r, unsigned status, const char *text, size_t l
 
 /* Answer with an empty body. */
 void respond_empty(struct request *r, unsigned status);
+
+/* A query-string argument of the request URL (decoded), or NULL. */
+const char *request_query(struct request *r, const char *name);
+
+/* Answer with an HTML page (copied): text/html, no-store, the request's
+ * r->csp (which the page set) instead of the API's policy. */
+void respond_html(struct request *r, unsigned status, const char *html, size_t len);
+
+/* Answer with a static asset (not copied: static storage), cached for an
+ * hour. */
+void respond_asset(struct request *r, const char *content_type, const char *data, size_t len);
+
+/* Answer 303 See Other to location (a path or an absolute URL the caller
+ * has checked). */
+void respond_redirect(struct request *r, const char *location);
 
 /* Answer with the contract's error shape. */
 void respond_error(struct request *r, unsigned status, const char *code, const char *description);

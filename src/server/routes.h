@@ -22,10 +22,13 @@ typedef void (*handler_fn)(struct request *r);
 
 enum route_pool { ROUTE_INLINE, ROUTE_IO };
 
+/* What a method's body is: none (ignored), JSON (API), or an HTML form. */
+enum body_kind { BODY_NONE = 0, BODY_JSON = 1, BODY_FORM = 2 };
+
 struct route_method {
     enum http_method method;
     handler_fn fn;
-    bool body; /* reads a JSON body */
+    enum body_kind body;
 };
 
 struct route {
@@ -47,10 +50,10 @@ const struct route *routes_match(const char *url, char path_id[UUID_STR_LEN]);
 unsigned routes_index(const struct route *route);
 
 /* The handler of (route, method), or NULL; *ret_allowed gets the methods
- * the route answers (for 405 Allow) and *ret_body whether it reads a JSON
- * body. HEAD is served by the GET handler. */
+ * the route answers (for 405 Allow) and *ret_body what body it reads. HEAD
+ * is served by the GET handler. */
 handler_fn routes_handler(const struct route *route, enum http_method m, unsigned *ret_allowed,
-                          bool *ret_body);
+                          enum body_kind *ret_body);
 
 /* The method bit of a method name (M_OTHER when unknown). */
 enum http_method routes_method(const char *method);

@@ -139,6 +139,7 @@ static struct request *request_new(struct server *s, struct MHD_Connection *conn
     /* A body needs a JSON media type; so does a declared one without body
      * (a cross-site form always declares a form type). */
     r->json_declared = ct && parse_content_type_json(ct);
+    r->form_declared = ct && parse_content_type_form(ct);
     if ((ct && !r->json_declared) || (!ct && r->body_expected))
         r->bad_content_type = true;
     atomic_fetch_add(&app->in_flight, 1);
@@ -155,6 +156,7 @@ static void request_free(struct request *r)
     if (r->staged)
         MHD_destroy_response(r->staged);
     buf_wipe_free(&r->body); /* bodies carry passwords */
+    free(r->csp);
     for (unsigned i = 0; i < r->n_headers; i++) {
         free(r->hname[i]);
         free(r->hvalue[i]);
@@ -169,7 +171,7 @@ static void dispatch(struct request *r)
         return;
     }
     unsigned allowed;
-    bool takes_body;
+    enum body_kind takes_body;
     const struct route *route = &routes_table[r->route_index];
     handler_fn fn = routes_handler(route, r->method, &allowed, &takes_body);
     if (r->method == M_OPTIONS) {
@@ -193,7 +195,13 @@ static void dispatch(struct request *r)
         respond_error(r, 405, "method_not_allowed", "This endpoint does not take that method.");
         return;
     }
-    if (!takes_body) {
+    if (takes_body == BODY_FORM) {
+        /* A page's form: the form media type instead of JSON. */
+        r->bad_content_type =
+            (request_header(r, "Content-Type") && !r->form_declared) ||
+            (!request_header(r, "Content-Type") && r->body_expected);
+    }
+    if (takes_body == BODY_NONE) {
         /* Routes without a body ignore one (and its type). */
         r->bad_content_type = false;
     }

@@ -116,6 +116,36 @@ static const char *const migrations[] = {
     "CREATE INDEX outbox_due ON outbox(status, next_attempt_ms);"
     /* how each session signed in (the amr claim, kept across refreshes) */
     "ALTER TABLE sessions ADD COLUMN amr INTEGER NOT NULL DEFAULT 1;",
+    /* 4: second factors (TOTP, recovery codes, passkeys) and short-lived state */
+    "CREATE TABLE mfa_totp ("
+    "  user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+    "  secret TEXT NOT NULL,"
+    "  confirmed INTEGER NOT NULL DEFAULT 0,"
+    "  last_step BIGINT NOT NULL DEFAULT -1,"
+    "  created_at BIGINT NOT NULL);"
+    "CREATE TABLE recovery_codes ("
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  code_hash TEXT NOT NULL,"
+    "  used_at BIGINT NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (user_id, code_hash));"
+    "CREATE TABLE passkeys ("
+    "  id TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  public_key TEXT NOT NULL,"
+    "  alg INTEGER NOT NULL,"
+    "  sign_count BIGINT NOT NULL,"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  backup_eligible INTEGER NOT NULL DEFAULT 0,"
+    "  created_at BIGINT NOT NULL,"
+    "  last_used_at BIGINT NOT NULL DEFAULT 0);"
+    "CREATE INDEX passkeys_user ON passkeys(user_id);"
+    "CREATE TABLE ephemeral ("
+    "  key TEXT PRIMARY KEY,"
+    "  kind TEXT NOT NULL,"
+    "  user_id TEXT NOT NULL DEFAULT '',"
+    "  value TEXT NOT NULL DEFAULT '{}',"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  expires_at BIGINT NOT NULL);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -147,6 +177,24 @@ enum stmt {
     P_OUTBOX_FINISH,
     P_OUTBOX_COUNT,
     P_OUTBOX_PRUNE,
+    P_TOTP_GET,
+    P_TOTP_PUT,
+    P_TOTP_STEP,
+    P_TOTP_DEL,
+    P_RC_DEL,
+    P_RC_INSERT,
+    P_RC_USE,
+    P_RC_LEFT,
+    P_PK_INSERT,
+    P_PK_LIST,
+    P_PK_GET,
+    P_PK_USE,
+    P_PK_DEL,
+    P_EPH_PUT,
+    P_EPH_GET,
+    P_EPH_ATTEMPT,
+    P_EPH_DEL,
+    P_EPH_PRUNE,
     P_USER_DELETE,
     P_USER_LIST,
     P_SESS_INSERT,
@@ -222,6 +270,40 @@ static const char *const stmt_sql[P_COUNT] = {
     [P_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = $1",
     [P_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE status <> 'queued'"
                        " AND finished_ms < ($1::bigint - 7 * 86400) * 1000",
+    [P_TOTP_GET] = "SELECT user_id, secret, confirmed, last_step, created_at FROM mfa_totp WHERE"
+                   " user_id = $1",
+    [P_TOTP_PUT] = "INSERT INTO mfa_totp(user_id, secret, confirmed, last_step, created_at) VALUES"
+                   " ($1, $2, $3, $4, $5) ON CONFLICT (user_id) DO UPDATE SET secret ="
+                   " excluded.secret, confirmed = excluded.confirmed, last_step ="
+                   " excluded.last_step, created_at = excluded.created_at",
+    [P_TOTP_STEP] = "UPDATE mfa_totp SET last_step = $2, confirmed = 1 WHERE user_id = $1 AND"
+                    " last_step < $2 AND (confirmed = 1 OR $3 = 1)",
+    [P_TOTP_DEL] = "DELETE FROM mfa_totp WHERE user_id = $1",
+    [P_RC_DEL] = "DELETE FROM recovery_codes WHERE user_id = $1",
+    [P_RC_INSERT] = "INSERT INTO recovery_codes(user_id, code_hash) VALUES ($1, $2)",
+    [P_RC_USE] = "UPDATE recovery_codes SET used_at = $3 WHERE user_id = $1 AND code_hash = $2 AND"
+                 " used_at = 0",
+    [P_RC_LEFT] = "SELECT count(*) FROM recovery_codes WHERE user_id = $1 AND used_at = 0",
+    [P_PK_INSERT] = "INSERT INTO passkeys(id, user_id, public_key, alg, sign_count, name,"
+                    " backup_eligible, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+                    " $8, 0)",
+    [P_PK_LIST] = "SELECT id, user_id, public_key, alg, sign_count, name, backup_eligible,"
+                  " created_at, last_used_at FROM passkeys WHERE user_id = $1 ORDER BY created_at,"
+                  " id",
+    [P_PK_GET] = "SELECT id, user_id, public_key, alg, sign_count, name, backup_eligible,"
+                 " created_at, last_used_at FROM passkeys WHERE id = $1",
+    [P_PK_USE] = "UPDATE passkeys SET sign_count = $2, last_used_at = $3 WHERE id = $1 AND"
+                 " (sign_count < $2 OR (sign_count = 0 AND $2 = 0))",
+    [P_PK_DEL] = "DELETE FROM passkeys WHERE user_id = $1 AND id = $2",
+    [P_EPH_PUT] = "INSERT INTO ephemeral(key, kind, user_id, value, attempts, expires_at) VALUES"
+                  " ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO UPDATE SET kind = excluded.kind,"
+                  " user_id = excluded.user_id, value = excluded.value, attempts ="
+                  " excluded.attempts, expires_at = excluded.expires_at",
+    [P_EPH_GET] = "SELECT key, kind, user_id, value, attempts, expires_at FROM ephemeral WHERE key"
+                  " = $1",
+    [P_EPH_ATTEMPT] = "UPDATE ephemeral SET attempts = attempts + 1 WHERE key = $1 RETURNING attempts",
+    [P_EPH_DEL] = "DELETE FROM ephemeral WHERE key = $1",
+    [P_EPH_PRUNE] = "DELETE FROM ephemeral WHERE expires_at < $1::bigint - 3600",
     [P_USER_SET_HASH] = "UPDATE users SET password_hash = $2, updated_at = $4"
                         " WHERE id = $1 AND password_hash = $3",
     [P_USER_SET_HASH_ANY] = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1",
@@ -1021,7 +1103,8 @@ static enum store_rc pg_prune(struct store *base, int64_t now, int64_t now_ms)
     if (!c)
         return STORE_UNAVAILABLE;
     static const enum stmt order[] = {P_REV_PRUNE,   P_SESS_PRUNE, P_COUNTERS_PRUNE,
-                                      P_LOGIN_PRUNE, P_ETOK_PRUNE, P_OUTBOX_PRUNE};
+                                      P_LOGIN_PRUNE, P_ETOK_PRUNE, P_OUTBOX_PRUNE,
+                                      P_EPH_PRUNE};
     enum store_rc rc = STORE_OK;
     for (size_t i = 0; i < sizeof order / sizeof order[0] && rc == STORE_OK; i++) {
         struct params p = {0};
@@ -1532,6 +1615,301 @@ static enum store_rc pg_outbox_count(struct store *base, enum mail_status status
     return STORE_OK;
 }
 
+/* ---- second factors ---- */
+
+/* Run a statement that changes one row: NOT_FOUND when it changed none. */
+static enum store_rc run_changed(struct pconn *c, enum stmt id, const struct params *p)
+{
+    int rows = 0;
+    enum store_rc rc = run_count(c, id, p, &rows);
+    return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc;
+}
+
+static enum store_rc pg_totp_get(struct store *base, const char *user_id, struct store_totp *ret)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, user_id);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, P_TOTP_GET, &p, &res);
+    if (rc != STORE_OK)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return STORE_NOT_FOUND;
+    }
+    struct store_totp t = {0};
+    col_copy(t.user_id, sizeof t.user_id, res, 0, 0);
+    col_copy(t.secret_hex, sizeof t.secret_hex, res, 0, 1);
+    t.confirmed = col_int(res, 0, 2) != 0;
+    t.last_step = col_int(res, 0, 3);
+    t.created_at = col_int(res, 0, 4);
+    PQclear(res);
+    *ret = t;
+    return STORE_OK;
+}
+
+static enum store_rc pg_totp_put(struct store *base, const struct store_totp *t)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, t->user_id);
+    p_str(&p, t->secret_hex);
+    p_int(&p, t->confirmed);
+    p_int(&p, t->last_step);
+    p_int(&p, t->created_at);
+    return run(c, P_TOTP_PUT, &p, NULL);
+}
+
+static enum store_rc pg_totp_step(struct store *base, const char *user_id, int64_t step,
+                                  bool confirm)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, user_id);
+    p_int(&p, step);
+    p_int(&p, confirm);
+    return run_changed(c, P_TOTP_STEP, &p);
+}
+
+static enum store_rc by_user(struct pconn *c, enum stmt id, const char *user_id)
+{
+    struct params p = {0};
+    p_str(&p, user_id);
+    return run(c, id, &p, NULL);
+}
+
+static enum store_rc pg_totp_delete(struct store *base, const char *user_id)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    enum store_rc rc = by_user(c, P_TOTP_DEL, user_id);
+    return rc == STORE_OK ? by_user(c, P_RC_DEL, user_id) : rc;
+}
+
+static enum store_rc pg_recovery_codes_put(struct store *base, const char *user_id,
+                                           const char (*hashes)[SHA256_HEX_LEN], int n)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    enum store_rc rc = by_user(c, P_RC_DEL, user_id);
+    for (int i = 0; i < n && rc == STORE_OK; i++) {
+        struct params p = {0};
+        p_str(&p, user_id);
+        p_str(&p, hashes[i]);
+        rc = run(c, P_RC_INSERT, &p, NULL);
+    }
+    return rc;
+}
+
+static enum store_rc pg_recovery_code_use(struct store *base, const char *user_id,
+                                          const char *hash, int64_t now)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, user_id);
+    p_str(&p, hash);
+    p_int(&p, now);
+    return run_changed(c, P_RC_USE, &p);
+}
+
+static enum store_rc pg_recovery_codes_left(struct store *base, const char *user_id, int *ret_n)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, user_id);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, P_RC_LEFT, &p, &res);
+    if (rc != STORE_OK)
+        return rc;
+    *ret_n = PQntuples(res) ? (int)col_int(res, 0, 0) : 0;
+    PQclear(res);
+    return STORE_OK;
+}
+
+static void passkey_from_row(PGresult *res, int i, struct store_passkey *p)
+{
+    col_copy(p->id, sizeof p->id, res, i, 0);
+    col_copy(p->user_id, sizeof p->user_id, res, i, 1);
+    col_copy(p->public_key_hex, sizeof p->public_key_hex, res, i, 2);
+    p->alg = (int)col_int(res, i, 3);
+    p->sign_count = (uint32_t)col_int(res, i, 4);
+    col_copy(p->name, sizeof p->name, res, i, 5);
+    p->backup_eligible = col_int(res, i, 6) != 0;
+    p->created_at = col_int(res, i, 7);
+    p->last_used_at = col_int(res, i, 8);
+}
+
+static enum store_rc pg_passkey_insert(struct store *base, const struct store_passkey *pk)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, pk->id);
+    p_str(&p, pk->user_id);
+    p_str(&p, pk->public_key_hex);
+    p_int(&p, pk->alg);
+    p_int(&p, pk->sign_count);
+    p_str(&p, pk->name);
+    p_int(&p, pk->backup_eligible);
+    p_int(&p, pk->created_at);
+    return run(c, P_PK_INSERT, &p, NULL);
+}
+
+static enum store_rc pg_passkeys_list(struct store *base, const char *user_id,
+                                      store_passkey_cb cb, void *ctx)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, user_id);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, P_PK_LIST, &p, &res);
+    if (rc != STORE_OK)
+        return rc;
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct store_passkey pk = {0};
+        passkey_from_row(res, i, &pk);
+        cb(ctx, &pk);
+    }
+    PQclear(res);
+    return STORE_OK;
+}
+
+static enum store_rc pg_passkey_get(struct store *base, const char *id, struct store_passkey *ret)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, id);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, P_PK_GET, &p, &res);
+    if (rc != STORE_OK)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return STORE_NOT_FOUND;
+    }
+    passkey_from_row(res, 0, ret);
+    PQclear(res);
+    return STORE_OK;
+}
+
+static enum store_rc pg_passkey_use(struct store *base, const char *id, uint32_t new_count,
+                                    int64_t now)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, id);
+    p_int(&p, new_count);
+    p_int(&p, now);
+    return run_changed(c, P_PK_USE, &p);
+}
+
+static enum store_rc pg_passkey_delete(struct store *base, const char *user_id, const char *id)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, user_id);
+    p_str(&p, id);
+    return run_changed(c, P_PK_DEL, &p);
+}
+
+static enum store_rc pg_ephemeral_put(struct store *base, const struct store_ephemeral *e)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, e->key);
+    p_str(&p, e->kind);
+    p_str(&p, e->user_id);
+    p_str(&p, e->value ? e->value : "{}");
+    p_int(&p, e->attempts);
+    p_int(&p, e->expires_at);
+    return run(c, P_EPH_PUT, &p, NULL);
+}
+
+static enum store_rc pg_ephemeral_get(struct store *base, const char *key,
+                                      struct store_ephemeral *ret)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, key);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, P_EPH_GET, &p, &res);
+    if (rc != STORE_OK)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return STORE_NOT_FOUND;
+    }
+    struct store_ephemeral e;
+    memset(&e, 0, sizeof e);
+    col_copy(e.key, sizeof e.key, res, 0, 0);
+    col_copy(e.kind, sizeof e.kind, res, 0, 1);
+    col_copy(e.user_id, sizeof e.user_id, res, 0, 2);
+    e.value = strdup(PQgetvalue(res, 0, 3));
+    e.attempts = (int)col_int(res, 0, 4);
+    e.expires_at = col_int(res, 0, 5);
+    PQclear(res);
+    if (!e.value)
+        return STORE_UNAVAILABLE;
+    *ret = e;
+    return STORE_OK;
+}
+
+static enum store_rc pg_ephemeral_attempt(struct store *base, const char *key, int *ret_attempts)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, key);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, P_EPH_ATTEMPT, &p, &res);
+    if (rc != STORE_OK)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return STORE_NOT_FOUND;
+    }
+    *ret_attempts = (int)col_int(res, 0, 0);
+    PQclear(res);
+    return STORE_OK;
+}
+
+static enum store_rc pg_ephemeral_delete(struct store *base, const char *key)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, key);
+    return run_changed(c, P_EPH_DEL, &p);
+}
+
 static const struct store_ops pg_ops = {
     .name = "postgres",
     .close = pg_close,
@@ -1577,6 +1955,22 @@ static const struct store_ops pg_ops = {
     .outbox_claim = pg_outbox_claim,
     .outbox_finish = pg_outbox_finish,
     .outbox_count = pg_outbox_count,
+    .totp_get = pg_totp_get,
+    .totp_put = pg_totp_put,
+    .totp_step = pg_totp_step,
+    .totp_delete = pg_totp_delete,
+    .recovery_codes_put = pg_recovery_codes_put,
+    .recovery_code_use = pg_recovery_code_use,
+    .recovery_codes_left = pg_recovery_codes_left,
+    .passkey_insert = pg_passkey_insert,
+    .passkeys_list = pg_passkeys_list,
+    .passkey_get = pg_passkey_get,
+    .passkey_use = pg_passkey_use,
+    .passkey_delete = pg_passkey_delete,
+    .ephemeral_put = pg_ephemeral_put,
+    .ephemeral_get = pg_ephemeral_get,
+    .ephemeral_attempt = pg_ephemeral_attempt,
+    .ephemeral_delete = pg_ephemeral_delete,
 };
 
 enum store_rc pg_store_open(const char *url, const struct store_options *opt, struct store **ret,

@@ -112,6 +112,36 @@ static const char *const migrations[] = {
     "CREATE INDEX outbox_due ON outbox(status, next_attempt_ms);"
     /* how each session signed in (the amr claim, kept across refreshes) */
     "ALTER TABLE sessions ADD COLUMN amr INTEGER NOT NULL DEFAULT 1;",
+    /* 4: second factors (TOTP, recovery codes, passkeys) and short-lived state */
+    "CREATE TABLE mfa_totp ("
+    "  user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+    "  secret TEXT NOT NULL,"
+    "  confirmed INTEGER NOT NULL DEFAULT 0,"
+    "  last_step INTEGER NOT NULL DEFAULT -1,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE recovery_codes ("
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  code_hash TEXT NOT NULL,"
+    "  used_at INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (user_id, code_hash));"
+    "CREATE TABLE passkeys ("
+    "  id TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  public_key TEXT NOT NULL,"
+    "  alg INTEGER NOT NULL,"
+    "  sign_count INTEGER NOT NULL,"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  backup_eligible INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_used_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX passkeys_user ON passkeys(user_id);"
+    "CREATE TABLE ephemeral ("
+    "  key TEXT PRIMARY KEY,"
+    "  kind TEXT NOT NULL,"
+    "  user_id TEXT NOT NULL DEFAULT '',"
+    "  value TEXT NOT NULL DEFAULT '{}',"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  expires_at INTEGER NOT NULL);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -143,6 +173,24 @@ enum stmt {
     S_OUTBOX_FINISH,
     S_OUTBOX_COUNT,
     S_OUTBOX_PRUNE,
+    S_TOTP_GET,
+    S_TOTP_PUT,
+    S_TOTP_STEP,
+    S_TOTP_DEL,
+    S_RC_DEL,
+    S_RC_INSERT,
+    S_RC_USE,
+    S_RC_LEFT,
+    S_PK_INSERT,
+    S_PK_LIST,
+    S_PK_GET,
+    S_PK_USE,
+    S_PK_DEL,
+    S_EPH_PUT,
+    S_EPH_GET,
+    S_EPH_ATTEMPT,
+    S_EPH_DEL,
+    S_EPH_PRUNE,
     S_USER_DELETE,
     S_USER_LIST,
     S_SESS_INSERT,
@@ -222,6 +270,40 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = ?1",
     /* Finished messages are kept a week for the operator's questions. */
     [S_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE status <> 'queued' AND finished_ms < (?1 - 7 * 86400) * 1000",
+    [S_TOTP_GET] = "SELECT user_id, secret, confirmed, last_step, created_at FROM mfa_totp WHERE"
+                   " user_id = ?1",
+    [S_TOTP_PUT] = "INSERT INTO mfa_totp(user_id, secret, confirmed, last_step, created_at) VALUES"
+                   " (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_id) DO UPDATE SET secret ="
+                   " excluded.secret, confirmed = excluded.confirmed, last_step ="
+                   " excluded.last_step, created_at = excluded.created_at",
+    [S_TOTP_STEP] = "UPDATE mfa_totp SET last_step = ?2, confirmed = 1 WHERE user_id = ?1 AND"
+                    " last_step < ?2 AND (confirmed = 1 OR ?3 = 1)",
+    [S_TOTP_DEL] = "DELETE FROM mfa_totp WHERE user_id = ?1",
+    [S_RC_DEL] = "DELETE FROM recovery_codes WHERE user_id = ?1",
+    [S_RC_INSERT] = "INSERT INTO recovery_codes(user_id, code_hash) VALUES (?1, ?2)",
+    [S_RC_USE] = "UPDATE recovery_codes SET used_at = ?3 WHERE user_id = ?1 AND code_hash = ?2 AND"
+                 " used_at = 0",
+    [S_RC_LEFT] = "SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at = 0",
+    [S_PK_INSERT] = "INSERT INTO passkeys(id, user_id, public_key, alg, sign_count, name,"
+                    " backup_eligible, created_at, last_used_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+                    " ?8, 0)",
+    [S_PK_LIST] = "SELECT id, user_id, public_key, alg, sign_count, name, backup_eligible,"
+                  " created_at, last_used_at FROM passkeys WHERE user_id = ?1 ORDER BY created_at,"
+                  " id",
+    [S_PK_GET] = "SELECT id, user_id, public_key, alg, sign_count, name, backup_eligible,"
+                 " created_at, last_used_at FROM passkeys WHERE id = ?1",
+    [S_PK_USE] = "UPDATE passkeys SET sign_count = ?2, last_used_at = ?3 WHERE id = ?1 AND"
+                 " (sign_count < ?2 OR (sign_count = 0 AND ?2 = 0))",
+    [S_PK_DEL] = "DELETE FROM passkeys WHERE user_id = ?1 AND id = ?2",
+    [S_EPH_PUT] = "INSERT INTO ephemeral(key, kind, user_id, value, attempts, expires_at) VALUES"
+                  " (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (key) DO UPDATE SET kind = excluded.kind,"
+                  " user_id = excluded.user_id, value = excluded.value, attempts ="
+                  " excluded.attempts, expires_at = excluded.expires_at",
+    [S_EPH_GET] = "SELECT key, kind, user_id, value, attempts, expires_at FROM ephemeral WHERE key"
+                  " = ?1",
+    [S_EPH_ATTEMPT] = "UPDATE ephemeral SET attempts = attempts + 1 WHERE key = ?1 RETURNING attempts",
+    [S_EPH_DEL] = "DELETE FROM ephemeral WHERE key = ?1",
+    [S_EPH_PRUNE] = "DELETE FROM ephemeral WHERE expires_at < ?1 - 3600",
     [S_USER_LIST] = "SELECT id, username, password_hash, created_at, disabled_at, COALESCE(email, ''),"
                       " email_verified, COALESCE(email_pending, '') FROM users"
                     " ORDER BY created_at, username_key",
@@ -937,7 +1019,8 @@ static enum store_rc sq_prune(struct store *base, int64_t now, int64_t now_ms)
     if (rc != STORE_OK)
         return rc;
     static const enum stmt order[] = {S_REV_PRUNE,   S_SESS_PRUNE, S_COUNTERS_PRUNE,
-                                      S_LOGIN_PRUNE, S_ETOK_PRUNE, S_OUTBOX_PRUNE};
+                                      S_LOGIN_PRUNE, S_ETOK_PRUNE, S_OUTBOX_PRUNE,
+                                      S_EPH_PRUNE};
     for (size_t i = 0; i < sizeof order / sizeof order[0] && rc == STORE_OK; i++) {
         sqlite3_stmt *q = st(c, order[i]);
         if (!q)
@@ -1517,6 +1600,331 @@ static enum store_rc sq_outbox_count(struct store *base, enum mail_status status
     return STORE_OK;
 }
 
+/* ---- second factors ---- */
+
+/* Run a one-row-changing statement: NOT_FOUND when it changed nothing. */
+static enum store_rc exec_changed(struct conn *c, sqlite3_stmt *q)
+{
+    enum store_rc rc = map_rc(exec_done(c, q));
+    if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
+        return STORE_NOT_FOUND;
+    return rc;
+}
+
+static enum store_rc sq_totp_get(struct store *base, const char *user_id, struct store_totp *ret)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_TOTP_GET);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, user_id);
+    int rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(q);
+        return rc == SQLITE_DONE ? STORE_NOT_FOUND
+                                 : (map_rc(rc) == STORE_OK ? STORE_ERROR : map_rc(rc));
+    }
+    struct store_totp t = {0};
+    copy_text(t.user_id, sizeof t.user_id, q, 0);
+    copy_text(t.secret_hex, sizeof t.secret_hex, q, 1);
+    t.confirmed = sqlite3_column_int(q, 2) != 0;
+    t.last_step = sqlite3_column_int64(q, 3);
+    t.created_at = sqlite3_column_int64(q, 4);
+    sqlite3_reset(q);
+    *ret = t;
+    return STORE_OK;
+}
+
+static enum store_rc sq_totp_put(struct store *base, const struct store_totp *t)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_TOTP_PUT);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, t->user_id);
+    bind_text(q, 2, t->secret_hex);
+    sqlite3_bind_int(q, 3, t->confirmed);
+    sqlite3_bind_int64(q, 4, t->last_step);
+    sqlite3_bind_int64(q, 5, t->created_at);
+    return map_rc(exec_done(c, q));
+}
+
+static enum store_rc sq_totp_step(struct store *base, const char *user_id, int64_t step,
+                                  bool confirm)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_TOTP_STEP);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, user_id);
+    sqlite3_bind_int64(q, 2, step);
+    sqlite3_bind_int(q, 3, confirm);
+    return exec_changed(c, q);
+}
+
+/* The user's id in one statement's slot 1: DELETE ... WHERE user_id = ?1. */
+static enum store_rc by_user(struct conn *c, enum stmt id, const char *user_id)
+{
+    sqlite3_stmt *q = st(c, id);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, user_id);
+    return map_rc(exec_done(c, q));
+}
+
+static enum store_rc sq_totp_delete(struct store *base, const char *user_id)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    enum store_rc rc = by_user(c, S_TOTP_DEL, user_id);
+    return rc == STORE_OK ? by_user(c, S_RC_DEL, user_id) : rc;
+}
+
+static enum store_rc sq_recovery_codes_put(struct store *base, const char *user_id,
+                                           const char (*hashes)[SHA256_HEX_LEN], int n)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    enum store_rc rc = by_user(c, S_RC_DEL, user_id);
+    for (int i = 0; i < n && rc == STORE_OK; i++) {
+        sqlite3_stmt *q = st(c, S_RC_INSERT);
+        if (!q)
+            return STORE_ERROR;
+        bind_text(q, 1, user_id);
+        bind_text(q, 2, hashes[i]);
+        rc = map_rc(exec_done(c, q));
+    }
+    return rc;
+}
+
+static enum store_rc sq_recovery_code_use(struct store *base, const char *user_id,
+                                          const char *hash, int64_t now)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_RC_USE);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, user_id);
+    bind_text(q, 2, hash);
+    sqlite3_bind_int64(q, 3, now);
+    return exec_changed(c, q);
+}
+
+static enum store_rc sq_recovery_codes_left(struct store *base, const char *user_id, int *ret_n)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_RC_LEFT);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, user_id);
+    int rc = sqlite3_step(q);
+    int n = rc == SQLITE_ROW ? sqlite3_column_int(q, 0) : 0;
+    sqlite3_reset(q);
+    if (rc != SQLITE_ROW)
+        return map_rc(rc) == STORE_OK ? STORE_ERROR : map_rc(rc);
+    *ret_n = n;
+    return STORE_OK;
+}
+
+static void passkey_from_row(sqlite3_stmt *q, struct store_passkey *p)
+{
+    copy_text(p->id, sizeof p->id, q, 0);
+    copy_text(p->user_id, sizeof p->user_id, q, 1);
+    copy_text(p->public_key_hex, sizeof p->public_key_hex, q, 2);
+    p->alg = sqlite3_column_int(q, 3);
+    p->sign_count = (uint32_t)sqlite3_column_int64(q, 4);
+    copy_text(p->name, sizeof p->name, q, 5);
+    p->backup_eligible = sqlite3_column_int(q, 6) != 0;
+    p->created_at = sqlite3_column_int64(q, 7);
+    p->last_used_at = sqlite3_column_int64(q, 8);
+}
+
+static enum store_rc sq_passkey_insert(struct store *base, const struct store_passkey *p)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_PK_INSERT);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, p->id);
+    bind_text(q, 2, p->user_id);
+    bind_text(q, 3, p->public_key_hex);
+    sqlite3_bind_int(q, 4, p->alg);
+    sqlite3_bind_int64(q, 5, p->sign_count);
+    bind_text(q, 6, p->name);
+    sqlite3_bind_int(q, 7, p->backup_eligible);
+    sqlite3_bind_int64(q, 8, p->created_at);
+    return map_rc(exec_done(c, q));
+}
+
+static enum store_rc sq_passkeys_list(struct store *base, const char *user_id,
+                                      store_passkey_cb cb, void *ctx)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_PK_LIST);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, user_id);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct store_passkey p = {0};
+        passkey_from_row(q, &p);
+        cb(ctx, &p);
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? STORE_OK : map_rc(rc);
+}
+
+static enum store_rc sq_passkey_get(struct store *base, const char *id, struct store_passkey *ret)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_PK_GET);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, id);
+    int rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(q);
+        return rc == SQLITE_DONE ? STORE_NOT_FOUND
+                                 : (map_rc(rc) == STORE_OK ? STORE_ERROR : map_rc(rc));
+    }
+    passkey_from_row(q, ret);
+    sqlite3_reset(q);
+    return STORE_OK;
+}
+
+static enum store_rc sq_passkey_use(struct store *base, const char *id, uint32_t new_count,
+                                    int64_t now)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_PK_USE);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, id);
+    sqlite3_bind_int64(q, 2, new_count);
+    sqlite3_bind_int64(q, 3, now);
+    return exec_changed(c, q);
+}
+
+static enum store_rc sq_passkey_delete(struct store *base, const char *user_id, const char *id)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_PK_DEL);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, user_id);
+    bind_text(q, 2, id);
+    return exec_changed(c, q);
+}
+
+static enum store_rc sq_ephemeral_put(struct store *base, const struct store_ephemeral *e)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_EPH_PUT);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, e->key);
+    bind_text(q, 2, e->kind);
+    bind_text(q, 3, e->user_id);
+    bind_text(q, 4, e->value ? e->value : "{}");
+    sqlite3_bind_int(q, 5, e->attempts);
+    sqlite3_bind_int64(q, 6, e->expires_at);
+    return map_rc(exec_done(c, q));
+}
+
+static enum store_rc sq_ephemeral_get(struct store *base, const char *key,
+                                      struct store_ephemeral *ret)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_EPH_GET);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, key);
+    int rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(q);
+        return rc == SQLITE_DONE ? STORE_NOT_FOUND
+                                 : (map_rc(rc) == STORE_OK ? STORE_ERROR : map_rc(rc));
+    }
+    struct store_ephemeral e;
+    memset(&e, 0, sizeof e);
+    copy_text(e.key, sizeof e.key, q, 0);
+    copy_text(e.kind, sizeof e.kind, q, 1);
+    copy_text(e.user_id, sizeof e.user_id, q, 2);
+    e.value = dup_text(q, 3);
+    e.attempts = sqlite3_column_int(q, 4);
+    e.expires_at = sqlite3_column_int64(q, 5);
+    sqlite3_reset(q);
+    if (!e.value)
+        return STORE_UNAVAILABLE;
+    *ret = e;
+    return STORE_OK;
+}
+
+static enum store_rc sq_ephemeral_attempt(struct store *base, const char *key, int *ret_attempts)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_EPH_ATTEMPT);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, key);
+    bool lock = !c->holds_wlock;
+    if (lock)
+        pthread_mutex_lock(&c->owner->wlock);
+    int rc = sqlite3_step(q);
+    int n = rc == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+    if (rc == SQLITE_ROW)
+        rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    if (lock)
+        pthread_mutex_unlock(&c->owner->wlock);
+    if (rc != SQLITE_DONE)
+        return map_rc(rc) == STORE_OK ? STORE_ERROR : map_rc(rc);
+    if (n < 0)
+        return STORE_NOT_FOUND;
+    *ret_attempts = n;
+    return STORE_OK;
+}
+
+static enum store_rc sq_ephemeral_delete(struct store *base, const char *key)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_EPH_DEL);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, key);
+    return exec_changed(c, q);
+}
+
 /* A local file is never "down" as a whole: a full disk fails writes, and
  * reads go on. */
 static bool sq_healthy(struct store *base)
@@ -1570,6 +1978,22 @@ static const struct store_ops sqlite_ops = {
     .outbox_claim = sq_outbox_claim,
     .outbox_finish = sq_outbox_finish,
     .outbox_count = sq_outbox_count,
+    .totp_get = sq_totp_get,
+    .totp_put = sq_totp_put,
+    .totp_step = sq_totp_step,
+    .totp_delete = sq_totp_delete,
+    .recovery_codes_put = sq_recovery_codes_put,
+    .recovery_code_use = sq_recovery_code_use,
+    .recovery_codes_left = sq_recovery_codes_left,
+    .passkey_insert = sq_passkey_insert,
+    .passkeys_list = sq_passkeys_list,
+    .passkey_get = sq_passkey_get,
+    .passkey_use = sq_passkey_use,
+    .passkey_delete = sq_passkey_delete,
+    .ephemeral_put = sq_ephemeral_put,
+    .ephemeral_get = sq_ephemeral_get,
+    .ephemeral_attempt = sq_ephemeral_attempt,
+    .ephemeral_delete = sq_ephemeral_delete,
 };
 
 /* The database holds private keys and password hashes: a new file is

@@ -257,6 +257,11 @@ enum store_rc store_email_confirm(struct store *s, const struct store_email_toke
         rc = STORE_NOT_FOUND;
     if (rc == STORE_OK)
         rc = s->ops->user_by_id(s, t->user_id, &u);
+    /* Only the address the account is waiting to confirm: a link for an
+     * address since removed or replaced is void. */
+    if (rc == STORE_OK && strcmp(u.email_pending, now_t.email) != 0 &&
+        !(strcmp(u.email, now_t.email) == 0 && !u.email_verified))
+        rc = STORE_NOT_FOUND;
     if (rc == STORE_OK) {
         /* The confirmed address replaces the old one; a pending address
          * other than this one stays pending. */
@@ -267,6 +272,62 @@ enum store_rc store_email_confirm(struct store *s, const struct store_email_toke
         rc = s->ops->email_token_delete(s, t->user_id, EMAIL_VERIFY);
     store_user_clear(&u);
     return s->ops->tx_end(s, rc == STORE_CONFLICT ? STORE_CONFLICT : rc);
+}
+
+enum store_rc store_totp_begin(struct store *s, const struct store_totp *t)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    struct store_totp cur;
+    rc = s->ops->totp_get(s, t->user_id, &cur);
+    if (rc == STORE_OK && cur.confirmed)
+        rc = STORE_CONFLICT;
+    else if (rc == STORE_OK || rc == STORE_NOT_FOUND)
+        rc = s->ops->totp_put(s, t);
+    OPENSSL_cleanse(&cur, sizeof cur);
+    return s->ops->tx_end(s, rc);
+}
+
+enum store_rc store_totp_accept(struct store *s, const char *user_id, int64_t step, bool confirm,
+                                const char (*recovery_hashes)[SHA256_HEX_LEN], int n)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    rc = s->ops->totp_step(s, user_id, step, confirm);
+    if (rc == STORE_OK && confirm)
+        rc = s->ops->recovery_codes_put(s, user_id, recovery_hashes, n);
+    return s->ops->tx_end(s, rc);
+}
+
+enum store_rc store_ephemeral_take(struct store *s, const char *key,
+                                   struct store_ephemeral *ret)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    struct store_ephemeral e;
+    memset(&e, 0, sizeof e);
+    rc = s->ops->ephemeral_get(s, key, &e);
+    if (rc == STORE_OK)
+        rc = s->ops->ephemeral_delete(s, key);
+    rc = s->ops->tx_end(s, rc);
+    if (rc != STORE_OK) {
+        store_ephemeral_clear(&e);
+        return rc;
+    }
+    *ret = e;
+    return STORE_OK;
+}
+
+void store_ephemeral_clear(struct store_ephemeral *e)
+{
+    if (e && e->value) {
+        OPENSSL_cleanse(e->value, strlen(e->value));
+        free(e->value);
+        e->value = NULL;
+    }
 }
 
 void store_mail_clear(struct store_mail *m)

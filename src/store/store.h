@@ -173,6 +173,47 @@ typedef void (*store_revocation_cb)(void *ctx, const char *sid, int64_t revoked_
 typedef void (*store_key_cb)(void *ctx, const struct store_key *k);
 typedef void (*store_mail_cb)(void *ctx, const struct store_mail *m);
 
+/* A TOTP factor: the secret (hex of its bytes), whether the user confirmed
+ * it with a first code, and the last time step a code was accepted for. */
+struct store_totp {
+    char user_id[UUID_STR_LEN];
+    char secret_hex[129];
+    bool confirmed;
+    int64_t last_step;     /* -1: none yet */
+    int64_t created_at;
+};
+
+/* A passkey (WebAuthn credential). */
+#define PASSKEY_ID_MAX 1400   /* base64url of a credential id of up to 1023 bytes */
+#define PASSKEY_KEY_MAX 2100  /* hex of a SubjectPublicKeyInfo of up to 1 KiB */
+
+struct store_passkey {
+    char id[PASSKEY_ID_MAX + 1];
+    char user_id[UUID_STR_LEN];
+    char public_key_hex[PASSKEY_KEY_MAX + 1];
+    int alg;
+    uint32_t sign_count;
+    char name[65];
+    bool backup_eligible;
+    int64_t created_at;
+    int64_t last_used_at;
+};
+
+typedef void (*store_passkey_cb)(void *ctx, const struct store_passkey *p);
+
+/* Short-lived single-use state (MFA tickets, WebAuthn challenges): a key,
+ * a kind, the user, a JSON value, an attempt count and an expiry. */
+struct store_ephemeral {
+    char key[96];
+    char kind[16];
+    char user_id[UUID_STR_LEN];   /* "" when none */
+    char *value;                  /* heap JSON text */
+    int attempts;
+    int64_t expires_at;
+};
+
+void store_ephemeral_clear(struct store_ephemeral *e);
+
 /* What a backend reports to its owner instead of logging. */
 enum store_event {
     STORE_EV_DOWN,     /* a connection failed or a query missed its deadline */
@@ -267,6 +308,29 @@ struct store_ops {
                                    int attempts, int64_t next_attempt_ms, const char *error,
                                    int64_t now_ms);
     enum store_rc (*outbox_count)(struct store *s, enum mail_status status, int64_t *ret_n);
+
+    enum store_rc (*totp_get)(struct store *s, const char *user_id, struct store_totp *ret);
+    enum store_rc (*totp_put)(struct store *s, const struct store_totp *t);
+    enum store_rc (*totp_step)(struct store *s, const char *user_id, int64_t step, bool confirm);
+    enum store_rc (*totp_delete)(struct store *s, const char *user_id);
+    enum store_rc (*recovery_codes_put)(struct store *s, const char *user_id,
+                                        const char (*hashes)[SHA256_HEX_LEN], int n);
+    enum store_rc (*recovery_code_use)(struct store *s, const char *user_id, const char *hash,
+                                       int64_t now);
+    enum store_rc (*recovery_codes_left)(struct store *s, const char *user_id, int *ret_n);
+
+    enum store_rc (*passkey_insert)(struct store *s, const struct store_passkey *p);
+    enum store_rc (*passkeys_list)(struct store *s, const char *user_id, store_passkey_cb cb,
+                                   void *ctx);
+    enum store_rc (*passkey_get)(struct store *s, const char *id, struct store_passkey *ret);
+    enum store_rc (*passkey_use)(struct store *s, const char *id, uint32_t new_count,
+                                 int64_t now);
+    enum store_rc (*passkey_delete)(struct store *s, const char *user_id, const char *id);
+
+    enum store_rc (*ephemeral_put)(struct store *s, const struct store_ephemeral *e);
+    enum store_rc (*ephemeral_get)(struct store *s, const char *key, struct store_ephemeral *ret);
+    enum store_rc (*ephemeral_attempt)(struct store *s, const char *key, int *ret_attempts);
+    enum store_rc (*ephemeral_delete)(struct store *s, const char *key);
 };
 
 struct store {
@@ -611,6 +675,117 @@ static inline enum store_rc store_outbox_count(struct store *s, enum mail_status
                                                int64_t *ret_n)
 {
     return s->ops->outbox_count(s, status, ret_n);
+}
+
+/* ---- second factors ---- */
+
+/* The user's TOTP factor (NOT_FOUND: none, confirmed or not). */
+static inline enum store_rc store_totp_get(struct store *s, const char *user_id,
+                                           struct store_totp *ret)
+{
+    return s->ops->totp_get(s, user_id, ret);
+}
+
+/* A new, unconfirmed factor, replacing an unconfirmed one; CONFLICT when a
+ * confirmed factor exists (remove it first). */
+enum store_rc store_totp_begin(struct store *s, const struct store_totp *t);
+
+/*
+ * Record that a code of time step `step` was accepted: compare-and-set, so
+ * that a code is used once even by two requests at the same moment (NOT_FOUND
+ * when the factor is gone or its last step is not older). With confirm, an
+ * unconfirmed factor becomes confirmed, and the recovery codes given replace
+ * any earlier ones, in the same transaction.
+ */
+enum store_rc store_totp_accept(struct store *s, const char *user_id, int64_t step, bool confirm,
+                                const char (*recovery_hashes)[SHA256_HEX_LEN], int n);
+
+/* Remove the TOTP factor and the recovery codes. */
+static inline enum store_rc store_totp_delete(struct store *s, const char *user_id)
+{
+    return s->ops->totp_delete(s, user_id);
+}
+
+static inline enum store_rc store_recovery_codes_put(struct store *s, const char *user_id,
+                                                     const char (*hashes)[SHA256_HEX_LEN], int n)
+{
+    return s->ops->recovery_codes_put(s, user_id, hashes, n);
+}
+
+/* Use a recovery code once (NOT_FOUND: unknown or used). */
+static inline enum store_rc store_recovery_code_use(struct store *s, const char *user_id,
+                                                    const char *hash)
+{
+    return s->ops->recovery_code_use(s, user_id, hash, util_now());
+}
+
+static inline enum store_rc store_recovery_codes_left(struct store *s, const char *user_id,
+                                                      int *ret_n)
+{
+    return s->ops->recovery_codes_left(s, user_id, ret_n);
+}
+
+/* CONFLICT when the credential id is registered already. */
+static inline enum store_rc store_passkey_insert(struct store *s, const struct store_passkey *p)
+{
+    return s->ops->passkey_insert(s, p);
+}
+
+static inline enum store_rc store_passkeys_list(struct store *s, const char *user_id,
+                                                store_passkey_cb cb, void *ctx)
+{
+    return s->ops->passkeys_list(s, user_id, cb, ctx);
+}
+
+static inline enum store_rc store_passkey_get(struct store *s, const char *id,
+                                              struct store_passkey *ret)
+{
+    return s->ops->passkey_get(s, id, ret);
+}
+
+/* Record a use: the counter moves to new_count only when it went up (or
+ * both are 0: an authenticator without a counter); NOT_FOUND otherwise
+ * (a replay, or a cloned authenticator racing the real one). */
+static inline enum store_rc store_passkey_use(struct store *s, const char *id,
+                                              uint32_t new_count)
+{
+    return s->ops->passkey_use(s, id, new_count, util_now());
+}
+
+/* NOT_FOUND unless id is one of user_id's passkeys. */
+static inline enum store_rc store_passkey_delete(struct store *s, const char *user_id,
+                                                 const char *id)
+{
+    return s->ops->passkey_delete(s, user_id, id);
+}
+
+/* Insert or replace. */
+static inline enum store_rc store_ephemeral_put(struct store *s, const struct store_ephemeral *e)
+{
+    return s->ops->ephemeral_put(s, e);
+}
+
+/* NOT_FOUND when absent (expiry is the caller's to check). */
+static inline enum store_rc store_ephemeral_get(struct store *s, const char *key,
+                                                struct store_ephemeral *ret)
+{
+    return s->ops->ephemeral_get(s, key, ret);
+}
+
+/* Read and delete at once: a single-use value is used by one request only
+ * (NOT_FOUND for every other). */
+enum store_rc store_ephemeral_take(struct store *s, const char *key,
+                                   struct store_ephemeral *ret);
+
+static inline enum store_rc store_ephemeral_attempt(struct store *s, const char *key,
+                                                    int *ret_attempts)
+{
+    return s->ops->ephemeral_attempt(s, key, ret_attempts);
+}
+
+static inline enum store_rc store_ephemeral_delete(struct store *s, const char *key)
+{
+    return s->ops->ephemeral_delete(s, key);
 }
 
 #endif /* JWTD_STORE_H */

@@ -101,7 +101,7 @@ def test_listed_origin_gets_credentials(cors_client, origin):
     ("/auth/me", "GET", "authorization", ["authorization"]),
     ("/auth/me", "DELETE", "authorization, content-type", ["authorization", "content-type"]),
     ("/auth/logout", "POST", "authorization,content-type", ["authorization", "content-type"]),
-    ("/auth/sessions/" + str(uuid.uuid4()), "DELETE", "authorization", ["authorization"]),
+    ("/auth/sessions/5f0c3b8e-2d1a-4c6e-9b7f-0a1b2c3d4e5f", "DELETE", "authorization", ["authorization"]),
 ])
 def test_listed_origin_preflight(cors_client, path, method, req_headers, want_headers):
     r = preflight(cors_client, path, APP, method, req_headers)

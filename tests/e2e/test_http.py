@@ -36,7 +36,7 @@ def test_unknown_path_404_for_post(client):
     ("POST", "/.well-known/openid-configuration", "GET"),
     ("DELETE", "/healthz", "GET"),
     ("POST", "/auth/verify", "GET"),
-    ("PATCH", "/auth/me", "GET"),
+    ("PUT", "/auth/me", "GET"),
 ])
 def test_method_not_allowed_405(client, method, path, allowed):
     r = client.request(method, path)

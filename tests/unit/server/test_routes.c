@@ -28,28 +28,62 @@
 static const struct {
     const char *path;
     unsigned methods;
-    unsigned body;
+    unsigned body; /* methods that read JSON */
     bool inline_;
+    unsigned form; /* methods that read an HTML form */
 } DOC[] = {
-    {"/auth/signup", M_POST, M_POST, false},
-    {"/auth/login", M_POST, M_POST, false},
-    {"/auth/refresh", M_POST, M_POST, false},
-    {"/auth/logout", M_POST, M_POST, false}, /* optional {"scope"} */
+    {"/auth/signup", M_POST, M_POST, false, 0},
+    {"/auth/login", M_POST, M_POST, false, 0},
+    {"/auth/refresh", M_POST, M_POST, false, 0},
+    {"/auth/logout", M_POST, M_POST, false, 0}, /* optional {"scope"} */
     /* DELETE takes {"password"}, PATCH {"email", "password"} */
-    {"/auth/me", M_GET | M_DELETE | M_PATCH, M_DELETE | M_PATCH, false},
-    {"/auth/password", M_POST, M_POST, false},
-    {"/auth/sessions", M_GET, 0, false},
-    {"/auth/sessions/", M_DELETE, 0, false}, /* {id}: a body is ignored */
-    {"/auth/email/verify/request", M_POST, 0, false}, /* Bearer, no body */
-    {"/auth/email/verify", M_POST, M_POST, false},
-    {"/auth/password/forgot", M_POST, M_POST, false},
-    {"/auth/password/reset", M_POST, M_POST, false},
-    {"/auth/verify", M_GET, 0, true},        /* touches no storage */
-    {"/.well-known/jwks.json", M_GET, 0, true},
-    {"/.well-known/openid-configuration", M_GET, 0, true},
-    {"/healthz", M_GET, 0, true},
-    {"/readyz", M_GET, 0, true}, /* never waits on the database */
-    {"/metrics", M_GET, 0, true},
+    {"/auth/me", M_GET | M_DELETE | M_PATCH, M_DELETE | M_PATCH, false, 0},
+    {"/auth/password", M_POST, M_POST, false, 0},
+    {"/auth/sessions", M_GET, 0, false, 0},
+    {"/auth/sessions/", M_DELETE, 0, false, 0}, /* {id}: a body is ignored */
+    {"/auth/email/verify/request", M_POST, 0, false, 0}, /* Bearer, no body */
+    {"/auth/email/verify", M_POST, M_POST, false, 0},
+    {"/auth/password/forgot", M_POST, M_POST, false, 0},
+    {"/auth/password/reset", M_POST, M_POST, false, 0},
+    /* second factors (docs/mfa.md) */
+    {"/auth/mfa", M_GET, 0, false, 0},
+    {"/auth/mfa/verify", M_POST, M_POST, false, 0},
+    {"/auth/mfa/totp", M_POST | M_DELETE, M_POST | M_DELETE, false, 0},
+    {"/auth/mfa/totp/confirm", M_POST, M_POST, false, 0},
+    {"/auth/mfa/recovery-codes", M_POST, M_POST, false, 0},
+    {"/auth/passkeys", M_GET | M_DELETE, M_DELETE, false, 0},
+    {"/auth/passkeys/register/options", M_POST, M_POST, false, 0},
+    {"/auth/passkeys/register", M_POST, M_POST, false, 0},
+    {"/auth/passkeys/login/options", M_POST, M_POST, false, 0},
+    {"/auth/passkeys/login", M_POST, M_POST, false, 0},
+    /* pages (docs/pages.md) */
+    {"/auth/refresh/continue", M_GET, 0, false, 0},
+    {"/login", M_GET | M_POST, 0, false, M_POST},
+    {"/login/mfa", M_POST, 0, false, M_POST},
+    {"/signup", M_GET | M_POST, 0, false, M_POST},
+    {"/logout", M_POST, 0, false, M_POST},
+    {"/account", M_GET, 0, false, 0},
+    {"/account/password", M_POST, 0, false, M_POST},
+    {"/account/email", M_POST, 0, false, M_POST},
+    {"/account/email/verify", M_POST, 0, false, M_POST},
+    {"/account/email/resend", M_POST, 0, false, M_POST},
+    {"/account/sessions/revoke", M_POST, 0, false, M_POST},
+    {"/account/totp", M_POST, 0, false, M_POST},
+    {"/account/totp/confirm", M_POST, 0, false, M_POST},
+    {"/account/totp/remove", M_POST, 0, false, M_POST},
+    {"/account/recovery-codes", M_POST, 0, false, M_POST},
+    {"/account/passkeys/remove", M_POST, 0, false, M_POST},
+    {"/forgot-password", M_GET | M_POST, 0, false, M_POST},
+    {"/reset-password", M_GET | M_POST, 0, false, M_POST},
+    {"/verify-email", M_GET | M_POST, 0, false, M_POST},
+    {"/static/jwtd.css", M_GET, 0, true, 0},
+    {"/static/passkeys.js", M_GET, 0, true, 0},
+    {"/auth/verify", M_GET, 0, true, 0},        /* touches no storage */
+    {"/.well-known/jwks.json", M_GET, 0, true, 0},
+    {"/.well-known/openid-configuration", M_GET, 0, true, 0},
+    {"/healthz", M_GET, 0, true, 0},
+    {"/readyz", M_GET, 0, true, 0}, /* never waits on the database */
+    {"/metrics", M_GET, 0, true, 0},
 };
 #define N_DOC (sizeof DOC / sizeof DOC[0])
 
@@ -215,21 +249,24 @@ static void test_handlers_and_allowed_methods(void **state)
         for (size_t k = 0; k < sizeof ALL_METHODS / sizeof ALL_METHODS[0]; k++) {
             unsigned m = ALL_METHODS[k];
             unsigned allowed = 0xdead;
-            bool body = true;
+            enum body_kind body = BODY_JSON;
             handler_fn fn = routes_handler(r, (enum http_method)m, &allowed, &body);
             if (allowed != want_allowed)
                 fail_msg("%s: allowed 0x%x, expected 0x%x", r->path, allowed, want_allowed);
             if ((want_allowed & m) == 0) {
                 if (fn)
                     fail_msg("%s: a handler for method 0x%x", r->path, m);
-                assert_false(body);
+                assert_int_equal(body, BODY_NONE);
                 continue;
             }
             if (!fn)
                 fail_msg("%s: no handler for method 0x%x", r->path, m);
             unsigned as = m == M_HEAD ? M_GET : m;
-            if (body != ((DOC[d].body & as) != 0))
-                fail_msg("%s: method 0x%x body %d", r->path, m, body);
+            enum body_kind want = (DOC[d].body & as)   ? BODY_JSON
+                                  : (DOC[d].form & as) ? BODY_FORM
+                                                       : BODY_NONE;
+            if (body != want)
+                fail_msg("%s: method 0x%x body %d, expected %d", r->path, m, (int)body, (int)want);
             if (m == M_GET)
                 get_fn = fn;
             if (m == M_HEAD) {

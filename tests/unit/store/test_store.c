@@ -1543,9 +1543,19 @@ static void test_email_tokens(void **state)
     assert_true(u.email_verified);
     store_user_clear(&u);
     assert_int_equal(store_user_by_email(s, "tok@example.com", &u), STORE_NOT_FOUND);
-    /* ... unless another account took it meanwhile. */
+    /* A link for an address the account no longer waits for (removed or
+     * replaced since) is void. */
+    struct store_email_token t5 = token_of(uid, EMAIL_VERIFY, "h5", "gone@example.com");
+    assert_int_equal(store_mail_enqueue(s, &t5, NULL, 0), STORE_OK);
+    assert_int_equal(store_email_confirm(s, &t5), STORE_NOT_FOUND);
+    assert_int_equal(store_user_by_id(s, uid, &u), STORE_OK);
+    assert_string_equal(u.email, "tok2@example.com");
+    store_user_clear(&u);
+    /* A pending address another account took meanwhile: refused. */
     char other[UUID_STR_LEN];
     mkuser_email(s, "Taker", "taken@example.com", true, other);
+    assert_int_equal(store_user_set_email(s, uid, "tok2@example.com", true, "taken@example.com"),
+                     STORE_OK);
     struct store_email_token t4 = token_of(uid, EMAIL_VERIFY, "h4", "taken@example.com");
     assert_int_equal(store_mail_enqueue(s, &t4, NULL, 0), STORE_OK);
     assert_int_equal(store_email_confirm(s, &t4), STORE_CONFLICT);
@@ -1723,6 +1733,157 @@ static void test_outbox_claims_are_exclusive(void **state)
     assert_int_equal(total, MAILS);
 }
 
+/* ---- second factors ---- */
+
+static void test_totp_factor(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN];
+    mkuser(s, "Otto", "$h", uid);
+    struct store_totp t = {.confirmed = false, .last_step = -1, .created_at = NOW};
+    snprintf(t.user_id, sizeof t.user_id, "%s", uid);
+    snprintf(t.secret_hex, sizeof t.secret_hex, "00112233");
+    assert_int_equal(store_totp_begin(s, &t), STORE_OK);
+    /* An unconfirmed factor takes no code but the confirming one. */
+    assert_int_equal(store_totp_accept(s, uid, 100, false, NULL, 0), STORE_NOT_FOUND);
+    char hashes[3][SHA256_HEX_LEN] = {"h-a", "h-b", "h-c"};
+    assert_int_equal(store_totp_accept(s, uid, 100, true, (const char(*)[SHA256_HEX_LEN])hashes, 3),
+                     STORE_OK);
+    struct store_totp got;
+    assert_int_equal(store_totp_get(s, uid, &got), STORE_OK);
+    assert_true(got.confirmed);
+    assert_int_equal(got.last_step, 100);
+    /* A step is accepted once, and never an older one. */
+    assert_int_equal(store_totp_accept(s, uid, 100, false, NULL, 0), STORE_NOT_FOUND);
+    assert_int_equal(store_totp_accept(s, uid, 99, false, NULL, 0), STORE_NOT_FOUND);
+    assert_int_equal(store_totp_accept(s, uid, 101, false, NULL, 0), STORE_OK);
+    /* A confirmed factor is not replaced by a new enrolment. */
+    assert_int_equal(store_totp_begin(s, &t), STORE_CONFLICT);
+    int left = -1;
+    assert_int_equal(store_recovery_codes_left(s, uid, &left), STORE_OK);
+    assert_int_equal(left, 3);
+    assert_int_equal(store_recovery_code_use(s, uid, "h-b"), STORE_OK);
+    assert_int_equal(store_recovery_code_use(s, uid, "h-b"), STORE_NOT_FOUND);
+    assert_int_equal(store_recovery_code_use(s, uid, "h-zz"), STORE_NOT_FOUND);
+    assert_int_equal(store_recovery_codes_left(s, uid, &left), STORE_OK);
+    assert_int_equal(left, 2);
+    assert_int_equal(store_totp_delete(s, uid), STORE_OK);
+    assert_int_equal(store_totp_get(s, uid, &got), STORE_NOT_FOUND);
+    assert_int_equal(store_recovery_codes_left(s, uid, &left), STORE_OK);
+    assert_int_equal(left, 0);
+}
+
+struct pk_list {
+    int n;
+    char id[4][64];
+};
+
+static void pk_cb(void *ctx, const struct store_passkey *p)
+{
+    struct pk_list *l = ctx;
+    if (l->n < 4)
+        snprintf(l->id[l->n], sizeof l->id[0], "%.60s", p->id);
+    l->n++;
+}
+
+static void test_passkeys(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN], other[UUID_STR_LEN];
+    mkuser(s, "Pia", "$h", uid);
+    mkuser(s, "Quin", "$h", other);
+    struct store_passkey p = {.alg = -7, .sign_count = 5, .created_at = NOW};
+    snprintf(p.id, sizeof p.id, "cred-1");
+    snprintf(p.user_id, sizeof p.user_id, "%s", uid);
+    snprintf(p.public_key_hex, sizeof p.public_key_hex, "3059");
+    snprintf(p.name, sizeof p.name, "laptop");
+    assert_int_equal(store_passkey_insert(s, &p), STORE_OK);
+    assert_int_equal(store_passkey_insert(s, &p), STORE_CONFLICT);
+    struct pk_list l = {0};
+    assert_int_equal(store_passkeys_list(s, uid, pk_cb, &l), STORE_OK);
+    assert_int_equal(l.n, 1);
+    struct store_passkey got;
+    assert_int_equal(store_passkey_get(s, "cred-1", &got), STORE_OK);
+    assert_int_equal(got.sign_count, 5);
+    assert_int_equal(got.alg, -7);
+    assert_string_equal(got.name, "laptop");
+    /* The counter only goes up. */
+    assert_int_equal(store_passkey_use(s, "cred-1", 5), STORE_NOT_FOUND);
+    assert_int_equal(store_passkey_use(s, "cred-1", 4), STORE_NOT_FOUND);
+    assert_int_equal(store_passkey_use(s, "cred-1", 6), STORE_OK);
+    /* An authenticator without a counter (always 0) may sign again. */
+    struct store_passkey z = p;
+    snprintf(z.id, sizeof z.id, "cred-0");
+    z.sign_count = 0;
+    assert_int_equal(store_passkey_insert(s, &z), STORE_OK);
+    assert_int_equal(store_passkey_use(s, "cred-0", 0), STORE_OK);
+    assert_int_equal(store_passkey_use(s, "cred-0", 0), STORE_OK);
+    /* Only the owner removes it. */
+    assert_int_equal(store_passkey_delete(s, other, "cred-1"), STORE_NOT_FOUND);
+    assert_int_equal(store_passkey_delete(s, uid, "cred-1"), STORE_OK);
+    assert_int_equal(store_passkey_get(s, "cred-1", &got), STORE_NOT_FOUND);
+}
+
+struct taker {
+    struct store *s;
+    pthread_barrier_t *barrier;
+    enum store_rc rc;
+};
+
+static void *take_run(void *arg)
+{
+    struct taker *t = arg;
+    warm_up(t->s);
+    pthread_barrier_wait(t->barrier);
+    struct store_ephemeral e;
+    memset(&e, 0, sizeof e);
+    t->rc = store_ephemeral_take(t->s, "ticket:x", &e);
+    store_ephemeral_clear(&e);
+    return NULL;
+}
+
+/* A single-use value (an MFA ticket, a WebAuthn challenge) is taken by one
+ * of many requests racing for it. */
+static void test_ephemeral_single_use(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    struct store_ephemeral e = {.key = "ticket:x", .kind = "mfa", .value = "{\"a\":1}",
+                                .expires_at = NOW + 300};
+    assert_int_equal(store_ephemeral_put(s, &e), STORE_OK);
+    int n = 0;
+    assert_int_equal(store_ephemeral_attempt(s, "ticket:x", &n), STORE_OK);
+    assert_int_equal(n, 1);
+    struct store_ephemeral got;
+    memset(&got, 0, sizeof got);
+    assert_int_equal(store_ephemeral_get(s, "ticket:x", &got), STORE_OK);
+    assert_string_equal(got.value, "{\"a\":1}");
+    assert_int_equal(got.attempts, 1);
+    store_ephemeral_clear(&got);
+    enum { N = 8 };
+    pthread_barrier_t barrier;
+    assert_int_equal(pthread_barrier_init(&barrier, NULL, N), 0);
+    struct taker tk[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        tk[i] = (struct taker){.s = s, .barrier = &barrier};
+        assert_int_equal(pthread_create(&th[i], NULL, take_run, &tk[i]), 0);
+    }
+    int won = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        if (tk[i].rc == STORE_OK)
+            won++;
+        else
+            assert_int_equal(tk[i].rc, STORE_NOT_FOUND);
+    }
+    pthread_barrier_destroy(&barrier);
+    assert_int_equal(won, 1);
+    assert_int_equal(store_ephemeral_attempt(s, "ticket:x", &n), STORE_NOT_FOUND);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -1752,6 +1913,9 @@ int main(void)
         T(test_password_reset_flow),
         T(test_outbox),
         T(test_outbox_claims_are_exclusive),
+        T(test_totp_factor),
+        T(test_passkeys),
+        T(test_ephemeral_single_use),
     };
 #undef T
     /* TEST_FILTER=test_prune runs one test (a cmocka glob). */

@@ -1,0 +1,562 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Implementation of mfa.h. TOTP secrets are kept as hex in storage (they
+ * must be readable to check codes); recovery codes and tickets only as
+ * hashes.
+ */
+#include "core/mfa.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "base/log.h"
+#include "core/accounts.h"
+#include "core/audit.h"
+#include "core/mail.h"
+#include "core/passkeys.h"
+#include "core/qrsvg.h"
+#include "core/ratelimit.h"
+#include "core/sessions.h"
+#include "core/totp.h"
+#include "lib/jwtd_internal.h"
+
+#define TICKET_MAX_ATTEMPTS 5
+
+static const struct svc_result TICKET_BAD = {
+    SVC_INVALID_GRANT, "The second-step ticket is unknown, used or expired; log in again.", 0};
+
+/* ------------------------------------------------------------ tickets --- */
+
+static bool ticket_key(const char *ticket, size_t len, char out[96])
+{
+    char h[SHA256_HEX_LEN];
+    if (len == 0 || len > 128 || !mail_token_hash(ticket, len, h))
+        return false;
+    snprintf(out, 96, "mfa:%s", h);
+    return true;
+}
+
+static void count_passkey(void *ctx, const struct store_passkey *p)
+{
+    (void)p;
+    (*(int *)ctx)++;
+}
+
+unsigned mfa_methods(struct app *app, const char *user_id, struct svc_result *ret_res)
+{
+    unsigned m = 0;
+    struct store_totp t;
+    enum store_rc rc = store_totp_get(app->store, user_id, &t);
+    if (rc == STORE_OK && t.confirmed)
+        m |= MFA_TOTP | MFA_RECOVERY;
+    OPENSSL_cleanse(&t, sizeof t);
+    if (rc == STORE_OK || rc == STORE_NOT_FOUND) {
+        int n = 0;
+        rc = store_recovery_codes_left(app->store, user_id, &n);
+        if (rc == STORE_OK && n == 0)
+            m &= ~(unsigned)MFA_RECOVERY;
+    }
+    if (rc == STORE_OK || rc == STORE_NOT_FOUND) {
+        int n = 0;
+        rc = store_passkeys_list(app->store, user_id, count_passkey, &n);
+        if (rc == STORE_OK && n > 0)
+            m |= MFA_PASSKEY;
+    }
+    *ret_res = (rc == STORE_OK || rc == STORE_NOT_FOUND) ? svc_ok()
+                                                         : svc_store_failure(app, rc, "mfa");
+    return m;
+}
+
+json_t *mfa_methods_json(unsigned methods)
+{
+    json_t *a = json_array();
+    if (methods & MFA_TOTP)
+        json_array_append_new(a, json_string("totp"));
+    if (methods & MFA_RECOVERY)
+        json_array_append_new(a, json_string("recovery_code"));
+    if (methods & MFA_PASSKEY)
+        json_array_append_new(a, json_string("passkey"));
+    return a;
+}
+
+struct svc_result mfa_ticket_new(struct app *app, const struct store_user *u, unsigned amr,
+                                 char out[MFA_TICKET_LEN + 1])
+{
+    uint8_t raw[32];
+    struct store_ephemeral e;
+    memset(&e, 0, sizeof e);
+    char value[32];
+    snprintf(value, sizeof value, "{\"amr\":%u}", amr);
+    snprintf(e.kind, sizeof e.kind, "mfa");
+    snprintf(e.user_id, sizeof e.user_id, "%s", u->id);
+    e.value = value;
+    e.expires_at = util_now() + app->cfg->mfa_ticket_ttl;
+    bool ok = util_random(raw, sizeof raw) &&
+              jwtd__b64url_encode(raw, sizeof raw, out, MFA_TICKET_LEN + 1) == MFA_TICKET_LEN &&
+              ticket_key(out, MFA_TICKET_LEN, e.key);
+    OPENSSL_cleanse(raw, sizeof raw);
+    if (!ok)
+        return svc_fail(SVC_ERROR, NULL);
+    enum store_rc rc = store_ephemeral_put(app->store, &e);
+    if (rc != STORE_OK) {
+        OPENSSL_cleanse(out, MFA_TICKET_LEN + 1);
+        return svc_store_failure(app, rc, "mfa_ticket");
+    }
+    return svc_ok();
+}
+
+/* The live ticket's row. */
+static struct svc_result ticket_get(struct app *app, const char *ticket, size_t len,
+                                    struct store_ephemeral *ret, char key[96])
+{
+    if (!ticket_key(ticket, len, key))
+        return TICKET_BAD;
+    enum store_rc rc = store_ephemeral_get(app->store, key, ret);
+    if (rc == STORE_NOT_FOUND)
+        return TICKET_BAD;
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "mfa_ticket");
+    if (strcmp(ret->kind, "mfa") != 0 || util_now() >= ret->expires_at ||
+        ret->attempts >= TICKET_MAX_ATTEMPTS) {
+        store_ephemeral_clear(ret);
+        return TICKET_BAD;
+    }
+    return svc_ok();
+}
+
+struct svc_result mfa_ticket_peek(struct app *app, const char *ticket, size_t len,
+                                  struct store_user *ret_user, unsigned *ret_amr)
+{
+    struct store_ephemeral e;
+    char key[96];
+    struct svc_result r = ticket_get(app, ticket, len, &e, key);
+    if (r.status != SVC_OK)
+        return r;
+    json_t *v = json_loads(e.value, 0, NULL);
+    unsigned amr = (unsigned)json_integer_value(json_object_get(v, "amr"));
+    json_decref(v);
+    struct identity who;
+    memset(&who, 0, sizeof who);
+    snprintf(who.sub, sizeof who.sub, "%s", e.user_id);
+    store_ephemeral_clear(&e);
+    r = accounts_get(app, &who, ret_user);
+    if (r.status == SVC_GONE)
+        return TICKET_BAD;
+    if (r.status == SVC_OK && ret_amr)
+        *ret_amr = amr ? amr : AMR_PWD;
+    return r;
+}
+
+struct svc_result mfa_ticket_redeem(struct app *app, const struct svc_ctx *ctx,
+                                    const char *ticket, size_t tlen, unsigned amr,
+                                    struct store_user *ret_user, struct session_grant *ret_grant)
+{
+    char key[96];
+    struct store_ephemeral e;
+    memset(&e, 0, sizeof e);
+    if (!ticket_key(ticket, tlen, key))
+        return TICKET_BAD;
+    /* Single use: of two requests with the same ticket, one gets it. */
+    enum store_rc rc = store_ephemeral_take(app->store, key, &e);
+    if (rc == STORE_NOT_FOUND)
+        return TICKET_BAD;
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "mfa_ticket");
+    json_t *v = json_loads(e.value, 0, NULL);
+    unsigned first = (unsigned)json_integer_value(json_object_get(v, "amr"));
+    json_decref(v);
+    struct identity who;
+    memset(&who, 0, sizeof who);
+    snprintf(who.sub, sizeof who.sub, "%s", e.user_id);
+    bool expired = util_now() >= e.expires_at || e.attempts >= TICKET_MAX_ATTEMPTS;
+    store_ephemeral_clear(&e);
+    if (expired)
+        return TICKET_BAD;
+    struct store_user u;
+    struct svc_result r = accounts_get(app, &who, &u);
+    if (r.status == SVC_GONE)
+        return TICKET_BAD;
+    if (r.status != SVC_OK)
+        return r;
+    r = accounts_may_sign_in(app, ctx, &u);
+    if (r.status != SVC_OK)
+        return r;
+    struct login_limit lim;
+    memset(&lim, 0, sizeof lim);
+    char ukey[EMAIL_MAX + 16];
+    ratelimit_user_key(u.username, ukey, sizeof ukey);
+    snprintf(lim.user_key, sizeof lim.user_key, "%s", ukey);
+    ratelimit_login_succeeded(app, &lim);
+    r = sessions_open(app, ctx, &u, (first ? first : AMR_PWD) | amr, ret_grant);
+    if (r.status != SVC_OK)
+        return r;
+    metrics_inc(&app->metrics.logins[LOGIN_OK]);
+    AUDIT(LOG_INFO, ctx, "login", "ok", u.id, LF_S("sid", ret_grant->sid),
+          LF_S("second_factor", (amr & AMR_OTP) ? "otp" : "passkey"));
+    *ret_user = u;
+    return svc_ok();
+}
+
+struct svc_result mfa_ticket_fail(struct app *app, const struct svc_ctx *ctx, const char *ticket,
+                                  size_t tlen, const char *why)
+{
+    char key[96];
+    int attempts = 0;
+    if (ticket_key(ticket, tlen, key) &&
+        store_ephemeral_attempt(app->store, key, &attempts) == STORE_OK &&
+        attempts >= TICKET_MAX_ATTEMPTS)
+        store_ephemeral_delete(app->store, key);
+    metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
+    AUDIT(LOG_INFO, ctx, "login_failed", "refused", NULL, LF_S("step", "second_factor"),
+          LF_S("reason", why), LF_I("ticket_attempts", attempts));
+    bool code = strcmp(why, "totp") == 0 || strcmp(why, "recovery") == 0;
+    if (attempts >= TICKET_MAX_ATTEMPTS)
+        return svc_fail(SVC_BAD_SECOND_FACTOR,
+                        code ? "The code is wrong; too many tries, log in again."
+                             : "The passkey was refused; too many tries, log in again.");
+    return svc_fail(SVC_BAD_SECOND_FACTOR, code ? "The code is wrong." : "The passkey was refused.");
+}
+
+/* ------------------------------------------------------- second step --- */
+
+static bool recovery_hash(const char *user_id, const char *code, size_t len,
+                          char out[SHA256_HEX_LEN])
+{
+    /* Codes are shown as xxxxx-xxxxx; spaces, dashes and case do not
+     * matter when typed. */
+    char norm[64], msg[UUID_STR_LEN + 64];
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 1 < sizeof norm; i++) {
+        char c = code[i];
+        if (c == '-' || c == ' ')
+            continue;
+        norm[n++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    }
+    norm[n] = '\0';
+    int m = snprintf(msg, sizeof msg, "%s:%s", user_id, norm);
+    bool ok = n > 0 && mail_token_hash(msg, (size_t)m, out);
+    OPENSSL_cleanse(norm, sizeof norm);
+    OPENSSL_cleanse(msg, sizeof msg);
+    return ok;
+}
+
+/* Check a TOTP code for user_id and record its step (used once). */
+static struct svc_result totp_check(struct app *app, const char *user_id, const char *code,
+                                    size_t len, bool confirming,
+                                    const char (*codes)[SHA256_HEX_LEN], int ncodes)
+{
+    struct store_totp t;
+    enum store_rc rc = store_totp_get(app->store, user_id, &t);
+    if (rc == STORE_NOT_FOUND || (rc == STORE_OK && t.confirmed == confirming)) {
+        OPENSSL_cleanse(&t, sizeof t);
+        return svc_fail(SVC_BAD_SECOND_FACTOR,
+                        confirming ? "There is no enrolment to confirm." : "No TOTP is set up.");
+    }
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "totp");
+    uint8_t secret[64];
+    size_t slen = 0;
+    char digits[8];
+    size_t dn = 0;
+    for (size_t i = 0; i < len && dn < sizeof digits - 1; i++)
+        if (code[i] != ' ')
+            digits[dn++] = code[i];
+    digits[dn] = '\0';
+    int64_t step = 0;
+    bool ok = util_unhex(t.secret_hex, secret, sizeof secret, &slen) &&
+              totp_verify(secret, slen, digits, dn, util_now(), 1, t.last_step, &step) == TOTP_OK;
+    OPENSSL_cleanse(secret, sizeof secret);
+    OPENSSL_cleanse(&t, sizeof t);
+    if (!ok)
+        return svc_fail(SVC_BAD_SECOND_FACTOR, "The code is wrong.");
+    rc = store_totp_accept(app->store, user_id, step, confirming, codes, ncodes);
+    if (rc == STORE_NOT_FOUND) /* another request used this step a moment ago */
+        return svc_fail(SVC_BAD_SECOND_FACTOR, "The code was used already.");
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "totp");
+    return svc_ok();
+}
+
+struct svc_result mfa_complete(struct app *app, const struct svc_ctx *ctx, const char *ticket,
+                               size_t tlen, enum mfa_method method, const char *code, size_t clen,
+                               struct store_user *ret_user, struct session_grant *ret_grant)
+{
+    struct store_user u;
+    unsigned amr = 0;
+    struct svc_result r = mfa_ticket_peek(app, ticket, tlen, &u, &amr);
+    if (r.status != SVC_OK)
+        return r;
+    /* Second-step guesses count like password guesses. */
+    struct login_limit lim;
+    r = ratelimit_login_attempt(app, ctx, u.username, &lim);
+    if (r.status != SVC_OK)
+        return r;
+    if (method == MFA_TOTP) {
+        r = totp_check(app, u.id, code, clen, false, NULL, 0);
+    } else {
+        char h[SHA256_HEX_LEN];
+        enum store_rc rc = recovery_hash(u.id, code, clen, h)
+                               ? store_recovery_code_use(app->store, u.id, h)
+                               : STORE_NOT_FOUND;
+        r = rc == STORE_OK          ? svc_ok()
+            : rc == STORE_NOT_FOUND ? svc_fail(SVC_BAD_SECOND_FACTOR, "The code is wrong.")
+                                    : svc_store_failure(app, rc, "recovery_code");
+        if (rc == STORE_OK) {
+            int left = 0;
+            store_recovery_codes_left(app->store, u.id, &left);
+            AUDIT(LOG_INFO, ctx, "recovery_code_used", "ok", u.id, LF_I("left", left));
+        }
+    }
+    if (r.status == SVC_BAD_SECOND_FACTOR) {
+        /* The back-off counts it (the attempt stays counted). */
+        return mfa_ticket_fail(app, ctx, ticket, tlen, method == MFA_TOTP ? "totp" : "recovery");
+    }
+    if (r.status != SVC_OK) {
+        ratelimit_login_refund(app, &lim);
+        return r;
+    }
+    r = mfa_ticket_redeem(app, ctx, ticket, tlen, AMR_OTP, ret_user, ret_grant);
+    if (r.status == SVC_OK)
+        ratelimit_login_succeeded(app, &lim);
+    return r;
+}
+
+/* ------------------------------------------------------------- TOTP --- */
+
+const char *mfa_site_name(const struct config *cfg, char *buf, size_t cap)
+{
+    if (cfg->site_name)
+        return cfg->site_name;
+    if (config_public_host(cfg, buf, cap))
+        return buf;
+    const char *host = strstr(cfg->issuer, "://");
+    host = host ? host + 3 : cfg->issuer;
+    snprintf(buf, cap, "%.*s", (int)strcspn(host, "/:"), host);
+    return buf;
+}
+
+static void enroll_then(struct svc_op *op)
+{
+    struct app *app = op->app;
+    uint8_t secret[TOTP_SECRET_BYTES];
+    char b32[64], uri[1024], sitebuf[300];
+    struct store_totp t = {.confirmed = false, .last_step = -1, .created_at = util_now()};
+    snprintf(t.user_id, sizeof t.user_id, "%s", op->user.id);
+    bool ok = totp_secret_new(secret) && totp_base32_encode(secret, sizeof secret, b32, sizeof b32) &&
+              totp_uri(secret, sizeof secret, mfa_site_name(app->cfg, sitebuf, sizeof sitebuf),
+                       op->user.username, uri, sizeof uri);
+    util_hex(secret, sizeof secret, t.secret_hex);
+    OPENSSL_cleanse(secret, sizeof secret);
+    char *svg = NULL;
+    size_t svglen = 0;
+    if (ok)
+        ok = qrsvg_render(uri, "QR code to scan with an authenticator app", &svg, &svglen);
+    enum store_rc rc = ok ? store_totp_begin(app->store, &t) : STORE_ERROR;
+    OPENSSL_cleanse(&t, sizeof t);
+    if (rc == STORE_OK)
+        op->data = json_pack("{s:s, s:s, s:s}", "secret", b32, "otpauth_uri", uri, "qr_svg", svg);
+    OPENSSL_cleanse(b32, sizeof b32);
+    OPENSSL_cleanse(uri, sizeof uri);
+    if (svg) {
+        OPENSSL_cleanse(svg, svglen);
+        free(svg);
+    }
+    if (rc == STORE_CONFLICT)
+        op->res = svc_fail(SVC_ALREADY_ENABLED, "TOTP is set up already; remove it first.");
+    else if (rc != STORE_OK)
+        op->res = ok ? svc_store_failure(app, rc, "totp") : svc_fail(SVC_ERROR, NULL);
+    else if (!op->data)
+        op->res = svc_fail(SVC_ERROR, NULL);
+    else
+        AUDIT0(LOG_INFO, &op->ctx, "totp_enrolment_started", "ok", op->user.id);
+}
+
+struct svc_op *mfa_totp_enroll(struct app *app, const struct svc_ctx *ctx,
+                               const struct identity *who, const char *password, size_t plen)
+{
+    return accounts_reconfirm(app, ctx, who, password, plen, enroll_then, "totp_enrolment");
+}
+
+/* Ten fresh recovery codes: the shown text into the array, the hashes to
+ * store into hashes. */
+static bool new_codes(const char *user_id, json_t *shown, char hashes[][SHA256_HEX_LEN])
+{
+    static const char alphabet[] = "abcdefghjkmnpqrstuvwxyz23456789"; /* no 0/o, 1/l/i */
+    for (int i = 0; i < MFA_RECOVERY_CODES; i++) {
+        uint8_t raw[10];
+        char code[12];
+        if (!util_random(raw, sizeof raw))
+            return false;
+        for (int k = 0, o = 0; k < 10; k++) {
+            code[o++] = alphabet[raw[k] % (sizeof alphabet - 1)];
+            if (k == 4)
+                code[o++] = '-';
+        }
+        code[11] = '\0';
+        bool ok = recovery_hash(user_id, code, 11, hashes[i]) &&
+                  json_array_append_new(shown, json_string(code)) == 0;
+        OPENSSL_cleanse(raw, sizeof raw);
+        OPENSSL_cleanse(code, sizeof code);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+struct svc_result mfa_totp_confirm(struct app *app, const struct svc_ctx *ctx,
+                                   const struct identity *who, const char *code, size_t len,
+                                   json_t **ret_codes)
+{
+    json_t *shown = json_array();
+    char hashes[MFA_RECOVERY_CODES][SHA256_HEX_LEN];
+    if (!shown || !new_codes(who->sub, shown, hashes)) {
+        json_decref(shown);
+        return svc_fail(SVC_ERROR, NULL);
+    }
+    struct svc_result r = totp_check(app, who->sub, code, len, true,
+                                     (const char(*)[SHA256_HEX_LEN])hashes, MFA_RECOVERY_CODES);
+    OPENSSL_cleanse(hashes, sizeof hashes);
+    if (r.status != SVC_OK) {
+        json_decref(shown);
+        return r;
+    }
+    AUDIT0(LOG_INFO, ctx, "totp_enabled", "ok", who->sub);
+    *ret_codes = shown;
+    return svc_ok();
+}
+
+static void remove_then(struct svc_op *op)
+{
+    enum store_rc rc = store_totp_delete(op->app->store, op->user.id);
+    if (rc != STORE_OK) {
+        op->res = svc_store_failure(op->app, rc, "totp");
+        return;
+    }
+    AUDIT0(LOG_INFO, &op->ctx, "totp_removed", "ok", op->user.id);
+}
+
+struct svc_op *mfa_totp_remove(struct app *app, const struct svc_ctx *ctx,
+                               const struct identity *who, const char *password, size_t plen)
+{
+    return accounts_reconfirm(app, ctx, who, password, plen, remove_then, "totp_removal");
+}
+
+static void renew_then(struct svc_op *op)
+{
+    struct store_totp t;
+    enum store_rc rc = store_totp_get(op->app->store, op->user.id, &t);
+    bool on = rc == STORE_OK && t.confirmed;
+    OPENSSL_cleanse(&t, sizeof t);
+    if (!on) {
+        op->res = rc == STORE_OK || rc == STORE_NOT_FOUND
+                      ? svc_fail(SVC_NOT_FOUND, "Recovery codes come with TOTP, which is not set up.")
+                      : svc_store_failure(op->app, rc, "totp");
+        return;
+    }
+    json_t *shown = json_array();
+    char hashes[MFA_RECOVERY_CODES][SHA256_HEX_LEN];
+    if (!shown || !new_codes(op->user.id, shown, hashes)) {
+        json_decref(shown);
+        op->res = svc_fail(SVC_ERROR, NULL);
+        return;
+    }
+    rc = store_recovery_codes_put(op->app->store, op->user.id,
+                                  (const char(*)[SHA256_HEX_LEN])hashes, MFA_RECOVERY_CODES);
+    OPENSSL_cleanse(hashes, sizeof hashes);
+    if (rc != STORE_OK) {
+        json_decref(shown);
+        op->res = svc_store_failure(op->app, rc, "recovery_code");
+        return;
+    }
+    op->data = json_pack("{s:o}", "recovery_codes", shown);
+    AUDIT0(LOG_INFO, &op->ctx, "recovery_codes_renewed", "ok", op->user.id);
+}
+
+struct svc_op *mfa_recovery_renew(struct app *app, const struct svc_ctx *ctx,
+                                  const struct identity *who, const char *password, size_t plen)
+{
+    return accounts_reconfirm(app, ctx, who, password, plen, renew_then, "recovery_codes");
+}
+
+static void add_passkey(void *vctx, const struct store_passkey *p)
+{
+    json_array_append_new(vctx, passkeys_describe(p));
+}
+
+struct svc_result mfa_status(struct app *app, const struct identity *who, json_t **ret)
+{
+    struct store_totp t;
+    enum store_rc rc = store_totp_get(app->store, who->sub, &t);
+    bool totp = rc == STORE_OK && t.confirmed, pending = rc == STORE_OK && !t.confirmed;
+    OPENSSL_cleanse(&t, sizeof t);
+    int left = 0;
+    json_t *list = json_array();
+    if (rc == STORE_OK || rc == STORE_NOT_FOUND)
+        rc = store_recovery_codes_left(app->store, who->sub, &left);
+    if (rc == STORE_OK)
+        rc = store_passkeys_list(app->store, who->sub, add_passkey, list);
+    if (rc != STORE_OK) {
+        json_decref(list);
+        return svc_store_failure(app, rc, "mfa_status");
+    }
+    *ret = json_pack("{s:b, s:b, s:i, s:o}", "totp", totp, "totp_pending", pending,
+                     "recovery_codes_left", left, "passkeys", list);
+    return *ret ? svc_ok() : svc_fail(SVC_ERROR, NULL);
+}
+
+/* ---------------------------------------------------------- operator --- */
+
+struct id_list {
+    char (*ids)[PASSKEY_ID_MAX + 1];
+    int n, cap;
+};
+
+static void collect_id(void *vctx, const struct store_passkey *p)
+{
+    struct id_list *l = vctx;
+    if (l->n < l->cap)
+        snprintf(l->ids[l->n++], PASSKEY_ID_MAX + 1, "%s", p->id);
+}
+
+struct svc_result mfa_operator_reset(struct app *app, const struct svc_ctx *ctx,
+                                     const char *username, bool *ret_totp, int *ret_passkeys)
+{
+    struct store_user u;
+    struct svc_result r = accounts_find(app, username, &u);
+    if (r.status != SVC_OK)
+        return r;
+    struct store_totp t;
+    enum store_rc rc = store_totp_get(app->store, u.id, &t);
+    *ret_totp = rc == STORE_OK && t.confirmed;
+    OPENSSL_cleanse(&t, sizeof t);
+    if (rc == STORE_OK || rc == STORE_NOT_FOUND)
+        rc = store_totp_delete(app->store, u.id);
+    struct id_list l = {.ids = calloc(PASSKEYS_PER_ACCOUNT * 2, PASSKEY_ID_MAX + 1),
+                        .cap = PASSKEYS_PER_ACCOUNT * 2};
+    if (!l.ids)
+        rc = STORE_ERROR;
+    if (rc == STORE_OK)
+        rc = store_passkeys_list(app->store, u.id, collect_id, &l);
+    int removed = 0;
+    for (int i = 0; rc == STORE_OK && i < l.n; i++) {
+        rc = store_passkey_delete(app->store, u.id, l.ids[i]);
+        if (rc == STORE_NOT_FOUND) /* removed meanwhile */
+            rc = STORE_OK;
+        else if (rc == STORE_OK)
+            removed++;
+    }
+    free(l.ids);
+    *ret_passkeys = removed;
+    if (rc != STORE_OK) {
+        store_user_clear(&u);
+        return svc_store_failure(app, rc, "mfa_reset");
+    }
+    AUDIT(LOG_INFO, ctx, "mfa_reset", "ok", u.id, LF_B("totp", *ret_totp),
+          LF_I("passkeys", removed));
+    store_user_clear(&u);
+    return svc_ok();
+}

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Second factors: TOTP (RFC 6238: SHA-1, 6 digits, 30 s, one step either
+ * side), ten single-use recovery codes, and the MFA ticket that joins the
+ * password step of a login to its second step. Passkeys (passkeys.h) use
+ * the same tickets.
+ *
+ * The rules:
+ * - enrolling or removing a factor re-confirms the password; a TOTP factor
+ *   counts once a first code confirmed it, and then the recovery codes are
+ *   shown, once (only their hashes are kept);
+ * - a code is accepted once: its time step must be later than the last one
+ *   accepted (compare-and-set in storage, so two requests cannot both win);
+ * - a login whose password is right, for an account with a factor, gets a
+ *   ticket instead of tokens: random, stored as a hash, single use,
+ *   JWTD_MFA_TICKET_TTL long, five wrong codes void it; second-step attempts
+ *   count against the account's login back-off like passwords do.
+ */
+#ifndef JWTD_MFA_H
+#define JWTD_MFA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/service.h"
+
+enum mfa_method { MFA_TOTP = 1, MFA_RECOVERY = 2, MFA_PASSKEY = 4 };
+
+#define MFA_RECOVERY_CODES 10
+#define MFA_TICKET_LEN 43
+
+/* The second factors an account has (MFA_* bits; 0: none). */
+unsigned mfa_methods(struct app *app, const char *user_id, struct svc_result *ret_res);
+
+/* The name shown to people: JWTD_SITE_NAME, else the public host. */
+struct config;
+const char *mfa_site_name(const struct config *cfg, char *buf, size_t cap);
+
+/* JSON names of the methods: ["totp", "recovery_code", "passkey"]. */
+json_t *mfa_methods_json(unsigned methods);
+
+/* A new ticket for u after a right password (amr so far). */
+struct svc_result mfa_ticket_new(struct app *app, const struct store_user *u, unsigned amr,
+                                 char out[MFA_TICKET_LEN + 1]);
+
+/* The account a ticket stands for (not used up). */
+struct svc_result mfa_ticket_peek(struct app *app, const char *ticket, size_t len,
+                                  struct store_user *ret_user, unsigned *ret_amr);
+
+/*
+ * The second step with a TOTP or recovery code (method MFA_TOTP or
+ * MFA_RECOVERY): on SVC_OK the ticket is used up and op-like results are
+ * written: *ret_user, *ret_grant (a new session, amr pwd+otp).
+ */
+struct svc_result mfa_complete(struct app *app, const struct svc_ctx *ctx, const char *ticket,
+                               size_t tlen, enum mfa_method method, const char *code, size_t clen,
+                               struct store_user *ret_user, struct session_grant *ret_grant);
+
+/* Finish a second step another way (a passkey): use the ticket up and open
+ * the session with amr. */
+struct svc_result mfa_ticket_redeem(struct app *app, const struct svc_ctx *ctx,
+                                    const char *ticket, size_t tlen, unsigned amr,
+                                    struct store_user *ret_user,
+                                    struct session_grant *ret_grant);
+
+/* A wrong second factor for the ticket: counted (ticket and back-off). */
+struct svc_result mfa_ticket_fail(struct app *app, const struct svc_ctx *ctx, const char *ticket,
+                                  size_t tlen, const char *why);
+
+/*
+ * Start a TOTP enrolment (password re-confirmed): op->data gets
+ * {"secret": base32, "otpauth_uri": ..., "qr_svg": ...}. SVC_ALREADY_ENABLED
+ * when a confirmed factor exists.
+ */
+struct svc_op *mfa_totp_enroll(struct app *app, const struct svc_ctx *ctx,
+                               const struct identity *who, const char *password, size_t plen);
+
+/* Confirm the enrolment with a first code: *ret_codes (a JSON array of ten
+ * recovery codes, the only time they are shown; caller decrefs). */
+struct svc_result mfa_totp_confirm(struct app *app, const struct svc_ctx *ctx,
+                                   const struct identity *who, const char *code, size_t len,
+                                   json_t **ret_codes);
+
+/* Remove TOTP and the recovery codes (password re-confirmed). */
+struct svc_op *mfa_totp_remove(struct app *app, const struct svc_ctx *ctx,
+                               const struct identity *who, const char *password, size_t plen);
+
+/* New recovery codes (password re-confirmed): op->data = {"recovery_codes": [...]}. */
+struct svc_op *mfa_recovery_renew(struct app *app, const struct svc_ctx *ctx,
+                                  const struct identity *who, const char *password,
+                                  size_t plen);
+
+/* What the account page shows: {"totp": bool, "totp_pending": bool,
+ * "recovery_codes_left": n, "passkeys": [{"id","name","created_at",
+ * "last_used_at"}]} into *ret (caller decrefs). */
+struct svc_result mfa_status(struct app *app, const struct identity *who, json_t **ret);
+
+/* An operator removes every second factor of an account (TOTP, recovery
+ * codes, passkeys), for someone who lost them all; *ret_passkeys counts
+ * the passkeys removed. The password stays. */
+struct svc_result mfa_operator_reset(struct app *app, const struct svc_ctx *ctx,
+                                     const char *username, bool *ret_totp, int *ret_passkeys);
+
+#endif /* JWTD_MFA_H */

@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Implementation of page.h.
+ */
+#include "pages/page.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/mfa.h"
+#include "http/cookie.h"
+#include "http/parse.h"
+#include "http/status.h"
+
+#define PAGE_MAX (512 * 1024)
+
+void page_begin(struct page *p, struct request *r, const char *title, bool wide)
+{
+    char site[300];
+    p->r = r;
+    buf_init(&p->b, PAGE_MAX);
+    const char *name = mfa_site_name(r->app->cfg, site, sizeof site);
+    page_raw(p, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                "<meta name=\"referrer\" content=\"same-origin\">\n<title>");
+    page_text(p, title);
+    page_raw(p, " \xe2\x80\x94 ");
+    page_text(p, name);
+    page_raw(p, "</title>\n<link rel=\"stylesheet\" href=\"/static/jwtd.css\">\n"
+                "<script src=\"/static/passkeys.js\" defer></script>\n</head>\n<body>\n"
+                "<header class=\"site\"><a href=\"/account\">");
+    page_text(p, name);
+    page_fmt(p, "</a></header>\n<main%s>\n<h1>", wide ? " class=\"wide\"" : "");
+    page_text(p, title);
+    page_raw(p, "</h1>\n");
+}
+
+void page_raw(struct page *p, const char *html)
+{
+    buf_appends(&p->b, html);
+}
+
+void page_textn(struct page *p, const char *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *rep = NULL;
+        switch (t[i]) {
+        case '&': rep = "&amp;"; break;
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '"': rep = "&quot;"; break;
+        case '\'': rep = "&#39;"; break;
+        default: break;
+        }
+        if (rep)
+            buf_appends(&p->b, rep);
+        else
+            buf_append(&p->b, &t[i], 1);
+    }
+}
+
+void page_text(struct page *p, const char *t)
+{
+    if (t)
+        page_textn(p, t, strlen(t));
+}
+
+void page_fmt(struct page *p, const char *fmt, ...)
+{
+    char tmp[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        buf_append(&p->b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+void page_notice(struct page *p, bool ok, const char *text)
+{
+    page_fmt(p, "<p class=\"notice %s\" role=\"%s\">", ok ? "ok" : "error", ok ? "status" : "alert");
+    page_text(p, text);
+    page_raw(p, "</p>\n");
+}
+
+void page_hidden(struct page *p, const char *name, const char *value)
+{
+    page_fmt(p, "<input type=\"hidden\" name=\"%s\" value=\"", name);
+    page_text(p, value ? value : "");
+    page_raw(p, "\">\n");
+}
+
+/* The pages' policy: own scripts, styles and images only; forms may post
+ * here and be redirected to the allowed return hosts. */
+static char *page_csp(const struct config *cfg)
+{
+    struct buf b;
+    buf_init(&b, 16384);
+    buf_appends(&b, "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                    "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'; "
+                    "form-action 'self'");
+    bool http = cfg->public_url && strncmp(cfg->public_url, "http://", 7) == 0;
+    for (size_t i = 0; i < cfg->n_redirect_domains; i++) {
+        const char *d = cfg->redirect_domains[i];
+        bool sub = d[0] == '.';
+        buf_printf(&b, " https://%s%s:*", sub ? "*" : "", d);
+        if (http)
+            buf_printf(&b, " http://%s%s:*", sub ? "*" : "", d);
+    }
+    return buf_steal(&b);
+}
+
+void page_end(struct page *p, unsigned status)
+{
+    page_raw(p, "</main>\n</body>\n</html>\n");
+    struct request *r = p->r;
+    free(r->csp);
+    r->csp = page_csp(r->app->cfg);
+    if (!p->b.data || p->b.len >= PAGE_MAX - 1) {
+        buf_wipe_free(&p->b);
+        respond_error(r, 500, "internal_error", "The page could not be built.");
+        return;
+    }
+    respond_html(r, status, p->b.data, p->b.len);
+    buf_wipe_free(&p->b); /* pages may show secrets (TOTP keys, recovery codes) */
+}
+
+void page_message(struct request *r, unsigned status, const char *title, bool ok,
+                  const char *text, const char *link, const char *link_text)
+{
+    struct page p;
+    page_begin(&p, r, title, false);
+    page_raw(&p, "<section class=\"card\">\n");
+    page_notice(&p, ok, text);
+    if (link) {
+        page_fmt(&p, "<p><a href=\"%s\">", link);
+        page_text(&p, link_text);
+        page_raw(&p, "</a></p>\n");
+    }
+    page_raw(&p, "</section>\n");
+    page_end(&p, status);
+}
+
+bool pages_on(struct request *r)
+{
+    if (r->app->cfg->pages)
+        return true;
+    respond_error(r, 404, "not_found", "There is no such endpoint.");
+    return false;
+}
+
+bool page_post(struct request *r, struct form *f)
+{
+    memset(f, 0, sizeof *f);
+    const char *origin = request_header(r, "Origin");
+    const char *site = request_header(r, "Sec-Fetch-Site");
+    const char *host = request_header(r, "Host");
+    bool known = origin || site;
+    bool origin_ok = !origin || parse_same_origin(origin, host);
+    bool site_ok = !site || strcasecmp(site, "same-origin") == 0 || strcasecmp(site, "none") == 0;
+    if (!known || !origin_ok || !site_ok) {
+        page_message(r, 403, "Request refused", false,
+                     "This form was sent from another site (or without the Origin header browsers "
+                     "send), so it was refused.",
+                     "/login", "Go to the sign-in page");
+        return false;
+    }
+    if (r->bad_content_type || !form_parse(r->body.data ? r->body.data : "", r->body.len, f)) {
+        page_message(r, 400, "Request refused", false, "The form could not be read.", "/login",
+                     "Go to the sign-in page");
+        return false;
+    }
+    if (r->body_too_large) {
+        form_free(f);
+        page_message(r, 413, "Request refused", false, "The form is too large.", "/login",
+                     "Go to the sign-in page");
+        return false;
+    }
+    return true;
+}
+
+bool page_identity(struct request *r, struct identity *ret)
+{
+    size_t len;
+    const char *tok = cookie_get(r, cookie_access_name(r->app->cfg), &len);
+    const char *reason = NULL;
+    return tok && len > 0 && access_check(r->app, tok, len, util_now(), ret, &reason);
+}
+
+static bool host_allowed(const struct config *cfg, const char *host)
+{
+    for (size_t i = 0; i < cfg->n_redirect_domains; i++) {
+        const char *d = cfg->redirect_domains[i];
+        if (d[0] == '.') {
+            size_t dl = strlen(d), hl = strlen(host);
+            if (hl > dl && strcasecmp(host + hl - dl, d) == 0)
+                return true;
+        } else if (strcasecmp(host, d) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool page_rd_ok(const struct config *cfg, const char *rd, char out[RD_MAX + 1])
+{
+    out[0] = '\0';
+    if (!rd || !*rd || strlen(rd) > RD_MAX)
+        return false;
+    for (const char *c = rd; *c; c++)
+        if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == '\\' || *c == '"' || *c == '<' ||
+            *c == '>')
+            return false;
+    if (rd[0] == '/') {
+        /* A path here: not "//host" (protocol-relative), not "/\host". */
+        if (rd[1] == '/')
+            return false;
+        snprintf(out, RD_MAX + 1, "%s", rd);
+        return true;
+    }
+    const char *rest;
+    bool http_ok = cfg->public_url && strncmp(cfg->public_url, "http://", 7) == 0;
+    if (strncasecmp(rd, "https://", 8) == 0)
+        rest = rd + 8;
+    else if (http_ok && strncasecmp(rd, "http://", 7) == 0)
+        rest = rd + 7;
+    else
+        return false;
+    size_t alen = strcspn(rest, "/?#");
+    char host[300];
+    if (alen == 0 || alen >= sizeof host)
+        return false;
+    memcpy(host, rest, alen);
+    host[alen] = '\0';
+    if (strchr(host, '@') || strchr(host, '%') || host[0] == '[')
+        return false;
+    char *colon = strchr(host, ':');
+    if (colon) {
+        int64_t port;
+        if (!util_parse_int(colon + 1, 1, 65535, &port))
+            return false;
+        *colon = '\0';
+    }
+    char own[300];
+    bool ok = host_allowed(cfg, host) ||
+              (config_public_host(cfg, own, sizeof own) && strcasecmp(own, host) == 0);
+    if (ok)
+        snprintf(out, RD_MAX + 1, "%s", rd);
+    return ok;
+}
+
+void page_urlencode(const char *in, char *out, size_t cap)
+{
+    static const char hexd[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (const unsigned char *c = (const unsigned char *)in; *c && o + 4 < cap; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            *c == '-' || *c == '_' || *c == '.' || *c == '~' || *c == '/') {
+            out[o++] = (char)*c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hexd[*c >> 4];
+            out[o++] = hexd[*c & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+bool page_set_session(struct request *r, const struct session_grant *g)
+{
+    return cookie_set_tokens(r, g->access_token, g->access_ttl, g->refresh_token,
+                             g->refresh_ttl) &&
+           cookie_set_hint(r, g->refresh_ttl);
+}
+
+void page_clear_session(struct request *r)
+{
+    cookie_clear_tokens(r);
+    cookie_set_hint(r, 0);
+}
+
+const char *page_failure_text(const struct svc_result *res, char *buf, size_t cap)
+{
+    const char *d = res->detail;
+    switch (res->status) {
+    case SVC_INVALID_USERNAME:
+        return d ? d : "That username is not allowed.";
+    case SVC_WEAK_PASSWORD:
+        snprintf(buf, cap, "That password is too weak: %s.", d ? d : "it breaks the rules");
+        return buf;
+    case SVC_USERNAME_TAKEN:
+        return "That username is already taken.";
+    case SVC_SIGNUP_CLOSED:
+        return "Signing up is closed on this server.";
+    case SVC_BAD_CREDENTIALS:
+        return d ? d : "The username or password is wrong.";
+    case SVC_WRONG_PASSWORD:
+        return "The password is wrong.";
+    case SVC_ACCOUNT_DISABLED:
+        return "This account is disabled.";
+    case SVC_LIMITED:
+        snprintf(buf, cap, "Too many %s; try again in %lld seconds.", d ? d : "attempts",
+                 (long long)(res->retry_after > 0 ? res->retry_after : 1));
+        return buf;
+    case SVC_BUSY:
+    case SVC_UNAVAILABLE:
+        return "The server is too busy; try again in a moment.";
+    case SVC_EMAIL_NOT_VERIFIED:
+        return "Confirm your e-mail address first: open the link we sent you.";
+    case SVC_NOT_CONFIGURED:
+        return d ? d : "This server does not send e-mail.";
+    case SVC_INVALID_LINK:
+        return "This link is unknown, already used or expired.";
+    case SVC_ERROR:
+        return "Something went wrong on the server.";
+    default:
+        return d ? d : "That did not work.";
+    }
+}
+
+unsigned page_failure_status(const struct svc_result *res)
+{
+    return http_status_of(res->status);
+}

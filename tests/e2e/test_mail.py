@@ -1,0 +1,1034 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Account recovery by e-mail, end to end, with a real SMTP relay.
+
+The relay is tests/unit/core/smtp_server.py (aiosmtpd) run by mail_util.py,
+which also lets it listen on a given port (outages: stop it, start it again
+where jwtd expects it) and counts every RCPT/DATA reply, refused ones too.
+
+Contract (the feature's endpoints; docs/api.md):
+- POST /auth/signup takes an optional "email" (422 invalid_email, 409
+  email_taken); the user object carries "email"/"email_verified" (and
+  "email_pending") only for accounts with an address; a verification mail
+  (a link /verify-email?token=... and a six-digit code) goes out at once;
+- login by the address (as "username" or "email"); with
+  JWTD_REQUIRE_VERIFIED_EMAIL=true 403 email_not_verified (right password
+  only); access tokens carry "email", "email_verified" and "amr": ["pwd"];
+- PATCH /auth/me {"email", "password"}: a verified address stays while the
+  new one is "email_pending" (notice to the old address, verification to the
+  new one); an unverified or missing one is replaced at once; null removes;
+- POST /auth/email/verify/request (202, 409 nothing_to_verify, 501),
+  POST /auth/email/verify {"token"} or {"code"}+Bearer (400 invalid_link /
+  invalid_code; JWTD_CODE_ATTEMPTS wrong codes end the code);
+- POST /auth/password/forgot: always 202 {"status":"queued"}, the same bytes
+  and the same time for unknown accounts; 501 without SMTP; 429 over
+  JWTD_MAIL_RATE (per client address) / JWTD_MAIL_ACCOUNT_RATE (per address
+  asked about); POST /auth/password/reset: 204, once, until JWTD_RESET_TTL,
+  void after any other password change, ends every session within a second;
+- the outbox: a message queued while the relay is down, answers 4xx, or
+  while jwtd is killed, is delivered later exactly once; 5xx is not
+  retried; JWTD_MAIL_GIVE_UP ends the retries;
+- `jwtd user reset-link NAME` prints a working one-time link.
+
+Expiry is tested with the test clock (JWTD_TEST_CLOCK: a file whose first 8
+bytes are a little-endian millisecond offset added to jwtd's clock).
+Everything asynchronous is polled (50 ms) against deadlines. The fault tests
+print what happened (pytest -s).
+
+Readings where the contract is silent are marked "reading:" below.
+"""
+
+import os
+import re
+import secrets
+import signal
+import statistics
+import struct
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+import pytest
+
+from e2e_util import (SLOW, assert_error, assert_invalid_grant, assert_refused_within,
+                      assert_uuid, clean_env, fmt_timing, free_port, jwt_parts, jwtd_bin, login,
+                      parse_rfc3339, refresh, strong_password, uname)
+from mail_util import SmtpServer
+
+POLL = 0.05
+PUBLIC = "https://auth.mail-e2e.test"
+DOMAIN = "mail-e2e.test"
+SENDER = "noreply@jwtd-e2e.test"
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+QUIET = 0.6          # "a few poll intervals more": 12 polls, 3 retry intervals
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+def wait_for(pred, timeout=8.0, what="condition"):
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        v = pred()
+        if v:
+            return v
+        assert time.monotonic() < deadline, "timed out after %.1fs waiting for %s" % (
+            timeout * SLOW, what)
+        time.sleep(POLL)
+
+
+def addr(prefix="m"):
+    return "%s-%s@%s" % (prefix, secrets.token_hex(5), DOMAIN)
+
+
+def signup_mail(c, email=None, username=None):
+    """Sign up with an address: (username, password, user)."""
+    username = username or uname("mail")
+    for _ in range(5):
+        password = strong_password()
+        body = {"username": username, "password": password}
+        if email is not None:
+            body["email"] = email
+        r = c.post("/auth/signup", body)
+        if not (r.status == 422 and (r.json or {}).get("error") == "weak_password"):
+            break
+    assert r.status == 201, "signup %r <%s>: %r" % (username, email, r)
+    return username, password, r.json["user"]
+
+
+def assert_user(obj, username=None, email=None, verified=None, pending=None):
+    """The user object: the address fields exactly when there is an address."""
+    keys = {"id", "username", "created_at"}
+    if email is not None:
+        keys |= {"email", "email_verified"}
+    if pending is not None:
+        keys.add("email_pending")
+    assert isinstance(obj, dict) and set(obj) == keys, "user object keys %r, expected %r" % (
+        obj, sorted(keys))
+    assert_uuid(obj["id"])
+    parse_rfc3339(obj["created_at"])
+    if username is not None:
+        assert obj["username"] == username, obj
+    if email is not None:
+        assert obj["email"] == email, obj
+        assert obj["email_verified"] is verified, obj
+    if pending is not None:
+        assert obj["email_pending"] == pending, obj
+    return obj
+
+
+def me(c, token):
+    r = c.get("/auth/me", token=token)
+    assert r.status == 200, r
+    return r.json["user"]
+
+
+def claims(tokens):
+    return jwt_parts(tokens["access_token"])[1]
+
+
+def patch_email(c, token, email, password):
+    return c.request("PATCH", "/auth/me", json_body={"email": email, "password": password},
+                     token=token)
+
+
+def forgot(c, **body):
+    return c.post("/auth/password/forgot", body)
+
+
+def assert_queued(r):
+    assert r.status == 202, r
+    assert r.json == {"status": "queued"}, r
+
+
+def reset(c, token, password):
+    return c.post("/auth/password/reset", {"token": token, "new_password": password})
+
+
+def assert_verify_mail(m, to):
+    """A verification mail to `to`: link to /verify-email, a code, in both parts."""
+    assert m.rcpt_to == [to] and m.to == to, m
+    assert m.mail_from == SENDER, m.envelope
+    link = m.link
+    assert link and link.startswith(PUBLIC + "/verify-email?token="), m.text
+    assert TOKEN_RE.match(m.token), link
+    assert m.code and re.fullmatch(r"[0-9]{6}", m.code), m.text
+    assert m.html and m.code in m.html and link.replace("&", "&amp;") in m.html, m.html
+    return m
+
+
+def assert_reset_mail(m, to):
+    assert m.rcpt_to == [to] and m.to == to, m
+    assert m.mail_from == SENDER, m.envelope
+    link = m.link
+    assert link and link.startswith(PUBLIC + "/reset-password?token="), m.text
+    assert TOKEN_RE.match(m.token), link
+    assert m.html and link in m.html, m.html
+    return m
+
+
+def is_reset(m):
+    return bool(m.link and "/reset-password?" in m.link)
+
+
+def is_verify(m):
+    return bool(m.link and "/verify-email?" in m.link)
+
+
+def metric(c, result):
+    r = c.get("/metrics")
+    assert r.status == 200, r
+    text = r.body.decode()
+    m = re.search(r'^jwtd_mail_total\{result="%s"\} (\d+)$' % re.escape(result), text, re.M)
+    assert m, "no jwtd_mail_total{result=%r} in /metrics:\n%s" % (
+        result, "\n".join(l for l in text.splitlines() if "mail" in l))
+    return int(m.group(1))
+
+
+def mail_events(srv, outcome=None):
+    """The `event=mail` lines of jwtd's log (optionally of one outcome)."""
+    lines = [l for l in srv.log().splitlines() if re.search(r"\bevent=mail\b", l)]
+    if outcome:
+        lines = [l for l in lines if re.search(r"\boutcome=%s\b" % outcome, l)]
+    return lines
+
+
+def hold_still(relay, to, n, what):
+    """After delivery: wait a few poll/retry intervals more, still n messages."""
+    time.sleep(QUIET)
+    got = relay.messages(to)
+    assert len(got) == n, "%s: expected exactly %d message(s) to %s, got %r" % (
+        what, n, to, got)
+    return got
+
+
+class JwtdClock:
+    """JWTD_TEST_CLOCK: rewritten in place (jwtd maps the file)."""
+
+    def __init__(self, path):
+        self.path = path
+        with open(path, "wb") as f:
+            f.write(struct.pack("<q", 0))
+
+    def set(self, offset_ms):
+        with open(self.path, "r+b") as f:
+            f.write(struct.pack("<q", offset_ms))
+            f.flush()
+
+
+class shifted:
+    """with shifted(clock, ms): jwtd's clock runs ms ahead inside."""
+
+    def __init__(self, clock, ms):
+        self.clock, self.ms = clock, ms
+
+    def __enter__(self):
+        self.clock.set(self.ms)
+
+    def __exit__(self, *exc):
+        self.clock.set(0)
+
+
+# --------------------------------------------------------------------------
+# fixtures: one relay and one server shared by the tests that do not disturb
+# them (unique addresses everywhere); the fault tests bring their own.
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def relay():
+    s = SmtpServer()
+    s.start()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def clock():
+    d = tempfile.mkdtemp(prefix="jwtd-e2e-clock-")
+    yield JwtdClock(os.path.join(d, "clock"))
+    try:
+        os.unlink(os.path.join(d, "clock"))
+        os.rmdir(d)
+    except OSError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def srv(module_factory, relay, clock):
+    return module_factory(env=relay.jwtd_env(
+        JWTD_PUBLIC_URL=PUBLIC, JWTD_TEST_CLOCK=clock.path,
+        JWTD_RESET_TTL="1m", JWTD_VERIFY_TTL="1m", JWTD_CODE_ATTEMPTS="3",
+        JWTD_MAIL_RATE="1000", JWTD_MAIL_ACCOUNT_RATE="100"))
+
+
+@pytest.fixture
+def c(srv):
+    cl = srv.client()
+    yield cl
+    cl.close()
+
+
+# --------------------------------------------------------------------------
+# 1. verification of an address
+# --------------------------------------------------------------------------
+
+def test_signup_fields_and_the_plain_user_object(c, relay):
+    """Without "email" the user object is exactly {id, username, created_at}
+    and tokens carry no address claims; a bad address is 422 invalid_email,
+    an address of another account (any case) 409 email_taken; the stored
+    address is the lower-cased one."""
+    username, password, user = signup_mail(c)
+    assert_user(user, username)
+    t = login(c, username, password)
+    assert_user(t["user"], username)
+    cl = claims(t)
+    assert "email" not in cl and "email_verified" not in cl, cl
+    assert cl.get("amr") == ["pwd"], cl
+
+    for bad in ("not-an-address", "a@", "@b.test", "a b@c.test", "a@b.test\r\nBcc: x@y.test"):
+        r = c.post("/auth/signup", {"username": uname("bad"), "password": strong_password(),
+                                    "email": bad})
+        assert_error(r, 422, "invalid_email")
+
+    e = addr("case")
+    _, _, user = signup_mail(c, e.upper())
+    assert_user(user, email=e, verified=False)
+    r = c.post("/auth/signup", {"username": uname("dup"), "password": strong_password(),
+                                "email": e.capitalize()})
+    assert_error(r, 409, "email_taken")
+    assert_verify_mail(relay.wait_one(e), e)
+
+
+def test_signup_link_verifies_the_address_once(c, relay):
+    """Sign-up with an address sends a verification at once; its link
+    verifies (200 with the user, /auth/me agrees, a new login's token says
+    email_verified true) and works only once."""
+    e = addr("link")
+    username, password, user = signup_mail(c, e)
+    assert_user(user, username, email=e, verified=False)
+    before = login(c, username, password)
+    assert claims(before)["email"] == e and claims(before)["email_verified"] is False
+    m = assert_verify_mail(relay.wait_one(e, what="verification at sign-up"), e)
+    assert username in m.text and e in m.text
+
+    r = c.post("/auth/email/verify", {"token": m.token})
+    assert r.status == 200, r
+    assert_user(r.json["user"], username, email=e, verified=True)
+    assert_user(me(c, before["access_token"]), username, email=e, verified=True)
+    after = login(c, username, password)
+    assert_user(after["user"], username, email=e, verified=True)
+    cl = claims(after)
+    assert cl["email"] == e and cl["email_verified"] is True and cl["amr"] == ["pwd"], cl
+
+    assert_error(c.post("/auth/email/verify", {"token": m.token}), 400, "invalid_link")
+    r = c.post("/auth/email/verify/request", token=after["access_token"])
+    assert_error(r, 409, "nothing_to_verify")
+
+
+def test_verification_code_and_its_attempt_limit(c, relay):
+    """The code (with the account's access token): wrong codes are 400
+    invalid_code; after JWTD_CODE_ATTEMPTS (3) wrong ones even the right code
+    fails; a new verification (POST /auth/email/verify/request: 202) brings
+    a new code that works. A code without a token is 401."""
+    e = addr("code")
+    username, password, _ = signup_mail(c, e)
+    tok = login(c, username, password)["access_token"]
+    m = assert_verify_mail(relay.wait_one(e), e)
+    wrong = "%06d" % ((int(m.code) + 1) % 1000000)
+
+    r = c.post("/auth/email/verify", {"code": m.code})
+    assert r.status == 401, r
+    for i in range(3):
+        assert_error(c.post("/auth/email/verify", {"code": wrong}, token=tok), 400,
+                     "invalid_code")
+    r = c.post("/auth/email/verify", {"code": m.code}, token=tok)
+    assert_error(r, 400, "invalid_code")
+    assert_user(me(c, tok), username, email=e, verified=False)
+
+    assert_queued(c.post("/auth/email/verify/request", token=tok))
+    got = relay.wait_messages(2, to=e, what="the second verification")
+    m2 = assert_verify_mail(got[1], e)
+    assert_error(c.post("/auth/email/verify", {"code": "12345x"}, token=tok), 400,
+                 "invalid_code")
+    r = c.post("/auth/email/verify", {"code": m2.code}, token=tok)
+    assert r.status == 200, r
+    assert_user(r.json["user"], username, email=e, verified=True)
+    assert_error(c.post("/auth/email/verify", {"code": m2.code}, token=tok), 400, "invalid_code")
+
+
+def test_verify_request_needs_an_unverified_address(c):
+    """verify/request: 401 without a token, 409 nothing_to_verify for an
+    account without an address."""
+    username, password, _ = signup_mail(c)
+    tok = login(c, username, password)["access_token"]
+    assert c.post("/auth/email/verify/request").status == 401
+    assert_error(c.post("/auth/email/verify/request", token=tok), 409, "nothing_to_verify")
+    assert_error(c.post("/auth/email/verify", {}), 400, "invalid_request")
+
+
+def test_verification_link_expires(c, relay, clock):
+    """JWTD_VERIFY_TTL=1m: the link two minutes later is 400 invalid_link (the
+    test clock moves jwtd's time; no waiting), and so is the code."""
+    e = addr("exp")
+    username, password, _ = signup_mail(c, e)
+    tok = login(c, username, password)["access_token"]
+    m = assert_verify_mail(relay.wait_one(e), e)
+    with shifted(clock, 120_000):
+        assert_error(c.post("/auth/email/verify", {"token": m.token}), 400, "invalid_link")
+        assert_error(c.post("/auth/email/verify", {"code": m.code}, token=tok), 400,
+                     "invalid_code")
+        assert_user(me(c, tok), username, email=e, verified=False)
+
+
+# --------------------------------------------------------------------------
+# 2. login by address; verified addresses required
+# --------------------------------------------------------------------------
+
+def test_login_by_email_address(c):
+    """"username" may be the account's address (any case), or "email" given
+    instead; a wrong password by address is the usual 401."""
+    e = addr("login")
+    username, password, user = signup_mail(c, e)
+    for body in ({"username": e, "password": password},
+                 {"username": e.upper(), "password": password},
+                 {"email": e, "password": password}):
+        r = c.post("/auth/login", body)
+        assert r.status == 200, (body, r)
+        assert r.json["user"]["id"] == user["id"]
+        assert claims(r.json)["email"] == e
+    r = c.post("/auth/login", {"username": e, "password": password + "x"})
+    assert_error(r, 401, "invalid_credentials")
+    r = c.post("/auth/login", {"email": addr("nobody"), "password": password})
+    assert_error(r, 401, "invalid_credentials")
+
+
+def test_require_verified_email(jwtd_factory, relay):
+    """JWTD_REQUIRE_VERIFIED_EMAIL=true: sign-up needs an address (422
+    invalid_email without one); with the right password, 403
+    email_not_verified until the address is verified, and each such refusal
+    re-sends the verification (a newer link replaces the older); a wrong
+    password stays 401 (no hint, no mail); after the newest link, 200."""
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC,
+                                          JWTD_REQUIRE_VERIFIED_EMAIL="true"))
+    c = srv.client()
+    r = c.post("/auth/signup", {"username": uname(), "password": strong_password()})
+    assert_error(r, 422, "invalid_email")
+    e = addr("req")
+    username, password, _ = signup_mail(c, e)
+    first = assert_verify_mail(relay.wait_one(e), e)
+    assert_error(c.post("/auth/login", {"username": username, "password": password}), 403,
+                 "email_not_verified")
+    assert_error(c.post("/auth/login", {"username": e, "password": password}), 403,
+                 "email_not_verified")
+    msgs = relay.wait_messages(3, to=e, what="a verification per refused login")
+    assert_error(c.post("/auth/login", {"username": username, "password": password + "x"}), 401,
+                 "invalid_credentials")
+    hold_still(relay, e, 3, "a wrong password sends nothing")
+    newest = assert_verify_mail(msgs[-1], e)
+    assert newest.token != first.token
+    assert_error(c.post("/auth/email/verify", {"token": first.token}), 400, "invalid_link")
+    assert c.post("/auth/email/verify", {"token": newest.token}).status == 200
+    t = login(c, e, password)
+    assert claims(t)["email_verified"] is True
+    c.close()
+
+
+# --------------------------------------------------------------------------
+# 3. changing the address
+# --------------------------------------------------------------------------
+
+def test_change_address_refusals(c):
+    """PATCH /auth/me: 401 without a token, 403 invalid_credentials with a
+    wrong password, 422 invalid_email, 409 email_taken (another account's
+    address, any case), 400 without "email". Nothing changes."""
+    other = addr("taken")
+    signup_mail(c, other)
+    e = addr("chg")
+    username, password, _ = signup_mail(c, e)
+    tok = login(c, username, password)["access_token"]
+    r = c.request("PATCH", "/auth/me", json_body={"email": addr(), "password": password})
+    assert r.status == 401, r
+    assert_error(patch_email(c, tok, addr(), password + "x"), 403, "invalid_credentials")
+    assert_error(patch_email(c, tok, "no-at-sign", password), 422, "invalid_email")
+    assert_error(patch_email(c, tok, other.upper(), password), 409, "email_taken")
+    r = c.request("PATCH", "/auth/me", json_body={"password": password}, token=tok)
+    assert_error(r, 400, "invalid_request")
+    assert_user(me(c, tok), username, email=e, verified=False)
+
+
+def test_change_unverified_address_is_replaced_at_once(c, relay):
+    """An unverified address is replaced at once (no pending state, no notice
+    to the old one); the new address gets a verification; the link sent to
+    the old address no longer verifies anything (reading: it is
+    invalid_link)."""
+    a, b = addr("old"), addr("new")
+    username, password, _ = signup_mail(c, a)
+    tok = login(c, username, password)["access_token"]
+    ma = assert_verify_mail(relay.wait_one(a), a)
+    r = patch_email(c, tok, b, password)
+    assert r.status == 200, r
+    assert_user(r.json["user"], username, email=b, verified=False)
+    mb = assert_verify_mail(relay.wait_one(b, what="verification of the new address"), b)
+    assert_error(c.post("/auth/email/verify", {"token": ma.token}), 400, "invalid_link")
+    assert_user(me(c, tok), username, email=b, verified=False)
+    assert c.post("/auth/email/verify", {"token": mb.token}).status == 200
+    assert_user(me(c, tok), username, email=b, verified=True)
+    hold_still(relay, a, 1, "no notice to an unverified old address")
+
+
+def test_change_verified_address_waits_for_verification(c, relay):
+    """A verified address stays while the new one is "email_pending": the
+    old address gets an "email_changed" notice naming the new one, the new
+    address a verification. Until then login works by the old address only
+    (reading: a pending address is no login name); verifying moves it."""
+    a, b = addr("va"), addr("vb")
+    username, password, _ = signup_mail(c, a)
+    m = assert_verify_mail(relay.wait_one(a), a)
+    assert c.post("/auth/email/verify", {"token": m.token}).status == 200
+    tok = login(c, username, password)["access_token"]
+
+    r = patch_email(c, tok, b, password)
+    assert r.status == 200, r
+    assert_user(r.json["user"], username, email=a, verified=True, pending=b)
+    assert_user(me(c, tok), username, email=a, verified=True, pending=b)
+    notice = relay.wait_messages(2, to=a, what="the notice to the old address")[1]
+    assert notice.rcpt_to == [a] and notice.link is None and notice.code is None, notice.text
+    assert b in notice.text and "chang" in notice.subject.lower(), (notice.subject, notice.text)
+    mb = assert_verify_mail(relay.wait_one(b), b)
+
+    assert login(c, a, password)["user"]["id"] == r.json["user"]["id"]
+    assert_error(c.post("/auth/login", {"username": b, "password": password}), 401,
+                 "invalid_credentials")
+    r = c.post("/auth/email/verify", {"token": mb.token})
+    assert r.status == 200, r
+    assert_user(r.json["user"], username, email=b, verified=True)
+    t = login(c, b, password)
+    assert claims(t)["email"] == b and claims(t)["email_verified"] is True
+    assert_error(c.post("/auth/login", {"username": a, "password": password}), 401,
+                 "invalid_credentials")
+    hold_still(relay, a, 2, "verify + notice to the old address")
+
+
+def test_remove_address_with_null(c, relay):
+    """{"email": null} removes the address: the user object is exactly
+    {id, username, created_at} again, new tokens have no address claims, the
+    address no longer logs in, and the verification link sent before no
+    longer brings it back (reading: invalid_link)."""
+    a = addr("rm")
+    username, password, _ = signup_mail(c, a)
+    m = assert_verify_mail(relay.wait_one(a), a)
+    tok = login(c, username, password)["access_token"]
+    r = patch_email(c, tok, None, password)
+    assert r.status == 200, r
+    assert_user(r.json["user"], username)
+    t = login(c, username, password)
+    assert "email" not in claims(t) and "email_verified" not in claims(t), claims(t)
+    assert_error(c.post("/auth/login", {"username": a, "password": password}), 401,
+                 "invalid_credentials")
+    r = c.post("/auth/email/verify", {"token": m.token})
+    after = me(c, tok)
+    assert_error(r, 400, "invalid_link")
+    assert_user(after, username)
+
+
+# --------------------------------------------------------------------------
+# 4. forgot + reset
+# --------------------------------------------------------------------------
+
+def test_forgot_and_reset_end_to_end(c, relay):
+    """Forgot by address: 202 {"status":"queued"}; the mail goes to the
+    account's address with a /reset-password link; a weak password is 422
+    weak_password (the link still works after); the reset is 204, ends every
+    session within a second (/auth/me and /auth/verify refuse the old access
+    tokens, refresh is refused), the old password fails, the new one works,
+    and the link works once."""
+    e = addr("fg")
+    username, password, user = signup_mail(c, e)
+    relay.wait_one(e)
+    s1, s2 = login(c, username, password), login(c, e, password)
+    assert_queued(forgot(c, email=e.upper()))
+    m = assert_reset_mail(relay.wait_messages(2, to=e, what="the reset mail")[1], e)
+    assert username in m.text
+
+    assert_error(reset(c, m.token, "password"), 422, "weak_password")
+    assert_error(reset(c, m.token, username), 422, "weak_password")
+    new = strong_password()
+    r = reset(c, m.token, new)
+    since = time.monotonic()
+    assert r.status == 204 and r.body == b"", r
+    for s in (s1, s2):
+        lat = assert_refused_within(c, s["access_token"], since, bound=1.0, interval=POLL,
+                                    give_up=2.0)
+        print("reset: %s" % fmt_timing(lat))
+    for s in (s1, s2):
+        assert_invalid_grant(refresh(c, s["refresh_token"]))
+    assert_error(c.post("/auth/login", {"username": username, "password": password}), 401,
+                 "invalid_credentials")
+    t = login(c, username, new)
+    assert t["user"]["id"] == user["id"]
+    assert_error(reset(c, m.token, strong_password()), 400, "invalid_link")
+    login(c, username, new)
+
+
+def test_forgot_by_username_mails_the_accounts_address(c, relay):
+    """Forgot by username: the mail goes to the account's address (the
+    envelope and To:), not anywhere the request names."""
+    e = addr("byname")
+    username, password, _ = signup_mail(c, e)
+    relay.wait_one(e)
+    assert_queued(forgot(c, username=username))
+    m = assert_reset_mail(relay.wait_messages(2, to=e)[1], e)
+    new = strong_password()
+    assert reset(c, m.token, new).status == 204
+    login(c, e, new)
+
+
+def test_reset_link_expires(c, relay, clock):
+    """JWTD_RESET_TTL=1m: the link two minutes later is 400 invalid_link and
+    the password is unchanged."""
+    e = addr("rexp")
+    username, password, _ = signup_mail(c, e)
+    assert_queued(forgot(c, email=e))
+    m = [x for x in relay.wait_messages(2, to=e) if is_reset(x)][0]
+    with shifted(clock, 120_000):
+        assert_error(reset(c, m.token, strong_password()), 400, "invalid_link")
+    login(c, username, password)
+
+
+def test_reset_link_void_after_another_password_change(srv, c, relay):
+    """A password change another way voids the link sent before: POST
+    /auth/password, and the operator's `jwtd user passwd`."""
+    e = addr("void")
+    username, password, _ = signup_mail(c, e)
+    relay.wait_one(e)
+    tok = login(c, username, password)["access_token"]
+
+    assert_queued(forgot(c, email=e))
+    m1 = assert_reset_mail(relay.wait_messages(2, to=e)[1], e)
+    p2 = strong_password()
+    r = c.post("/auth/password", {"current_password": password, "new_password": p2}, token=tok)
+    assert r.status == 204, r
+    assert_error(reset(c, m1.token, strong_password()), 400, "invalid_link")
+    login(c, username, p2)
+
+    assert_queued(forgot(c, username=username))
+    m2 = assert_reset_mail(relay.wait_messages(3, to=e)[2], e)
+    p3 = strong_password()
+    p = subprocess.run([jwtd_bin(), "user", "passwd", username, "--password-stdin"],
+                       env=clean_env({"JWTD_DATABASE": srv.db.url}),
+                       input=(p3 + "\n").encode(), capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    assert_error(reset(c, m2.token, strong_password()), 400, "invalid_link")
+    login(c, username, p3)
+
+
+def test_reset_refuses_unknown_tokens(c, relay):
+    """400 invalid_link for a token that was never issued, for an empty one,
+    and for a verification link's token (wrong purpose)."""
+    assert_error(reset(c, secrets.token_urlsafe(32), strong_password()), 400, "invalid_link")
+    assert_error(reset(c, "", strong_password()), 400, "invalid_link")
+    e = addr("purpose")
+    signup_mail(c, e)
+    m = assert_verify_mail(relay.wait_one(e), e)
+    assert_error(reset(c, m.token, strong_password()), 400, "invalid_link")
+    r = c.post("/auth/password/reset", {"token": m.token})
+    assert_error(r, 400, "invalid_request")
+
+
+# --------------------------------------------------------------------------
+# 5. no enumeration through "forgot"
+# --------------------------------------------------------------------------
+
+def test_forgot_no_enumeration_timing(srv, c, relay):
+    """A known and an unknown address (same length): every answer of
+    /auth/password/forgot has the same status and the same body bytes, and
+    the median times of 20 interleaved requests each are within a factor of
+    two. The answers take 1-20 ms here, so one fsync stalled by a neighbour
+    moves a median: a round out of bounds is measured again, up to three
+    rounds (a real difference - a lookup, a hash - shows in every round).
+    Only the known address gets mail (one per request); the unknown one's
+    messages are dropped by the worker."""
+    known, unknown = addr("known"), addr("unkno")
+    assert len(known) == len(unknown)
+    signup_mail(c, known)
+    relay.wait_one(known)
+    dropped0 = metric(c, "dropped")
+    answers = set()
+    asked = 0
+
+    def ask(e, times):
+        t0 = time.perf_counter()
+        r = forgot(c, email=e)
+        times.setdefault(e, []).append(time.perf_counter() - t0)
+        answers.add((r.status, r.body))
+        return r
+
+    assert_queued(ask(known, {}))                     # warm-up, both
+    assert_queued(ask(unknown, {}))
+    asked += 1
+    rounds = []
+    for _ in range(3):
+        times = {}
+        for i in range(20):
+            for e in ((known, unknown) if i % 2 else (unknown, known)):
+                ask(e, times)
+        asked += 20
+        mk, mu = statistics.median(times[known]), statistics.median(times[unknown])
+        rounds.append("known %.2f ms, unknown %.2f ms" % (mk * 1000, mu * 1000))
+        print("forgot: median %s" % rounds[-1])
+        if 0.5 <= mu / mk <= 2.0:
+            break
+    else:
+        raise AssertionError("forgot medians differ by more than 2x in every round: %s"
+                             % "; ".join(rounds))
+    assert answers == {(202, b'{"status":"queued"}')}, answers
+
+    got = relay.wait_messages(1 + asked, to=known, timeout=20,
+                              what="%d reset mails" % asked)
+    assert all(is_reset(m) for m in got[1:]), got
+    wait_for(lambda: metric(c, "dropped") >= dropped0 + asked,
+             what="%d dropped messages" % asked)
+    hold_still(relay, known, 1 + asked, "one reset mail per request")
+    assert relay.messages(unknown) == []
+
+
+# --------------------------------------------------------------------------
+# 6. faults: the relay down, 4xx, 5xx, jwtd killed, give-up
+# --------------------------------------------------------------------------
+
+@pytest.fixture
+def down_relay():
+    """A relay with a reserved port, NOT started."""
+    s = SmtpServer(port=free_port())
+    yield s
+    s.close()
+
+
+def test_relay_down_at_request_time_then_up(jwtd_factory, down_relay):
+    """The relay is not running when the mail is asked for (sign-up and
+    forgot: still 201/202); once it starts on the same port, each message is
+    delivered, exactly once."""
+    relay = down_relay
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC))
+    c = srv.client()
+    e = addr("down")
+    username, password, _ = signup_mail(c, e)
+    assert_queued(forgot(c, email=e))
+    t0 = time.monotonic()
+    wait_for(lambda: len(mail_events(srv, "retry")) >= 4, what="failed attempts while down")
+    print("relay down: %d retries logged in %.2fs; retry=%d"
+          % (len(mail_events(srv, "retry")), time.monotonic() - t0, metric(c, "retry")))
+    assert metric(c, "sent") == 0
+    relay.start()
+    t1 = time.monotonic()
+    got = relay.wait_messages(2, to=e, what="delivery after the relay came back")
+    print("relay up: delivered %d message(s) in %.2fs" % (len(got), time.monotonic() - t1))
+    got = hold_still(relay, e, 2, "exactly once after an outage")
+    assert sorted([is_verify(m), is_reset(m)] for m in got) == [[False, True], [True, False]], got
+    m = [x for x in got if is_reset(x)][0]
+    assert reset(c, m.token, strong_password()).status == 204
+    assert wait_for(lambda: metric(c, "sent") == 2, what="sent=2")
+    c.close()
+
+
+def test_relay_answers_451_then_recovers(jwtd_factory, relay_451):
+    """451 (temporary) to every RCPT: the message is retried (several refused
+    attempts counted at the relay); after the relay restarts normally it is
+    delivered, exactly once."""
+    relay = relay_451
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC))
+    c = srv.client()
+    e = addr("t451")
+    username, password, _ = signup_mail(c)            # no address: no verification mail
+    tok = login(c, username, password)["access_token"]
+    assert patch_email(c, tok, e, password).status == 200
+    wait_for(lambda: len([a for a in relay.attempts(e) if a[0] == "RCPT"]) >= 3,
+             what="three refused attempts")
+    refused = [a for a in relay.attempts(e) if a[0] == "RCPT"]
+    assert all(a[1] == 451 for a in refused), refused
+    print("451: %d refused attempt(s) seen at the relay, retry=%d, messages=%d"
+          % (len(refused), metric(c, "retry"), len(relay.messages())))
+    assert relay.messages() == []
+    relay.restart()
+    got = relay.wait_messages(1, to=e, what="delivery after the 451s")
+    assert_verify_mail(got[0], e)
+    hold_still(relay, e, 1, "exactly once after 451")
+    print("451: delivered after restart; attempts: %s" % relay.attempts(e)[-2:])
+    assert c.post("/auth/email/verify", {"token": got[0].token}).status == 200
+    c.close()
+
+
+def test_reset_link_void_when_the_password_changed_before_delivery(jwtd_factory, relay_451):
+    """A reset asked for while the relay answers 451; the user then changes
+    the password (POST /auth/password) before the relay recovers. The link
+    that arrives afterwards was asked for before that change, so it must be
+    refused (400 invalid_link: "void after any other password change"), and
+    the password stays the one the user chose."""
+    relay = relay_451
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC))
+    c = srv.client()
+    e = addr("late")
+    username, password, _ = signup_mail(c)
+    tok = login(c, username, password)["access_token"]
+    assert patch_email(c, tok, e, password).status == 200      # a verification, 451 too
+    assert_queued(forgot(c, email=e))
+    def refused():
+        return len([a for a in relay.attempts(e) if a[0] == "RCPT"])
+    wait_for(lambda: refused() >= 4, what="both messages refused at least once")
+    p2 = strong_password()
+    r = c.post("/auth/password", {"current_password": password, "new_password": p2}, token=tok)
+    assert r.status == 204, r
+    n = refused()
+    wait_for(lambda: refused() >= n + 2, what="retries after the password change")
+    relay.restart()
+    m = [x for x in relay.wait_messages(2, to=e, what="delivery after the 451s") if is_reset(x)]
+    assert len(m) == 1, relay.messages(e)
+    r = reset(c, m[0].token, strong_password())
+    print("reset link asked for before a password change, delivered after it: %d" % r.status)
+    assert_error(r, 400, "invalid_link")
+    login(c, username, p2)
+    c.close()
+
+
+@pytest.fixture
+def relay_451():
+    s = SmtpServer()
+    s.start(rcpt_code=451)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def relay_550():
+    s = SmtpServer()
+    s.start(rcpt_code=550)
+    yield s
+    s.close()
+
+
+def test_relay_answers_550_no_retry(jwtd_factory, relay_550):
+    """550 (permanent): one attempt per message at the relay, never retried;
+    jwtd logs one `event=mail outcome=failed` per message and counts
+    jwtd_mail_total{result="failed"}; nothing arrives after the relay is
+    fixed."""
+    relay = relay_550
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC))
+    c = srv.client()
+    e = addr("p550")
+    username, password, _ = signup_mail(c, e)           # verification: 550
+    assert_queued(forgot(c, email=e))                   # reset: 550
+    wait_for(lambda: len(mail_events(srv, "failed")) >= 2, what="two failed messages")
+    time.sleep(QUIET)
+    rcpts = [a for a in relay.attempts() if a[0] == "RCPT"]
+    failed = mail_events(srv, "failed")
+    print("550: %d attempt(s) at the relay %s; log: %s" % (len(rcpts), rcpts, failed))
+    assert rcpts == [("RCPT", 550, e)] * 2, rcpts
+    assert len(failed) == 2 and len(mail_events(srv)) == 2, mail_events(srv)
+    assert all("attempts=1" in l for l in failed), failed
+    assert metric(c, "failed") == 2 and metric(c, "retry") == 0 and metric(c, "sent") == 0
+    relay.restart()
+    hold_still(relay, e, 0, "a permanently failed message stays failed")
+    c.close()
+
+
+def test_jwtd_killed_with_mail_queued(jwtd_factory, down_relay):
+    """SIGKILL while messages wait in the outbox (the relay down: every
+    attempt fails at once, and the kill comes right after a recorded
+    failure, a second before the next attempt); jwtd restarted on the same
+    database with the relay up delivers each message, exactly once, and the
+    links work."""
+    relay = down_relay
+    # JWTD_SMTP_TIMEOUT=1s: should the kill ever land inside an attempt after
+    # all (a stalled test process), the lease of that message (2 x timeout +
+    # 10 s) ends within the wait below, and it is still exactly once.
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC, JWTD_MAIL_RETRY="1s",
+                                          JWTD_MAIL_RETRY_MAX="1s", JWTD_SMTP_TIMEOUT="1s"))
+    c = srv.client()
+    e = addr("kill")
+    username, password, _ = signup_mail(c, e)
+    assert_queued(forgot(c, email=e))
+
+    def failed_ids():
+        return {re.search(r"\bid=(\S+)", l).group(1) for l in mail_events(srv, "retry")}
+    wait_for(lambda: len(failed_ids()) >= 2, what="both messages failed once")
+    srv.stop(sig=signal.SIGKILL, expect_rc=-signal.SIGKILL)
+    print("killed after: %s" % mail_events(srv))
+    c.close()
+    relay.start()
+    srv.extra_env.update({"JWTD_MAIL_RETRY": "100ms", "JWTD_MAIL_RETRY_MAX": "200ms"})
+    t0 = time.monotonic()
+    srv.start()
+    c = srv.client()
+    got = relay.wait_messages(2, to=e, timeout=20, what="delivery after the restart")
+    took = time.monotonic() - t0
+    print("restart: %d message(s) delivered %.2fs after the restart%s"
+          % (len(got), took, " (a lease had to expire: the kill hit an attempt)"
+             if took > 5 else ""))
+    got = hold_still(relay, e, 2, "exactly once after kill -9")
+    mv, mr = [x for x in got if is_verify(x)], [x for x in got if is_reset(x)]
+    assert len(mv) == 1 and len(mr) == 1, got
+    assert c.post("/auth/email/verify", {"token": mv[0].token}).status == 200
+    assert reset(c, mr[0].token, strong_password()).status == 204
+    c.close()
+
+
+def test_give_up_after_mail_give_up(jwtd_factory, down_relay):
+    """JWTD_MAIL_GIVE_UP=1s with the relay down: the messages are given up
+    (logged, counted as given_up) and never sent, even once the relay is
+    back."""
+    relay = down_relay
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC, JWTD_MAIL_GIVE_UP="1s"))
+    c = srv.client()
+    e = addr("giveup")
+    signup_mail(c, e)
+    assert_queued(forgot(c, email=e))
+    t0 = time.monotonic()
+    wait_for(lambda: metric(c, "given_up") >= 2, timeout=6, what="two messages given up")
+    print("give-up: after %.2fs; log: %s" % (time.monotonic() - t0,
+                                             mail_events(srv, "given_up")))
+    assert len(mail_events(srv, "given_up")) == 2
+    assert metric(c, "sent") == 0
+    r = c.get("/metrics")
+    assert re.search(r"^jwtd_mail_queued 0$", r.body.decode(), re.M), "queue not empty"
+    relay.start()
+    hold_still(relay, e, 0, "given-up messages are never sent")
+    c.close()
+
+
+# --------------------------------------------------------------------------
+# 7. without SMTP
+# --------------------------------------------------------------------------
+
+def test_without_smtp(server, client):
+    """No JWTD_SMTP_URL: forgot and verify/request are 501 not_configured;
+    `jwtd user reset-link NAME` prints JWTD_PUBLIC_URL/reset-password?token=
+    ... whose token resets the password through the API, once."""
+    e = addr("nosmtp")
+    username, password, _ = signup_mail(client, e)
+    tok = login(client, username, password)["access_token"]
+    assert_error(forgot(client, email=e), 501, "not_configured")
+    assert_error(forgot(client, username=username), 501, "not_configured")
+    assert_error(client.post("/auth/email/verify/request", token=tok), 501, "not_configured")
+
+    base = "https://ops.mail-e2e.test"
+    p = subprocess.run([jwtd_bin(), "user", "reset-link", username],
+                       env=clean_env({"JWTD_DATABASE": server.db.url, "JWTD_PUBLIC_URL": base}),
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    out = p.stdout.decode()
+    assert p.returncode == 0, p.stderr.decode()
+    lines = out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(base + "/reset-password?token="), out
+    (token,) = urllib.parse.parse_qs(urllib.parse.urlsplit(lines[0]).query)["token"]
+    assert TOKEN_RE.match(token), lines[0]
+    new = strong_password()
+    assert reset(client, token, new).status == 204
+    assert_refused_within(client, tok, time.monotonic(), bound=1.0, interval=POLL, give_up=2.0)
+    login(client, username, new)
+    assert_error(reset(client, token, strong_password()), 400, "invalid_link")
+
+    p = subprocess.run([jwtd_bin(), "user", "reset-link", uname("nobody")],
+                       env=clean_env({"JWTD_DATABASE": server.db.url, "JWTD_PUBLIC_URL": base}),
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert p.returncode != 0 and "token=" not in p.stdout.decode(), p
+
+
+# --------------------------------------------------------------------------
+# 8. abuse limits
+# --------------------------------------------------------------------------
+
+def test_mail_rate_limits(jwtd_factory, relay):
+    """JWTD_MAIL_ACCOUNT_RATE=2: the third forgot for one address is 429
+    too_many_attempts, for a known and an unknown address alike (same body);
+    JWTD_MAIL_RATE=4 per client address (X-Forwarded-For from a trusted
+    proxy): the fifth request from one client is 429, another client is
+    still served. Refused requests send nothing."""
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC, JWTD_MAIL_ACCOUNT_RATE="2",
+                                          JWTD_MAIL_RATE="4",
+                                          JWTD_TRUSTED_PROXIES="127.0.0.1"))
+    c = srv.client()
+    known, unknown = addr("rk"), addr("ru")
+    signup_mail(c, known)
+    relay.wait_one(known)
+
+    def ask(e, client_addr):
+        return c.post("/auth/password/forgot", {"email": e},
+                      headers={"X-Forwarded-For": client_addr})
+
+    bodies = []
+    for e, ip in ((known, "198.51.100.1"), (unknown, "198.51.100.2")):
+        assert_queued(ask(e, ip))
+        assert_queued(ask(e, ip))
+        r = ask(e, ip)
+        assert_error(r, 429, "too_many_attempts")
+        assert r.header("Retry-After"), r
+        bodies.append(r.body)
+        assert_error(ask(e.upper(), "198.51.100.9"), 429, "too_many_attempts")
+    assert bodies[0] == bodies[1], bodies
+
+    for i in range(4):
+        assert_queued(ask(addr("rc%d" % i), "198.51.100.3"))
+    assert_error(ask(addr("rc4"), "198.51.100.3"), 429, "too_many_attempts")
+    assert_queued(ask(addr("rc5"), "198.51.100.4"))
+
+    relay.wait_messages(3, to=known, what="two reset mails")
+    hold_still(relay, known, 3, "refused requests send nothing")
+    c.close()
+
+
+# --------------------------------------------------------------------------
+# 9. templates
+# --------------------------------------------------------------------------
+
+def test_templates_override_subject_and_text(jwtd_factory, relay, tmp_path):
+    """JWTD_MAIL_TEMPLATES with reset_password.subject and .txt: the subject
+    and the text part are the operator's ({{link}}, {{username}} filled
+    in); the HTML part is still the built-in one; the link works."""
+    tdir = tmp_path / "templates"
+    tdir.mkdir()
+    (tdir / "reset_password.subject").write_text("Password help for {{username}}")
+    (tdir / "reset_password.txt").write_text(
+        "Hi {{username}},\n\nyour link: {{link}}\n\n-- the operators\n")
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC,
+                                          JWTD_MAIL_TEMPLATES=str(tdir)))
+    c = srv.client()
+    e = addr("tpl")
+    username, password, _ = signup_mail(c, e)
+    assert_queued(forgot(c, email=e))
+    m = [x for x in relay.wait_messages(2, to=e) if is_reset(x)][0]
+    assert m.subject == "Password help for %s" % username, m.subject
+    assert m.text.replace("\r\n", "\n") == "Hi %s,\n\nyour link: %s\n\n-- the operators\n" % (
+        username, m.link), repr(m.text)
+    assert m.link.startswith(PUBLIC + "/reset-password?token=")
+    assert "Choose a new password" in m.html and m.link in m.html, m.html
+    assert "the operators" not in m.html
+    v = [x for x in relay.messages(e) if is_verify(x)][0]
+    assert v.subject.startswith("Confirm your e-mail address"), v.subject
+    assert reset(c, m.token, strong_password()).status == 204
+    c.close()
+
+
+# --------------------------------------------------------------------------
+# 10. metrics
+# --------------------------------------------------------------------------
+
+def test_metrics_count_sent_mail(c, relay):
+    """/metrics: jwtd_mail_total{result=...} for sent, retry, failed,
+    given_up, dropped and the jwtd_mail_queued gauge; "sent" grows with each
+    delivered message, "dropped" with a forgot for no account."""
+    text = c.get("/metrics").body.decode()
+    assert "# TYPE jwtd_mail_total counter" in text
+    for res in ("sent", "retry", "failed", "given_up", "dropped"):
+        metric(c, res)
+    assert re.search(r"^jwtd_mail_queued \d+$", text, re.M), "no jwtd_mail_queued gauge"
+    sent0, dropped0 = metric(c, "sent"), metric(c, "dropped")
+    e = addr("met")
+    signup_mail(c, e)
+    relay.wait_one(e)
+    assert_queued(forgot(c, email=e))
+    assert_queued(forgot(c, email=addr("metnone")))
+    relay.wait_messages(2, to=e)
+    wait_for(lambda: metric(c, "sent") >= sent0 + 2, what="sent +2")
+    wait_for(lambda: metric(c, "dropped") >= dropped0 + 1, what="dropped +1")
+    print("metrics: sent %d -> %d, dropped %d -> %d" % (sent0, metric(c, "sent"), dropped0,
+                                                        metric(c, "dropped")))
