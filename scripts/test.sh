@@ -88,10 +88,10 @@ e2e() { # label, binary, extra env..., -- pytest marker expression for the paral
   shift
   marker_par=$1 marker_ser=$2
   step "end-to-end: $label, in parallel ($JOBS workers)"
-  env "${envs[@]}" JWTD_BIN="$bin" $PY -m pytest -q -p no:cacheprovider -n "$JOBS" \
+  env "${envs[@]}" JWTD_BIN="$bin" $PY -m pytest -q -rs -p no:cacheprovider -n "$JOBS" \
     --dist loadfile -m "$marker_par" tests/e2e
   step "end-to-end: $label, timing and load tests alone"
-  env "${envs[@]}" JWTD_BIN="$bin" $PY -m pytest -q -p no:cacheprovider -m "$marker_ser" tests/e2e
+  env "${envs[@]}" JWTD_BIN="$bin" $PY -m pytest -q -rs -p no:cacheprovider -m "$marker_ser" tests/e2e
 }
 
 if want unit; then

@@ -186,21 +186,38 @@ class Browser:
     def click_and_wait(self, element, timeout=20):
         """Click something that submits a form or follows a link, and wait
         until the next document has loaded."""
-        from selenium.webdriver.support import expected_conditions as EC
         from selenium.webdriver.support.ui import WebDriverWait
         self.drain_console()
-        old = self.d.find_element("tag name", "html")
+        # A mark on the current window object: the next document has none.
+        # (Selenium's staleness_of() on an element is not used: Chromium
+        # sometimes answers "Node with given id does not belong to the
+        # document" for the old node instead of "stale".)
+        self.d.execute_script("window.__jwtd_before_click = true;")
         element.click()
-        WebDriverWait(self.d, timeout, poll_frequency=0.05).until(EC.staleness_of(old))
-        self.wait_loaded(timeout)
+        WebDriverWait(self.d, timeout, poll_frequency=0.05).until(
+            lambda d: self._settled(lambda: d.execute_script(
+                "return window.__jwtd_before_click !== true"
+                " && document.readyState === 'complete';")))
 
     # -- reading the page ----------------------------------------------------
 
-    def find(self, css):
-        return self.d.find_element("css selector", css)
+    def _settled(self, fn):
+        """Run a DOM query; retry when chromedriver answers that the node it
+        resolved left the document (seen once, right after a navigation)."""
+        from selenium.common.exceptions import WebDriverException
+        for attempt in range(40):
+            try:
+                return fn()
+            except WebDriverException as e:
+                if "does not belong to the document" not in str(e) or attempt == 39:
+                    raise
+                time.sleep(0.1)
+
+    def find(self, css, by="css selector"):
+        return self._settled(lambda: self.d.find_element(by, css))
 
     def find_all(self, css):
-        return self.d.find_elements("css selector", css)
+        return self._settled(lambda: self.d.find_elements("css selector", css))
 
     def has(self, css):
         return bool(self.find_all(css))

@@ -188,11 +188,11 @@ def sign_in(b, base, username, password, rd=None):
 
 def sign_out(b, site, everywhere=False):
     """Press Sign out (or Sign out everywhere) on /account."""
-    if not b.url.startswith(site.url("/account")):
+    if urllib.parse.urlsplit(b.url).path != "/account":
         b.go(site.url("/account"))
     xp = ("//form[@action='/logout'][input[@name='scope' and @value='all']]//button"
           if everywhere else "//form[@action='/logout'][not(input[@name='scope'])]//button")
-    b.click_and_wait(b.d.find_element("xpath", xp))
+    b.click_and_wait(b.find(xp, by="xpath"))
     assert b.url == site.url("/login?done=signed_out"), b.url
     assert "You are signed out." in b.notices("ok")
     assert not jwtd_cookies(b), jwtd_cookies(b)
@@ -569,7 +569,7 @@ def test_totp_enrolment_second_step_replay_and_recovery_codes(b, site):
     username, password, _ = site.new_user()
     sign_in(b, site.base, username, password)
     otp, codes = enrol_totp(b, site, password, shoot=True)
-    b.click_and_wait(b.d.find_element("link text", "Back to your account"))
+    b.click_and_wait(b.find("Back to your account", by="link text"))
     assert "On. Recovery codes left: 10 of 10." in b.text()
     sign_out(b, site)
 
@@ -741,7 +741,7 @@ def mail_link(site, to, path):
 def test_forgot_and_reset_password(b, site):
     username, password, addr = site.new_user(email=True)
     b.go(site.url("/login"))
-    b.click_and_wait(b.d.find_element("link text", "Forgot your password?"))
+    b.click_and_wait(b.find("Forgot your password?", by="link text"))
     assert b.url == site.url("/forgot-password") and b.h1() == "Forgot your password?"
     b.shot("forgot-password")
     b.submit_form("form[action='/forgot-password']", {"identifier": addr})
@@ -917,9 +917,10 @@ def test_portal_sign_in_returns_to_the_app_and_renews_without_password(b, portal
 
     # signing out clears the domain cookie too: the app sends us to sign in again
     b.go(portal.auth + "/account")
-    b.click_and_wait(b.d.find_element(
-        "xpath", "//form[@action='/logout'][not(input[@name='scope'])]//button"))
+    b.click_and_wait(b.find("//form[@action='/logout'][not(input[@name='scope'])]//button",
+                            by="xpath"))
     assert b.url == portal.auth + "/login?done=signed_out", b.url
     assert not jwtd_cookies(b), jwtd_cookies(b)
     b.go(target)
     assert b.url.startswith(portal.auth + "/login?rd="), b.url
+
