@@ -72,7 +72,8 @@ static int run_dir(const char *dir, unsigned *count)
         names[n++] = strdup(e->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp);
+    if (n > 1)
+        qsort(names, n, sizeof *names, cmp);
     int status = 0;
     for (size_t i = 0; i < n; i++) {
         char path[4096];

@@ -14,8 +14,16 @@
  * expiry, revocation by disabling and by an operator's logout, with the
  * revoked set updated at once), the pure refresh decision as a table, and
  * the re-confirmed changes (password change, operator password set,
- * self-deletion). Time is moved with the test clock (util_test_clock), so
- * nothing sleeps.
+ * self-deletion). The second factors (src/core/mfa.c) are driven the same
+ * way, with TOTP codes computed here from the enrolment's secret (RFC 6238
+ * with OpenSSL's HMAC, checked against the RFC's vectors): enrolment and
+ * confirmation, the login's ticket and its second step (amr pwd+otp, the
+ * one-step window, replays, single use, expiry, five wrong codes, the
+ * account back-off, an account disabled or deleted meanwhile), recovery
+ * codes and their renewal, removal and the operator's reset; and of
+ * passkeys (src/core/passkeys.c) what needs no authenticator: listing,
+ * removal, and the ticket side of a passkey step. Time is moved with the
+ * test clock (util_test_clock), so nothing sleeps.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,11 +42,15 @@
 
 #include <argon2.h>
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "base/log.h"
 #include "base/util.h"
 #include "core/accounts.h"
 #include "core/app.h"
+#include "core/mfa.h"
+#include "core/passkeys.h"
 #include "core/ratelimit.h"
 #include "core/service.h"
 #include "core/sessions.h"
@@ -56,9 +68,11 @@ static const char OUR_ARGON2[] = "$argon2id$v=19$m=7168,t=5,p=1$";
 /* ---- the test clock: an offset (ms) added to util_now*() ---- */
 
 static int g_clock_fd = -1;
+static int64_t g_clock_offset_ms; /* what clock_set wrote last */
 
 static void clock_set(int64_t offset_ms)
 {
+    g_clock_offset_ms = offset_ms;
     uint8_t le[8];
     for (int i = 0; i < 8; i++)
         le[i] = (uint8_t)((uint64_t)offset_ms >> (8 * i));
@@ -1378,6 +1392,960 @@ static void test_refresh_generation_never_wraps(void **state)
                      REFRESH_REPLAYED);
 }
 
+/* -------------------------------------------------- second factors --- */
+
+/* The test's own TOTP, written from RFC 4226 (HOTP: HMAC-SHA-1 over the
+ * big-endian counter, dynamic truncation) and RFC 6238 (30 s steps from
+ * T0 = 0, 6 digits) with OpenSSL's HMAC, not with core/totp.c. */
+static void hotp6(const uint8_t *key, size_t klen, int64_t counter, char out[7])
+{
+    uint8_t msg[8];
+    for (int i = 0; i < 8; i++)
+        msg[i] = (uint8_t)((uint64_t)counter >> (56 - 8 * i));
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    assert_non_null(HMAC(EVP_sha1(), key, (int)klen, msg, sizeof msg, md, &mdlen));
+    assert_int_equal(mdlen, 20);
+    unsigned off = md[19] & 0x0fu;
+    uint32_t bin = (uint32_t)(md[off] & 0x7f) << 24 | (uint32_t)md[off + 1] << 16 |
+                   (uint32_t)md[off + 2] << 8 | (uint32_t)md[off + 3];
+    snprintf(out, 7, "%06u", (unsigned)(bin % 1000000u));
+}
+
+/* RFC 4648 base32 as the enrolment shows it (upper case, unpadded),
+ * decoded here; the number of bytes. */
+static size_t base32_decode(const char *s, uint8_t *out, size_t cap)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (; *s; s++) {
+        int v = *s >= 'A' && *s <= 'Z' ? *s - 'A' : *s >= '2' && *s <= '7' ? *s - '2' + 26 : -1;
+        if (v < 0)
+            fail_msg("not base32: '%c'", *s);
+        acc = acc << 5 | (uint32_t)v;
+        bits += 5;
+        if (bits >= 8) {
+            bits -= 8;
+            assert_true(n < cap);
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    assert_int_equal(acc & ((1u << bits) - 1), 0); /* no stray trailing bits */
+    return n;
+}
+
+/* Move the test clock forward to one second into a TOTP step: the first
+ * step that starts after now, plus `ahead` more. Returns that step. A test
+ * that computes a code from it then has 29 s before the step changes,
+ * however slow the machine. */
+static int64_t clock_to_step(int ahead)
+{
+    int64_t now_ms = util_now_ms();
+    int64_t target = (now_ms / 30000 + 1 + ahead) * 30000 + 1000;
+    clock_set(g_clock_offset_ms + (target - now_ms));
+    int64_t step = util_now() / 30;
+    assert_int_equal(step, target / 30000);
+    return step;
+}
+
+/* An account with a second factor, as the test knows it. */
+struct mfa_acct {
+    const char *user, *pw;
+    char id[UUID_STR_LEN];
+    struct identity who;     /* what an access token of the account says */
+    uint8_t secret[64];      /* the TOTP secret shown at enrolment */
+    size_t slen;
+    int64_t confirmed_step;  /* the step of the code that confirmed it */
+    char codes[MFA_RECOVERY_CODES][16];
+};
+
+static void code_at(const struct mfa_acct *a, int64_t step, char out[7])
+{
+    hotp6(a->secret, a->slen, step, out);
+}
+
+/* A well-formed code that no step of the window around `step` has. */
+static void not_a_code(const struct mfa_acct *a, int64_t step, char out[7])
+{
+    char c[3][7];
+    for (int d = -1; d <= 1; d++)
+        code_at(a, step + d, c[d + 1]);
+    for (unsigned v = (unsigned)strtoul(c[1], NULL, 10) + 1;; v++) {
+        snprintf(out, 7, "%06u", v % 1000000u);
+        if (strcmp(out, c[0]) != 0 && strcmp(out, c[1]) != 0 && strcmp(out, c[2]) != 0)
+            return;
+    }
+}
+
+static void acct_init(struct mfa_acct *a, const char *user, const char *pw, const char *id)
+{
+    memset(a, 0, sizeof *a);
+    a->user = user;
+    a->pw = pw;
+    snprintf(a->id, sizeof a->id, "%s", id);
+    snprintf(a->who.sub, sizeof a->who.sub, "%s", id);
+    snprintf(a->who.username, sizeof a->who.username, "%s", user);
+}
+
+/* Start a TOTP enrolment with the right password: the secret shown goes to
+ * a->secret, after checking what else is shown with it. */
+static void enrol_start(struct fx *f, struct mfa_acct *a)
+{
+    struct svc_op *op = mfa_totp_enroll(&f->app, &f->client, &a->who, a->pw, strlen(a->pw));
+    assert_non_null(op);
+    assert_non_null(op->slow); /* the password is checked on the hashing side */
+    svc_op_run(op);
+    assert_status(op->res.status, SVC_OK);
+    assert_non_null(op->data);
+    const char *b32 = json_string_value(json_object_get(op->data, "secret"));
+    const char *uri = json_string_value(json_object_get(op->data, "otpauth_uri"));
+    const char *svg = json_string_value(json_object_get(op->data, "qr_svg"));
+    assert_non_null(b32);
+    assert_non_null(uri);
+    assert_non_null(svg);
+    assert_int_equal(strlen(b32), 32); /* 160 bits */
+    a->slen = base32_decode(b32, a->secret, sizeof a->secret);
+    assert_int_equal(a->slen, 20);
+    char want[64];
+    snprintf(want, sizeof want, "secret=%s&", b32);
+    assert_int_equal(strncmp(uri, "otpauth://totp/", 15), 0);
+    assert_true(has(uri, want));
+    assert_true(has(uri, a->user));
+    assert_true(has(uri, "algorithm=SHA1&digits=6&period=30"));
+    assert_true(has(svg, "<svg"));
+    svc_op_free(op);
+}
+
+/* The recovery codes are shown as xxxxx-xxxxx, of an alphabet without
+ * look-alikes (no 0/o, 1/l/i), all different; copied to a->codes. */
+static void take_codes(struct mfa_acct *a, json_t *codes)
+{
+    assert_true(json_is_array(codes));
+    assert_int_equal(json_array_size(codes), MFA_RECOVERY_CODES);
+    for (size_t i = 0; i < MFA_RECOVERY_CODES; i++) {
+        const char *c = json_string_value(json_array_get(codes, i));
+        assert_non_null(c);
+        assert_int_equal(strlen(c), 11);
+        for (int k = 0; k < 11; k++) {
+            if (k == 5)
+                assert_int_equal(c[k], '-');
+            else if (!strchr("abcdefghjkmnpqrstuvwxyz23456789", c[k]))
+                fail_msg("recovery code '%s': character '%c'", c, c[k]);
+        }
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(a->codes[j], c);
+        snprintf(a->codes[i], sizeof a->codes[i], "%s", c);
+    }
+}
+
+/* Sign up a->user and turn TOTP on: enrol, then confirm with the code of a
+ * fresh step (a->confirmed_step); the recovery codes go to a->codes. The
+ * account back-off is raised to 100 failures so that the wrong codes a
+ * test sends on purpose do not block the account (the back-off on codes
+ * has its own test). */
+static void mfa_user(struct fx *f, struct mfa_acct *a, const char *user, const char *pw)
+{
+    set(&f->cfg, "JWTD_LOGIN_MAX_FAILURES", "100");
+    char id[UUID_STR_LEN];
+    must_signup(f, user, pw, id);
+    acct_init(a, user, pw, id);
+    enrol_start(f, a);
+    a->confirmed_step = clock_to_step(0);
+    char code[7];
+    code_at(a, a->confirmed_step, code);
+    json_t *codes = NULL;
+    struct svc_result r = mfa_totp_confirm(&f->app, &f->client, &a->who, code, 6, &codes);
+    assert_status(r.status, SVC_OK);
+    take_codes(a, codes);
+    json_decref(codes);
+}
+
+/* A login whose password is right, for an account with a second factor:
+ * no tokens, a ticket (copied to ticket); returns the methods offered. */
+static unsigned login_ticket(struct fx *f, const char *user, const char *pw,
+                             char ticket[MFA_TICKET_LEN + 1])
+{
+    struct svc_op *op = start_login(f, user, pw);
+    svc_op_run(op);
+    if (op->res.status != SVC_MFA_REQUIRED)
+        fail_msg("login %s: %s, expected mfa_required", user, svc_status_name(op->res.status));
+    assert_null(op->grant.access_token);
+    assert_int_equal(strlen(op->mfa_ticket), MFA_TICKET_LEN);
+    memcpy(ticket, op->mfa_ticket, MFA_TICKET_LEN + 1);
+    unsigned m = op->mfa_methods;
+    svc_op_free(op);
+    return m;
+}
+
+/* The second step with a code. On SVC_OK the grant moves to *ret (NULL:
+ * cleared) and the account's id to id_out (may be NULL). */
+static struct svc_result complete(struct fx *f, const char *ticket, enum mfa_method method,
+                                  const char *code, struct session_grant *ret,
+                                  char id_out[UUID_STR_LEN])
+{
+    struct store_user u = {0};
+    struct session_grant g = {0};
+    struct svc_result r = mfa_complete(&f->app, &f->client, ticket, strlen(ticket), method, code,
+                                       strlen(code), &u, &g);
+    if (r.status == SVC_OK) {
+        assert_non_null(g.access_token);
+        assert_true(util_is_uuid(u.id));
+        assert_null(u.password_hash);
+        if (id_out)
+            memcpy(id_out, u.id, UUID_STR_LEN);
+        if (ret)
+            *ret = g;
+        else
+            svc_grant_clear(&g);
+    } else {
+        assert_null(g.access_token);
+    }
+    store_user_clear(&u);
+    return r;
+}
+
+/* The amr claim of an access token, read independently, as "pwd,otp"
+ * ("-" when there is none). */
+static void amr_of(const char *jwt, char *out, size_t cap)
+{
+    json_t *p = jwt_payload(jwt);
+    json_t *a = json_object_get(p, "amr");
+    snprintf(out, cap, "%s", a ? "" : "-");
+    if (a) {
+        assert_true(json_is_array(a));
+        size_t i;
+        json_t *v;
+        json_array_foreach(a, i, v) {
+            assert_true(json_is_string(v));
+            size_t n = strlen(out);
+            snprintf(out + n, cap - n, "%s%s", i ? "," : "", json_string_value(v));
+        }
+    }
+    json_decref(p);
+}
+
+#define assert_amr(jwt, want)                                                             \
+    do {                                                                                  \
+        char amr_[64];                                                                    \
+        amr_of((jwt), amr_, sizeof amr_);                                                 \
+        assert_string_equal(amr_, (want));                                                \
+    } while (0)
+
+/* What the account page shows (mfa_status). */
+struct mfa_state {
+    bool totp, pending;
+    json_int_t left;
+    size_t passkeys;
+};
+
+static struct mfa_state status_of(struct fx *f, const struct identity *who)
+{
+    json_t *j = NULL;
+    assert_status(mfa_status(&f->app, who, &j).status, SVC_OK);
+    assert_true(json_is_boolean(json_object_get(j, "totp")));
+    assert_true(json_is_boolean(json_object_get(j, "totp_pending")));
+    assert_true(json_is_integer(json_object_get(j, "recovery_codes_left")));
+    assert_true(json_is_array(json_object_get(j, "passkeys")));
+    struct mfa_state s = {
+        .totp = json_is_true(json_object_get(j, "totp")),
+        .pending = json_is_true(json_object_get(j, "totp_pending")),
+        .left = json_integer_value(json_object_get(j, "recovery_codes_left")),
+        .passkeys = json_array_size(json_object_get(j, "passkeys")),
+    };
+    json_decref(j);
+    return s;
+}
+
+/* A password-confirmed operation run in place; its status. */
+static enum svc_status run_op(struct svc_op *op, json_t **ret_data)
+{
+    assert_non_null(op);
+    svc_op_run(op);
+    enum svc_status st = op->res.status;
+    if (ret_data) {
+        *ret_data = op->data;
+        op->data = NULL;
+    } else if (st != SVC_OK) {
+        assert_null(op->data);
+    }
+    svc_op_free(op);
+    return st;
+}
+
+static void test_mfa_totp_enrol_confirm(void **state)
+{
+    struct fx *f = *state;
+    /* First the test's own TOTP, against RFC 6238 appendix B (SHA-1 key
+     * "12345678901234567890"; the last 6 of the 8 digits shown there). */
+    static const struct {
+        int64_t t;
+        const char *code;
+    } vec[] = {{59, "287082"}, {1111111109, "081804"}, {1234567890, "005924"},
+               {2000000000, "279037"}};
+    for (size_t i = 0; i < sizeof vec / sizeof vec[0]; i++) {
+        char c[7];
+        hotp6((const uint8_t *)"12345678901234567890", 20, vec[i].t / 30, c);
+        assert_string_equal(c, vec[i].code);
+    }
+
+    char id[UUID_STR_LEN];
+    must_signup(f, "ursula", "ursula's long passphrase", id);
+    struct mfa_acct a;
+    acct_init(&a, "ursula", "ursula's long passphrase", id);
+
+    /* A wrong password: refused after the hashing, nothing started. */
+    struct svc_op *op = mfa_totp_enroll(&f->app, &f->client, &a.who, "not ursula's", 12);
+    assert_non_null(op->slow);
+    assert_status(run_op(op, NULL), SVC_WRONG_PASSWORD);
+    struct mfa_state st = status_of(f, &a.who);
+    assert_false(st.totp);
+    assert_false(st.pending);
+
+    /* The right one: an enrolment that does not count until confirmed. */
+    enrol_start(f, &a);
+    st = status_of(f, &a.who);
+    assert_false(st.totp);
+    assert_true(st.pending);
+    assert_int_equal(st.left, 0);
+    struct session_grant g;
+    must_login(f, a.user, a.pw, &g); /* no second step yet */
+    assert_amr(g.access_token, "pwd");
+    svc_grant_clear(&g);
+
+    /* Enrolling again while pending replaces the secret: the first one's
+     * codes confirm nothing. */
+    struct mfa_acct first = a;
+    enrol_start(f, &a);
+    assert_memory_not_equal(first.secret, a.secret, 20);
+    int64_t s = clock_to_step(0);
+    char code[7], c[7];
+    code_at(&a, s, code);
+    json_t *codes = NULL;
+    code_at(&first, s, c);
+    if (strcmp(c, code) != 0) /* one chance in a million that they agree */
+        assert_status(mfa_totp_confirm(&f->app, &f->client, &a.who, c, 6, &codes).status,
+                      SVC_BAD_SECOND_FACTOR);
+    assert_null(codes);
+
+    /* Wrong, malformed and out-of-window codes: refused, still pending. */
+    char wrong[7];
+    not_a_code(&a, s, wrong);
+    const char *bad[] = {wrong, "", "12345", "1234567", "12345a", "abcdef"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct svc_result r =
+            mfa_totp_confirm(&f->app, &f->client, &a.who, bad[i], strlen(bad[i]), &codes);
+        if (r.status != SVC_BAD_SECOND_FACTOR)
+            fail_msg("confirm '%s': %s", bad[i], svc_status_name(r.status));
+        assert_null(codes);
+    }
+    for (int d = -2; d <= 2; d += 4) {
+        code_at(&a, s + d, c);
+        char w[3][7];
+        for (int k = -1; k <= 1; k++)
+            code_at(&a, s + k, w[k + 1]);
+        if (strcmp(c, w[0]) && strcmp(c, w[1]) && strcmp(c, w[2]))
+            assert_status(mfa_totp_confirm(&f->app, &f->client, &a.who, c, 6, &codes).status,
+                          SVC_BAD_SECOND_FACTOR);
+        assert_null(codes);
+    }
+    st = status_of(f, &a.who);
+    assert_false(st.totp);
+    assert_true(st.pending);
+    must_login(f, a.user, a.pw, &g);
+    svc_grant_clear(&g);
+
+    /* The right code, spaced as apps show it: TOTP on, ten recovery
+     * codes shown (the only time). */
+    char spaced[8];
+    snprintf(spaced, sizeof spaced, "%.3s %s", code, code + 3);
+    assert_status(mfa_totp_confirm(&f->app, &f->client, &a.who, spaced, strlen(spaced), &codes)
+                      .status,
+                  SVC_OK);
+    take_codes(&a, codes);
+    json_decref(codes);
+    codes = NULL;
+    st = status_of(f, &a.who);
+    assert_true(st.totp);
+    assert_false(st.pending);
+    assert_int_equal(st.left, MFA_RECOVERY_CODES);
+
+    /* Nothing is left to confirm, and no new enrolment while it is on. */
+    code_at(&a, s + 1, c);
+    assert_status(mfa_totp_confirm(&f->app, &f->client, &a.who, c, 6, &codes).status,
+                  SVC_BAD_SECOND_FACTOR);
+    assert_null(codes);
+    op = mfa_totp_enroll(&f->app, &f->client, &a.who, a.pw, strlen(a.pw));
+    assert_status(run_op(op, NULL), SVC_ALREADY_ENABLED);
+    assert_true(status_of(f, &a.who).totp);
+
+    /* A login now stops after the password: a ticket, no session. */
+    int sessions = info(f, a.user).live_sessions;
+    char t1[MFA_TICKET_LEN + 1], t2[MFA_TICKET_LEN + 1];
+    assert_int_equal(login_ticket(f, a.user, a.pw, t1), MFA_TOTP | MFA_RECOVERY);
+    assert_int_equal(login_ticket(f, "URSULA", a.pw, t2), MFA_TOTP | MFA_RECOVERY);
+    assert_string_not_equal(t1, t2);
+    assert_int_equal(info(f, a.user).live_sessions, sessions);
+    /* A wrong password is still just that: no ticket. */
+    assert_status(login(f, a.user, "not ursula's", NULL, NULL).status, SVC_BAD_CREDENTIALS);
+}
+
+static void test_mfa_login_with_totp(void **state)
+{
+    struct fx *f = *state;
+    struct mfa_acct a;
+    mfa_user(f, &a, "victor", "victor's long passphrase");
+    int64_t s = clock_to_step(0);
+    char t[MFA_TICKET_LEN + 1];
+    assert_int_equal(login_ticket(f, a.user, a.pw, t), MFA_TOTP | MFA_RECOVERY);
+    struct store_user u = {0};
+    unsigned amr = 0;
+    assert_status(mfa_ticket_peek(&f->app, t, strlen(t), &u, &amr).status, SVC_OK);
+    assert_string_equal(u.id, a.id);
+    assert_int_equal(amr, AMR_PWD);
+    store_user_clear(&u);
+
+    /* The right code: a session whose tokens say pwd and otp. */
+    char code[7], next[7];
+    code_at(&a, s, code);
+    code_at(&a, s + 1, next);
+    struct session_grant g;
+    char id[UUID_STR_LEN];
+    assert_status(complete(f, t, MFA_TOTP, code, &g, id).status, SVC_OK);
+    assert_string_equal(id, a.id);
+    struct identity who;
+    assert_true(access_ok(f, g.access_token, &who));
+    assert_string_equal(who.sub, a.id);
+    assert_string_equal(who.sid, g.sid);
+    assert_amr(g.access_token, "pwd,otp");
+    /* The session keeps how it began: a refreshed token says the same. */
+    struct session_grant g2;
+    assert_status(refresh(f, g.refresh_token, &g2).status, SVC_OK);
+    assert_amr(g2.access_token, "pwd,otp");
+    assert_int_equal(info(f, a.user).live_sessions, 1);
+    assert_int_equal(info(f, a.user).failures, 0);
+
+    /* The ticket is used up, whatever code comes with it. */
+    assert_status(complete(f, t, MFA_TOTP, next, NULL, NULL).status, SVC_INVALID_GRANT);
+    assert_status(mfa_ticket_peek(&f->app, t, strlen(t), &u, &amr).status, SVC_INVALID_GRANT);
+
+    /* The same code again, with a new login and a new ticket: a replay. */
+    char t2[MFA_TICKET_LEN + 1];
+    login_ticket(f, a.user, a.pw, t2);
+    assert_string_not_equal(t2, t);
+    struct svc_result r = complete(f, t2, MFA_TOTP, code, NULL, NULL);
+    assert_status(r.status, SVC_BAD_SECOND_FACTOR);
+    assert_non_null(r.detail);
+    /* The ticket outlives one wrong code; the next step's code (not spent
+     * by the refused ticket above) finishes it. */
+    assert_status(complete(f, t2, MFA_TOTP, next, NULL, NULL).status, SVC_OK);
+    assert_int_equal(info(f, a.user).live_sessions, 2);
+    assert_int_equal(info(f, a.user).failures, 0);
+    svc_grant_clear(&g);
+    svc_grant_clear(&g2);
+}
+
+static void test_mfa_totp_window(void **state)
+{
+    struct fx *f = *state;
+    struct mfa_acct a;
+    mfa_user(f, &a, "wanda", "wanda's long passphrase");
+    /* Three steps on: every step of the window is later than the one that
+     * confirmed the factor, so nothing below is refused as a replay. */
+    int64_t s = clock_to_step(2);
+    assert_true(s - 2 > a.confirmed_step);
+    char w[3][7], c[7];
+    for (int k = -1; k <= 1; k++)
+        code_at(&a, s + k, w[k + 1]);
+    char t[MFA_TICKET_LEN + 1];
+    login_ticket(f, a.user, a.pw, t);
+    /* Two steps either side: out of the window (unless the code happens to
+     * be one of the window's, one chance in 300 000). */
+    for (int d = -2; d <= 2; d += 4) {
+        code_at(&a, s + d, c);
+        if (strcmp(c, w[0]) && strcmp(c, w[1]) && strcmp(c, w[2]))
+            assert_status(complete(f, t, MFA_TOTP, c, NULL, NULL).status,
+                          SVC_BAD_SECOND_FACTOR);
+    }
+    /* One step back (a phone whose clock is slow): accepted. */
+    struct session_grant g;
+    assert_status(complete(f, t, MFA_TOTP, w[0], &g, NULL).status, SVC_OK);
+    assert_amr(g.access_token, "pwd,otp");
+    svc_grant_clear(&g);
+    /* One step ahead (a fast one): accepted, on a new ticket. */
+    login_ticket(f, a.user, a.pw, t);
+    assert_status(complete(f, t, MFA_TOTP, w[2], NULL, NULL).status, SVC_OK);
+    /* Now the current step's code is older than the last one accepted. */
+    login_ticket(f, a.user, a.pw, t);
+    assert_status(complete(f, t, MFA_TOTP, w[1], NULL, NULL).status, SVC_BAD_SECOND_FACTOR);
+    /* A step later the window has moved: s + 2 is in it and accepted. */
+    int64_t s2 = clock_to_step(0);
+    assert_int_equal(s2, s + 1);
+    code_at(&a, s + 2, c);
+    assert_status(complete(f, t, MFA_TOTP, c, NULL, NULL).status, SVC_OK);
+    assert_int_equal(info(f, a.user).live_sessions, 3);
+}
+
+static void test_mfa_ticket_single_use_and_expiry(void **state)
+{
+    struct fx *f = *state;
+    struct mfa_acct a;
+    mfa_user(f, &a, "xenia", "xenia's long passphrase");
+    set(&f->cfg, "JWTD_MFA_TICKET_TTL", "90s");
+    assert_int_equal(f->cfg.mfa_ticket_ttl, 90);
+    int64_t s = clock_to_step(0);
+    char t[MFA_TICKET_LEN + 1], code[7];
+    code_at(&a, s, code);
+    login_ticket(f, a.user, a.pw, t);
+
+    /* What is not a ticket: refused as one, the code not looked at. */
+    char altered[MFA_TICKET_LEN + 1];
+    memcpy(altered, t, sizeof altered);
+    altered[10] = altered[10] == 'A' ? 'B' : 'A';
+    char longer[MFA_TICKET_LEN + 2];
+    snprintf(longer, sizeof longer, "%sA", t);
+    const char *junk[] = {"", "x", altered, longer, "mfa:not-a-ticket"};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+        struct svc_result r = complete(f, junk[i], MFA_TOTP, code, NULL, NULL);
+        if (r.status != SVC_INVALID_GRANT)
+            fail_msg("ticket '%s': %s", junk[i], svc_status_name(r.status));
+    }
+    assert_int_equal(info(f, a.user).failures, 1); /* only the password step's */
+
+    /* 2 s before the end of its 90 s the ticket is good... */
+    struct store_user u = {0};
+    clock_set(g_clock_offset_ms + 88 * 1000);
+    assert_status(mfa_ticket_peek(&f->app, t, strlen(t), &u, NULL).status, SVC_OK);
+    assert_string_equal(u.id, a.id);
+    store_user_clear(&u);
+    /* ...at the end it is not, even with the right code of the moment. */
+    clock_set(g_clock_offset_ms + 2 * 1000);
+    int64_t s2 = util_now() / 30;
+    assert_int_equal(s2, s + 3);
+    code_at(&a, s2, code);
+    assert_status(complete(f, t, MFA_TOTP, code, NULL, NULL).status, SVC_INVALID_GRANT);
+    assert_status(mfa_ticket_peek(&f->app, t, strlen(t), &u, NULL).status, SVC_INVALID_GRANT);
+
+    /* That code was not spent: a new login's ticket takes it, once. */
+    login_ticket(f, a.user, a.pw, t);
+    assert_status(complete(f, t, MFA_TOTP, code, NULL, NULL).status, SVC_OK);
+    code_at(&a, s2 + 1, code);
+    assert_status(complete(f, t, MFA_TOTP, code, NULL, NULL).status, SVC_INVALID_GRANT);
+    /* A used ticket does not come back with the clock either. */
+    clock_set(g_clock_offset_ms - 60 * 1000);
+    assert_status(mfa_ticket_peek(&f->app, t, strlen(t), &u, NULL).status, SVC_INVALID_GRANT);
+    assert_int_equal(info(f, a.user).live_sessions, 1);
+}
+
+static void test_mfa_ticket_account_changes(void **state)
+{
+    struct fx *f = *state;
+    struct mfa_acct a;
+    mfa_user(f, &a, "edgar", "edgar's long passphrase");
+    int64_t s = clock_to_step(0);
+    char code[7], t[MFA_TICKET_LEN + 1];
+    code_at(&a, s, code);
+    login_ticket(f, a.user, a.pw, t);
+    /* Disabled between the two steps: the second one opens no session,
+     * and the ticket is spent like any other. */
+    int revoked = -1;
+    assert_status(accounts_set_disabled(&f->app, &f->oper, a.user, true, &revoked).status,
+                  SVC_OK);
+    assert_status(complete(f, t, MFA_TOTP, code, NULL, NULL).status, SVC_ACCOUNT_DISABLED);
+    assert_int_equal(info(f, a.user).live_sessions, 0);
+    assert_status(accounts_set_disabled(&f->app, &f->oper, a.user, false, &revoked).status,
+                  SVC_OK);
+    code_at(&a, s + 1, code);
+    assert_status(complete(f, t, MFA_TOTP, code, NULL, NULL).status, SVC_INVALID_GRANT);
+    /* Deleted between the two steps: the ticket stands for nobody. */
+    login_ticket(f, a.user, a.pw, t);
+    assert_status(accounts_delete(&f->app, &f->oper, a.user).status, SVC_OK);
+    assert_status(complete(f, t, MFA_TOTP, code, NULL, NULL).status, SVC_INVALID_GRANT);
+    struct store_user u = {0};
+    assert_status(mfa_ticket_peek(&f->app, t, strlen(t), &u, NULL).status, SVC_INVALID_GRANT);
+    assert_status(mfa_ticket_redeem(&f->app, &f->client, t, strlen(t), AMR_HWK, &u,
+                                    &(struct session_grant){0})
+                      .status,
+                  SVC_INVALID_GRANT);
+}
+
+static void test_mfa_ticket_burned_by_wrong_codes(void **state)
+{
+    struct fx *f = *state;
+    struct mfa_acct a;
+    mfa_user(f, &a, "yusuf", "yusuf's long passphrase");
+    int64_t s = clock_to_step(0);
+    char good[7], wrong[7];
+    code_at(&a, s, good);
+    not_a_code(&a, s, wrong);
+    char t[MFA_TICKET_LEN + 1];
+    login_ticket(f, a.user, a.pw, t);
+    /* Four wrong codes: the ticket lives on. */
+    for (int i = 1; i < 5; i++) {
+        struct svc_result r = complete(f, t, MFA_TOTP, wrong, NULL, NULL);
+        assert_status(r.status, SVC_BAD_SECOND_FACTOR);
+        assert_false(has(r.detail, "too many"));
+        assert_status(mfa_ticket_peek(&f->app, t, strlen(t), &(struct store_user){0}, NULL).status,
+                      SVC_OK);
+    }
+    /* The fifth (TICKET_MAX_ATTEMPTS) burns it: the right code comes too
+     * late. */
+    struct svc_result r = complete(f, t, MFA_TOTP, wrong, NULL, NULL);
+    assert_status(r.status, SVC_BAD_SECOND_FACTOR);
+    assert_true(has(r.detail, "too many tries"));
+    assert_status(complete(f, t, MFA_TOTP, good, NULL, NULL).status, SVC_INVALID_GRANT);
+    struct store_user u = {0};
+    assert_status(mfa_ticket_peek(&f->app, t, strlen(t), &u, NULL).status, SVC_INVALID_GRANT);
+    /* Each wrong code counted against the account as well, after the
+     * password's own attempt (kept until a second step succeeds). */
+    assert_int_equal(info(f, a.user).failures, 6);
+
+    /* A new ticket: the right code (not spent on the burned one) works and
+     * clears the count. */
+    login_ticket(f, a.user, a.pw, t);
+    assert_status(complete(f, t, MFA_TOTP, good, NULL, NULL).status, SVC_OK);
+    assert_int_equal(info(f, a.user).failures, 0);
+
+    /* Wrong recovery codes count on the ticket the same way. */
+    login_ticket(f, a.user, a.pw, t);
+    for (int i = 1; i <= 5; i++) {
+        r = complete(f, t, MFA_RECOVERY, "aaaaa-aaaaa", NULL, NULL);
+        assert_status(r.status, SVC_BAD_SECOND_FACTOR);
+        assert_int_equal(has(r.detail, "too many tries"), i == 5);
+    }
+    assert_status(complete(f, t, MFA_RECOVERY, a.codes[0], NULL, NULL).status,
+                  SVC_INVALID_GRANT);
+    assert_int_equal(status_of(f, &a.who).left, MFA_RECOVERY_CODES); /* not spent */
+}
+
+static void test_mfa_second_step_backoff(void **state)
+{
+    struct fx *f = *state;
+    struct mfa_acct a;
+    mfa_user(f, &a, "zelda", "zelda's long passphrase");
+    set(&f->cfg, "JWTD_LOGIN_MAX_FAILURES", "3"); /* the fixture's: then 60 s */
+    int64_t s = clock_to_step(0);
+    char good[7], wrong[7];
+    code_at(&a, s, good);
+    not_a_code(&a, s, wrong);
+    char t[MFA_TICKET_LEN + 1];
+    login_ticket(f, a.user, a.pw, t);
+    assert_int_equal(info(f, a.user).failures, 1);
+    assert_status(complete(f, t, MFA_TOTP, wrong, NULL, NULL).status, SVC_BAD_SECOND_FACTOR);
+    assert_status(complete(f, t, MFA_TOTP, wrong, NULL, NULL).status, SVC_BAD_SECOND_FACTOR);
+    /* The third failure of the account started the back-off: the right
+     * code is refused before it is looked at, and so is the password. */
+    struct account_info ai = info(f, a.user);
+    assert_int_equal(ai.failures, 3);
+    assert_true(ai.blocked_until_ms > util_now_ms() + 59000);
+    struct svc_result r = complete(f, t, MFA_TOTP, good, NULL, NULL);
+    assert_status(r.status, SVC_LIMITED);
+    assert_true(r.retry_after > 0 && r.retry_after <= 60);
+    struct svc_op *op = start_login(f, a.user, a.pw);
+    assert_status(op->res.status, SVC_LIMITED);
+    svc_op_free(op);
+    assert_int_equal(info(f, a.user).failures, 3); /* refused attempts are not counted */
+
+    /* After the back-off the same ticket (two wrong codes on it, within its
+     * five minutes) takes a code of the moment, and the count is cleared. */
+    int64_t s2 = clock_to_step(2);
+    assert_true(util_now_ms() > ai.blocked_until_ms);
+    code_at(&a, s2, good);
+    assert_status(complete(f, t, MFA_TOTP, good, NULL, NULL).status, SVC_OK);
+    ai = info(f, a.user);
+    assert_int_equal(ai.failures, 0);
+    assert_int_equal(ai.blocked_until_ms, 0);
+}
+
+static void test_mfa_recovery_codes(void **state)
+{
+    struct fx *f = *state;
+    struct mfa_acct a;
+    mfa_user(f, &a, "amelie", "amelie's long passphrase");
+    char t[MFA_TICKET_LEN + 1];
+    login_ticket(f, a.user, a.pw, t);
+    /* Typed in capitals without the dash: the same code (mfa.c ignores
+     * case, spaces and dashes). It opens a session like a TOTP code. */
+    char typed[16];
+    size_t n = 0;
+    for (const char *p = a.codes[0]; *p; p++)
+        if (*p != '-')
+            typed[n++] = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    typed[n] = '\0';
+    struct session_grant g;
+    assert_status(complete(f, t, MFA_RECOVERY, typed, &g, NULL).status, SVC_OK);
+    assert_amr(g.access_token, "pwd,otp");
+    svc_grant_clear(&g);
+    assert_int_equal(status_of(f, &a.who).left, MFA_RECOVERY_CODES - 1);
+
+    /* Once only: as shown, on a new ticket, it is refused. */
+    login_ticket(f, a.user, a.pw, t);
+    assert_status(complete(f, t, MFA_RECOVERY, a.codes[0], NULL, NULL).status,
+                  SVC_BAD_SECOND_FACTOR);
+    /* Another, spaced instead of dashed: accepted. */
+    char spaced[16];
+    snprintf(spaced, sizeof spaced, "%.5s %.5s", a.codes[1], a.codes[1] + 6);
+    assert_status(complete(f, t, MFA_RECOVERY, spaced, NULL, NULL).status, SVC_OK);
+    assert_int_equal(status_of(f, &a.who).left, MFA_RECOVERY_CODES - 2);
+    /* A recovery code is no TOTP code, nor the other way round; neither
+     * refusal spends anything. */
+    int64_t s = clock_to_step(0);
+    char code[7];
+    code_at(&a, s, code);
+    login_ticket(f, a.user, a.pw, t);
+    assert_status(complete(f, t, MFA_TOTP, a.codes[2], NULL, NULL).status, SVC_BAD_SECOND_FACTOR);
+    assert_status(complete(f, t, MFA_RECOVERY, code, NULL, NULL).status, SVC_BAD_SECOND_FACTOR);
+    assert_int_equal(status_of(f, &a.who).left, MFA_RECOVERY_CODES - 2);
+
+    /* New codes: the password re-confirmed first. */
+    json_t *data = NULL;
+    assert_status(run_op(mfa_recovery_renew(&f->app, &f->client, &a.who, "not amelie's", 12),
+                         &data),
+                  SVC_WRONG_PASSWORD);
+    assert_null(data);
+    assert_int_equal(status_of(f, &a.who).left, MFA_RECOVERY_CODES - 2);
+    assert_status(run_op(mfa_recovery_renew(&f->app, &f->client, &a.who, a.pw, strlen(a.pw)),
+                         &data),
+                  SVC_OK);
+    struct mfa_acct renewed = a;
+    take_codes(&renewed, json_object_get(data, "recovery_codes"));
+    json_decref(data);
+    for (int i = 0; i < MFA_RECOVERY_CODES; i++)
+        for (int j = 0; j < MFA_RECOVERY_CODES; j++)
+            assert_string_not_equal(renewed.codes[i], a.codes[j]);
+    assert_int_equal(status_of(f, &a.who).left, MFA_RECOVERY_CODES);
+    /* The old ones are void, used or not; the new ones work. */
+    assert_status(complete(f, t, MFA_RECOVERY, a.codes[2], NULL, NULL).status,
+                  SVC_BAD_SECOND_FACTOR);
+    assert_status(complete(f, t, MFA_RECOVERY, renewed.codes[0], NULL, NULL).status, SVC_OK);
+
+    /* Spend them all: then the login offers TOTP alone. */
+    for (int i = 1; i < MFA_RECOVERY_CODES; i++) {
+        assert_int_equal(login_ticket(f, a.user, a.pw, t), MFA_TOTP | MFA_RECOVERY);
+        assert_status(complete(f, t, MFA_RECOVERY, renewed.codes[i], NULL, NULL).status, SVC_OK);
+    }
+    assert_int_equal(status_of(f, &a.who).left, 0);
+    assert_int_equal(login_ticket(f, a.user, a.pw, t), MFA_TOTP);
+    assert_status(complete(f, t, MFA_RECOVERY, renewed.codes[9], NULL, NULL).status,
+                  SVC_BAD_SECOND_FACTOR);
+    code_at(&a, clock_to_step(0), code);
+    assert_status(complete(f, t, MFA_TOTP, code, NULL, NULL).status, SVC_OK);
+}
+
+static void test_mfa_totp_remove(void **state)
+{
+    struct fx *f = *state;
+    struct mfa_acct a;
+    mfa_user(f, &a, "bruno", "bruno's long passphrase");
+    int64_t s = clock_to_step(0);
+    char before[MFA_TICKET_LEN + 1], t[MFA_TICKET_LEN + 1];
+    login_ticket(f, a.user, a.pw, before);
+
+    /* A wrong password removes nothing. */
+    assert_status(run_op(mfa_totp_remove(&f->app, &f->client, &a.who, "not bruno's", 11), NULL),
+                  SVC_WRONG_PASSWORD);
+    struct mfa_state st = status_of(f, &a.who);
+    assert_true(st.totp);
+    assert_int_equal(st.left, MFA_RECOVERY_CODES);
+    assert_int_equal(login_ticket(f, a.user, a.pw, t), MFA_TOTP | MFA_RECOVERY);
+
+    /* The right one: TOTP and recovery codes gone, logins in one step. */
+    assert_status(run_op(mfa_totp_remove(&f->app, &f->client, &a.who, a.pw, strlen(a.pw)), NULL),
+                  SVC_OK);
+    st = status_of(f, &a.who);
+    assert_false(st.totp);
+    assert_false(st.pending);
+    assert_int_equal(st.left, 0);
+    struct session_grant g;
+    assert_status(login(f, a.user, a.pw, &g, NULL).status, SVC_OK);
+    assert_amr(g.access_token, "pwd");
+    svc_grant_clear(&g);
+    /* A ticket from before cannot be finished with a code any more. */
+    char code[7];
+    code_at(&a, s, code);
+    assert_status(complete(f, before, MFA_TOTP, code, NULL, NULL).status, SVC_BAD_SECOND_FACTOR);
+    assert_status(complete(f, before, MFA_RECOVERY, a.codes[0], NULL, NULL).status,
+                  SVC_BAD_SECOND_FACTOR);
+    /* No recovery codes without TOTP. */
+    json_t *data = NULL;
+    assert_status(run_op(mfa_recovery_renew(&f->app, &f->client, &a.who, a.pw, strlen(a.pw)),
+                         &data),
+                  SVC_NOT_FOUND);
+    assert_null(data);
+    /* It can be set up again, with a new secret. */
+    struct mfa_acct again = a;
+    enrol_start(f, &again);
+    assert_memory_not_equal(again.secret, a.secret, 20);
+    assert_true(status_of(f, &a.who).pending);
+}
+
+/* A passkey row as registration would leave it (the key is not looked at
+ * by listing, removal or the ticket code). */
+static void add_passkey(struct fx *f, const char *user_id, const char *id, const char *name,
+                        int64_t created, bool synced)
+{
+    struct store_passkey p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.id, sizeof p.id, "%s", id);
+    snprintf(p.user_id, sizeof p.user_id, "%s", user_id);
+    snprintf(p.public_key_hex, sizeof p.public_key_hex, "3059301306072a8648ce3d0201");
+    p.alg = -7;
+    snprintf(p.name, sizeof p.name, "%s", name);
+    p.backup_eligible = synced;
+    p.created_at = created;
+    assert_int_equal(store_passkey_insert(f->app.store, &p), STORE_OK);
+}
+
+static size_t passkeys_of(struct fx *f, const struct identity *who, json_t **ret)
+{
+    json_t *l = NULL;
+    assert_status(passkeys_list(&f->app, who, &l).status, SVC_OK);
+    assert_true(json_is_array(l));
+    size_t n = json_array_size(l);
+    if (ret)
+        *ret = l;
+    else
+        json_decref(l);
+    return n;
+}
+
+static void test_mfa_operator_reset(void **state)
+{
+    struct fx *f = *state;
+    struct mfa_acct a;
+    mfa_user(f, &a, "carmen", "carmen's long passphrase");
+    add_passkey(f, a.id, "carmen-key", "Laptop", util_now(), false);
+    char t[MFA_TICKET_LEN + 1];
+    assert_int_equal(login_ticket(f, a.user, a.pw, t), MFA_TOTP | MFA_RECOVERY | MFA_PASSKEY);
+
+    bool totp = false;
+    int passkeys = -1;
+    assert_status(mfa_operator_reset(&f->app, &f->oper, "nobody-here", &totp, &passkeys).status,
+                  SVC_NOT_FOUND);
+    assert_true(status_of(f, &a.who).totp);
+    assert_status(mfa_operator_reset(&f->app, &f->oper, "CARMEN", &totp, &passkeys).status,
+                  SVC_OK);
+    assert_true(totp);
+    assert_int_equal(passkeys, 1);
+    struct mfa_state st = status_of(f, &a.who);
+    assert_false(st.totp);
+    assert_false(st.pending);
+    assert_int_equal(st.left, 0);
+    assert_int_equal(st.passkeys, 0);
+    assert_int_equal(passkeys_of(f, &a.who, NULL), 0);
+    /* The password stays, and is enough again. */
+    struct session_grant g;
+    assert_status(login(f, a.user, a.pw, &g, NULL).status, SVC_OK);
+    assert_amr(g.access_token, "pwd");
+    svc_grant_clear(&g);
+    /* Nothing left: a second reset reports so. */
+    totp = true;
+    assert_status(mfa_operator_reset(&f->app, &f->oper, "carmen", &totp, &passkeys).status,
+                  SVC_OK);
+    assert_false(totp);
+    assert_int_equal(passkeys, 0);
+
+    /* A pending enrolment is no TOTP, and is cleared too. */
+    char id[UUID_STR_LEN];
+    must_signup(f, "dimitri", "dimitri's long passphrase", id);
+    struct mfa_acct d;
+    acct_init(&d, "dimitri", "dimitri's long passphrase", id);
+    enrol_start(f, &d);
+    assert_true(status_of(f, &d.who).pending);
+    totp = true;
+    assert_status(mfa_operator_reset(&f->app, &f->oper, "dimitri", &totp, &passkeys).status,
+                  SVC_OK);
+    assert_false(totp);
+    assert_false(status_of(f, &d.who).pending);
+}
+
+static void test_passkeys_list_and_remove(void **state)
+{
+    struct fx *f = *state;
+    char id[UUID_STR_LEN], other_id[UUID_STR_LEN];
+    must_signup(f, "petra", "petra's long passphrase", id);
+    must_signup(f, "quentin", "quentin's long passphrase", other_id);
+    struct mfa_acct p, q;
+    acct_init(&p, "petra", "petra's long passphrase", id);
+    acct_init(&q, "quentin", "quentin's long passphrase", other_id);
+    int64_t t0 = util_now();
+    add_passkey(f, id, "cred-one", "Laptop", t0, false);
+    add_passkey(f, id, "cred-two", "Phone", t0 + 10, true);
+    add_passkey(f, other_id, "cred-other", "Other", t0, false);
+
+    /* Listing: the caller's own, oldest first, as documented. */
+    json_t *l = NULL;
+    assert_int_equal(passkeys_of(f, &p.who, &l), 2);
+    json_t *k0 = json_array_get(l, 0), *k1 = json_array_get(l, 1);
+    assert_string_equal(json_string_value(json_object_get(k0, "id")), "cred-one");
+    assert_string_equal(json_string_value(json_object_get(k0, "name")), "Laptop");
+    char when[RFC3339_LEN];
+    util_rfc3339(t0, when);
+    assert_string_equal(json_string_value(json_object_get(k0, "created_at")), when);
+    assert_true(json_is_null(json_object_get(k0, "last_used_at"))); /* never used */
+    assert_true(json_is_false(json_object_get(k0, "synced")));
+    assert_string_equal(json_string_value(json_object_get(k1, "id")), "cred-two");
+    assert_true(json_is_true(json_object_get(k1, "synced")));
+    json_decref(l);
+    assert_int_equal(status_of(f, &p.who).passkeys, 2);
+
+    /* A passkey alone is a second factor: the password gets a ticket. */
+    char t[MFA_TICKET_LEN + 1];
+    assert_int_equal(login_ticket(f, p.user, p.pw, t), MFA_PASSKEY);
+    /* No TOTP to finish it with. */
+    assert_status(complete(f, t, MFA_TOTP, "123456", NULL, NULL).status, SVC_BAD_SECOND_FACTOR);
+    /* The ticket side of a passkey step (the assertion itself is
+     * core/webauthn.c's): a refusal is counted, a success redeems it. */
+    struct svc_result r = mfa_ticket_fail(&f->app, &f->client, t, strlen(t), "passkey");
+    assert_status(r.status, SVC_BAD_SECOND_FACTOR);
+    assert_string_equal(r.detail, "The passkey was refused.");
+    struct store_user u = {0};
+    struct session_grant g = {0};
+    assert_status(mfa_ticket_redeem(&f->app, &f->client, t, strlen(t), AMR_HWK, &u, &g).status,
+                  SVC_OK);
+    assert_string_equal(u.id, id);
+    assert_amr(g.access_token, "pwd,hwk");
+    assert_true(access_ok(f, g.access_token, NULL));
+    svc_grant_clear(&g);
+    store_user_clear(&u);
+    assert_status(mfa_ticket_redeem(&f->app, &f->client, t, strlen(t), AMR_HWK, &u, &g).status,
+                  SVC_INVALID_GRANT);
+    assert_null(g.access_token);
+
+    /* Removal re-confirms the password. */
+    struct svc_op *op = passkeys_remove(&f->app, &f->client, &p.who, "cred-one", 8, "not it", 6);
+    assert_non_null(op->slow);
+    assert_status(run_op(op, NULL), SVC_WRONG_PASSWORD);
+    assert_int_equal(passkeys_of(f, &p.who, NULL), 2);
+    /* No id: refused at once. */
+    op = passkeys_remove(&f->app, &f->client, &p.who, "", 0, p.pw, strlen(p.pw));
+    assert_null(op->slow);
+    assert_status(run_op(op, NULL), SVC_NOT_FOUND);
+    /* Someone else's passkey: not the caller's to remove. */
+    op = passkeys_remove(&f->app, &f->client, &p.who, "cred-other", 10, p.pw, strlen(p.pw));
+    assert_status(run_op(op, NULL), SVC_NOT_FOUND);
+    assert_int_equal(passkeys_of(f, &q.who, NULL), 1);
+    /* The id is the idlen bytes given. */
+    op = passkeys_remove(&f->app, &f->client, &p.who, "cred-one-and-more", 8, p.pw,
+                         strlen(p.pw));
+    assert_status(run_op(op, NULL), SVC_OK);
+    assert_int_equal(passkeys_of(f, &p.who, &l), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(l, 0), "id")),
+                        "cred-two");
+    json_decref(l);
+    op = passkeys_remove(&f->app, &f->client, &p.who, "cred-one", 8, p.pw, strlen(p.pw));
+    assert_status(run_op(op, NULL), SVC_NOT_FOUND); /* gone already */
+    op = passkeys_remove(&f->app, &f->client, &p.who, "cred-two", 8, p.pw, strlen(p.pw));
+    assert_status(run_op(op, NULL), SVC_OK);
+    assert_int_equal(passkeys_of(f, &p.who, NULL), 0);
+    /* Without one, the password is enough again; the other account keeps its own. */
+    struct session_grant g2;
+    assert_status(login(f, p.user, p.pw, &g2, NULL).status, SVC_OK);
+    assert_amr(g2.access_token, "pwd");
+    svc_grant_clear(&g2);
+    assert_int_equal(login_ticket(f, q.user, q.pw, t), MFA_PASSKEY);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, false);
@@ -1406,6 +2374,17 @@ int main(void)
         T(test_operator_set_password),
         T(test_delete_self),
         T(test_operator_delete),
+        T(test_mfa_totp_enrol_confirm),
+        T(test_mfa_login_with_totp),
+        T(test_mfa_totp_window),
+        T(test_mfa_ticket_single_use_and_expiry),
+        T(test_mfa_ticket_account_changes),
+        T(test_mfa_ticket_burned_by_wrong_codes),
+        T(test_mfa_second_step_backoff),
+        T(test_mfa_recovery_codes),
+        T(test_mfa_totp_remove),
+        T(test_mfa_operator_reset),
+        T(test_passkeys_list_and_remove),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     close(g_clock_fd);
