@@ -60,6 +60,14 @@ static bool open_store(struct app *app, char *err, size_t errlen)
     return true;
 }
 
+void app_storage_state(struct app *app, bool ok)
+{
+    if (atomic_exchange(&app->storage_ok, ok) == ok)
+        return;
+    atomic_store(ok ? &app->storage_up_ms : &app->storage_down_ms, util_now_ms());
+    LOG(ok ? LOG_INFO : LOG_WARN, "storage_state", LF_B("up", ok));
+}
+
 void app_close(struct app *app)
 {
     app_background_stop(app);

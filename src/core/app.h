@@ -60,6 +60,10 @@ struct app {
     uint8_t mail_key[32];             /* derives the links and codes of mail */
     struct metrics metrics;
     atomic_bool storage_ok;           /* last storage probe succeeded */
+    /* Wall-clock ms when storage last became unavailable and available
+     * again (app_storage_state): writes committed around an outage may have
+     * been answered 503 (sessions.c widens the reuse interval for them). */
+    atomic_int_fast64_t storage_down_ms, storage_up_ms;
     atomic_int_fast64_t last_kid_reload_ms; /* rate limit of reloads on unknown kid */
     atomic_int in_flight;             /* requests being answered */
     int64_t started_at;
@@ -124,6 +128,10 @@ void app_note_revoked(struct app *app, const char *sid, int64_t expires_ms);
  * background thread every JWTD_REVOCATION_POLL, and by services right
  * after bulk revocations so that this instance knows at once. */
 bool app_sync_revocations(struct app *app);
+
+/* Record whether storage answers (probe results and failures); logs and
+ * timestamps the changes. */
+void app_storage_state(struct app *app, bool ok);
 
 /* The background duties (revocation feed, key ring, pruning, storage
  * probe) on their own thread until app_background_stop(). */

@@ -36,7 +36,7 @@ bool app_sync_revocations(struct app *app)
         app->rev_since_ms = start - REVOCATION_OVERLAP_MS;
     pthread_mutex_unlock(&app->rev_lock);
     if (rc != STORE_OK) {
-        atomic_store(&app->storage_ok, false);
+        app_storage_state(app, false);
         return false;
     }
     return true;
@@ -58,10 +58,7 @@ static void *background(void *arg)
          * circuit breaker after an outage (every other call fails fast
          * while it is open). */
         if (now >= next_probe || !atomic_load(&app->storage_ok)) {
-            bool ok = store_ping(app->store) == STORE_OK;
-            bool was = atomic_exchange(&app->storage_ok, ok);
-            if (was != ok)
-                LOG(ok ? LOG_INFO : LOG_WARN, "storage_state", LF_B("up", ok));
+            app_storage_state(app, store_ping(app->store) == STORE_OK);
             next_probe = now + 1000;
         }
         app_sync_revocations(app);

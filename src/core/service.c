@@ -68,7 +68,7 @@ struct svc_result svc_store_failure(struct app *app, enum store_rc rc, const cha
 {
     metrics_inc(&app->metrics.storage_errors);
     if (rc == STORE_UNAVAILABLE) {
-        atomic_store(&app->storage_ok, false);
+        app_storage_state(app, false);
         LOG(LOG_WARN, "storage_unavailable", LF_S("during", what));
         return (struct svc_result){SVC_UNAVAILABLE, "Storage is unavailable; try again shortly.", 1};
     }

@@ -42,10 +42,12 @@ enum refresh_outcome sessions_refresh_decide(const struct store_session *row,
     /* Only the token retired last, and only briefly: two tabs that raced,
      * or a response lost on the way. Anything older is a stolen token. An
      * interval of 0 is strict single use, even for requests that raced. */
-    if (p->reuse_interval_ms > 0 && (uint64_t)gen + 1 == row->refresh_gen &&
-        p->now_ms - row->rotated_at_ms <= p->reuse_interval_ms)
-        return REFRESH_REPLAYED;
-    return REFRESH_REUSED;
+    if (p->reuse_interval_ms <= 0 || (uint64_t)gen + 1 != row->refresh_gen)
+        return REFRESH_REUSED;
+    int64_t since = row->rotated_at_ms;
+    if (p->doubt_to_ms && since >= p->doubt_from_ms && since <= p->doubt_to_ms)
+        since = p->doubt_to_ms;
+    return p->now_ms - since <= p->reuse_interval_ms ? REFRESH_REPLAYED : REFRESH_REUSED;
 }
 
 /* Sign the access token and make the refresh token of (sid, gen). */
@@ -90,6 +92,31 @@ struct svc_result sessions_open(struct app *app, const struct svc_ctx *ctx,
     if (rc != STORE_OK)
         return svc_store_failure(app, rc, "session_create");
     return issue(app, u, s.id, 0, s.amr, now, ret);
+}
+
+/*
+ * A rotation whose COMMIT was on its way when storage stalled or went away
+ * may have been made durable although its request was answered 503 (the
+ * deadline passed, the connection broke): the client then retries with the
+ * token that rotation retired, possibly on another instance, and possibly
+ * longer than the reuse interval after the rotation. Treating that as theft
+ * would end the session of anyone who refreshed at the wrong moment. So the
+ * rotations made from DOUBT_LEAD_MS before this instance noticed the outage
+ * until it ended get their reuse interval counted from the end of the
+ * outage. DOUBT_LEAD_MS covers the detection delay: a statement deadline
+ * (5 s) on the instance that rotated, a probe period and a deadline on this
+ * one.
+ */
+#define DOUBT_LEAD_MS 12000
+
+static void outage_doubt(struct app *app, int64_t now_ms, struct refresh_policy *p)
+{
+    int64_t down = atomic_load(&app->storage_down_ms);
+    int64_t up = atomic_load(&app->storage_up_ms);
+    if (!down)
+        return;
+    p->doubt_from_ms = down - DOUBT_LEAD_MS;
+    p->doubt_to_ms = up >= down ? up : now_ms;
 }
 
 static const char *refusal_reason(enum refresh_outcome o)
@@ -138,6 +165,7 @@ struct svc_result sessions_refresh(struct app *app, const struct svc_ctx *ctx, c
         .rev = sessions_revocation_now(app),
         .decide = sessions_refresh_decide,
     };
+    outage_doubt(app, p.now_ms, &p);
     enum refresh_outcome out = REFRESH_UNKNOWN;
     struct store_session s;
     struct store_user u;

@@ -398,6 +398,7 @@ struct pconn {
     PGconn *pg;
     bool prepared[P_COUNT]; /* prepared lazily: tables may not exist before migrating */
     int64_t last_attempt_ms;
+    uint64_t epoch; /* the store's outage count when this connection was made */
     struct pconn *next;
 };
 
@@ -412,6 +413,12 @@ struct pg_store {
      * every second). While set, operations fail at once: during an outage,
      * requests get their 503 in microseconds instead of after timeouts. */
     atomic_bool down;
+    /* Outages declared so far. A connection made before the last one is
+     * presumed dead (a database that went away closed it, though libpq does
+     * not know until it is used): it is replaced before its next use, so
+     * that the first requests after a recovery do not each fail once and
+     * trip the breaker again. */
+    atomic_uint_fast64_t epoch;
 };
 
 #define SELF(b) ((struct pg_store *)(b))
@@ -529,8 +536,16 @@ static struct pconn *conn_get_probe(struct pg_store *s, bool probe)
         pthread_mutex_unlock(&s->lock);
         pthread_setspecific(s->tls, c);
     }
-    if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
-        return c;
+    uint64_t epoch = atomic_load(&s->epoch);
+    if (c->pg && PQstatus(c->pg) == CONNECTION_OK &&
+        (c->epoch == epoch || PQtransactionStatus(c->pg) != PQTRANS_IDLE))
+        return c; /* (never replaced inside a transaction: it fails on its own) */
+    if (c->pg && PQstatus(c->pg) == CONNECTION_OK) {
+        /* From before the last outage: replace it now, without waiting. */
+        PQfinish(c->pg);
+        c->pg = NULL;
+        c->last_attempt_ms = 0;
+    }
     /* (Re)connect, but not in a tight loop against a dead server. */
     int64_t now = util_mono_ms();
     if (c->last_attempt_ms && now - c->last_attempt_ms < 500)
@@ -541,9 +556,11 @@ static struct pconn *conn_get_probe(struct pg_store *s, bool probe)
         c->pg = NULL;
     }
     memset(c->prepared, 0, sizeof c->prepared);
+    c->epoch = atomic_load(&s->epoch);
     c->pg = connect_db(&s->base, s->url);
     if (!c->pg) {
-        atomic_store(&s->down, true);
+        if (!atomic_exchange(&s->down, true))
+            atomic_fetch_add(&s->epoch, 1);
         return NULL;
     }
     c->last_attempt_ms = 0;
@@ -559,8 +576,10 @@ static struct pconn *conn_get(struct pg_store *s)
  * must never be read as the answer to the next command. */
 static void drop_conn(struct pconn *c)
 {
-    if (!atomic_exchange(&c->owner->down, true))
+    if (!atomic_exchange(&c->owner->down, true)) {
+        atomic_fetch_add(&c->owner->epoch, 1);
         store_report(&c->owner->base, STORE_EV_DOWN, "failing fast until a ping succeeds");
+    }
     if (c->pg) {
         PQfinish(c->pg);
         c->pg = NULL;

@@ -94,6 +94,12 @@ struct refresh_policy {
     int64_t now_ms;
     int64_t idle_ttl;         /* seconds */
     int64_t reuse_interval_ms;
+    /* Rotations made in [doubt_from_ms, doubt_to_ms] (a storage outage and
+     * the time before it was noticed) may have committed after their request
+     * was answered 503: the client retries with the token they retired, and
+     * that is a replay if it comes within the reuse interval of doubt_to_ms.
+     * Both 0: no outage known. */
+    int64_t doubt_from_ms, doubt_to_ms;
     struct revocation rev;    /* used when the outcome is REFRESH_REUSED */
     enum refresh_outcome (*decide)(const struct store_session *row,
                                    const struct store_user *owner, uint32_t gen,

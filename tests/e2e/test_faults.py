@@ -346,6 +346,14 @@ def finish_outage(load, servers, marks):
             "instance %s: /readyz 200 only %.2fs after the database came back (bound %.0fs)" % (
                 "AB"[i], (t or 0) - marks["database back"], READY_AFTER)
     check_answers(load)
+    # Once an instance says it is ready again, it serves: connections made
+    # before the outage are replaced, not each failing once and tripping the
+    # breaker anew (seen: 503s for 1.9 s after /readyz was 200).
+    for i, t in first_ready.items():
+        late = [r for r in load.recs if r.inst == i and r.status == 503
+                and r.kind != "readyz" and r.sent >= t + 0.2]
+        assert not late, "instance %s: storage refused %.2fs after /readyz was 200 again: %s" % (
+            "AB"[i], late[0].sent - t, late[:3])
     for s in servers:
         assert s.running(), "jwtd died during the outage; stderr:\n" + s.log()[-3000:]
     # logins work again on both

@@ -1065,6 +1065,17 @@ static const char *outcome_name(enum refresh_outcome o)
     return "?";
 }
 
+/* One row of a decision table: true when the decision is `want`. */
+static bool decided_as(const struct store_session *row, const struct store_user *owner,
+                       uint32_t gen, const struct refresh_policy *p, const char *what,
+                       enum refresh_outcome want)
+{
+    enum refresh_outcome got = sessions_refresh_decide(row, owner, gen, p);
+    if (got != want)
+        print_error("%s: got %s, expected %s\n", what, outcome_name(got), outcome_name(want));
+    return got == want;
+}
+
 static void test_refresh_decide_table(void **state)
 {
     (void)state;
@@ -1140,18 +1151,73 @@ static void test_refresh_decide_table(void **state)
             .idle_ttl = cases[i].idle == IDLE_1H ? 3600 : 10 * DAY,
             .reuse_interval_ms = cases[i].reuse_ms,
         };
-        enum refresh_outcome got = sessions_refresh_decide(&row, &owner, cases[i].gen, &p);
-        if (got != cases[i].want) {
-            print_error("%s: got %s, expected %s\n", cases[i].what, outcome_name(got),
-                        outcome_name(cases[i].want));
-            failed++;
-        }
+        failed += !decided_as(&row, &owner, cases[i].gen, &p, cases[i].what, cases[i].want);
     }
     assert_int_equal(failed, 0);
     /* The decision is pure: the inputs are unchanged. */
     assert_int_equal(row.refresh_gen, 5);
     assert_int_equal(row.rotated_at_ms, R);
     assert_int_equal(row.last_used_at, L);
+}
+
+/* A rotation made just before or during a storage outage may have committed
+ * although its request got a 503; the retry with the retired token is a
+ * replay within the reuse interval of the outage's end - and only such a
+ * rotation, only the token retired last, only that long. */
+static void test_refresh_decide_outage_doubt(void **state)
+{
+    (void)state;
+    const int64_t down = NOW_MS - 30000, up = NOW_MS - 20000; /* outage seen: 10 s */
+    struct store_session row = {0};
+    row.refresh_gen = 5;
+    row.last_used_at = NOW - 60;
+    row.expires_at = NOW + 3600;
+    struct store_user owner = {0};
+    static const struct {
+        const char *what;
+        int64_t rotated_at_ms;
+        uint32_t gen;
+        int64_t now_ms;
+        bool outage;
+        enum refresh_outcome want;
+    } cases[] = {
+        {"rotated 1 s before the outage was seen, retried 5 s after it ended",
+         NOW_MS - 31000, 4, NOW_MS - 15000, true, REFRESH_REPLAYED},
+        {"same without an outage: 16 s after the rotation is theft",
+         NOW_MS - 31000, 4, NOW_MS - 15000, false, REFRESH_REUSED},
+        {"rotated during the outage, retried at the interval's end",
+         NOW_MS - 25000, 4, up + 10000, true, REFRESH_REPLAYED},
+        {"rotated during the outage, retried 1 ms past the interval",
+         NOW_MS - 25000, 4, up + 10001, true, REFRESH_REUSED},
+        {"rotated long before the outage: not in doubt",
+         down - 60000, 4, up + 1000, true, REFRESH_REUSED},
+        {"rotated after the outage ended: its own interval",
+         up + 1, 4, up + 5000, true, REFRESH_REPLAYED},
+        {"rotated after the outage ended, retried past its interval",
+         up + 1, 4, up + 10002, true, REFRESH_REUSED},
+        {"two generations back, rotated in doubt", NOW_MS - 25000, 3, up + 1000, true,
+         REFRESH_REUSED},
+        {"current token, rotated in doubt", NOW_MS - 25000, 5, up + 1000, true,
+         REFRESH_ROTATED},
+    };
+    size_t failed = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        row.rotated_at_ms = cases[i].rotated_at_ms;
+        struct refresh_policy p = {
+            .now_ms = cases[i].now_ms,
+            .idle_ttl = 3600,
+            .reuse_interval_ms = 10000,
+            .doubt_from_ms = cases[i].outage ? down - 12000 : 0,
+            .doubt_to_ms = cases[i].outage ? up : 0,
+        };
+        failed += !decided_as(&row, &owner, cases[i].gen, &p, cases[i].what, cases[i].want);
+    }
+    assert_int_equal(failed, 0);
+    /* A strict interval stays strict, outage or not. */
+    row.rotated_at_ms = NOW_MS - 25000;
+    struct refresh_policy strict = {.now_ms = up + 1, .idle_ttl = 3600, .reuse_interval_ms = 0,
+                                    .doubt_from_ms = down - 12000, .doubt_to_ms = up};
+    assert_int_equal(sessions_refresh_decide(&row, &owner, 4, &strict), REFRESH_REUSED);
 }
 
 /* ------------------------------------------------ account changes --- */
@@ -2368,6 +2434,7 @@ int main(void)
         T(test_refresh_expiry),
         T(test_refresh_operator_logout),
         cmocka_unit_test(test_refresh_decide_table),
+        cmocka_unit_test(test_refresh_decide_outage_doubt),
         cmocka_unit_test(test_refresh_generation_never_wraps),
         T(test_username_is_exactly_ulen_bytes),
         T(test_change_password),
