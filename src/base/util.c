@@ -102,18 +102,49 @@ void util_uuid_from_bytes(const uint8_t b[16], char out[UUID_STR_LEN])
     out[o] = '\0';
 }
 
-bool util_uuid7(char out[UUID_STR_LEN])
+/* b: 16 random bytes; the first 48 bits become the time in ms. */
+static void uuid7_format(uint8_t b[16], char out[UUID_STR_LEN])
 {
-    uint8_t b[16];
-    if (!util_random(b, sizeof b))
-        return false;
     uint64_t ms = (uint64_t)util_now_ms();
     for (int i = 0; i < 6; i++)
         b[i] = (uint8_t)(ms >> (40 - 8 * i));
     b[6] = (uint8_t)(0x70 | (b[6] & 0x0f)); /* version 7 */
     b[8] = (uint8_t)(0x80 | (b[8] & 0x3f)); /* RFC variant */
     util_uuid_from_bytes(b, out);
+}
+
+bool util_uuid7(char out[UUID_STR_LEN])
+{
+    uint8_t b[16];
+    if (!util_random(b, sizeof b))
+        return false;
+    uuid7_format(b, out);
     return true;
+}
+
+/* splitmix64 (Steele, Lea, Flood 2014) over a per-thread state. */
+static uint64_t weak_next(void)
+{
+    static _Thread_local uint64_t state;
+    static _Thread_local bool seeded;
+    if (!seeded) {
+        if (!util_random(&state, sizeof state))
+            state = (uint64_t)util_mono_us() ^ ((uint64_t)(uintptr_t)&state << 16);
+        seeded = true;
+    }
+    uint64_t z = (state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+void util_uuid7_weak(char out[UUID_STR_LEN])
+{
+    uint8_t b[16];
+    uint64_t hi = weak_next(), lo = weak_next();
+    memcpy(b, &hi, 8);
+    memcpy(b + 8, &lo, 8);
+    uuid7_format(b, out);
 }
 
 static int hexval(int c)

@@ -38,6 +38,13 @@ bool util_random(void *buf, size_t n);
 /* A new UUIDv7 (RFC 9562) string, lower-case hex. False on CSPRNG failure. */
 bool util_uuid7(char out[UUID_STR_LEN]);
 
+/* A UUIDv7 for correlation only (request ids): its random bits come from a
+ * per-thread generator seeded once from the CSPRNG, so ids are unique but
+ * not unpredictable. Costs no system call (util_uuid7 costs a CSPRNG call,
+ * about 5% of an /auth/verify answer). Never for anything secret or
+ * stored as an identifier. */
+void util_uuid7_weak(char out[UUID_STR_LEN]);
+
 /* True when s is a canonical lower- or upper-case UUID string. */
 bool util_is_uuid(const char *s);
 

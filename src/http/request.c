@@ -123,10 +123,7 @@ void request_assign_id(struct request *r)
             return;
         }
     }
-    char id[UUID_STR_LEN];
-    if (!util_uuid7(id))
-        snprintf(id, sizeof id, "-");
-    snprintf(r->request_id, sizeof r->request_id, "%s", id);
+    util_uuid7_weak(r->request_id);
 }
 
 const struct svc_ctx *request_ctx(struct request *r)

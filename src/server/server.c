@@ -107,11 +107,44 @@ static const char *smuggling_risk(struct MHD_Connection *conn, const char *versi
     return NULL;
 }
 
+/*
+ * One spare request per thread: the structure is over 1 KiB, and a fresh
+ * calloc/free of that size per request made glibc consolidate its fast
+ * bins on every /auth/verify (about 1.5% of the hot path). The spare is
+ * freed when its thread ends.
+ */
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void spare_init(void)
+{
+    if (pthread_key_create(&spare_key, free) != 0)
+        abort(); /* out of thread-local keys at start-up */
+}
+
+static struct request *request_alloc(void)
+{
+    pthread_once(&spare_once, spare_init);
+    struct request *r = pthread_getspecific(spare_key);
+    if (!r)
+        return calloc(1, sizeof *r);
+    pthread_setspecific(spare_key, NULL);
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+static void request_release(struct request *r)
+{
+    if (!pthread_getspecific(spare_key) && pthread_setspecific(spare_key, r) == 0)
+        return;
+    free(r);
+}
+
 static struct request *request_new(struct server *s, struct MHD_Connection *conn,
                                    const char *url, const char *method)
 {
     struct app *app = s->app;
-    struct request *r = calloc(1, sizeof *r);
+    struct request *r = request_alloc();
     if (!r)
         return NULL;
     r->app = app;
@@ -161,7 +194,7 @@ static void request_free(struct request *r)
         free(r->hname[i]);
         free(r->hvalue[i]);
     }
-    free(r);
+    request_release(r);
 }
 
 static void dispatch(struct request *r)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,14 +273,24 @@ static uint64_t uuid7_ms(const char *u)
     return ms;
 }
 
-static void test_uuid7(void **state)
+static void *weak_id_thread(void *out)
 {
-    (void)state;
+    util_uuid7_weak(out);
+    return NULL;
+}
+
+/* N ids from util_uuid7, or from util_uuid7_weak (request ids): same shape,
+ * same time prefix, all distinct. */
+static void check_uuid7s(bool weak)
+{
     enum { N = 2000 };
     static char ids[N][UUID_STR_LEN];
     int64_t before = util_now_ms();
     for (int i = 0; i < N; i++) {
-        assert_true(util_uuid7(ids[i]));
+        if (weak)
+            util_uuid7_weak(ids[i]);
+        else
+            assert_true(util_uuid7(ids[i]));
         assert_uuid7_shape(ids[i]);
         assert_true(util_is_uuid(ids[i]));
     }
@@ -303,6 +314,27 @@ static void test_uuid7(void **state)
     for (int i = 1; i < N && !differs; i++)
         differs = strcmp(ids[i] + 24, ids[0] + 24) != 0;
     assert_true(differs);
+}
+
+static void test_uuid7(void **state)
+{
+    (void)state;
+    check_uuid7s(false);
+}
+
+static void test_uuid7_weak(void **state)
+{
+    (void)state;
+    check_uuid7s(true);
+    /* Another thread's generator is seeded on its own: its first ids are not
+     * this thread's sequence (two threads must never hand out the same
+     * request ids). */
+    char mine[UUID_STR_LEN], theirs[UUID_STR_LEN];
+    util_uuid7_weak(mine);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, weak_id_thread, theirs), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_string_not_equal(mine + 14, theirs + 14); /* past the time prefix */
 }
 
 static void test_uuid_bytes_round_trip(void **state)
@@ -490,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_refresh_non_canonical_base64url),
         cmocka_unit_test(test_refresh_wrong_version),
         cmocka_unit_test(test_uuid7),
+        cmocka_unit_test(test_uuid7_weak),
         cmocka_unit_test(test_uuid_bytes_round_trip),
         cmocka_unit_test(test_is_uuid_refusals),
         cmocka_unit_test(test_rfc3339),
