@@ -518,6 +518,16 @@ static PGconn *connect_db(struct store *owner, const char *url)
     return pg;
 }
 
+/* Open the circuit breaker; true when it was closed (a new outage, which
+ * makes every connection opened so far one to replace). */
+static bool breaker_open(struct pg_store *s)
+{
+    if (atomic_exchange(&s->down, true))
+        return false;
+    atomic_fetch_add(&s->epoch, 1);
+    return true;
+}
+
 /* This thread's live connection, or NULL (storage unavailable). Only a
  * probe tries while the database is believed down. */
 static struct pconn *conn_get_probe(struct pg_store *s, bool probe)
@@ -536,11 +546,10 @@ static struct pconn *conn_get_probe(struct pg_store *s, bool probe)
         pthread_mutex_unlock(&s->lock);
         pthread_setspecific(s->tls, c);
     }
-    uint64_t epoch = atomic_load(&s->epoch);
-    if (c->pg && PQstatus(c->pg) == CONNECTION_OK &&
-        (c->epoch == epoch || PQtransactionStatus(c->pg) != PQTRANS_IDLE))
-        return c; /* (never replaced inside a transaction: it fails on its own) */
     if (c->pg && PQstatus(c->pg) == CONNECTION_OK) {
+        /* Never replaced inside a transaction: there it fails on its own. */
+        if (c->epoch == atomic_load(&s->epoch) || PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+            return c;
         /* From before the last outage: replace it now, without waiting. */
         PQfinish(c->pg);
         c->pg = NULL;
@@ -559,8 +568,7 @@ static struct pconn *conn_get_probe(struct pg_store *s, bool probe)
     c->epoch = atomic_load(&s->epoch);
     c->pg = connect_db(&s->base, s->url);
     if (!c->pg) {
-        if (!atomic_exchange(&s->down, true))
-            atomic_fetch_add(&s->epoch, 1);
+        breaker_open(s);
         return NULL;
     }
     c->last_attempt_ms = 0;
@@ -576,10 +584,8 @@ static struct pconn *conn_get(struct pg_store *s)
  * must never be read as the answer to the next command. */
 static void drop_conn(struct pconn *c)
 {
-    if (!atomic_exchange(&c->owner->down, true)) {
-        atomic_fetch_add(&c->owner->epoch, 1);
+    if (breaker_open(c->owner))
         store_report(&c->owner->base, STORE_EV_DOWN, "failing fast until a ping succeeds");
-    }
     if (c->pg) {
         PQfinish(c->pg);
         c->pg = NULL;
