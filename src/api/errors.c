@@ -68,8 +68,9 @@ void api_respond_failure(struct request *r, const struct svc_result *res)
         return;
     case SVC_LIMITED:
         retry_after(r, res->retry_after);
-        snprintf(msg, sizeof msg, "Too many %s; try again in %lld seconds.",
-                 d ? d : "attempts", (long long)(res->retry_after > 0 ? res->retry_after : 1));
+        snprintf(msg, sizeof msg, "Too many %s; try again in %lld second%s.",
+                 d ? d : "attempts", (long long)(res->retry_after > 0 ? res->retry_after : 1),
+                 res->retry_after > 1 ? "s" : "");
         respond_error(r, st, "too_many_attempts", msg);
         return;
     case SVC_BUSY:

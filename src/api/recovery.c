@@ -10,12 +10,17 @@
 #include "api/handlers.h"
 #include "core/recovery.h"
 
-/* POST /auth/email/verify/request (Bearer): 202, the message is queued. */
+/* POST /auth/email/verify/request (Bearer; no body, or a JSON object that
+ * is ignored): 202, the message is queued. */
 void api_email_verify_request(struct request *r)
 {
     struct identity id;
     if (!request_authenticate(r, &id))
         return;
+    json_t *body = request_json(r, false); /* a form or text body: 415, as everywhere */
+    if (!body)
+        return;
+    json_decref(body);
     struct svc_result res = recovery_request_verification(r->app, request_ctx(r), &id);
     if (res.status != SVC_OK) {
         api_respond_failure(r, &res);

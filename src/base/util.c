@@ -305,6 +305,90 @@ bool util_ascii_ieq(const char *a, const char *b)
     return *a == *b;
 }
 
+/* The passwords of a database URL or connection string: at most 4 spans. */
+struct secret_span {
+    size_t off, len;
+};
+
+static size_t url_secrets(const char *url, struct secret_span *sp, size_t max)
+{
+    size_t n = 0;
+    const char *scheme = strstr(url, "://");
+    if (scheme) {
+        const char *user = scheme + 3;
+        size_t end = strcspn(user, "?");
+        const char *at = NULL;
+        for (const char *p = user; p < user + end; p++)
+            if (*p == '@')
+                at = p;
+        const char *colon = at ? memchr(user, ':', (size_t)(at - user)) : NULL;
+        if (colon && at > colon + 1)
+            sp[n++] = (struct secret_span){(size_t)(colon + 1 - url), (size_t)(at - colon - 1)};
+    }
+    for (const char *p = url; n < max && (p = strstr(p, "password")) != NULL; p += 8) {
+        const char *v = p + 8;
+        v += strspn(v, " ");
+        if (*v != '=' || (p > url && (isalnum((unsigned char)p[-1]) || p[-1] == '_')))
+            continue;
+        v++;
+        v += strspn(v, " ");
+        bool quoted = *v == '\'';
+        v += quoted;
+        size_t len = quoted ? strcspn(v, "'") : strcspn(v, "& \t#");
+        if (len)
+            sp[n++] = (struct secret_span){(size_t)(v - url), len};
+    }
+    return n;
+}
+
+void util_redact_url(const char *url, char *out, size_t cap)
+{
+    struct secret_span sp[4];
+    size_t n = url_secrets(url, sp, 4), pos = 0, o = 0;
+    if (!cap)
+        return;
+    /* Spans are found in two passes: put them in order. */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && sp[j].off < sp[j - 1].off; j--) {
+            struct secret_span t = sp[j];
+            sp[j] = sp[j - 1];
+            sp[j - 1] = t;
+        }
+    for (size_t i = 0; i <= n; i++) {
+        size_t upto = i < n ? sp[i].off : strlen(url);
+        if (upto < pos)
+            continue;
+        int w = snprintf(out + o, cap - o, "%.*s%s", (int)(upto - pos), url + pos,
+                         i < n ? "***" : "");
+        if (w < 0 || (size_t)w >= cap - o)
+            return; /* truncated, still NUL-terminated */
+        o += (size_t)w;
+        pos = i < n ? sp[i].off + sp[i].len : upto;
+    }
+}
+
+void util_redact_text(const char *text, const char *url, char *out, size_t cap)
+{
+    struct secret_span sp[4];
+    size_t n = url ? url_secrets(url, sp, 4) : 0, o = 0;
+    if (!cap)
+        return;
+    for (const char *t = text; *t && o + 1 < cap;) {
+        size_t hit = 0;
+        for (size_t i = 0; i < n && !hit; i++)
+            if (strncmp(t, url + sp[i].off, sp[i].len) == 0)
+                hit = sp[i].len;
+        if (hit) {
+            int w = snprintf(out + o, cap - o, "***");
+            o = w < 0 || (size_t)w >= cap - o ? cap - 1 : o + (size_t)w;
+            t += hit;
+        } else {
+            out[o++] = *t++;
+        }
+    }
+    out[o] = '\0';
+}
+
 void buf_init(struct buf *b, size_t limit)
 {
     b->data = NULL;

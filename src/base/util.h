@@ -94,4 +94,14 @@ bool util_unhex(const char *s, uint8_t *out, size_t cap, size_t *ret_len);
 /* Case-insensitive ASCII equality. */
 bool util_ascii_ieq(const char *a, const char *b);
 
+/*
+ * Database URLs and connection strings carry passwords (postgres://u:PW@h/db,
+ * ?password=PW, password=PW). util_redact_url writes the URL with each
+ * password shown as ***; util_redact_text writes a message (a driver's
+ * error, which may quote the URL) with every occurrence of those passwords
+ * replaced by ***. Both truncate to cap.
+ */
+void util_redact_url(const char *url, char *out, size_t cap);
+void util_redact_text(const char *text, const char *url, char *out, size_t cap);
+
 #endif /* JWTD_UTIL_H */

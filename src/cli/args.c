@@ -64,6 +64,12 @@ int cli_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_args 
             }
             continue;
         }
+        if (cmd->standalone) {
+            fprintf(stderr, "jwtd: unknown flag '%.*s' (this command reads no configuration)\n",
+                    (int)(n < 60 ? n : 60), a);
+            ret->error = true;
+            continue;
+        }
         /* A setting or --config: handed to config_load with its value. */
         ret->rest[ret->nrest++] = argv[i];
         if (!eq && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
@@ -89,6 +95,12 @@ void cli_args_free(struct cli_args *a)
 void cli_help(const struct cli_cmd *cmd)
 {
     printf("usage: %s\n\n%s\n", cmd->usage, cmd->help);
+    if (cmd->standalone) {
+        printf("\nOptions:\n"
+               "  --help                 this text\n"
+               "Exit status: 0 done, 1 failed, 2 usage error.\n");
+        return;
+    }
     printf("\nCommon options:\n"
            "  --config PATH          configuration file (default " CONFIG_DEFAULT_FILE
            " when it exists)\n"
@@ -97,7 +109,7 @@ void cli_help(const struct cli_cmd *cmd)
            "Exit status: 0 done, 1 failed, 2 usage or configuration error.\n");
 }
 
-int cli_open(int argc, char **argv, struct config *cfg, struct app *app, enum app_mode mode)
+int cli_config(int argc, char **argv, struct config *cfg, struct app *app)
 {
     char err[512];
     memset(app, 0, sizeof *app);
@@ -110,6 +122,18 @@ int cli_open(int argc, char **argv, struct config *cfg, struct app *app, enum ap
      * to the server's (journalctl -t jwtd), as well as on stderr. */
     log_setup(cfg->log_level, cfg->log_json);
     log_to_syslog("jwtd");
+    return 0;
+}
+
+int cli_open(int argc, char **argv, struct config *cfg, struct app *app, enum app_mode mode)
+{
+    int rc = cli_config(argc, argv, cfg, app);
+    return rc ? rc : cli_open_app(cfg, app, mode);
+}
+
+int cli_open_app(struct config *cfg, struct app *app, enum app_mode mode)
+{
+    char err[512];
     if (!app_open(app, cfg, mode, err, sizeof err)) {
         fprintf(stderr, "jwtd: %s\n", err);
         return 1;
@@ -211,7 +235,16 @@ int cli_read_password(const char *prompt, bool force_stdin, bool confirm, char *
 
 int cli_fail(const struct svc_result *res)
 {
-    fprintf(stderr, "jwtd: %s\n", res->detail ? res->detail : svc_status_name(res->status));
+    const char *say = res->detail;
+    if (!say) {
+        switch (res->status) {
+        case SVC_EMAIL_TAKEN: say = "That e-mail address belongs to another account."; break;
+        case SVC_INVALID_EMAIL: say = "That is not an e-mail address jwtd accepts."; break;
+        case SVC_ERROR: say = "Internal error; the log says more."; break;
+        default: say = svc_status_name(res->status); break;
+        }
+    }
+    fprintf(stderr, "jwtd: %s\n", say);
     switch (res->status) {
     case SVC_INVALID_USERNAME:
     case SVC_INVALID_INPUT:

@@ -19,6 +19,7 @@ int cmd_keys(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_version(int argc, char **argv);
 
 /* An option of a subcommand: a flag (value NULL, *present set) or an
  * option with a value (*value set). */
@@ -33,6 +34,7 @@ struct cli_cmd {
     const char *help;             /* what it does, and its options */
     const struct cli_opt *opts;   /* NULL-name terminated, or NULL */
     int min_pos, max_pos;         /* positional arguments after the subcommand */
+    bool standalone;              /* reads no configuration: no --config, no settings */
 };
 
 #define CLI_MAX_POS 4
@@ -63,6 +65,10 @@ void cli_help(const struct cli_cmd *cmd);
  * cli_close undoes either.
  */
 int cli_open(int argc, char **argv, struct config *cfg, struct app *app, enum app_mode mode);
+/* The two halves of cli_open, for a command that checks the configuration
+ * before it opens anything. cli_close after either. */
+int cli_config(int argc, char **argv, struct config *cfg, struct app *app);
+int cli_open_app(struct config *cfg, struct app *app, enum app_mode mode);
 void cli_close(struct config *cfg, struct app *app);
 
 /*
@@ -75,8 +81,5 @@ int cli_read_password(const char *prompt, bool force_stdin, bool confirm, char *
 
 /* Print a failed service result as one line; its exit status. */
 int cli_fail(const struct svc_result *res);
-
-/* A database URL safe to print (password removed). */
-void cli_redact_url(const char *url, char *out, size_t cap);
 
 #endif /* JWTD_CLI_H */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "cli/cli.h"
 
 static bool roff_opt, markdown_opt;
@@ -25,12 +26,12 @@ static const struct cli_cmd check_cmd = {
     "then flags) and print each setting, its value and its source; secrets are shown\n"
     "as (hidden). Nothing is opened: no database, no socket. Exit 2 when the\n"
     "configuration does not load, with the reason.",
-    NULL, 0, 0};
+    NULL, 0, 0, false};
 static const struct cli_cmd settings_cmd = {
     "jwtd config settings [--roff | --markdown]",
     "Print the table of settings (name, default, what it accepts, reloadable on SIGHUP)\n"
     "as text, as roff for the man page, or as Markdown for the docs.",
-    settings_opts, 0, 0};
+    settings_opts, 0, 0, true};
 
 /* Escape a text for roff: backslashes, and a leading dot or quote. */
 static void roff_text(const char *s)
@@ -95,7 +96,7 @@ static int check(int argc, char **argv)
         config_file_key(s->name, key, sizeof key);
         const char *v = cfg.raw[i] ? cfg.raw[i] : "";
         if (s->secret && *v && strcmp(s->name, "JWTD_DATABASE") == 0)
-            cli_redact_url(v, shown, sizeof shown);
+            util_redact_url(v, shown, sizeof shown);
         else if (s->secret && *v)
             snprintf(shown, sizeof shown, "(hidden)");
         else
@@ -130,7 +131,8 @@ int cmd_config(int argc, char **argv)
     else if (rc == 0 && cmd == &check_cmd)
         rc = check(a.nrest, a.rest);
     else if (rc == 0)
-        rc = a.nrest ? (fprintf(stderr, "usage: %s\n", cmd->usage), 2) : print_settings();
+        rc = roff_opt && markdown_opt ? (fprintf(stderr, "usage: %s\n", cmd->usage), 2)
+                                      : print_settings();
     cli_args_free(&a);
     return rc;
 }

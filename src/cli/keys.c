@@ -32,7 +32,7 @@ static const struct cli_cmd list_cmd = {
     "jwtd keys list",
     "List signing keys: kid, algorithm, state (next, current, retired) and dates.\n"
     "Only reads: never creates a database.",
-    NULL, 0, 0};
+    NULL, 0, 0, false};
 static const struct cli_cmd rotate_cmd = {
     "jwtd keys rotate [--now] [--alg ALG]",
     "Create the next signing key. It is published in the JWKS at once and starts signing\n"
@@ -42,12 +42,12 @@ static const struct cli_cmd rotate_cmd = {
     "The algorithm is the configuration's (JWTD_JWT_ALG). When the current key has\n"
     "another algorithm the command stops rather than change it; --alg ALG publishes a\n"
     "key of ALG ahead, which servers sign with once their JWTD_JWT_ALG says ALG.",
-    rotate_opts, 0, 0};
+    rotate_opts, 0, 0, false};
 static const struct cli_cmd retire_cmd = {
     "jwtd keys retire KID [--purge]",
     "Retire a key: it stops signing (a next key takes over) and stays in the JWKS until\n"
     "the tokens it signed expired. --purge distrusts it at once, for a compromised key.",
-    retire_opts, 1, 1};
+    retire_opts, 1, 1, false};
 
 static void print_key(void *ctx, const struct store_key *k)
 {
@@ -77,17 +77,26 @@ static void find_current(void *ctx, const struct store_key *k)
     }
 }
 
-static int rotate(struct config *cfg, struct app *app)
+/* What rotate checks before anything is opened (a usage error creates no
+ * database). The algorithm to rotate, or 0 with the exit status in *rc. */
+static jwtd_alg rotate_target(const struct config *cfg, int *rc)
 {
     jwtd_alg target = cfg->alg;
-    if (alg_opt && !(target = jwtd_alg_from_name(alg_opt))) {
+    if (alg_opt && (!(target = jwtd_alg_from_name(alg_opt)) || target == JWTD_ALG_HS256)) {
         fprintf(stderr, "jwtd: --alg: ES256, EdDSA or RS256\n");
-        return 2;
+        *rc = 2;
+        return 0;
     }
     if (target == JWTD_ALG_HS256) {
         fprintf(stderr, "jwtd: HS256 uses JWTD_JWT_SECRET: rotate it by changing the setting\n");
-        return 1;
+        *rc = 1;
+        return 0;
     }
+    return target;
+}
+
+static int rotate(struct config *cfg, struct app *app, jwtd_alg target)
+{
     struct current_alg cur = {0};
     if (store_keys_list(app->store, find_current, &cur) != STORE_OK) {
         fprintf(stderr, "jwtd: cannot read signing keys from storage\n");
@@ -181,12 +190,21 @@ int cmd_keys(int argc, char **argv)
     }
     struct config cfg;
     struct app app;
-    rc = cli_open(a.nrest, a.rest, &cfg, &app, cmd == &list_cmd ? APP_READ_ONLY : APP_COMMAND);
+    jwtd_alg target = 0;
+    rc = cli_config(a.nrest, a.rest, &cfg, &app);
+    if (rc == 0 && cmd == &rotate_cmd)
+        target = rotate_target(&cfg, &rc);
+    /* Rotation may make the database (keys before the first start); the
+     * others act on what exists. */
+    if (rc == 0)
+        rc = cli_open_app(&cfg, &app, cmd == &list_cmd     ? APP_READ_ONLY
+                                      : cmd == &rotate_cmd ? APP_COMMAND
+                                                           : APP_EXISTING);
     if (rc == 0) {
         if (cmd == &list_cmd)
             rc = store_keys_list(app.store, print_key, NULL) == STORE_OK ? 0 : 1;
         else if (cmd == &rotate_cmd)
-            rc = rotate(&cfg, &app);
+            rc = rotate(&cfg, &app, target);
         else
             rc = retire(&cfg, &app, a.pos[0]);
     }

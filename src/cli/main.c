@@ -34,6 +34,20 @@ static void usage(FILE *f)
                "Exit status: 0 done, 1 failed, 2 usage or configuration error.\n");
 }
 
+int cmd_version(int argc, char **argv)
+{
+    static const struct cli_cmd version_cmd = {
+        "jwtd version", "Print the version of jwtd (also: jwtd --version).", NULL, 0, 0, true};
+    struct cli_args a;
+    int rc = cli_parse(argc, argv, &version_cmd, &a);
+    if (rc == 0 && a.help)
+        cli_help(&version_cmd);
+    else if (rc == 0)
+        printf("jwtd %s\n", JWTD_VERSION);
+    cli_args_free(&a);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     /* What jwtd creates (the SQLite database and its journal) holds keys
@@ -63,10 +77,8 @@ int main(int argc, char **argv)
         return cmd_migrate(argc - 2, argv + 2);
     if (strcmp(cmd, "config") == 0)
         return cmd_config(argc - 2, argv + 2);
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("jwtd %s\n", JWTD_VERSION);
-        return 0;
-    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
+        return cmd_version(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;

@@ -22,23 +22,11 @@
 #include "server/server.h"
 #include "lib/jwtd_internal.h"
 
-void cli_redact_url(const char *url, char *out, size_t cap)
-{
-    /* postgres://user:password@host/db -> postgres://user:***@host/db */
-    const char *scheme = strstr(url, "://");
-    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-    const char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
-    if (at && colon && colon < at)
-        snprintf(out, cap, "%.*s:***%s", (int)(colon - url), url, at);
-    else
-        snprintf(out, cap, "%s", url);
-}
-
 static const struct cli_cmd migrate_cmd = {
     "jwtd migrate",
     "Create the database when it does not exist, and apply pending schema migrations.\n"
     "`jwtd serve` does the same at start-up; this is for deployments that migrate first.",
-    NULL, 0, 0};
+    NULL, 0, 0, false};
 
 int cmd_migrate(int argc, char **argv)
 {
@@ -203,7 +191,7 @@ int cmd_serve(int argc, char **argv)
         return 1;
     }
     char db[256];
-    cli_redact_url(cfg.database, db, sizeof db);
+    util_redact_url(cfg.database, db, sizeof db);
     LOG(LOG_INFO, "listening", LF_S("address", cfg.listen), LF_B("tls", cfg.tls_cert_pem != NULL),
         LF_S("issuer", cfg.issuer), LF_S("alg", config_alg_name(cfg.alg)), LF_S("database", db),
         LF_I("workers", cfg.workers), LF_I("hash_workers", cfg.hash_workers),

@@ -113,13 +113,13 @@ static const struct cli_cmd inspect_cmd = {
     "jwtd token inspect TOKEN",
     "Decode a token's header and claims for a human. Nothing is verified, and nothing\n"
     "is opened: no configuration, no database.",
-    NULL, 1, 1};
+    NULL, 1, 1, true};
 static const struct cli_cmd verify_cmd = {
     "jwtd token verify TOKEN",
     "Verify a token with this server's keys and settings (issuer, audience, leeway,\n"
     "algorithms) and print its claims, or why it is refused. Revocation is not checked\n"
     "(a running server checks it). Only reads: never creates a database.",
-    NULL, 1, 1};
+    NULL, 1, 1, false};
 
 int cmd_token(int argc, char **argv)
 {
@@ -141,7 +141,7 @@ int cmd_token(int argc, char **argv)
     if (rc == 0 && a.help)
         cli_help(cmd);
     else if (rc == 0 && cmd == &inspect_cmd)
-        rc = a.nrest ? (fprintf(stderr, "usage: %s\n", cmd->usage), 2) : inspect(a.pos[0]);
+        rc = inspect(a.pos[0]);
     else if (rc == 0)
         rc = verify(a.nrest, a.rest, a.pos[0]);
     cli_args_free(&a);

@@ -52,64 +52,64 @@ static const struct {
                 "(or with --password-stdin) it is the first line of stdin. With --email, the\n"
                 "address is verified by mail when mail is set up.\n"
                 "Prints the new account's id and username.",
-                add_opts, 1, 1}},
+                add_opts, 1, 1, false}},
     [U_IMPORT] = {"import", APP_COMMAND,
                   {"jwtd user import USERNAME --password-hash HASH",
                    "Create an account with a password hash from another system: bcrypt\n"
                    "($2a$, $2b$, $2y$) or argon2id (PHC string). It is re-hashed to argon2id at\n"
                    "the account's next login.",
-                   import_opts, 1, 1}},
+                   import_opts, 1, 1, false}},
     [U_LIST] = {"list", APP_READ_ONLY,
                 {"jwtd user list",
                  "List accounts, oldest first: id, username, created, hash scheme (tab-\n"
                  "separated; `jwtd user show` tells whether an account is disabled).\n"
                  "Only reads: never creates a database.",
-                 NULL, 0, 0}},
+                 NULL, 0, 0, false}},
     [U_SHOW] = {"show", APP_READ_ONLY,
                 {"jwtd user show USERNAME",
                  "Show one account: id, created, status, hash scheme, live sessions and the\n"
                  "login back-off. Only reads.",
-                 NULL, 1, 1}},
-    [U_DELETE] = {"delete", APP_COMMAND,
+                 NULL, 1, 1, false}},
+    [U_DELETE] = {"delete", APP_EXISTING,
                   {"jwtd user delete USERNAME",
                    "Delete an account; its sessions end on every instance within a second.",
-                   NULL, 1, 1}},
-    [U_PASSWD] = {"passwd", APP_COMMAND,
+                   NULL, 1, 1, false}},
+    [U_PASSWD] = {"passwd", APP_EXISTING,
                   {"jwtd user passwd USERNAME [--password-stdin]",
                    "Set an account's password (same policy as sign-up); every session of the\n"
                    "account ends. The id stays the same. The password is asked twice on a\n"
                    "terminal without echo, or read from stdin.",
-                   stdin_opts, 1, 1}},
-    [U_DISABLE] = {"disable", APP_COMMAND,
+                   stdin_opts, 1, 1, false}},
+    [U_DISABLE] = {"disable", APP_EXISTING,
                    {"jwtd user disable USERNAME",
                     "Disable an account: its sessions end within a second, and logins and\n"
                     "refreshes are refused until `jwtd user enable`.",
-                    NULL, 1, 1}},
-    [U_ENABLE] = {"enable", APP_COMMAND,
+                    NULL, 1, 1, false}},
+    [U_ENABLE] = {"enable", APP_EXISTING,
                   {"jwtd user enable USERNAME", "Let a disabled account log in again.", NULL, 1,
-                   1}},
-    [U_UNLOCK] = {"unlock", APP_COMMAND,
+                   1, false}},
+    [U_UNLOCK] = {"unlock", APP_EXISTING,
                   {"jwtd user unlock USERNAME",
                    "Clear the login back-off of an account (after too many failed logins).",
-                   NULL, 1, 1}},
-    [U_LOGOUT] = {"logout", APP_COMMAND,
+                   NULL, 1, 1, false}},
+    [U_LOGOUT] = {"logout", APP_EXISTING,
                   {"jwtd user logout USERNAME",
                    "End every session of an account (on every instance within a second).",
-                   NULL, 1, 1}},
-    [U_RESET_LINK] = {"reset-link", APP_COMMAND,
+                   NULL, 1, 1, false}},
+    [U_RESET_LINK] = {"reset-link", APP_EXISTING,
                       {"jwtd user reset-link USERNAME",
                        "Print a one-time password reset link for the account, for an operator\n"
                        "to hand over when no mail is set up. It works once, for JWTD_RESET_TTL,\n"
                        "and ends when the password changes any other way. The link's base is\n"
                        "JWTD_PUBLIC_URL: set it to the URL users reach jwtd at.",
-                       NULL, 1, 1}},
-    [U_MFA_RESET] = {"mfa-reset", APP_COMMAND,
+                       NULL, 1, 1, false}},
+    [U_MFA_RESET] = {"mfa-reset", APP_EXISTING,
                      {"jwtd user mfa-reset USERNAME",
                       "Remove every second factor of an account (authenticator app, recovery\n"
                       "codes, passkeys) for someone who lost them; the next login needs the\n"
                       "password only. Check who is asking first: this is what an attacker\n"
                       "with the password would want.",
-                      NULL, 1, 1}},
+                      NULL, 1, 1, false}},
 };
 
 static void usage(FILE *f)
@@ -324,7 +324,7 @@ int cmd_user(int argc, char **argv)
         rc = 2;
         goto out_args;
     }
-    if (name && (sub == U_ADD || sub == U_IMPORT) && !username_valid(name, strlen(name))) {
+    if (name && !username_valid(name, strlen(name))) {
         fprintf(stderr, "jwtd: invalid username: 3-128 characters of letters, digits and . _ - @ +\n");
         rc = 2;
         goto out_args;

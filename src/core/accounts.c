@@ -481,11 +481,15 @@ static void confirm_slow(struct svc_op *op)
         hash_new_password(op);
 }
 
-/* The common verdict of a re-confirmation; false when op->res is final. */
+/* The common verdict of a re-confirmation; false when op->res is final.
+ * A wrong password counts as a failed login of the account and of the
+ * address (it was a guess like any other); a right one, or one never
+ * checked, gives the attempt back. */
 static bool confirm_verdict(struct svc_op *op, bool ran, const char *what)
 {
     struct pw_priv *pv = op->priv;
     if (!ran) {
+        ratelimit_login_refund(op->app, &pv->limit);
         op->res = (struct svc_result){
             SVC_BUSY, "The server is too busy to check a password; try again shortly.", 1};
         return false;
@@ -495,7 +499,17 @@ static bool confirm_verdict(struct svc_op *op, bool ran, const char *what)
         op->res = svc_fail(SVC_WRONG_PASSWORD, "The password is wrong.");
         return false;
     }
+    ratelimit_login_first_factor_ok(op->app, &pv->limit);
     return true;
+}
+
+/* A re-confirmation that will not run after all: its attempt back. */
+static void confirm_abort(struct svc_op *op, struct svc_result r)
+{
+    struct pw_priv *pv = op->priv;
+    ratelimit_login_refund(op->app, &pv->limit);
+    memset(&pv->limit, 0, sizeof pv->limit);
+    set_result(op, r);
 }
 
 /* Load the caller's account and copy the passwords: the start of every
@@ -539,6 +553,13 @@ static struct svc_op *confirm_start(struct app *app, const struct svc_ctx *ctx,
     }
     pv->pwlen = ckeep;
     pv->newlen = nlen;
+    /* Re-confirmations are guesses like logins: the same back-off and
+     * per-address limit (429 while the account is blocked). */
+    struct svc_result r = ratelimit_login_attempt(app, ctx, op->user.username, &pv->limit);
+    if (r.status != SVC_OK) {
+        set_result(op, r);
+        return op;
+    }
     op->slow = confirm_slow;
     return op;
 }
@@ -699,7 +720,7 @@ struct svc_op *accounts_change_email(struct app *app, const struct svc_ctx *ctx,
         return op;
     struct pw_priv *pv = op->priv;
     if (!(pv->new_email = strdup(norm))) {
-        set_result(op, OOM);
+        confirm_abort(op, OOM);
         return op;
     }
     op->finish = change_email_finish;
@@ -732,7 +753,7 @@ struct svc_op *accounts_reconfirm(struct app *app, const struct svc_ctx *ctx,
     struct pw_priv *pv = op->priv;
     struct reconfirm *rc = malloc(sizeof *rc);
     if (!rc) {
-        set_result(op, OOM);
+        confirm_abort(op, OOM);
         return op;
     }
     rc->then = then;

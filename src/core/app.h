@@ -28,6 +28,7 @@
 enum app_mode {
     APP_SERVE,     /* everything: keys made current, pools, revocation feed */
     APP_COMMAND,   /* an operator command that changes things */
+    APP_EXISTING,  /* one that changes an existing account or key: never creates a database */
     APP_READ_ONLY  /* an operator command that only reads: never creates a database */
 };
 

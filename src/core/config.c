@@ -1122,6 +1122,30 @@ bool config_domain_covers(const char *domain, const char *host)
     return h > d && host[h - d - 1] == '.' && strcasecmp(host + h - d, domain) == 0;
 }
 
+static bool finalize(struct config *cfg, char *err, size_t errlen);
+
+/* finalize, its error naming the file and line of the setting it starts
+ * with ("JWTD_JWT_SECRET (jwtd.conf line 3): ...") when a file set it. */
+static bool finalize_at(struct config *cfg, char *err, size_t errlen)
+{
+    if (finalize(cfg, err, errlen))
+        return true;
+    size_t n = strcspn(err, ": ");
+    char name[64];
+    if (n == 0 || n >= sizeof name || err[n] != ':')
+        return false;
+    memcpy(name, err, n);
+    name[n] = '\0';
+    const struct setting *s = find_setting(name);
+    if (!s || cfg->source[index_of(s)] != CFG_FILE)
+        return false;
+    char rest[512];
+    snprintf(rest, sizeof rest, "%s", err + n);
+    snprintf(err, errlen, "%s (%s line %d)%s", name, cfg->config_path,
+             cfg->file_line[index_of(s)], rest);
+    return false;
+}
+
 /* The rules between settings, and the values derived from others. */
 static bool finalize(struct config *cfg, char *err, size_t errlen)
 {
@@ -1147,6 +1171,15 @@ static bool finalize(struct config *cfg, char *err, size_t errlen)
                 return false;
             }
             cfg->alg = JWTD_ALG_HS256;
+            size_t a = index_of(find_setting("JWTD_JWT_ALG"));
+            char *hs = strdup("HS256");
+            if (!hs) {
+                snprintf(err, errlen, "out of memory");
+                return false;
+            }
+            wipe_free(cfg->raw[a]);
+            cfg->raw[a] = hs;
+            cfg->source[a] = CFG_DERIVED; /* `jwtd config check` shows what serve uses */
         }
     }
     if (cfg->alg != JWTD_ALG_HS256 && cfg->jwt_secret) {
@@ -1273,7 +1306,7 @@ bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t er
             return false;
     }
 
-    return finalize(cfg, err, errlen);
+    return finalize_at(cfg, err, errlen);
 }
 
 bool config_reload_merge(const struct config *running, const struct config *fresh,
@@ -1297,7 +1330,7 @@ bool config_reload_merge(const struct config *running, const struct config *fres
                       errlen))
             return false;
     }
-    return finalize(ret, err, errlen);
+    return finalize_at(ret, err, errlen);
 }
 
 size_t config_setting_count(void)

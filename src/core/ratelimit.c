@@ -60,7 +60,8 @@ struct svc_result ratelimit_login_attempt(struct app *app, const struct svc_ctx 
         int64_t retry_ms = 0;
         enum store_rc rc = store_login_attempt(
             app->store, l.user_key, util_now_ms(), cfg->login_max_failures,
-            cfg->login_lockout_base * 1000, cfg->login_lockout_max * 1000, &retry_ms);
+            cfg->login_lockout_base * 1000, cfg->login_lockout_max * 1000, &retry_ms,
+            &l.user_block_ms);
         /* Retry-After is whole seconds: round up, never tell a client to
          * come back before the block ends. */
         int64_t retry = (retry_ms + 999) / 1000;
@@ -97,16 +98,17 @@ void ratelimit_login_succeeded(struct app *app, const struct login_limit *l)
     refund_address(app, l);
 }
 
-void ratelimit_login_first_factor_ok(struct app *app, const struct login_limit *l)
-{
-    refund_address(app, l);
-}
-
 void ratelimit_login_refund(struct app *app, const struct login_limit *l)
 {
     if (l->user_key[0])
-        store_login_refund(app->store, l->user_key, app->cfg->login_max_failures);
+        store_login_refund(app->store, l->user_key, app->cfg->login_max_failures,
+                           l->user_block_ms);
     refund_address(app, l);
+}
+
+void ratelimit_login_first_factor_ok(struct app *app, const struct login_limit *l)
+{
+    ratelimit_login_refund(app, l);
 }
 
 struct svc_result ratelimit_take(struct app *app, const struct svc_ctx *ctx, enum rate_kind kind)

@@ -24,6 +24,7 @@ enum rate_kind { RATE_SIGNUP, RATE_REFRESH, RATE_CHALLENGE };
 struct login_limit {
     char addr_key[96];
     char user_key[EMAIL_MAX + 16]; /* "" when the username was not counted */
+    int64_t user_block_ms;         /* the block this attempt set (0: none) */
 };
 
 /*
@@ -38,14 +39,16 @@ struct svc_result ratelimit_login_attempt(struct app *app, const struct svc_ctx 
  * address its attempt back. */
 void ratelimit_login_succeeded(struct app *app, const struct login_limit *l);
 
-/* A correct password when a second factor is still due: the address gets
- * its attempt back, the username keeps it until the second step succeeds
- * (so that a known password does not reset the back-off on codes). */
+/* A correct password when a second factor is still due, or a correct
+ * re-confirmation: both counters get the attempt back (with any block it
+ * set), but the username's earlier failures stay - a known password does
+ * not reset the back-off on codes, and a correct password never extends
+ * the back-off that gates its own second step. */
 void ratelimit_login_first_factor_ok(struct app *app, const struct login_limit *l);
 
 /* The password was never checked (the server was busy, storage failed):
- * give both counters their attempt back, so that overload never locks
- * anyone out. */
+ * give both counters their attempt back (and lift the block it set), so
+ * that overload never locks anyone out. */
 void ratelimit_login_refund(struct app *app, const struct login_limit *l);
 
 /* One request of a per-address window (signup, refresh): SVC_OK or

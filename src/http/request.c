@@ -155,13 +155,12 @@ json_t *request_json(struct request *r, bool required)
         return NULL;
     }
     if (r->body.len == 0) {
+        /* No body at all (and no media type: a declared non-JSON one was
+         * refused above): the required fields are missing. */
         if (!required)
             return json_object();
-        if (r->body_expected || r->json_declared)
-            respond_error(r, 400, "invalid_request", "The request body is empty.");
-        else
-            respond_error(r, 415, "unsupported_media_type",
-                          "The request needs a JSON body with Content-Type application/json.");
+        respond_error(r, 400, "invalid_request",
+                      "The request needs a JSON object body (Content-Type: application/json).");
         return NULL;
     }
     json_error_t jerr;

@@ -4,6 +4,7 @@
  */
 #include "pages/page.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,10 +159,14 @@ bool page_post(struct request *r, struct form *f)
     const char *origin = request_header(r, "Origin");
     const char *site = request_header(r, "Sec-Fetch-Site");
     const char *host = request_header(r, "Host");
-    bool known = origin || site;
-    bool origin_ok = !origin || parse_same_origin(origin, host);
-    bool site_ok = !site || strcasecmp(site, "same-origin") == 0 || strcasecmp(site, "none") == 0;
-    if (!known || !origin_ok || !site_ok) {
+    /* Origin, when sent, names this host; Sec-Fetch-Site, when sent, says
+     * same-origin ("none", a navigation the user started, only beside a
+     * matching Origin); one of the two must vouch for the form. */
+    bool origin_ok = origin && parse_same_origin(origin, host);
+    bool site_same = site && strcasecmp(site, "same-origin") == 0;
+    bool site_none = site && strcasecmp(site, "none") == 0;
+    bool ok = origin ? origin_ok && (!site || site_same || site_none) : site_same;
+    if (!ok) {
         page_message(r, 403, "Request refused", false,
                      "This form was sent from another site (or without the Origin header browsers "
                      "send), so it was refused.",
@@ -205,14 +210,52 @@ static bool host_allowed(const struct config *cfg, const char *host)
     return false;
 }
 
+/* A character a return address may hold: RFC 3986's, less quotes and
+ * brackets; '%' only as %XX. */
+static bool rd_char_ok(const char *c)
+{
+    if (isalnum((unsigned char)*c) || strchr("-._~:/?#@!$&()*+,;=", *c))
+        return *c != '\0';
+    return *c == '%' && isxdigit((unsigned char)c[1]) && isxdigit((unsigned char)c[2]);
+}
+
+/* The port of an authority ("host", "host:8443") for a scheme. */
+static int64_t authority_port(const char *authority, size_t len, bool https)
+{
+    const char *colon = memchr(authority, ':', len);
+    int64_t port = https ? 443 : 80;
+    if (colon) {
+        char digits[8];
+        size_t n = len - (size_t)(colon + 1 - authority);
+        if (n == 0 || n >= sizeof digits || colon[1] == '0')
+            return -1;
+        memcpy(digits, colon + 1, n);
+        digits[n] = '\0';
+        if (!util_parse_int(digits, 1, 65535, &port))
+            return -1;
+    }
+    return port;
+}
+
+/* Whether rd's scheme, host and port are JWTD_PUBLIC_URL's. */
+static bool own_origin(const struct config *cfg, bool https, const char *host, int64_t port)
+{
+    char own[300];
+    const char *pub = cfg->public_url;
+    if (!pub || !config_public_host(cfg, own, sizeof own) || strcasecmp(own, host) != 0)
+        return false;
+    bool pub_https = strncasecmp(pub, "https://", 8) == 0;
+    const char *auth = pub + (pub_https ? 8 : 7);
+    return pub_https == https && authority_port(auth, strcspn(auth, "/?#"), pub_https) == port;
+}
+
 bool page_rd_ok(const struct config *cfg, const char *rd, char out[RD_MAX + 1])
 {
     out[0] = '\0';
     if (!rd || !*rd || strlen(rd) > RD_MAX)
         return false;
     for (const char *c = rd; *c; c++)
-        if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == '\\' || *c == '"' || *c == '<' ||
-            *c == '>')
+        if (!rd_char_ok(c))
             return false;
     if (rd[0] == '/') {
         /* A path here: not "//host" (protocol-relative), not "/\host". */
@@ -223,7 +266,8 @@ bool page_rd_ok(const struct config *cfg, const char *rd, char out[RD_MAX + 1])
     }
     const char *rest;
     bool http_ok = cfg->public_url && strncmp(cfg->public_url, "http://", 7) == 0;
-    if (strncasecmp(rd, "https://", 8) == 0)
+    bool https = strncasecmp(rd, "https://", 8) == 0;
+    if (https)
         rest = rd + 8;
     else if (http_ok && strncasecmp(rd, "http://", 7) == 0)
         rest = rd + 7;
@@ -235,18 +279,15 @@ bool page_rd_ok(const struct config *cfg, const char *rd, char out[RD_MAX + 1])
         return false;
     memcpy(host, rest, alen);
     host[alen] = '\0';
-    if (strchr(host, '@') || strchr(host, '%') || host[0] == '[')
+    if (strchr(host, '@') || strchr(host, '%'))
         return false;
-    char *colon = strchr(host, ':');
-    if (colon) {
-        int64_t port;
-        if (!util_parse_int(colon + 1, 1, 65535, &port))
-            return false;
-        *colon = '\0';
-    }
-    char own[300];
-    bool ok = host_allowed(cfg, host) ||
-              (config_public_host(cfg, own, sizeof own) && strcasecmp(own, host) == 0);
+    int64_t port = authority_port(host, alen, https); /* canonical: no leading zeros */
+    if (port < 0)
+        return false;
+    host[strcspn(host, ":")] = '\0';
+    /* An allowed domain on any port; jwtd's own host only at jwtd's own
+     * origin (another port of that host is another site). */
+    bool ok = host_allowed(cfg, host) || own_origin(cfg, https, host, port);
     if (ok)
         snprintf(out, RD_MAX + 1, "%s", rd);
     return ok;
@@ -302,8 +343,9 @@ const char *page_failure_text(const struct svc_result *res, char *buf, size_t ca
     case SVC_ACCOUNT_DISABLED:
         return "This account is disabled.";
     case SVC_LIMITED:
-        snprintf(buf, cap, "Too many %s; try again in %lld seconds.", d ? d : "attempts",
-                 (long long)(res->retry_after > 0 ? res->retry_after : 1));
+        snprintf(buf, cap, "Too many %s; try again in %lld second%s.", d ? d : "attempts",
+                 (long long)(res->retry_after > 0 ? res->retry_after : 1),
+                 res->retry_after > 1 ? "s" : "");
         return buf;
     case SVC_BUSY:
     case SVC_UNAVAILABLE:
@@ -314,6 +356,10 @@ const char *page_failure_text(const struct svc_result *res, char *buf, size_t ca
         return d ? d : "This server does not send e-mail.";
     case SVC_INVALID_LINK:
         return "This link is unknown, already used or expired.";
+    case SVC_EMAIL_TAKEN:
+        return "That e-mail address belongs to another account.";
+    case SVC_INVALID_EMAIL:
+        return d ? d : "That is not an e-mail address this server accepts.";
     case SVC_ERROR:
         return "Something went wrong on the server.";
     default:

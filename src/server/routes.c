@@ -21,7 +21,7 @@ const struct route routes_table[] = {
     {"/auth/password", "password", ROUTE_IO, {{M_POST, api_password, BODY_JSON}}},
     {"/auth/sessions", "sessions", ROUTE_IO, {{M_GET, api_sessions, BODY_NONE}}},
     {"/auth/email/verify/request", "email_verify_request", ROUTE_IO,
-     {{M_POST, api_email_verify_request, BODY_NONE}}},
+     {{M_POST, api_email_verify_request, BODY_JSON}}},
     {"/auth/email/verify", "email_verify", ROUTE_IO, {{M_POST, api_email_verify, BODY_JSON}}},
     {"/auth/password/forgot", "password_forgot", ROUTE_IO, {{M_POST, api_password_forgot, BODY_JSON}}},
     {"/auth/password/reset", "password_reset", ROUTE_IO, {{M_POST, api_password_reset, BODY_JSON}}},

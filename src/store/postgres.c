@@ -307,11 +307,12 @@ static const char *const stmt_sql[P_COUNT] = {
     [P_USER_SET_HASH] = "UPDATE users SET password_hash = $2, updated_at = $4"
                         " WHERE id = $1 AND password_hash = $3",
     [P_USER_SET_HASH_ANY] = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1",
-    [P_USER_SET_DISABLED] = "UPDATE users SET disabled_at = $2, updated_at = $3 WHERE id = $1",
+    [P_USER_SET_DISABLED] = "UPDATE users SET disabled_at = CASE WHEN $2::bigint <> 0 AND disabled_at <> 0"
+                           " THEN disabled_at ELSE $2::bigint END, updated_at = $3 WHERE id = $1",
     [P_USER_DELETE] = "DELETE FROM users WHERE id = $1",
     [P_USER_LIST] = "SELECT id, username, password_hash, created_at, disabled_at, COALESCE(email, ''),"
                       " email_verified, COALESCE(email_pending, '') FROM users"
-                    " ORDER BY created_at, username_key",
+                    " ORDER BY created_at, id",
     [P_SESS_INSERT] = "INSERT INTO sessions(id, user_id, created_at, last_used_at, expires_at,"
                       " refresh_gen, rotated_at_ms, user_agent, client_addr, amr)"
                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -385,7 +386,9 @@ static const char *const stmt_sql[P_COUNT] = {
                     " updated_at = $4 WHERE key = $1",
     [P_LOGIN_RESET] = "DELETE FROM login_failures WHERE key = $1",
     [P_LOGIN_REFUND] = "UPDATE login_failures SET failures = failures - 1,"
-                       " blocked_until = CASE WHEN failures - 1 < $2 THEN 0 ELSE blocked_until END"
+                       " blocked_until = CASE WHEN failures - 1 < $2"
+                       " OR ($3::bigint > 0 AND blocked_until = $3::bigint)"
+                       " THEN 0 ELSE blocked_until END"
                        " WHERE key = $1 AND failures > 0",
 };
 
@@ -494,9 +497,11 @@ static PGconn *connect_db(struct store *owner, const char *url)
     if (!pg)
         return NULL;
     if (PQstatus(pg) != CONNECTION_OK || PQsetnonblocking(pg, 1) != 0) {
-        /* libpq's message names host and port, never the password. */
-        char line[200];
-        snprintf(line, sizeof line, "cannot connect: %s", PQerrorMessage(pg));
+        /* libpq's message names host and port; a URL it cannot parse it
+         * quotes whole, password included: never passed on as it is. */
+        char line[200], safe[180];
+        util_redact_text(PQerrorMessage(pg), url, safe, sizeof safe);
+        snprintf(line, sizeof line, "cannot connect: %s", safe);
         line[strcspn(line, "\r\n")] = '\0';
         store_report(owner, STORE_EV_DOWN, line);
         PQfinish(pg);
@@ -1345,8 +1350,10 @@ static enum store_rc pg_counter_add(struct store *base, const char *key, int64_t
 
 static enum store_rc pg_login_attempt(struct store *base, const char *key, int64_t now_ms,
                                       unsigned max_failures, int64_t base_ms, int64_t max_ms,
-                                      int64_t *ret_retry_after_ms)
+                                      int64_t *ret_retry_after_ms, int64_t *ret_set_until_ms)
 {
+    if (ret_set_until_ms)
+        *ret_set_until_ms = 0;
     struct pconn *c = conn_get(SELF(base));
     if (!c)
         return STORE_UNAVAILABLE;
@@ -1381,8 +1388,11 @@ static enum store_rc pg_login_attempt(struct store *base, const char *key, int64
     p_int(&u, wait ? now_ms + wait : 0);
     p_int(&u, now_ms / 1000);
     rc = finish(c, run(c, P_LOGIN_SET, &u, NULL));
-    if (rc == STORE_OK)
+    if (rc == STORE_OK) {
         *ret_retry_after_ms = 0;
+        if (ret_set_until_ms)
+            *ret_set_until_ms = wait ? now_ms + wait : 0;
+    }
     return rc;
 }
 
@@ -1414,7 +1424,8 @@ static enum store_rc pg_login_reset(struct store *base, const char *key)
     return run(c, P_LOGIN_RESET, &p, NULL);
 }
 
-static enum store_rc pg_login_refund(struct store *base, const char *key, unsigned max_failures)
+static enum store_rc pg_login_refund(struct store *base, const char *key, unsigned max_failures,
+                                     int64_t set_until_ms)
 {
     struct pconn *c = conn_get(SELF(base));
     if (!c)
@@ -1422,6 +1433,7 @@ static enum store_rc pg_login_refund(struct store *base, const char *key, unsign
     struct params p = {0};
     p_str(&p, key);
     p_int(&p, max_failures);
+    p_int(&p, set_until_ms);
     return run(c, P_LOGIN_REFUND, &p, NULL);
 }
 
@@ -2026,7 +2038,7 @@ enum store_rc pg_store_open(const char *url, const struct store_options *opt, st
     if (!probe || PQstatus(probe) != CONNECTION_OK) {
         const char *msg = probe ? PQerrorMessage(probe) : "out of memory";
         char line[200];
-        snprintf(line, sizeof line, "%s", msg);
+        util_redact_text(msg, url, line, sizeof line);
         line[strcspn(line, "\r\n")] = '\0';
         snprintf(err, errlen, "cannot connect to PostgreSQL: %s", line);
         PQfinish(probe);

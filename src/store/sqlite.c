@@ -243,7 +243,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_USER_SET_HASH] = "UPDATE users SET password_hash = ?2, updated_at = ?4"
                         " WHERE id = ?1 AND password_hash = ?3",
     [S_USER_SET_HASH_ANY] = "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
-    [S_USER_SET_DISABLED] = "UPDATE users SET disabled_at = ?2, updated_at = ?3 WHERE id = ?1",
+    [S_USER_SET_DISABLED] = "UPDATE users SET disabled_at = CASE WHEN ?2 <> 0 AND disabled_at <> 0"
+                           " THEN disabled_at ELSE ?2 END, updated_at = ?3 WHERE id = ?1",
     [S_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
     [S_ETOK_PUT_DEL] = "DELETE FROM email_tokens WHERE user_id = ?1 AND purpose = ?2",
     [S_ETOK_PUT] = "INSERT INTO email_tokens(token_hash, user_id, purpose, email, code_hash,"
@@ -306,7 +307,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_EPH_PRUNE] = "DELETE FROM ephemeral WHERE expires_at < ?1 - 3600",
     [S_USER_LIST] = "SELECT id, username, password_hash, created_at, disabled_at, COALESCE(email, ''),"
                       " email_verified, COALESCE(email_pending, '') FROM users"
-                    " ORDER BY created_at, username_key",
+                    " ORDER BY created_at, id",
     [S_SESS_INSERT] = "INSERT INTO sessions(id, user_id, created_at, last_used_at, expires_at,"
                       " refresh_gen, rotated_at_ms, user_agent, client_addr, amr)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -371,7 +372,8 @@ static const char *const stmt_sql[S_COUNT] = {
                        " updated_at = excluded.updated_at",
     [S_LOGIN_RESET] = "DELETE FROM login_failures WHERE key = ?1",
     [S_LOGIN_REFUND] = "UPDATE login_failures SET failures = failures - 1,"
-                       " blocked_until = CASE WHEN failures - 1 < ?2 THEN 0 ELSE blocked_until END"
+                       " blocked_until = CASE WHEN failures - 1 < ?2 OR (?3 > 0 AND blocked_until = ?3)"
+                       " THEN 0 ELSE blocked_until END"
                        " WHERE key = ?1 AND failures > 0",
 };
 
@@ -1257,8 +1259,10 @@ static enum store_rc sq_counter_add(struct store *base, const char *key, int64_t
 
 static enum store_rc sq_login_attempt(struct store *base, const char *key, int64_t now_ms,
                                       unsigned max_failures, int64_t base_ms, int64_t max_ms,
-                                      int64_t *ret_retry_after_ms)
+                                      int64_t *ret_retry_after_ms, int64_t *ret_set_until_ms)
 {
+    if (ret_set_until_ms)
+        *ret_set_until_ms = 0;
     struct conn *c = conn_get_kind(SELF(base), true);
     if (!c)
         return STORE_UNAVAILABLE;
@@ -1294,8 +1298,11 @@ static enum store_rc sq_login_attempt(struct store *base, const char *key, int64
     sqlite3_bind_int64(q, 3, wait ? now_ms + wait : 0);
     sqlite3_bind_int64(q, 4, now_ms / 1000);
     rc = finish(c, map_rc(exec_done(c, q)));
-    if (rc == STORE_OK)
+    if (rc == STORE_OK) {
         *ret_retry_after_ms = 0;
+        if (ret_set_until_ms)
+            *ret_set_until_ms = wait ? now_ms + wait : 0;
+    }
     return rc;
 }
 
@@ -1335,7 +1342,8 @@ static enum store_rc sq_login_reset(struct store *base, const char *key)
     return map_rc(exec_done(c, q));
 }
 
-static enum store_rc sq_login_refund(struct store *base, const char *key, unsigned max_failures)
+static enum store_rc sq_login_refund(struct store *base, const char *key, unsigned max_failures,
+                                     int64_t set_until_ms)
 {
     struct conn *c = conn_get_kind(SELF(base), true);
     if (!c)
@@ -1345,6 +1353,7 @@ static enum store_rc sq_login_refund(struct store *base, const char *key, unsign
         return STORE_ERROR;
     bind_text(q, 1, key);
     sqlite3_bind_int64(q, 2, max_failures);
+    sqlite3_bind_int64(q, 3, set_until_ms);
     return map_rc(exec_done(c, q));
 }
 

@@ -290,11 +290,12 @@ struct store_ops {
                                  int64_t delta, int64_t *ret_count);
     enum store_rc (*login_attempt)(struct store *s, const char *key, int64_t now_ms,
                                    unsigned max_failures, int64_t base_ms, int64_t max_ms,
-                                   int64_t *ret_retry_after_ms);
+                                   int64_t *ret_retry_after_ms, int64_t *ret_set_until_ms);
     enum store_rc (*login_get)(struct store *s, const char *key, int64_t *ret_failures,
                                int64_t *ret_blocked_until_ms);
     enum store_rc (*login_reset)(struct store *s, const char *key);
-    enum store_rc (*login_refund)(struct store *s, const char *key, unsigned max_failures);
+    enum store_rc (*login_refund)(struct store *s, const char *key, unsigned max_failures,
+                                  int64_t set_until_ms);
 
     enum store_rc (*email_token_put)(struct store *s, const struct store_email_token *t);
     enum store_rc (*email_token_by_hash)(struct store *s, const char *token_hash,
@@ -447,7 +448,8 @@ enum store_rc store_user_change_password(struct store *s, const char *id, const 
                                          int *ret_revoked);
 
 /* Disable (disabled = true: every live session revoked too) or enable an
- * account, atomically. NOT_FOUND when there is no such user. */
+ * account, atomically. Disabling a disabled account keeps the time it was
+ * first disabled. NOT_FOUND when there is no such user. */
 enum store_rc store_user_set_disabled(struct store *s, const char *id, bool disabled,
                                       const struct revocation *rev, int *ret_revoked);
 
@@ -566,14 +568,16 @@ static inline enum store_rc store_counter_add(struct store *s, const char *key, 
  * attempt is counted (*ret_retry_after_ms = 0) and, from the max_failures-th
  * on, the key is blocked for base_ms * 2^(n - max) milliseconds (at most
  * max_ms). Milliseconds, so that a block of one second lasts one second
- * whenever in a second it starts.
+ * whenever in a second it starts. *ret_set_until_ms (when not NULL) is the
+ * block this attempt set, 0 for none: store_login_refund takes it.
  */
 static inline enum store_rc store_login_attempt(struct store *s, const char *key, int64_t now_ms,
                                                 unsigned max_failures, int64_t base_ms,
-                                                int64_t max_ms, int64_t *ret_retry_after_ms)
+                                                int64_t max_ms, int64_t *ret_retry_after_ms,
+                                                int64_t *ret_set_until_ms)
 {
     return s->ops->login_attempt(s, key, now_ms, max_failures, base_ms, max_ms,
-                                 ret_retry_after_ms);
+                                 ret_retry_after_ms, ret_set_until_ms);
 }
 
 /* The failure count and block (milliseconds since the epoch) of a key
@@ -590,13 +594,15 @@ static inline enum store_rc store_login_reset(struct store *s, const char *key)
     return s->ops->login_reset(s, key);
 }
 
-/* Give back one counted attempt whose password was never checked (the
- * server was busy), lifting the block when the count falls below
- * max_failures. */
+/* Give back one counted attempt that was not a failure after all (the
+ * password was never checked, or was right while a second factor is still
+ * due): one failure fewer, and the block that attempt set (set_until_ms,
+ * from store_login_attempt) lifted - unless a later failure replaced it -
+ * as is any block once the count falls below max_failures. */
 static inline enum store_rc store_login_refund(struct store *s, const char *key,
-                                               unsigned max_failures)
+                                               unsigned max_failures, int64_t set_until_ms)
 {
-    return s->ops->login_refund(s, key, max_failures);
+    return s->ops->login_refund(s, key, max_failures, set_until_ms);
 }
 
 /* ---- e-mail: one-time tokens and the outbox ---- */

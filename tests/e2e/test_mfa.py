@@ -50,7 +50,8 @@ import pytest
 
 from e2e_util import (assert_error, assert_invalid_grant, assert_json_content_type,
                       assert_no_store, assert_security_headers, assert_token_response, free_port,
-                      jwt_parts, login, parse_rfc3339, refresh, run_expect_exit, signup)
+                      jwt_parts, login, parse_rfc3339, refresh, run_expect_exit, signup,
+                      strong_password)
 from softauthn import (EDDSA, ES256, FLAG_AT, FLAG_BS, FLAG_UP, FLAG_UV, RS256, Authenticator,
                        Key, b64u, b64u_decode)
 
@@ -813,20 +814,21 @@ def test_expired_ticket_is_refused(tight, tight_clock):
 
 
 def test_second_step_attempts_count_against_the_login_backoff(tight, tight_clock):
-    """JWTD_LOGIN_MAX_FAILURES=3: a right password followed by a wrong code,
-    then a right password again, is three attempts, and the fourth is 429
-    even with the right password: a known password does not reset the
-    back-off while a second factor is due. The block ends after the back-off
-    (test clock); a completed second step resets the count."""
+    """JWTD_LOGIN_MAX_FAILURES=3: wrong codes count like wrong passwords, and
+    the third blocks the username for 20 s, at the password step and the
+    second step alike, even with the right password and code. A right
+    password is no failure: it neither resets the count (a known password
+    does not clear the back-off on codes) nor adds to it. The block ends
+    after the back-off (test clock); a completed second step resets the
+    count."""
     ck = tight_clock
     c = tight.client()
     try:
         acct = enable_totp(c, new_account(c), ck)
         methods = ["totp", "recovery_code"]
-        ticket = password_step(c, acct, methods, ttl=30)                    # attempt 1
-        assert_error(verify(c, ticket, code=acct.otp.wrong()), 401,         # attempt 2
-                     "invalid_credentials")
-        ticket = password_step(c, acct, methods, ttl=30)                    # attempt 3
+        ticket = password_step(c, acct, methods, ttl=30)
+        for _ in range(3):
+            assert_error(verify(c, ticket, code=acct.otp.wrong()), 401, "invalid_credentials")
         t3 = ck.now()
         r = c.post("/auth/login", {"username": acct.username, "password": acct.password})
         assert_error(r, 429, "too_many_attempts")
@@ -836,12 +838,88 @@ def test_second_step_attempts_count_against_the_login_backoff(tight, tight_clock
 
         ck.forward_to(t3 + 22)      # the 20 s block is over, the ticket (30 s) still good
         logged_in(verify(c, ticket, code=acct.otp.fresh()), acct, ["pwd", "otp"])
-        # reset: three attempts again before the block
-        ticket = password_step(c, acct, methods, ttl=30)
+        # reset; and right passwords are no failures: four password steps in a row
+        for _ in range(4):
+            ticket = password_step(c, acct, methods, ttl=30)
+        assert_error(verify(c, ticket, code=acct.otp.wrong()), 401, "invalid_credentials")
         assert_error(verify(c, ticket, code=acct.otp.wrong()), 401, "invalid_credentials")
         password_step(c, acct, methods, ttl=30)
+        assert_error(verify(c, ticket, code=acct.otp.wrong()), 401, "invalid_credentials")
         r = c.post("/auth/login", {"username": acct.username, "password": acct.password})
         assert_error(r, 429, "too_many_attempts")
+    finally:
+        c.close()
+
+
+def test_wrong_passwords_of_a_stranger_cannot_lock_out_a_second_factor_login(tight, tight_clock):
+    """Trap: someone who knew only the username sent wrong passwords until
+    the back-off outlasted the ticket; the user's right password then
+    doubled the back-off again, the second step was 429 until the ticket
+    expired, and every new try made it worse. Now the user who waits out the
+    block signs in: the right password does not extend the back-off that
+    gates its own second step."""
+    ck = tight_clock
+    c = tight.client()
+    try:
+        acct = enable_totp(c, new_account(c), ck)
+        for i in range(3):      # the third failure blocks for 20 s
+            assert_error(c.post("/auth/login", {"username": acct.username,
+                                                "password": "wrong-%d-%s" % (i, acct.password)}),
+                         401, "invalid_credentials")
+        t = ck.now()
+        assert_error(c.post("/auth/login", {"username": acct.username, "password": "x" * 12}),
+                     429, "too_many_attempts")
+        ck.forward_to(t + 21)   # the user waits the block out
+        ticket = password_step(c, acct, ["totp", "recovery_code"], ttl=30)
+        logged_in(verify(c, ticket, code=acct.otp.fresh()), acct, ["pwd", "otp"])
+        # and the recovery code path too
+        for i in range(3):
+            assert_error(c.post("/auth/login", {"username": acct.username,
+                                                "password": "again-%d-%s" % (i, acct.password)}),
+                         401, "invalid_credentials")
+        ck.forward_to(ck.now() + 21)
+        ticket = password_step(c, acct, ["totp", "recovery_code"], ttl=30)
+        logged_in(verify(c, ticket, recovery_code=acct.recovery.pop()), acct, ["pwd", "otp"])
+    finally:
+        c.close()
+
+
+def test_password_reconfirmations_count_against_the_login_backoff(tight, tight_clock):
+    """Trap: the forms and endpoints that re-confirm the password (password
+    change, account deletion, authenticator enrolment, passkeys) checked it
+    without any limit, so a stolen access token could guess the password
+    at hashing speed. A wrong re-confirmation is a failed login of the
+    account: the third (JWTD_LOGIN_MAX_FAILURES=3) blocks it for 20 s, with
+    429 and Retry-After on every re-confirmation and on login; a right one
+    afterwards works and is no failure."""
+    ck = tight_clock
+    c = tight.client()
+    try:
+        acct = new_account(c)
+        wrong = acct.password + "-not"
+        assert_error(c.post("/auth/mfa/totp", {"password": wrong}, token=acct.access), 403,
+                     "invalid_credentials")
+        assert_error(c.request("DELETE", "/auth/me", json_body={"password": wrong},
+                               token=acct.access), 403, "invalid_credentials")
+        assert_error(c.post("/auth/password", {"current_password": wrong,
+                                               "new_password": strong_password()},
+                            token=acct.access), 403, "invalid_credentials")
+        t = ck.now()
+        for r in (c.post("/auth/password", {"current_password": acct.password,
+                                            "new_password": strong_password()},
+                         token=acct.access),
+                  c.post("/auth/passkeys/register/options", {"password": acct.password},
+                         token=acct.access),
+                  c.post("/auth/login", {"username": acct.username, "password": acct.password})):
+            if r.status == 501:     # passkeys need JWTD_PUBLIC_URL; not set on `tight`
+                continue
+            assert_error(r, 429, "too_many_attempts")
+            assert int(r.header("Retry-After")) >= 1, r
+        ck.forward_to(t + 21)
+        for _ in range(4):      # right re-confirmations are no failures
+            r = c.post("/auth/mfa/totp", {"password": acct.password}, token=acct.access)
+            assert r.status == 200, r
+        login(c, acct.username, acct.password)
     finally:
         c.close()
 

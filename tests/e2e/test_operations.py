@@ -666,9 +666,10 @@ def test_unknown_user_exits_1(server, sub):
 HELP_COMMANDS = ([["--help"], ["serve", "--help"], ["migrate", "--help"],
                   ["user", "--help"], ["keys", "--help"], ["token", "--help"],
                   ["config", "--help"]]
+                 + [["version", "--help"]]
                  + [["user", s, "--help"] for s in ("add", "import", "list", "show", "delete",
                                                     "passwd", "disable", "enable", "unlock",
-                                                    "logout")]
+                                                    "logout", "reset-link", "mfa-reset")]
                  + [["keys", s, "--help"] for s in ("list", "rotate", "retire")]
                  + [["token", s, "--help"] for s in ("inspect", "verify")]
                  + [["config", s, "--help"] for s in ("check", "settings")])
@@ -692,11 +693,19 @@ def test_help_touches_nothing(args):
 def test_mistyped_database_path_creates_nothing():
     """Trap: `jwtd user list` with a mistyped JWTD_DATABASE created an empty
     database there and listed no users, and the operator concluded the users
-    were gone. Read-only commands exit 1 and create nothing."""
+    were gone; `user disable` on a mistyped path said "no such user" and left
+    a new database (`keys retire` even a new signing key). Commands that read,
+    or act on an existing account or key, exit 1 and create nothing."""
     tmp = tempfile.mkdtemp(prefix="jwtd-e2e-nodb-")
     try:
         env = {"JWTD_DATABASE": "sqlite:" + os.path.join(tmp, "does-not-exist.db")}
-        for args in (["user", "list"], ["user", "show", "someone"], ["keys", "list"]):
+        for args in (["user", "list"], ["user", "show", "someone"], ["keys", "list"],
+                     ["token", "verify", "a.b.c"], ["user", "delete", "someone"],
+                     ["user", "disable", "someone"], ["user", "enable", "someone"],
+                     ["user", "unlock", "someone"], ["user", "logout", "someone"],
+                     ["user", "reset-link", "someone"], ["user", "mfa-reset", "someone"],
+                     ["user", "passwd", "someone", "--password-stdin"],
+                     ["keys", "retire", "some-kid"]):
             p = jwtd(args, env=env, cwd=tmp)
             assert p.returncode == 1, (args, p.returncode, err(p))
             assert err(p).strip()
@@ -707,8 +716,15 @@ def test_mistyped_database_path_creates_nothing():
 
 USAGE_ERRORS = [["user", "show"], ["user", "passwd"], ["user", "disable"], ["user", "frobnicate"],
                 ["user", "list", "--no-such-option"], ["user", "show", "a", "b"],
+                ["user", "show", "no spaces"], ["user", "disable", "x"],
                 ["keys", "frobnicate"], ["keys", "rotate", "--no-such-option"],
+                ["keys", "rotate", "--alg", "XX"], ["keys", "rotate", "--alg", "none"],
                 ["keys", "retire"], ["token", "frobnicate"], ["token", "verify"],
+                ["token", "inspect", "a.b.c", "--config", "/etc/jwtd/jwtd.conf"],
+                ["token", "inspect", "a.b.c", "--access-ttl=5m"],
+                ["config", "settings", "--roff", "--markdown"],
+                ["config", "settings", "--config", "/etc/jwtd/jwtd.conf"],
+                ["version", "--nope"], ["version", "extra"],
                 ["config", "frobnicate"], ["frobnicate"], []]
 
 
@@ -726,6 +742,97 @@ def test_usage_errors_exit_2(args):
         assert os.listdir(tmp) == [], "%s created %s" % (args, os.listdir(tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_database_password_never_printed():
+    """Trap: a PostgreSQL URL the driver could not parse came back whole in
+    the error line, password included, into a terminal's scroll-back and a
+    CI log. Whatever the driver says, the password is shown as ***."""
+    secret = "pw" + secrets.token_hex(8)
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-pgsecret-")
+    try:
+        for url in ("postgres://u:%s@[bad" % secret,
+                    "postgres://u:%s@127.0.0.1:1/db?sslmode=disable" % secret,
+                    "postgres://u@127.0.0.1:1/db?password=%s&sslmode=disable" % secret):
+            for args in (["user", "list"], ["migrate"], ["config", "check"]):
+                p = jwtd(args + ["--database=" + url], cwd=tmp)
+                assert secret not in out(p) + err(p), (args, out(p), err(p))
+                if args[0] != "config":
+                    assert p.returncode == 1, (args, p.returncode, err(p))
+                    assert "PostgreSQL" in err(p), err(p)
+        p = jwtd(["user", "list", "--database=postgres://u:%s@[bad" % secret], cwd=tmp)
+        assert "postgres://u:***@[bad" in err(p), err(p)
+        assert os.listdir(tmp) == []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_config_check_shows_the_algorithm_serve_uses(tmp_path):
+    """Trap: with only a shared secret set, `jwtd config check` said
+    `jwt_alg = ES256 # default` while the server signed with HS256."""
+    p = jwtd(["config", "check", "--database=sqlite:" + str(tmp_path / "x.db")],
+             env={"JWTD_JWT_SECRET": secrets.token_hex(20)})
+    assert p.returncode == 0, err(p)
+    assert re.search(r"^jwt_alg\s+= HS256\s+# derived$", out(p), re.M), out(p)
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_rules_between_settings_name_the_file_and_line(tmp_path):
+    """Trap: `JWTD_JWT_SECRET: too short` from a 40-line file, and no line
+    number. Errors of the rules between settings name where the setting was
+    set, like the errors of single values."""
+    conf = tmp_path / "jwtd.conf"
+    conf.write_text("# jwtd\nlisten = 127.0.0.1:1\njwt_secret = %s\n" % ("s" * 20))
+    p = jwtd(["config", "check", "--config", str(conf)])
+    assert p.returncode == 2, err(p)
+    assert "JWTD_JWT_SECRET (%s line 3)" % conf in err(p), err(p)
+    assert "s" * 20 not in err(p)
+    conf.write_text("jwt_alg = ES256\njwt_secret = %s\n" % ("s" * 40))
+    p = jwtd(["config", "check", "--config", str(conf)])
+    assert p.returncode == 2 and "(%s line 2)" % conf in err(p), err(p)
+
+
+def test_rotate_under_hs256_creates_nothing(tmp_path):
+    """Trap: `keys rotate` under HS256 (or with a bad --alg) refused, and left
+    an empty database behind, root-owned when run with sudo."""
+    env = {"JWTD_DATABASE": "sqlite:" + str(tmp_path / "k.db"),
+           "JWTD_JWT_SECRET": secrets.token_hex(20)}
+    p = jwtd(["keys", "rotate"], env=env, cwd=str(tmp_path))
+    assert p.returncode == 1 and "JWTD_JWT_SECRET" in err(p), err(p)
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_user_list_is_oldest_first_and_disable_keeps_its_time(tmp_path):
+    """Trap: `user list` promised oldest first but sorted by name within a
+    second; disabling a disabled account again moved its "disabled since"."""
+    env = {"JWTD_DATABASE": "sqlite:" + str(tmp_path / "u.db")}
+    names = ["zz-" + secrets.token_hex(3), "mm-" + secrets.token_hex(3),
+             "aa-" + secrets.token_hex(3)]
+    for n in names:
+        p = jwtd(["user", "add", n, "--password-stdin"], env=env,
+                 input=(strong_password() + "\n").encode())
+        assert p.returncode == 0, err(p)
+    listed = [line.split("\t")[1] for line in out(jwtd(["user", "list"], env=env)).splitlines()]
+    assert listed == names, listed
+    assert jwtd(["user", "disable", names[0]], env=env).returncode == 0
+    first = re.search(r"^status:.*$", out(jwtd(["user", "show", names[0]], env=env)), re.M).group(0)
+    assert "disabled since" in first
+    time.sleep(1.1)  # the time is kept in whole seconds
+    assert jwtd(["user", "disable", names[0]], env=env).returncode == 0
+    again = re.search(r"^status:.*$", out(jwtd(["user", "show", names[0]], env=env)), re.M).group(0)
+    assert again == first
+
+
+def test_taken_email_is_said_in_words(tmp_path):
+    """Trap: `jwtd: email_taken`, a machine code, where a taken username got a
+    sentence."""
+    env = {"JWTD_DATABASE": "sqlite:" + str(tmp_path / "e.db")}
+    addr = "someone-%s@example.com" % secrets.token_hex(3)
+    for i, expect in ((0, 0), (1, 1)):
+        p = jwtd(["user", "add", uname(), "--email", addr, "--password-stdin"], env=env,
+                 input=(strong_password() + "\n").encode())
+        assert p.returncode == expect, err(p)
+    assert "e-mail address belongs to another account" in err(p), err(p)
 
 
 # --------------------------------------------------------------------------

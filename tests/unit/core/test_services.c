@@ -1226,6 +1226,7 @@ static void test_change_password(void **state)
 {
     struct fx *f = *state;
     char id[UUID_STR_LEN];
+    set(&f->cfg, "JWTD_LOGIN_MAX_FAILURES", "100"); /* the back-off has its own test */
     must_signup(f, "Paula-Smith", "paula's long passphrase", id);
     struct session_grant mine, other, third;
     must_login(f, "paula-smith", "paula's long passphrase", &mine);
@@ -1268,6 +1269,9 @@ static void test_change_password(void **state)
     svc_op_run(op);
     assert_status(op->res.status, SVC_WRONG_PASSWORD);
     svc_op_free(op);
+    /* Each wrong re-confirmation was a failed login of the account; the
+     * right ones were none. */
+    assert_int_equal(info(f, "paula-smith").failures, 2);
     /* Not run (pool busy): nothing changed. */
     op = accounts_change_password(&f->app, &f->client, &who, cur, strlen(cur), np, strlen(np));
     op->finish(op, false);
@@ -1976,7 +1980,7 @@ static void test_mfa_ticket_single_use_and_expiry(void **state)
         if (r.status != SVC_INVALID_GRANT)
             fail_msg("ticket '%s': %s", junk[i], svc_status_name(r.status));
     }
-    assert_int_equal(info(f, a.user).failures, 1); /* only the password step's */
+    assert_int_equal(info(f, a.user).failures, 0); /* a right password is no failure */
 
     /* 2 s before the end of its 90 s the ticket is good... */
     struct store_user u = {0};
@@ -2062,9 +2066,9 @@ static void test_mfa_ticket_burned_by_wrong_codes(void **state)
     assert_status(complete(f, t, MFA_TOTP, good, NULL, NULL).status, SVC_INVALID_GRANT);
     struct store_user u = {0};
     assert_status(mfa_ticket_peek(&f->app, t, strlen(t), &u, NULL).status, SVC_INVALID_GRANT);
-    /* Each wrong code counted against the account as well, after the
-     * password's own attempt (kept until a second step succeeds). */
-    assert_int_equal(info(f, a.user).failures, 6);
+    /* Each wrong code counted against the account as well (the right
+     * password's step did not). */
+    assert_int_equal(info(f, a.user).failures, 5);
 
     /* A new ticket: the right code (not spent on the burned one) works and
      * clears the count. */
@@ -2096,9 +2100,9 @@ static void test_mfa_second_step_backoff(void **state)
     not_a_code(&a, s, wrong);
     char t[MFA_TICKET_LEN + 1];
     login_ticket(f, a.user, a.pw, t);
-    assert_int_equal(info(f, a.user).failures, 1);
-    assert_status(complete(f, t, MFA_TOTP, wrong, NULL, NULL).status, SVC_BAD_SECOND_FACTOR);
-    assert_status(complete(f, t, MFA_TOTP, wrong, NULL, NULL).status, SVC_BAD_SECOND_FACTOR);
+    assert_int_equal(info(f, a.user).failures, 0);
+    for (int i = 0; i < 3; i++)
+        assert_status(complete(f, t, MFA_TOTP, wrong, NULL, NULL).status, SVC_BAD_SECOND_FACTOR);
     /* The third failure of the account started the back-off: the right
      * code is refused before it is looked at, and so is the password. */
     struct account_info ai = info(f, a.user);
@@ -2112,8 +2116,9 @@ static void test_mfa_second_step_backoff(void **state)
     svc_op_free(op);
     assert_int_equal(info(f, a.user).failures, 3); /* refused attempts are not counted */
 
-    /* After the back-off the same ticket (two wrong codes on it, within its
-     * five minutes) takes a code of the moment, and the count is cleared. */
+    /* After the back-off the same ticket (three wrong codes on it, within
+     * its five minutes) takes a code of the moment, and the count is
+     * cleared. */
     int64_t s2 = clock_to_step(2);
     assert_true(util_now_ms() > ai.blocked_until_ms);
     code_at(&a, s2, good);
@@ -2121,6 +2126,25 @@ static void test_mfa_second_step_backoff(void **state)
     ai = info(f, a.user);
     assert_int_equal(ai.failures, 0);
     assert_int_equal(ai.blocked_until_ms, 0);
+
+    /* A stranger's wrong passwords block the account for 60 s, then 120 s;
+     * the user who waits it out gets in: the right password does not
+     * extend the block that gates its own second step. */
+    for (int i = 0; i < 3; i++)
+        assert_status(login(f, a.user, "not zelda's passphrase", NULL, NULL).status,
+                      SVC_BAD_CREDENTIALS);
+    clock_set(g_clock_offset_ms + 61 * 1000);
+    assert_status(login(f, a.user, "still not zelda's", NULL, NULL).status, SVC_BAD_CREDENTIALS);
+    ai = info(f, a.user);
+    assert_int_equal(ai.failures, 4);
+    clock_set(g_clock_offset_ms + (ai.blocked_until_ms - util_now_ms()) + 1000);
+    login_ticket(f, a.user, a.pw, t);
+    ai = info(f, a.user);
+    assert_int_equal(ai.failures, 4);
+    assert_true(ai.blocked_until_ms <= util_now_ms());
+    code_at(&a, util_now() / 30, good);
+    assert_status(complete(f, t, MFA_TOTP, good, NULL, NULL).status, SVC_OK);
+    assert_int_equal(info(f, a.user).failures, 0);
 }
 
 static void test_mfa_recovery_codes(void **state)

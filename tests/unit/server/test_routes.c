@@ -41,7 +41,8 @@ static const struct {
     {"/auth/password", M_POST, M_POST, false, 0},
     {"/auth/sessions", M_GET, 0, false, 0},
     {"/auth/sessions/", M_DELETE, 0, false, 0}, /* {id}: a body is ignored */
-    {"/auth/email/verify/request", M_POST, 0, false, 0}, /* Bearer, no body */
+    /* Bearer; no body, or a JSON object that is ignored (a form type: 415) */
+    {"/auth/email/verify/request", M_POST, M_POST, false, 0},
     {"/auth/email/verify", M_POST, M_POST, false, 0},
     {"/auth/password/forgot", M_POST, M_POST, false, 0},
     {"/auth/password/reset", M_POST, M_POST, false, 0},

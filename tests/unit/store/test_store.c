@@ -1088,7 +1088,7 @@ static void test_counter_windows_and_parallel_sum(void **state)
 static int64_t attempt(struct store *s, const char *key, int64_t now)
 {
     int64_t retry_ms = -1;
-    assert_int_equal(store_login_attempt(s, key, now * 1000, 3, 2000, 8000, &retry_ms), STORE_OK);
+    assert_int_equal(store_login_attempt(s, key, now * 1000, 3, 2000, 8000, &retry_ms, NULL), STORE_OK);
     assert_int_equal(retry_ms % 1000, 0);
     return retry_ms / 1000;
 }
@@ -1152,7 +1152,7 @@ static void *login_run(void *arg)
     if (r->rc != STORE_OK)
         return NULL;
     r->retry = -1;
-    r->rc = store_login_attempt(r->s, "user:flooded", NOW_MS, 10, 60000, 900000, &r->retry);
+    r->rc = store_login_attempt(r->s, "user:flooded", NOW_MS, 10, 60000, 900000, &r->retry, NULL);
     return NULL;
 }
 
@@ -1227,15 +1227,15 @@ static void test_prune(void **state)
     /* Stale login failures and counters go; the store keeps working. */
     int64_t retry = -1;
     assert_int_equal(
-        store_login_attempt(s, "user:old", (NOW - 3 * DAY) * 1000, 1, 60000, 3600000, &retry),
+        store_login_attempt(s, "user:old", (NOW - 3 * DAY) * 1000, 1, 60000, 3600000, &retry, NULL),
         STORE_OK);
     assert_int_equal(retry, 0);
     assert_int_equal(store_prune(s, NOW, NOW_MS), STORE_OK);
     /* Forgotten: this is failure 1 again (a 60 s block), not failure 2 (120 s). */
-    assert_int_equal(store_login_attempt(s, "user:old", NOW_MS, 1, 60000, 3600000, &retry),
+    assert_int_equal(store_login_attempt(s, "user:old", NOW_MS, 1, 60000, 3600000, &retry, NULL),
                      STORE_OK);
     assert_int_equal(retry, 0);
-    assert_int_equal(store_login_attempt(s, "user:old", NOW_MS, 1, 60000, 3600000, &retry),
+    assert_int_equal(store_login_attempt(s, "user:old", NOW_MS, 1, 60000, 3600000, &retry, NULL),
                      STORE_OK);
     assert_int_equal(retry, 60000);
 }
@@ -1303,7 +1303,7 @@ static void test_login_state_read_and_reset(void **state)
     int64_t retry = 0;
     for (int i = 0; i < 3; i++) {
         assert_int_equal(
-            store_login_attempt(s, "login:user:carol", NOW_MS, 3, 60000, 3600000, &retry),
+            store_login_attempt(s, "login:user:carol", NOW_MS, 3, 60000, 3600000, &retry, NULL),
             STORE_OK);
         assert_int_equal(retry, 0);
     }
@@ -1312,7 +1312,7 @@ static void test_login_state_read_and_reset(void **state)
     assert_int_equal(until, NOW_MS + 60000);
     /* Milliseconds count: a block is as long as it says whenever it began. */
     assert_int_equal(
-        store_login_attempt(s, "login:user:carol", NOW_MS + 999, 3, 60000, 3600000, &retry),
+        store_login_attempt(s, "login:user:carol", NOW_MS + 999, 3, 60000, 3600000, &retry, NULL),
         STORE_OK);
     assert_int_equal(retry, 59001);
     /* An operator's unlock. */
@@ -1320,9 +1320,40 @@ static void test_login_state_read_and_reset(void **state)
     assert_int_equal(store_login_get(s, "login:user:carol", &failures, &until), STORE_OK);
     assert_int_equal(failures, 0);
     assert_int_equal(
-        store_login_attempt(s, "login:user:carol", NOW_MS + 2000, 3, 60000, 3600000, &retry),
+        store_login_attempt(s, "login:user:carol", NOW_MS + 2000, 3, 60000, 3600000, &retry, NULL),
         STORE_OK);
     assert_int_equal(retry, 0);
+}
+
+/* A refunded attempt (a right password while a second factor is due, or a
+ * password never checked) lifts the block it set, even when earlier
+ * failures keep the count at the limit; a block set by another attempt
+ * stays. */
+static void test_login_refund_lifts_its_own_block(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    const char *key = "login:user:dave";
+    int64_t retry = 0, set = -1, failures = 0, until = 0, t = NOW_MS;
+    for (int i = 0; i < 2; i++) /* max 2: the second failure blocks for 1 s */
+        assert_int_equal(store_login_attempt(s, key, t, 2, 1000, 60000, &retry, &set), STORE_OK);
+    assert_int_equal(set, t + 1000);
+    t += 1000; /* the block is over: the user tries again */
+    assert_int_equal(store_login_attempt(s, key, t, 2, 1000, 60000, &retry, &set), STORE_OK);
+    assert_int_equal(retry, 0);
+    assert_int_equal(set, t + 2000); /* this attempt doubled the block */
+    assert_int_equal(store_login_refund(s, key, 2, set), STORE_OK);
+    assert_int_equal(store_login_get(s, key, &failures, &until), STORE_OK);
+    assert_int_equal(failures, 2); /* the earlier failures stay */
+    assert_int_equal(until, 0);    /* but its own block is gone */
+    /* The next failure blocks as the third would have. */
+    assert_int_equal(store_login_attempt(s, key, t + 1, 2, 1000, 60000, &retry, &set), STORE_OK);
+    assert_int_equal(set, t + 1 + 2000);
+    /* A refund carrying another attempt's block leaves this one. */
+    assert_int_equal(store_login_refund(s, key, 2, t + 5), STORE_OK);
+    assert_int_equal(store_login_get(s, key, &failures, &until), STORE_OK);
+    assert_int_equal(failures, 2);
+    assert_int_equal(until, t + 1 + 2000);
 }
 
 struct events {
@@ -1907,6 +1938,7 @@ int main(void)
         T(test_prune),
         T(test_disable_revokes_and_refuses_refresh),
         T(test_login_state_read_and_reset),
+        T(test_login_refund_lifts_its_own_block),
         T(test_sqlite_files_are_private),
         T(test_user_email_columns),
         T(test_email_tokens),
