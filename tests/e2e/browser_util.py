@@ -154,15 +154,30 @@ class Browser:
 
     def wait(self, pred, timeout=20, what="condition"):
         """Poll pred() until true; an element that went away with a page
-        (or is not there yet) counts as false."""
+        (or is not there yet) counts as false, and so does Chromium's
+        "unhandled inspector error" for a script run on an element of a
+        document that is being replaced (seen on a passkey sign-in's
+        navigation; it is not a StaleElementReferenceException)."""
         from selenium.common.exceptions import (JavascriptException, NoSuchElementException,
-                                                StaleElementReferenceException)
+                                                StaleElementReferenceException,
+                                                WebDriverException)
         from selenium.webdriver.support.ui import WebDriverWait
+
+        def poll(d):
+            try:
+                return pred()
+            except (NoSuchElementException, StaleElementReferenceException,
+                    JavascriptException):
+                raise
+            except WebDriverException as e:
+                if "inspector error" in str(e) or "Cannot find context" in str(e):
+                    return False
+                raise
         return WebDriverWait(self.d, timeout, poll_frequency=0.05,
                              ignored_exceptions=(NoSuchElementException,
                                                  StaleElementReferenceException,
                                                  JavascriptException)).until(
-            lambda d: pred(), message="waiting for %s (at %s)" % (what, self.url))
+            poll, message="waiting for %s (at %s)" % (what, self.url))
 
     def wait_url(self, pred, timeout=20, what="URL"):
         self.wait(lambda: pred(self.url), timeout, what)
