@@ -341,6 +341,12 @@ static size_t url_secrets(const char *url, struct secret_span *sp, size_t max)
     return n;
 }
 
+bool util_url_has_password(const char *url)
+{
+    struct secret_span sp[4];
+    return url_secrets(url, sp, 4) > 0;
+}
+
 void util_redact_url(const char *url, char *out, size_t cap)
 {
     struct secret_span sp[4];

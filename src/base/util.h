@@ -99,9 +99,11 @@ bool util_ascii_ieq(const char *a, const char *b);
  * ?password=PW, password=PW). util_redact_url writes the URL with each
  * password shown as ***; util_redact_text writes a message (a driver's
  * error, which may quote the URL) with every occurrence of those passwords
- * replaced by ***. Both truncate to cap.
+ * replaced by ***. Both truncate to cap. util_url_has_password: whether
+ * the URL carries one.
  */
 void util_redact_url(const char *url, char *out, size_t cap);
+bool util_url_has_password(const char *url);
 void util_redact_text(const char *text, const char *url, char *out, size_t cap);
 
 #endif /* JWTD_UTIL_H */

@@ -1122,30 +1122,6 @@ bool config_domain_covers(const char *domain, const char *host)
     return h > d && host[h - d - 1] == '.' && strcasecmp(host + h - d, domain) == 0;
 }
 
-static bool finalize(struct config *cfg, char *err, size_t errlen);
-
-/* finalize, its error naming the file and line of the setting it starts
- * with ("JWTD_JWT_SECRET (jwtd.conf line 3): ...") when a file set it. */
-static bool finalize_at(struct config *cfg, char *err, size_t errlen)
-{
-    if (finalize(cfg, err, errlen))
-        return true;
-    size_t n = strcspn(err, ": ");
-    char name[64];
-    if (n == 0 || n >= sizeof name || err[n] != ':')
-        return false;
-    memcpy(name, err, n);
-    name[n] = '\0';
-    const struct setting *s = find_setting(name);
-    if (!s || cfg->source[index_of(s)] != CFG_FILE)
-        return false;
-    char rest[512];
-    snprintf(rest, sizeof rest, "%s", err + n);
-    snprintf(err, errlen, "%s (%s line %d)%s", name, cfg->config_path,
-             cfg->file_line[index_of(s)], rest);
-    return false;
-}
-
 /* The rules between settings, and the values derived from others. */
 static bool finalize(struct config *cfg, char *err, size_t errlen)
 {
@@ -1245,6 +1221,28 @@ static bool finalize(struct config *cfg, char *err, size_t errlen)
         cfg->source[i] = CFG_DERIVED;
     }
     return true;
+}
+
+/* finalize, its error naming the file and line of the setting it starts
+ * with ("JWTD_JWT_SECRET (jwtd.conf line 3): ...") when a file set it. */
+static bool finalize_at(struct config *cfg, char *err, size_t errlen)
+{
+    if (finalize(cfg, err, errlen))
+        return true;
+    size_t n = strcspn(err, ": ");
+    char name[64];
+    if (n == 0 || n >= sizeof name || err[n] != ':')
+        return false;
+    memcpy(name, err, n);
+    name[n] = '\0';
+    const struct setting *s = find_setting(name);
+    if (!s || cfg->source[index_of(s)] != CFG_FILE)
+        return false;
+    char rest[512];
+    snprintf(rest, sizeof rest, "%s", err + n);
+    snprintf(err, errlen, "%s (%s line %d)%s", name, cfg->config_path,
+             cfg->file_line[index_of(s)], rest);
+    return false;
 }
 
 bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
@@ -1395,13 +1393,9 @@ bool config_value_is_secret(const struct config *cfg, size_t i)
     if (i >= N_SETTINGS || !(settings[i].flags & S_SECRET) || !cfg->raw[i] || !cfg->raw[i][0])
         return false;
     const char *v = cfg->raw[i];
-    const char *scheme = strstr(v, "://");
-    if (!scheme)
+    if (!strstr(v, "://"))
         return strncmp(v, "sqlite:", 7) != 0; /* a file name is no secret */
-    /* scheme://user:password@host: a password before the '@' */
-    const char *at = strchr(scheme + 3, '@');
-    const char *colon = strchr(scheme + 3, ':');
-    return at && colon && colon < at;
+    return util_url_has_password(v);
 }
 
 bool config_listens_on_loopback(const struct config *cfg)
