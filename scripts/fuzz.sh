@@ -6,34 +6,66 @@
 # (tests/fuzz/regressions/<target>/, which must all pass), then fuzzing for
 # JWTD_FUZZ_SECONDS (default 60) into a scratch corpus. A crash fails the
 # run; its input is kept in build-fuzz/crashes/ to be added to
-# tests/fuzz/regressions/<target>/ once fixed.
+# tests/fuzz/regressions/<target>/ once fixed. A libFuzzer process uses one
+# CPU: JWTD_FUZZ_JOBS targets (default: one per CPU) run at a time, each
+# for its full time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${JWTD_FUZZ_SECONDS:-60}
 B=build-fuzz
 [ -f $B/build.ninja ] || CC=clang meson setup $B -Dfuzz=true -Db_sanitize=address,undefined \
   -Db_lundef=false >/dev/null
-ninja -C $B >/dev/null
+TARGETS=(fuzz_token fuzz_jwks fuzz_headers fuzz_body fuzz_webauthn)
+JOBS=${JWTD_FUZZ_JOBS:-$(nproc)}
+# Only the targets: the rest of the tree is built and tested elsewhere.
+ninja -C $B "${TARGETS[@]/#/tests/fuzz/}" >/dev/null
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 mkdir -p $B/crashes
-status=0
-for target in fuzz_token fuzz_jwks fuzz_headers fuzz_body fuzz_webauthn; do
-  bin=$B/tests/fuzz/$target
-  seeds=tests/fuzz/corpus/$target
-  regress=tests/fuzz/regressions/$target
-  work=$B/corpus/$target
+
+# One target: replay, then fuzz. Its verdict goes to $B/<target>.result
+# (first line "ok" or "fail"), printed in target order once all are done.
+run_target() {
+  local target=$1 bin=$B/tests/fuzz/$1 seeds=tests/fuzz/corpus/$1
+  local regress=tests/fuzz/regressions/$1 work=$B/corpus/$1 out=$B/$1.result
   mkdir -p "$work" "$regress"
   # Replay: every seed and every past crash must run clean.
-  "$bin" -runs=0 "$regress" "$seeds" >"$B/$target.replay.log" 2>&1 || {
-    echo "fuzz: $target fails on a committed input:"; tail -30 "$B/$target.replay.log"; status=1; continue; }
+  if ! "$bin" -runs=0 "$regress" "$seeds" >"$B/$target.replay.log" 2>&1; then
+    { echo fail; echo "fuzz: $target fails on a committed input:"
+      tail -30 "$B/$target.replay.log"; } >"$out"
+    return
+  fi
   if "$bin" -max_total_time="$SECONDS_EACH" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
        -dict=tests/fuzz/jwt.dict -artifact_prefix="$B/crashes/$target-" \
        "$work" "$seeds" >"$B/$target.log" 2>&1; then
+    local runs
     runs=$(grep -o 'Done [0-9]* runs' "$B/$target.log" | tail -1 | tr -dc 0-9)
-    echo "fuzz: $target ok: ${runs:-?} executions in ${SECONDS_EACH}s, corpus $(ls "$work" | wc -l) inputs"
+    { echo ok; echo "fuzz: $target ok: ${runs:-?} executions in ${SECONDS_EACH}s," \
+        "corpus $(ls "$work" | wc -l) inputs"; } >"$out"
   else
-    echo "fuzz: $target FOUND A PROBLEM:"; tail -40 "$B/$target.log"; status=1
+    { echo fail; echo "fuzz: $target FOUND A PROBLEM:"; tail -40 "$B/$target.log"; } >"$out"
+  fi
+}
+
+running=0
+for target in "${TARGETS[@]}"; do
+  rm -f "$B/$target.result"
+  if [ "$running" -ge "$JOBS" ]; then
+    wait -n || true   # the verdict is in the result file
+    running=$((running - 1))
+  fi
+  run_target "$target" &
+  running=$((running + 1))
+done
+wait || true
+
+status=0
+for target in "${TARGETS[@]}"; do
+  if [ -f "$B/$target.result" ]; then
+    tail -n +2 "$B/$target.result"
+    [ "$(head -1 "$B/$target.result")" = ok ] || status=1
+  else
+    echo "fuzz: $target left no result"; status=1
   fi
 done
 exit $status

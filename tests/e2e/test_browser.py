@@ -32,7 +32,6 @@ TOTP time is jwtd's test clock (JWTD_TEST_CLOCK), moved forward only.
 
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -519,10 +518,10 @@ BAD_RD = [
 def test_open_redirects_never_leave_jwtd(b, site):
     username, password, _ = site.new_user()
     c = site.client()
+    # signed out: the page says so and drops the value from its form
     for i, rd in enumerate(BAD_RD):
         q = urllib.parse.quote(rd, safe="")
         assert c.get("/login?rd=" + q).status == 400, rd
-        b.reset()
         b.go(site.url("/login?rd=" + q))
         assert b.url.startswith(site.base + "/"), (rd, b.url)
         assert b.notices() == ["The address to return to after signing in is not allowed "
@@ -530,9 +529,13 @@ def test_open_redirects_never_leave_jwtd(b, site):
         assert b.find("input[name=rd]").get_attribute("value") == "", rd
         if i == 0:
             b.shot("login-rd-refused")
-        # signing in from that page ends on the account page
-        b.submit_form("form[action='/login']", {"username": username, "password": password})
-        at_account(b, site)
+        no_alert(b)
+    # signing in from such a page (its form's rd is empty, as checked for
+    # each value above) ends on the account page
+    b.submit_form("form[action='/login']", {"username": username, "password": password})
+    at_account(b, site)
+    for rd in BAD_RD:
+        q = urllib.parse.quote(rd, safe="")
         # signed in: /login?rd= does not send the browser on either
         b.go(site.url("/login?rd=" + q))
         assert b.url.startswith(site.base + "/") and b.h1() == "Sign in", (rd, b.url)
@@ -541,6 +544,7 @@ def test_open_redirects_never_leave_jwtd(b, site):
         assert b.url.startswith(site.base + "/"), (rd, b.url)
         assert "not allowed" in b.text("main"), (rd, b.text())
         no_alert(b)
+        assert b.cookie(ACCESS), "the session ended on %r" % rd
     # a form whose rd was changed in the page is refused by the POST too
     b.reset()
     for rd in ("https://evil.test/", "//evil.test", "javascript:alert(1)"):

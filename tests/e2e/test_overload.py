@@ -200,11 +200,13 @@ def test_busy_answers_are_not_failed_logins(jwtd_factory, limit):
     wrong password was ever sent - and, per address, everyone behind one NAT or
     proxy is locked out for the whole window.
 
-    Deterministic: one hashing thread, a queue of one, slow hashes (100 passes);
-    two background logins keep the pool full while the victim sends its right
-    password 12 times (each must be 503: the pool is full); then, with the pool
-    idle, the victim logs in."""
-    env = {"JWTD_HASH_WORKERS": "1", "JWTD_HASH_QUEUE": "1", "JWTD_ARGON2_ITERATIONS": "100",
+    Deterministic: one hashing thread, a queue of one, slow hashes (40 passes,
+    about 0.6 s each here: the victim's 12 requests take a few milliseconds
+    each, and the test fails, not passes, if the pool drains before they are
+    sent); two background logins keep the pool full while the victim sends
+    its right password 12 times (each must be 503: the pool is full); then,
+    with the pool idle, the victim logs in."""
+    env = {"JWTD_HASH_WORKERS": "1", "JWTD_HASH_QUEUE": "1", "JWTD_ARGON2_ITERATIONS": "40",
            "JWTD_HASH_DEADLINE": "60s"}
     if limit == "address":
         env.update({"JWTD_ADDRESS_MAX_FAILURES": "5", "JWTD_LOGIN_MAX_FAILURES": "1000"})

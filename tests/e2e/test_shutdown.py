@@ -59,7 +59,7 @@ def test_sigterm_lets_login_in_flight_finish_and_refuses_new_connections(jwtd_fa
     tokens; a connection opened after the signal gets no answer; exit 0.
     (Slow argon2 settings stretch the hashing so the signal lands mid-request.)"""
     import threading
-    srv = jwtd_factory(env={"JWTD_ARGON2_ITERATIONS": "100"})
+    srv = jwtd_factory(env={"JWTD_ARGON2_ITERATIONS": "50"})
     c = srv.client()
     username, password, _ = signup(c)
     c.close()

@@ -4,8 +4,11 @@
  * the PHC string format, re-hash detection, bcrypt ($2a$/$2b$/$2y$)
  * verification of imported hashes (generated here with libxcrypt, plus the
  * published crypt_blowfish vectors), refusal of malformed hashes, the
- * username rule and the password policy of API.md. argon2id at the default
- * cost takes ~20 ms a hash, so this file hashes only twice.
+ * username rule and the password policy of API.md. jwtd writes and reads
+ * argon2id PHC strings itself (to hash in a per-thread work area): they are
+ * cross-checked against libargon2's own encoder and decoder, including which
+ * malformed strings are refused. argon2id at the default cost takes ~20 ms a
+ * hash, so this file hashes at it only a few times.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,12 +16,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <argon2.h>
 #include <crypt.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/password.h"
@@ -131,6 +137,179 @@ static void test_argon2id_binary_password(void **state)
     assert_int_equal(password_verify(h, pw, sizeof pw, &DEFAULT_PARAMS, &rehash), PASSWORD_OK);
     assert_true(rehash);
     password_hash_free(h);
+}
+
+/* jwtd's PHC strings are libargon2's: what one writes the other verifies,
+ * with every salt and tag length and parallelism tried. */
+static void test_argon2id_strings_interoperate_with_libargon2(void **state)
+{
+    (void)state;
+    const char *pw = "interop password";
+    const size_t pwl = strlen(pw);
+    static const struct password_params params[] = {{8, 1, 1}, {64, 2, 2}, {1024, 1, 4}};
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
+        char *h = NULL;
+        assert_int_equal(password_hash(&params[i], pw, pwl, &h), PASSWORD_OK);
+        assert_int_equal(argon2id_verify(h, pw, pwl), ARGON2_OK);
+        assert_int_equal(argon2id_verify(h, "interop passwore", pwl), ARGON2_VERIFY_MISMATCH);
+        password_hash_free(h);
+    }
+    static const size_t saltlens[] = {8, 16, 17, 33, 64};
+    static const size_t taglens[] = {4, 16, 31, 32, 64};
+    uint8_t salt[64];
+    for (size_t i = 0; i < sizeof salt; i++)
+        salt[i] = (uint8_t)(i * 37 + 11);
+    for (size_t si = 0; si < sizeof saltlens / sizeof saltlens[0]; si++) {
+        for (size_t ti = 0; ti < sizeof taglens / sizeof taglens[0]; ti++) {
+            size_t n = argon2_encodedlen(1, 16, 1, (uint32_t)saltlens[si], (uint32_t)taglens[ti],
+                                         Argon2_id);
+            char *enc = malloc(n);
+            assert_non_null(enc);
+            assert_int_equal(argon2id_hash_encoded(1, 16, 1, pw, pwl, salt, saltlens[si],
+                                                   taglens[ti], enc, n),
+                             ARGON2_OK);
+            bool rehash = false;
+            const struct password_params mine = {16, 1, 1};
+            assert_int_equal(password_verify(enc, pw, pwl, &mine, &rehash), PASSWORD_OK);
+            assert_false(rehash);
+            assert_int_equal(password_verify(enc, "interop passwore", pwl, &mine, &rehash),
+                             PASSWORD_MISMATCH);
+            assert_true(password_hash_supported(enc));
+            free(enc);
+        }
+    }
+}
+
+/* Refused exactly where libargon2's decoder refuses: each variant of a good
+ * string is an error for jwtd iff argon2id_verify answers neither OK nor
+ * MISMATCH. */
+static void test_argon2id_strings_refused_like_libargon2(void **state)
+{
+    (void)state;
+    const char *pw = "variant password";
+    char good[160];
+    {
+        uint8_t salt[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+        assert_int_equal(argon2id_hash_encoded(1, 16, 1, pw, strlen(pw), salt, sizeof salt, 32,
+                                               good, sizeof good),
+                         ARGON2_OK);
+    }
+    /* good: $argon2id$v=19$m=16,t=1,p=1$AQIDBAUGBwgJCgsMDQ4PEA$<43 chars> */
+    const char *tag = strrchr(good, '$') + 1;
+    char v[64][200];
+    size_t nv = 0;
+#define VARIANT(...) snprintf(v[nv++], sizeof v[0], __VA_ARGS__)
+    VARIANT("%s", good);
+    VARIANT("%sA", good);                                   /* one more character */
+    VARIANT("%s=", good);                                   /* padding */
+    VARIANT("%s$", good);                                   /* trailing separator */
+    VARIANT("%.*s", (int)strlen(good) - 1, good);           /* one character short */
+    VARIANT("%.*s", (int)strlen(good) - 2, good);
+    VARIANT("$argon2id$v=19$m=016,t=1,p=1$AQIDBAUGBwgJCgsMDQ4PEA$%s", tag); /* leading zero */
+    VARIANT("$argon2id$v=19$m=+16,t=1,p=1$AQIDBAUGBwgJCgsMDQ4PEA$%s", tag);
+    VARIANT("$argon2id$v=19$m= 16,t=1,p=1$AQIDBAUGBwgJCgsMDQ4PEA$%s", tag);
+    VARIANT("$argon2id$v=19$m=16,t=01,p=1$AQIDBAUGBwgJCgsMDQ4PEA$%s", tag);
+    VARIANT("$argon2id$v=19$m=4294967296,t=1,p=1$AQIDBAUGBwgJCgsMDQ4PEA$%s", tag);
+    VARIANT("$argon2id$v=19$m=16,t=0,p=1$AQIDBAUGBwgJCgsMDQ4PEA$%s", tag);
+    VARIANT("$argon2id$v=19$m=16,t=1,p=0$AQIDBAUGBwgJCgsMDQ4PEA$%s", tag);
+    VARIANT("$argon2id$v=19$m=7,t=1,p=1$AQIDBAUGBwgJCgsMDQ4PEA$%s", tag);  /* < 8 KiB */
+    VARIANT("$argon2id$v=19$m=16,t=1,p=3$AQIDBAUGBwgJCgsMDQ4PEA$%s", tag); /* < 8 KiB a lane */
+    VARIANT("$argon2id$v=19$m=16,t=1$AQIDBAUGBwgJCgsMDQ4PEA$%s", tag);     /* no p */
+    VARIANT("$argon2id$v=19$t=1,m=16,p=1$AQIDBAUGBwgJCgsMDQ4PEA$%s", tag); /* order */
+    VARIANT("$argon2id$v=19$m=16,t=1,p=1$AQIDBAUGBwc$%s", tag);           /* 7-byte salt */
+    VARIANT("$argon2id$v=19$m=16,t=1,p=1$AQIDBAUGBwgJCgsMDQ4PEB$%s", tag); /* trailing bits */
+    VARIANT("$argon2id$v=19$m=16,t=1,p=1$AQIDBAUGBwgJCgsMDQ4PE$%s", tag);  /* 1 mod 4 */
+    VARIANT("$argon2id$v=19$m=16,t=1,p=1$AQIDBAUGBwgJCgsMDQ4PEA$AQID");    /* 3-byte tag */
+    VARIANT("$argon2id$v=19$m=16,t=1,p=1$AQIDBAUGBwgJCgsMDQ4PEA$AQIDBA"); /* 4-byte tag */
+    VARIANT("$argon2id$v=19$m=16,t=1,p=1$AQIDBAUGBwgJCgsMDQ4PEA$");       /* no tag */
+    VARIANT("$argon2id$v=19$m=16,t=1,p=1$$%s", tag);                       /* no salt */
+    VARIANT("$argon2id$v=19$m=16,t=1,p=1$AQID-AUGBwgJCgsMDQ4PEA$%s", tag); /* url alphabet */
+    VARIANT("$argon2id$v=19$m=16,t=1,p=1$AQIDBAUGBwgJCgsMDQ4PEA==$%s", tag);
+#undef VARIANT
+    int bad = 0;
+    for (size_t i = 0; i < nv; i++) {
+        int lib = argon2id_verify(v[i], pw, strlen(pw));
+        bool lib_error = lib != ARGON2_OK && lib != ARGON2_VERIFY_MISMATCH;
+        bool rehash = false;
+        const struct password_params mine = {16, 1, 1};
+        enum password_rc rc = password_verify(v[i], pw, strlen(pw), &mine, &rehash);
+        bool jwtd_error = rc == PASSWORD_ERROR;
+        if (lib_error != jwtd_error || (!lib_error && (lib == ARGON2_OK) != (rc == PASSWORD_OK))) {
+            print_error("'%s': libargon2 %d (%s), jwtd %d\n", v[i], lib,
+                        argon2_error_message(lib), (int)rc);
+            bad++;
+        }
+    }
+    assert_int_equal(bad, 0);
+    /* and the good one was good */
+    bool rehash = false;
+    const struct password_params mine = {16, 1, 1};
+    assert_int_equal(password_verify(good, pw, strlen(pw), &mine, &rehash), PASSWORD_OK);
+}
+
+static long thread_minor_faults(void)
+{
+    struct rusage ru;
+    assert_int_equal(getrusage(RUSAGE_THREAD, &ru), 0);
+    return ru.ru_minflt;
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    assert_non_null(f);
+    char line[256];
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+static void *hash_once(void *arg)
+{
+    (void)arg;
+    char *h = NULL;
+    if (password_hash(&DEFAULT_PARAMS, "thread password", 15, &h) != PASSWORD_OK)
+        return (void *)1;
+    password_hash_free(h);
+    return NULL;
+}
+
+/* A thread hashes in the same work area every time: after its first hash,
+ * the 19 MiB of argon2id memory are not mapped (and faulted in) again -
+ * 4,864 pages - whatever malloc would do with such a block. The area goes
+ * when its thread ends. */
+static void test_argon2id_work_area_is_kept_by_its_thread(void **state)
+{
+    (void)state;
+    char *h = NULL;
+    assert_int_equal(password_hash(&DEFAULT_PARAMS, "first", 5, &h), PASSWORD_OK);
+    password_hash_free(h);
+    long before = thread_minor_faults();
+    assert_int_equal(password_hash(&DEFAULT_PARAMS, "second", 6, &h), PASSWORD_OK);
+    long hash_faults = thread_minor_faults() - before;
+    before = thread_minor_faults();
+    bool rehash = true;
+    assert_int_equal(password_verify(h, "second", 6, &DEFAULT_PARAMS, &rehash), PASSWORD_OK);
+    long verify_faults = thread_minor_faults() - before;
+    password_hash_free(h);
+    print_message("page faults: hash %ld, verify %ld (19 MiB is 4864 pages)\n", hash_faults,
+                  verify_faults);
+    assert_true(hash_faults < 500);
+    assert_true(verify_faults < 500);
+
+    /* another thread: its own area, given back at its end */
+    long rss0 = rss_kib();
+    pthread_t t;
+    void *ret = (void *)2;
+    assert_int_equal(pthread_create(&t, NULL, hash_once, NULL), 0);
+    assert_int_equal(pthread_join(t, &ret), 0);
+    assert_null(ret);
+    long rss1 = rss_kib();
+    print_message("resident: %ld KiB before the thread, %ld KiB after it\n", rss0, rss1);
+    assert_true(rss1 - rss0 < 19456 / 2);
 }
 
 /* ---- bcrypt ---- */
@@ -453,6 +632,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_argon2id_round_trip_and_phc_shape),
         cmocka_unit_test(test_argon2id_binary_password),
+        cmocka_unit_test(test_argon2id_strings_interoperate_with_libargon2),
+        cmocka_unit_test(test_argon2id_strings_refused_like_libargon2),
+        cmocka_unit_test(test_argon2id_work_area_is_kept_by_its_thread),
         cmocka_unit_test(test_bcrypt_generated_hashes_verify),
         cmocka_unit_test(test_bcrypt_published_vectors),
         cmocka_unit_test(test_bcrypt_nul_byte_truncation),
