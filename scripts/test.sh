@@ -12,7 +12,8 @@
 #                 the modules that start their own PostgreSQL clusters
 #   asan          ASan+UBSan build: unit tests, and the end-to-end suite on
 #                 SQLite
-#   fuzz          libFuzzer targets, JWTD_FUZZ_SECONDS each (default 20)
+#   fuzz          libFuzzer targets, JWTD_FUZZ_SECONDS each (default 24), one per
+#                 CPU at a time
 #   package       the Debian package: build, install, migrate, purge
 # The end-to-end suites run in parallel (pytest-xdist) except the tests
 # that measure time or load the machine, which run alone afterwards.
@@ -123,8 +124,8 @@ if want asan; then
 fi
 
 if want fuzz; then
-  step "fuzzing (ASan+UBSan, ${JWTD_FUZZ_SECONDS:-20}s per target)"
-  JWTD_FUZZ_SECONDS=${JWTD_FUZZ_SECONDS:-20} scripts/fuzz.sh
+  step "fuzzing (ASan+UBSan, ${JWTD_FUZZ_SECONDS:-24}s per target)"
+  JWTD_FUZZ_SECONDS=${JWTD_FUZZ_SECONDS:-24} scripts/fuzz.sh
 fi
 
 if want package; then

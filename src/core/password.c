@@ -33,10 +33,10 @@
 
 /* ---- the work area of a hashing thread ---- */
 
-/* Largest area a thread keeps between hashes; a bigger one (an imported
- * hash with a huge memory cost) is mapped for its hash only. The setting
- * argon2_memory allows 4 GiB: kept areas are what the hashing threads use
- * anyway (hash_workers x argon2_memory), only not given back between hashes. */
+/* Largest area a thread keeps between hashes; a bigger one is mapped for
+ * its hash only. (argon2_memory allows up to 4 GiB: kept areas are what the
+ * hashing threads use anyway, hash_workers x argon2_memory, only not given
+ * back between hashes.) */
 #define AREA_KEEP_MAX ((size_t)1 << 30)
 
 struct work_area {
@@ -89,11 +89,15 @@ static uint8_t *map_area(size_t bytes)
     return p;
 }
 
-/* libargon2's allocate_cbk: ignores the return value, reads *memory. */
+/* libargon2's allocate_cbk: ignores the return value, reads *memory. The
+ * area kept is the size of the thread's last hash (the configured cost, in
+ * practice): a hash of another size (a stored hash made with older
+ * parameters) replaces it, so one large imported hash does not stay
+ * resident. */
 static int area_alloc(uint8_t **memory, size_t bytes)
 {
     struct work_area *a = area_get();
-    if (a && a->mem && a->len >= bytes) {
+    if (a && a->mem && a->len == bytes) {
         *memory = a->mem;
         return ARGON2_OK;
     }

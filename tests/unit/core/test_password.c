@@ -279,8 +279,8 @@ static void *hash_once(void *arg)
 
 /* A thread hashes in the same work area every time: after its first hash,
  * the 19 MiB of argon2id memory are not mapped (and faulted in) again -
- * 4,864 pages - whatever malloc would do with such a block. The area goes
- * when its thread ends. */
+ * 4,864 pages - whatever malloc would do with such a block. A hash of
+ * another size replaces the area; the area goes when its thread ends. */
 static void test_argon2id_work_area_is_kept_by_its_thread(void **state)
 {
     (void)state;
@@ -299,6 +299,19 @@ static void test_argon2id_work_area_is_kept_by_its_thread(void **state)
                   verify_faults);
     assert_true(hash_faults < 500);
     assert_true(verify_faults < 500);
+
+    /* a hash of another size replaces the area: 64 MiB used once do not
+     * stay resident behind the usual 19 MiB */
+    long rss_usual = rss_kib();
+    const struct password_params big = {65536, 1, 1};
+    assert_int_equal(password_hash(&big, "big", 3, &h), PASSWORD_OK);
+    password_hash_free(h);
+    assert_int_equal(password_hash(&DEFAULT_PARAMS, "usual", 5, &h), PASSWORD_OK);
+    password_hash_free(h);
+    long rss_after_big = rss_kib();
+    print_message("resident: %ld KiB, %ld KiB after a 64 MiB hash and a usual one\n", rss_usual,
+                  rss_after_big);
+    assert_true(rss_after_big - rss_usual < 19456);
 
     /* another thread: its own area, given back at its end */
     long rss0 = rss_kib();
