@@ -201,6 +201,7 @@ bool app_open(struct app *app, struct config *cfg, enum app_mode mode, char *err
     }
     OPENSSL_cleanse(pw, sizeof pw);
     OPENSSL_cleanse(pwtext, sizeof pwtext);
+    password_release_work_area(); /* this thread hashes no more */
 
     /* Everything revoked within an access token's life still matters. */
     app->rev_since_ms = util_now_ms() - (cfg->access_ttl + cfg->leeway + 5) * 1000;

@@ -122,6 +122,17 @@ static void area_free(uint8_t *memory, size_t bytes)
     munmap(memory, bytes);
 }
 
+void password_release_work_area(void)
+{
+    pthread_once(&area_once, area_key_init);
+    struct work_area *a = area_key_ok ? pthread_getspecific(area_key) : NULL;
+    if (a && a->mem) {
+        munmap(a->mem, a->len);
+        a->mem = NULL;
+        a->len = 0;
+    }
+}
+
 /* ---- PHC strings: $argon2id$v=19$m=M,t=T,p=P$<salt>$<tag> ---- */
 
 #define PHC_PREFIX "$argon2id$v=19$m="

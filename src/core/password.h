@@ -41,6 +41,11 @@ enum password_rc password_verify(const char *hash, const char *pw, size_t len,
 /* True when hash is a hash jwtd can verify (for imports). */
 bool password_hash_supported(const char *hash);
 
+/* Hashing and verifying use a work area of the calling thread (the argon2id
+ * memory), kept for its next hash and given back when the thread ends. A
+ * thread that hashed once and will not again (start-up) gives it back now. */
+void password_release_work_area(void);
+
 /* Wipe and free a hash string. NULL-safe. */
 void password_hash_free(char *hash);
 

@@ -313,6 +313,17 @@ static void test_argon2id_work_area_is_kept_by_its_thread(void **state)
                   rss_after_big);
     assert_true(rss_after_big - rss_usual < 19456);
 
+    /* given back on request */
+    long rss_kept = rss_kib();
+    password_release_work_area();
+    password_release_work_area(); /* twice is harmless */
+    long rss_released = rss_kib();
+    print_message("resident: %ld KiB with the area, %ld KiB without\n", rss_kept, rss_released);
+    assert_true(rss_kept - rss_released > 19456 / 2);
+    assert_int_equal(password_hash(&DEFAULT_PARAMS, "again", 5, &h), PASSWORD_OK);
+    assert_int_equal(password_verify(h, "again", 5, &DEFAULT_PARAMS, &rehash), PASSWORD_OK);
+    password_hash_free(h);
+
     /* another thread: its own area, given back at its end */
     long rss0 = rss_kib();
     pthread_t t;
