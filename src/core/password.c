@@ -339,28 +339,23 @@ bool password_hash_supported(const char *hash)
 enum password_rc password_verify(const char *hash, const char *pw, size_t len,
                                  const struct password_params *p, bool *ret_needs_rehash)
 {
-    struct phc *phc = malloc(sizeof *phc);
-    if (!phc)
-        return PASSWORD_ERROR;
-    if (phc_decode(hash, phc)) {
+    struct phc phc;
+    if (phc_decode(hash, &phc)) {
         enum password_rc out = PASSWORD_ERROR;
         uint8_t got[PHC_MAX_BYTES];
         /* argon2_ctx checks the rest (salt of 8 bytes or more, tag of 4 or
          * more, memory of 8 KiB per lane or more, ...), as argon2id_verify did */
-        if (argon2id_raw(&phc->p, pw, len, phc->salt, phc->saltlen, got, phc->taglen) ==
+        if (argon2id_raw(&phc.p, pw, len, phc.salt, phc.saltlen, got, phc.taglen) ==
             ARGON2_OK) {
-            out = CRYPTO_memcmp(got, phc->tag, phc->taglen) == 0 ? PASSWORD_OK
-                                                                   : PASSWORD_MISMATCH;
+            out = CRYPTO_memcmp(got, phc.tag, phc.taglen) == 0 ? PASSWORD_OK : PASSWORD_MISMATCH;
             if (out == PASSWORD_OK)
-                *ret_needs_rehash = phc->p.memory_kib != p->memory_kib ||
-                                    phc->p.iterations != p->iterations ||
-                                    phc->p.parallelism != p->parallelism;
+                *ret_needs_rehash = phc.p.memory_kib != p->memory_kib ||
+                                    phc.p.iterations != p->iterations ||
+                                    phc.p.parallelism != p->parallelism;
         }
         OPENSSL_cleanse(got, sizeof got);
-        free(phc);
         return out;
     }
-    free(phc);
     int cost;
     if (!bcrypt_well_formed(hash, &cost) || cost > BCRYPT_MAX_COST)
         return PASSWORD_ERROR;
