@@ -111,6 +111,11 @@ unsigned routes_index(const struct route *route)
     return (unsigned)(route - routes_table);
 }
 
+bool routes_get_changes_state(const struct route *route)
+{
+    return route->m[0].fn == page_refresh_continue;
+}
+
 handler_fn routes_handler(const struct route *route, enum http_method m, unsigned *ret_allowed,
                           enum body_kind *ret_body)
 {
@@ -119,9 +124,10 @@ handler_fn routes_handler(const struct route *route, enum http_method m, unsigne
     handler_fn found = NULL;
     for (size_t i = 0; i < sizeof route->m / sizeof route->m[0] && route->m[i].fn; i++) {
         *ret_allowed |= route->m[i].method;
-        if (route->m[i].method == M_GET)
+        bool head = route->m[i].method == M_GET && !routes_get_changes_state(route);
+        if (head)
             *ret_allowed |= M_HEAD;
-        if (route->m[i].method == m || (m == M_HEAD && route->m[i].method == M_GET)) {
+        if (route->m[i].method == m || (m == M_HEAD && head)) {
             found = route->m[i].fn;
             *ret_body = route->m[i].body;
         }

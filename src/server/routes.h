@@ -51,9 +51,15 @@ unsigned routes_index(const struct route *route);
 
 /* The handler of (route, method), or NULL; *ret_allowed gets the methods
  * the route answers (for 405 Allow) and *ret_body what body it reads. HEAD
- * is served by the GET handler. */
+ * is served by the GET handler, unless the route's GET changes state. */
 handler_fn routes_handler(const struct route *route, enum http_method m, unsigned *ret_allowed,
                           enum body_kind *ret_body);
+
+/* Whether the route's GET changes state (it rotates a session: only
+ * /auth/refresh/continue). Such a GET does not serve HEAD, which is refused
+ * with 405, so that a HEAD request (a link checker, a prefetch) never
+ * spends a refresh token. */
+bool routes_get_changes_state(const struct route *route);
 
 /* The method bit of a method name (M_OTHER when unknown). */
 enum http_method routes_method(const char *method);

@@ -149,3 +149,48 @@ def test_taken_address_is_said_in_words(c, site):
                   headers={"Origin": own_origin(c)}, cookie=session_cookie(r))
     assert r.status == 409, r
     assert "belongs to another account" in r.body.decode(), r.body[:2000]
+
+
+
+@pytest.fixture(scope="module")
+def strict_site(module_factory):
+    """Strict single use (no reuse interval): a spent refresh token is
+    refused at once."""
+    port = free_port()
+    srv = module_factory(port=port, env=dict(
+        CHEAP_ARGON2, JWTD_PUBLIC_URL="http://localhost:%d" % port,
+        JWTD_REFRESH_REUSE_INTERVAL="0"))
+    return srv
+
+
+def test_head_does_not_spend_the_refresh_cookie(strict_site):
+    """Trap: HEAD was served by GET's handler everywhere, and GET
+    /auth/refresh/continue rotates the session, so a HEAD request (a link
+    checker, a prefetch) spent the refresh token and the browser's next hop
+    was refused as a reuse. HEAD is refused there with 405 and changes
+    nothing (docs/pages.md)."""
+    c = strict_site.client()
+    username, password, _ = signup(c)
+    r = post_form(c, "/login", {"username": username, "password": password},
+                  headers={"Origin": own_origin(c)})
+    assert r.status == 303, r
+    cookie = session_cookie(r)
+    assert "__Secure-jwtd_refresh=" in cookie, r
+    path = "/auth/refresh/continue?rd=" + urllib.parse.quote("/account", safe="")
+    h = c.request("HEAD", path, headers={"Cookie": cookie})
+    assert h.status == 405, h
+    assert h.header("Allow") == "GET, OPTIONS", h
+    assert h.header_all("Set-Cookie") == [], h
+    o = c.request("OPTIONS", path)
+    assert o.status == 204 and o.header("Allow") == "GET, OPTIONS", o
+    # the refresh token is unspent: GET renews the session ...
+    g = c.get(path, headers={"Cookie": cookie})
+    assert g.status == 303 and g.header("Location") == "/account", g
+    assert any(s.startswith(ACCESS + "=") and not s.startswith(ACCESS + "=;")
+               for s in g.header_all("Set-Cookie")), g
+    # ... once: the same cookie again is a reuse, and the hop sends to sign-in
+    again = c.get(path, headers={"Cookie": cookie})
+    assert again.status == 303 and again.header("Location").startswith("/login"), again
+    # every other GET route still answers HEAD like GET
+    assert c.request("HEAD", "/login").status == 200
+    c.close()
