@@ -147,6 +147,28 @@ void request_user_agent(struct request *r, char *out, size_t cap)
     out[o] = '\0';
 }
 
+/* Whether a string anywhere in v holds a NUL byte (object keys never do:
+ * jansson refuses them even with JSON_ALLOW_NUL). */
+static bool json_holds_nul(const json_t *v)
+{
+    if (json_is_string(v))
+        return memchr(json_string_value(v), '\0', json_string_length(v)) != NULL;
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if (json_holds_nul(json_array_get(v, i)))
+                return true;
+    } else if (json_is_object(v)) {
+        const char *k;
+        json_t *m;
+        json_object_foreach((json_t *)v, k, m)
+        {
+            if (json_holds_nul(m))
+                return true;
+        }
+    }
+    return false;
+}
+
 json_t *request_json(struct request *r, bool required)
 {
     if (r->bad_content_type) {
@@ -164,7 +186,8 @@ json_t *request_json(struct request *r, bool required)
         return NULL;
     }
     json_error_t jerr;
-    json_t *doc = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *doc =
+        json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!doc) {
         respond_error(r, 400, "invalid_request", "The request body is not valid JSON.");
         return NULL;
@@ -172,6 +195,26 @@ json_t *request_json(struct request *r, bool required)
     if (!json_is_object(doc)) {
         json_decref(doc);
         respond_error(r, 400, "invalid_request", "The request body must be a JSON object.");
+        return NULL;
+    }
+    /* "\u0000" is valid JSON, but jwtd reads strings as C strings: a NUL
+     * anywhere is refused, but in the top-level "username", whose rule is a
+     * list of allowed characters (API.md: anything else is 422
+     * invalid_username, decided by the service with the string's length). */
+    bool nul = false;
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v)
+    {
+        if (!(strcmp(key, "username") == 0 && json_is_string(v)) && json_holds_nul(v)) {
+            nul = true;
+            break;
+        }
+    }
+    if (nul) {
+        json_decref(doc);
+        respond_error(r, 400, "invalid_request",
+                      "The request body holds a NUL character (\\u0000) in a string.");
         return NULL;
     }
     return doc;

@@ -176,11 +176,22 @@ def test_wrong_field_types_400(client, path, field, value):
 
 
 def test_nul_in_username_refused(client):
+    """An escaped NUL is valid JSON: a username holding one is outside the allowed
+    characters (API.md: 422 invalid_username), and is never cut short at the
+    NUL - not taken for an existing account at sign-up or login."""
     r = client.request("POST", "/auth/signup", content_type="application/json",
                        body=b'{"username": "nul\\u0000byte", "password": "Valid-pass-123-xyz"}')
-    # a JSON escape that decodes to NUL: either an unreadable request or a bad username
-    assert r.status in (400, 422), r
-    assert_error(r, r.status, {400: "invalid_request", 422: "invalid_username"}[r.status])
+    assert_error(r, 422, "invalid_username")
+    name, password = uname(), strong_password()
+    r = client.post("/auth/signup", {"username": name, "password": password})
+    assert r.status == 201, r
+    r = client.post("/auth/signup", {"username": name + "\u0000x", "password": password})
+    assert_error(r, 422, "invalid_username")
+    r = client.post("/auth/login", {"username": name + "\u0000x", "password": password})
+    assert_error(r, 401, "invalid_credentials")
+    # other fields: a NUL is refused as a bad request
+    r = client.post("/auth/login", {"username": name, "password": password + "\u0000"})
+    assert_error(r, 400, "invalid_request")
 
 
 # ---------------------------------------------------------------- connection
