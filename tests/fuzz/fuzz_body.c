@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzz target: request-body decoding as the handlers do it (strict JSON
- * object with duplicate keys refused, then string fields), the account
- * rules applied to the fields, opaque refresh-token parsing, and the
- * configuration value parsers (every setting gets the input as its value).
+ * object with duplicate keys refused, NUL only in "username", then string
+ * fields), the account rules applied to the fields, opaque refresh-token
+ * parsing, and the configuration value parsers (every setting gets the
+ * input as its value).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +25,15 @@ static const char *const settings[] = {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t err;
-    json_t *doc = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &err);
+    json_t *doc =
+        json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
     if (doc && json_is_object(doc)) {
         json_t *u = json_object_get(doc, "username");
         json_t *p = json_object_get(doc, "password");
         if (json_is_string(u))
             (void)username_valid(json_string_value(u), json_string_length(u));
-        if (json_is_string(p) && json_string_length(p) < PASSWORD_MIN_BYTES)
+        if (json_is_string(p) && json_string_length(p) < PASSWORD_MIN_BYTES &&
+            strlen(json_string_value(p)) == json_string_length(p))
             (void)password_policy_check(NULL, json_is_string(u) ? json_string_value(u) : NULL,
                                         json_string_value(p), json_string_length(p));
         json_t *d = json_object_get(doc, "delivery");
