@@ -169,6 +169,22 @@ static bool json_holds_nul(const json_t *v)
     return false;
 }
 
+/* "\u0000" is valid JSON, but jwtd reads strings as C strings: a NUL is
+ * refused anywhere but in the top-level "username", whose rule is a list of
+ * allowed characters (API.md: anything else is 422 invalid_username, decided
+ * by the service with the string's length). */
+static bool nul_outside_username(json_t *doc)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v)
+    {
+        if (!(strcmp(key, "username") == 0 && json_is_string(v)) && json_holds_nul(v))
+            return true;
+    }
+    return false;
+}
+
 json_t *request_json(struct request *r, bool required)
 {
     if (r->bad_content_type) {
@@ -197,21 +213,7 @@ json_t *request_json(struct request *r, bool required)
         respond_error(r, 400, "invalid_request", "The request body must be a JSON object.");
         return NULL;
     }
-    /* "\u0000" is valid JSON, but jwtd reads strings as C strings: a NUL
-     * anywhere is refused, but in the top-level "username", whose rule is a
-     * list of allowed characters (API.md: anything else is 422
-     * invalid_username, decided by the service with the string's length). */
-    bool nul = false;
-    const char *key;
-    json_t *v;
-    json_object_foreach(doc, key, v)
-    {
-        if (!(strcmp(key, "username") == 0 && json_is_string(v)) && json_holds_nul(v)) {
-            nul = true;
-            break;
-        }
-    }
-    if (nul) {
+    if (nul_outside_username(doc)) {
         json_decref(doc);
         respond_error(r, 400, "invalid_request",
                       "The request body holds a NUL character (\\u0000) in a string.");
