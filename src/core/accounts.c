@@ -447,9 +447,14 @@ struct svc_op *accounts_login(struct app *app, const struct svc_ctx *ctx, const 
     }
     /* Every attempt counts against the address (implausible ones are hashed
      * against the dummy too); plausible names have their own counter - the
-     * account's, however it was named. */
-    struct svc_result r = ratelimit_login_attempt(
-        app, ctx, !plausible ? NULL : pv->found ? op->user.username : username, &pv->limit);
+     * account's, however it was named, and for an unknown one the form the
+     * lookup used (an address normalized), so that " x@y" and "x@y" share a
+     * counter whether or not an account has that address. */
+    const char *counted = !plausible ? NULL
+                          : pv->found ? op->user.username
+                          : as_email  ? e
+                                      : username;
+    struct svc_result r = ratelimit_login_attempt(app, ctx, counted, &pv->limit);
     if (r.status != SVC_OK) {
         set_result(op, r);
         return op;

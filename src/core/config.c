@@ -552,6 +552,7 @@ static bool p_max_conn(struct config *c, const char *v) { return uint_in(v, 1, 1
 static bool p_max_conn_ip(struct config *c, const char *v) { return uint_in(v, 0, 1000000, &c->max_connections_per_ip); }
 static bool p_login_max(struct config *c, const char *v) { return uint_in(v, 1, 1000, &c->login_max_failures); }
 static bool p_addr_max(struct config *c, const char *v) { return uint_in(v, 1, 100000, &c->address_max_failures); }
+static bool p_addr_consecutive(struct config *c, const char *v) { return uint_in(v, 1, 100000, &c->address_consecutive_failures); }
 static bool p_signup_rate(struct config *c, const char *v) { return uint_in(v, 1, 1000000, &c->signup_per_address); }
 static bool p_refresh_rate(struct config *c, const char *v) { return uint_in(v, 1, 1000000, &c->refresh_per_address); }
 static bool p_mail_rate(struct config *c, const char *v) { return uint_in(v, 1, 1000000, &c->mail_per_address); }
@@ -854,6 +855,7 @@ static const struct setting settings[] = {
     {"JWTD_LOGIN_MAX_FAILURES", "10", "consecutive failed logins of a username before back-off, 1-1000", p_login_max, S_RELOAD},
     {"JWTD_LOGIN_BACKOFF", "1s", "first back-off after the limit, doubled per further failure", p_login_lock_base, S_RELOAD},
     {"JWTD_LOGIN_BACKOFF_MAX", "15m", "longest back-off", p_login_lock_max, S_RELOAD},
+    {"JWTD_ADDRESS_BACKOFF_AFTER", "10", "consecutive failed logins from one client address before back-off (a success from it starts over), 1-100000", p_addr_consecutive, S_RELOAD},
     {"JWTD_ADDRESS_MAX_FAILURES", "100", "failed logins per client address per window, then 429 until the window ends", p_addr_max, S_RELOAD},
     {"JWTD_SIGNUP_RATE", "1000", "signups per client address per window", p_signup_rate, S_RELOAD},
     {"JWTD_REFRESH_RATE", "6000", "refreshes per client address per window", p_refresh_rate, S_RELOAD},

@@ -101,7 +101,8 @@ struct config {
     unsigned login_max_failures;     /* consecutive failures before back-off */
     int64_t login_lockout_base;      /* first back-off, seconds, doubled after each further failure */
     int64_t login_lockout_max;       /* longest back-off */
-    unsigned address_max_failures;   /* per client address */
+    unsigned address_max_failures;   /* per client address and window */
+    unsigned address_consecutive_failures; /* per client address, before back-off */
     unsigned signup_per_address;     /* signups per address per window */
     unsigned refresh_per_address;    /* refreshes per address per window */
     int64_t rate_window;             /* seconds */

@@ -109,46 +109,75 @@ struct svc_result mfa_ticket_new(struct app *app, const struct store_user *u, un
     return svc_ok();
 }
 
-/* The live ticket's row. */
-static struct svc_result ticket_get(struct app *app, const char *ticket, size_t len,
-                                    struct store_ephemeral *ret, char key[96])
+/* The account of the live ticket under key, and the methods it proved so
+ * far; a ticket with more than `tries` tries counted is no longer live. */
+static struct svc_result ticket_account(struct app *app, const char key[96], int tries,
+                                        struct store_user *ret_user, unsigned *ret_amr)
 {
-    if (!ticket_key(ticket, len, key))
-        return TICKET_BAD;
-    enum store_rc rc = store_ephemeral_get(app->store, key, ret);
+    struct store_ephemeral e;
+    enum store_rc rc = store_ephemeral_get(app->store, key, &e);
     if (rc == STORE_NOT_FOUND)
         return TICKET_BAD;
     if (rc != STORE_OK)
         return svc_store_failure(app, rc, "mfa_ticket");
-    if (strcmp(ret->kind, "mfa") != 0 || util_now() >= ret->expires_at ||
-        ret->attempts >= TICKET_MAX_ATTEMPTS) {
-        store_ephemeral_clear(ret);
-        return TICKET_BAD;
-    }
-    return svc_ok();
-}
-
-struct svc_result mfa_ticket_peek(struct app *app, const char *ticket, size_t len,
-                                  struct store_user *ret_user, unsigned *ret_amr)
-{
-    struct store_ephemeral e;
-    char key[96];
-    struct svc_result r = ticket_get(app, ticket, len, &e, key);
-    if (r.status != SVC_OK)
-        return r;
-    json_t *v = json_loads(e.value, 0, NULL);
+    bool live = strcmp(e.kind, "mfa") == 0 && util_now() < e.expires_at && e.attempts <= tries;
+    json_t *v = live ? json_loads(e.value, 0, NULL) : NULL;
     unsigned amr = (unsigned)json_integer_value(json_object_get(v, "amr"));
     json_decref(v);
     struct identity who;
     memset(&who, 0, sizeof who);
     snprintf(who.sub, sizeof who.sub, "%s", e.user_id);
     store_ephemeral_clear(&e);
-    r = accounts_get(app, &who, ret_user);
+    if (!live)
+        return TICKET_BAD;
+    struct svc_result r = accounts_get(app, &who, ret_user);
     if (r.status == SVC_GONE)
         return TICKET_BAD;
     if (r.status == SVC_OK && ret_amr)
         *ret_amr = amr ? amr : AMR_PWD;
     return r;
+}
+
+struct svc_result mfa_ticket_peek(struct app *app, const char *ticket, size_t len,
+                                  struct store_user *ret_user, unsigned *ret_amr)
+{
+    char key[96];
+    if (!ticket_key(ticket, len, key))
+        return TICKET_BAD;
+    return ticket_account(app, key, TICKET_MAX_ATTEMPTS - 1, ret_user, ret_amr);
+}
+
+struct svc_result mfa_ticket_try(struct app *app, const struct svc_ctx *ctx, const char *ticket,
+                                 size_t len, struct store_user *ret_user, unsigned *ret_amr,
+                                 int *ret_tries)
+{
+    char key[96];
+    if (!ticket_key(ticket, len, key))
+        return TICKET_BAD;
+    /* Counted first, in one atomic step: parallel guesses on one ticket
+     * cannot get more than TICKET_MAX_ATTEMPTS factors checked. */
+    int tries = 0;
+    enum store_rc rc = store_ephemeral_attempt(app->store, key, &tries);
+    if (rc == STORE_NOT_FOUND)
+        return TICKET_BAD;
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "mfa_ticket");
+    if (tries > TICKET_MAX_ATTEMPTS)
+        return TICKET_BAD;
+    struct svc_result r = ticket_account(app, key, TICKET_MAX_ATTEMPTS, ret_user, ret_amr);
+    if (r.status != SVC_OK)
+        return r;
+    /* A disabled account is refused before its factor is checked, so that
+     * a recovery code is not spent on a sign-in that cannot happen; the
+     * ticket is void all the same. */
+    r = accounts_may_sign_in(app, ctx, ret_user);
+    if (r.status != SVC_OK) {
+        store_ephemeral_delete(app->store, key);
+        store_user_clear(ret_user);
+        return r;
+    }
+    *ret_tries = tries;
+    return svc_ok();
 }
 
 struct svc_result mfa_ticket_redeem(struct app *app, const struct svc_ctx *ctx,
@@ -172,7 +201,9 @@ struct svc_result mfa_ticket_redeem(struct app *app, const struct svc_ctx *ctx,
     struct identity who;
     memset(&who, 0, sizeof who);
     snprintf(who.sub, sizeof who.sub, "%s", e.user_id);
-    bool expired = util_now() >= e.expires_at || e.attempts >= TICKET_MAX_ATTEMPTS;
+    /* mfa_ticket_try counted this try already: the last allowed one may
+     * succeed. */
+    bool expired = util_now() >= e.expires_at || e.attempts > TICKET_MAX_ATTEMPTS;
     store_ephemeral_clear(&e);
     if (expired)
         return TICKET_BAD;
@@ -202,13 +233,10 @@ struct svc_result mfa_ticket_redeem(struct app *app, const struct svc_ctx *ctx,
 }
 
 struct svc_result mfa_ticket_fail(struct app *app, const struct svc_ctx *ctx, const char *ticket,
-                                  size_t tlen, const char *why)
+                                  size_t tlen, int attempts, const char *why)
 {
     char key[96];
-    int attempts = 0;
-    if (ticket_key(ticket, tlen, key) &&
-        store_ephemeral_attempt(app->store, key, &attempts) == STORE_OK &&
-        attempts >= TICKET_MAX_ATTEMPTS)
+    if (attempts >= TICKET_MAX_ATTEMPTS && ticket_key(ticket, tlen, key))
         store_ephemeral_delete(app->store, key);
     metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
     AUDIT(LOG_INFO, ctx, "login_failed", "refused", NULL, LF_S("step", "second_factor"),
@@ -286,8 +314,8 @@ struct svc_result mfa_complete(struct app *app, const struct svc_ctx *ctx, const
                                struct store_user *ret_user, struct session_grant *ret_grant)
 {
     struct store_user u;
-    unsigned amr = 0;
-    struct svc_result r = mfa_ticket_peek(app, ticket, tlen, &u, &amr);
+    int tries = 0;
+    struct svc_result r = mfa_ticket_try(app, ctx, ticket, tlen, &u, NULL, &tries);
     if (r.status != SVC_OK)
         return r;
     /* Second-step guesses count like password guesses. */
@@ -313,7 +341,8 @@ struct svc_result mfa_complete(struct app *app, const struct svc_ctx *ctx, const
     }
     if (r.status == SVC_BAD_SECOND_FACTOR) {
         /* The back-off counts it (the attempt stays counted). */
-        return mfa_ticket_fail(app, ctx, ticket, tlen, method == MFA_TOTP ? "totp" : "recovery");
+        return mfa_ticket_fail(app, ctx, ticket, tlen, tries,
+                               method == MFA_TOTP ? "totp" : "recovery");
     }
     if (r.status != SVC_OK) {
         ratelimit_login_refund(app, &lim);

@@ -63,9 +63,20 @@ struct svc_result mfa_ticket_redeem(struct app *app, const struct svc_ctx *ctx,
                                     struct store_user *ret_user,
                                     struct session_grant *ret_grant);
 
-/* A wrong second factor for the ticket: counted (ticket and back-off). */
+/*
+ * One try of a second step with the ticket: counted at once, atomically
+ * (*ret_tries, including this one), then the account it stands for, which
+ * must still be allowed to sign in. A try beyond the limit, or a used or
+ * expired ticket, is SVC_INVALID_GRANT.
+ */
+struct svc_result mfa_ticket_try(struct app *app, const struct svc_ctx *ctx, const char *ticket,
+                                 size_t len, struct store_user *ret_user, unsigned *ret_amr,
+                                 int *ret_tries);
+
+/* A wrong second factor for the ticket (its try counted by mfa_ticket_try,
+ * tries in all): logged, and the ticket voided after the last try. */
 struct svc_result mfa_ticket_fail(struct app *app, const struct svc_ctx *ctx, const char *ticket,
-                                  size_t tlen, const char *why);
+                                  size_t tlen, int tries, const char *why);
 
 /*
  * Start a TOTP enrolment (password re-confirmed): op->data gets

@@ -366,10 +366,10 @@ struct svc_result passkeys_login_begin(struct app *app, const struct svc_ctx *ct
 
 /* A refused passkey sign-in. */
 static struct svc_result refused(struct app *app, const struct svc_ctx *ctx, const char *ticket,
-                                 size_t tlen, const char *user_id, const char *why)
+                                 size_t tlen, int tries, const char *user_id, const char *why)
 {
     if (ticket)
-        return mfa_ticket_fail(app, ctx, ticket, tlen, why);
+        return mfa_ticket_fail(app, ctx, ticket, tlen, tries, why);
     metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
     AUDIT(LOG_INFO, ctx, "login_failed", "refused", user_id, LF_S("method", "passkey"),
           LF_S("reason", why));
@@ -409,6 +409,7 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
     uint8_t *spki = malloc(WEBAUTHN_SPKI_MAX);
     size_t spki_len = 0;
     uint32_t new_count = 0;
+    int tries = 0;
     const char *why = NULL;
     if (!p || !spki) {
         r = svc_fail(SVC_ERROR, NULL);
@@ -423,7 +424,7 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
         goto out;
     }
     if (ticket) {
-        r = mfa_ticket_peek(app, ticket, tlen, &tu, NULL);
+        r = mfa_ticket_try(app, ctx, ticket, tlen, &tu, NULL, &tries);
         if (r.status != SVC_OK)
             goto out;
     }
@@ -471,7 +472,7 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
         }
     }
     if (why) {
-        r = refused(app, ctx, ticket, tlen, rc == STORE_OK ? p->user_id : NULL, why);
+        r = refused(app, ctx, ticket, tlen, tries, rc == STORE_OK ? p->user_id : NULL, why);
         goto out;
     }
     unsigned amr = p->backup_eligible ? AMR_SWK : AMR_HWK;
@@ -485,7 +486,7 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
     struct store_user u;
     r = accounts_get(app, &who, &u);
     if (r.status == SVC_GONE)
-        r = refused(app, ctx, NULL, 0, NULL, "account_deleted");
+        r = refused(app, ctx, NULL, 0, 0, NULL, "account_deleted");
     if (r.status != SVC_OK)
         goto out;
     r = accounts_may_sign_in(app, ctx, &u);

@@ -42,6 +42,49 @@ void ratelimit_user_key(const char *username, char *out, size_t cap)
     out[o] = '\0';
 }
 
+/* One failure counted on a back-off counter (store_login_attempt);
+ * *ret_retry: the whole seconds to wait when the counter is blocking (0
+ * when the attempt may go on). */
+static enum store_rc backoff_take(struct app *app, const char *key, unsigned max_failures,
+                                  int64_t *ret_retry, int64_t *ret_block_ms)
+{
+    const struct config *cfg = app->cfg;
+    int64_t retry_ms = 0;
+    enum store_rc rc = store_login_attempt(app->store, key, util_now_ms(), max_failures,
+                                           cfg->login_lockout_base * 1000,
+                                           cfg->login_lockout_max * 1000, &retry_ms, ret_block_ms);
+    /* Retry-After is whole seconds: round up, never tell a client to come
+     * back before the block ends. */
+    *ret_retry = rc == STORE_OK ? (retry_ms + 999) / 1000 : 0;
+    return rc;
+}
+
+static void refund_address(struct app *app, const struct login_limit *l)
+{
+    int64_t unused;
+    if (l->addr_key[0])
+        store_counter_add(app->store, l->addr_key, util_now(), app->cfg->rate_window, -1,
+                          &unused);
+    if (l->seq_key[0])
+        store_login_refund(app->store, l->seq_key, app->cfg->address_consecutive_failures,
+                           l->seq_block_ms);
+}
+
+/* The attempt stops at a back-off counter: not attempted after all, so
+ * the counters it took are given back. */
+static struct svc_result login_limited(struct app *app, const struct svc_ctx *ctx,
+                                       const struct login_limit *l, enum store_rc rc,
+                                       int64_t retry, const char *scope, const char *detail)
+{
+    refund_address(app, l);
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "rate_limit");
+    metrics_inc(&app->metrics.logins[LOGIN_LIMITED]);
+    LOG(LOG_WARN, "login_rate_limited", LF_S("scope", scope), LF_S("addr", ctx->client_addr),
+        LF_S("request_id", ctx->request_id));
+    return limited(retry, detail);
+}
+
 struct svc_result ratelimit_login_attempt(struct app *app, const struct svc_ctx *ctx,
                                           const char *username, struct login_limit *ret)
 {
@@ -55,47 +98,40 @@ struct svc_result ratelimit_login_attempt(struct app *app, const struct svc_ctx 
             metrics_inc(&app->metrics.logins[LOGIN_LIMITED]);
         return res;
     }
+    /* API.md: failures per address are slowed down after at most 10 in a
+     * row, like those per username. */
+    char seq[sizeof l.seq_key];
+    snprintf(seq, sizeof seq, "login:addrseq:%s", ctx->client_addr);
+    int64_t retry = 0;
+    enum store_rc rc =
+        backoff_take(app, seq, cfg->address_consecutive_failures, &retry, &l.seq_block_ms);
+    if (rc != STORE_OK || retry > 0)
+        return login_limited(app, ctx, &l, rc, retry, "address",
+                             "failed logins from this address");
+    memcpy(l.seq_key, seq, sizeof seq);
     if (username) {
-        ratelimit_user_key(username, l.user_key, sizeof l.user_key);
-        int64_t retry_ms = 0;
-        enum store_rc rc = store_login_attempt(
-            app->store, l.user_key, util_now_ms(), cfg->login_max_failures,
-            cfg->login_lockout_base * 1000, cfg->login_lockout_max * 1000, &retry_ms,
-            &l.user_block_ms);
-        /* Retry-After is whole seconds: round up, never tell a client to
-         * come back before the block ends. */
-        int64_t retry = (retry_ms + 999) / 1000;
-        if (rc != STORE_OK || retry > 0) {
-            /* Not attempted after all: the address keeps its attempt. */
-            int64_t unused;
-            store_counter_add(app->store, l.addr_key, util_now(), cfg->rate_window, -1, &unused);
-        }
-        if (rc != STORE_OK)
-            return svc_store_failure(app, rc, "rate_limit");
-        if (retry > 0) {
-            metrics_inc(&app->metrics.logins[LOGIN_LIMITED]);
-            LOG(LOG_WARN, "login_rate_limited", LF_S("scope", "username"),
-                LF_S("addr", ctx->client_addr), LF_S("request_id", ctx->request_id));
-            return limited(retry, "failed logins for this account");
-        }
+        char ukey[sizeof l.user_key];
+        ratelimit_user_key(username, ukey, sizeof ukey);
+        rc = backoff_take(app, ukey, cfg->login_max_failures, &retry, &l.user_block_ms);
+        if (rc != STORE_OK || retry > 0)
+            return login_limited(app, ctx, &l, rc, retry, "username",
+                                 "failed logins for this account");
+        memcpy(l.user_key, ukey, sizeof ukey);
     }
     *ret = l;
     return svc_ok();
-}
-
-static void refund_address(struct app *app, const struct login_limit *l)
-{
-    int64_t unused;
-    if (l->addr_key[0])
-        store_counter_add(app->store, l->addr_key, util_now(), app->cfg->rate_window, -1,
-                          &unused);
 }
 
 void ratelimit_login_succeeded(struct app *app, const struct login_limit *l)
 {
     if (l->user_key[0])
         store_login_reset(app->store, l->user_key);
-    refund_address(app, l);
+    if (l->seq_key[0])
+        store_login_reset(app->store, l->seq_key);
+    int64_t unused;
+    if (l->addr_key[0])
+        store_counter_add(app->store, l->addr_key, util_now(), app->cfg->rate_window, -1,
+                          &unused);
 }
 
 void ratelimit_login_refund(struct app *app, const struct login_limit *l)

@@ -4,8 +4,11 @@
  * atomic operations there, so limits hold across threads and instances:
  * - per username: consecutive failed logins; from the Nth on, exponential
  *   back-off (JWTD_LOGIN_MAX_FAILURES, JWTD_LOGIN_BACKOFF[_MAX]);
- * - per client address: failed logins per window (JWTD_ADDRESS_MAX_FAILURES,
- *   JWTD_RATE_WINDOW), and signups and refreshes per window.
+ * - per client address: consecutive failed logins, with the same back-off
+ *   from the Nth on (JWTD_ADDRESS_BACKOFF_AFTER; a success from the
+ *   address starts over), failed logins per window whatever succeeded in
+ *   between (JWTD_ADDRESS_MAX_FAILURES, JWTD_RATE_WINDOW), and signups and
+ *   refreshes per window.
  * Attempts are counted before the password is checked and given back after
  * a success, which is what makes 100 parallel guesses count as 100. When
  * storage is unavailable a limit cannot be checked and the answer is
@@ -23,6 +26,8 @@ enum rate_kind { RATE_SIGNUP, RATE_REFRESH, RATE_CHALLENGE };
 /* The counters one login attempt took, to settle after the check. */
 struct login_limit {
     char addr_key[96];
+    char seq_key[96];              /* the address's consecutive failures */
+    int64_t seq_block_ms;          /* the block this attempt set there (0: none) */
     char user_key[EMAIL_MAX + 16]; /* "" when the username was not counted */
     int64_t user_block_ms;         /* the block this attempt set (0: none) */
 };

@@ -180,7 +180,15 @@ struct svc_result recovery_confirm_code(struct app *app, const struct svc_ctx *c
         return svc_store_failure(app, rc, "email_token");
     if (util_now() >= t.expires_at)
         return svc_fail(SVC_INVALID_CODE, "The code has expired; ask for a new one.");
-    if (t.attempts >= (int)app->cfg->code_attempts)
+    /* The try is counted before the code is compared, in one atomic step:
+     * parallel guesses cannot get more than code_attempts compared. */
+    int attempts = 0;
+    rc = store_email_token_attempt(app->store, who->sub, EMAIL_VERIFY, &attempts);
+    if (rc == STORE_NOT_FOUND) /* used or replaced a moment ago */
+        return svc_fail(SVC_INVALID_CODE, "There is no code to check; ask for a new one.");
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "email_token");
+    if (attempts > (int)app->cfg->code_attempts)
         return svc_fail(SVC_INVALID_CODE, "Too many wrong codes; ask for a new one.");
     char h[SHA256_HEX_LEN];
     bool digits = len == MAIL_CODE_LEN;
@@ -189,10 +197,6 @@ struct svc_result recovery_confirm_code(struct app *app, const struct svc_ctx *c
     if (digits && mail_code_hash(app, who->sub, code, len, h) && t.code_hash[0] &&
         CRYPTO_memcmp(h, t.code_hash, SHA256_HEX_LEN - 1) == 0)
         return confirm(app, ctx, &t, ret);
-    int attempts = 0;
-    rc = store_email_token_attempt(app->store, who->sub, EMAIL_VERIFY, &attempts);
-    if (rc != STORE_OK && rc != STORE_NOT_FOUND)
-        return svc_store_failure(app, rc, "email_token");
     AUDIT(LOG_INFO, ctx, "email_code_wrong", "refused", who->sub, LF_I("attempts", attempts));
     if (attempts >= (int)app->cfg->code_attempts) {
         store_email_token_delete(app->store, who->sub, EMAIL_VERIFY);

@@ -126,7 +126,8 @@ static const char *refusal_reason(enum refresh_outcome o)
     case REFRESH_EXPIRED: return "The refresh token has expired.";
     case REFRESH_REVOKED: return "The refresh token was revoked (the session has ended).";
     case REFRESH_REUSED:
-        return "The refresh token was already used; the session has been revoked.";
+        return "The refresh token was reused (it was retired already); the session has been "
+               "revoked.";
     default: return "The refresh token was refused.";
     }
 }

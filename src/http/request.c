@@ -203,7 +203,8 @@ json_t *request_json(struct request *r, bool required)
     }
     json_error_t jerr;
     json_t *doc =
-        json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+        json_loadb(r->body.data, r->body.len,
+                   JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
     if (!doc) {
         respond_error(r, 400, "invalid_request", "The request body is not valid JSON.");
         return NULL;

@@ -96,10 +96,16 @@ const struct route *routes_match(const char *url, char path_id[UUID_STR_LEN])
         if (p[n - 1] != '/') {
             if (strcmp(url, p) == 0)
                 return &routes_table[i];
-        } else if (strncmp(url, p, n) == 0 && strlen(url + n) == UUID_STR_LEN - 1) {
-            /* Any 36-character segment routes here; the handler answers 404
-             * for ids that are not UUIDs or not the caller's. */
-            memcpy(path_id, url + n, UUID_STR_LEN);
+        } else if (strncmp(url, p, n) == 0 && url[n] && !strchr(url + n, '/')) {
+            /* Any one segment routes here, so that authentication comes
+             * first (401 without a token); the handler answers 404 for ids
+             * that are not UUIDs (path_id is then empty) or not the
+             * caller's. */
+            size_t len = strlen(url + n);
+            if (len == UUID_STR_LEN - 1)
+                memcpy(path_id, url + n, UUID_STR_LEN);
+            else
+                path_id[0] = '\0';
             return &routes_table[i];
         }
     }

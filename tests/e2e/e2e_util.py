@@ -20,6 +20,7 @@ import socket
 import string
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 import uuid
@@ -698,3 +699,24 @@ def assert_accepted(client, token, paths=("/auth/me", "/auth/verify")):
     for p in paths:
         r = client.get(p, token=token)
         assert r.status == 200, "%s refused a live session's token: %r" % (p, r)
+
+
+def at_once(server, n, fn):
+    """Call fn(client) from n threads released together, each on a connection
+    of its own; the responses, in thread order."""
+    barrier = threading.Barrier(n)
+    out = [None] * n
+
+    def run(i):
+        c = server.client()
+        try:
+            barrier.wait(30)
+            out[i] = fn(c)
+        finally:
+            c.close()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return out

@@ -354,6 +354,16 @@ def test_delete_unknown_session(client, sid):
     assert_accepted(client, a["access_token"])
 
 
+@pytest.mark.parametrize("sid", ["7b2e5d0a-4f3c-4e8a-9d1b-2c3d4e5f6071", "not-a-uuid", "12345",
+                                 "x" * 36, "x" * 200])
+def test_delete_session_without_token_is_401_whatever_the_id(client, sid):
+    """Authentication comes before the id is looked at: no token is 401 with
+    the RFC 6750 challenge, never a 404 that tells ids apart."""
+    r = client.request("DELETE", "/auth/sessions/" + sid)
+    assert_error(r, 401, "invalid_token")
+    assert r.header("WWW-Authenticate") == 'Bearer realm="jwtd"', r
+
+
 def test_login_after_logout_opens_new_session(client):
     username, password, user, (a,) = _user_with_sessions(client, 1)
     assert client.post("/auth/logout", token=a["access_token"]).status == 204

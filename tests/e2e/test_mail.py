@@ -51,7 +51,7 @@ import urllib.parse
 import pytest
 
 from e2e_util import (SLOW, assert_error, assert_invalid_grant, assert_refused_within,
-                      assert_uuid, clean_env, fmt_timing, free_port, jwt_parts, jwtd_bin, login,
+                      assert_uuid, at_once, clean_env, fmt_timing, free_port, jwt_parts, jwtd_bin, login,
                       parse_rfc3339, refresh, strong_password, uname)
 from mail_util import SmtpServer
 
@@ -355,6 +355,24 @@ def test_verification_code_and_its_attempt_limit(c, relay):
     assert r.status == 200, r
     assert_user(r.json["user"], username, email=e, verified=True)
     assert_error(c.post("/auth/email/verify", {"code": m2.code}, token=tok), 400, "invalid_code")
+
+
+def test_parallel_wrong_codes_get_no_more_tries(srv, c, relay):
+    """Tries are counted before the code is compared, atomically: 40 wrong
+    codes sent at once get at most JWTD_CODE_ATTEMPTS (3) compared ("The code
+    is wrong..."); the others are told no tries are left, or that there is
+    no code any more."""
+    e = addr("par")
+    username, password, _ = signup_mail(c, e)
+    tok = login(c, username, password)["access_token"]
+    m = assert_verify_mail(relay.wait_one(e), e)
+    wrong = "%06d" % ((int(m.code) + 1) % 1000000)
+    out = at_once(srv, 40, lambda cl: cl.post("/auth/email/verify", {"code": wrong}, token=tok))
+    descs = [assert_error(r, 400, "invalid_code")["error_description"] for r in out]
+    compared = [d for d in descs if d.startswith("The code is wrong")]
+    assert 1 <= len(compared) <= 3, descs
+    # and the right code comes too late
+    assert_error(c.post("/auth/email/verify", {"code": m.code}, token=tok), 400, "invalid_code")
 
 
 def test_verify_request_needs_an_unverified_address(c):

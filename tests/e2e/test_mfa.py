@@ -48,7 +48,7 @@ import uuid
 
 import pytest
 
-from e2e_util import (assert_error, assert_invalid_grant, assert_json_content_type,
+from e2e_util import (assert_error, assert_invalid_grant, assert_json_content_type, at_once,
                       assert_no_store, assert_security_headers, assert_token_response, free_port,
                       jwt_parts, login, parse_rfc3339, refresh, run_expect_exit, signup,
                       strong_password)
@@ -589,6 +589,24 @@ def test_five_wrong_codes_void_the_ticket(c, clock):
         assert_error(verify(c, kept, code=acct.otp.wrong()), 401, "invalid_credentials")
     # the very code refused with the voided ticket: it was right
     logged_in(verify(c, kept, code=right), acct, ["pwd", "otp"])
+
+
+def test_parallel_wrong_codes_get_no_more_tries_on_a_ticket(srv, c, clock):
+    """Tries on a ticket are counted before the code is checked, atomically:
+    30 wrong codes sent at once get at most five checked (401
+    invalid_credentials); the rest find the ticket void (invalid_grant), or
+    the account's back-off (429)."""
+    acct = enable_totp(c, new_account(c), clock)
+    ticket = password_step(c, acct, ["totp", "recovery_code"])
+    wrong = acct.otp.wrong()
+    out = at_once(srv, 30, lambda cl: cl.post("/auth/mfa/verify",
+                                              {"mfa_ticket": ticket, "code": wrong}))
+    checked = [r for r in out if r.status == 401 and r.json["error"] == "invalid_credentials"]
+    others = [r for r in out if r not in checked]
+    assert 1 <= len(checked) <= 5, [(r.status, r.json) for r in out]
+    for r in others:
+        assert (r.status, r.json["error"]) in ((401, "invalid_grant"), (429, "too_many_attempts")), r
+    assert_invalid_grant(verify(c, ticket, code=acct.otp.fresh()))
 
 
 def test_a_ticket_takes_only_its_own_accounts_code(c, clock):

@@ -111,8 +111,10 @@ def test_username_limit_is_case_insensitive(jwtd_factory):
 
 def test_unknown_username_limited_the_same_way(jwtd_factory):
     """No account-existence oracle: an unknown username goes through the same
-    statuses (10 x 401, then 429 with Retry-After) as an existing one."""
-    srv = jwtd_factory(env=LONG_BACKOFF)
+    statuses (10 x 401, then 429 with Retry-After) as an existing one. (The
+    per-address run of failures, 10 by default, would stop this alternation
+    first: it is lifted here.)"""
+    srv = jwtd_factory(env=dict(LONG_BACKOFF, JWTD_ADDRESS_BACKOFF_AFTER="1000"))
     c = srv.client()
     known, _, _ = signup(c)
     ghost = uname("ghost")
@@ -245,6 +247,48 @@ def test_address_limit(jwtd_factory):
     assert right.status in (200, 429), right
     if right.status == 429:
         assert_429(right)
+
+
+def test_address_backoff_defaults(jwtd_factory):
+    """API.md: failures per client address are slowed down at the latest after
+    10 consecutive ones, by default: ten unknown usernames from one address,
+    and the 11th attempt (an 11th name, or a real account's right password)
+    is 429; once the back-off has passed, a success starts the run over."""
+    srv = jwtd_factory()
+    c = srv.client()
+    username, password, _ = signup(c)
+    for i in range(LIMIT):
+        assert_error(attempt(c, uname("seq%d" % i), "wrong-password-1"), 401,
+                     "invalid_credentials")
+    t_blocked = time.monotonic()
+    ra = assert_429(attempt(c, uname("seq-11th"), "wrong-password-1"))
+    assert_429(attempt(c, username, password))   # even a right password, while blocked
+    report("address back-off", retry_after=ra)
+    time.sleep(max(0.0, t_blocked + ra - time.monotonic()) + 0.1)
+    r = attempt(c, username, password)
+    assert r.status == 200, "after waiting Retry-After=%d s: %r" % (ra, r)
+    # the run starts over: ten more failures are answered 401
+    for i in range(LIMIT):
+        assert_error(attempt(c, uname("again%d" % i), "wrong-password-1"), 401,
+                     "invalid_credentials")
+    assert_429(attempt(c, uname("again-11th"), "wrong-password-1"))
+
+
+def test_unknown_address_identifier_counted_as_normalized(jwtd_factory):
+    """An identifier that is no account is counted in the form the lookup
+    used (an address trimmed and lower-cased), as a known one is counted on
+    its account: " x@y" after ten failures of "x@y" is 429 either way, so the
+    back-off does not tell which addresses belong to accounts."""
+    srv = jwtd_factory(env=dict(LONG_BACKOFF, JWTD_ADDRESS_BACKOFF_AFTER="1000"))
+    c = srv.client()
+    known = uname("known").lower() + "@example.com"
+    r = c.post("/auth/signup", {"username": uname("k"), "password": strong_password(),
+                                "email": known})
+    assert r.status == 201, r
+    for ident in (known, uname("nobody").lower() + "@example.com"):
+        fail_n(c, ident, LIMIT)
+        for variant in (" " + ident, ident.upper(), ident + " "):
+            assert_429(attempt(c, variant, "wrong-password-x"))
 
 
 def test_forwarded_for_with_trusted_proxy(jwtd_factory):

@@ -26,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t err;
     json_t *doc =
-        json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
+        json_loadb((const char *)data, size,
+                   JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
     if (doc && json_is_object(doc)) {
         json_t *u = json_object_get(doc, "username");
         json_t *p = json_object_get(doc, "password");

@@ -916,7 +916,7 @@ static void test_refresh_rotation_and_reuse(void **state)
     assert_int_equal(g2.gen, 2);
     struct svc_result r = refresh(f, g0.refresh_token, NULL);
     assert_status(r.status, SVC_INVALID_GRANT);
-    assert_true(has(r.detail, "already used"));
+    assert_true(has(r.detail, "reused"));
     /* The whole session is over: the current token and access tokens too. */
     r = refresh(f, g2.refresh_token, NULL);
     assert_status(r.status, SVC_INVALID_GRANT);
@@ -2017,7 +2017,8 @@ static void test_mfa_ticket_account_changes(void **state)
     code_at(&a, s, code);
     login_ticket(f, a.user, a.pw, t);
     /* Disabled between the two steps: the second one opens no session,
-     * and the ticket is spent like any other. */
+     * and the ticket is spent like any other - but not the factor (a
+     * recovery code stays unused; see test_mfa_recovery_code_kept_when_disabled). */
     int revoked = -1;
     assert_status(accounts_set_disabled(&f->app, &f->oper, a.user, true, &revoked).status,
                   SVC_OK);
@@ -2037,6 +2038,59 @@ static void test_mfa_ticket_account_changes(void **state)
                                     &(struct session_grant){0})
                       .status,
                   SVC_INVALID_GRANT);
+}
+
+/* A TOTP account and a ticket of its password step. */
+static void mfa_user_at_second_step(struct fx *f, struct mfa_acct *a, const char *name,
+                                    const char *pw, char t[MFA_TICKET_LEN + 1])
+{
+    mfa_user(f, a, name, pw);
+    login_ticket(f, a->user, a->pw, t);
+}
+
+static void test_mfa_recovery_code_kept_when_disabled(void **state)
+{
+    struct fx *f = *state;
+    struct mfa_acct a;
+    char t[MFA_TICKET_LEN + 1];
+    mfa_user_at_second_step(f, &a, "konrad", "konrad's long passphrase", t);
+    int revoked = -1;
+    assert_status(accounts_set_disabled(&f->app, &f->oper, a.user, true, &revoked).status,
+                  SVC_OK);
+    /* Refused before the code is looked at: the code stays unused. */
+    assert_status(complete(f, t, MFA_RECOVERY, a.codes[0], NULL, NULL).status,
+                  SVC_ACCOUNT_DISABLED);
+    assert_int_equal(status_of(f, &a.who).left, MFA_RECOVERY_CODES);
+    assert_status(accounts_set_disabled(&f->app, &f->oper, a.user, false, &revoked).status,
+                  SVC_OK);
+    login_ticket(f, a.user, a.pw, t);
+    assert_status(complete(f, t, MFA_RECOVERY, a.codes[0], NULL, NULL).status, SVC_OK);
+    assert_int_equal(status_of(f, &a.who).left, MFA_RECOVERY_CODES - 1);
+}
+
+/* Tries are counted before the factor is checked: a try that starts after
+ * the fifth has started is refused whatever its code, even the right one
+ * (what parallel guesses would need to get a sixth code checked). */
+static void test_mfa_ticket_tries_counted_first(void **state)
+{
+    struct fx *f = *state;
+    struct mfa_acct a;
+    char t[MFA_TICKET_LEN + 1];
+    mfa_user_at_second_step(f, &a, "quinn", "quinn's long passphrase", t);
+    struct store_user u = {0};
+    int tries = 0;
+    for (int i = 1; i <= 5; i++) { /* five tries started, none finished */
+        assert_status(mfa_ticket_try(&f->app, &f->client, t, strlen(t), &u, NULL, &tries).status,
+                      SVC_OK);
+        store_user_clear(&u);
+        assert_int_equal(tries, i);
+    }
+    assert_status(mfa_ticket_try(&f->app, &f->client, t, strlen(t), &u, NULL, &tries).status,
+                  SVC_INVALID_GRANT);
+    int64_t s = clock_to_step(0);
+    char good[7];
+    code_at(&a, s, good);
+    assert_status(complete(f, t, MFA_TOTP, good, NULL, NULL).status, SVC_INVALID_GRANT);
 }
 
 static void test_mfa_ticket_burned_by_wrong_codes(void **state)
@@ -2385,8 +2439,16 @@ static void test_passkeys_list_and_remove(void **state)
     /* No TOTP to finish it with. */
     assert_status(complete(f, t, MFA_TOTP, "123456", NULL, NULL).status, SVC_BAD_SECOND_FACTOR);
     /* The ticket side of a passkey step (the assertion itself is
-     * core/webauthn.c's): a refusal is counted, a success redeems it. */
-    struct svc_result r = mfa_ticket_fail(&f->app, &f->client, t, strlen(t), "passkey");
+     * core/webauthn.c's): a try is counted, a refusal logged, a success
+     * redeems it. */
+    struct store_user tu = {0};
+    int tries = 0;
+    assert_status(mfa_ticket_try(&f->app, &f->client, t, strlen(t), &tu, NULL, &tries).status,
+                  SVC_OK);
+    assert_string_equal(tu.id, id);
+    store_user_clear(&tu);
+    assert_int_equal(tries, 2); /* the TOTP try above, then this one */
+    struct svc_result r = mfa_ticket_fail(&f->app, &f->client, t, strlen(t), tries, "passkey");
     assert_status(r.status, SVC_BAD_SECOND_FACTOR);
     assert_string_equal(r.detail, "The passkey was refused.");
     struct store_user u = {0};
@@ -2471,6 +2533,8 @@ int main(void)
         T(test_mfa_ticket_single_use_and_expiry),
         T(test_mfa_ticket_account_changes),
         T(test_mfa_ticket_burned_by_wrong_codes),
+        T(test_mfa_recovery_code_kept_when_disabled),
+        T(test_mfa_ticket_tries_counted_first),
         T(test_mfa_second_step_backoff),
         T(test_mfa_recovery_codes),
         T(test_mfa_totp_remove),
