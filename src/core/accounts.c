@@ -357,9 +357,14 @@ static void login_finish(struct svc_op *op, bool ran)
     if (pv->new_hash) {
         /* Compare-and-set: a password change in the meantime wins. */
         if (store_user_set_hash(app->store, op->user.id, op->user.password_hash, pv->new_hash) ==
-            STORE_OK)
+            STORE_OK) {
             LOG(LOG_INFO, "password_rehashed", LF_S("user_id", op->user.id),
                 LF_S("scheme", "argon2id"));
+            /* What is stored now (a second-step ticket is bound to it). */
+            password_hash_free(op->user.password_hash);
+            op->user.password_hash = pv->new_hash;
+            pv->new_hash = NULL;
+        }
     }
     struct svc_result r = accounts_may_sign_in(app, &op->ctx, &op->user);
     if (r.status != SVC_OK) {

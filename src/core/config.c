@@ -175,6 +175,16 @@ static bool p_issuer(struct config *c, const char *v)
 
 /* http(s)://host[:port][/path], no query, fragment or user info; the
  * trailing slash is dropped (it is a prefix for links). */
+/* The longest JWTD_PUBLIC_URL: links, the JWKS URL and the WebAuthn
+ * origin are built from it in fixed buffers with room to spare. */
+#define PUBLIC_URL_MAX 400
+
+/*
+ * JWTD_PUBLIC_URL, kept in the form browsers write an origin in: scheme and
+ * host in lower case, no default port (":443" for https, ":80" for http),
+ * no trailing slash - so that the WebAuthn origin and mail links compare
+ * equal to what a browser sends.
+ */
 static bool p_public_url(struct config *c, const char *v)
 {
     if (!*v) {
@@ -182,26 +192,24 @@ static bool p_public_url(struct config *c, const char *v)
         c->public_url = NULL;
         return true;
     }
-    const char *rest;
-    if (strncmp(v, "https://", 8) == 0)
-        rest = v + 8;
-    else if (strncmp(v, "http://", 7) == 0)
-        rest = v + 7;
-    else
+    bool https = strncasecmp(v, "https://", 8) == 0;
+    if (!https && strncasecmp(v, "http://", 7) != 0)
         return false;
-    if (!token_string_ok(v) || strpbrk(v, "?#@"))
+    const char *rest = v + (https ? 8 : 7);
+    if (!token_string_ok(v) || strpbrk(v, "?#@") || strlen(v) > PUBLIC_URL_MAX)
         return false;
     size_t hostlen = strcspn(rest, "/");
     char host[300];
     if (hostlen == 0 || hostlen >= sizeof host)
         return false;
-    memcpy(host, rest, hostlen);
+    for (size_t i = 0; i < hostlen; i++)
+        host[i] = (rest[i] >= 'A' && rest[i] <= 'Z') ? (char)(rest[i] + 32) : rest[i];
     host[hostlen] = '\0';
     char *colon = host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':');
+    int64_t port = 0;
     if (colon) {
         if (host[0] == '[')
             colon++;
-        int64_t port;
         if (!util_parse_int(colon + 1, 1, 65535, &port))
             return false;
         *colon = '\0';
@@ -212,20 +220,23 @@ static bool p_public_url(struct config *c, const char *v)
         if (n < 3 || host[n - 1] != ']')
             return false;
         host[n - 1] = '\0';
-        if (inet_pton(AF_INET6, host + 1, addr) != 1)
+        bool ok = inet_pton(AF_INET6, host + 1, addr) == 1;
+        host[n - 1] = ']';
+        if (!ok)
             return false;
     } else if (inet_pton(AF_INET, host, addr) != 1 && !host_name_ok(host)) {
         return false;
     }
-    size_t n = strlen(v);
-    while (n > 0 && v[n - 1] == '/' && n > (size_t)(rest - v) + hostlen)
-        n--;
-    char *copy = strndup(v, n);
-    if (!copy)
-        return false;
-    free(c->public_url);
-    c->public_url = copy;
-    return true;
+    const char *path = rest + hostlen;
+    size_t plen = strlen(path);
+    while (plen > 0 && path[plen - 1] == '/')
+        plen--;
+    char out[PUBLIC_URL_MAX + 16], portbuf[8] = "";
+    if (port && port != (https ? 443 : 80))
+        snprintf(portbuf, sizeof portbuf, ":%d", (int)port);
+    snprintf(out, sizeof out, "%s://%s%s%.*s", https ? "https" : "http", host, portbuf, (int)plen,
+             path);
+    return set_str(&c->public_url, out);
 }
 
 static bool p_audience(struct config *c, const char *v)

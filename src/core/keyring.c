@@ -233,11 +233,17 @@ static void load_one(void *vctx, const struct store_key *k)
         goto done;
     }
     if (jwtd_keyset_add(ctx->r->set, key) != JWTD_OK ||
-        jwtd__key_public_jwk(key, &jwk) != JWTD_OK || json_array_append_new(ctx->jwks_keys, jwk)) {
+        jwtd__key_public_jwk(key, &jwk) != JWTD_OK) {
         ctx->failed = true;
         goto done;
     }
+    /* json_array_append_new takes the reference whether or not it fails. */
+    int appended = json_array_append_new(ctx->jwks_keys, jwk);
     jwk = NULL;
+    if (appended != 0) {
+        ctx->failed = true;
+        goto done;
+    }
     ctx->r->algs |= alg;
     if (k->state == KEY_CURRENT && alg == ctx->cfg->alg) {
         ctx->n_current++;
@@ -398,8 +404,14 @@ bool keyring_start(struct keyring *kr, char *err, size_t errlen)
      * JWTD_JWT_ALG; they stay published until their tokens expired. */
     for (size_t i = 0; i < l.n; i++)
         if (l.k[i].state != KEY_RETIRED && strcmp(l.k[i].alg, alg) != 0) {
-            store_key_retire(kr->store, l.k[i].kid, now, now + keyring_retire_window(kr->cfg));
-            LOG(LOG_INFO, "key_retired", LF_S("kid", l.k[i].kid), LF_S("reason", "algorithm changed"));
+            enum store_rc rc = store_key_retire(kr->store, l.k[i].kid, now,
+                                                now + keyring_retire_window(kr->cfg));
+            if (rc == STORE_OK)
+                LOG(LOG_INFO, "key_retired", LF_S("kid", l.k[i].kid),
+                    LF_S("reason", "algorithm changed"));
+            else /* tried again at the next start-up */
+                LOG(LOG_WARN, "key_retire_failed", LF_S("kid", l.k[i].kid),
+                    LF_S("reason", "algorithm changed"));
         }
     bool have_current = find_state(&l, alg, KEY_CURRENT) != NULL;
     /* A key of the new algorithm published ahead (`jwtd keys rotate --alg`)

@@ -30,36 +30,64 @@ bool mail_configured(const struct app *app)
     return cfg->smtp_url != NULL && cfg->mail_from != NULL;
 }
 
-/* HMAC-SHA-256(mail key, label || 0 || id). */
-static bool derive(const struct app *app, const char *label, const char *id, uint8_t out[32])
+bool mail_secret_add(json_t *params)
 {
-    uint8_t msg[128];
-    size_t a = strlen(label), b = strlen(id);
-    if (a + 1 + b > sizeof msg)
+    uint8_t raw[16];
+    char hex[2 * sizeof raw + 1];
+    if (!util_random(raw, sizeof raw))
+        return false;
+    util_hex(raw, sizeof raw, hex);
+    OPENSSL_cleanse(raw, sizeof raw);
+    bool ok = json_object_set_new(params, MAIL_SECRET_PARAM, json_string(hex)) == 0;
+    OPENSSL_cleanse(hex, sizeof hex);
+    return ok;
+}
+
+const char *mail_secret_of(json_t *params)
+{
+    const char *s = json_string_value(json_object_get(params, MAIL_SECRET_PARAM));
+    return s ? s : "";
+}
+
+/* HMAC-SHA-256(mail key, label || 0 || id [|| 0 || secret]). */
+static bool derive(const struct app *app, const char *label, const char *id, const char *secret,
+                   uint8_t out[32])
+{
+    uint8_t msg[160];
+    size_t a = strlen(label), b = strlen(id), c = strlen(secret);
+    if (a + 1 + b + 1 + c > sizeof msg)
         return false;
     memcpy(msg, label, a);
     msg[a] = 0;
     memcpy(msg + a + 1, id, b);
+    size_t n = a + 1 + b;
+    if (c) { /* without one: a message queued before secrets existed */
+        msg[n++] = 0;
+        memcpy(msg + n, secret, c);
+        n += c;
+    }
     unsigned int len = 0;
-    bool ok = HMAC(EVP_sha256(), app->mail_key, sizeof app->mail_key, msg, a + 1 + b, out, &len) &&
+    bool ok = HMAC(EVP_sha256(), app->mail_key, sizeof app->mail_key, msg, n, out, &len) &&
               len == 32;
     OPENSSL_cleanse(msg, sizeof msg);
     return ok;
 }
 
-bool mail_token(const struct app *app, const char *mail_id, char out[MAIL_TOKEN_LEN + 1])
+bool mail_token(const struct app *app, const char *mail_id, const char *secret,
+                char out[MAIL_TOKEN_LEN + 1])
 {
     uint8_t d[32];
-    bool ok = derive(app, "jwtd-mail-token", mail_id, d) &&
+    bool ok = derive(app, "jwtd-mail-token", mail_id, secret, d) &&
               jwtd__b64url_encode(d, sizeof d, out, MAIL_TOKEN_LEN + 1) == MAIL_TOKEN_LEN;
     OPENSSL_cleanse(d, sizeof d);
     return ok;
 }
 
-bool mail_code(const struct app *app, const char *mail_id, char out[MAIL_CODE_LEN + 1])
+bool mail_code(const struct app *app, const char *mail_id, const char *secret,
+               char out[MAIL_CODE_LEN + 1])
 {
     uint8_t d[32];
-    if (!derive(app, "jwtd-mail-code", mail_id, d))
+    if (!derive(app, "jwtd-mail-code", mail_id, secret, d))
         return false;
     /* 32 bits reduced mod 10^6: a bias of under 0.03%, harmless for a code
      * that may be tried five times. */
@@ -372,7 +400,8 @@ static bool resolve_forgot(struct app *app, struct store_mail *m, json_t *params
                                   .expires_at = created + app->cfg->reset_ttl};
     snprintf(t.user_id, sizeof t.user_id, "%s", u.id);
     snprintf(t.email, sizeof t.email, "%s", u.email);
-    bool ok = mail_token(app, m->id, token) && mail_token_hash(token, strlen(token), t.token_hash);
+    bool ok = mail_token(app, m->id, mail_secret_of(params), token) &&
+              mail_token_hash(token, strlen(token), t.token_hash);
     OPENSSL_cleanse(token, sizeof token);
     /* The token is stored by the first attempt only: a retry must not
      * bring back a link that a password change (or a completed reset)
@@ -412,7 +441,8 @@ static void deliver(struct app *app, struct store_mail *m)
          expires[64];
     bool reset = strcmp(m->kind, MAIL_RESET) == 0;
     if (reset || strcmp(m->kind, MAIL_VERIFY) == 0) {
-        if (!mail_token(app, m->id, token) || !mail_code(app, m->id, code)) {
+        const char *secret = mail_secret_of(params);
+        if (!mail_token(app, m->id, secret, token) || !mail_code(app, m->id, secret, code)) {
             json_decref(params);
             finish(app, m, MAIL_QUEUED, m->attempts, util_now_ms() + cfg->mail_retry_ms,
                    "cannot derive the link", MR_RETRY);
@@ -426,6 +456,7 @@ static void deliver(struct app *app, struct store_mail *m)
         json_object_set_new(params, "expires", json_string(expires));
     }
     json_object_set_new(params, "site", json_string(mfa_site_name(cfg, site, sizeof site)));
+    json_object_del(params, MAIL_SECRET_PARAM); /* no template shows it */
     char *pjson = json_dumps(params, JSON_COMPACT);
     json_decref(params);
     char *subject = NULL, *text = NULL, *html = NULL, *msg = NULL;

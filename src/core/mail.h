@@ -23,6 +23,8 @@
 #define JWTD_MAIL_H
 
 #include <stdbool.h>
+
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,9 +43,23 @@
 /* True when mail can be sent (JWTD_SMTP_URL is set). */
 bool mail_configured(const struct app *app);
 
-/* The link token and the code of the message with that id. */
-bool mail_token(const struct app *app, const char *mail_id, char out[MAIL_TOKEN_LEN + 1]);
-bool mail_code(const struct app *app, const char *mail_id, char out[MAIL_CODE_LEN + 1]);
+/*
+ * A message that carries a link or a code gets a random secret of its own,
+ * kept in its parameters (MAIL_SECRET_PARAM) while it waits in the outbox;
+ * the outbox wipes the parameters once the message is sent or given up.
+ * Link token and code derive from the mail key, the message id and that
+ * secret: the message can be sent after a restart, and once it is sent
+ * nothing in storage yields them (storage keeps only their hashes).
+ */
+#define MAIL_SECRET_PARAM "secret"
+bool mail_secret_add(json_t *params);
+const char *mail_secret_of(json_t *params); /* "" for messages queued before secrets */
+
+/* The link token and the code of the message with that id and secret. */
+bool mail_token(const struct app *app, const char *mail_id, const char *secret,
+                char out[MAIL_TOKEN_LEN + 1]);
+bool mail_code(const struct app *app, const char *mail_id, const char *secret,
+               char out[MAIL_CODE_LEN + 1]);
 
 /* What storage keeps of a token: its SHA-256, hex. */
 bool mail_token_hash(const char *token, size_t len, char out[SHA256_HEX_LEN]);

@@ -83,14 +83,29 @@ json_t *mfa_methods_json(unsigned methods)
     return a;
 }
 
+/* A mark of the stored password hash (128 bits of its SHA-256, hex): a
+ * ticket carries the mark of the hash its password was checked against, so
+ * that a password change or reset in between voids it. */
+static bool hash_mark(const char *hash, char out[33])
+{
+    uint8_t d[32];
+    unsigned int n = 0;
+    if (!hash || !EVP_Digest(hash, strlen(hash), d, &n, EVP_sha256(), NULL) || n != 32)
+        return false;
+    util_hex(d, 16, out);
+    return true;
+}
+
 struct svc_result mfa_ticket_new(struct app *app, const struct store_user *u, unsigned amr,
                                  char out[MFA_TICKET_LEN + 1])
 {
     uint8_t raw[32];
     struct store_ephemeral e;
     memset(&e, 0, sizeof e);
-    char value[32];
-    snprintf(value, sizeof value, "{\"amr\":%u}", amr);
+    char value[96], mark[33];
+    if (!hash_mark(u->password_hash, mark))
+        return svc_fail(SVC_ERROR, NULL);
+    snprintf(value, sizeof value, "{\"amr\":%u,\"pw\":\"%s\"}", amr, mark);
     snprintf(e.kind, sizeof e.kind, "mfa");
     snprintf(e.user_id, sizeof e.user_id, "%s", u->id);
     e.value = value;
@@ -123,6 +138,8 @@ static struct svc_result ticket_account(struct app *app, const char key[96], int
     bool live = strcmp(e.kind, "mfa") == 0 && util_now() < e.expires_at && e.attempts <= tries;
     json_t *v = live ? json_loads(e.value, 0, NULL) : NULL;
     unsigned amr = (unsigned)json_integer_value(json_object_get(v, "amr"));
+    char want[33] = "";
+    snprintf(want, sizeof want, "%s", json_string_value(json_object_get(v, "pw")) ?: "");
     json_decref(v);
     struct identity who;
     memset(&who, 0, sizeof who);
@@ -130,12 +147,21 @@ static struct svc_result ticket_account(struct app *app, const char key[96], int
     store_ephemeral_clear(&e);
     if (!live)
         return TICKET_BAD;
-    struct svc_result r = accounts_get(app, &who, ret_user);
-    if (r.status == SVC_GONE)
+    struct store_user u = {0};
+    rc = store_user_by_id(app->store, who.sub, &u);
+    if (rc == STORE_NOT_FOUND)
         return TICKET_BAD;
-    if (r.status == SVC_OK && ret_amr)
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "user_read");
+    char mark[33];
+    bool same = hash_mark(u.password_hash, mark) && CRYPTO_memcmp(mark, want, sizeof mark) == 0;
+    store_user_clear(&u); /* the hash stays here */
+    if (!same) /* the password changed since the ticket was made */
+        return TICKET_BAD;
+    *ret_user = u;
+    if (ret_amr)
         *ret_amr = amr ? amr : AMR_PWD;
-    return r;
+    return svc_ok();
 }
 
 struct svc_result mfa_ticket_peek(struct app *app, const char *ticket, size_t len,

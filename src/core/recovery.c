@@ -53,21 +53,25 @@ struct svc_result recovery_send_verification(struct app *app, const struct svc_c
     struct store_email_token t = {.purpose = EMAIL_VERIFY,
                                   .created_at = util_now(),
                                   .expires_at = util_now() + app->cfg->verify_ttl};
-    char token[MAIL_TOKEN_LEN + 1], code[MAIL_CODE_LEN + 1];
-    bool ok = make_mail(app, MAIL_VERIFY, u->id, address,
-                        json_pack("{s:s, s:s}", "username", u->username, "email", address),
-                        &mails[n]);
+    char token[MAIL_TOKEN_LEN + 1], code[MAIL_CODE_LEN + 1], secret[64] = "";
+    json_t *params = json_pack("{s:s, s:s}", "username", u->username, "email", address);
+    bool ok = params && mail_secret_add(params);
+    if (ok)
+        snprintf(secret, sizeof secret, "%s", mail_secret_of(params));
+    ok = ok && make_mail(app, MAIL_VERIFY, u->id, address, json_incref(params), &mails[n]);
+    json_decref(params);
     if (ok) {
         n++;
         snprintf(t.user_id, sizeof t.user_id, "%s", u->id);
         snprintf(t.email, sizeof t.email, "%s", address);
-        ok = mail_token(app, mails[0].id, token) &&
+        ok = mail_token(app, mails[0].id, secret, token) &&
              mail_token_hash(token, strlen(token), t.token_hash) &&
-             mail_code(app, mails[0].id, code) &&
+             mail_code(app, mails[0].id, secret, code) &&
              mail_code_hash(app, u->id, code, strlen(code), t.code_hash);
         OPENSSL_cleanse(token, sizeof token);
         OPENSSL_cleanse(code, sizeof code);
     }
+    OPENSSL_cleanse(secret, sizeof secret);
     if (ok && notify_old) {
         ok = make_mail(app, MAIL_EMAIL_CHANGED, u->id, notify_old,
                        json_pack("{s:s, s:s, s:s}", "username", u->username, "email", notify_old,
@@ -226,7 +230,12 @@ struct svc_result recovery_forgot(struct app *app, const struct svc_ctx *ctx,
     /* The same single write for any identifier: no lookup here, so neither
      * the answer nor its timing says whether the account exists. */
     struct store_mail m;
-    if (!make_mail(app, MAIL_FORGOT, NULL, NULL, json_pack("{s:s}", "identifier", ident), &m))
+    json_t *params = json_pack("{s:s}", "identifier", ident);
+    if (params && !mail_secret_add(params)) {
+        json_decref(params);
+        params = NULL;
+    }
+    if (!params || !make_mail(app, MAIL_FORGOT, NULL, NULL, params, &m))
         return svc_fail(SVC_ERROR, NULL);
     enum store_rc rc = store_outbox_insert(app->store, &m);
     store_mail_clear(&m);

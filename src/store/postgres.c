@@ -263,8 +263,10 @@ static const char *const stmt_sql[P_COUNT] = {
                        " ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED)"
                        " RETURNING id, kind, user_id, to_addr, params, attempts, created_ms,"
                        " next_attempt_ms, give_up_ms",
+    /* A finished message keeps no parameters: they held its secret. */
     [P_OUTBOX_FINISH] = "UPDATE outbox SET status = $2, attempts = $3, next_attempt_ms = $4,"
                         " last_error = $5, lease_until_ms = 0,"
+                        " params = CASE WHEN $2 = 'queued' THEN params ELSE '{}' END,"
                         " finished_ms = CASE WHEN $2 = 'queued' THEN 0 ELSE $6::bigint END"
                         " WHERE id = $1",
     [P_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = $1",
@@ -370,10 +372,14 @@ static const char *const stmt_sql[P_COUNT] = {
                      " remove_at = $3 WHERE kid = $1 AND state <> 'retired'",
     [P_KEY_PURGE] = "UPDATE signing_keys SET remove_at = $2 WHERE kid = $1 AND state = 'retired'",
     [P_KEYS_REMOVE] = "DELETE FROM signing_keys WHERE state = 'retired' AND remove_at <= $1",
-    [P_COUNTER_ADD] = "INSERT INTO counters AS c(key, window_start, count) VALUES ($1, $2, $4)"
+    /* Never below zero: a refund that lands in a new window (or after the
+     * row was pruned) must not give an extra attempt. */
+    [P_COUNTER_ADD] = "INSERT INTO counters AS c(key, window_start, count)"
+                      " VALUES ($1, $2, GREATEST($4::bigint, 0))"
                       " ON CONFLICT (key) DO UPDATE SET"
-                      " count = CASE WHEN c.window_start <= $2::bigint - $3::bigint THEN $4"
-                      " ELSE c.count + $4 END,"
+                      " count = CASE WHEN c.window_start <= $2::bigint - $3::bigint"
+                      " THEN GREATEST($4::bigint, 0)"
+                      " ELSE GREATEST(c.count + $4::bigint, 0) END,"
                       " window_start = CASE WHEN c.window_start <= $2::bigint - $3::bigint"
                       " THEN $2"
                       " ELSE c.window_start END RETURNING count",

@@ -265,8 +265,10 @@ static const char *const stmt_sql[S_COUNT] = {
                        " WHERE status = 'queued' AND next_attempt_ms <= ?1 AND lease_until_ms < ?1"
                        " ORDER BY next_attempt_ms LIMIT ?3) RETURNING id, kind, user_id, to_addr,"
                        " params, attempts, created_ms, next_attempt_ms, give_up_ms",
+    /* A finished message keeps no parameters: they held its secret. */
     [S_OUTBOX_FINISH] = "UPDATE outbox SET status = ?2, attempts = ?3, next_attempt_ms = ?4,"
                         " last_error = ?5, lease_until_ms = 0,"
+                        " params = CASE WHEN ?2 = 'queued' THEN params ELSE '{}' END,"
                         " finished_ms = CASE WHEN ?2 = 'queued' THEN 0 ELSE ?6 END WHERE id = ?1",
     [S_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = ?1",
     /* Finished messages are kept a week for the operator's questions. */
@@ -360,9 +362,12 @@ static const char *const stmt_sql[S_COUNT] = {
                      " remove_at = ?3 WHERE kid = ?1 AND state <> 'retired'",
     [S_KEY_PURGE] = "UPDATE signing_keys SET remove_at = ?2 WHERE kid = ?1 AND state = 'retired'",
     [S_KEYS_REMOVE] = "DELETE FROM signing_keys WHERE state = 'retired' AND remove_at <= ?1",
-    [S_COUNTER_ADD] = "INSERT INTO counters(key, window_start, count) VALUES (?1, ?2, ?4)"
+    /* Never below zero: a refund that lands in a new window (or after the
+     * row was pruned) must not give an extra attempt. */
+    [S_COUNTER_ADD] = "INSERT INTO counters(key, window_start, count) VALUES (?1, ?2, MAX(?4, 0))"
                       " ON CONFLICT(key) DO UPDATE SET"
-                      " count = CASE WHEN window_start <= ?2 - ?3 THEN ?4 ELSE count + ?4 END,"
+                      " count = CASE WHEN window_start <= ?2 - ?3 THEN MAX(?4, 0)"
+                      " ELSE MAX(count + ?4, 0) END,"
                       " window_start = CASE WHEN window_start <= ?2 - ?3 THEN ?2"
                       " ELSE window_start END RETURNING count",
     [S_LOGIN_GET] = "SELECT failures, blocked_until FROM login_failures WHERE key = ?1",

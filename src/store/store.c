@@ -262,6 +262,17 @@ enum store_rc store_email_confirm(struct store *s, const struct store_email_toke
     if (rc == STORE_OK && strcmp(u.email_pending, now_t.email) != 0 &&
         !(strcmp(u.email, now_t.email) == 0 && !u.email_verified))
         rc = STORE_NOT_FOUND;
+    /* One identifier names one account: an address that became another
+     * account's username while it waited here cannot be confirmed. */
+    if (rc == STORE_OK) {
+        struct store_user other = {0};
+        enum store_rc orc = s->ops->user_by_name(s, now_t.email, &other);
+        if (orc == STORE_OK && strcmp(other.id, u.id) != 0)
+            rc = STORE_CONFLICT;
+        else if (orc != STORE_OK && orc != STORE_NOT_FOUND)
+            rc = orc;
+        store_user_clear(&other);
+    }
     if (rc == STORE_OK) {
         /* The confirmed address replaces the old one; a pending address
          * other than this one stays pending. */
@@ -332,7 +343,9 @@ void store_ephemeral_clear(struct store_ephemeral *e)
 
 void store_mail_clear(struct store_mail *m)
 {
-    if (m) {
+    if (m && m->params) {
+        /* The parameters hold the message's secret (core/mail.h). */
+        OPENSSL_cleanse(m->params, strlen(m->params));
         free(m->params);
         m->params = NULL;
     }

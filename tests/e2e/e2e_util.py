@@ -112,6 +112,21 @@ class Database:
         self._drop = (base, name)
         return urllib.parse.urlunsplit(parts._replace(path="/" + name))
 
+    def query(self, sql):
+        """Rows of a read-only SQL statement (no parameters), as tuples of
+        strings, on either backend - for tests that look at what is stored."""
+        if self.kind == "sqlite":
+            import sqlite3
+            con = sqlite3.connect("file:%s?mode=ro" % self.url[len("sqlite:"):], uri=True)
+            try:
+                return [tuple("" if v is None else str(v) for v in row)
+                        for row in con.execute(sql).fetchall()]
+            finally:
+                con.close()
+        p = subprocess.run(["psql", self.url, "-v", "ON_ERROR_STOP=1", "-qAtF", "\t", "-c", sql],
+                           check=True, capture_output=True, timeout=30)
+        return [tuple(line.split("\t")) for line in p.stdout.decode().splitlines() if line]
+
     def close(self):
         if self._drop:
             base, name = self._drop

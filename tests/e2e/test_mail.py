@@ -495,6 +495,30 @@ def test_change_unverified_address_is_replaced_at_once(c, relay):
     hold_still(relay, a, 1, "no notice to an unverified old address")
 
 
+def test_pending_address_taken_as_a_username_meanwhile_is_not_confirmed(c, relay):
+    """One identifier names one account: while an address waits for its
+    verification, another person signs up with it as a username; the link
+    then answers 409 email_taken and the address stays unconfirmed, so a
+    login by that identifier still reaches the one who holds it as a name."""
+    a = addr("first")
+    username, password, _ = signup_mail(c, a)
+    tok = login(c, username, password)["access_token"]
+    assert c.post("/auth/email/verify", {"token": assert_verify_mail(relay.wait_one(a),
+                                                                     a).token}).status == 200
+    b = addr("wanted")
+    assert patch_email(c, tok, b, password).status == 200
+    mb = assert_verify_mail(relay.wait_one(b, what="verification of the new address"), b)
+    other_pw = strong_password()
+    r = c.post("/auth/signup", {"username": b, "password": other_pw})
+    assert r.status == 201, r
+    other = r.json["user"]
+    assert_error(c.post("/auth/email/verify", {"token": mb.token}), 409, "email_taken")
+    assert_user(me(c, tok), username, email=a, verified=True, pending=b)
+    assert login(c, b, other_pw)["user"]["id"] == other["id"]
+    r = c.post("/auth/login", {"username": b, "password": password})
+    assert_error(r, 401, "invalid_credentials")
+
+
 def test_change_verified_address_waits_for_verification(c, relay):
     """A verified address stays while the new one is "email_pending": the
     old address gets an "email_changed" notice naming the new one, the new
@@ -889,6 +913,25 @@ def test_jwtd_killed_with_mail_queued(jwtd_factory, down_relay):
     assert c.post("/auth/email/verify", {"token": mv[0].token}).status == 200
     assert reset(c, mr[0].token, strong_password()).status == 204
     c.close()
+
+
+def test_sent_messages_keep_no_secret(srv, c, relay):
+    """Once a message is sent its outbox row keeps no parameters (they held
+    the secret its link and code derive from, beside the name and
+    address): a copy of the database taken afterwards cannot make the link."""
+    e = addr("wipe")
+    username, password, _ = signup_mail(c, e)
+    assert_verify_mail(relay.wait_one(e), e)
+    assert_queued(forgot(c, email=e))
+    relay.wait_messages(2, to=e, what="the reset")
+
+    def rows():
+        return srv.db.query("SELECT kind, status, params FROM outbox")
+    wait_for(lambda: sum(1 for k, st, _ in rows() if st == "sent") >= 2,
+             what="both rows marked sent")
+    for kind, status, params in rows():
+        if status != "queued":   # sent, failed, dropped, given up: done
+            assert params == "{}", (kind, status, params)
 
 
 def test_give_up_after_mail_give_up(jwtd_factory, down_relay):

@@ -475,6 +475,49 @@ static void test_issuer_default_follows_listen(void **state)
     }
 }
 
+/* JWTD_PUBLIC_URL is kept as a browser writes an origin, so that the
+ * WebAuthn origin and mail links compare equal to what browsers send. */
+static void test_public_url_normalized(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"https://LocalHost", "https://localhost"},
+        {"https://localhost:443", "https://localhost"},
+        {"HTTPS://Auth.Example.COM/", "https://auth.example.com"},
+        {"http://auth.example.com:80/", "http://auth.example.com"},
+        {"http://auth.example.com:443", "http://auth.example.com:443"},
+        {"https://auth.example.com:80", "https://auth.example.com:80"},
+        {"https://a.example:8443/Auth//", "https://a.example:8443/Auth"},
+        {"http://[::1]:8080", "http://[::1]:8080"},
+        {"http://[::1]:80/x", "http://[::1]/x"},
+        {"http://127.0.0.1:8080/", "http://127.0.0.1:8080"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        config_defaults(&c);
+        if (!config_set(&c, "JWTD_PUBLIC_URL", cases[i].in, err, sizeof err))
+            fail_msg("'%s' refused: %s", cases[i].in, err);
+        assert_string_equal(c.public_url, cases[i].out);
+        config_free(&c);
+    }
+    char longer[512];
+    snprintf(longer, sizeof longer, "https://auth.example.com/%0400d", 0);
+    static const char *bad[] = {":8080", "auth.example.com", "ftp://x.example",
+                                "https://x.example?q", "https://u@x.example", "https://",
+                                "https://x.example:0", "https://[::1"};
+    for (size_t i = 0; i <= sizeof bad / sizeof bad[0]; i++) {
+        const char *v = i < sizeof bad / sizeof bad[0] ? bad[i] : longer;
+        config_defaults(&c);
+        if (config_set(&c, "JWTD_PUBLIC_URL", v, err, sizeof err))
+            fail_msg("'%s' accepted", v);
+        assert_error_names(err, "JWTD_PUBLIC_URL");
+        config_free(&c);
+    }
+}
+
 static void test_cors_origins(void **state)
 {
     (void)state;
@@ -609,6 +652,7 @@ int main(void)
                                         env_teardown),
         cmocka_unit_test_setup_teardown(test_issuer_default_follows_listen, env_setup,
                                         env_teardown),
+        cmocka_unit_test_setup_teardown(test_public_url_normalized, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_cors_origins, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_argon2_cost_floor, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_other_values, env_setup, env_teardown),

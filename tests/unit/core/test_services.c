@@ -2068,6 +2068,27 @@ static void test_mfa_recovery_code_kept_when_disabled(void **state)
     assert_int_equal(status_of(f, &a.who).left, MFA_RECOVERY_CODES - 1);
 }
 
+/* A ticket stands for the password it was given for: a password set in
+ * between (an operator, a reset, a change elsewhere) voids it. */
+static void test_mfa_ticket_void_after_password_change(void **state)
+{
+    struct fx *f = *state;
+    struct mfa_acct a;
+    char t[MFA_TICKET_LEN + 1];
+    mfa_user_at_second_step(f, &a, "petra", "petra's long passphrase", t);
+    const char *np = "petra's new long passphrase";
+    struct svc_op *op = accounts_set_password(&f->app, &f->oper, "petra", np, strlen(np));
+    assert_status(op->res.status, SVC_OK);
+    svc_op_run(op);
+    assert_status(op->res.status, SVC_OK);
+    svc_op_free(op);
+    assert_status(complete(f, t, MFA_RECOVERY, a.codes[0], NULL, NULL).status, SVC_INVALID_GRANT);
+    assert_int_equal(status_of(f, &a.who).left, MFA_RECOVERY_CODES); /* nothing spent */
+    /* A ticket of the new password works. */
+    login_ticket(f, a.user, np, t);
+    assert_status(complete(f, t, MFA_RECOVERY, a.codes[0], NULL, NULL).status, SVC_OK);
+}
+
 /* Tries are counted before the factor is checked: a try that starts after
  * the fifth has started is refused whatever its code, even the right one
  * (what parallel guesses would need to get a sixth code checked). */
@@ -2535,6 +2556,7 @@ int main(void)
         T(test_mfa_ticket_burned_by_wrong_codes),
         T(test_mfa_recovery_code_kept_when_disabled),
         T(test_mfa_ticket_tries_counted_first),
+        T(test_mfa_ticket_void_after_password_change),
         T(test_mfa_second_step_backoff),
         T(test_mfa_recovery_codes),
         T(test_mfa_totp_remove),

@@ -1064,6 +1064,18 @@ static void test_counter_windows_and_parallel_sum(void **state)
     /* Reading without counting. */
     assert_int_equal(store_counter_add(s, "signup:192.0.2.1", 1121, 60, 0, &n), STORE_OK);
     assert_int_equal(n, 1);
+    /* Never below zero: a refund of an attempt counted in the last window
+     * (or on an unknown key) gives no extra attempt in this one. */
+    assert_int_equal(store_counter_add(s, "signup:192.0.2.1", 1121, 60, -1, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_counter_add(s, "signup:192.0.2.1", 1122, 60, -1, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_counter_add(s, "signup:192.0.2.1", 1180, 60, -1, &n), STORE_OK);
+    assert_int_equal(n, 0); /* a new window */
+    assert_int_equal(store_counter_add(s, "signup:192.0.2.9", 1180, 60, -1, &n), STORE_OK);
+    assert_int_equal(n, 0); /* a new key */
+    assert_int_equal(store_counter_add(s, "signup:192.0.2.1", 1181, 60, 1, &n), STORE_OK);
+    assert_int_equal(n, 1);
 
     enum { N = 20 };
     pthread_barrier_t barrier;
