@@ -241,7 +241,7 @@ static void to_login(struct request *r)
 static void render_account(struct request *r, const struct identity *id, unsigned status,
                            const char *error)
 {
-    struct store_user u;
+    struct store_user u = {0}; /* cleared below whatever accounts_get answers */
     struct svc_result res = accounts_get(r->app, id, &u);
     if (res.status == SVC_GONE) {
         page_clear_session(r);

@@ -257,7 +257,7 @@ void page_login_mfa(struct request *r)
         signed_in(r, &g, rd);
     } else if (res.status == SVC_BAD_SECOND_FACTOR) {
         /* The ticket may have run out of tries: then start again. */
-        struct store_user tu;
+        struct store_user tu = {0};
         unsigned amr;
         if (mfa_ticket_peek(r->app, ticket, tlen, &tu, &amr).status == SVC_OK) {
             struct svc_result mr;
@@ -445,7 +445,9 @@ void page_refresh_continue(struct request *r)
         return;
     char rd[RD_MAX + 1];
     const char *want = request_query(r, "rd");
-    if (want && *want && !page_rd_ok(r->app->cfg, want, rd)) {
+    /* Called every time: it writes rd ("" without one), which next_of()
+     * and the way back to /login read. */
+    if (!page_rd_ok(r->app->cfg, want, rd) && want && *want) {
         page_message(r, 400, "Sign in", false,
                      "The address to return to after signing in is not allowed here.", "/login",
                      "Sign in");

@@ -8,7 +8,8 @@ can try that a browser would not send (test_browser.py drives Chromium).
 - `rd`: an allowed domain on any canonical port, jwtd's own host only at
   jwtd's own origin (scheme, host and port of JWTD_PUBLIC_URL); RFC 3986
   characters less quotes and brackets, `%` only as `%XX`;
-- failures the account page shows are said in words.
+- failures the account page shows are said in words;
+- /auth/refresh/continue without `rd` returns to the documented default.
 """
 
 import secrets
@@ -21,6 +22,7 @@ from e2e_util import free_port, signup, strong_password
 CHEAP_ARGON2 = {"JWTD_ARGON2_MEMORY": "7168", "JWTD_ARGON2_ITERATIONS": "5"}
 FORM = "application/x-www-form-urlencoded"
 ACCESS = "__Host-jwtd_access"
+REFRESH = "__Secure-jwtd_refresh"
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +196,66 @@ def test_head_does_not_spend_the_refresh_cookie(strict_site):
     # every other GET route still answers HEAD like GET
     assert c.request("HEAD", "/login").status == 200
     c.close()
+
+
+# --------------------------------------------------------------------------
+# the renewal hop's default
+# --------------------------------------------------------------------------
+
+class Jar:
+    """One browser's cookies, sent as a browser sends them: a cookie goes to
+    the paths its Path matches (RFC 6265 5.1.4), so the refresh cookie
+    (Path=/auth/refresh) reaches /auth/refresh/... and never /logout."""
+
+    def __init__(self):
+        self.cookies = {}  # name -> (value, path)
+
+    def update(self, resp):
+        for line in resp.header_all("Set-Cookie"):
+            pair, _, attrs = line.partition(";")
+            name, _, value = pair.strip().partition("=")
+            path = "/"
+            for a in attrs.split(";"):
+                k, _, v = a.strip().partition("=")
+                if k.lower() == "path":
+                    path = v
+            if value:
+                self.cookies[name] = (value, path)
+            else:
+                self.cookies.pop(name, None)
+
+    def value(self, name):
+        return self.cookies[name][0]
+
+    def header(self, path):
+        def match(cp):
+            return path == cp or (path.startswith(cp) and
+                                  (cp.endswith("/") or path[len(cp)] == "/"))
+        return "; ".join("%s=%s" % (n, v) for n, (v, cp) in self.cookies.items() if match(cp))
+
+
+def page_sign_in(c, username, password):
+    """Sign in through the page; the browser's cookies."""
+    r = post_form(c, "/login", {"username": username, "password": password},
+                  headers={"Origin": own_origin(c)})
+    assert r.status == 303, r
+    jar = Jar()
+    jar.update(r)
+    assert REFRESH in jar.cookies and ACCESS in jar.cookies, r
+    return jar
+
+
+@pytest.mark.parametrize("query", ["", "?rd="], ids=["no-rd", "empty-rd"])
+def test_refresh_continue_without_rd_returns_to_the_account(c, site, query):
+    """Trap: without rd, or with an empty one, the hop read rd
+    uninitialised, so its Location (and the way back to /login) came from
+    stack bytes. The default is /account; with nothing to renew, /login."""
+    username, password, _ = signup(c)
+    jar = page_sign_in(c, username, password)
+    path = "/auth/refresh/continue" + query
+    r = c.get(path, headers={"Cookie": jar.header(path)})
+    assert r.status == 303 and r.header("Location") == "/account", r
+    assert any(h.startswith(ACCESS + "=") and not h.startswith(ACCESS + "=;")
+               for h in r.header_all("Set-Cookie")), r
+    r = c.get(path)
+    assert r.status == 303 and r.header("Location") == "/login", r
