@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Implementation of sessions.h. Session lifetime, the refresh reuse policy
- * and the revocation horizon are decided here and nowhere else; storage
- * applies the decision atomically (store_refresh), and every revocation is
+ * Implementation of sessions.h. Session lifetime, the refresh reuse policy,
+ * what a sign-out with a refresh token may end and the revocation horizon
+ * are decided here and nowhere else; storage applies the decisions
+ * atomically (store_refresh, store_signout), and every revocation is
  * recorded in this instance's revoked set at once (other instances read the
  * storage feed within JWTD_REVOCATION_POLL).
  */
@@ -119,6 +120,20 @@ static void outage_doubt(struct app *app, int64_t now_ms, struct refresh_policy 
     p->doubt_to_ms = up >= down ? up : now_ms;
 }
 
+/* The refresh decision's inputs as of now. */
+static struct refresh_policy refresh_policy_now(struct app *app)
+{
+    struct refresh_policy p = {
+        .now_ms = util_now_ms(),
+        .idle_ttl = app->cfg->refresh_ttl,
+        .reuse_interval_ms = app->cfg->refresh_reuse_interval * 1000,
+        .rev = sessions_revocation_now(app),
+        .decide = sessions_refresh_decide,
+    };
+    outage_doubt(app, p.now_ms, &p);
+    return p;
+}
+
 static const char *refusal_reason(enum refresh_outcome o)
 {
     switch (o) {
@@ -159,14 +174,7 @@ struct svc_result sessions_refresh(struct app *app, const struct svc_ctx *ctx, c
         AUDIT(LOG_INFO, ctx, "refresh_refused", "refused", NULL, LF_S("reason", "not_a_token"));
         return svc_fail(SVC_INVALID_GRANT, refusal_reason(REFRESH_UNKNOWN));
     }
-    struct refresh_policy p = {
-        .now_ms = util_now_ms(),
-        .idle_ttl = app->cfg->refresh_ttl,
-        .reuse_interval_ms = app->cfg->refresh_reuse_interval * 1000,
-        .rev = sessions_revocation_now(app),
-        .decide = sessions_refresh_decide,
-    };
-    outage_doubt(app, p.now_ms, &p);
+    struct refresh_policy p = refresh_policy_now(app);
     enum refresh_outcome out = REFRESH_UNKNOWN;
     struct store_session s;
     struct store_user u;
@@ -215,6 +223,76 @@ struct svc_result sessions_logout(struct app *app, const struct svc_ctx *ctx,
         app_sync_revocations(app);
     AUDIT(LOG_INFO, ctx, "logout", "ok", who->sub, LF_S("sid", who->sid),
           LF_S("scope", all ? "all" : "session"));
+    return svc_ok();
+}
+
+enum signout_reach sessions_signout_reach(enum refresh_outcome out, bool all)
+{
+    switch (out) {
+    case REFRESH_ROTATED:
+    case REFRESH_REPLAYED:
+        /* /auth/refresh would honour the token: its holder could get an
+         * access token and sign out everywhere with it, so a sign-out with
+         * it reaches as far, and no further. */
+        return all ? SIGNOUT_USER : SIGNOUT_SESSION;
+    case REFRESH_REUSED:
+        /* Theft assumed: the session ends, as /auth/refresh would end it
+         * for this token; the token proves nothing about the other
+         * sessions. */
+        return SIGNOUT_SESSION;
+    default:
+        /* Unknown, expired, revoked: nothing left that this token could
+         * end or renew. */
+        return SIGNOUT_NOTHING;
+    }
+}
+
+/* The revoked set and the audit trail after a sign-out with a refresh
+ * token of session sid. */
+static void signout_note(struct app *app, const struct svc_ctx *ctx, const char *sid, bool all,
+                         const struct revocation *rev, const struct signout_result *out)
+{
+    const char *uid = out->user_id[0] ? out->user_id : NULL;
+    if (out->reach != SIGNOUT_NOTHING)
+        app_note_revoked(app, sid, rev->expires_ms);
+    if (out->reach == SIGNOUT_USER)
+        app_sync_revocations(app);
+    if (out->outcome == REFRESH_REUSED)
+        AUDIT(LOG_WARN, ctx, "refresh_token_reuse", "session_revoked", uid, LF_S("sid", sid),
+              LF_S("via", "logout"));
+    else if (out->reach != SIGNOUT_NOTHING)
+        AUDIT(LOG_INFO, ctx, "logout", "ok", uid, LF_S("sid", sid),
+              LF_S("scope", out->reach == SIGNOUT_USER ? "all" : "session"),
+              LF_S("via", "refresh_token"));
+    else
+        AUDIT(LOG_INFO, ctx, "logout", "refused", uid, LF_S("sid", sid),
+              LF_S("scope", all ? "all" : "session"), LF_S("reason", outcome_name(out->outcome)),
+              LF_S("via", "refresh_token"));
+}
+
+struct svc_result sessions_logout_refresh(struct app *app, const struct svc_ctx *ctx,
+                                          const char *token, size_t len, bool all,
+                                          enum signout_reach *ret_ended)
+{
+    char sid[UUID_STR_LEN];
+    uint32_t gen;
+    if (!refresh_token_parse(app->refresh_key, token, len, sid, &gen)) {
+        AUDIT(LOG_INFO, ctx, "logout", "refused", NULL, LF_S("reason", "not_a_token"),
+              LF_S("via", "refresh_token"));
+        *ret_ended = SIGNOUT_NOTHING;
+        return svc_ok();
+    }
+    struct signout_policy p = {
+        .refresh = refresh_policy_now(app),
+        .all = all,
+        .reach = sessions_signout_reach,
+    };
+    struct signout_result out;
+    enum store_rc rc = store_signout(app->store, sid, gen, &p, &out);
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "logout");
+    signout_note(app, ctx, sid, all, &p.refresh.rev, &out);
+    *ret_ended = out.reach;
     return svc_ok();
 }
 

@@ -2,7 +2,8 @@
 /*
  * The session rules: opening a session after a successful sign-in, the
  * refresh rotation with its reuse interval (API.md "Sessions and refresh
- * tokens"), logout, the list of a user's sessions, revoking one or all, and
+ * tokens"), logout (with an access token, or with a refresh token when the
+ * access token has expired), the list of a user's sessions, revoking one or all, and
  * the revocation horizon (how long a revoked session's access tokens could
  * still circulate). Every front end calls these; none decides by itself.
  */
@@ -45,6 +46,28 @@ struct svc_result sessions_refresh(struct app *app, const struct svc_ctx *ctx, c
 /* End the caller's session, or all of the user's sessions. */
 struct svc_result sessions_logout(struct app *app, const struct svc_ctx *ctx,
                                   const struct identity *who, bool all);
+
+/*
+ * How far a sign-out with a refresh token may reach (pure), given the
+ * decision /auth/refresh would make for that token and whether every
+ * session was asked for (`all`): a token /auth/refresh would honour
+ * (REFRESH_ROTATED, REFRESH_REPLAYED) ends its session, or with `all` every
+ * session of its owner; a reused one (REFRESH_REUSED) ends its session, as
+ * the refresh would, and nothing more; any other ends nothing.
+ */
+enum signout_reach sessions_signout_reach(enum refresh_outcome out, bool all);
+
+/*
+ * Sign out with a refresh token, without rotating it: what a page uses
+ * when its access cookie has expired. The token's session ends, or with
+ * `all` every session of its owner, as far as sessions_signout_reach
+ * allows. SVC_OK with *ret_ended saying what ended (SIGNOUT_NOTHING for a
+ * token that is not this server's, or of a session that is unknown,
+ * expired or revoked); storage failures otherwise.
+ */
+struct svc_result sessions_logout_refresh(struct app *app, const struct svc_ctx *ctx,
+                                          const char *token, size_t len, bool all,
+                                          enum signout_reach *ret_ended);
 
 /* The caller's live sessions, newest first. */
 struct svc_result sessions_list(struct app *app, const struct identity *who,

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 static const unsigned statuses[HTTP_METRICS_STATUSES - 1] = {
-    200, 201, 202, 204, 302, 303, 304, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429,
+    200, 201, 202, 204, 302, 303, 304, 307, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429,
     500, 501, 503};
 
 struct http_metrics *http_metrics_new(unsigned n, const char *const *names)

@@ -16,7 +16,7 @@
 #include "base/util.h"
 
 /* Status codes counted one by one; others go to the last slot. */
-#define HTTP_METRICS_STATUSES 21
+#define HTTP_METRICS_STATUSES 22
 
 struct http_route_metrics {
     atomic_uint_fast64_t status[HTTP_METRICS_STATUSES];

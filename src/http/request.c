@@ -425,11 +425,21 @@ void respond_asset(struct request *r, const char *content_type, const char *data
     queue(r, 200, resp, false);
 }
 
-void respond_redirect(struct request *r, const char *location)
+static void redirect(struct request *r, const char *location, unsigned status)
 {
     respond_header(r, "Location", location);
     respond_header(r, "Cache-Control", "no-store");
-    respond_empty(r, 303);
+    respond_empty(r, status);
+}
+
+void respond_redirect(struct request *r, const char *location)
+{
+    redirect(r, location, 303);
+}
+
+void respond_redirect_repost(struct request *r, const char *location)
+{
+    redirect(r, location, 307);
 }
 
 void respond_error(struct request *r, unsigned status, const char *code, const char *description)

@@ -194,6 +194,10 @@ void respond_asset(struct request *r, const char *content_type, const char *data
  * has checked). */
 void respond_redirect(struct request *r, const char *location);
 
+/* Answer 307 Temporary Redirect to location: the browser sends the same
+ * method and body there (a form post handed on to another path). */
+void respond_redirect_repost(struct request *r, const char *location);
+
 /* Answer with the contract's error shape. */
 void respond_error(struct request *r, unsigned status, const char *code, const char *description);
 

@@ -34,10 +34,7 @@ static void collect_session(void *vctx, const struct store_session *s)
         l->more++;
 }
 
-static const struct {
-    const char *key;
-    const char *text;
-} DONE[] = {
+static const struct page_done DONE[] = {
     {"password_changed", "Your password is changed. Your other sessions were signed out."},
     {"email_changed", "Check your inbox: open the link we sent to confirm the new address."},
     {"email_removed", "The e-mail address is removed from your account."},
@@ -225,9 +222,12 @@ static void section_sessions(struct page *p, const struct session_list *l, const
     page_raw(p, "</tbody>\n</table>\n");
     if (l->more)
         page_fmt(p, "<p class=\"hint\">And %d older sessions.</p>\n", l->more);
-    page_raw(p, "<div class=\"row\"><form method=\"post\" action=\"/logout\">\n"
+    /* Under /auth/refresh, so that the refresh cookie comes along: the
+     * sign-out works when the access cookie has expired while the page was
+     * open. */
+    page_raw(p, "<div class=\"row\"><form method=\"post\" action=\"/auth/refresh/signout\">\n"
                 "<button type=\"submit\">Sign out</button></form>\n"
-                "<form method=\"post\" action=\"/logout\">\n"
+                "<form method=\"post\" action=\"/auth/refresh/signout\">\n"
                 "<input type=\"hidden\" name=\"scope\" value=\"all\">\n"
                 "<button type=\"submit\" class=\"secondary\">Sign out everywhere</button></form>"
                 "</div>\n</section>\n");
@@ -241,7 +241,7 @@ static void to_login(struct request *r)
 static void render_account(struct request *r, const struct identity *id, unsigned status,
                            const char *error)
 {
-    struct store_user u;
+    struct store_user u = {0}; /* cleared below whatever accounts_get answers */
     struct svc_result res = accounts_get(r->app, id, &u);
     if (res.status == SVC_GONE) {
         page_clear_session(r);
@@ -263,10 +263,10 @@ static void render_account(struct request *r, const struct identity *id, unsigne
         page_begin(&p, r, "Your account", true);
         if (error)
             page_notice(&p, false, error);
-        const char *done = request_query(r, "done");
-        for (size_t i = 0; !error && done && i < sizeof DONE / sizeof DONE[0]; i++)
-            if (strcmp(done, DONE[i].key) == 0)
-                page_notice(&p, true, DONE[i].text);
+        const char *done =
+            page_done_text(DONE, sizeof DONE / sizeof DONE[0], request_query(r, "done"));
+        if (done && !error)
+            page_notice(&p, true, done);
         section_profile(&p, &u);
         section_password(&p);
         section_factors(&p, st);

@@ -129,6 +129,14 @@ void page_end(struct page *p, unsigned status)
     buf_wipe_free(&p->b); /* pages may show secrets (TOTP keys, recovery codes) */
 }
 
+const char *page_done_text(const struct page_done *table, size_t n, const char *key)
+{
+    for (size_t i = 0; key && i < n; i++)
+        if (strcmp(key, table[i].key) == 0)
+            return table[i].text;
+    return NULL;
+}
+
 void page_message(struct request *r, unsigned status, const char *title, bool ok,
                   const char *text, const char *link, const char *link_text)
 {

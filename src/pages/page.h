@@ -49,6 +49,15 @@ void page_hidden(struct page *p, const char *name, const char *value);
 /* Finish and answer with status; frees the page. */
 void page_end(struct page *p, unsigned status);
 
+/* A notice a page shows after a form's redirect to it with ?done=key. */
+struct page_done {
+    const char *key;
+    const char *text;
+};
+
+/* The text of key in a table of n notices; NULL for a NULL or unknown key. */
+const char *page_done_text(const struct page_done *table, size_t n, const char *key);
+
 /* A whole page with a title and one message (and a link back). */
 void page_message(struct request *r, unsigned status, const char *title, bool ok,
                   const char *text, const char *link, const char *link_text);

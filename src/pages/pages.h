@@ -13,6 +13,7 @@ void page_login_mfa(struct request *r);
 void page_signup(struct request *r);
 void page_signup_post(struct request *r);
 void page_logout(struct request *r);
+void page_signout(struct request *r);
 void page_refresh_continue(struct request *r);
 void page_account(struct request *r);
 void page_account_password(struct request *r);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The sign-in pages: /login (password, then a second factor when the
- * account has one), /signup, /logout, and /auth/refresh/continue, the hop
- * that renews a page session from the refresh cookie and returns to the
- * app (the portal flow of docs/pages.md).
+ * account has one), /signup, sign-out (/auth/refresh/signout, and /logout
+ * before it), and /auth/refresh/continue, the hop that renews a page
+ * session from the refresh cookie and returns to the app (the portal flow
+ * of docs/pages.md).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,22 @@ static void render_mfa(struct request *r, unsigned status, const char *error, co
 
 /* ------------------------------------------------------------ /login --- */
 
+/* The notices of /login?done=: a sign-out says no more than it did. */
+static const struct page_done LOGIN_DONE[] = {
+    {"signed_out", "You are signed out."},
+    {"signed_out_everywhere", "You are signed out everywhere."},
+    {"not_everywhere", "This browser is signed out, but your other sessions are not: its sign-in "
+                       "had expired and could not vouch for them. Sign in again, then choose "
+                       "Sign out everywhere."},
+    {"no_session", "This browser is signed out. The server found no live session of it to end."},
+    {"password_set", "Your password is set; sign in with it."},
+};
+
+static const char *login_notice(const char *done)
+{
+    return page_done_text(LOGIN_DONE, sizeof LOGIN_DONE / sizeof LOGIN_DONE[0], done);
+}
+
 void page_login(struct request *r)
 {
     if (!pages_on(r))
@@ -154,12 +171,7 @@ void page_login(struct request *r)
         respond_redirect(r, loc);
         return;
     }
-    const char *done = request_query(r, "done");
-    render_login(r, 200, NULL,
-                 done && strcmp(done, "signed_out") == 0   ? "You are signed out."
-                 : done && strcmp(done, "password_set") == 0 ? "Your password is set; sign in with it."
-                                                             : NULL,
-                 NULL, rd);
+    render_login(r, 200, NULL, login_notice(request_query(r, "done")), NULL, rd);
 }
 
 static void signed_in(struct request *r, const struct session_grant *g, const char *rd)
@@ -257,7 +269,7 @@ void page_login_mfa(struct request *r)
         signed_in(r, &g, rd);
     } else if (res.status == SVC_BAD_SECOND_FACTOR) {
         /* The ticket may have run out of tries: then start again. */
-        struct store_user tu;
+        struct store_user tu = {0};
         unsigned amr;
         if (mfa_ticket_peek(r->app, ticket, tlen, &tu, &amr).status == SVC_OK) {
             struct svc_result mr;
@@ -410,31 +422,86 @@ out:
     form_free(&f);
 }
 
-/* ----------------------------------------------------------- /logout --- */
+/* ------------------------------------- /logout, /auth/refresh/signout --- */
 
+/* The /login notice after a sign-out that asked for every session (all)
+ * or this one, and ended `ended`. */
+static const char *signed_out_notice(bool all, enum signout_reach ended)
+{
+    if (ended == SIGNOUT_USER)
+        return "signed_out_everywhere";
+    if (all)
+        return "not_everywhere";
+    return ended == SIGNOUT_SESSION ? "signed_out" : "no_session";
+}
+
+/* A sign-out form's post: same-origin (page_post), and whether it asks for
+ * every session (scope=all). Answers and returns false when refused. */
+static bool signout_form(struct request *r, bool *ret_all)
+{
+    struct form f;
+    if (!pages_on(r) || !page_post(r, &f))
+        return false;
+    const char *scope = form_get(&f, "scope", NULL);
+    *ret_all = scope && strcmp(scope, "all") == 0;
+    form_free(&f);
+    return true;
+}
+
+/*
+ * End the session that the access cookie names (id), else the one of the
+ * refresh cookie (which the browser sends only to /auth/refresh/...), then
+ * clear the cookies and go to /login with a notice of what ended. With
+ * neither, nothing ends on the server and the notice says so.
+ */
+static void sign_out(struct request *r, const struct identity *id, bool all)
+{
+    enum signout_reach ended = SIGNOUT_NOTHING;
+    struct svc_result res = svc_ok();
+    size_t len = 0;
+    const char *tok = id ? NULL : cookie_get(r, COOKIE_REFRESH, &len);
+    if (id) {
+        res = sessions_logout(r->app, request_ctx(r), id, all);
+        ended = all ? SIGNOUT_USER : SIGNOUT_SESSION;
+    } else if (tok && len) {
+        res = sessions_logout_refresh(r->app, request_ctx(r), tok, len, all, &ended);
+    }
+    if (res.status != SVC_OK && res.status != SVC_GONE) {
+        char buf[200];
+        page_message(r, page_failure_status(&res), "Sign out", false,
+                     page_failure_text(&res, buf, sizeof buf), "/account", "Back");
+        return;
+    }
+    page_clear_session(r);
+    char loc[64];
+    snprintf(loc, sizeof loc, "/login?done=%s", signed_out_notice(all, ended));
+    respond_redirect(r, loc);
+}
+
+/* POST /logout: kept for pages and links made before
+ * /auth/refresh/signout. The refresh cookie never comes here (its Path is
+ * /auth/refresh): without a valid access cookie the form is handed on (307
+ * keeps the method and body) to where the browser sends it. */
 void page_logout(struct request *r)
 {
-    if (!pages_on(r))
-        return;
-    struct form f;
-    if (!page_post(r, &f))
+    bool all;
+    if (!signout_form(r, &all))
         return;
     struct identity id;
-    const char *scope = form_get(&f, "scope", NULL);
-    if (page_identity(r, &id)) {
-        struct svc_result res = sessions_logout(r->app, request_ctx(r), &id,
-                                                scope && strcmp(scope, "all") == 0);
-        if (res.status != SVC_OK && res.status != SVC_GONE) {
-            char buf[200];
-            page_message(r, page_failure_status(&res), "Sign out", false,
-                         page_failure_text(&res, buf, sizeof buf), "/account", "Back");
-            form_free(&f);
-            return;
-        }
-    }
-    form_free(&f);
-    page_clear_session(r);
-    respond_redirect(r, "/login?done=signed_out");
+    if (page_identity(r, &id))
+        sign_out(r, &id, all);
+    else
+        respond_redirect_repost(r, "/auth/refresh/signout");
+}
+
+/* POST /auth/refresh/signout: the account page's sign-out forms. */
+void page_signout(struct request *r)
+{
+    bool all;
+    if (!signout_form(r, &all))
+        return;
+    struct identity id;
+    sign_out(r, page_identity(r, &id) ? &id : NULL, all);
 }
 
 /* ------------------------------------------- /auth/refresh/continue --- */
@@ -445,7 +512,9 @@ void page_refresh_continue(struct request *r)
         return;
     char rd[RD_MAX + 1];
     const char *want = request_query(r, "rd");
-    if (want && *want && !page_rd_ok(r->app->cfg, want, rd)) {
+    /* Called every time: it writes rd ("" without one), which next_of()
+     * and the way back to /login read. */
+    if (!page_rd_ok(r->app->cfg, want, rd) && want && *want) {
         page_message(r, 400, "Sign in", false,
                      "The address to return to after signing in is not allowed here.", "/login",
                      "Sign in");

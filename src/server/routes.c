@@ -44,6 +44,7 @@ const struct route routes_table[] = {
     {"/auth/sessions/", "session", ROUTE_IO, {{M_DELETE, api_session_delete, BODY_NONE}}},
     {"/auth/refresh/continue", "refresh_continue", ROUTE_IO,
      {{M_GET, page_refresh_continue, BODY_NONE}}},
+    {"/auth/refresh/signout", "page_signout", ROUTE_IO, {{M_POST, page_signout, BODY_FORM}}},
     /* pages (docs/pages.md) */
     {"/login", "page_login", ROUTE_IO,
      {{M_GET, page_login, BODY_NONE}, {M_POST, page_login_post, BODY_FORM}}},

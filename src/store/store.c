@@ -70,28 +70,50 @@ const char *store_rc_name(enum store_rc rc)
 
 /* ------------------------------------------------------ transactions --- */
 
-enum store_rc store_refresh(struct store *s, const char *sid, uint32_t gen,
-                            const struct refresh_policy *p, enum refresh_outcome *ret_outcome,
-                            struct store_session *ret_session, struct store_user *ret_owner)
+/* Open a transaction with sid's row locked and decide, with p->decide,
+ * what its token of generation gen gets (*ret_open true: the transaction is
+ * left open for the caller to apply the decision and end). No such
+ * session: REFRESH_UNKNOWN, nothing left open. On a failure nothing is left
+ * open either. */
+static enum store_rc session_decide_locked(struct store *s, const char *sid, uint32_t gen,
+                                           const struct refresh_policy *p,
+                                           struct store_session *row, struct store_user *owner,
+                                           enum refresh_outcome *ret_out, bool *ret_open)
 {
+    *ret_open = false;
     enum store_rc rc = s->ops->tx_begin(s);
     if (rc != STORE_OK)
         return rc;
     /* The row lock (SELECT ... FOR UPDATE, or SQLite's write transaction)
-     * makes concurrent refreshes of one session, on any instance, take
-     * turns: the first rotates, the others see its result. */
-    struct store_session row = {0};
-    struct store_user owner = {0};
-    rc = s->ops->session_lock(s, sid, &row, &owner);
+     * makes concurrent decisions on one session, on any instance, take
+     * turns: concurrent refreshes of one token, say - the first rotates,
+     * the others see its result. */
+    rc = s->ops->session_lock(s, sid, row, owner);
     if (rc == STORE_NOT_FOUND) {
-        rc = s->ops->tx_end(s, STORE_OK);
-        if (rc == STORE_OK)
-            *ret_outcome = REFRESH_UNKNOWN;
-        return rc;
+        *ret_out = REFRESH_UNKNOWN;
+        return s->ops->tx_end(s, STORE_OK);
     }
     if (rc != STORE_OK)
         return s->ops->tx_end(s, rc);
-    enum refresh_outcome out = p->decide(&row, &owner, gen, p);
+    *ret_out = p->decide(row, owner, gen, p);
+    *ret_open = true;
+    return STORE_OK;
+}
+
+enum store_rc store_refresh(struct store *s, const char *sid, uint32_t gen,
+                            const struct refresh_policy *p, enum refresh_outcome *ret_outcome,
+                            struct store_session *ret_session, struct store_user *ret_owner)
+{
+    struct store_session row = {0};
+    struct store_user owner = {0};
+    enum refresh_outcome out;
+    bool open;
+    enum store_rc rc = session_decide_locked(s, sid, gen, p, &row, &owner, &out, &open);
+    if (rc != STORE_OK || !open) {
+        if (rc == STORE_OK)
+            *ret_outcome = out;
+        return rc;
+    }
     if (out == REFRESH_ROTATED) {
         row.refresh_gen = gen + 1;
         row.rotated_at_ms = p->now_ms;
@@ -162,6 +184,35 @@ enum store_rc store_user_delete(struct store *s, const char *id, const struct re
     if (rc == STORE_OK)
         rc = s->ops->user_delete_row(s, id);
     return s->ops->tx_end(s, rc);
+}
+
+enum store_rc store_signout(struct store *s, const char *sid, uint32_t gen,
+                            const struct signout_policy *p, struct signout_result *ret)
+{
+    struct store_session row = {0};
+    struct store_user owner = {0};
+    struct signout_result out = {.reach = SIGNOUT_NOTHING};
+    bool open;
+    enum store_rc rc =
+        session_decide_locked(s, sid, gen, &p->refresh, &row, &owner, &out.outcome, &open);
+    if (rc == STORE_OK && open) {
+        out.reach = p->reach(out.outcome, p->all);
+        memcpy(out.user_id, row.user_id, sizeof out.user_id);
+        /* The labels recorded with the rows: a reused token ends its
+         * session as /auth/refresh would have. */
+        if (out.reach == SIGNOUT_SESSION)
+            rc = s->ops->session_revoke_rows(
+                s, NULL, sid, NULL,
+                out.outcome == REFRESH_REUSED ? "refresh_token_reused" : "logout",
+                &p->refresh.rev, &out.revoked);
+        else if (out.reach == SIGNOUT_USER)
+            rc = s->ops->session_revoke_rows(s, row.user_id, NULL, NULL, "logout_all",
+                                             &p->refresh.rev, &out.revoked);
+        rc = s->ops->tx_end(s, rc == STORE_NOT_FOUND ? STORE_OK : rc);
+    }
+    if (rc == STORE_OK)
+        *ret = out;
+    return rc;
 }
 
 enum store_rc store_session_revoke(struct store *s, const char *user_id, const char *sid,

@@ -106,6 +106,31 @@ struct refresh_policy {
                                    const struct refresh_policy *p);
 };
 
+/* How far a sign-out with a refresh token reaches. core/sessions.c decides
+ * it from the refresh decision the token would get; the store applies it. */
+enum signout_reach {
+    SIGNOUT_NOTHING, /* the token ends nothing (unknown, expired, revoked) */
+    SIGNOUT_SESSION, /* the token's session */
+    SIGNOUT_USER     /* every live session of the session's owner */
+};
+
+/* The inputs of a sign-out with a refresh token: the refresh decision
+ * (refresh.decide) and what it lets the sign-out reach (reach; `all` is
+ * whether every session was asked for). Both pure, both core's. */
+struct signout_policy {
+    struct refresh_policy refresh;
+    bool all;
+    enum signout_reach (*reach)(enum refresh_outcome out, bool all);
+};
+
+/* What a sign-out with a refresh token did. */
+struct signout_result {
+    enum refresh_outcome outcome; /* what /auth/refresh would have decided */
+    enum signout_reach reach;     /* what ended */
+    char user_id[UUID_STR_LEN];   /* the session's owner; "" when unknown */
+    int revoked;                  /* sessions revoked now */
+};
+
 /* Helpers shared by the backends. */
 
 /* The uniqueness key of a username: ASCII lower case (usernames are ASCII,
@@ -487,6 +512,15 @@ enum store_rc store_session_revoke_user(struct store *s, const char *user_id,
 enum store_rc store_refresh(struct store *s, const char *sid, uint32_t gen,
                             const struct refresh_policy *p, enum refresh_outcome *ret_outcome,
                             struct store_session *ret_session, struct store_user *ret_owner);
+
+/* A sign-out with a refresh token, which is not rotated: the session row
+ * locked, p->refresh.decide and p->reach called, the reach applied
+ * (SIGNOUT_SESSION revokes the session, SIGNOUT_USER every live session of
+ * its owner, fed to revocations with p->refresh.rev), in one transaction.
+ * *ret is filled on STORE_OK (an unknown session is STORE_OK with outcome
+ * REFRESH_UNKNOWN and reach SIGNOUT_NOTHING). */
+enum store_rc store_signout(struct store *s, const char *sid, uint32_t gen,
+                            const struct signout_policy *p, struct signout_result *ret);
 
 /* Rows with revoked_at_ms >= since_ms. */
 static inline enum store_rc store_revocations_since(struct store *s, int64_t since_ms,

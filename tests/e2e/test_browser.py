@@ -2,7 +2,8 @@
 """jwtd's pages in a real browser: headless Chromium driven by Selenium
 (browser_util.py), against the real binary.
 
-- sign-up, sign-in (and its error), sign-out, per-session and everywhere;
+- sign-up, sign-in (and its error), sign-out, per-session and everywhere,
+  and after the access cookie expired (the refresh cookie ends it);
 - the cookies as Chromium stores them (DevTools protocol): HttpOnly, Secure,
   SameSite=Strict, paths, host-only __Host- cookies, invisible to scripts;
 - CSRF: forms and fetch() from another origin (same site: http://localhost
@@ -185,15 +186,21 @@ def sign_in(b, base, username, password, rd=None):
     b.submit_form("form[action='/login']", {"username": username, "password": password})
 
 
-def sign_out(b, site, everywhere=False):
-    """Press Sign out (or Sign out everywhere) on /account."""
+SIGN_OUT = "/auth/refresh/signout"
+
+
+def sign_out(b, site, everywhere=False, action=SIGN_OUT):
+    """Press Sign out (or Sign out everywhere) on /account (the form posts
+    to `action`)."""
     if urllib.parse.urlsplit(b.url).path != "/account":
         b.go(site.url("/account"))
-    xp = ("//form[@action='/logout'][input[@name='scope' and @value='all']]//button"
-          if everywhere else "//form[@action='/logout'][not(input[@name='scope'])]//button")
+    xp = ("//form[@action='%s'][input[@name='scope' and @value='all']]//button" % action
+          if everywhere else "//form[@action='%s'][not(input[@name='scope'])]//button" % action)
     b.click_and_wait(b.find(xp, by="xpath"))
-    assert b.url == site.url("/login?done=signed_out"), b.url
-    assert "You are signed out." in b.notices("ok")
+    done, notice = (("signed_out_everywhere", "You are signed out everywhere.") if everywhere
+                    else ("signed_out", "You are signed out."))
+    assert b.url == site.url("/login?done=" + done), b.url
+    assert notice in b.notices("ok")
     assert not jwtd_cookies(b), jwtd_cookies(b)
 
 
@@ -369,6 +376,29 @@ def test_sessions_signed_out_one_by_one_and_everywhere(b, site):
     c.close()
 
 
+def test_sign_out_after_the_access_cookie_expired(b, site):
+    """An account page left open past the access cookie's lifetime: Sign
+    out still ends the session on the server, because Chromium sends the
+    refresh cookie (Path=/auth/refresh) to the form's /auth/refresh/signout.
+    A form of an older page, posting to /logout, is handed on there (307:
+    the same post again, same origin) and ends it too."""
+    username, password, _ = site.new_user()
+    c = site.client()
+    for action in (SIGN_OUT, "/logout"):
+        sign_in(b, site.base, username, password)
+        at_account(b, site)
+        token = b.cookie(REFRESH)["value"]
+        if action != SIGN_OUT:
+            b.d.execute_script("document.querySelectorAll(\"form[action='%s']\").forEach("
+                               "f => f.setAttribute('action', '%s'))" % (SIGN_OUT, action))
+        site.clock.forward_to(site.clock.now() + 16 * 60)  # the access token has expired
+        assert b.cookie(ACCESS), "the browser keeps the cookie (it expires by its own clock)"
+        sign_out(b, site, everywhere=action != SIGN_OUT, action=action)
+        r = c.post("/auth/refresh", {"refresh_token": token})
+        assert r.status == 401 and "revoked" in r.json["error_description"], (action, r)
+    c.close()
+
+
 # --------------------------------------------------------------------------
 # 2. cookies as the browser keeps them
 # --------------------------------------------------------------------------
@@ -419,6 +449,7 @@ def test_csrf_forms_from_another_origin_are_refused(b, site, evil):
     username, password, _ = site.new_user()
     new_pw = strong_password()
     evil.pages["/logout.html"] = autosubmit(site.url("/logout"), {"scope": "all"})
+    evil.pages["/signout.html"] = autosubmit(site.url(SIGN_OUT), {"scope": "all"})
     evil.pages["/password.html"] = autosubmit(site.url("/account/password"), {
         "current_password": password, "new_password": new_pw})
     evil.pages["/login.html"] = autosubmit(site.url("/login"), {
@@ -428,10 +459,11 @@ def test_csrf_forms_from_another_origin_are_refused(b, site, evil):
     session = b.cookie(ACCESS)["value"]
     origins = ["http://localhost:%d" % evil.port,      # same site, another origin
                "http://127.0.0.1:%d" % evil.port]      # another site
-    n403 = {r: site.metric(r, 403) for r in ("page_logout", "page_account_password",
-                                             "page_login")}
+    n403 = {r: site.metric(r, 403) for r in ("page_logout", "page_signout",
+                                             "page_account_password", "page_login")}
     for i, origin in enumerate(origins):
         for page, route, action in (("/logout.html", "page_logout", "/logout"),
+                                    ("/signout.html", "page_signout", SIGN_OUT),
                                     ("/password.html", "page_account_password",
                                      "/account/password"),
                                     ("/login.html", "page_login", "/login")):
@@ -450,6 +482,7 @@ def test_csrf_forms_from_another_origin_are_refused(b, site, evil):
     assert site.api_login(username, password).status == 200
     assert site.api_login(username, new_pw).status == 401
     assert evil.seen.count("/logout.html") == 2
+    assert evil.seen.count("/signout.html") == 2
 
 
 def test_csrf_fetch_to_the_json_api_from_another_origin(b, site, evil):
@@ -921,8 +954,8 @@ def test_portal_sign_in_returns_to_the_app_and_renews_without_password(b, portal
 
     # signing out clears the domain cookie too: the app sends us to sign in again
     b.go(portal.auth + "/account")
-    b.click_and_wait(b.find("//form[@action='/logout'][not(input[@name='scope'])]//button",
-                            by="xpath"))
+    b.click_and_wait(b.find("//form[@action='%s'][not(input[@name='scope'])]//button"
+                            % SIGN_OUT, by="xpath"))
     assert b.url == portal.auth + "/login?done=signed_out", b.url
     assert not jwtd_cookies(b), jwtd_cookies(b)
     b.go(target)

@@ -16,7 +16,7 @@ logins, refreshes, logouts, /auth/me and /auth/verify over two instances; (b) Po
 stopped for ~3 s, then started; (b') PostgreSQL frozen (SIGSTOP) for 10 s: it
 stops answering but no connection breaks; (c) SQLite, `kill -9` during a
 signup+refresh load, three times; (d) SQLite on a full disk (a 2 MiB tmpfs;
-root only).
+root only); (e) the account page while PostgreSQL is stopped.
 
 The outage tests print a timeline (pytest -s): first 503 after the fault, last
 503, first 200 of /readyz after the database came back, counts per answer.
@@ -33,6 +33,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 
 import pytest
 
@@ -441,6 +442,42 @@ def test_sigterm_while_postgres_is_down(pg_cluster, jwtd_factory):
     assert c.get("/auth/me", token=t2["access_token"]).json == {"user": user}
     assert_token_response(refresh(c, t["refresh_token"]), user)
     c.close()
+
+
+def test_account_page_while_postgres_is_down(pg_cluster, jwtd_factory):
+    """Trap: the account page read the account into an uninitialised struct
+    and cleared it whatever storage answered, so with storage down it freed
+    a pointer made of stack bytes. With the database gone the page is a 503
+    that says so, the server lives on, and the page is back with the
+    database."""
+    db = pg_cluster.new_database()
+    srv = jwtd_factory(env={"JWTD_ISSUER": ISSUER}, database=db)
+    c = srv.client()
+    username, password, _ = signup(c)
+    r = c.request("POST", "/login", body=urllib.parse.urlencode(
+        {"username": username, "password": password}),
+        headers={"Origin": "http://" + srv.listen},
+        content_type="application/x-www-form-urlencoded")
+    assert r.status == 303, r
+    cookie = "; ".join(h.split(";", 1)[0] for h in r.header_all("Set-Cookie")
+                       if h.startswith("__Host-jwtd_access="))
+    assert c.get("/account", headers={"Cookie": cookie}).status == 200
+    pg_cluster.stop(mode="fast")
+    try:
+        time.sleep(0.5)
+        for _ in range(3):
+            r = c.get("/account", headers={"Cookie": cookie})
+            assert r.status == 503 and "too busy" in r.body.decode(), r
+        assert c.get("/healthz").status == 200
+        assert srv.running(), "jwtd died; stderr:\n" + srv.log()[-3000:]
+    finally:
+        pg_cluster.start()
+    deadline = time.monotonic() + READY_AFTER + 10
+    while c.get("/readyz").status != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert c.get("/account", headers={"Cookie": cookie}).status == 200
+    c.close()
+    srv.stop()                          # exit 0, no sanitizer report
 
 
 FREEZE = 10.0            # seconds the whole PostgreSQL cluster is frozen

@@ -8,7 +8,13 @@ can try that a browser would not send (test_browser.py drives Chromium).
 - `rd`: an allowed domain on any canonical port, jwtd's own host only at
   jwtd's own origin (scheme, host and port of JWTD_PUBLIC_URL); RFC 3986
   characters less quotes and brackets, `%` only as `%XX`;
-- failures the account page shows are said in words.
+- failures the account page shows are said in words;
+- sign-out ends the session on the server even when the access cookie has
+  expired (the forms post under /auth/refresh, where the refresh cookie
+  goes), and its notice says no more than happened;
+- /auth/refresh/continue without `rd` returns to the documented default.
+
+Time is jwtd's test clock (JWTD_TEST_CLOCK), moved forward: nothing sleeps.
 """
 
 import secrets
@@ -16,11 +22,13 @@ import urllib.parse
 
 import pytest
 
-from e2e_util import free_port, signup, strong_password
+from browser_util import Clock
+from e2e_util import free_port, refresh, signup, strong_password
 
 CHEAP_ARGON2 = {"JWTD_ARGON2_MEMORY": "7168", "JWTD_ARGON2_ITERATIONS": "5"}
 FORM = "application/x-www-form-urlencoded"
 ACCESS = "__Host-jwtd_access"
+REFRESH = "__Secure-jwtd_refresh"
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +202,217 @@ def test_head_does_not_spend_the_refresh_cookie(strict_site):
     # every other GET route still answers HEAD like GET
     assert c.request("HEAD", "/login").status == 200
     c.close()
+
+
+# --------------------------------------------------------------------------
+# sign-out, and the renewal hop's default
+# --------------------------------------------------------------------------
+
+class Jar:
+    """One browser's cookies, sent as a browser sends them: a cookie goes to
+    the paths its Path matches (RFC 6265 5.1.4), so the refresh cookie
+    (Path=/auth/refresh) reaches /auth/refresh/... and never /logout."""
+
+    def __init__(self):
+        self.cookies = {}  # name -> (value, path)
+
+    def update(self, resp):
+        for line in resp.header_all("Set-Cookie"):
+            pair, _, attrs = line.partition(";")
+            name, _, value = pair.strip().partition("=")
+            path = "/"
+            for a in attrs.split(";"):
+                k, _, v = a.strip().partition("=")
+                if k.lower() == "path":
+                    path = v
+            if value:
+                self.cookies[name] = (value, path)
+            else:
+                self.cookies.pop(name, None)
+
+    def value(self, name):
+        return self.cookies[name][0]
+
+    def header(self, path):
+        def match(cp):
+            return path == cp or (path.startswith(cp) and
+                                  (cp.endswith("/") or path[len(cp)] == "/"))
+        return "; ".join("%s=%s" % (n, v) for n, (v, cp) in self.cookies.items() if match(cp))
+
+
+def page_sign_in(c, username, password):
+    """Sign in through the page; the browser's cookies."""
+    r = post_form(c, "/login", {"username": username, "password": password},
+                  headers={"Origin": own_origin(c)})
+    assert r.status == 303, r
+    jar = Jar()
+    jar.update(r)
+    assert REFRESH in jar.cookies and ACCESS in jar.cookies, r
+    return jar
+
+
+def page_sign_out(c, jar, path, scope=None):
+    """Post a sign-out form to path with what the browser sends there."""
+    r = post_form(c, path, {"scope": scope} if scope else {},
+                  headers={"Origin": own_origin(c)}, cookie=jar.header(path))
+    jar.update(r)
+    return r
+
+
+def login_notice(c, location):
+    body = c.get(location).body.decode()
+    return body.split('role="status">', 1)[1].split("</p>", 1)[0] if 'role="status"' in body \
+        else None
+
+
+@pytest.fixture(scope="module")
+def clocked(module_factory):
+    """A server on jwtd's test clock (only ever moved forward)."""
+    clock = Clock()
+    port = free_port()
+    srv = module_factory(port=port, env=dict(
+        CHEAP_ARGON2, JWTD_PUBLIC_URL="http://localhost:%d" % port,
+        JWTD_TEST_CLOCK=clock.path))
+    srv.clock = clock
+    yield srv
+    clock.close()
+
+
+def expire_access(srv):
+    """jwtd's clock past the access cookie's lifetime (15 min) and leeway."""
+    srv.clock.forward_to(srv.clock.now() + 15 * 60 + 30)
+
+
+def test_sign_out_after_the_access_cookie_expired(clocked):
+    """Trap: an account page left open past the access cookie's 15 minutes
+    signed out only in the browser: /logout saw no valid access cookie,
+    cleared the cookies and said "You are signed out.", and the session
+    lived on (its refresh cookie, Path=/auth/refresh, never reaches
+    /logout). The forms post to /auth/refresh/signout, where it does."""
+    c = clocked.client()
+    username, password, _ = signup(c)
+    jar = page_sign_in(c, username, password)
+    html = c.get("/account", headers={"Cookie": jar.header("/account")}).body.decode()
+    assert html.count('action="/auth/refresh/signout"') == 2, html
+    assert 'action="/logout"' not in html
+    token = jar.value(REFRESH)
+    expire_access(clocked)
+    r = c.get("/account", headers={"Cookie": jar.header("/account")})
+    assert r.status == 303 and r.header("Location").startswith("/login"), "access still valid"
+
+    r = page_sign_out(c, jar, "/auth/refresh/signout")
+    assert r.status == 303 and r.header("Location") == "/login?done=signed_out", r
+    assert jar.cookies == {}, jar.cookies
+    gone = refresh(c, token)
+    assert gone.status == 401 and "revoked" in gone.json["error_description"], gone
+    assert login_notice(c, r.header("Location")) == "You are signed out."
+    c.close()
+
+
+def test_sign_out_everywhere_after_the_access_cookie_expired(clocked):
+    """Trap: "Sign out everywhere" with an expired access cookie ended no
+    session at all. With the refresh cookie it ends every session of the
+    account: two browsers and an API client."""
+    c = clocked.client()
+    username, password, _ = signup(c)
+    one, two = page_sign_in(c, username, password), page_sign_in(c, username, password)
+    api = c.post("/auth/login", {"username": username, "password": password}).json
+    tokens = [one.value(REFRESH), two.value(REFRESH), api["refresh_token"]]
+    expire_access(clocked)
+
+    r = page_sign_out(c, one, "/auth/refresh/signout", "all")
+    assert r.status == 303, r
+    assert r.header("Location") == "/login?done=signed_out_everywhere", r
+    assert login_notice(c, r.header("Location")) == "You are signed out everywhere."
+    assert one.cookies == {}
+    for t in tokens:
+        assert refresh(c, t).status == 401, "a session outlived Sign out everywhere"
+    # the other browser's sign-out finds nothing left to end, and says so
+    r = page_sign_out(c, two, "/auth/refresh/signout")
+    assert r.header("Location") == "/login?done=no_session", r
+    assert "found no live session" in login_notice(c, r.header("Location"))
+    c.close()
+
+
+def test_old_logout_form_hands_on_to_the_refresh_path(clocked):
+    """POST /logout (pages rendered before /auth/refresh/signout): with a
+    valid access cookie it signs out at once, as before; without one it
+    hands the form on with 307, so that the browser posts it again where
+    the refresh cookie goes, and the session really ends."""
+    c = clocked.client()
+    username, password, _ = signup(c)
+    jar = page_sign_in(c, username, password)
+    token = jar.value(REFRESH)
+    r = page_sign_out(c, jar, "/logout")
+    assert r.status == 303 and r.header("Location") == "/login?done=signed_out", r
+    assert refresh(c, token).status == 401
+
+    jar = page_sign_in(c, username, password)
+    token = jar.value(REFRESH)
+    expire_access(clocked)
+    assert REFRESH not in jar.header("/logout")
+    r = page_sign_out(c, jar, "/logout", "all")
+    assert r.status == 307 and r.header("Location") == "/auth/refresh/signout", r
+    assert r.header_all("Set-Cookie") == [], r
+    r = page_sign_out(c, jar, r.header("Location"), "all")
+    assert r.status == 303, r
+    assert r.header("Location") == "/login?done=signed_out_everywhere", r
+    assert refresh(c, token).status == 401
+    c.close()
+
+
+def test_sign_out_says_no_more_than_happened(clocked):
+    """Nothing that identifies a session: the cookies are cleared and the
+    notice says nothing ended. A refresh token retired past the reuse
+    interval (a stolen copy, say) ends its own session, as /auth/refresh
+    would, but cannot sign the account out everywhere: the notice says the
+    other sessions live on, and they do."""
+    c = clocked.client()
+    for scope, notice in ((None, "no_session"), ("all", "not_everywhere")):
+        r = page_sign_out(c, Jar(), "/auth/refresh/signout", scope)
+        assert r.status == 303 and r.header("Location") == "/login?done=" + notice, r
+        assert any(h.startswith(REFRESH + "=;") for h in r.header_all("Set-Cookie")), r
+
+    username, password, _ = signup(c)
+    stale = page_sign_in(c, username, password)
+    other = c.post("/auth/login", {"username": username, "password": password}).json
+    rotated = refresh(c, stale.value(REFRESH))
+    assert rotated.status == 200, rotated
+    expire_access(clocked)  # and long past JWTD_REFRESH_REUSE_INTERVAL (10 s)
+    r = page_sign_out(c, stale, "/auth/refresh/signout", "all")
+    assert r.status == 303 and r.header("Location") == "/login?done=not_everywhere", r
+    assert "your other sessions are not" in login_notice(c, r.header("Location"))
+    assert refresh(c, rotated.json["refresh_token"]).status == 401  # its session ended
+    assert refresh(c, other["refresh_token"]).status == 200  # the other lives on
+    c.close()
+
+
+@pytest.mark.parametrize("headers", [{}, {"Sec-Fetch-Site": "cross-site"},
+                                     {"Origin": "http://evil.test"}],
+                         ids=["neither", "cross-site", "other-origin"])
+def test_sign_out_form_is_checked_like_the_others(c, site, headers):
+    """The same CSRF check as every page form: refused with 403, nothing
+    changes, no cookie is touched."""
+    username, password, _ = signup(c)
+    jar = page_sign_in(c, username, password)
+    h = dict(headers, Cookie=jar.header("/auth/refresh/signout"))
+    r = c.request("POST", "/auth/refresh/signout", body=b"scope=all", headers=h,
+                  content_type=FORM)
+    assert r.status == 403 and r.header_all("Set-Cookie") == [], r
+    assert refresh(c, jar.value(REFRESH)).status == 200
+
+
+@pytest.mark.parametrize("query", ["", "?rd="], ids=["no-rd", "empty-rd"])
+def test_refresh_continue_without_rd_returns_to_the_account(c, site, query):
+    """Trap: without rd, or with an empty one, the hop read rd
+    uninitialised, so its Location (and the way back to /login) came from
+    stack bytes. The default is /account; with nothing to renew, /login."""
+    username, password, _ = signup(c)
+    jar = page_sign_in(c, username, password)
+    path = "/auth/refresh/continue" + query
+    r = c.get(path, headers={"Cookie": jar.header(path)})
+    assert r.status == 303 and r.header("Location") == "/account", r
+    assert any(h.startswith(ACCESS + "=") and not h.startswith(ACCESS + "=;")
+               for h in r.header_all("Set-Cookie")), r
+    r = c.get(path)
+    assert r.status == 303 and r.header("Location") == "/login", r

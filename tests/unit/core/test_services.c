@@ -12,7 +12,8 @@
  * disabled accounts, the re-hash of imported bcrypt and argon2id hashes),
  * the refresh rotation (rotation, the reuse interval, theft detection,
  * expiry, revocation by disabling and by an operator's logout, with the
- * revoked set updated at once), the pure refresh decision as a table, and
+ * revoked set updated at once), the sign-out with a refresh token (what each
+ * kind of token ends), the pure refresh decision as a table, and
  * the re-confirmed changes (password change, operator password set,
  * self-deletion). The second factors (src/core/mfa.c) are driven the same
  * way, with TOTP codes computed here from the enrolment's secret (RFC 6238
@@ -1044,6 +1045,107 @@ static void test_refresh_operator_logout(void **state)
     svc_grant_clear(&a);
     svc_grant_clear(&b);
     svc_grant_clear(&c);
+}
+
+/* ------------------------------------------ logout with a refresh token --- */
+
+/* A sign-out with a refresh token; what it ended. */
+static enum signout_reach logout_refresh(struct fx *f, const char *token, bool all)
+{
+    enum signout_reach ended = (enum signout_reach)-1;
+    struct svc_result r =
+        sessions_logout_refresh(&f->app, &f->client, token, strlen(token), all, &ended);
+    assert_status(r.status, SVC_OK);
+    return ended;
+}
+
+/* What a page whose access cookie has expired can still end: with the
+ * refresh token (not rotated), its session, or every session of its owner
+ * when /auth/refresh would honour the token; a reused token only its own
+ * session (as the refresh would); an expired, revoked, unknown or forged
+ * one nothing. The revoked set knows at once. */
+static void test_logout_with_refresh_token(void **state)
+{
+    struct fx *f = *state;
+    must_signup(f, "pia", "pia's long passphrase", NULL);
+    must_signup(f, "quin", "quin's long passphrase", NULL);
+    struct session_grant a, b, c, q, b1;
+    must_login(f, "pia", "pia's long passphrase", &a);
+    must_login(f, "pia", "pia's long passphrase", &b);
+    must_login(f, "pia", "pia's long passphrase", &c);
+    must_login(f, "quin", "quin's long passphrase", &q);
+
+    /* This session: a ends, at once; b and c live on. */
+    assert_true(access_ok(f, a.access_token, NULL));
+    assert_int_equal(logout_refresh(f, a.refresh_token, false), SIGNOUT_SESSION);
+    assert_false(access_ok(f, a.access_token, NULL));
+    assert_status(refresh(f, a.refresh_token, NULL).status, SVC_INVALID_GRANT);
+    assert_int_equal(info(f, "pia").live_sessions, 2);
+    /* Its token again, asking for all: that session is over; nothing
+     * more ends. */
+    assert_int_equal(logout_refresh(f, a.refresh_token, true), SIGNOUT_NOTHING);
+    assert_int_equal(info(f, "pia").live_sessions, 2);
+
+    /* b's token retired past the reuse interval (2 s), asking for all:
+     * theft assumed - b ends, as the refresh would end it, c lives on. */
+    assert_status(refresh(f, b.refresh_token, &b1).status, SVC_OK);
+    clock_set(2500);
+    assert_int_equal(logout_refresh(f, b.refresh_token, true), SIGNOUT_SESSION);
+    assert_false(access_ok(f, b1.access_token, NULL));
+    assert_status(refresh(f, b1.refresh_token, NULL).status, SVC_INVALID_GRANT);
+    assert_true(access_ok(f, c.access_token, NULL));
+    assert_int_equal(info(f, "pia").live_sessions, 1);
+
+    /* Not tokens of this server: nothing. */
+    assert_int_equal(logout_refresh(f, "not a token", true), SIGNOUT_NOTHING);
+    char sid[UUID_STR_LEN], forged[REFRESH_TOKEN_LEN + 1];
+    assert_true(util_uuid7(sid));
+    assert_true(refresh_token_make(f->app.refresh_key, sid, 0, forged));
+    assert_int_equal(logout_refresh(f, forged, true), SIGNOUT_NOTHING);
+    assert_int_equal(info(f, "pia").live_sessions, 1);
+
+    /* c's current token, asking for all: every session of pia (a new one
+     * too), none of quin's. */
+    struct session_grant d;
+    must_login(f, "pia", "pia's long passphrase", &d);
+    assert_int_equal(logout_refresh(f, c.refresh_token, true), SIGNOUT_USER);
+    assert_false(access_ok(f, c.access_token, NULL));
+    assert_false(access_ok(f, d.access_token, NULL));
+    assert_int_equal(info(f, "pia").live_sessions, 0);
+    assert_true(access_ok(f, q.access_token, NULL));
+    assert_int_equal(info(f, "quin").live_sessions, 1);
+
+    /* Idle past the refresh lifetime: expired, nothing ends. */
+    clock_set(31 * DAY_MS);
+    assert_int_equal(logout_refresh(f, q.refresh_token, false), SIGNOUT_NOTHING);
+    svc_grant_clear(&a);
+    svc_grant_clear(&b);
+    svc_grant_clear(&b1);
+    svc_grant_clear(&c);
+    svc_grant_clear(&d);
+    svc_grant_clear(&q);
+}
+
+/* The reach of a sign-out with a refresh token, for every refresh outcome
+ * (pure). */
+static void test_logout_refresh_reach_table(void **state)
+{
+    (void)state;
+    static const struct {
+        enum refresh_outcome out;
+        enum signout_reach session, all;
+    } cases[] = {
+        {REFRESH_ROTATED, SIGNOUT_SESSION, SIGNOUT_USER},
+        {REFRESH_REPLAYED, SIGNOUT_SESSION, SIGNOUT_USER},
+        {REFRESH_REUSED, SIGNOUT_SESSION, SIGNOUT_SESSION},
+        {REFRESH_UNKNOWN, SIGNOUT_NOTHING, SIGNOUT_NOTHING},
+        {REFRESH_EXPIRED, SIGNOUT_NOTHING, SIGNOUT_NOTHING},
+        {REFRESH_REVOKED, SIGNOUT_NOTHING, SIGNOUT_NOTHING},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(sessions_signout_reach(cases[i].out, false), cases[i].session);
+        assert_int_equal(sessions_signout_reach(cases[i].out, true), cases[i].all);
+    }
 }
 
 /* ------------------------------------------------ refresh decision --- */
@@ -2540,6 +2642,8 @@ int main(void)
         T(test_refresh_previous_after_interval_is_reuse),
         T(test_refresh_expiry),
         T(test_refresh_operator_logout),
+        T(test_logout_with_refresh_token),
+        cmocka_unit_test(test_logout_refresh_reach_table),
         cmocka_unit_test(test_refresh_decide_table),
         cmocka_unit_test(test_refresh_decide_outage_doubt),
         cmocka_unit_test(test_refresh_generation_never_wraps),

@@ -60,6 +60,7 @@ static const struct {
     {"/auth/passkeys/login", M_POST, M_POST, false, 0},
     /* pages (docs/pages.md) */
     {"/auth/refresh/continue", M_GET, 0, false, 0},
+    {"/auth/refresh/signout", M_POST, 0, false, M_POST},
     {"/login", M_GET | M_POST, 0, false, M_POST},
     {"/login/mfa", M_POST, 0, false, M_POST},
     {"/signup", M_GET | M_POST, 0, false, M_POST},

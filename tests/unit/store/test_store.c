@@ -9,7 +9,8 @@
  * insensitive uniqueness, compare-and-set of the hash, password change and
  * deletion feeding the revocation feed), sessions (listing, revocation
  * scoped to the owner), the refresh rotation (every outcome, its
- * boundaries, and 50 threads racing one token), secrets, signing keys,
+ * boundaries, and 50 threads racing one token), the sign-out with a refresh
+ * token (what each outcome ends), secrets, signing keys,
  * counters and the login back-off, including their atomicity under threads.
  */
 #include <setjmp.h>
@@ -754,6 +755,106 @@ static void test_refresh_expired_changes_nothing(void **state)
     /* One second earlier it was still usable, with generation 3 intact. */
     assert_outcome(do_refresh(s, sid, 3, NOW_MS - 1000, &ss, NULL), REFRESH_ROTATED);
     assert_int_equal(ss.refresh_gen, 4);
+}
+
+/* ---- sign-out with a refresh token ---- */
+
+static struct signout_result do_signout(struct store *s, const char *sid, uint32_t gen,
+                                        int64_t now_ms, bool all)
+{
+    struct signout_policy p = {
+        .refresh = policy_at(now_ms),
+        .all = all,
+        .reach = sessions_signout_reach,
+    };
+    struct signout_result out;
+    memset(&out, 0xAA, sizeof out);
+    assert_int_equal(store_signout(s, sid, gen, &p, &out), STORE_OK);
+    return out;
+}
+
+/* logout_with_refresh_token: the token is never rotated; a current one ends
+ * its session (or, asked for all, every session of its owner and no one
+ * else's), a reused one only its own session, an expired, revoked or
+ * unknown one nothing. */
+static void test_signout_with_refresh_token(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN], other[UUID_STR_LEN], a[UUID_STR_LEN], b[UUID_STR_LEN],
+        c[UUID_STR_LEN], theirs[UUID_STR_LEN];
+    mkuser(s, "ned", "$h", uid);
+    mkuser(s, "ola", "$h", other);
+    mksess(s, uid, NOW - 100, NOW - 100, NOW + ABSOLUTE, 3, NOW_MS - 100000, a);
+    mklive(s, uid, NOW - 50, b);
+    mklive(s, uid, NOW - 40, c);
+    mklive(s, other, NOW - 100, theirs);
+
+    /* The current token of a, this session only: a ends, not rotated. */
+    struct signout_result r = do_signout(s, a, 3, NOW_MS, false);
+    assert_outcome(r.outcome, REFRESH_ROTATED);
+    assert_int_equal(r.reach, SIGNOUT_SESSION);
+    assert_int_equal(r.revoked, 1);
+    assert_string_equal(r.user_id, uid);
+    struct rev_list rv = revs_since(s, 0);
+    assert_int_equal(rv.n, 1);
+    assert_string_equal(rv.sid[0], a);
+    assert_int_equal(rv.expires_ms[0], NOW_MS + 910 * 1000);
+    assert_int_equal(list_at(s, uid, NOW).n, 2);
+    assert_outcome(do_refresh(s, a, 3, NOW_MS + 1, NULL, NULL), REFRESH_REVOKED);
+
+    /* Its token again, even asking for all: the session is over, nothing
+     * more ends. */
+    r = do_signout(s, a, 3, NOW_MS + 2, true);
+    assert_outcome(r.outcome, REFRESH_REVOKED);
+    assert_int_equal(r.reach, SIGNOUT_NOTHING);
+    assert_int_equal(r.revoked, 0);
+    assert_int_equal(list_at(s, uid, NOW).n, 2);
+
+    /* A reused token of b (gen 0 after two rotations), asking for all:
+     * b ends as /auth/refresh would end it, c lives on. */
+    assert_outcome(do_refresh(s, b, 0, NOW_MS, NULL, NULL), REFRESH_ROTATED);
+    assert_outcome(do_refresh(s, b, 1, NOW_MS + 1, NULL, NULL), REFRESH_ROTATED);
+    r = do_signout(s, b, 0, NOW_MS + 2, true);
+    assert_outcome(r.outcome, REFRESH_REUSED);
+    assert_int_equal(r.reach, SIGNOUT_SESSION);
+    assert_int_equal(r.revoked, 1);
+    struct sess_list l = list_at(s, uid, NOW);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.id[0], c);
+
+    /* The token c retired last, within the reuse interval, asking for all:
+     * /auth/refresh would honour it, so every session of its owner ends -
+     * and only its owner's. */
+    mklive(s, uid, NOW - 30, b);
+    assert_outcome(do_refresh(s, c, 0, NOW_MS, NULL, NULL), REFRESH_ROTATED);
+    r = do_signout(s, c, 0, NOW_MS + 1000, true);
+    assert_outcome(r.outcome, REFRESH_REPLAYED);
+    assert_int_equal(r.reach, SIGNOUT_USER);
+    assert_int_equal(r.revoked, 2);
+    assert_int_equal(list_at(s, uid, NOW).n, 0);
+    assert_int_equal(list_at(s, other, NOW).n, 1);
+    rv = revs_since(s, 0);
+    assert_int_equal(rv.n, 4);
+    assert_true(rev_find(&rv, b) >= 0 && rev_find(&rv, c) >= 0);
+    assert_int_equal(rev_find(&rv, theirs), -1);
+
+    /* Expired (idle 30 days): nothing ends, nothing is written. */
+    char old[UUID_STR_LEN];
+    mksess(s, other, NOW - IDLE - 10, NOW - IDLE, NOW + DAY, 0, (NOW - IDLE) * 1000, old);
+    r = do_signout(s, old, 0, NOW_MS, true);
+    assert_outcome(r.outcome, REFRESH_EXPIRED);
+    assert_int_equal(r.reach, SIGNOUT_NOTHING);
+    assert_int_equal(list_at(s, other, NOW).n, 1);
+    assert_int_equal(revs_since(s, 0).n, 4);
+
+    /* Unknown. */
+    r = do_signout(s, "018f0000-0000-7000-8000-000000000000", 0, NOW_MS, true);
+    assert_outcome(r.outcome, REFRESH_UNKNOWN);
+    assert_int_equal(r.reach, SIGNOUT_NOTHING);
+    assert_int_equal(r.revoked, 0);
+    assert_string_equal(r.user_id, "");
+    assert_int_equal(list_at(s, other, NOW).n, 1);
 }
 
 /* ---- the race ---- */
@@ -1941,6 +2042,7 @@ int main(void)
         T(test_refresh_token_theft_detection),
         T(test_refresh_old_generation_is_reuse),
         T(test_refresh_expired_changes_nothing),
+        T(test_signout_with_refresh_token),
         T(test_double_mint_50_threads_one_token),
         T(test_secret_first_writer_wins),
         T(test_keys_lifecycle),
