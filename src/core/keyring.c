@@ -206,6 +206,7 @@ struct load_ctx {
     int64_t now;
     bool failed;
     int n_current;
+    jwtd_key *other_current; /* the newest current key of another algorithm */
 };
 
 static void load_one(void *vctx, const struct store_key *k)
@@ -251,6 +252,9 @@ static void load_one(void *vctx, const struct store_key *k)
          * instances; sign with the newest (the list is in creation order). */
         jwtd_key_free(ctx->r->signing);
         ctx->r->signing = jwtd__key_ref(key);
+    } else if (k->state == KEY_CURRENT) {
+        jwtd_key_free(ctx->other_current);
+        ctx->other_current = jwtd__key_ref(key);
     }
     buf_printf(&ctx->fp, "%s:%d:%lld;", k->kid, (int)k->state, (long long)k->remove_at);
 done:
@@ -276,6 +280,18 @@ bool keyring_reload(struct keyring *kr)
     enum store_rc rc = store_keys_list(kr->store, load_one, &ctx);
     if (rc != STORE_OK || ctx.failed || !buf_appends(&ctx.fp, ""))
         goto done;
+    /* No current key of this instance's algorithm, but one of another: an
+     * instance restarted with a new JWTD_JWT_ALG promoted its published
+     * key (a rolling switch). Sign with that key - published, trusted by
+     * every verifier - rather than mint one nobody has seen. */
+    if (!ctx.r->signing && ctx.other_current) {
+        ctx.r->signing = ctx.other_current;
+        ctx.other_current = NULL;
+        LOG(LOG_WARN, "signing_with_another_algorithm",
+            LF_S("alg", jwtd_alg_name(jwtd_key_alg(ctx.r->signing))),
+            LF_S("configured", jwtd_alg_name(kr->cfg->alg)),
+            LF_S("advice", "another instance switched JWTD_JWT_ALG; set it here too"));
+    }
     /* Unchanged? Keep the ring (and the verify caches keyed on it). */
     struct ring *cur = ring_get(kr);
     bool same = cur && cur->fingerprint && strcmp(cur->fingerprint, ctx.fp.data) == 0;
@@ -296,6 +312,7 @@ bool keyring_reload(struct keyring *kr)
     ok = true;
     LOG(LOG_INFO, "keyring_loaded", LF_S("keys", "changed"));
 done:
+    jwtd_key_free(ctx.other_current);
     json_decref(ctx.jwks_keys);
     ring_unref(ctx.r);
     buf_free(&ctx.fp);
@@ -400,10 +417,12 @@ bool keyring_start(struct keyring *kr, char *err, size_t errlen)
         return false;
     }
     const char *alg = jwtd_alg_name(kr->cfg->alg);
-    /* Keys of another algorithm stop signing when the operator changes
-     * JWTD_JWT_ALG; they stay published until their tokens expired. */
+    /* The current key of another algorithm stops signing when the operator
+     * changes JWTD_JWT_ALG; it stays published until its tokens expired. A
+     * key of another algorithm published ahead (`jwtd keys rotate --alg`)
+     * is waiting for that change: it stays as it is. */
     for (size_t i = 0; i < l.n; i++)
-        if (l.k[i].state != KEY_RETIRED && strcmp(l.k[i].alg, alg) != 0) {
+        if (l.k[i].state == KEY_CURRENT && strcmp(l.k[i].alg, alg) != 0) {
             enum store_rc rc = store_key_retire(kr->store, l.k[i].kid, now,
                                                 now + keyring_retire_window(kr->cfg));
             if (rc == STORE_OK)
@@ -547,7 +566,9 @@ void keyring_maintain(struct keyring *kr, int64_t now)
         int64_t due = cur->activate_at + kr->cfg->key_rotation;
         if (now >= due - kr->cfg->key_publish_ahead)
             insert_generated(kr, KEY_NEXT, now, due > now ? due : now, NULL, NULL);
-    } else if (!cur) {
+    } else if (!cur && !find_state(&l, NULL, KEY_CURRENT)) {
+        /* (With another algorithm's key current, keyring_reload signs with
+         * it: a rolling switch of JWTD_JWT_ALG mints no unpublished key.) */
         insert_generated(kr, KEY_CURRENT, now, now, NULL, NULL);
     }
     key_list_free(&l);

@@ -879,6 +879,55 @@ static void test_algorithm_change(void **state)
     free(ed_tok);
 }
 
+/* An algorithm switch published ahead (`jwtd keys rotate --alg ES256` on
+ * an EdDSA server): a restart before the switch keeps the key published
+ * ahead; the first instance restarted with the new algorithm promotes it;
+ * an instance still on the old one then signs with it (published) instead
+ * of minting a key nobody has seen. */
+static void test_algorithm_switch_published_ahead(void **state)
+{
+    struct fx *f = *state;
+    struct config ed_cfg;
+    config_defaults(&ed_cfg);
+    set(&ed_cfg, "JWTD_JWT_ALG", "EdDSA");
+    struct keyring *ed = keyring_new(&ed_cfg, f->store);
+    assert_non_null(ed);
+    start(ed);
+    char ed_kid[KID_MAX + 1], es_kid[KID_MAX + 1], err[256] = "";
+    snprintf(ed_kid, sizeof ed_kid, "%s", rows_of(f->store).k[0].kid);
+    assert_true(keyring_rotate(f->kr, false, es_kid, err, sizeof err)); /* f->kr: ES256 */
+    struct rows r = rows_of(f->store);
+    assert_int_equal(row(&r, es_kid)->state, KEY_NEXT);
+
+    /* A restart still on EdDSA: the ES256 key stays published ahead. */
+    start(ed);
+    r = rows_of(f->store);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(row(&r, es_kid)->state, KEY_NEXT);
+    assert_int_equal(row(&r, ed_kid)->state, KEY_CURRENT);
+    assert_true(jwks_has(ed, es_kid));
+
+    /* One instance restarted with ES256 promotes it. */
+    start(f->kr);
+    r = rows_of(f->store);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(row(&r, es_kid)->state, KEY_CURRENT);
+    assert_int_equal(row(&r, ed_kid)->state, KEY_RETIRED);
+
+    /* The one still on EdDSA signs with the published ES256 key. */
+    keyring_maintain(ed, util_now());
+    assert_int_equal(rows_of(f->store).n, 2);
+    char *tok = sign(ed, "user-rolling");
+    char kid[KID_MAX + 1], alg[16];
+    header_of(tok, kid, alg);
+    assert_string_equal(alg, "ES256");
+    assert_string_equal(kid, es_kid);
+    assert_int_equal(verify(f->kr, f->v, tok, "user-rolling"), JWTD_OK);
+    free(tok);
+    keyring_free(ed);
+    config_free(&ed_cfg);
+}
+
 static void test_hs256(void **state)
 {
     struct fx *f = *state;
@@ -988,6 +1037,7 @@ int main(void)
         T(test_maintain_promotes_due_next_key),
         T(test_maintain_automatic_rotation),
         T(test_algorithm_change),
+        T(test_algorithm_switch_published_ahead),
         T(test_hs256),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
