@@ -27,6 +27,7 @@
 
 #include "base/util.h"
 #include "core/blocklist.h"
+#include "core/weakpattern.h"
 
 #define SALT_LEN 16
 #define TAG_LEN 32
@@ -444,9 +445,12 @@ const char *password_policy_check(struct password_policy *pp, const char *userna
     if (memchr(pw, '\0', len))
         return "password contains a NUL byte";
     /* NIST SP 800-63B 5.1.1.2: a list of common and breached passwords and
-     * dictionary words, and nothing else - no composition rules, no
-     * guessing at what looks "systematic". */
+     * dictionary words, and the short repetitive or sequential ones such
+     * lists leave to rules (core/weakpattern.h) - no composition rules, no
+     * guessing at what looks "systematic" in a long or random password. */
     if (blocklist_contains(pw, len))
         return "password is in a list of common or breached passwords";
+    if (weakpattern_of(pw, len))
+        return "password is a common pattern (a repetition, a sequence, a keyboard row or a date)";
     return NULL;
 }

@@ -953,7 +953,10 @@ def test_password_policy_accepts_strong_and_refuses_common(client):
         assert r.status == 201, "random password %r refused: %r" % (pw, r)
     r = client.post("/auth/signup", {"username": uname("pp"), "password": "Ab1!" * 256})
     assert r.status == 201, r
-    for pw in ("password1", "iloveyou", "12345678", "qwertyuiop"):
+    for pw in ("password1", "iloveyou", "12345678", "qwertyuiop",
+               # among the most used, and in no list: short repeats, sequences,
+               # keyboard rows and dates (core/weakpattern.h)
+               "88888888", "123123123", "987654321", "abcdefgh", "poiuytrewq", "01012009"):
         r = client.post("/auth/signup", {"username": uname("pp"), "password": pw})
         assert_error(r, 422, "weak_password")
 
