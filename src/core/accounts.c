@@ -299,18 +299,42 @@ struct svc_op *accounts_signup(struct app *app, const struct svc_ctx *ctx, const
 
 /* ------------------------------------------------------------- login --- */
 
+/* Why u may not sign in now (SVC_OK: it may), and the audit reason. */
+static struct svc_result sign_in_refusal(const struct app *app, const struct store_user *u,
+                                         const char **ret_why)
+{
+    *ret_why = NULL;
+    if (u->disabled_at) {
+        *ret_why = "account_disabled";
+        return svc_fail(SVC_ACCOUNT_DISABLED, "This account is disabled.");
+    }
+    if (app->cfg->require_verified_email && !(u->email[0] && u->email_verified)) {
+        *ret_why = "email_not_verified";
+        return svc_fail(SVC_EMAIL_NOT_VERIFIED, NULL);
+    }
+    return svc_ok();
+}
+
+struct svc_result accounts_signup_session(struct app *app, const struct svc_ctx *ctx,
+                                          const struct store_user *u,
+                                          struct session_grant *ret_grant)
+{
+    const char *why;
+    struct svc_result r = sign_in_refusal(app, u, &why);
+    if (r.status != SVC_OK)
+        return r; /* no failed login: nobody tried one */
+    r = sessions_open(app, ctx, u, AMR_PWD, ret_grant);
+    if (r.status == SVC_OK)
+        AUDIT(LOG_INFO, ctx, "login", "ok", u->id, LF_S("sid", ret_grant->sid),
+              LF_S("after", "signup"));
+    return r;
+}
+
 struct svc_result accounts_may_sign_in(struct app *app, const struct svc_ctx *ctx,
                                        const struct store_user *u)
 {
-    const char *why = NULL;
-    struct svc_result r = svc_ok();
-    if (u->disabled_at) {
-        why = "account_disabled";
-        r = svc_fail(SVC_ACCOUNT_DISABLED, "This account is disabled.");
-    } else if (app->cfg->require_verified_email && !(u->email[0] && u->email_verified)) {
-        why = "email_not_verified";
-        r = svc_fail(SVC_EMAIL_NOT_VERIFIED, NULL);
-    }
+    const char *why;
+    struct svc_result r = sign_in_refusal(app, u, &why);
     if (why) {
         metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
         AUDIT(LOG_INFO, ctx, "login_failed", "refused", u->id, LF_S("reason", why));
@@ -696,6 +720,10 @@ static void change_email_finish(struct svc_op *op, bool ran)
         op->user = after;
         store_user_clear(&op->user);
     }
+    /* A reset link went to the address the account had: once that address
+     * is removed or replaced, the link is void (the notice says so). */
+    if (old[0] && !keep_old && strcmp(want, old) != 0)
+        store_email_token_delete(app->store, u.id, EMAIL_RESET);
     AUDIT(LOG_INFO, &op->ctx, "email_changed", "ok", u.id,
           LF_S("state", !want[0] ? "removed" : keep_old ? "pending" : "replaced"));
     if (want[0] && strcmp(want, old) != 0 && mail_configured(app))

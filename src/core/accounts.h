@@ -72,6 +72,14 @@ struct svc_op *accounts_set_password(struct app *app, const struct svc_ctx *ctx,
 /* Whether u may get a session now that it proved who it is (any factor):
  * not disabled, address verified when JWTD_REQUIRE_VERIFIED_EMAIL. A
  * refusal is counted and audited here. */
+/* The session a sign-up opens at once (the sign-up page signs the new
+ * account in; amr pwd): SVC_EMAIL_NOT_VERIFIED, and none, while the
+ * address must be confirmed first (JWTD_REQUIRE_VERIFIED_EMAIL). */
+struct session_grant;
+struct svc_result accounts_signup_session(struct app *app, const struct svc_ctx *ctx,
+                                          const struct store_user *u,
+                                          struct session_grant *ret_grant);
+
 struct svc_result accounts_may_sign_in(struct app *app, const struct svc_ctx *ctx,
                                        const struct store_user *u);
 

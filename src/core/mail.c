@@ -108,6 +108,19 @@ bool mail_token_hash(const char *token, size_t len, char out[SHA256_HEX_LEN])
     return true;
 }
 
+bool mail_key_hash(const struct app *app, const char *msg, size_t len, char out[SHA256_HEX_LEN])
+{
+    uint8_t d[32];
+    unsigned int dl = 0;
+    bool ok = HMAC(EVP_sha256(), app->mail_key, sizeof app->mail_key, (const uint8_t *)msg, len, d,
+                   &dl) &&
+              dl == 32;
+    if (ok)
+        util_hex(d, 32, out);
+    OPENSSL_cleanse(d, sizeof d);
+    return ok;
+}
+
 bool mail_code_hash(const struct app *app, const char *user_id, const char *code, size_t len,
                     char out[SHA256_HEX_LEN])
 {
@@ -115,12 +128,7 @@ bool mail_code_hash(const struct app *app, const char *user_id, const char *code
     if (len > 8 || strlen(user_id) >= UUID_STR_LEN)
         return false;
     int n = snprintf(msg, sizeof msg, "%s:%.*s", user_id, (int)len, code);
-    uint8_t d[32];
-    unsigned int dl = 0;
-    bool ok = HMAC(EVP_sha256(), app->mail_key, sizeof app->mail_key, (const uint8_t *)msg,
-                   (size_t)n, d, &dl) && dl == 32;
-    if (ok)
-        util_hex(d, 32, out);
+    bool ok = mail_key_hash(app, msg, (size_t)n, out);
     OPENSSL_cleanse(msg, sizeof msg);
     return ok;
 }

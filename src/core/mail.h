@@ -64,6 +64,11 @@ bool mail_code(const struct app *app, const char *mail_id, const char *secret,
 /* What storage keeps of a token: its SHA-256, hex. */
 bool mail_token_hash(const char *token, size_t len, char out[SHA256_HEX_LEN]);
 
+/* HMAC-SHA-256 under the mail key, hex: what storage keeps of a short
+ * secret that a plain hash would not hide from whoever copies the
+ * database without the key. */
+bool mail_key_hash(const struct app *app, const char *msg, size_t len, char out[SHA256_HEX_LEN]);
+
 /* What storage keeps of a code: HMAC(mail key, user id, code), hex (a six-
  * digit code alone could be found from its plain hash). */
 bool mail_code_hash(const struct app *app, const char *user_id, const char *code, size_t len,

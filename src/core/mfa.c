@@ -277,8 +277,12 @@ struct svc_result mfa_ticket_fail(struct app *app, const struct svc_ctx *ctx, co
 
 /* ------------------------------------------------------- second step --- */
 
-static bool recovery_hash(const char *user_id, const char *code, size_t len,
-                          char out[SHA256_HEX_LEN])
+/* What storage keeps of a recovery code: keyed (HMAC under the mail key)
+ * since codes have some 50 bits, within reach of an offline search of a
+ * plain hash; codes made before are found by their plain SHA-256
+ * (legacy). */
+static bool recovery_hash(const struct app *app, const char *user_id, const char *code,
+                          size_t len, bool legacy, char out[SHA256_HEX_LEN])
 {
     /* Codes are shown as xxxxx-xxxxx; spaces, dashes and case do not
      * matter when typed. */
@@ -291,8 +295,10 @@ static bool recovery_hash(const char *user_id, const char *code, size_t len,
         norm[n++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
     }
     norm[n] = '\0';
-    int m = snprintf(msg, sizeof msg, "%s:%s", user_id, norm);
-    bool ok = n > 0 && mail_token_hash(msg, (size_t)m, out);
+    int m = snprintf(msg, sizeof msg, "%s%s:%s", legacy ? "" : "jwtd-recovery:", user_id, norm);
+    bool ok = n > 0 && m > 0 && (size_t)m < sizeof msg &&
+              (legacy ? mail_token_hash(msg, (size_t)m, out)
+                      : mail_key_hash(app, msg, (size_t)m, out));
     OPENSSL_cleanse(norm, sizeof norm);
     OPENSSL_cleanse(msg, sizeof msg);
     return ok;
@@ -353,9 +359,10 @@ struct svc_result mfa_complete(struct app *app, const struct svc_ctx *ctx, const
         r = totp_check(app, u.id, code, clen, false, NULL, 0);
     } else {
         char h[SHA256_HEX_LEN];
-        enum store_rc rc = recovery_hash(u.id, code, clen, h)
-                               ? store_recovery_code_use(app->store, u.id, h)
-                               : STORE_NOT_FOUND;
+        enum store_rc rc = STORE_NOT_FOUND;
+        for (int legacy = 0; legacy <= 1 && rc == STORE_NOT_FOUND; legacy++)
+            if (recovery_hash(app, u.id, code, clen, legacy, h))
+                rc = store_recovery_code_use(app->store, u.id, h);
         r = rc == STORE_OK          ? svc_ok()
             : rc == STORE_NOT_FOUND ? svc_fail(SVC_BAD_SECOND_FACTOR, "The code is wrong.")
                                     : svc_store_failure(app, rc, "recovery_code");
@@ -438,7 +445,8 @@ struct svc_op *mfa_totp_enroll(struct app *app, const struct svc_ctx *ctx,
 
 /* Ten fresh recovery codes: the shown text into the array, the hashes to
  * store into hashes. */
-static bool new_codes(const char *user_id, json_t *shown, char hashes[][SHA256_HEX_LEN])
+static bool new_codes(const struct app *app, const char *user_id, json_t *shown,
+                      char hashes[][SHA256_HEX_LEN])
 {
     static const char alphabet[] = "abcdefghjkmnpqrstuvwxyz23456789"; /* no 0/o, 1/l/i */
     for (int i = 0; i < MFA_RECOVERY_CODES; i++) {
@@ -452,7 +460,7 @@ static bool new_codes(const char *user_id, json_t *shown, char hashes[][SHA256_H
                 code[o++] = '-';
         }
         code[11] = '\0';
-        bool ok = recovery_hash(user_id, code, 11, hashes[i]) &&
+        bool ok = recovery_hash(app, user_id, code, 11, false, hashes[i]) &&
                   json_array_append_new(shown, json_string(code)) == 0;
         OPENSSL_cleanse(raw, sizeof raw);
         OPENSSL_cleanse(code, sizeof code);
@@ -468,7 +476,7 @@ struct svc_result mfa_totp_confirm(struct app *app, const struct svc_ctx *ctx,
 {
     json_t *shown = json_array();
     char hashes[MFA_RECOVERY_CODES][SHA256_HEX_LEN];
-    if (!shown || !new_codes(who->sub, shown, hashes)) {
+    if (!shown || !new_codes(app, who->sub, shown, hashes)) {
         json_decref(shown);
         return svc_fail(SVC_ERROR, NULL);
     }
@@ -514,7 +522,7 @@ static void renew_then(struct svc_op *op)
     }
     json_t *shown = json_array();
     char hashes[MFA_RECOVERY_CODES][SHA256_HEX_LEN];
-    if (!shown || !new_codes(op->user.id, shown, hashes)) {
+    if (!shown || !new_codes(op->app, op->user.id, shown, hashes)) {
         json_decref(shown);
         op->res = svc_fail(SVC_ERROR, NULL);
         return;

@@ -127,12 +127,23 @@ struct svc_result recovery_request_verification(struct app *app, const struct sv
     return recovery_send_verification(app, ctx, &u, target, NULL);
 }
 
+bool recovery_token_well_formed(const char *t)
+{
+    if (!t || !*t || strlen(t) > RECOVERY_TOKEN_MAX)
+        return false;
+    for (const char *c = t; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '-' || *c == '_'))
+            return false;
+    return true;
+}
+
 /* The token of a link, if it is one of the purpose, unexpired. */
 static struct svc_result find_token(struct app *app, const char *token, size_t len,
                                     enum email_purpose purpose, struct store_email_token *ret)
 {
     char h[SHA256_HEX_LEN];
-    if (len == 0 || len > 128 || !mail_token_hash(token, len, h))
+    if (len == 0 || len > RECOVERY_TOKEN_MAX || !mail_token_hash(token, len, h))
         return svc_fail(SVC_INVALID_LINK, LINK_BAD);
     enum store_rc rc = store_email_token_by_hash(app->store, h, ret);
     if (rc == STORE_NOT_FOUND || (rc == STORE_OK && ret->purpose != purpose))

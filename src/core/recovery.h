@@ -37,6 +37,13 @@ struct svc_result recovery_send_removal_notice(struct app *app, const struct svc
 struct svc_result recovery_request_verification(struct app *app, const struct svc_ctx *ctx,
                                                 const struct identity *who);
 
+/* The longest link token taken (jwtd's own are MAIL_TOKEN_LEN). */
+#define RECOVERY_TOKEN_MAX 128
+
+/* Could t be a link token at all (1..RECOVERY_TOKEN_MAX base64url
+ * characters)? A page opened with anything else says so at once. */
+bool recovery_token_well_formed(const char *t);
+
 /* Confirm an address with the link's token (anyone holding the link), or
  * with the code (the signed-in account). *ret is the account after. */
 struct svc_result recovery_confirm_link(struct app *app, const struct svc_ctx *ctx,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/accounts.h"
+#include "core/mail.h"
 #include "core/mfa.h"
 #include "core/passkeys.h"
 #include "core/recovery.h"
@@ -69,7 +70,6 @@ static void password_field(struct page *p, const char *id, const char *label)
 
 static void section_profile(struct page *p, const struct store_user *u)
 {
-    const struct config *cfg = p->r->app->cfg;
     page_raw(p, "<section class=\"card\" aria-labelledby=\"h-profile\">\n<h2 id=\"h-profile\">"
                 "Profile</h2>\n<table>\n<tr><th scope=\"row\">Username</th><td>");
     page_text(p, u->username);
@@ -88,7 +88,7 @@ static void section_profile(struct page *p, const struct store_user *u)
     }
     page_raw(p, "</td></tr>\n</table>\n");
     bool unconfirmed = u->email_pending[0] || (u->email[0] && !u->email_verified);
-    if (unconfirmed && cfg->smtp_url) {
+    if (unconfirmed && mail_configured(p->r->app)) {
         page_raw(p, "<form method=\"post\" action=\"/account/email/verify\">\n"
                     "<label for=\"verify-code\">Code from the confirmation message</label>\n"
                     "<div class=\"row\"><input type=\"text\" id=\"verify-code\" name=\"code\" "
@@ -98,7 +98,7 @@ static void section_profile(struct page *p, const struct store_user *u)
                     "<button type=\"submit\" class=\"secondary small\">Send the message again"
                     "</button>\n</form>\n");
     }
-    if (cfg->smtp_url) {
+    if (mail_configured(p->r->app)) {
         page_raw(p, "<form method=\"post\" action=\"/account/email\">\n<label for=\"email\">"
                     "New e-mail address <span class=\"muted\">(empty to remove it)</span>"
                     "</label>\n<input type=\"email\" id=\"email\" name=\"email\" "

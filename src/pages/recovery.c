@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mail.h"
 #include "core/recovery.h"
 #include "pages/page.h"
 #include "pages/pages.h"
 
-#define TOKEN_MAX 128
 
 /* ------------------------------------------------- /forgot-password --- */
 
@@ -38,7 +38,7 @@ void page_forgot(struct request *r)
 {
     if (!pages_on(r))
         return;
-    if (!r->app->cfg->smtp_url) {
+    if (!mail_configured(r->app)) {
         page_message(r, 501, "Forgot your password?", false,
                      "This server does not send e-mail: ask its administrator for a reset link.",
                      "/login", "Back to sign in");
@@ -95,22 +95,11 @@ static void render_reset(struct request *r, unsigned status, const char *error, 
     page_end(&p, status);
 }
 
-static bool token_ok(const char *t)
-{
-    if (!t || !*t || strlen(t) > TOKEN_MAX)
-        return false;
-    for (const char *c = t; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-              *c == '-' || *c == '_'))
-            return false;
-    return true;
-}
-
 static void bad_link(struct request *r, const char *title)
 {
     page_message(r, 400, title, false, "This link is unknown, already used or expired.",
-                 r->app->cfg->smtp_url ? "/forgot-password" : "/login",
-                 r->app->cfg->smtp_url ? "Ask for a new link" : "Back to sign in");
+                 mail_configured(r->app) ? "/forgot-password" : "/login",
+                 mail_configured(r->app) ? "Ask for a new link" : "Back to sign in");
 }
 
 void page_reset(struct request *r)
@@ -118,7 +107,7 @@ void page_reset(struct request *r)
     if (!pages_on(r))
         return;
     const char *t = request_query(r, "token");
-    if (!token_ok(t)) {
+    if (!recovery_token_well_formed(t)) {
         bad_link(r, "Choose a new password");
         return;
     }
@@ -126,7 +115,7 @@ void page_reset(struct request *r)
 }
 
 struct reset_hs {
-    char token[TOKEN_MAX + 1];
+    char token[RECOVERY_TOKEN_MAX + 1];
 };
 
 static void reset_done(struct request *r, struct svc_op *op)
@@ -154,7 +143,7 @@ void page_reset_post(struct request *r)
     size_t tlen = 0, plen = 0;
     const char *t = form_get(&f, "token", &tlen), *pw = form_get(&f, "password", &plen);
     struct reset_hs *hs = NULL;
-    if (!token_ok(t)) {
+    if (!recovery_token_well_formed(t)) {
         bad_link(r, "Choose a new password");
     } else if (!pw) {
         render_reset(r, 400, "Enter a new password.", t);
@@ -176,7 +165,7 @@ void page_verify_email(struct request *r)
     if (!pages_on(r))
         return;
     const char *t = request_query(r, "token");
-    if (!token_ok(t)) {
+    if (!recovery_token_well_formed(t)) {
         bad_link(r, "Confirm your e-mail address");
         return;
     }
@@ -199,7 +188,7 @@ void page_verify_email_post(struct request *r)
     size_t tlen = 0;
     const char *t = form_get(&f, "token", &tlen);
     struct store_user u = {0};
-    struct svc_result res = token_ok(t) ? recovery_confirm_link(r->app, request_ctx(r), t, tlen, &u)
+    struct svc_result res = recovery_token_well_formed(t) ? recovery_confirm_link(r->app, request_ctx(r), t, tlen, &u)
                                         : svc_fail(SVC_INVALID_LINK, NULL);
     form_free(&f);
     if (res.status == SVC_OK) {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/accounts.h"
+#include "core/mail.h"
 #include "core/mfa.h"
 #include "core/passkeys.h"
 #include "core/sessions.h"
@@ -75,7 +76,7 @@ static void render_login(struct request *r, unsigned status, const char *error,
         passkey_button(&p, NULL, rd, "Sign in with a passkey");
     }
     page_raw(&p, "</section>\n<p class=\"muted\">");
-    if (cfg->smtp_url)
+    if (mail_configured(r->app))
         page_raw(&p, "<a href=\"/forgot-password\">Forgot your password?</a> ");
     if (cfg->signup_open) {
         char enc[RD_MAX * 3 + 1];
@@ -311,7 +312,7 @@ static void render_signup(struct request *r, unsigned status, const char *error,
     page_text(&p, username);
     page_raw(&p, "\">\n<p class=\"hint\" id=\"username-hint\">3 to 128 letters, digits, and . _ - @ "
                  "+</p>\n");
-    if (r->app->cfg->smtp_url) {
+    if (mail_configured(r->app)) {
         page_raw(&p, "<label for=\"email\">E-mail address <span class=\"muted\">(to recover "
                      "your account)</span></label>\n<input type=\"email\" id=\"email\" "
                      "name=\"email\" autocomplete=\"email\"");
@@ -362,7 +363,8 @@ static void signup_done(struct request *r, struct svc_op *op)
         return;
     }
     /* Signed in at once, unless the address must be confirmed first. */
-    struct svc_result res = accounts_may_sign_in(r->app, request_ctx(r), &op->user);
+    struct session_grant g = {0};
+    struct svc_result res = accounts_signup_session(r->app, request_ctx(r), &op->user, &g);
     if (res.status == SVC_EMAIL_NOT_VERIFIED) {
         page_message(r, 201, "Create an account", true,
                      "Your account is created. Open the link we sent to your e-mail address to "
@@ -370,9 +372,6 @@ static void signup_done(struct request *r, struct svc_op *op)
                      "/login", "Sign in");
         return;
     }
-    struct session_grant g = {0};
-    if (res.status == SVC_OK)
-        res = sessions_open(r->app, request_ctx(r), &op->user, AMR_PWD, &g);
     if (res.status == SVC_OK)
         signed_in(r, &g, hs->rd);
     else

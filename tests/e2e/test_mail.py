@@ -574,6 +574,22 @@ def test_remove_address_with_null(c, relay):
     assert_user(after, username)
 
 
+def test_reset_link_void_once_its_address_is_removed(c, relay):
+    """A reset link goes to the account's address; when that address is
+    removed (the "email_removed" notice says links can no longer be sent
+    to it), the link sent before is void (400 invalid_link)."""
+    a = addr("rmreset")
+    username, password, _ = signup_mail(c, a)
+    tok = login(c, username, password)["access_token"]
+    assert c.post("/auth/email/verify",
+                  {"token": assert_verify_mail(relay.wait_one(a), a).token}).status == 200
+    assert_queued(forgot(c, email=a))
+    mr = assert_reset_mail(relay.wait_messages(2, to=a, what="the reset")[1], a)
+    assert patch_email(c, tok, None, password).status == 200
+    assert_error(reset(c, mr.token, strong_password()), 400, "invalid_link")
+    assert login(c, username, password)["user"]["username"] == username
+
+
 # --------------------------------------------------------------------------
 # 4. forgot + reset
 # --------------------------------------------------------------------------

@@ -2191,6 +2191,38 @@ static void test_mfa_ticket_void_after_password_change(void **state)
     assert_status(complete(f, t, MFA_RECOVERY, a.codes[0], NULL, NULL).status, SVC_OK);
 }
 
+/* Recovery codes are kept as HMACs under the mail key; codes made before
+ * (kept as plain SHA-256 of "user id:code") still work, once. */
+static void test_mfa_legacy_recovery_codes_still_work(void **state)
+{
+    struct fx *f = *state;
+    struct mfa_acct a;
+    char t[MFA_TICKET_LEN + 1];
+    mfa_user_at_second_step(f, &a, "leonie", "leonie's long passphrase", t);
+    /* The codes as an older jwtd stored them. */
+    static const char *const old_codes[] = {"abcde-fghjk", "mnpqr-stuvw"};
+    char hashes[2][SHA256_HEX_LEN];
+    for (int i = 0; i < 2; i++) {
+        char msg[96], norm[16];
+        snprintf(norm, sizeof norm, "%.5s%.5s", old_codes[i], old_codes[i] + 6);
+        int n = snprintf(msg, sizeof msg, "%s:%s", a.id, norm);
+        uint8_t d[32];
+        unsigned int dl = 0;
+        assert_true(EVP_Digest(msg, (size_t)n, d, &dl, EVP_sha256(), NULL));
+        util_hex(d, 32, hashes[i]);
+    }
+    assert_int_equal(store_recovery_codes_put(f->app.store, a.id, hashes, 2), STORE_OK);
+    assert_int_equal(status_of(f, &a.who).left, 2);
+    assert_status(complete(f, t, MFA_RECOVERY, "ABCDE-FGHJK", NULL, NULL).status, SVC_OK);
+    assert_int_equal(status_of(f, &a.who).left, 1);
+    login_ticket(f, a.user, a.pw, t);
+    assert_status(complete(f, t, MFA_RECOVERY, old_codes[0], NULL, NULL).status,
+                  SVC_BAD_SECOND_FACTOR);
+    /* The codes shown at enrolment were replaced by the two above. */
+    assert_status(complete(f, t, MFA_RECOVERY, a.codes[0], NULL, NULL).status,
+                  SVC_BAD_SECOND_FACTOR);
+}
+
 /* Tries are counted before the factor is checked: a try that starts after
  * the fifth has started is refused whatever its code, even the right one
  * (what parallel guesses would need to get a sixth code checked). */
@@ -2661,6 +2693,7 @@ int main(void)
         T(test_mfa_recovery_code_kept_when_disabled),
         T(test_mfa_ticket_tries_counted_first),
         T(test_mfa_ticket_void_after_password_change),
+        T(test_mfa_legacy_recovery_codes_still_work),
         T(test_mfa_second_step_backoff),
         T(test_mfa_recovery_codes),
         T(test_mfa_totp_remove),
