@@ -79,7 +79,7 @@ struct app {
     bool bg_stop;
     /* mail worker (core/mail.c) */
     pthread_t mail_thread;
-    bool mail_running;
+    atomic_bool mail_running;         /* read by I/O threads (mail_wake) */
     pthread_mutex_t mail_lock;
     pthread_cond_t mail_cond;
     bool mail_stop;
@@ -95,8 +95,15 @@ struct app {
  */
 bool app_open(struct app *app, struct config *cfg, enum app_mode mode, char *err, size_t errlen);
 
-/* Stop the background thread and pools, free everything. Safe on a
- * partly opened app. */
+/* Stop the hashing pool, then the I/O pool (workpool_stop): queued jobs
+ * are completed as dropped (their requests answered 503 and resumed),
+ * running ones finish. The pools stay allocated and refuse new work until
+ * app_close, so HTTP threads may still call them. Call from one thread
+ * (the signal loop); app_close calls it too. */
+void app_pools_stop(struct app *app);
+
+/* Stop the pools, then the background thread and the mail worker, free
+ * everything. Safe on a partly opened app. */
 void app_close(struct app *app);
 
 /* Install next (heap, owned by the app from now on, freed by app_close)
