@@ -65,7 +65,6 @@ struct app {
      * again (app_storage_state): writes committed around an outage may have
      * been answered 503 (sessions.c widens the reuse interval for them). */
     atomic_int_fast64_t storage_down_ms, storage_up_ms;
-    atomic_int_fast64_t last_kid_reload_ms; /* rate limit of reloads on unknown kid */
     atomic_int in_flight;             /* requests being answered */
     int64_t started_at;
     /* revocation feed position (guarded by rev_lock) */
@@ -73,10 +72,13 @@ struct app {
     int64_t rev_since_ms;
     /* background thread */
     pthread_t bg_thread;
-    bool bg_running;
+    bool bg_running;                  /* set before the HTTP threads start, cleared after they end */
     pthread_mutex_t bg_lock;
     pthread_cond_t bg_cond;
     bool bg_stop;
+    /* An unknown kid was seen: the background thread re-reads the key ring
+     * (app_request_ring_reload). */
+    atomic_bool ring_reload_wanted;
     /* mail worker (core/mail.c) */
     pthread_t mail_thread;
     atomic_bool mail_running;         /* read by I/O threads (mail_wake) */
@@ -145,5 +147,15 @@ void app_storage_state(struct app *app, bool ok);
  * probe) on their own thread until app_background_stop(). */
 bool app_background_start(struct app *app);
 void app_background_stop(struct app *app);
+
+/*
+ * Ask the background thread to re-read the key ring soon: a token named a
+ * kid the ring does not have, which may be a key another instance just
+ * started to sign with. Returns at once: no storage, and no lock that is
+ * held while storage is read (the hot path may call it). The background
+ * thread re-reads the ring at most once a second however often it is asked.
+ * Does nothing without a background thread (operator commands, tests).
+ */
+void app_request_ring_reload(struct app *app);
 
 #endif /* JWTD_APP_H */
