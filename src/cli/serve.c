@@ -2,8 +2,9 @@
 /*
  * `jwtd serve`: build the app (configuration, storage, keys, pools), serve
  * until SIGTERM/SIGINT, then shut down cleanly: stop accepting, let
- * in-flight requests finish (up to 10 s), stop the threads, close storage.
- * Also the shared set-up of the operator commands (cli_open).
+ * in-flight requests finish (up to JWTD_DRAIN_TIMEOUT), answer the rest,
+ * stop the threads, close storage. Also the shared set-up of the operator
+ * commands (cli_open).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -138,6 +139,49 @@ static void startup_warnings(const struct config *cfg)
         LOG(LOG_WARN, "test_clock", LF_S("advice", "JWTD_TEST_CLOCK is for tests only"));
 }
 
+/* ---------------------------------------------------------- shutdown --- */
+
+/* After the pools stopped, every request they held has its answer (a 503 at
+ * worst) and its connection resumed; libmicrohttpd needs a moment to send
+ * them. A client that does not read, or a body still arriving, must not
+ * hold the exit longer than this. */
+#define ANSWER_GRACE_MS 2000
+
+/* Wait until no request is in flight or the monotonic clock reaches
+ * until_ms; the number still in flight. */
+static int wait_in_flight(struct app *app, int64_t until_ms)
+{
+    while (atomic_load(&app->in_flight) > 0 && util_mono_ms() < until_ms)
+        usleep(10000);
+    return atomic_load(&app->in_flight);
+}
+
+/*
+ * The order matters. libmicrohttpd forbids MHD_stop_daemon() while a
+ * connection is suspended (0.9.75 aborts the process), and a suspended
+ * request's memory is referenced by its pool jobs. So: refuse new
+ * connections and let work finish; past JWTD_DRAIN_TIMEOUT stop the pools
+ * (hashing, then I/O: queued jobs answer 503 and resume their connection,
+ * running ones finish); give the answers a moment to leave; only then stop
+ * the daemon, when no connection is suspended and no job refers to a
+ * request. app_close stops the mail worker after the pools, whose jobs
+ * wake it.
+ */
+static void shut_down(struct app *app, struct server *srv)
+{
+    server_quiesce(srv);
+    int left = wait_in_flight(app, util_mono_ms() + app->cfg->drain_timeout_ms);
+    if (left > 0)
+        LOG(LOG_WARN, "drain_timeout", LF_I("requests", left),
+            LF_S("action", "queued work is answered 503, running work finishes"));
+    app_pools_stop(app);
+    int unanswered = wait_in_flight(app, util_mono_ms() + ANSWER_GRACE_MS);
+    server_stop(srv);
+    app_close(app);
+    LOG(LOG_INFO, "stopped", LF_I("unfinished_requests", left),
+        LF_I("closed_unanswered", unanswered));
+}
+
 /* ------------------------------------------------------------- serve --- */
 
 int cmd_serve(int argc, char **argv)
@@ -210,14 +254,7 @@ int cmd_serve(int argc, char **argv)
     }
     LOG(LOG_INFO, "shutting_down", LF_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
 
-    server_quiesce(srv);
-    int64_t deadline = util_mono_ms() + 10000;
-    while (atomic_load(&app.in_flight) > 0 && util_mono_ms() < deadline)
-        usleep(10000);
-    int left = atomic_load(&app.in_flight);
-    server_stop(srv);
-    app_close(&app);
-    LOG(LOG_INFO, "stopped", LF_I("unfinished_requests", left));
+    shut_down(&app, srv);
     config_free(&cfg);
     return 0;
 }

@@ -2,7 +2,9 @@
 /*
  * The access-token check of the hot path (/auth/verify, /auth/me and every
  * Bearer route): verify cache, then libjwtd, then the revoked-session set.
- * Never touches storage. Also the helper that records a revocation.
+ * Never touches storage, nor waits on a lock held while storage is read (an
+ * unknown kid only asks the background thread to re-read the ring). Also
+ * the helper that records a revocation.
  */
 #include "core/app.h"
 
@@ -11,21 +13,6 @@
 
 #include "base/log.h"
 #include "base/util.h"
-
-/* An unknown kid may be a key another instance just started to sign with:
- * re-read the ring, at most once a second, and try again. */
-static bool reload_for_unknown_kid(struct app *app)
-{
-    int64_t now = util_mono_ms();
-    int64_t last = atomic_load(&app->last_kid_reload_ms);
-    if (now - last < 1000)
-        return false;
-    if (!atomic_compare_exchange_strong(&app->last_kid_reload_ms, &last, now))
-        return false;
-    uint64_t before = keyring_generation(app->keys);
-    keyring_reload(app->keys);
-    return keyring_generation(app->keys) != before;
-}
 
 static bool copy_claim(char *dst, size_t cap, const char *v)
 {
@@ -57,8 +44,13 @@ bool access_check(struct app *app, const char *token, size_t len, int64_t now,
         metrics_inc(&app->metrics.vcache_misses);
         jwtd_claims *c = NULL;
         jwtd_err e = keyring_verify(app->keys, app->verifier, token, len, now, &c, &gen);
-        if (e == JWTD_ERR_KID && reload_for_unknown_kid(app))
-            e = keyring_verify(app->keys, app->verifier, token, len, now, &c, &gen);
+        /* An unknown kid may be a key another instance just started to sign
+         * with. Re-reading the ring is a storage query, which this thread
+         * (an HTTP one, for /auth/verify) must never wait on: the
+         * background thread does it, and this token is refused now; the
+         * client's next try, a moment later, finds the key. */
+        if (e == JWTD_ERR_KID)
+            app_request_ring_reload(app);
         if (e != JWTD_OK) {
             *ret_reason = jwtd_strerror(e);
             return false;

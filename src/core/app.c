@@ -69,8 +69,20 @@ void app_storage_state(struct app *app, bool ok)
     LOG(ok ? LOG_INFO : LOG_WARN, "storage_state", LF_B("up", ok));
 }
 
+void app_pools_stop(struct app *app)
+{
+    /* The hashing pool first: a hashing job's completion continues on the
+     * I/O pool (dropped ones too, to answer 503), so the I/O pool must
+     * still take work while the hashing pool empties. */
+    workpool_stop(app->hash);
+    workpool_stop(app->io);
+}
+
 void app_close(struct app *app)
 {
+    /* The pools' jobs wake the mail worker (mail_wake): they stop before
+     * it, and before the memory they use goes. */
+    app_pools_stop(app);
     app_background_stop(app);
     workpool_free(app->io);
     workpool_free(app->hash);

@@ -65,7 +65,6 @@ struct app {
      * again (app_storage_state): writes committed around an outage may have
      * been answered 503 (sessions.c widens the reuse interval for them). */
     atomic_int_fast64_t storage_down_ms, storage_up_ms;
-    atomic_int_fast64_t last_kid_reload_ms; /* rate limit of reloads on unknown kid */
     atomic_int in_flight;             /* requests being answered */
     int64_t started_at;
     /* revocation feed position (guarded by rev_lock) */
@@ -73,13 +72,16 @@ struct app {
     int64_t rev_since_ms;
     /* background thread */
     pthread_t bg_thread;
-    bool bg_running;
+    bool bg_running;                  /* set before the HTTP threads start, cleared after they end */
     pthread_mutex_t bg_lock;
     pthread_cond_t bg_cond;
     bool bg_stop;
+    /* An unknown kid was seen: the background thread re-reads the key ring
+     * (app_request_ring_reload). */
+    atomic_bool ring_reload_wanted;
     /* mail worker (core/mail.c) */
     pthread_t mail_thread;
-    bool mail_running;
+    atomic_bool mail_running;         /* read by I/O threads (mail_wake) */
     pthread_mutex_t mail_lock;
     pthread_cond_t mail_cond;
     bool mail_stop;
@@ -95,8 +97,15 @@ struct app {
  */
 bool app_open(struct app *app, struct config *cfg, enum app_mode mode, char *err, size_t errlen);
 
-/* Stop the background thread and pools, free everything. Safe on a
- * partly opened app. */
+/* Stop the hashing pool, then the I/O pool (workpool_stop): queued jobs
+ * are completed as dropped (their requests answered 503 and resumed),
+ * running ones finish. The pools stay allocated and refuse new work until
+ * app_close, so HTTP threads may still call them. Call from one thread
+ * (the signal loop); app_close calls it too. */
+void app_pools_stop(struct app *app);
+
+/* Stop the pools, then the background thread and the mail worker, free
+ * everything. Safe on a partly opened app. */
 void app_close(struct app *app);
 
 /* Install next (heap, owned by the app from now on, freed by app_close)
@@ -138,5 +147,15 @@ void app_storage_state(struct app *app, bool ok);
  * probe) on their own thread until app_background_stop(). */
 bool app_background_start(struct app *app);
 void app_background_stop(struct app *app);
+
+/*
+ * Ask the background thread to re-read the key ring soon: a token named a
+ * kid the ring does not have, which may be a key another instance just
+ * started to sign with. Returns at once: no storage, and no lock that is
+ * held while storage is read (the hot path may call it). The background
+ * thread re-reads the ring at most once a second however often it is asked.
+ * Does nothing without a background thread (operator commands, tests).
+ */
+void app_request_ring_reload(struct app *app);
 
 #endif /* JWTD_APP_H */

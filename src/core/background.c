@@ -2,9 +2,10 @@
 /*
  * The background thread of `jwtd serve`: keeps the revoked-session set fed
  * from storage (every JWTD_REVOCATION_POLL), the key ring fresh and on
- * schedule (every JWTD_KEYRING_POLL), storage pruned (every 10 minutes),
- * and the readiness probe current (every second). It never serves requests
- * and never holds a lock the hot path needs while it waits on storage.
+ * schedule (every JWTD_KEYRING_POLL, and soon after the hot path met an
+ * unknown kid), storage pruned (every 10 minutes), and the readiness probe
+ * current (every second). It never serves requests and never holds a lock
+ * the hot path needs while it waits on storage.
  */
 #include <errno.h>
 #include <time.h>
@@ -17,6 +18,11 @@
 /* Revocations committed up to this long after their timestamp (slow
  * commits, clocks of other instances) are still seen. */
 #define REVOCATION_OVERLAP_MS 30000
+
+/* Re-reads of the ring asked for by unknown kids: at most one a second, so
+ * that a flood of tokens with made-up kids costs storage one query a
+ * second, while a genuinely new key is picked up within about a second. */
+#define KID_RELOAD_INTERVAL_MS 1000
 
 static void add_revocation(void *ctx, const char *sid, int64_t revoked_ms, int64_t expires_ms)
 {
@@ -42,6 +48,43 @@ bool app_sync_revocations(struct app *app)
     return true;
 }
 
+void app_request_ring_reload(struct app *app)
+{
+    if (!app->bg_running || atomic_load(&app->ring_reload_wanted))
+        return; /* no thread to ask, or already asked */
+    if (atomic_exchange(&app->ring_reload_wanted, true))
+        return;
+    /* bg_lock is held only around the wait, never during storage work: this
+     * is a short wait at worst, once per reload. */
+    pthread_mutex_lock(&app->bg_lock);
+    pthread_cond_signal(&app->bg_cond);
+    pthread_mutex_unlock(&app->bg_lock);
+}
+
+/* Re-read the ring when asked and the last asked-for re-read is a second
+ * old. */
+static void reload_ring_if_asked(struct app *app, int64_t now, int64_t *next_kid_reload)
+{
+    if (now < *next_kid_reload || !atomic_exchange(&app->ring_reload_wanted, false))
+        return;
+    keyring_reload(app->keys);
+    *next_kid_reload = now + KID_RELOAD_INTERVAL_MS;
+}
+
+/* How long to sleep (under bg_lock, so that a request made after this read
+ * signals a thread that already waits): one revocation poll, or less when
+ * a re-read of the ring is wanted and due sooner. */
+static int64_t sleep_ms(struct app *app, const struct config *cfg, int64_t next_kid_reload)
+{
+    int64_t ms = cfg->revocation_poll_ms;
+    if (atomic_load(&app->ring_reload_wanted)) {
+        int64_t due = next_kid_reload - util_mono_ms();
+        if (due < ms)
+            ms = due > 0 ? due : 0;
+    }
+    return ms;
+}
+
 static void *background(void *arg)
 {
     struct app *app = arg;
@@ -50,6 +93,7 @@ static void *background(void *arg)
     int64_t next_prune = util_mono_ms() + 60 * 1000;
     int64_t next_probe = 0;
     int64_t next_set_prune = util_mono_ms() + 60 * 1000;
+    int64_t next_kid_reload = 0;
     pthread_mutex_lock(&app->bg_lock);
     while (!app->bg_stop) {
         pthread_mutex_unlock(&app->bg_lock);
@@ -61,6 +105,8 @@ static void *background(void *arg)
             app_storage_state(app, store_ping(app->store) == STORE_OK);
             next_probe = now + 1000;
         }
+        /* Before the revocation feed: a client is waiting on this one. */
+        reload_ring_if_asked(app, now, &next_kid_reload);
         app_sync_revocations(app);
         if (now >= next_keys) {
             keyring_maintain(app->keys, util_now());
@@ -74,13 +120,14 @@ static void *background(void *arg)
             store_prune(app->store, util_now(), util_now_ms());
             next_prune = now + 10 * 60 * 1000;
         }
+        pthread_mutex_lock(&app->bg_lock);
+        int64_t ms = sleep_ms(app, cfg, next_kid_reload);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        int64_t ns = until.tv_nsec + (cfg->revocation_poll_ms % 1000) * 1000000;
-        until.tv_sec += cfg->revocation_poll_ms / 1000 + ns / 1000000000;
+        int64_t ns = until.tv_nsec + (ms % 1000) * 1000000;
+        until.tv_sec += ms / 1000 + ns / 1000000000;
         until.tv_nsec = ns % 1000000000;
-        pthread_mutex_lock(&app->bg_lock);
-        if (!app->bg_stop)
+        if (!app->bg_stop && ms > 0)
             pthread_cond_timedwait(&app->bg_cond, &app->bg_lock, &until);
     }
     pthread_mutex_unlock(&app->bg_lock);

@@ -455,6 +455,7 @@ static bool ms_in(const char *v, int64_t min, int64_t max, int64_t *dst)
 
 static bool p_revocation_poll(struct config *c, const char *v) { return ms_in(v, 10, 1000, &c->revocation_poll_ms); }
 static bool p_keyring_poll(struct config *c, const char *v) { return ms_in(v, 100, 3600 * 1000, &c->keyring_poll_ms); }
+static bool p_drain_timeout(struct config *c, const char *v) { return ms_in(v, 0, 600 * 1000, &c->drain_timeout_ms); }
 static bool p_hash_deadline(struct config *c, const char *v) { return ms_in(v, 100, 60 * 1000, &c->hash_deadline_ms); }
 
 static bool uint_in(const char *v, int64_t min, int64_t max, unsigned *dst)
@@ -856,6 +857,7 @@ static const struct setting settings[] = {
     {"JWTD_MAX_CONNECTIONS_PER_IP", "256", "open connections per client address, 0 (no limit)-1000000", p_max_conn_ip, 0},
     {"JWTD_CONNECTION_TIMEOUT", "30s", "idle connection timeout, 1s-1h", p_conn_timeout, 0},
     {"JWTD_REQUEST_TIMEOUT", "10s", "time a request (line, headers, body) may take to arrive, 1s-10m", p_req_timeout, 0},
+    {"JWTD_DRAIN_TIMEOUT", "10s", "on SIGTERM, how long requests in flight may take to finish before queued work is answered 503, 0-10m", p_drain_timeout, S_RELOAD},
     {"JWTD_TRUSTED_PROXIES", "", "comma-separated proxy addresses whose X-Forwarded-For is used", p_trusted_proxies, S_RELOAD},
     {"JWTD_METRICS", "loopback", "who may read /metrics: loopback, any or off", p_metrics, S_RELOAD},
     {"JWTD_SQLITE_SYNC", "full", "full or normal (SQLite synchronous setting)", p_sqlite_sync, 0},

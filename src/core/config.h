@@ -52,6 +52,7 @@ struct config {
     unsigned max_connections_per_ip;
     int64_t connection_timeout; /* seconds of inactivity before a connection is closed */
     int64_t request_timeout;    /* seconds a request (line, headers, body) may take to arrive */
+    int64_t drain_timeout_ms;   /* on SIGTERM, how long requests in flight may take to finish */
     size_t max_body;
     char *tls_cert_pem;      /* file contents, when TLS is on */
     char *tls_key_pem;

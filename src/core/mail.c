@@ -579,7 +579,10 @@ static void *worker(void *arg)
 
 void mail_wake(struct app *app)
 {
-    if (!app->mail_running)
+    /* Operator commands have no worker. While serving, the flag is true
+     * from before the first request to after the pools stopped
+     * (app_close), so the lock below still exists when it is true. */
+    if (!atomic_load(&app->mail_running))
         return;
     pthread_mutex_lock(&app->mail_lock);
     app->mail_kick = true;
@@ -599,20 +602,19 @@ bool mail_worker_start(struct app *app)
         pthread_mutex_destroy(&app->mail_lock);
         return false;
     }
-    app->mail_running = true;
+    atomic_store(&app->mail_running, true);
     return true;
 }
 
 void mail_worker_stop(struct app *app)
 {
-    if (!app->mail_running)
+    if (!atomic_exchange(&app->mail_running, false))
         return;
     pthread_mutex_lock(&app->mail_lock);
     app->mail_stop = true;
     pthread_cond_signal(&app->mail_cond);
     pthread_mutex_unlock(&app->mail_lock);
     pthread_join(app->mail_thread, NULL);
-    app->mail_running = false;
     pthread_cond_destroy(&app->mail_cond);
     pthread_mutex_destroy(&app->mail_lock);
     smtp_global_cleanup();

@@ -12,7 +12,9 @@
  * caller answers 503 server_busy), then submitted; a worker runs it and calls
  * its completion, or completes it without running when it waited past the
  * deadline or the pool is shutting down. A continuation of work already
- * admitted is posted instead: never refused, never dropped by the deadline.
+ * admitted is posted instead: never refused, never dropped by the deadline
+ * or by a stop that finds it queued (only one posted after every worker
+ * left is completed as dropped).
  */
 #ifndef JWTD_WORKPOOL_H
 #define JWTD_WORKPOOL_H
@@ -26,8 +28,10 @@
 struct work_job {
     /* Runs on a worker thread. */
     void (*run)(struct work_job *job);
-    /* Always called exactly once, on a worker thread (or in workpool_free):
-     * ran = false when the job was dropped (deadline, shutdown). */
+    /* Always called exactly once, on a worker thread, or, for a job queued
+     * after the pool stopped, on the thread that queued it (before
+     * workpool_submit/post returns): ran = false when the job was dropped
+     * (deadline, shutdown). */
     void (*complete)(struct work_job *job, bool ran);
     int64_t enqueued_us; /* set by the pool */
     bool exempt;         /* posted continuation: no deadline (set by the pool) */
@@ -50,7 +54,8 @@ void workpool_release(struct workpool *hp);
 /* Queue a job on a reserved place (never fails). */
 void workpool_submit(struct workpool *hp, struct work_job *job);
 
-/* Queue a continuation of admitted work: no reservation, no deadline. */
+/* Queue a continuation of admitted work: no reservation, no deadline; it
+ * runs even when the pool is stopping. */
 void workpool_post(struct workpool *hp, struct work_job *job);
 
 /* Jobs waiting or running, and jobs refused so far (for metrics). */
@@ -62,8 +67,15 @@ uint64_t workpool_expired(struct workpool *hp);
 struct histogram;
 const struct histogram *workpool_wait(const struct workpool *hp);
 
-/* Stop: waiting jobs are completed with ran = false, running ones finish,
- * threads are joined, memory freed. NULL-safe. */
+/* Stop: new reservations are refused, waiting jobs are completed with
+ * ran = false (posted continuations still run), running ones finish,
+ * threads are joined. The pool stays
+ * usable as a refusal: reserve fails, and a job queued from now on is
+ * completed as dropped at once. Call from one thread; again is a no-op.
+ * NULL-safe. */
+void workpool_stop(struct workpool *hp);
+
+/* workpool_stop, then free the memory. NULL-safe. */
 void workpool_free(struct workpool *hp);
 
 #endif /* JWTD_WORKPOOL_H */

@@ -2,7 +2,8 @@
 /*
  * The HTTP server (libmicrohttpd, epoll thread pool). Start it with a ready
  * app; stop it in two steps: quiesce (stop accepting, in-flight requests go
- * on), then stop (threads joined, connections closed).
+ * on), then, once the pools have stopped, stop (threads joined, connections
+ * closed).
  */
 #ifndef JWTD_SERVER_H
 #define JWTD_SERVER_H
@@ -27,7 +28,10 @@ bool server_set_tls(struct server *s, const char *cert_pem, const char *key_pem,
  * listen socket stays open until server_stop). */
 void server_quiesce(struct server *s);
 
-/* Stop the threads and free. NULL-safe. */
+/* Stop the threads, close the connections and free. NULL-safe. Call only
+ * once no connection is suspended, i.e. after app_pools_stop():
+ * libmicrohttpd forbids stopping with suspended connections (0.9.75 aborts
+ * the process), and a suspended request's memory is still its pool jobs'. */
 void server_stop(struct server *s);
 
 #endif /* JWTD_SERVER_H */

@@ -7,8 +7,10 @@ atomically ... and hold across instances"; "concurrent refreshes of one token,
 on one instance or many, never mint two live tokens". docs/configuration.md:
 "Several instances may start against one PostgreSQL database at once";
 each instance re-reads the key ring every JWTD_KEYRING_POLL and
-(docs/operations.md) "jwtd instances re-read the ring when they meet an
-unknown kid" (at most once a second).
+(docs/operations.md) an instance that meets a token with an unknown kid
+refuses it and has its background thread "re-read the ring at once, at
+most once a second", so the new key's tokens are accepted "within about a
+second" - "the request itself never waits on the database".
 
 A throwaway PostgreSQL cluster is started for the module (pg_cluster.py, the
 Python twin of scripts/pg.sh); the module is skipped when the PostgreSQL
@@ -28,9 +30,10 @@ import time
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from e2e_util import (assert_accepted, assert_error, assert_refused_within, assert_token_response,
-                      ec_sign, fmt_timing, jwt_parts, login, new_user_tokens, now, random_name,
-                      refresh, run_cli, signup, uname, www_authenticate_invalid_token)
+from e2e_util import (SLOW, assert_accepted, assert_error, assert_refused_within,
+                      assert_token_response, ec_sign, fmt_timing, jwt_parts, login,
+                      new_user_tokens, now, random_name, refresh, run_cli, signup, uname,
+                      www_authenticate_invalid_token)
 
 ISSUER = "http://jwtd-e2e.multi.test"
 KEYRING_POLL = 0.5                       # JWTD_KEYRING_POLL of the servers below
@@ -43,6 +46,9 @@ REVOCATION_BOUND = 1.0                   # API.md: "within one second"
 # setting would still fail.
 JWKS_BOUND = KEYRING_POLL + 0.5
 UNKNOWN_KID_RELOAD_INTERVAL = 1.0        # "at most once a second"
+# A refusal of an unknown kid is answered from memory: far below the ring
+# query's worst case (its 5 s lock timeout), generous for a loaded machine.
+UNKNOWN_KID_ANSWER = 0.5 * SLOW
 
 FIGURES = {}
 
@@ -343,34 +349,111 @@ def forged_unknown_kid_token(key):
                     "preferred_username": "nobody"}, key)
 
 
-def test_unknown_kid_triggers_an_immediate_ring_reload(pg_cluster, jwtd_factory):
-    """A re-reads the ring every 100 ms, B only every hour. After a rotation, a
-    token A signed with the new key is accepted by B at once (B re-reads the
-    ring when it meets an unknown kid) - and B then publishes the key too."""
+def verify_until_accepted(c, token, bound):
+    """GET /auth/verify with `token` every 20 ms until it is accepted. Each
+    refusal must be 401 "unknown key id", answered within UNKNOWN_KID_ANSWER
+    (from memory: the ring is re-read behind it); acceptance must come within
+    `bound` seconds of the first request. Returns (seconds to acceptance,
+    refusals, slowest refusal in seconds)."""
+    since = time.monotonic()
+    refused, slowest = 0, 0.0
+    while True:
+        t0 = time.monotonic()
+        r = c.get("/auth/verify", token=token)
+        took = time.monotonic() - t0
+        if r.status == 200:
+            return time.monotonic() - since, refused, slowest
+        refused += 1
+        slowest = max(slowest, took)
+        assert www_authenticate_invalid_token(r) == "unknown key id", r
+        assert took < UNKNOWN_KID_ANSWER, \
+            "refusing an unknown kid took %.2f s: the request waited on the ring query" % took
+        assert time.monotonic() - since < bound, \
+            "still refused %.2f s after the first request with the new kid: %r" % (
+                time.monotonic() - since, r)
+        time.sleep(0.02)
+
+
+def rotated_behind_b(pg_cluster, jwtd_factory):
+    """A (ring poll 100 ms) and B (ring poll 1 h) on a fresh database; a user
+    with a token of the first key; `jwtd keys rotate --now`; a token A signed
+    with the new key, which B has not loaded. Returns (db, B's client, the old
+    token response, the new one, the new kid)."""
     db = pg_cluster.new_database()
     a = jwtd_factory(env=dict(BASE_ENV, JWTD_KEYRING_POLL="100ms"), database=db)
     b = jwtd_factory(env=dict(BASE_ENV, JWTD_KEYRING_POLL="1h"), database=db)
-    b_loaded = time.monotonic()
     ca, cb = a.client(), b.client()
-    username, password, user, t_old = new_user_tokens(ca)
-
-    new_kid, since = rotate_now(db.url)
+    username, password, _, t_old = new_user_tokens(ca)
+    new_kid, _ = rotate_now(db.url)
     t_new = wait_signing_kid(ca, username, password, new_kid, timeout=5)
     assert new_kid not in jwks_kids(cb), "precondition: B (ring poll 1 h) must not know the " \
         "new key yet"
-    # B loaded its ring at start-up; let the once-a-second allowance pass
-    time.sleep(max(0.0, b_loaded + UNKNOWN_KID_RELOAD_INTERVAL + 0.2 - time.monotonic()))
-    t0 = time.monotonic()
-    r = cb.get("/auth/verify", token=t_new["access_token"])
-    took = time.monotonic() - t0
-    assert r.status == 200, "B refused a token signed with the current key of the shared ring " \
-        "(it should re-read the ring on an unknown kid): %r" % r
-    print("unknown-kid reload on B: first /auth/verify with the new kid answered 200 in %.0f ms"
-          % (took * 1000))
-    FIGURES["unknown-kid reload, first verify on B"] = "200 in %.0f ms" % (took * 1000)
+    return db, cb, t_old, t_new, new_kid
+
+
+def test_unknown_kid_triggers_an_immediate_ring_reload(pg_cluster, jwtd_factory):
+    """A re-reads the ring every 100 ms, B only every hour. After a rotation, a
+    token A signed with the new key is accepted by B within a second of its
+    first request there (B's background thread re-reads the ring as soon as
+    a request meets the unknown kid) - and B then publishes the key too.
+    Before, the first request itself re-read the ring on B's HTTP thread and
+    was accepted; now it may be refused (401 "unknown key id", answered from
+    memory) while the ring is re-read behind it, and the bound is on the
+    time to acceptance instead (docs/operations.md, keys)."""
+    _, cb, t_old, t_new, new_kid = rotated_behind_b(pg_cluster, jwtd_factory)
+    took, refused, slowest = verify_until_accepted(cb, t_new["access_token"],
+                                                   bound=UNKNOWN_KID_RELOAD_INTERVAL)
+    print("unknown-kid reload on B: the new kid accepted %.0f ms after its first request "
+          "(%d refusals, slowest %.1f ms)" % (took * 1000, refused, slowest * 1000))
+    FIGURES["unknown-kid reload, new kid accepted on B"] = "%.0f ms (%d refused)" % (
+        took * 1000, refused)
     assert_accepted(cb, t_new["access_token"])
     assert new_kid in jwks_kids(cb), "B accepted the new key but does not publish it"
     assert_accepted(cb, t_old["access_token"])
+
+
+def test_unknown_kid_never_waits_on_the_database(pg_cluster, jwtd_factory):
+    """The hot path touches no database. While the key table is locked (a
+    stuck storage: B's ring query waits for the lock, up to jwtd's 5 s
+    lock_timeout), B still refuses a token with an unknown kid at once -
+    before, the request re-read the ring on the HTTP thread and waited for
+    the lock. Once the lock is gone, B accepts the new key within a second."""
+    db, cb, t_old, t_new, _ = rotated_behind_b(pg_cluster, jwtd_factory)
+    hold = 3.0
+    locker = subprocess.Popen(
+        ["psql", db.url, "-v", "ON_ERROR_STOP=1", "-qAtc",
+         "BEGIN; LOCK TABLE signing_keys IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(%s); COMMIT"
+         % hold], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while pg_cluster.psql(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "WHERE c.relname = 'signing_keys' AND l.mode = 'AccessExclusiveLock' "
+                "AND l.granted", db=db.name).strip() != "1":
+            assert locker.poll() is None, locker.stderr.read()
+            assert time.monotonic() < deadline, "the lock on signing_keys was not taken"
+            time.sleep(0.02)
+        locked_until = time.monotonic() + hold - 0.5   # a lower bound of the lock's end
+        worst = 0.0
+        for _ in range(5):
+            t0 = time.monotonic()
+            r = cb.get("/auth/verify", token=t_new["access_token"])
+            took = time.monotonic() - t0
+            worst = max(worst, took)
+            assert took < UNKNOWN_KID_ANSWER, "an unknown kid took %.2f s to answer (%d) while " \
+                "the key table was locked: the request waited on the database" % (took, r.status)
+            assert time.monotonic() < locked_until, "precondition: the lock ended too soon"
+            assert www_authenticate_invalid_token(r) == "unknown key id", r
+            time.sleep(0.1)
+        assert_accepted(cb, t_old["access_token"])   # known keys: untouched
+    finally:
+        locker.wait(timeout=30)
+    assert locker.returncode == 0, locker.stderr.read()
+    took, refused, _ = verify_until_accepted(cb, t_new["access_token"],
+                                             bound=UNKNOWN_KID_RELOAD_INTERVAL)
+    print("unknown kid under a locked key table: slowest refusal %.1f ms; the new kid "
+          "accepted %.0f ms after the lock ended" % (worst * 1000, took * 1000))
+    FIGURES["unknown kid, key table locked"] = "refused in <= %.1f ms" % (worst * 1000)
 
 
 def test_unknown_kid_flood_does_not_block_a_real_new_key(pg_cluster, jwtd_factory):

@@ -24,7 +24,10 @@
  * codes and their renewal, removal and the operator's reset; and of
  * passkeys (src/core/passkeys.c) what needs no authenticator: listing,
  * removal, and the ticket side of a passkey step. Time is moved with the
- * test clock (util_test_clock), so nothing sleeps.
+ * test clock (util_test_clock), so nothing sleeps - except the one test of
+ * the background thread: a token of a key another instance just made is
+ * refused at once while the ring is re-read behind it (never waiting on
+ * storage, which a gate holds), then accepted.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,11 +37,14 @@
 
 #include <crypt.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <argon2.h>
@@ -56,6 +62,7 @@
 #include "core/service.h"
 #include "core/sessions.h"
 #include "core/tokens.h"
+#include "jwtd.h"
 #include "store/store.h"
 
 extern char **environ;
@@ -2653,6 +2660,128 @@ static void test_passkeys_list_and_remove(void **state)
     assert_int_equal(login_ticket(f, q.user, q.pw, t), MFA_PASSKEY);
 }
 
+/* ------------------------------------------- unknown kid, slow storage --- */
+
+/* Slow storage for the key ring: store_keys_list waits (at most 5 s) until
+ * the test opens the gate. Every other primitive is the real backend's. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool open;
+    int calls;
+    const struct store_ops *real;
+    struct store_ops gated;
+} key_gate = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static enum store_rc gated_keys_list(struct store *st, store_key_cb cb, void *ctx)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    pthread_mutex_lock(&key_gate.lock);
+    key_gate.calls++;
+    pthread_cond_broadcast(&key_gate.cond);
+    int rc = 0;
+    while (!key_gate.open && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&key_gate.cond, &key_gate.lock, &until);
+    pthread_mutex_unlock(&key_gate.lock);
+    return key_gate.real->keys_list(st, cb, ctx);
+}
+
+static void key_gate_set(bool open)
+{
+    pthread_mutex_lock(&key_gate.lock);
+    key_gate.open = open;
+    if (!open)
+        key_gate.calls = 0;
+    pthread_cond_broadcast(&key_gate.cond);
+    pthread_mutex_unlock(&key_gate.lock);
+}
+
+static int key_gate_calls(void)
+{
+    pthread_mutex_lock(&key_gate.lock);
+    int n = key_gate.calls;
+    pthread_mutex_unlock(&key_gate.lock);
+    return n;
+}
+
+/* The check of one token: its result, the reason, and how long it took. */
+static bool timed_check(struct fx *f, const char *token, const char **reason, int64_t *ms)
+{
+    struct identity id;
+    int64_t t0 = util_mono_ms();
+    bool ok = access_check(&f->app, token, strlen(token), util_now(), &id, reason);
+    *ms = util_mono_ms() - t0;
+    return ok;
+}
+
+/* A token signed by a key this instance has not loaded: another instance
+ * on the same storage rotated (`jwtd keys rotate --now`) and signed with
+ * the new key. */
+static char *token_of_another_instance(struct fx *f, const char *username)
+{
+    char err[256] = "", kid[KID_MAX + 1];
+    struct keyring *other = keyring_new(&f->cfg, f->app.store);
+    assert_non_null(other);
+    if (!keyring_start(other, err, sizeof err) ||
+        !keyring_rotate(other, true, kid, err, sizeof err))
+        fail_msg("the other instance's ring: %s", err);
+    struct store_user u = {0};
+    assert_int_equal(store_user_by_name(f->app.store, username, &u), STORE_OK);
+    char sid[UUID_STR_LEN], *token = NULL;
+    assert_true(util_uuid7(sid));
+    assert_int_equal(access_token_issue(other, &f->cfg, &u, sid, AMR_PWD, util_now(), &token),
+                     JWTD_OK);
+    store_user_clear(&u);
+    keyring_free(other);
+    return token;
+}
+
+/* unknown_kid_waits_on_storage: a token with a kid the ring does not have
+ * is refused at once, even while the ring's storage hangs (the hot path
+ * only asks the background thread to re-read it); once storage answers,
+ * the key is picked up without the 1 h ring poll, within a second. */
+static void test_unknown_kid_reloads_ring_in_background(void **state)
+{
+    struct fx *f = *state;
+    set(&f->cfg, "JWTD_KEYRING_POLL", "1h"); /* only the request can explain a reload */
+    must_signup(f, "ulrike", "ulrike's long passphrase", NULL);
+    key_gate.real = f->app.store->ops;
+    key_gate.gated = *key_gate.real;
+    key_gate.gated.keys_list = gated_keys_list;
+    key_gate_set(true);
+    f->app.store->ops = &key_gate.gated;
+    char *token = token_of_another_instance(f, "ulrike");
+    assert_true(app_background_start(&f->app));
+
+    key_gate_set(false); /* storage hangs from now on */
+    const char *reason = NULL;
+    int64_t ms = 0;
+    assert_false(timed_check(f, token, &reason, &ms));
+    assert_string_equal(reason, jwtd_strerror(JWTD_ERR_KID));
+    assert_true(ms < 500); /* 5 s when the check waits for the ring query */
+    for (int i = 0; i < 200 && key_gate_calls() == 0; i++)
+        usleep(10 * 1000);
+    assert_int_equal(key_gate_calls(), 1); /* the background thread asked storage */
+    /* Asked again while that read hangs: refused at once, no second query. */
+    assert_false(timed_check(f, token, &reason, &ms));
+    assert_true(ms < 500);
+    assert_int_equal(key_gate_calls(), 1);
+
+    key_gate_set(true);
+    int64_t t0 = util_mono_ms();
+    bool ok = false;
+    while (!ok && util_mono_ms() - t0 < 1000) {
+        ok = timed_check(f, token, &reason, &ms);
+        if (!ok)
+            usleep(10 * 1000);
+    }
+    if (!ok)
+        fail_msg("the new key's token still refused 1 s after storage answered: %s", reason);
+    free(token);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, false);
@@ -2676,6 +2805,7 @@ int main(void)
         T(test_refresh_operator_logout),
         T(test_logout_with_refresh_token),
         cmocka_unit_test(test_logout_refresh_reach_table),
+        T(test_unknown_kid_reloads_ring_in_background),
         cmocka_unit_test(test_refresh_decide_table),
         cmocka_unit_test(test_refresh_decide_outage_doubt),
         cmocka_unit_test(test_refresh_generation_never_wraps),

@@ -5,7 +5,10 @@
  * when every place is taken (workers held inside a job by a gate the test
  * controls) and the refusal is counted; a job that waited past the deadline
  * is completed without running and counted as expired; shutting down
- * completes waiting jobs without running them. No job here hashes anything.
+ * completes waiting jobs without running them, at once even while every
+ * worker is busy, but runs posted continuations; a stopped pool refuses reservations and completes a job
+ * queued after its workers left on the caller's thread (none is stranded).
+ * No job here hashes anything.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -154,6 +157,36 @@ static void wait_depth(struct workpool *hp, unsigned want)
     assert_int_equal(workpool_depth(hp), want);
 }
 
+/* A pool of one worker, held inside f->jobs[0] until the gate opens. */
+static struct workpool *held_pool(struct fx *f, unsigned queue_cap, int64_t deadline_ms)
+{
+    f->hp = workpool_new(1, queue_cap, WORK_PRIO_NORMAL, deadline_ms, NULL);
+    assert_non_null(f->hp);
+    job_init(&f->jobs[0], &f->c, true);
+    assert_true(workpool_reserve(f->hp));
+    workpool_submit(f->hp, &f->jobs[0].job);
+    wait_for(&f->c, &f->c.started, 1);
+    return f->hp;
+}
+
+/* Reserve a place and submit f->jobs[i], a job that does not block. */
+static struct tjob *submit_new(struct fx *f, int i)
+{
+    struct tjob *j = &f->jobs[i];
+    job_init(j, &f->c, false);
+    assert_true(workpool_reserve(f->hp));
+    workpool_submit(f->hp, &j->job);
+    return j;
+}
+
+/* Completed once, without running. */
+static void assert_dropped(struct tjob *j)
+{
+    assert_int_equal(atomic_load(&j->complete_calls), 1);
+    assert_false(atomic_load(&j->ran));
+    assert_int_equal(atomic_load(&j->run_calls), 0);
+}
+
 static void test_jobs_run_and_complete(void **state)
 {
     struct fx *f = *state;
@@ -242,30 +275,17 @@ static void test_deadline_drops_stale_job(void **state)
 {
     struct fx *f = *state;
     struct ctl *c = &f->c;
-    f->hp = workpool_new(1, 4, WORK_PRIO_NORMAL, 100, NULL);
-    struct workpool *hp = f->hp;
-    assert_non_null(hp);
-    struct tjob *a = &f->jobs[0], *b = &f->jobs[1], *late = &f->jobs[2];
-    job_init(a, c, true);
-    job_init(b, c, false);
-    job_init(late, c, false);
-    assert_true(workpool_reserve(hp));
-    workpool_submit(hp, &a->job);
-    wait_for(c, &c->started, 1);
-    assert_true(workpool_reserve(hp));
-    workpool_submit(hp, &b->job);
+    struct workpool *hp = held_pool(f, 4, 100);
+    struct tjob *a = &f->jobs[0], *b = submit_new(f, 1);
     usleep(300 * 1000); /* b waits three deadlines */
     open_gate(c);
     wait_for(c, &c->completed, 2);
     assert_true(atomic_load(&a->ran));
-    assert_false(atomic_load(&b->ran));
-    assert_int_equal(atomic_load(&b->run_calls), 0);
-    assert_int_equal(atomic_load(&b->complete_calls), 1);
+    assert_dropped(b);
     assert_int_equal(workpool_expired(hp), 1);
 
     /* A fresh job is not affected. */
-    assert_true(workpool_reserve(hp));
-    workpool_submit(hp, &late->job);
+    struct tjob *late = submit_new(f, 2);
     wait_for(c, &c->completed, 3);
     assert_true(atomic_load(&late->ran));
     assert_int_equal(workpool_expired(hp), 1);
@@ -297,20 +317,8 @@ static void test_free_completes_waiting_jobs_unrun(void **state)
 {
     struct fx *f = *state;
     struct ctl *c = &f->c;
-    struct workpool *hp = workpool_new(1, 8, WORK_PRIO_NORMAL, 60000, NULL);
-    assert_non_null(hp);
-    f->hp = hp;
-    struct tjob *a = &f->jobs[0], *b = &f->jobs[1], *d = &f->jobs[2];
-    job_init(a, c, true);
-    job_init(b, c, false);
-    job_init(d, c, false);
-    assert_true(workpool_reserve(hp));
-    workpool_submit(hp, &a->job);
-    wait_for(c, &c->started, 1);
-    assert_true(workpool_reserve(hp));
-    workpool_submit(hp, &b->job);
-    assert_true(workpool_reserve(hp));
-    workpool_submit(hp, &d->job);
+    struct workpool *hp = held_pool(f, 8, 60000);
+    struct tjob *a = &f->jobs[0], *b = submit_new(f, 1), *d = submit_new(f, 2);
 
     struct opener o = {hp, c};
     pthread_t th;
@@ -321,13 +329,98 @@ static void test_free_completes_waiting_jobs_unrun(void **state)
 
     assert_int_equal(atomic_load(&a->complete_calls), 1);
     assert_true(atomic_load(&a->ran));
-    assert_int_equal(atomic_load(&b->complete_calls), 1);
-    assert_int_equal(atomic_load(&d->complete_calls), 1);
-    assert_false(atomic_load(&b->ran));
-    assert_false(atomic_load(&d->ran));
-    assert_int_equal(atomic_load(&b->run_calls), 0);
-    assert_int_equal(atomic_load(&d->run_calls), 0);
+    assert_dropped(b);
+    assert_dropped(d);
     assert_int_equal(c->completed, 3);
+}
+
+/* shutdown_keeps_continuations: a posted continuation (the finish of a
+ * hashed login) that waits when the pool stops still runs; fresh work
+ * waiting beside it is dropped. */
+static void test_stop_runs_posted_continuations(void **state)
+{
+    struct fx *f = *state;
+    struct ctl *c = &f->c;
+    struct workpool *hp = held_pool(f, 8, 60000);
+    struct tjob *a = &f->jobs[0], *fresh = submit_new(f, 1), *cont = &f->jobs[2];
+    job_init(cont, c, false);
+    workpool_post(hp, &cont->job);
+
+    struct opener o = {hp, c};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, open_when_stopping, &o), 0);
+    workpool_stop(hp); /* returns once every queued job is completed */
+    pthread_join(th, NULL);
+
+    assert_true(atomic_load(&a->ran));
+    assert_dropped(fresh);
+    assert_int_equal(atomic_load(&cont->complete_calls), 1);
+    assert_true(atomic_load(&cont->ran));
+    assert_int_equal(atomic_load(&cont->run_calls), 1);
+    assert_int_equal(workpool_depth(hp), 0);
+    workpool_stop(hp); /* again: nothing happens */
+}
+
+static void *stop_pool(void *arg)
+{
+    workpool_stop(arg);
+    return NULL;
+}
+
+/* shutdown_behind_slow_job: the stop answers the waiting jobs at once, on
+ * its own thread, while every worker is still inside a job (a storage wait
+ * of seconds); the running job finishes normally. */
+static void test_stop_answers_waiting_jobs_while_workers_are_busy(void **state)
+{
+    struct fx *f = *state;
+    struct ctl *c = &f->c;
+    struct workpool *hp = held_pool(f, 8, 60000);
+    struct tjob *a = &f->jobs[0], *b = submit_new(f, 1), *d = submit_new(f, 2);
+
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, stop_pool, hp), 0);
+    wait_for(c, &c->completed, 2); /* b and d, with a still held */
+    assert_int_equal(atomic_load(&a->complete_calls), 0);
+    assert_dropped(b);
+    assert_dropped(d);
+    wait_depth(hp, 1); /* a's place only (the others are given back after complete) */
+    open_gate(c);
+    pthread_join(th, NULL);
+    assert_true(atomic_load(&a->ran));
+    assert_int_equal(workpool_depth(hp), 0);
+    assert_int_equal(workpool_expired(hp), 2);
+}
+
+/* stopped_pool_strands_nothing: a reservation taken just before the stop
+ * and submitted after it, or a continuation posted to a stopped pool, has
+ * no worker left to take it: it is completed as dropped before submit or
+ * post returns (else its suspended connection would never be resumed). A
+ * stopped pool refuses reservations at once. */
+static void test_stopped_pool_completes_late_jobs_at_once(void **state)
+{
+    struct fx *f = *state;
+    struct ctl *c = &f->c;
+    f->hp = workpool_new(2, 8, WORK_PRIO_NORMAL, 60000, NULL);
+    struct workpool *hp = f->hp;
+    assert_non_null(hp);
+    struct tjob *late = &f->jobs[0], *posted = &f->jobs[1];
+    job_init(late, c, false);
+    job_init(posted, c, false);
+    assert_true(workpool_reserve(hp));
+    workpool_stop(hp);
+    assert_int_equal(workpool_depth(hp), 1); /* the reservation is still out */
+
+    workpool_submit(hp, &late->job);
+    assert_dropped(late);
+
+    workpool_post(hp, &posted->job);
+    assert_dropped(posted);
+    assert_int_equal(workpool_depth(hp), 0);
+    assert_int_equal(workpool_expired(hp), 2);
+
+    assert_false(workpool_reserve(hp));
+    assert_int_equal(workpool_rejected(hp), 1);
+    assert_int_equal(workpool_depth(hp), 0);
 }
 
 static void test_low_priority_workers_still_run(void **state)
@@ -357,6 +450,9 @@ int main(void)
         T(test_queue_flood_reserve_fails_when_full),
         T(test_deadline_drops_stale_job),
         T(test_free_completes_waiting_jobs_unrun),
+        T(test_stop_runs_posted_continuations),
+        T(test_stop_answers_waiting_jobs_while_workers_are_busy),
+        T(test_stopped_pool_completes_late_jobs_at_once),
         T(test_low_priority_workers_still_run),
     };
 #undef T
