@@ -260,8 +260,8 @@ class JwtdServer:
                 text += f.read().decode("utf-8", "replace")
         return text
 
-    def client(self):
-        return Client(self.host, self.port)
+    def client(self, source=None):
+        return Client(self.host, self.port, source=source)
 
     def cli(self, *args, env=None, timeout=60):
         return run_cli(list(args), self.db.url, env=env, timeout=timeout)
@@ -344,10 +344,17 @@ class Response:
 class Client:
     """A keep-alive HTTP/1.1 client on one http.client connection."""
 
-    def __init__(self, host, port, timeout=HTTP_TIMEOUT):
+    def __init__(self, host, port, timeout=HTTP_TIMEOUT, source=None):
+        """source: the local address to connect from (another client on
+        loopback: 127.0.0.2, ...), for the per-address limits."""
         self.host, self.port, self.timeout = host, port, timeout
-        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        self.source = (source, 0) if source else None
+        self.conn = self._connect()
         self.history = []
+
+    def _connect(self):
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout,
+                                          source_address=self.source)
 
     def request(self, method, path, body=None, json_body=None, headers=None, token=None,
                 content_type=None):
@@ -374,7 +381,7 @@ class Client:
             if not reused:
                 raise
             self.conn.close()
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self.conn = self._connect()
             self.conn.request(method, path, body=body, headers=hdrs)
             r = self.conn.getresponse()
         data = r.read()

@@ -602,17 +602,23 @@ def test_user_disable_and_enable(server, client):
 
 def test_user_unlock(server, client):
     """Trap: a user locked out by a password-guessing bot had to wait out the
-    back-off; `user unlock` lets the right password in at once."""
+    back-off; `user unlock` lets the right password in at once. (The bot's
+    own address stays blocked: its back-off is the address's, not the
+    account's.)"""
     username, password, _ = signup(client)
+    bot = server.client(source="127.0.0.%d" % (2 + secrets.randbelow(250)))
     for i in range(10):
-        assert_error(client.post("/auth/login", {"username": username,
-                                                 "password": "wrong-%d-%s" % (i, password)}),
+        assert_error(bot.post("/auth/login", {"username": username,
+                                              "password": "wrong-%d-%s" % (i, password)}),
                      401, "invalid_credentials")
     assert_error(client.post("/auth/login", {"username": username, "password": password}),
                  429, "too_many_attempts")
     p = cli(server, "user", "unlock", username)
     assert p.returncode == 0, err(p)
     login(client, username, password)
+    assert_error(bot.post("/auth/login", {"username": username, "password": "wrong-again"}),
+                 429, "too_many_attempts")
+    bot.close()
 
 
 def test_user_logout(server, client):
