@@ -372,6 +372,7 @@ static void login_finish(struct svc_op *op, bool ran)
     if (pv->verdict == PASSWORD_ERROR && pv->found)
         LOG(LOG_ERROR, "password_hash_unusable", LF_S("user_id", op->user.id));
     if (pv->verdict != PASSWORD_OK) {
+        ratelimit_login_failed(app, &pv->limit);
         metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
         AUDIT(LOG_INFO, &op->ctx, "login_failed", "refused", pv->found ? op->user.id : NULL,
               LF_B("user_known", pv->found));
@@ -529,6 +530,7 @@ static bool confirm_verdict(struct svc_op *op, bool ran, const char *what)
         return false;
     }
     if (pv->verdict != PASSWORD_OK) {
+        ratelimit_login_failed(op->app, &pv->limit);
         AUDIT(LOG_INFO, &op->ctx, "reconfirm_failed", "refused", pv->who.sub, LF_S("for", what));
         op->res = svc_fail(SVC_WRONG_PASSWORD, "The password is wrong.");
         return false;

@@ -374,6 +374,7 @@ struct svc_result mfa_complete(struct app *app, const struct svc_ctx *ctx, const
     }
     if (r.status == SVC_BAD_SECOND_FACTOR) {
         /* The back-off counts it (the attempt stays counted). */
+        ratelimit_login_failed(app, &lim);
         return mfa_ticket_fail(app, ctx, ticket, tlen, tries,
                                method == MFA_TOTP ? "totp" : "recovery");
     }

@@ -65,9 +65,6 @@ static void refund_address(struct app *app, const struct login_limit *l)
     if (l->addr_key[0])
         store_counter_add(app->store, l->addr_key, util_now(), app->cfg->rate_window, -1,
                           &unused);
-    if (l->seq_key[0])
-        store_login_refund(app->store, l->seq_key, app->cfg->address_consecutive_failures,
-                           l->seq_block_ms);
 }
 
 /* The attempt stops at a back-off counter: not attempted after all, so
@@ -99,12 +96,16 @@ struct svc_result ratelimit_login_attempt(struct app *app, const struct svc_ctx 
         return res;
     }
     /* API.md: failures per address are slowed down after at most 10 in a
-     * row, like those per username. */
+     * row, like those per username - but counted once known to be
+     * failures (ratelimit_login_failed), not before the check: a burst of
+     * right passwords from one address (a NAT, a test rig) is no run of
+     * failures. The per-username counter and the window above count
+     * before, atomically; they bound what parallel guesses get. */
     char seq[sizeof l.seq_key];
     snprintf(seq, sizeof seq, "login:addrseq:%s", ctx->client_addr);
-    int64_t retry = 0;
-    enum store_rc rc =
-        backoff_take(app, seq, cfg->address_consecutive_failures, &retry, &l.seq_block_ms);
+    int64_t failures = 0, blocked_until_ms = 0, now_ms = util_now_ms();
+    enum store_rc rc = store_login_get(app->store, seq, &failures, &blocked_until_ms);
+    int64_t retry = blocked_until_ms > now_ms ? (blocked_until_ms - now_ms + 999) / 1000 : 0;
     if (rc != STORE_OK || retry > 0)
         return login_limited(app, ctx, &l, rc, retry, "address",
                              "failed logins from this address");
@@ -132,6 +133,16 @@ void ratelimit_login_succeeded(struct app *app, const struct login_limit *l)
     if (l->addr_key[0])
         store_counter_add(app->store, l->addr_key, util_now(), app->cfg->rate_window, -1,
                           &unused);
+}
+
+void ratelimit_login_failed(struct app *app, const struct login_limit *l)
+{
+    const struct config *cfg = app->cfg;
+    int64_t unused;
+    if (l->seq_key[0])
+        store_login_attempt(app->store, l->seq_key, util_now_ms(),
+                            cfg->address_consecutive_failures, cfg->login_lockout_base * 1000,
+                            cfg->login_lockout_max * 1000, &unused, NULL);
 }
 
 void ratelimit_login_refund(struct app *app, const struct login_limit *l)

@@ -27,15 +27,14 @@ enum rate_kind { RATE_SIGNUP, RATE_REFRESH, RATE_CHALLENGE };
 struct login_limit {
     char addr_key[96];
     char seq_key[96];              /* the address's consecutive failures */
-    int64_t seq_block_ms;          /* the block this attempt set there (0: none) */
     char user_key[EMAIL_MAX + 16]; /* "" when the username was not counted */
     int64_t user_block_ms;         /* the block this attempt set (0: none) */
 };
 
 /*
  * Count a login attempt for ctx's address and, when username is not NULL,
- * that username. SVC_OK, or SVC_LIMITED with retry_after (nothing counted),
- * or a storage failure.
+ * that username; check the address's run of failures. SVC_OK, or
+ * SVC_LIMITED with retry_after (nothing counted), or a storage failure.
  */
 struct svc_result ratelimit_login_attempt(struct app *app, const struct svc_ctx *ctx,
                                           const char *username, struct login_limit *ret);
@@ -50,6 +49,11 @@ void ratelimit_login_succeeded(struct app *app, const struct login_limit *l);
  * not reset the back-off on codes, and a correct password never extends
  * the back-off that gates its own second step. */
 void ratelimit_login_first_factor_ok(struct app *app, const struct login_limit *l);
+
+/* The password (or second factor) was checked and wrong: a failure in the
+ * address's run (the username's and the window's attempts were counted
+ * before, and stay). */
+void ratelimit_login_failed(struct app *app, const struct login_limit *l);
 
 /* The password was never checked (the server was busy, storage failed):
  * give both counters their attempt back (and lift the block it set), so
