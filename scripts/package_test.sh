@@ -257,6 +257,8 @@ unit=/lib/systemd/system/jwtd.service
 grep -qx 'ExecStart=/usr/bin/jwtd serve --config /etc/jwtd/jwtd.conf' "$unit" ||
   fail "$unit does not run /usr/bin/jwtd with /etc/jwtd/jwtd.conf"
 grep -qx 'User=jwtd' "$unit" || fail "$unit does not run as jwtd"
+# Settings come from /etc/jwtd/jwtd.conf alone, which the commands read too.
+if grep -q '^EnvironmentFile=' "$unit"; then fail "$unit loads an environment file"; fi
 # Enabled (the symlink deb-systemd-helper makes, with or without systemd
 # running), not started (debian/rules: --no-start).
 [ -L /etc/systemd/system/multi-user.target.wants/jwtd.service ] ||

@@ -3,9 +3,11 @@
 #
 # Every test of jwtd, in the order that fails fastest (docs/testing.md):
 #   packages      scripts/deps.sh test
-#   build         release build; a minimal build (no cmocka, no libpq) must
-#                 configure and compile jwtd too: running never needs test
-#                 libraries
+#   build         release build; what its `meson install` puts down
+#                 (scripts/install_test.sh); a minimal build (no cmocka, no
+#                 libpq) must configure and compile jwtd too: running never
+#                 needs test libraries, and it refuses a PostgreSQL URL as
+#                 a configuration error
 #   unit          cmocka (release), the store suite on SQLite and on a real
 #                 PostgreSQL, fuzz regressions replayed, the layering check
 #   pg            the end-to-end suite, release build, on PostgreSQL, plus
@@ -48,6 +50,9 @@ build() { # dir, extra meson args...
 step "release build"
 build build
 
+step "meson install (into a scratch DESTDIR)"
+scripts/install_test.sh build
+
 step "minimal build (cmocka and libpq hidden from pkg-config)"
 # A pkg-config directory with every .pc file but the test-only and optional
 # ones: `meson setup` must succeed and jwtd must compile without them.
@@ -64,6 +69,13 @@ PKG_CONFIG_LIBDIR=$PCDIR PKG_CONFIG_PATH= meson setup build-min >/dev/null
 grep -q "Run-time dependency cmocka found: NO" build-min/meson-logs/meson-log.txt
 ninja -C build-min jwtd >/dev/null
 ./build-min/jwtd version >/dev/null
+# Without libpq, `config check` refuses a PostgreSQL URL as `serve` does.
+rc=0
+out=$(./build-min/jwtd config check --config none --database=postgres://db/jwtd 2>&1) || rc=$?
+if [ "$rc" != 2 ] || ! grep -q "without PostgreSQL" <<<"$out"; then
+  echo "a build without PostgreSQL: jwtd config check exited $rc for a postgres:// URL: $out"
+  exit 1
+fi
 rm -rf "$PCDIR" build-min
 
 step "interop helpers (jose from npm)"

@@ -1,19 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Argument parsing shared by the subcommands, password input, and the
- * set-up every command shares (configuration, app). Every subcommand takes
- * --help (usage on stdout, exit 0, nothing opened), its own options, and
- * any setting as --name=value (or --name value) plus --config PATH, which
- * go to config_load.
+ * Argument parsing shared by the subcommands, and the set-up every command
+ * shares (configuration, app); password input is in prompt.c. Every
+ * subcommand takes --help (usage on stdout, exit 0, nothing opened), its own
+ * options, and any setting as --name=value (or --name value) plus --config
+ * PATH, which go to config_load.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
-#include <unistd.h>
-
-#include <openssl/crypto.h>
 
 #include "base/log.h"
 #include "cli/cli.h"
@@ -109,11 +104,31 @@ void cli_help(const struct cli_cmd *cmd)
            "Exit status: 0 done, 1 failed, 2 usage or configuration error.\n");
 }
 
+static void warn_unknown_env(void *ctx, const char *name, const char *hint)
+{
+    bool as_log = *(bool *)ctx;
+    char advice[160];
+    if (hint)
+        snprintf(advice, sizeof advice, "not a setting, ignored: did you mean %s?", hint);
+    else
+        snprintf(advice, sizeof advice, "not a setting, ignored (jwtd.conf(5) lists them)");
+    if (as_log)
+        LOG(LOG_WARN, "unknown_environment", LF_S("name", name), LF_S("advice", advice));
+    else
+        fprintf(stderr, "jwtd: warning: %s: %s\n", name, advice);
+}
+
+void cli_warn_unknown_env(bool as_log)
+{
+    config_unknown_env(warn_unknown_env, &as_log);
+}
+
 int cli_config(int argc, char **argv, struct config *cfg, struct app *app)
 {
     char err[512];
     memset(app, 0, sizeof *app);
     config_defaults(cfg);
+    cli_warn_unknown_env(false);
     if (!config_load(cfg, argc, argv, err, sizeof err)) {
         fprintf(stderr, "jwtd: %s\n", err);
         return 2;
@@ -145,92 +160,6 @@ void cli_close(struct config *cfg, struct app *app)
 {
     app_close(app);
     config_free(cfg);
-}
-
-static bool read_line(int fd, char *out, size_t cap, size_t *ret_len)
-{
-    size_t n = 0;
-    bool too_long = false;
-    for (;;) {
-        char ch;
-        ssize_t r = read(fd, &ch, 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        if (ch == '\n')
-            break;
-        if (n + 1 < cap)
-            out[n++] = ch;
-        else
-            too_long = true;
-    }
-    if (n && out[n - 1] == '\r')
-        n--;
-    out[n] = '\0';
-    *ret_len = n;
-    return !too_long;
-}
-
-int cli_read_password(const char *prompt, bool force_stdin, bool confirm, char *out, size_t cap,
-                      size_t *ret_len)
-{
-    size_t n = 0;
-    if (force_stdin || !isatty(STDIN_FILENO)) {
-        if (!read_line(STDIN_FILENO, out, cap, &n)) {
-            OPENSSL_cleanse(out, cap);
-            fprintf(stderr, "jwtd: the password is too long\n");
-            return 1;
-        }
-        if (n == 0) {
-            fprintf(stderr, "jwtd: give the password on stdin (one line)\n");
-            return 2;
-        }
-        *ret_len = n;
-        return 0;
-    }
-    /* A terminal: no echo, asked twice. */
-    struct termios old, quiet;
-    if (tcgetattr(STDIN_FILENO, &old) != 0) {
-        fprintf(stderr, "jwtd: cannot turn off the terminal's echo\n");
-        return 1;
-    }
-    quiet = old;
-    quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-    quiet.c_lflag |= ICANON;
-    char again[1100];
-    size_t m = 0;
-    int rc = 0;
-    for (int tries = 0; tries < (confirm ? 2 : 1); tries++) {
-        /* Echo off first, then the prompt: what is typed the moment the
-         * prompt shows is neither echoed nor discarded. */
-        tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
-        fprintf(stderr, "%s", tries ? "Again: " : prompt);
-        fflush(stderr);
-        bool fits = tries ? read_line(STDIN_FILENO, again, sizeof again, &m)
-                          : read_line(STDIN_FILENO, out, cap, &n);
-        tcsetattr(STDIN_FILENO, TCSANOW, &old);
-        fprintf(stderr, "\n");
-        if (!fits) {
-            fprintf(stderr, "jwtd: the password is too long\n");
-            rc = 1;
-            break;
-        }
-    }
-    if (rc == 0 && n == 0) {
-        fprintf(stderr, "jwtd: no password given\n");
-        rc = 2;
-    }
-    if (rc == 0 && confirm && (m != n || CRYPTO_memcmp(out, again, n) != 0)) {
-        fprintf(stderr, "jwtd: the passwords differ; nothing changed\n");
-        rc = 1;
-    }
-    OPENSSL_cleanse(again, sizeof again);
-    if (rc != 0)
-        OPENSSL_cleanse(out, cap);
-    else
-        *ret_len = n;
-    return rc;
 }
 
 int cli_fail(const struct svc_result *res)

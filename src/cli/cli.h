@@ -71,6 +71,11 @@ int cli_config(int argc, char **argv, struct config *cfg, struct app *app);
 int cli_open_app(struct config *cfg, struct app *app, enum app_mode mode);
 void cli_close(struct config *cfg, struct app *app);
 
+/* Say which JWTD_* variables of the environment jwtd ignores (a typo:
+ * JWTD_DATBASE), as log events (as_log: `jwtd serve`, whose stderr is its
+ * log) or as "jwtd: warning:" lines on stderr. Every command does, once. */
+void cli_warn_unknown_env(bool as_log);
+
 /*
  * Read a password: from a terminal with echo off (prompt on stderr, asked
  * twice when confirm), otherwise (or with force_stdin) one line of stdin.

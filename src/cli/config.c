@@ -83,6 +83,7 @@ static int check(int argc, char **argv)
     char err[512];
     config_defaults(&cfg);
     int rc = 0;
+    cli_warn_unknown_env(false);
     if (!config_load(&cfg, argc, argv, err, sizeof err)) {
         fprintf(stderr, "jwtd: %s\n", err);
         rc = 2;

@@ -115,16 +115,31 @@ out:
     config_free(&fresh);
 }
 
+/* Why an issuer derived from the listen address is a trap here (NULL when
+ * it is not): clients beyond loopback see another URL, and instances
+ * sharing a PostgreSQL database each derive their own issuer from their own
+ * address, so each refuses the others' tokens ("issuer mismatch"). */
+static const char *derived_issuer_trap(const struct config *cfg)
+{
+    if (cfg->public_url || cfg->source[config_setting_index("JWTD_ISSUER")] != CFG_DERIVED)
+        return NULL;
+    if (!config_listens_on_loopback(cfg))
+        return "listening beyond loopback: set JWTD_PUBLIC_URL to the URL clients use, or the "
+               "issuer follows the listen address and TLS setting";
+    if (config_uses_postgres(cfg))
+        return "the PostgreSQL database may be shared by several instances, and each derives "
+               "its issuer from its own listen address: set JWTD_PUBLIC_URL, the same on every "
+               "instance, or they refuse each other's tokens (issuer mismatch)";
+    return NULL;
+}
+
 /* What an operator should hear about at start-up. */
 static void startup_warnings(const struct config *cfg)
 {
-    if (!cfg->public_url && !config_listens_on_loopback(cfg) &&
-        cfg->source[config_setting_index("JWTD_ISSUER")] == CFG_DERIVED) {
-        LOG(LOG_WARN, "public_url_unset",
-            LF_S("issuer", cfg->issuer),
-            LF_S("advice", "listening beyond loopback: set JWTD_PUBLIC_URL to the URL clients "
-                           "use, or the issuer follows the listen address and TLS setting"));
-    }
+    const char *trap = derived_issuer_trap(cfg);
+    if (trap)
+        LOG(LOG_WARN, "public_url_unset", LF_S("issuer", cfg->issuer), LF_S("advice", trap));
+    cli_warn_unknown_env(true);
     if (cfg->config_path) {
         struct stat sb;
         bool secret_inside = false;
@@ -198,6 +213,7 @@ int cmd_serve(int argc, char **argv)
     char err[512];
     config_defaults(&cfg);
     if (!config_load(&cfg, argc, argv, err, sizeof err)) {
+        cli_warn_unknown_env(false); /* a typo may be why: JWTD_JWT_SECERT */
         fprintf(stderr, "jwtd: %s\n", err);
         config_free(&cfg);
         return 2;

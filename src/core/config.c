@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1040,6 +1041,13 @@ static char *trim(char *p)
     return p;
 }
 
+/* Editors on Windows (Notepad) start a UTF-8 file with a byte order mark;
+ * it is no part of the first name. */
+static char *skip_bom(char *line)
+{
+    return strncmp(line, "\xEF\xBB\xBF", 3) == 0 ? line + 3 : line;
+}
+
 /*
  * jwtd.conf(5): one `name = value` per line; names are the settings without
  * JWTD_ in any case, '-' or '_' (or the JWTD_ name itself); the value is
@@ -1074,7 +1082,7 @@ static bool read_config_file(struct config *cfg, const char *path, bool required
             ok = false;
             break;
         }
-        char *p = trim(line);
+        char *p = trim(lineno == 1 ? skip_bom(line) : line);
         if (!*p || *p == '#')
             continue;
         char *eq = strchr(p, '=');
@@ -1140,6 +1148,15 @@ bool config_domain_covers(const char *domain, const char *host)
 /* The rules between settings, and the values derived from others. */
 static bool finalize(struct config *cfg, char *err, size_t errlen)
 {
+#ifndef JWTD_HAVE_POSTGRES
+    /* A rule of this build, said here rather than when the store opens:
+     * `jwtd config check` must refuse what `jwtd serve` would. */
+    if (config_uses_postgres(cfg)) {
+        snprintf(err, errlen, "JWTD_DATABASE: this jwtd was built without PostgreSQL support "
+                              "(meson -Dpostgres=enabled); accepts sqlite:PATH");
+        return false;
+    }
+#endif
     if (cfg->alg == JWTD_ALG_HS256) {
         if (!cfg->jwt_secret) {
             snprintf(err, errlen,
@@ -1260,6 +1277,30 @@ static bool finalize_at(struct config *cfg, char *err, size_t errlen)
     return false;
 }
 
+/*
+ * An environment file beside the configuration file. jwtd once advised
+ * secrets in jwtd.env for the systemd unit's EnvironmentFile=, which the
+ * server read and the operator commands did not: `jwtd user add` on the
+ * server's host then acted on another database. Every setting now lives in
+ * the configuration file (or the environment and flags of one run), and a
+ * leftover jwtd.env is refused rather than ignored: ignoring it would bring
+ * the server up on another database just as silently.
+ */
+static bool refuse_env_file(const char *config_path, char *err, size_t errlen)
+{
+    const char *slash = strrchr(config_path, '/');
+    int dirlen = slash ? (int)(slash - config_path) : 1;
+    char env_file[4096];
+    snprintf(env_file, sizeof env_file, "%.*s/jwtd.env", dirlen, slash ? config_path : ".");
+    struct stat sb;
+    if (stat(env_file, &sb) != 0)
+        return true;
+    snprintf(err, errlen, "%s: jwtd reads no environment file, and neither does its systemd "
+             "unit: move its settings into %s (name = value, mode 640, root:jwtd) and delete it",
+             env_file, config_path);
+    return false;
+}
+
 bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
     bool bad = false;
@@ -1275,7 +1316,8 @@ bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t er
         path = CONFIG_DEFAULT_FILE;
         required = false;
     }
-    if (strcmp(path, "none") != 0 && !read_config_file(cfg, path, required, err, errlen))
+    if (strcmp(path, "none") != 0 &&
+        (!refuse_env_file(path, err, errlen) || !read_config_file(cfg, path, required, err, errlen)))
         return false;
 
     for (size_t i = 0; i < N_SETTINGS; i++) {
@@ -1320,6 +1362,70 @@ bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t er
     }
 
     return finalize_at(cfg, err, errlen);
+}
+
+/* Variables jwtd reads that are not settings. */
+static const char *const other_env[] = {"JWTD_CONFIG", "JWTD_TEST_CLOCK"};
+
+/* Levenshtein distance of two names (SIZE_MAX for names longer than any
+ * setting): small for a typo. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[64];
+    if (la >= 64 || lb >= 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The name jwtd reads that an unknown one is a typo of: two edits at most. */
+static const char *closest_name(const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (size_t i = 0; i < N_SETTINGS + sizeof other_env / sizeof other_env[0]; i++) {
+        const char *known = i < N_SETTINGS ? settings[i].name : other_env[i - N_SETTINGS];
+        size_t d = edit_distance(name, known);
+        if (d < best_d) {
+            best = known;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+static bool is_other_env(const char *name)
+{
+    for (size_t i = 0; i < sizeof other_env / sizeof other_env[0]; i++)
+        if (strcmp(name, other_env[i]) == 0)
+            return true;
+    return false;
+}
+
+void config_unknown_env(void (*found)(void *ctx, const char *name, const char *hint), void *ctx)
+{
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "JWTD_", 5) != 0)
+            continue;
+        char name[96];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(*e, "="), *e);
+        if (!find_setting(name) && !is_other_env(name))
+            found(ctx, name, closest_name(name));
+    }
 }
 
 bool config_reload_merge(const struct config *running, const struct config *fresh,
@@ -1411,6 +1517,11 @@ bool config_value_is_secret(const struct config *cfg, size_t i)
     if (!strstr(v, "://"))
         return strncmp(v, "sqlite:", 7) != 0; /* a file name is no secret */
     return util_url_has_password(v);
+}
+
+bool config_uses_postgres(const struct config *cfg)
+{
+    return cfg->database && strncmp(cfg->database, "sqlite:", 7) != 0;
 }
 
 bool config_listens_on_loopback(const struct config *cfg)

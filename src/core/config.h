@@ -156,11 +156,22 @@ void config_defaults(struct config *cfg);
  * $JWTD_CONFIG, else CONFIG_DEFAULT_FILE when it exists; "none" reads no
  * file), then JWTD_* variables from the environment, then the flags in argv
  * (argv[0..argc-1], each "--name=value" or "--name value"). Derived values
- * (issuer default, listen address) are computed at the end. On failure
+ * (issuer default, listen address) are computed at the end. A jwtd.env
+ * beside the file is an error: settings belong in the file, which every
+ * command reads (docs/operations.md, "Secrets"). On failure
  * writes one line (without newline) to err naming the setting and returns
  * false; cfg may then be partly filled and must still be freed.
  */
 bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/*
+ * The JWTD_* variables of the environment that jwtd does not read (neither a
+ * setting nor JWTD_CONFIG or JWTD_TEST_CLOCK): config_load ignores them, so
+ * a typo (JWTD_DATBASE) would go unnoticed. Calls found(ctx, name, hint)
+ * for each; hint is the name it is likely a typo of (two edits at most), or
+ * NULL. Both strings are valid during the call only.
+ */
+void config_unknown_env(void (*found)(void *ctx, const char *name, const char *hint), void *ctx);
 
 /* A setting of the table, for `jwtd config`, SIGHUP and the man page. */
 struct config_setting_info {
@@ -204,6 +215,10 @@ void config_source_text(const struct config *cfg, size_t i, char *out, size_t ca
 /* True when setting i's value is a secret: the JWT secret, a URL with a
  * password in it. */
 bool config_value_is_secret(const struct config *cfg, size_t i);
+
+/* True when the database is PostgreSQL, which several instances may share
+ * (JWTD_DATABASE accepts sqlite:PATH or a PostgreSQL URL). */
+bool config_uses_postgres(const struct config *cfg);
 
 /* True when the listen address is a loopback one. */
 bool config_listens_on_loopback(const struct config *cfg);

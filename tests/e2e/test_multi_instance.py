@@ -753,3 +753,39 @@ def test_json_logs_stay_json_on_a_shared_database(pg_cluster, jwtd_factory):
             if not ok:
                 bad.append("%s: %r" % (name, line))
     assert not bad, "stderr lines that are not JSON log events:\n" + "\n".join(bad)
+
+
+def test_instances_without_a_public_url_are_warned(pg_cluster, jwtd_factory):
+    """Trap (docs/deployment.md said "instances need nothing else in
+    common"): two instances on one PostgreSQL database, on loopback ports of
+    their own and without JWTD_PUBLIC_URL, each derived its issuer from its
+    own listen address (http://127.0.0.1:PORT) and refused the other's tokens
+    (issuer mismatch), without a warning, since neither listened beyond
+    loopback. On PostgreSQL an issuer derived from the listen address is
+    warned about (public_url_unset); one public URL on every instance gives
+    one issuer, and no warning."""
+    db = pg_cluster.new_database()
+    a = jwtd_factory(database=db)
+    b = jwtd_factory(database=db)
+    ca, cb = a.client(), b.client()
+    username, password, _ = signup(ca)
+    token = login(ca, username, password)["access_token"]
+    assert_error(cb.get("/auth/me", token=token), 401, "invalid_token")
+    ca.close()
+    cb.close()
+    for s in (a, b):
+        s.stop()  # start-up warnings are written before SIGTERM is handled
+        lines = [l for l in s.log().splitlines() if "event=public_url_unset" in l]
+        assert len(lines) == 1 and "level=warn" in lines[0], s.log()
+        assert "JWTD_PUBLIC_URL" in lines[0] and "every instance" in lines[0], lines[0]
+
+    env = {"JWTD_PUBLIC_URL": "https://auth.multi.test"}
+    a, b = jwtd_factory(env=env, database=db), jwtd_factory(env=env, database=db)
+    ca, cb = a.client(), b.client()
+    token = login(ca, username, password)["access_token"]
+    assert_accepted(cb, token)
+    ca.close()
+    cb.close()
+    for s in (a, b):
+        s.stop()
+        assert "public_url_unset" not in s.log(), s.log()

@@ -19,10 +19,12 @@ Asynchronous effects are polled (every 50 ms) against deadlines, never slept
 for. Revocations must reach /auth/me within one second.
 """
 
+import fcntl
 import json
 import os
 import pty
 import re
+import resource
 import secrets
 import select
 import shutil
@@ -238,6 +240,88 @@ def test_config_check_shows_sources_and_hides_secrets():
         assert "default" in lines["audience"], lines["audience"]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_environment_file_beside_the_config_file_is_refused(tmp_path):
+    """Trap: the docs advised JWTD_DATABASE (with its password) in jwtd.env
+    beside jwtd.conf, which only the systemd unit read; `jwtd user add
+    --config jwtd.conf` on the server's host then made the account in another
+    database and exited 0. Settings live in the file alone now, and a jwtd.env
+    beside it stops every command, `serve` included (exit 2, one line naming
+    it, nothing created), rather than leaving one of them on another
+    database."""
+    conf = tmp_path / "jwtd.conf"
+    env_file = tmp_path / "jwtd.env"
+    write_conf(str(conf), {"database": "sqlite:" + str(tmp_path / "conf.db")})
+    env_file.write_text("JWTD_DATABASE=sqlite:%s\n" % (tmp_path / "env.db"))
+    for args in (["user", "add", uname(), "--password-stdin"], ["keys", "rotate"], ["migrate"],
+                 ["user", "list"], ["config", "check"]):
+        p = jwtd(args + ["--config", str(conf)], input=(strong_password() + "\n").encode(),
+                 cwd=str(tmp_path))
+        assert p.returncode == 2, (args, p.returncode, out(p), err(p))
+        lines = err(p).strip().splitlines()
+        assert len(lines) == 1 and str(env_file) in lines[0], (args, err(p))
+        assert sorted(os.listdir(str(tmp_path))) == ["jwtd.conf", "jwtd.env"], args
+    rc, stderr = run_expect_exit({"JWTD_CONFIG": str(conf)})
+    assert rc == 2 and str(env_file) in stderr, (rc, stderr)
+    env_file.unlink()
+    p = jwtd(["migrate", "--config", str(conf)], cwd=str(tmp_path))
+    assert p.returncode == 0, err(p)
+    assert (tmp_path / "conf.db").exists()
+
+
+def test_config_file_with_a_byte_order_mark(tmp_path):
+    """Trap: a jwtd.conf saved by Notepad begins with a UTF-8 byte order mark,
+    and its first line was `unknown setting '\ufeffaccess_ttl'`."""
+    conf = tmp_path / "jwtd.conf"
+    conf.write_bytes(b"\xef\xbb\xbfaccess_ttl = 10m\nsignup = closed\n")
+    p = jwtd(["config", "check", "--config", str(conf)])
+    assert p.returncode == 0, err(p)
+    assert re.search(r"^access_ttl\s+= 10m\s+# %s:1$" % re.escape(str(conf)), out(p), re.M), \
+        out(p)
+
+
+def test_unknown_jwtd_variables_are_reported(tmp_path, jwtd_factory):
+    """Trap: JWTD_DATBASE=... (a typo) was ignored without a word and `jwtd
+    user add` made ./jwtd.db. Every command that reads the configuration
+    names each JWTD_* variable that is not a setting, with the setting it
+    resembles; `jwtd serve` logs it (`unknown_environment`). A warning, not
+    a refusal: scripts and test harnesses use JWTD_* names of their own.
+    JWTD_CONFIG and JWTD_TEST_CLOCK are read, so never reported."""
+    env = {"JWTD_DATBASE": "sqlite:" + str(tmp_path / "meant.db"),
+           "JWTD_HARNESS_OWN_NAME": "1", "JWTD_CONFIG": "none"}
+    p = jwtd(["config", "check"], env=env)
+    assert p.returncode == 0, err(p)
+    warnings = err(p).splitlines()
+    assert len(warnings) == 2, err(p)
+    assert any("JWTD_DATBASE" in w and "did you mean JWTD_DATABASE?" in w for w in warnings), \
+        warnings
+    assert any("JWTD_HARNESS_OWN_NAME" in w and "did you mean" not in w for w in warnings), \
+        warnings
+    assert "JWTD_CONFIG" not in err(p)
+    p = jwtd(["user", "list"], env=env, cwd=str(tmp_path))
+    assert p.returncode == 1 and "did you mean JWTD_DATABASE?" in err(p), err(p)
+
+    srv = jwtd_factory(env={"JWTD_SIGNUP_RATES": "5"})
+    line = wait_for(lambda: [l for l in srv.log().splitlines() if "unknown_environment" in l],
+                    what="the unknown_environment warning")[0]
+    assert "level=warn" in line and field(line, "name") == "JWTD_SIGNUP_RATES", line
+    assert "JWTD_SIGNUP_RATE?" in field(line, "advice"), line
+
+
+def test_config_check_refuses_what_serve_refuses(tmp_path):
+    """Trap: on a build without PostgreSQL, `jwtd config check` passed a
+    postgres:// URL that `jwtd serve` then refused (exit 1). The rule is the
+    configuration's, so both say the same line and exit 2; on a build with
+    PostgreSQL both take the URL (serve then fails to connect, exit 1)."""
+    url = "postgres://jwtd@127.0.0.1:1/jwtd?sslmode=disable"
+    check = jwtd(["config", "check", "--database=" + url], cwd=str(tmp_path))
+    rc, stderr = run_expect_exit({"JWTD_DATABASE": url})
+    if "without PostgreSQL" in stderr:
+        assert (check.returncode, rc) == (2, 2), (err(check), stderr)
+        assert err(check).strip() == stderr.strip(), (err(check), stderr)
+    else:
+        assert (check.returncode, rc) == (0, 1), (err(check), stderr)
 
 
 # --------------------------------------------------------------------------
@@ -602,9 +686,9 @@ def test_user_disable_and_enable(server, client):
 
 def test_user_unlock(server, client):
     """Trap: a user locked out by a password-guessing bot had to wait out the
-    back-off; `user unlock` lets the right password in at once. (The bot's
-    own address stays blocked: its back-off is the address's, not the
-    account's.)"""
+    back-off; `user unlock` lets the right password in at once. (The bot
+    guesses from an address of its own: that address's back-off is the
+    bot's, not the account's, and unlocking the account leaves it.)"""
     username, password, _ = signup(client)
     bot = server.client(source="127.0.0.%d" % (2 + secrets.randbelow(250)))
     for i in range(10):
@@ -764,10 +848,13 @@ def test_database_password_never_printed():
                 p = jwtd(args + ["--database=" + url], cwd=tmp)
                 assert secret not in out(p) + err(p), (args, out(p), err(p))
                 if args[0] != "config":
-                    assert p.returncode == 1, (args, p.returncode, err(p))
+                    # 1: the driver's error; 2: a build without PostgreSQL
+                    no_pg = "without PostgreSQL" in err(p)
+                    assert p.returncode == (2 if no_pg else 1), (args, p.returncode, err(p))
                     assert "PostgreSQL" in err(p), err(p)
         p = jwtd(["user", "list", "--database=postgres://u:%s@[bad" % secret], cwd=tmp)
-        assert "postgres://u:***@[bad" in err(p), err(p)
+        if "without PostgreSQL" not in err(p):  # the driver's error, the URL redacted
+            assert "postgres://u:***@[bad" in err(p), err(p)
         assert os.listdir(tmp) == []
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -845,16 +932,28 @@ def test_taken_email_is_said_in_words(tmp_path):
 # 6. passwords typed on a terminal
 # --------------------------------------------------------------------------
 
+def _take_the_terminal():
+    """In the child, after setsid: make the pty (stdin) the controlling
+    terminal, so that Ctrl-C typed there is a SIGINT as in a shell; and no
+    core file from a Ctrl-\\ (SIGQUIT) in the tree."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def run_in_pty(args, env, answers, timeout=30):
-    """Run jwtd with stdin/stdout/stderr on a pseudo-terminal. `answers` is a
-    list of (prompt regex, text): each text is typed (with a newline) once
-    its prompt has appeared AND the terminal's echo is off (typing earlier
-    would be a human typing before the prompt: echoed, or flushed), or 2 s
-    after the prompt when the echo stays on.
-    Returns (returncode, everything the terminal showed)."""
+    """Run jwtd with stdin/stdout/stderr on a pseudo-terminal, its controlling
+    terminal. `answers` is a list of (prompt regex, answer): each answer is
+    given once its prompt has appeared AND the terminal's echo is off (typing
+    earlier would be a human typing before the prompt: echoed, or flushed), or
+    2 s after the prompt when the echo stays on. An answer is a str (typed,
+    with a newline), bytes (keys typed as they are: b"\\x03" is Ctrl-C) or
+    an int (that signal sent to jwtd).
+    Returns (returncode, everything the terminal showed, whether the echo was
+    on once jwtd had exited)."""
     master, slave = pty.openpty()
     p = subprocess.Popen([jwtd_bin()] + list(args), env=clean_env(env), stdin=slave,
-                         stdout=slave, stderr=slave, start_new_session=True, close_fds=True)
+                         stdout=slave, stderr=slave, start_new_session=True, close_fds=True,
+                         preexec_fn=_take_the_terminal)
     shown = b""
     pos = 0
     pending = list(answers)
@@ -877,7 +976,12 @@ def run_in_pty(args, env, answers, timeout=30):
                 # A program that never turns the echo off gets the password
                 # typed anyway after 2 s, so that the test fails on the echo.
                 if m and (echo_off or time.monotonic() - prompt_seen > 2.0 * SLOW):
-                    os.write(master, pending[0][1].encode() + b"\n")
+                    answer = pending[0][1]
+                    if isinstance(answer, int):
+                        p.send_signal(answer)
+                    else:
+                        os.write(master, answer if isinstance(answer, bytes)
+                                 else answer.encode() + b"\n")
                     pos += m.end()
                     pending.pop(0)
                     prompt_seen = None
@@ -897,12 +1001,13 @@ def run_in_pty(args, env, answers, timeout=30):
             if not data:
                 break
             shown += data
+        echo_after = bool(termios.tcgetattr(slave)[3] & termios.ECHO)
     finally:
         os.close(slave)
         os.close(master)
     assert not pending, "jwtd %s never asked for %r; the terminal showed:\n%r" % (
         " ".join(args), [a[0] for a in pending], shown)
-    return p.returncode, shown
+    return p.returncode, shown, echo_after
 
 
 def test_terminal_password_is_not_echoed(server, client):
@@ -911,16 +1016,16 @@ def test_terminal_password_is_not_echoed(server, client):
     the password is asked twice with echo off and never shown."""
     username = uname("tty")
     pw = strong_password()
-    rc, shown = run_in_pty(["user", "add", username], db_env(server),
-                           [(rb"(?i)password", pw), (rb"(?i)again", pw)])
-    assert rc == 0, shown
+    rc, shown, echo = run_in_pty(["user", "add", username], db_env(server),
+                                 [(rb"(?i)password", pw), (rb"(?i)again", pw)])
+    assert rc == 0 and echo, shown
     assert pw.encode() not in shown, "the password was echoed: %r" % shown
     login(client, username, pw)
 
     new = strong_password()
-    rc, shown = run_in_pty(["user", "passwd", username], db_env(server),
-                           [(rb"(?i)password", new), (rb"(?i)again", new)])
-    assert rc == 0, shown
+    rc, shown, echo = run_in_pty(["user", "passwd", username], db_env(server),
+                                 [(rb"(?i)password", new), (rb"(?i)again", new)])
+    assert rc == 0 and echo, shown
     assert new.encode() not in shown, "the password was echoed: %r" % shown
     login(client, username, new)
     assert_error(client.post("/auth/login", {"username": username, "password": pw}),
@@ -933,12 +1038,53 @@ def test_terminal_password_mismatch_creates_nothing(server):
     created."""
     username = uname("tty")
     pw = strong_password()
-    rc, shown = run_in_pty(["user", "add", username], db_env(server),
-                           [(rb"(?i)password", pw), (rb"(?i)again", pw + "x")])
-    assert rc == 1, (rc, shown)
+    rc, shown, echo = run_in_pty(["user", "add", username], db_env(server),
+                                 [(rb"(?i)password", pw), (rb"(?i)again", pw + "x")])
+    assert rc == 1 and echo, (rc, shown)
     assert pw.encode() not in shown, shown
     p = cli(server, "user", "show", username)
     assert p.returncode == 1, "a mismatched entry created the account: %s" % out(p)
+
+
+INTERRUPTIONS = [("Ctrl-C", b"\x03", signal.SIGINT), ("Ctrl-\\", b"\x1c", signal.SIGQUIT),
+                 ("SIGTERM", signal.SIGTERM, signal.SIGTERM),
+                 ("SIGHUP", signal.SIGHUP, signal.SIGHUP)]
+
+
+@pytest.mark.parametrize("at", ["first", "again"])
+@pytest.mark.parametrize("how,answer,sig", INTERRUPTIONS, ids=[i[0] for i in INTERRUPTIONS])
+def test_interrupted_password_prompt_gives_the_echo_back(server, client, how, answer, sig, at):
+    """Trap: Ctrl-C at the password prompt of `jwtd user passwd` left the
+    terminal with its echo off: the shell showed nothing typed until `stty
+    sane`. A signal that ends jwtd at the prompt (Ctrl-C, Ctrl-\\, a hang-up,
+    kill) turns the echo back on first; then jwtd dies of that signal, so a
+    shell or script sees why, and nothing changed."""
+    username, password, _ = signup(client)
+    typed = strong_password()
+    answers = [(rb"(?i)password", answer)]
+    if at == "again":
+        answers = [(rb"(?i)password", typed), (rb"(?i)again", answer)]
+    rc, shown, echo = run_in_pty(["user", "passwd", username], db_env(server), answers)
+    assert echo, "the terminal's echo stayed off after %s: %r" % (how, shown)
+    assert rc == -sig, (how, rc, shown)
+    assert typed.encode() not in shown, shown
+    login(client, username, password)
+
+
+def test_ctrl_z_at_the_password_prompt_asks_again(server, client):
+    """Trap (with the one above): Ctrl-Z at the prompt stopped jwtd with the
+    echo off, so the shell the terminal went back to echoed nothing. The
+    echo is turned back on before jwtd stops; once continued it asks again
+    from the start. (Here jwtd's process group has no shell to stop it for,
+    so the kernel drops the stop and jwtd asks again at once.)"""
+    username, _, _ = signup(client)
+    new = strong_password()
+    rc, shown, echo = run_in_pty(["user", "passwd", username], db_env(server),
+                                 [(rb"(?i)password", new), (rb"(?i)again", b"\x1a"),
+                                  (rb"(?i)password", new), (rb"(?i)again", new)])
+    assert rc == 0 and echo, (rc, shown)
+    assert new.encode() not in shown, shown
+    login(client, username, new)
 
 
 # --------------------------------------------------------------------------

@@ -4,8 +4,10 @@
  * syntax and its refusals, environment and flag sources (flags win), the
  * one-line errors that name the setting, the HS256 secret rules (and that an
  * error line never repeats a secret), the derived issuer, CORS origins and
- * the argon2 cost floor. Every test starts and ends with no JWTD_* variable
- * in the environment.
+ * the argon2 cost floor, the file (a byte order mark, a jwtd.env beside it
+ * refused), a PostgreSQL URL on a build without it, unknown JWTD_*
+ * variables. Every test starts and ends with no JWTD_* variable in the
+ * environment.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "base/util.h"
@@ -626,6 +629,140 @@ static void test_other_values(void **state)
     config_free(&c);
 }
 
+/* A configuration directory of its own: mkdtemp, with jwtd.conf holding
+ * text. The path of jwtd.conf is written to conf. */
+static void make_conf_dir(char dir[64], char conf[96], const char *text)
+{
+    snprintf(dir, 64, "/tmp/jwtd-unit-conf-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(conf, 96, "%s/jwtd.conf", dir);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void remove_conf_dir(const char *dir)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/jwtd.conf", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/jwtd.env", dir);
+    unlink(path);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/* Trap: a file saved by Notepad starts with a UTF-8 byte order mark, and
+ * its first setting was "unknown setting '\ufeffaccess_ttl'". */
+static void test_file_with_byte_order_mark(void **state)
+{
+    (void)state;
+    char dir[64], conf[96], err[512];
+    make_conf_dir(dir, conf, "\xEF\xBB\xBF" "access_ttl = 10m\nsignup = closed\n");
+    struct config c;
+    if (!load(&c, err, sizeof err, "--config", conf, NULL))
+        fail_msg("%s", err);
+    assert_int_equal(c.access_ttl, 600);
+    assert_false(c.signup_open);
+    config_free(&c);
+    remove_conf_dir(dir);
+}
+
+/* Trap: secrets in jwtd.env beside jwtd.conf (read by the systemd unit,
+ * not by the commands) sent `jwtd user add` to another database. Every
+ * command refuses a configuration with a jwtd.env beside its file. */
+static void test_env_file_beside_the_config_file_refused(void **state)
+{
+    (void)state;
+    char dir[64], conf[96], err[512], env_file[128];
+    make_conf_dir(dir, conf, "database = sqlite:/var/lib/jwtd/jwtd.db\n");
+    struct config c;
+    assert_true(load(&c, err, sizeof err, "--config", conf, NULL));
+    config_free(&c);
+
+    snprintf(env_file, sizeof env_file, "%s/jwtd.env", dir);
+    FILE *f = fopen(env_file, "w");
+    assert_non_null(f);
+    fputs("JWTD_DATABASE=postgres://jwtd:Zq8#pw@db/jwtd\n", f);
+    fclose(f);
+    assert_false(load(&c, err, sizeof err, "--config", conf, NULL));
+    assert_non_null(strstr(err, env_file));
+    assert_non_null(strstr(err, conf));
+    assert_null(strstr(err, "Zq8#"));
+    assert_null(strchr(err, '\n'));
+    config_free(&c);
+    setenv("JWTD_CONFIG", conf, 1);
+    assert_false(load(&c, err, sizeof err, NULL));
+    config_free(&c);
+    assert_true(load(&c, err, sizeof err, "--config", "none", NULL));
+    config_free(&c);
+    remove_conf_dir(dir);
+}
+
+/* Trap: `jwtd config check` passed a postgres:// URL that `jwtd serve` of
+ * the same build (without libpq) then refused. The rule is the
+ * configuration's, so both say it, exit 2. */
+static void test_postgres_url_needs_a_build_with_postgres(void **state)
+{
+    (void)state;
+    char err[512];
+    struct config c;
+    setenv("JWTD_DATABASE", "postgres://jwtd@db.example.com/jwtd", 1);
+    bool ok = load(&c, err, sizeof err, NULL);
+#ifdef JWTD_HAVE_POSTGRES
+    if (!ok)
+        fail_msg("%s", err);
+#else
+    assert_false(ok);
+    assert_error_names(err, "JWTD_DATABASE");
+    assert_non_null(strstr(err, "without PostgreSQL"));
+#endif
+    config_free(&c);
+}
+
+struct unknown_seen {
+    char names[8][96], hints[8][96];
+    size_t n;
+};
+
+static void note_unknown(void *ctx, const char *name, const char *hint)
+{
+    struct unknown_seen *u = ctx;
+    assert_true(u->n < 8);
+    snprintf(u->names[u->n], 96, "%s", name);
+    snprintf(u->hints[u->n], 96, "%s", hint ? hint : "");
+    u->n++;
+}
+
+static const char *hint_for(const struct unknown_seen *u, const char *name)
+{
+    for (size_t i = 0; i < u->n; i++)
+        if (strcmp(u->names[i], name) == 0)
+            return u->hints[i];
+    return NULL;
+}
+
+/* Trap: JWTD_DATBASE=... was ignored without a word and `jwtd user add`
+ * made ./jwtd.db. Unknown JWTD_* variables are reported, with the setting
+ * they are likely a typo of; settings, JWTD_CONFIG and JWTD_TEST_CLOCK are
+ * not. */
+static void test_unknown_environment_variables_reported(void **state)
+{
+    (void)state;
+    setenv("JWTD_DATBASE", "sqlite:/tmp/x.db", 1);
+    setenv("JWTD_CONFG", "/etc/jwtd/jwtd.conf", 1);
+    setenv("JWTD_SOMETHING_ELSE_ENTIRELY", "1", 1);
+    setenv("JWTD_ACCESS_TTL", "60", 1);
+    setenv("JWTD_CONFIG", "none", 1);
+    setenv("JWTD_TEST_CLOCK", "/nonexistent", 1);
+    struct unknown_seen u = {.n = 0};
+    config_unknown_env(note_unknown, &u);
+    assert_int_equal(u.n, 3);
+    assert_string_equal(hint_for(&u, "JWTD_DATBASE"), "JWTD_DATABASE");
+    assert_string_equal(hint_for(&u, "JWTD_CONFG"), "JWTD_CONFIG");
+    assert_string_equal(hint_for(&u, "JWTD_SOMETHING_ELSE_ENTIRELY"), "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -656,6 +793,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cors_origins, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_argon2_cost_floor, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_other_values, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_file_with_byte_order_mark, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_env_file_beside_the_config_file_refused, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_postgres_url_needs_a_build_with_postgres, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_environment_variables_reported, env_setup,
+                                        env_teardown),
     };
     return cmocka_run_group_tests_name("core_config", tests, NULL, NULL);
 }
