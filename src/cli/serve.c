@@ -139,6 +139,13 @@ static void startup_warnings(const struct config *cfg)
     const char *trap = derived_issuer_trap(cfg);
     if (trap)
         LOG(LOG_WARN, "public_url_unset", LF_S("issuer", cfg->issuer), LF_S("advice", trap));
+    /* API.md takes durations up to days for both lifetimes; a long-lived
+     * access token is allowed, and said to be what it is. */
+    if (cfg->access_ttl > 3600)
+        LOG(LOG_WARN, "access_ttl_long", LF_I("access_ttl", cfg->access_ttl),
+            LF_S("advice", "resource servers that verify offline (JWKS, libjwtd) cannot see a "
+                           "logout or revocation until the token expires; keep JWTD_ACCESS_TTL "
+                           "at minutes and let the refresh token carry the session"));
     cli_warn_unknown_env(true);
     if (cfg->config_path) {
         struct stat sb;

@@ -284,7 +284,7 @@ static bool dur_in(const char *v, int64_t min, int64_t max, int64_t *dst)
 
 #define DAY (INT64_C(86400))
 
-static bool p_access_ttl(struct config *c, const char *v) { return dur_in(v, 1, DAY, &c->access_ttl); }
+static bool p_access_ttl(struct config *c, const char *v) { return dur_in(v, 1, 30 * DAY, &c->access_ttl); }
 static bool p_refresh_ttl(struct config *c, const char *v) { return dur_in(v, 1, 3650 * DAY, &c->refresh_ttl); }
 static bool p_refresh_abs(struct config *c, const char *v) { return dur_in(v, 1, 3650 * DAY, &c->refresh_absolute_ttl); }
 static bool p_reuse(struct config *c, const char *v) { return dur_in(v, 0, 300, &c->refresh_reuse_interval); }
@@ -832,7 +832,7 @@ static const struct setting settings[] = {
     {"JWTD_AUDIENCE", "jwtd", "a string without spaces or quotes", p_audience, 0},
     {"JWTD_JWT_ALG", "ES256", "ES256, EdDSA, RS256 or HS256", p_alg, 0},
     {"JWTD_JWT_SECRET", "", "raw bytes, at least 32 (HS256 only)", p_secret, S_SECRET},
-    {"JWTD_ACCESS_TTL", "15m", "a duration from 1s to 1d (900, 900s, 15m, 1h)", p_access_ttl, 0},
+    {"JWTD_ACCESS_TTL", "15m", "a duration from 1s to 30d (900, 900s, 15m, 1h; over 1h is warned about)", p_access_ttl, 0},
     {"JWTD_REFRESH_TTL", "30d", "a duration (idle lifetime of a session: 30d, 12h)", p_refresh_ttl, 0},
     {"JWTD_REFRESH_ABSOLUTE_TTL", "90d", "a duration (absolute lifetime of a session)", p_refresh_abs, 0},
     {"JWTD_REFRESH_REUSE_INTERVAL", "10s", "a duration from 0 (strict) to 300s", p_reuse, 0},

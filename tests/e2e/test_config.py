@@ -83,14 +83,17 @@ def test_flags_configure_the_server(jwtd_factory):
 
 
 @pytest.mark.parametrize("value,seconds", [("900", 900), ("900s", 900), ("15m", 900),
-                                           ("1h", 3600), ("90s", 90)])
+                                           ("1h", 3600), ("90s", 90), ("30d", 30 * 86400)])
 def test_access_ttl_durations(jwtd_factory, value, seconds):
+    """API.md's duration forms (900, 900s, 15m, 1h, 30d) for the access
+    lifetime; one over an hour starts with a warning (access_ttl_long)."""
     srv = jwtd_factory(env={"JWTD_ACCESS_TTL": value})
     c = srv.client()
     _, _, _, tokens = new_user_tokens(c)
     assert tokens["expires_in"] == seconds
     claims = jwt_parts(tokens["access_token"])[1]
     assert claims["exp"] - claims["iat"] == seconds
+    assert ("access_ttl_long" in srv.log()) == (seconds > 3600), srv.log()[-2000:]
 
 
 def test_refresh_ttl_in_days_accepted(jwtd_factory):

@@ -139,6 +139,7 @@ static void test_durations_accepted(void **state)
         int64_t s;
     } ok[] = {
         {"900", 900}, {"900s", 900}, {"15m", 900}, {"1h", 3600}, {"1d", 86400}, {"1", 1},
+        {"30d", 30 * 86400}, /* API.md's examples apply to both lifetimes */
     };
     char err[256];
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
@@ -179,7 +180,7 @@ static const char *const bad_durations[] = {
     "999999999999999999999",      /* overflows int64 */
     "99999999999999",             /* too many digits */
     "999999999999d",              /* overflows once in milliseconds */
-    "2d",                         /* past the 1-day maximum of access tokens */
+    "31d",                        /* past the 30-day maximum of access tokens */
     "0",                          /* below the 1-second minimum */
 };
 
