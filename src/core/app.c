@@ -40,6 +40,25 @@ static void store_event(void *ctx, enum store_event ev, const char *detail)
     }
 }
 
+static bool schema_current(struct app *app, char *err, size_t errlen)
+{
+    int current = 0, latest = 0;
+    enum store_rc rc = store_schema_version(app->store, &current, &latest);
+    if (rc != STORE_OK)
+        snprintf(err, errlen, "JWTD_DATABASE: cannot read the schema version (%s)",
+                 store_rc_name(rc));
+    else if (current == 0)
+        snprintf(err, errlen, "JWTD_DATABASE: no jwtd database there (no jwtd schema); is it "
+                              "the server's database? (`jwtd migrate` makes one)");
+    else if (current < latest)
+        snprintf(err, errlen, "JWTD_DATABASE: the schema is at version %d of %d: run `jwtd "
+                              "migrate` (or start the server) first", current, latest);
+    else if (current > latest)
+        snprintf(err, errlen, "JWTD_DATABASE: the schema is at version %d, newer than this "
+                              "jwtd's %d", current, latest);
+    return rc == STORE_OK && current == latest;
+}
+
 static bool open_store(struct app *app, char *err, size_t errlen)
 {
     char why[512];
@@ -51,6 +70,13 @@ static bool open_store(struct app *app, char *err, size_t errlen)
         snprintf(err, errlen, "JWTD_DATABASE: %s", why);
         return false;
     }
+    /* A command that must not write (a reading one, or one on existing
+     * accounts and keys) does not migrate either: a database left at an
+     * older schema is for `jwtd migrate` or the server to upgrade, and a
+     * URL naming another application's database gets no tables made in
+     * it. */
+    if (app->mode == APP_READ_ONLY || app->mode == APP_EXISTING)
+        return schema_current(app, err, errlen);
     enum store_rc rc = store_migrate(app->store);
     if (rc != STORE_OK) {
         snprintf(err, errlen, "JWTD_DATABASE: cannot apply schema migrations (%s)%s",

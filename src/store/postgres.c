@@ -809,6 +809,34 @@ static enum store_rc pg_migrate(struct store *base)
     return rc;
 }
 
+static enum store_rc pg_schema_version(struct store *base, int *ret_current, int *ret_latest)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    PGresult *res = NULL;
+    enum store_rc rc = simple_deadline(
+        c, "SELECT to_regclass('schema_migrations') IS NOT NULL", QUERY_DEADLINE_MS, &res);
+    bool exists = rc == STORE_OK && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (rc != STORE_OK)
+        return rc;
+    int current = 0;
+    if (exists) {
+        res = NULL;
+        rc = simple_deadline(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                             QUERY_DEADLINE_MS, &res);
+        if (rc == STORE_OK)
+            current = (int)col_int(res, 0, 0);
+        PQclear(res);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    *ret_current = current;
+    *ret_latest = N_MIGRATIONS;
+    return STORE_OK;
+}
+
 static enum store_rc pg_ping(struct store *base)
 {
     struct pg_store *s = SELF(base);
@@ -1957,6 +1985,7 @@ static const struct store_ops pg_ops = {
     .name = "postgres",
     .close = pg_close,
     .migrate = pg_migrate,
+    .schema_version = pg_schema_version,
     .ping = pg_ping,
     .healthy = pg_healthy,
     .tx_begin = pg_tx_begin,

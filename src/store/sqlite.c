@@ -666,6 +666,35 @@ static enum store_rc sq_migrate(struct store *base)
     return finish(c, STORE_OK);
 }
 
+static enum store_rc sq_schema_version(struct store *base, int *ret_current, int *ret_latest)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(c->db,
+                                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
+                                " name = 'schema_migrations'",
+                                -1, &q, NULL);
+    bool exists = rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_OK)
+        return map_rc(rc);
+    int current = 0;
+    if (exists) {
+        rc = sqlite3_prepare_v2(c->db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                                -1, &q, NULL);
+        if (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+            current = sqlite3_column_int(q, 0);
+        sqlite3_finalize(q);
+        if (rc != SQLITE_OK)
+            return map_rc(rc);
+    }
+    *ret_current = current;
+    *ret_latest = N_MIGRATIONS;
+    return STORE_OK;
+}
+
 static enum store_rc sq_ping(struct store *base)
 {
     struct conn *c = conn_get(SELF(base));
@@ -1951,6 +1980,7 @@ static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
     .migrate = sq_migrate,
+    .schema_version = sq_schema_version,
     .ping = sq_ping,
     .healthy = sq_healthy,
     .tx_begin = sq_tx_begin,

@@ -265,6 +265,7 @@ struct store_ops {
     const char *name;
     void (*close)(struct store *s);
     enum store_rc (*migrate)(struct store *s);
+    enum store_rc (*schema_version)(struct store *s, int *ret_current, int *ret_latest);
     enum store_rc (*ping)(struct store *s);
     bool (*healthy)(struct store *s);
 
@@ -405,6 +406,15 @@ void store_report(struct store *s, enum store_event ev, const char *detail);
 /* Apply pending versioned migrations; safe when several instances start at
  * once. STORE_ERROR when the database was written by a newer jwtd. */
 static inline enum store_rc store_migrate(struct store *s) { return s->ops->migrate(s); }
+
+/* The schema version the database has (0: no jwtd schema at all) and the
+ * one this jwtd writes, read without changing anything (for commands that
+ * must not write). */
+static inline enum store_rc store_schema_version(struct store *s, int *ret_current,
+                                                 int *ret_latest)
+{
+    return s->ops->schema_version(s, ret_current, ret_latest);
+}
 
 /* A probe of the database; the only operation that tries a database
  * believed down (see store_healthy). */

@@ -804,6 +804,45 @@ def test_mistyped_database_path_creates_nothing():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+NO_WRITE_COMMANDS = [["user", "list"], ["user", "show", "someone"], ["keys", "list"],
+                     ["user", "disable", "someone"], ["keys", "retire", "some-kid"]]
+
+
+@pytest.mark.parametrize("args", NO_WRITE_COMMANDS, ids=[" ".join(a) for a in NO_WRITE_COMMANDS])
+def test_database_without_jwtd_schema_is_left_alone(args):
+    """Trap: a command that only reads (or acts on an existing account or
+    key) migrated whatever database it was pointed at: an empty file became
+    a 150 KB jwtd database, another application's database would have got
+    jwtd's tables. It now exits 1, says there is no jwtd database there,
+    and makes no table."""
+    import sqlite3
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-noschema-")
+    try:
+        empty = os.path.join(tmp, "empty.db")
+        open(empty, "wb").close()
+        other = os.path.join(tmp, "other.db")
+        con = sqlite3.connect(other)
+        con.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+        con.commit()
+        con.close()
+        for path in (empty, other):
+            p = jwtd(args, env={"JWTD_DATABASE": "sqlite:" + path}, cwd=tmp)
+            assert p.returncode == 1, (args, p.returncode, err(p))
+            assert "no jwtd database" in err(p), err(p)
+
+        def tables(path):
+            con = sqlite3.connect(path)
+            try:
+                return sorted(r[0] for r in con.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"))
+            finally:
+                con.close()
+        assert tables(empty) == []
+        assert tables(other) == ["invoices"]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 USAGE_ERRORS = [["user", "show"], ["user", "passwd"], ["user", "disable"], ["user", "frobnicate"],
                 ["user", "list", "--no-such-option"], ["user", "show", "a", "b"],
                 ["user", "show", "no spaces"], ["user", "disable", "x"],

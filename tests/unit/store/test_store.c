@@ -127,8 +127,18 @@ static int fx_setup(void **state)
     enum store_rc rc = store_open(f->url, &opt, &f->s, err, sizeof err);
     if (rc != STORE_OK)
         fail_msg("store_open: %s (%s)", store_rc_name(rc), err);
+    /* A fresh database has no schema; read without making one. */
+    int current = -1, latest = -1;
+    assert_int_equal(store_schema_version(f->s, &current, &latest), STORE_OK);
+    assert_int_equal(current, 0);
+    assert_true(latest >= 1);
+    assert_int_equal(store_schema_version(f->s, &current, &latest), STORE_OK);
+    assert_int_equal(current, 0); /* reading made no schema table */
     assert_int_equal(store_migrate(f->s), STORE_OK);
     assert_int_equal(store_migrate(f->s), STORE_OK); /* idempotent */
+    int after = -1;
+    assert_int_equal(store_schema_version(f->s, &after, &latest), STORE_OK);
+    assert_int_equal(after, latest);
     assert_int_equal(store_ping(f->s), STORE_OK);
     *state = f;
     return 0;
