@@ -176,8 +176,8 @@ struct svc_result sessions_refresh(struct app *app, const struct svc_ctx *ctx, c
     }
     struct refresh_policy p = refresh_policy_now(app);
     enum refresh_outcome out = REFRESH_UNKNOWN;
-    struct store_session s;
-    struct store_user u;
+    struct store_session s = {0};
+    struct store_user u = {0};
     enum store_rc rc = store_refresh(app->store, sid, gen, &p, &out, &s, &u);
     if (rc != STORE_OK)
         return svc_store_failure(app, rc, "refresh");
@@ -198,11 +198,14 @@ struct svc_result sessions_refresh(struct app *app, const struct svc_ctx *ctx, c
         return svc_ok();
     case REFRESH_REUSED:
         app_note_revoked(app, sid, p.rev.expires_ms);
-        AUDIT(LOG_WARN, ctx, "refresh_token_reuse", "session_revoked", NULL, LF_S("sid", sid));
+        /* The session's account, when its row was found (audit readers
+         * filter by user). */
+        AUDIT(LOG_WARN, ctx, "refresh_token_reuse", "session_revoked",
+              s.user_id[0] ? s.user_id : NULL, LF_S("sid", sid));
         return svc_fail(SVC_INVALID_GRANT, refusal_reason(out));
     default:
-        AUDIT(LOG_INFO, ctx, "refresh_refused", "refused", NULL, LF_S("sid", sid),
-              LF_S("reason", outcome_name(out)));
+        AUDIT(LOG_INFO, ctx, "refresh_refused", "refused", s.user_id[0] ? s.user_id : NULL,
+              LF_S("sid", sid), LF_S("reason", outcome_name(out)));
         return svc_fail(SVC_INVALID_GRANT, refusal_reason(out));
     }
 }

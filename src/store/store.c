@@ -110,8 +110,11 @@ enum store_rc store_refresh(struct store *s, const char *sid, uint32_t gen,
     bool open;
     enum store_rc rc = session_decide_locked(s, sid, gen, p, &row, &owner, &out, &open);
     if (rc != STORE_OK || !open) {
-        if (rc == STORE_OK)
+        if (rc == STORE_OK) {
             *ret_outcome = out;
+            if (ret_session) /* whose session was refused, for the audit line */
+                memcpy(ret_session->user_id, row.user_id, sizeof row.user_id);
+        }
         return rc;
     }
     if (out == REFRESH_ROTATED) {
@@ -134,6 +137,8 @@ enum store_rc store_refresh(struct store *s, const char *sid, uint32_t gen,
             *ret_session = row;
         if (ret_owner)
             *ret_owner = owner;
+    } else if (ret_session) {
+        memcpy(ret_session->user_id, row.user_id, sizeof row.user_id);
     }
     return STORE_OK;
 }

@@ -518,7 +518,9 @@ enum store_rc store_session_revoke_user(struct store *s, const char *user_id,
 /* The atomic rotation of API.md: the session row locked, p->decide called,
  * its outcome applied (ROTATED moves the generation on, REUSED revokes the
  * session), in one transaction. ret_session/ret_owner are filled for
- * ROTATED and REPLAYED (the session after the change). */
+ * ROTATED and REPLAYED (the session after the change); for a refusal only
+ * ret_session->user_id is, the session's account ("" when there is no
+ * such session). */
 enum store_rc store_refresh(struct store *s, const char *sid, uint32_t gen,
                             const struct refresh_policy *p, enum refresh_outcome *ret_outcome,
                             struct store_session *ret_session, struct store_user *ret_owner);

@@ -1252,6 +1252,9 @@ def test_audit_events_carry_the_request_id(jwtd_factory):
         assert isinstance(e["outcome"], str) and e["outcome"], e
     lf = [e for e in by["login_failed"] if e["request_id"] == expected["login_failed"]][0]
     assert lf["user_known"] is True, lf
+    reuse = [e for e in by["refresh_token_reuse"]
+             if e["request_id"] == expected["refresh_token_reuse"]][0]
+    assert reuse.get("user_id") == user["id"], reuse   # whose session it was
 
     c.close()
     srv.stop()

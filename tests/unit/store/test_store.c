@@ -718,6 +718,7 @@ static void test_refresh_token_theft_detection(void **state)
     memset(&ss, 0, sizeof ss);
     assert_outcome(do_refresh(s, sid, 0, t2, &ss, &u), REFRESH_REUSED);
     assert_int_equal(ss.refresh_gen, 0); /* nothing handed out */
+    assert_string_equal(ss.user_id, uid); /* whose it was, for the audit line */
     assert_int_equal(list_at(s, uid, NOW).n, 0);
     struct rev_list r = revs_since(s, t2);
     assert_int_equal(r.n, 1);
@@ -760,6 +761,7 @@ static void test_refresh_expired_changes_nothing(void **state)
     memset(&ss, 0, sizeof ss);
     assert_outcome(do_refresh(s, sid, 3, NOW_MS, &ss, NULL), REFRESH_EXPIRED);
     assert_int_equal(ss.refresh_gen, 0); /* not filled */
+    assert_string_equal(ss.user_id, uid); /* but whose it was */
     assert_outcome(do_refresh(s, sid, 2, NOW_MS, NULL, NULL), REFRESH_EXPIRED);
     assert_int_equal(revs_since(s, 0).n, 0);
     /* One second earlier it was still usable, with generation 3 intact. */
