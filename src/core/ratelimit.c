@@ -138,11 +138,21 @@ void ratelimit_login_succeeded(struct app *app, const struct login_limit *l)
 void ratelimit_login_failed(struct app *app, const struct login_limit *l)
 {
     const struct config *cfg = app->cfg;
-    int64_t unused;
-    if (l->seq_key[0])
-        store_login_attempt(app->store, l->seq_key, util_now_ms(),
-                            cfg->address_consecutive_failures, cfg->login_lockout_base * 1000,
-                            cfg->login_lockout_max * 1000, &unused, NULL);
+    if (!l->seq_key[0])
+        return;
+    /* The address's run counts the accounts it failed on: only a
+     * username's first failure in a row adds to it. Guesses at one account
+     * are that account's back-off; counting them here too would let ten
+     * wrong passwords for one name lock everyone behind the same address
+     * (a NAT, an office) out of every other account. */
+    int64_t failures = 0, blocked_until = 0, unused;
+    if (l->user_key[0] &&
+        (store_login_get(app->store, l->user_key, &failures, &blocked_until) != STORE_OK ||
+         failures > 1))
+        return;
+    store_login_attempt(app->store, l->seq_key, util_now_ms(), cfg->address_consecutive_failures,
+                        cfg->login_lockout_base * 1000, cfg->login_lockout_max * 1000, &unused,
+                        NULL);
 }
 
 void ratelimit_login_refund(struct app *app, const struct login_limit *l)

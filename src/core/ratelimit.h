@@ -4,9 +4,10 @@
  * atomic operations there, so limits hold across threads and instances:
  * - per username: consecutive failed logins; from the Nth on, exponential
  *   back-off (JWTD_LOGIN_MAX_FAILURES, JWTD_LOGIN_BACKOFF[_MAX]);
- * - per client address: consecutive failed logins, with the same back-off
- *   from the Nth on (JWTD_ADDRESS_BACKOFF_AFTER; a success from the
- *   address starts over), failed logins per window whatever succeeded in
+ * - per client address: consecutive failed logins on different usernames
+ *   (counted once known to be failures), with the same back-off from the
+ *   Nth on (JWTD_ADDRESS_BACKOFF_AFTER; a success from the address starts
+ *   over), failed logins per window whatever succeeded in
  *   between (JWTD_ADDRESS_MAX_FAILURES, JWTD_RATE_WINDOW), and signups and
  *   refreshes per window.
  * Attempts are counted before the password is checked and given back after

@@ -687,8 +687,8 @@ def test_user_disable_and_enable(server, client):
 def test_user_unlock(server, client):
     """Trap: a user locked out by a password-guessing bot had to wait out the
     back-off; `user unlock` lets the right password in at once. (The bot
-    guesses from an address of its own: that address's back-off is the
-    bot's, not the account's, and unlocking the account leaves it.)"""
+    guesses from an address of its own; after the unlock its guesses count
+    against the account afresh.)"""
     username, password, _ = signup(client)
     bot = server.client(source="127.0.0.%d" % (2 + secrets.randbelow(250)))
     for i in range(10):
@@ -701,7 +701,7 @@ def test_user_unlock(server, client):
     assert p.returncode == 0, err(p)
     login(client, username, password)
     assert_error(bot.post("/auth/login", {"username": username, "password": "wrong-again"}),
-                 429, "too_many_attempts")
+                 401, "invalid_credentials")
     bot.close()
 
 

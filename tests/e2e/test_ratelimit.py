@@ -274,6 +274,25 @@ def test_address_backoff_defaults(jwtd_factory):
     assert_429(attempt(c, uname("again-11th"), "wrong-password-1"))
 
 
+def test_guesses_at_one_account_do_not_lock_the_address(jwtd_factory):
+    """The address's run of failures counts accounts, not guesses: ten wrong
+    passwords for one name block that name (429 for it), while another
+    account behind the same address (a NAT, an office) still signs in."""
+    srv = jwtd_factory(env=LONG_BACKOFF)
+    c = srv.client()
+    target, _, _ = signup(c)
+    other, other_pw, _ = signup(c)
+    fail_n(c, target, LIMIT)
+    assert_429(attempt(c, target, "wrong-password-11"))
+    r = attempt(c, other, other_pw)
+    assert r.status == 200, r
+    # and a spray across names is still stopped by the address's run
+    for i in range(LIMIT):
+        assert_error(attempt(c, uname("spray%d" % i), "wrong-password-1"), 401,
+                     "invalid_credentials")
+    assert_429(attempt(c, uname("spray-11th"), "wrong-password-1"))
+
+
 def test_unknown_address_identifier_counted_as_normalized(jwtd_factory):
     """An identifier that is no account is counted in the form the lookup
     used (an address trimmed and lower-cased), as a known one is counted on
