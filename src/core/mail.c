@@ -366,7 +366,6 @@ static void collect(void *vctx, const struct store_mail *m)
 static void finish(struct app *app, const struct store_mail *m, enum mail_status st,
                    int attempts, int64_t next_ms, const char *error, enum mail_result metric)
 {
-    metrics_inc(&app->metrics.mail[metric]);
     enum store_rc rc = store_outbox_finish(app->store, m->id, st, attempts, next_ms, error,
                                            util_now_ms());
     enum log_level lvl = metric == MR_SENT || metric == MR_DROPPED ? LOG_INFO : LOG_WARN;
@@ -374,6 +373,8 @@ static void finish(struct app *app, const struct store_mail *m, enum mail_status
         LF_S("outcome", metrics_mail_name(metric)), LF_I("attempts", attempts),
         LF_S("to_domain", domain_of(m->to)), LF_S("error", error ? error : ""),
         LF_B("recorded", rc == STORE_OK));
+    /* Counted last: whoever sees the count finds the row and the log line. */
+    metrics_inc(&app->metrics.mail[metric]);
 }
 
 /* A forgotten password: find the account now (the request did the same work

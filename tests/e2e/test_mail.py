@@ -964,6 +964,10 @@ def test_give_up_after_mail_give_up(jwtd_factory, down_relay):
     wait_for(lambda: metric(c, "given_up") >= 2, timeout=6, what="two messages given up")
     print("give-up: after %.2fs; log: %s" % (time.monotonic() - t0,
                                              mail_events(srv, "given_up")))
+    # the log line comes before the count (mail.c), but reaches the test's
+    # pipe a moment later
+    wait_for(lambda: len(mail_events(srv, "given_up")) >= 2, timeout=2,
+             what="two given_up log lines")
     assert len(mail_events(srv, "given_up")) == 2
     assert metric(c, "sent") == 0
     r = c.get("/metrics")
