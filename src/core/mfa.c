@@ -138,8 +138,9 @@ static struct svc_result ticket_account(struct app *app, const char key[96], int
     bool live = strcmp(e.kind, "mfa") == 0 && util_now() < e.expires_at && e.attempts <= tries;
     json_t *v = live ? json_loads(e.value, 0, NULL) : NULL;
     unsigned amr = (unsigned)json_integer_value(json_object_get(v, "amr"));
+    const char *pw_mark = json_string_value(json_object_get(v, "pw"));
     char want[33] = "";
-    snprintf(want, sizeof want, "%s", json_string_value(json_object_get(v, "pw")) ?: "");
+    snprintf(want, sizeof want, "%s", pw_mark ? pw_mark : "");
     json_decref(v);
     struct identity who;
     memset(&who, 0, sizeof who);

@@ -109,26 +109,20 @@ enum store_rc store_refresh(struct store *s, const char *sid, uint32_t gen,
     enum refresh_outcome out;
     bool open;
     enum store_rc rc = session_decide_locked(s, sid, gen, p, &row, &owner, &out, &open);
-    if (rc != STORE_OK || !open) {
-        if (rc == STORE_OK) {
-            *ret_outcome = out;
-            if (ret_session) /* whose session was refused, for the audit line */
-                memcpy(ret_session->user_id, row.user_id, sizeof row.user_id);
+    if (rc == STORE_OK && open) {
+        if (out == REFRESH_ROTATED) {
+            row.refresh_gen = gen + 1;
+            row.rotated_at_ms = p->now_ms;
+            row.last_used_at = p->now_ms / 1000;
+            rc = s->ops->session_rotate(s, &row);
+        } else if (out == REFRESH_REUSED) {
+            rc = s->ops->session_revoke_rows(s, NULL, sid, NULL, "refresh_token_reused",
+                                             &p->rev, NULL);
+            if (rc == STORE_NOT_FOUND)
+                rc = STORE_OK;
         }
-        return rc;
+        rc = s->ops->tx_end(s, rc);
     }
-    if (out == REFRESH_ROTATED) {
-        row.refresh_gen = gen + 1;
-        row.rotated_at_ms = p->now_ms;
-        row.last_used_at = p->now_ms / 1000;
-        rc = s->ops->session_rotate(s, &row);
-    } else if (out == REFRESH_REUSED) {
-        rc = s->ops->session_revoke_rows(s, NULL, sid, NULL, "refresh_token_reused", &p->rev,
-                                         NULL);
-        if (rc == STORE_NOT_FOUND)
-            rc = STORE_OK;
-    }
-    rc = s->ops->tx_end(s, rc);
     if (rc != STORE_OK)
         return rc;
     *ret_outcome = out;
@@ -137,7 +131,7 @@ enum store_rc store_refresh(struct store *s, const char *sid, uint32_t gen,
             *ret_session = row;
         if (ret_owner)
             *ret_owner = owner;
-    } else if (ret_session) {
+    } else if (ret_session) { /* whose session was refused, for the audit line */
         memcpy(ret_session->user_id, row.user_id, sizeof row.user_id);
     }
     return STORE_OK;
