@@ -8,7 +8,7 @@
 # run; its input is kept in build-fuzz/crashes/ to be added to
 # tests/fuzz/regressions/<target>/ once fixed. A libFuzzer process uses one
 # CPU: JWTD_FUZZ_JOBS targets (default: one per CPU) run at a time, each
-# for its full time.
+# for its full time. `--build-only` builds the targets and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${JWTD_FUZZ_SECONDS:-60}
@@ -19,6 +19,8 @@ TARGETS=(fuzz_token fuzz_jwks fuzz_headers fuzz_body fuzz_webauthn)
 JOBS=${JWTD_FUZZ_JOBS:-$(nproc)}
 # Only the targets: the rest of the tree is built and tested elsewhere.
 ninja -C $B "${TARGETS[@]/#/tests/fuzz/}" >/dev/null
+# `scripts/fuzz.sh --build-only`: scripts/test.sh builds ahead of time.
+[ "${1:-}" = --build-only ] && exit 0
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 mkdir -p $B/crashes

@@ -209,17 +209,47 @@ struct load_ctx {
     jwtd_key *other_current; /* the newest current key of another algorithm */
 };
 
+/* Whether a stored key belongs in the ring at `now`, and its algorithm. */
+static jwtd_alg ring_member(const struct store_key *k, int64_t now)
+{
+    jwtd_alg alg = jwtd_alg_from_name(k->alg);
+    if (!alg || alg == JWTD_ALG_HS256)
+        return 0;
+    /* A retired key past its removal time is on its way out: not trusted. */
+    if (k->state == KEY_RETIRED && k->remove_at && k->remove_at <= now)
+        return 0;
+    return alg;
+}
+
+/* The ring's fingerprint: one "kid:state:remove_at;" per member, whether or
+ * not its key loads (an unusable key is reported once per change of the
+ * ring, not at every poll). */
+static void fingerprint_add(struct buf *fp, const struct store_key *k)
+{
+    buf_printf(fp, "%s:%d:%lld;", k->kid, (int)k->state, (long long)k->remove_at);
+}
+
+struct fp_ctx {
+    struct buf fp;
+    int64_t now;
+};
+
+static void fingerprint_one(void *vctx, const struct store_key *k)
+{
+    struct fp_ctx *ctx = vctx;
+    if (ring_member(k, ctx->now))
+        fingerprint_add(&ctx->fp, k);
+}
+
 static void load_one(void *vctx, const struct store_key *k)
 {
     struct load_ctx *ctx = vctx;
     if (ctx->failed)
         return;
-    jwtd_alg alg = jwtd_alg_from_name(k->alg);
-    if (!alg || alg == JWTD_ALG_HS256)
+    jwtd_alg alg = ring_member(k, ctx->now);
+    if (!alg)
         return;
-    /* A retired key past its removal time is on its way out: not trusted. */
-    if (k->state == KEY_RETIRED && k->remove_at && k->remove_at <= ctx->now)
-        return;
+    fingerprint_add(&ctx->fp, k);
     BIO *bio = BIO_new_mem_buf(k->private_pem, -1);
     EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);
@@ -256,7 +286,6 @@ static void load_one(void *vctx, const struct store_key *k)
         jwtd_key_free(ctx->other_current);
         ctx->other_current = jwtd__key_ref(key);
     }
-    buf_printf(&ctx->fp, "%s:%d:%lld;", k->kid, (int)k->state, (long long)k->remove_at);
 done:
     json_decref(jwk);
     jwtd_key_free(key);
@@ -268,7 +297,25 @@ bool keyring_reload(struct keyring *kr)
     if (kr->cfg->alg == JWTD_ALG_HS256)
         return true;
     pthread_mutex_lock(&kr->reload_lock);
-    struct load_ctx ctx = {.cfg = kr->cfg, .now = util_now()};
+    int64_t now = util_now();
+    /* Unchanged since the last load? Then nothing is decoded: a poll costs
+     * one listing, not a PEM parse per key (OpenSSL 3's decoder takes
+     * about a millisecond each). */
+    struct fp_ctx quick = {.now = now};
+    buf_init(&quick.fp, 1 << 20);
+    if (store_keys_list(kr->store, fingerprint_one, &quick) == STORE_OK &&
+        buf_appends(&quick.fp, "")) {
+        struct ring *cur = ring_get(kr);
+        bool same = cur && cur->fingerprint && strcmp(cur->fingerprint, quick.fp.data) == 0;
+        ring_unref(cur);
+        if (same) {
+            buf_free(&quick.fp);
+            pthread_mutex_unlock(&kr->reload_lock);
+            return true;
+        }
+    }
+    buf_free(&quick.fp);
+    struct load_ctx ctx = {.cfg = kr->cfg, .now = now};
     buf_init(&ctx.fp, 1 << 20);
     ctx.r = calloc(1, sizeof *ctx.r);
     if (ctx.r)
