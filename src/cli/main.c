@@ -4,6 +4,8 @@
  * file that decides exit codes for the whole process: 0 done, 1 failed, 2
  * usage or configuration error.
  */
+#include <jansson.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +50,26 @@ int cmd_version(int argc, char **argv)
     return rc;
 }
 
+/* Jansson's memory is wiped when it is freed: parsed request bodies hold
+ * passwords, refresh tokens and one-time codes, and the copies of their
+ * strings would otherwise stay in freed heap memory (the request buffer
+ * itself is wiped by the server). */
+static void *json_alloc(size_t n)
+{
+    return malloc(n);
+}
+
+static void json_wipe_free(void *p)
+{
+    if (p) {
+        explicit_bzero(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
 int main(int argc, char **argv)
 {
+    json_set_alloc_funcs(json_alloc, json_wipe_free);
     /* What jwtd creates (the SQLite database and its journal) holds keys
      * and password hashes: nobody else's business, whatever the umask. */
     umask(077);

@@ -27,6 +27,8 @@ static const struct svc_result STALE = {
     SVC_INVALID_INPUT, "The passkey challenge is unknown, used or expired; start again.", 0};
 static const struct svc_result NOT_SET_UP = {
     SVC_NOT_CONFIGURED, "Passkeys need JWTD_PUBLIC_URL (the origin browsers see).", 0};
+#define TOO_MANY "The account has as many passkeys as it may have (20); remove one first."
+_Static_assert(PASSKEYS_PER_ACCOUNT == 20, "TOO_MANY names the limit");
 
 struct rp_buf {
     char id[300];
@@ -207,8 +209,7 @@ static void register_then(struct svc_op *op)
     }
     if (c.n >= PASSKEYS_PER_ACCOUNT) {
         json_decref(c.descriptors);
-        op->res = svc_fail(SVC_INVALID_INPUT, "The account has as many passkeys as it may have "
-                                              "(20); remove one first.");
+        op->res = svc_fail(SVC_INVALID_INPUT, TOO_MANY);
         return;
     }
     char challenge[64], site[300], uid[32];
@@ -309,9 +310,11 @@ struct svc_result passkeys_register_finish(struct app *app, const struct svc_ctx
     p->backup_eligible = cred.backup_eligible;
     p->created_at = util_now();
     webauthn_credential_clear(&cred);
-    enum store_rc rc = store_passkey_insert(app->store, p);
+    enum store_rc rc = store_passkey_insert(app->store, p, PASSKEYS_PER_ACCOUNT);
     if (rc == STORE_CONFLICT)
         r = svc_fail(SVC_ALREADY_ENABLED, "That passkey is registered already.");
+    else if (rc == STORE_NOT_FOUND) /* registrations begun before the last ones finished */
+        r = svc_fail(SVC_INVALID_INPUT, TOO_MANY);
     else if (rc != STORE_OK)
         r = svc_store_failure(app, rc, "passkeys");
     else {

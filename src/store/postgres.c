@@ -186,6 +186,7 @@ enum stmt {
     P_RC_USE,
     P_RC_LEFT,
     P_PK_INSERT,
+    P_PK_LOCK_USER,
     P_PK_LIST,
     P_PK_GET,
     P_PK_USE,
@@ -287,8 +288,9 @@ static const char *const stmt_sql[P_COUNT] = {
                  " used_at = 0",
     [P_RC_LEFT] = "SELECT count(*) FROM recovery_codes WHERE user_id = $1 AND used_at = 0",
     [P_PK_INSERT] = "INSERT INTO passkeys(id, user_id, public_key, alg, sign_count, name,"
-                    " backup_eligible, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7,"
-                    " $8, 0)",
+                    " backup_eligible, created_at, last_used_at) SELECT $1, $2, $3, $4, $5, $6, $7,"
+                    " $8, 0 WHERE (SELECT count(*) FROM passkeys WHERE user_id = $2) < $9",
+    [P_PK_LOCK_USER] = "SELECT 1 FROM users WHERE id = $1 FOR UPDATE",
     [P_PK_LIST] = "SELECT id, user_id, public_key, alg, sign_count, name, backup_eligible,"
                   " created_at, last_used_at FROM passkeys WHERE user_id = $1 ORDER BY created_at,"
                   " id",
@@ -1823,11 +1825,21 @@ static void passkey_from_row(PGresult *res, int i, struct store_passkey *p)
     p->last_used_at = col_int(res, i, 8);
 }
 
-static enum store_rc pg_passkey_insert(struct store *base, const struct store_passkey *pk)
+static enum store_rc pg_passkey_insert(struct store *base, const struct store_passkey *pk, int max)
 {
     struct pconn *c = conn_get(SELF(base));
     if (!c)
         return STORE_UNAVAILABLE;
+    /* The user's row is locked first: a second registration finishing at
+     * the same moment waits, and its INSERT (a new snapshot under READ
+     * COMMITTED) counts this one's passkey. */
+    struct params lock = {0};
+    p_str(&lock, pk->user_id);
+    enum store_rc rc = begin(c);
+    if (rc == STORE_OK)
+        rc = run(c, P_PK_LOCK_USER, &lock, NULL);
+    if (rc != STORE_OK)
+        return finish(c, rc);
     struct params p = {0};
     p_str(&p, pk->id);
     p_str(&p, pk->user_id);
@@ -1837,7 +1849,12 @@ static enum store_rc pg_passkey_insert(struct store *base, const struct store_pa
     p_str(&p, pk->name);
     p_int(&p, pk->backup_eligible);
     p_int(&p, pk->created_at);
-    return run(c, P_PK_INSERT, &p, NULL);
+    p_int(&p, max);
+    int rows = 0;
+    rc = run_count(c, P_PK_INSERT, &p, &rows);
+    if (rc == STORE_OK && rows == 0)
+        rc = STORE_NOT_FOUND;
+    return finish(c, rc);
 }
 
 static enum store_rc pg_passkeys_list(struct store *base, const char *user_id,

@@ -288,8 +288,8 @@ static const char *const stmt_sql[S_COUNT] = {
                  " used_at = 0",
     [S_RC_LEFT] = "SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at = 0",
     [S_PK_INSERT] = "INSERT INTO passkeys(id, user_id, public_key, alg, sign_count, name,"
-                    " backup_eligible, created_at, last_used_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-                    " ?8, 0)",
+                    " backup_eligible, created_at, last_used_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+                    " ?8, 0 WHERE (SELECT count(*) FROM passkeys WHERE user_id = ?2) < ?9",
     [S_PK_LIST] = "SELECT id, user_id, public_key, alg, sign_count, name, backup_eligible,"
                   " created_at, last_used_at FROM passkeys WHERE user_id = ?1 ORDER BY created_at,"
                   " id",
@@ -1794,7 +1794,7 @@ static void passkey_from_row(sqlite3_stmt *q, struct store_passkey *p)
     p->last_used_at = sqlite3_column_int64(q, 8);
 }
 
-static enum store_rc sq_passkey_insert(struct store *base, const struct store_passkey *p)
+static enum store_rc sq_passkey_insert(struct store *base, const struct store_passkey *p, int max)
 {
     struct conn *c = conn_get(SELF(base));
     if (!c)
@@ -1810,7 +1810,13 @@ static enum store_rc sq_passkey_insert(struct store *base, const struct store_pa
     bind_text(q, 6, p->name);
     sqlite3_bind_int(q, 7, p->backup_eligible);
     sqlite3_bind_int64(q, 8, p->created_at);
-    return map_rc(exec_done(c, q));
+    sqlite3_bind_int(q, 9, max);
+    /* One statement: SQLite has one writer at a time, so the count and
+     * the insert see the same rows. */
+    enum store_rc rc = map_rc(exec_done(c, q));
+    if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
+        return STORE_NOT_FOUND;
+    return rc;
 }
 
 static enum store_rc sq_passkeys_list(struct store *base, const char *user_id,

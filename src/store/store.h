@@ -352,7 +352,7 @@ struct store_ops {
                                        int64_t now);
     enum store_rc (*recovery_codes_left)(struct store *s, const char *user_id, int *ret_n);
 
-    enum store_rc (*passkey_insert)(struct store *s, const struct store_passkey *p);
+    enum store_rc (*passkey_insert)(struct store *s, const struct store_passkey *p, int max);
     enum store_rc (*passkeys_list)(struct store *s, const char *user_id, store_passkey_cb cb,
                                    void *ctx);
     enum store_rc (*passkey_get)(struct store *s, const char *id, struct store_passkey *ret);
@@ -783,10 +783,13 @@ static inline enum store_rc store_recovery_codes_left(struct store *s, const cha
     return s->ops->recovery_codes_left(s, user_id, ret_n);
 }
 
-/* CONFLICT when the credential id is registered already. */
-static inline enum store_rc store_passkey_insert(struct store *s, const struct store_passkey *p)
+/* CONFLICT when the credential id is registered already; NOT_FOUND when
+ * the account holds `max` passkeys already (counted and inserted as one
+ * step: registrations finished at once cannot pass the limit). */
+static inline enum store_rc store_passkey_insert(struct store *s, const struct store_passkey *p,
+                                                 int max)
 {
-    return s->ops->passkey_insert(s, p);
+    return s->ops->passkey_insert(s, p, max);
 }
 
 static inline enum store_rc store_passkeys_list(struct store *s, const char *user_id,

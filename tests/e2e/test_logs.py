@@ -4,8 +4,11 @@ token; JWTD_LOG_FORMAT=json gives one JSON object per line."""
 
 import json
 import secrets
+import urllib.parse
 
-from e2e_util import bcrypt_hash, compact, jwt_parts, uname
+import pytest
+
+from e2e_util import bcrypt_hash, compact, free_port, jwt_parts, uname
 
 
 def _drive(c, users, tokens):
@@ -111,3 +114,83 @@ def test_text_log_is_one_line_per_event(jwtd_factory):
     for line in srv.log().splitlines():
         assert not line.startswith("level=error msg=forged"), line
         assert not line.startswith("break"), line
+
+
+# ------------------------------------------------------------------ memory
+
+def _memory_copies(pid, needles):
+    """How many times each needle appears in the readable memory of `pid`,
+    read 16 MiB at a time. Mappings over 1 GiB are skipped: no heap of a
+    test server is that large, but AddressSanitizer's shadow memory is
+    (terabytes, reserved and never touched)."""
+    found = dict.fromkeys(needles, 0)
+    step, overlap = 16 << 20, max(len(n) for n in needles)
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            addr, perms = line.split()[:2]
+            if not perms.startswith("r") or line.rstrip().endswith("[vvar]"):
+                continue
+            start, end = (int(x, 16) for x in addr.split("-"))
+            if end - start > 1 << 30:
+                continue
+            tail = b""
+            for at in range(start, end, step):
+                try:
+                    mem.seek(at)
+                    chunk = tail + mem.read(min(step, end - at))
+                except (OSError, OverflowError, ValueError):
+                    break
+                for n in needles:
+                    # a needle across the seam is counted once: the tail is
+                    # shorter than any needle's full length plus one
+                    found[n] += chunk.count(n) - tail.count(n)
+                tail = chunk[-(overlap - 1):] if overlap > 1 else b""
+    return found
+
+
+def test_passwords_are_not_left_in_memory(jwtd_factory):
+    """A password lives in jwtd's memory while it is hashed or checked, and
+    is wiped afterwards: the request buffer, the parsed JSON or form, the
+    hashing job. After signing up, logging in (right and wrong), changing
+    the password and signing in through the page, no copy of any of them is
+    left in the process (its whole readable memory is searched, /proc/PID/mem;
+    the search is for each password's last 24 characters, which an allocator's
+    bookkeeping in a freed block's first bytes does not overwrite)."""
+    port = free_port()
+    srv = jwtd_factory(port=port, env={"JWTD_PUBLIC_URL": "http://127.0.0.1:%d" % port})
+    try:
+        open("/proc/%d/mem" % srv.proc.pid, "rb").close()
+    except OSError as e:
+        pytest.skip("cannot read jwtd's memory here (%s)" % e)
+    pw = {k: "Memscan-%s-%s" % (k, secrets.token_urlsafe(30)) for k in
+          ("first", "wrong", "second", "page")}
+    name = uname("mem")
+    c = srv.client()
+    assert c.post("/auth/signup", {"username": name, "password": pw["first"]}).status == 201
+    assert c.post("/auth/login", {"username": name, "password": pw["first"]}).status == 200
+    assert c.post("/auth/login", {"username": name, "password": pw["wrong"]}).status == 401
+    tok = c.post("/auth/login", {"username": name, "password": pw["first"]}).json["access_token"]
+    r = c.post("/auth/password", {"current_password": pw["first"],
+                                  "new_password": pw["second"]}, token=tok)
+    assert r.status in (200, 204), r
+    page = srv.client()
+    r = page.request("POST", "/login", body=urllib.parse.urlencode(
+        {"username": name, "password": pw["second"]}).encode(),
+        headers={"Origin": "http://127.0.0.1:%d" % port},
+        content_type="application/x-www-form-urlencoded")
+    assert r.status == 303, r
+    name2 = uname("mem")
+    r = page.request("POST", "/signup", body=urllib.parse.urlencode(
+        {"username": name2, "password": pw["page"]}).encode(),
+        headers={"Origin": "http://127.0.0.1:%d" % port},
+        content_type="application/x-www-form-urlencoded")
+    assert r.status in (200, 303), r
+    c.close()
+    page.close()
+    # the search's own control: the username is in memory (the account
+    # cache, SQLite's pages), so the search does see the heap
+    needles = {k: v[-24:].encode() for k, v in pw.items()}
+    found = _memory_copies(srv.proc.pid, list(needles.values()) + [name.encode()])
+    assert found[name.encode()] > 0, "the memory search found not even the username"
+    left = {k: found[n] for k, n in needles.items() if found[n]}
+    assert not left, "passwords left in jwtd's memory (copies): %s" % left

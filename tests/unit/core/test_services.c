@@ -2499,7 +2499,7 @@ static void add_passkey(struct fx *f, const char *user_id, const char *id, const
     snprintf(p.name, sizeof p.name, "%s", name);
     p.backup_eligible = synced;
     p.created_at = created;
-    assert_int_equal(store_passkey_insert(f->app.store, &p), STORE_OK);
+    assert_int_equal(store_passkey_insert(f->app.store, &p, PASSKEYS_PER_ACCOUNT), STORE_OK);
 }
 
 static size_t passkeys_of(struct fx *f, const struct identity *who, json_t **ret)

@@ -1955,8 +1955,8 @@ static void test_passkeys(void **state)
     snprintf(p.user_id, sizeof p.user_id, "%s", uid);
     snprintf(p.public_key_hex, sizeof p.public_key_hex, "3059");
     snprintf(p.name, sizeof p.name, "laptop");
-    assert_int_equal(store_passkey_insert(s, &p), STORE_OK);
-    assert_int_equal(store_passkey_insert(s, &p), STORE_CONFLICT);
+    assert_int_equal(store_passkey_insert(s, &p, 20), STORE_OK);
+    assert_int_equal(store_passkey_insert(s, &p, 20), STORE_CONFLICT);
     struct pk_list l = {0};
     assert_int_equal(store_passkeys_list(s, uid, pk_cb, &l), STORE_OK);
     assert_int_equal(l.n, 1);
@@ -1973,7 +1973,7 @@ static void test_passkeys(void **state)
     struct store_passkey z = p;
     snprintf(z.id, sizeof z.id, "cred-0");
     z.sign_count = 0;
-    assert_int_equal(store_passkey_insert(s, &z), STORE_OK);
+    assert_int_equal(store_passkey_insert(s, &z, 20), STORE_OK);
     assert_int_equal(store_passkey_use(s, "cred-0", 0), STORE_OK);
     assert_int_equal(store_passkey_use(s, "cred-0", 0), STORE_OK);
     /* Only the owner removes it. */
@@ -1987,6 +1987,75 @@ struct taker {
     pthread_barrier_t *barrier;
     enum store_rc rc;
 };
+
+struct pk_adder {
+    struct store *s;
+    pthread_barrier_t *barrier;
+    struct store_passkey p;
+    enum store_rc rc;
+};
+
+static void *pk_add_run(void *arg)
+{
+    struct pk_adder *a = arg;
+    warm_up(a->s);
+    pthread_barrier_wait(a->barrier);
+    a->rc = store_passkey_insert(a->s, &a->p, 5);
+    return NULL;
+}
+
+/* The passkey limit is counted with the insert: one at a time, and eight
+ * registrations finishing at once, end with the limit, not above it. */
+static void test_passkey_limit(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN], other[UUID_STR_LEN];
+    mkuser(s, "Rae", "$h", uid);
+    mkuser(s, "Sol", "$h", other);
+    struct store_passkey p = {.alg = -7, .created_at = NOW};
+    snprintf(p.user_id, sizeof p.user_id, "%s", uid);
+    snprintf(p.public_key_hex, sizeof p.public_key_hex, "3059");
+    snprintf(p.name, sizeof p.name, "key");
+    for (int i = 0; i < 3; i++) {
+        snprintf(p.id, sizeof p.id, "seq-%d", i);
+        assert_int_equal(store_passkey_insert(s, &p, 3), STORE_OK);
+    }
+    snprintf(p.id, sizeof p.id, "seq-3");
+    assert_int_equal(store_passkey_insert(s, &p, 3), STORE_NOT_FOUND);
+    struct store_passkey got;
+    assert_int_equal(store_passkey_get(s, "seq-3", &got), STORE_NOT_FOUND);
+    /* another account's limit is its own */
+    snprintf(p.user_id, sizeof p.user_id, "%s", other);
+    assert_int_equal(store_passkey_insert(s, &p, 3), STORE_OK);
+
+    enum { N = 8 };
+    char racer[UUID_STR_LEN];
+    mkuser(s, "Tam", "$h", racer);
+    pthread_barrier_t barrier;
+    assert_int_equal(pthread_barrier_init(&barrier, NULL, N), 0);
+    struct pk_adder ad[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        ad[i] = (struct pk_adder){.s = s, .barrier = &barrier, .p = p};
+        snprintf(ad[i].p.id, sizeof ad[i].p.id, "race-%d", i);
+        snprintf(ad[i].p.user_id, sizeof ad[i].p.user_id, "%s", racer);
+        assert_int_equal(pthread_create(&th[i], NULL, pk_add_run, &ad[i]), 0);
+    }
+    int added = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        if (ad[i].rc == STORE_OK)
+            added++;
+        else
+            assert_int_equal(ad[i].rc, STORE_NOT_FOUND);
+    }
+    pthread_barrier_destroy(&barrier);
+    assert_int_equal(added, 5);
+    struct pk_list l = {0};
+    assert_int_equal(store_passkeys_list(s, racer, pk_cb, &l), STORE_OK);
+    assert_int_equal(l.n, 5);
+}
 
 static void *take_run(void *arg)
 {
@@ -2073,6 +2142,7 @@ int main(void)
         T(test_outbox_claims_are_exclusive),
         T(test_totp_factor),
         T(test_passkeys),
+        T(test_passkey_limit),
         T(test_ephemeral_single_use),
     };
 #undef T
