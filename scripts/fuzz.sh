@@ -8,7 +8,7 @@
 # run; its input is kept in build-fuzz/crashes/ to be added to
 # tests/fuzz/regressions/<target>/ once fixed. A libFuzzer process uses one
 # CPU: JWTD_FUZZ_JOBS targets (default: one per CPU) run at a time, each
-# for its full time. `--build-only` builds the targets and stops.
+# for its full time (a last round with CPUs to spare shares them). `--build-only` builds the targets and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${JWTD_FUZZ_SECONDS:-60}
@@ -25,10 +25,12 @@ export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 mkdir -p $B/crashes
 
-# One target: replay, then fuzz. Its verdict goes to $B/<target>.result
-# (first line "ok" or "fail"), printed in target order once all are done.
+# One target: replay, then fuzz with PROCS processes (default 1) sharing
+# its corpus, each for its share of the time. Its verdict goes to
+# $B/<target>.result (first line "ok" or "fail"), printed in target order
+# once all are done.
 run_target() {
-  local target=$1 bin=$B/tests/fuzz/$1 seeds=tests/fuzz/corpus/$1
+  local target=$1 procs=${2:-1} bin=$B/tests/fuzz/$1 seeds=tests/fuzz/corpus/$1
   local regress=tests/fuzz/regressions/$1 work=$B/corpus/$1 out=$B/$1.result
   mkdir -p "$work" "$regress"
   # Replay: every seed and every past crash must run clean.
@@ -37,21 +39,47 @@ run_target() {
       tail -30 "$B/$target.replay.log"; } >"$out"
     return
   fi
-  if "$bin" -max_total_time="$SECONDS_EACH" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
-       -dict=tests/fuzz/jwt.dict -artifact_prefix="$B/crashes/$target-" \
-       "$work" "$seeds" >"$B/$target.log" 2>&1; then
-    local runs
-    runs=$(grep -o 'Done [0-9]* runs' "$B/$target.log" | tail -1 | tr -dc 0-9)
-    { echo ok; echo "fuzz: $target ok: ${runs:-?} executions in ${SECONDS_EACH}s," \
+  local secs=$(( (SECONDS_EACH + procs - 1) / procs )) i pids=() failed=()
+  for ((i = 0; i < procs; i++)); do
+    "$bin" -max_total_time="$secs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+      -dict=tests/fuzz/jwt.dict -artifact_prefix="$B/crashes/$target-" \
+      "$work" "$seeds" >"$B/$target.$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || failed+=("$B/$target.$i.log")
+  done
+  if [ ${#failed[@]} -eq 0 ]; then
+    local runs=0 n
+    for ((i = 0; i < procs; i++)); do
+      n=$(grep -o 'Done [0-9]* runs' "$B/$target.$i.log" | tail -1 | tr -dc 0-9)
+      runs=$((runs + ${n:-0}))
+    done
+    local how="${SECONDS_EACH}s"
+    [ "$procs" -gt 1 ] && how="$procs processes x ${secs}s"
+    { echo ok; echo "fuzz: $target ok: $runs executions in $how," \
         "corpus $(ls "$work" | wc -l) inputs"; } >"$out"
   else
-    { echo fail; echo "fuzz: $target FOUND A PROBLEM:"; tail -40 "$B/$target.log"; } >"$out"
+    { echo fail; echo "fuzz: $target FOUND A PROBLEM:"; tail -40 "${failed[0]}"; } >"$out"
   fi
 }
 
+# Targets run JOBS at a time, each for its full time. When the last round
+# has fewer targets than CPUs (five targets on two), they share the idle
+# CPUs: each runs as JOBS/left processes on one corpus for that share of
+# the time (the same CPU time, the round takes less wall time).
+n=${#TARGETS[@]}
+left=$((n % JOBS))
+split_from=$((left > 0 && n > JOBS ? n - left : n))
 running=0
-for target in "${TARGETS[@]}"; do
+for idx in "${!TARGETS[@]}"; do
+  target=${TARGETS[$idx]}
   rm -f "$B/$target.result"
+  if [ "$idx" -ge "$split_from" ]; then
+    [ "$idx" -eq "$split_from" ] && { wait || true; running=0; }
+    run_target "$target" $((JOBS / left)) &
+    continue
+  fi
   if [ "$running" -ge "$JOBS" ]; then
     wait -n || true   # the verdict is in the result file
     running=$((running - 1))

@@ -150,8 +150,9 @@ ASAN_ARGS=(-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugopti
 want asan && later asan-build build build-asan "${ASAN_ARGS[@]}"
 
 if want pg; then
+  # The browser tests run once, in the ASan pass (tests/e2e/conftest.py).
   e2e "release build on PostgreSQL" "$ROOT/build/jwtd" JWTD_E2E_DATABASE="$PG_URL" -- \
-    "not serial" "serial"
+    "not serial and not browser" "serial and not browser"
 fi
 if [ "$PG_UP" = 1 ]; then
   pg_stop

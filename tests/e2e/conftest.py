@@ -27,12 +27,19 @@ SERIAL_MODULES = {
     "test_multi_instance.py",    # several servers and a PostgreSQL cluster
 }
 SERIAL_NAME_PARTS = ("timing",)
+# Driven through headless Chromium: what a browser sees of the pages does not
+# depend on the storage backend (the same core services run under the JSON
+# API and test_pages.py on both), so scripts/test.sh runs them once, in the
+# sanitizer pass on SQLite, the default.
+BROWSER_MODULES = {"test_browser.py"}
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "serial: measures time or loads the machine; run alone")
     config.addinivalue_line("markers", "pgcluster: starts its own PostgreSQL cluster (run once, "
                                        "in the PostgreSQL pass)")
+    config.addinivalue_line("markers", "browser: drives headless Chromium (run once, in the "
+                                       "sanitizer pass)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -40,6 +47,8 @@ def pytest_collection_modifyitems(config, items):
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & {"pg_cluster", "pg_pair"}:
             item.add_marker(pytest.mark.pgcluster)
+        if os.path.basename(str(item.fspath)) in BROWSER_MODULES:
+            item.add_marker(pytest.mark.browser)
         if (os.path.basename(str(item.fspath)) in SERIAL_MODULES
                 or any(p in item.name for p in SERIAL_NAME_PARTS)):
             item.add_marker(pytest.mark.serial)
