@@ -57,6 +57,7 @@ await() {
   [ -n "${BG_PID[$name]:-}" ] || return 0
   wait "${BG_PID[$name]}" || rc=$?
   unset "BG_PID[$name]"
+  [ "$rc" = 0 ] && [ -s "$BG_DIR/$name.log" ] && sed "s/^/[$name] /" "$BG_DIR/$name.log" | tail -5
   if [ "$rc" != 0 ]; then
     echo "background step '$name' failed ($rc):"; tail -40 "$BG_DIR/$name.log"
     exit 1
@@ -80,42 +81,50 @@ build() { # dir, extra meson args...
   ninja -C "$dir" >/dev/null
 }
 
-step "release build"
+# A pkg-config directory with every .pc file but the test-only and optional
+# ones: `meson setup` must succeed and jwtd must compile without them.
+minimal_build() {
+  local pcdir d f rc=0 out
+  pcdir=$(mktemp -d /tmp/jwtd-pc.XXXXXX)
+  for d in $(pkg-config --variable pc_path pkg-config | tr ':' ' '); do
+    [ -d "$d" ] || continue
+    for f in "$d"/*.pc; do
+      case "$(basename "$f")" in cmocka.pc|libpq.pc) continue ;; esac
+      [ -e "$pcdir/$(basename "$f")" ] || ln -s "$f" "$pcdir/"
+    done
+  done
+  rm -rf build-min
+  PKG_CONFIG_LIBDIR=$pcdir PKG_CONFIG_PATH= meson setup build-min >/dev/null
+  grep -q "Run-time dependency cmocka found: NO" build-min/meson-logs/meson-log.txt
+  ninja -C build-min jwtd >/dev/null
+  ./build-min/jwtd version >/dev/null
+  # Without libpq, `config check` refuses a PostgreSQL URL as `serve` does.
+  out=$(./build-min/jwtd config check --config none --database=postgres://db/jwtd 2>&1) || rc=$?
+  if [ "$rc" != 2 ] || ! grep -q "without PostgreSQL" <<<"$out"; then
+    echo "a build without PostgreSQL: jwtd config check exited $rc for a postgres:// URL: $out"
+    exit 1
+  fi
+  rm -rf "$pcdir" build-min
+  echo "minimal build: configured without cmocka and libpq, jwtd compiled and ran"
+}
+
+interop_helpers() {
+  if [ ! -d tests/interop/node_modules/jose ]; then
+    (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  [ -d tests/interop/node_modules/jose ] || { echo "npm did not install jose"; exit 1; }
+}
+
+step "release build (and, in the background: jose from npm for the interop tests)"
+later interop interop_helpers
 build build
 
 step "meson install (into a scratch DESTDIR)"
 scripts/install_test.sh build
 
-step "minimal build (cmocka and libpq hidden from pkg-config)"
-# A pkg-config directory with every .pc file but the test-only and optional
-# ones: `meson setup` must succeed and jwtd must compile without them.
-PCDIR=$(mktemp -d /tmp/jwtd-pc.XXXXXX)
-for d in $(pkg-config --variable pc_path pkg-config | tr ':' ' '); do
-  [ -d "$d" ] || continue
-  for f in "$d"/*.pc; do
-    case "$(basename "$f")" in cmocka.pc|libpq.pc) continue ;; esac
-    [ -e "$PCDIR/$(basename "$f")" ] || ln -s "$f" "$PCDIR/"
-  done
-done
-rm -rf build-min
-PKG_CONFIG_LIBDIR=$PCDIR PKG_CONFIG_PATH= meson setup build-min >/dev/null
-grep -q "Run-time dependency cmocka found: NO" build-min/meson-logs/meson-log.txt
-ninja -C build-min jwtd >/dev/null
-./build-min/jwtd version >/dev/null
-# Without libpq, `config check` refuses a PostgreSQL URL as `serve` does.
-rc=0
-out=$(./build-min/jwtd config check --config none --database=postgres://db/jwtd 2>&1) || rc=$?
-if [ "$rc" != 2 ] || ! grep -q "without PostgreSQL" <<<"$out"; then
-  echo "a build without PostgreSQL: jwtd config check exited $rc for a postgres:// URL: $out"
-  exit 1
-fi
-rm -rf "$PCDIR" build-min
-
-step "interop helpers (jose from npm)"
-if [ ! -d tests/interop/node_modules/jose ]; then
-  (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
-fi
-[ -d tests/interop/node_modules/jose ] || { echo "npm did not install jose"; exit 1; }
+# In the background until the first timing tests: a build with cmocka and
+# libpq hidden from pkg-config.
+later minimal minimal_build
 
 # One PostgreSQL cluster for the store suite and the PostgreSQL pass.
 PG_UP=0
@@ -132,6 +141,7 @@ e2e() { # label, binary, extra env..., -- pytest marker expression for the paral
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done
   shift
   marker_par=$1 marker_ser=$2
+  await interop
   step "end-to-end: $label, in parallel ($JOBS workers)"
   env "${envs[@]}" JWTD_BIN="$bin" $PY -m pytest -q -rs -p no:cacheprovider -n "$JOBS" \
     --dist loadfile -m "$marker_par" tests/e2e
@@ -188,5 +198,6 @@ if want package; then
   fi
 fi
 
+await_all
 step "done"
 printf '=== all tests passed in %ss\n' "$(( $(date +%s) - T0 ))"
