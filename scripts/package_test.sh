@@ -18,6 +18,10 @@
 #      installed), the unit, libjwtd's pkg-config file;
 #   4. purge, and check that nothing is left: the project's tests must not
 #      find an /etc/jwtd/jwtd.conf afterwards.
+# Steps 1-2 and 3-4 can run apart (scripts/test.sh builds while other
+# tests run):
+#   scripts/package_test.sh --build-only DIR   steps 1-2, the .deb files to DIR
+#   scripts/package_test.sh --debs DIR         steps 3-4 with the files in DIR
 # It refuses to run where a jwtd package or /etc/jwtd already is: it would
 # purge someone's installation. On failure the packages are purged all the
 # same and the build directory is kept for its log.
@@ -27,6 +31,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 started=$SECONDS
 say() { printf 'package_test: %s\n' "$*" >&2; }
 fail() { say "FAIL: $*"; exit 1; }
+
+mode=all out=
+case "${1:-}" in
+  "") ;;
+  --build-only) mode=build out=${2:?--build-only DIR} ;;
+  --debs) mode=check out=${2:?--debs DIR} ;;
+  *) say "usage: scripts/package_test.sh [--build-only DIR | --debs DIR]"; exit 2 ;;
+esac
 
 if [ "$(id -u)" -ne 0 ]; then
   say "run as root: it installs packages and creates the system user jwtd"
@@ -101,6 +113,7 @@ cleanup() {
 trap cleanup EXIT
 
 missing=()
+[ "$mode" = check ] && BUILD_PKGS=()   # built already
 for p in "${BUILD_PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
     missing+=("$p")
@@ -121,27 +134,32 @@ fi
 deb_version=$(cd "$root" && dpkg-parsechangelog -S Version)
 version=${deb_version%-*}
 src="$work/jwtd-$version"
-mkdir -p "$src"
-say "copying the tree to $src"
-(
-  cd "$root"
-  # Tracked files (as they are now, edits included) and new files git does
-  # not ignore; a tracked file deleted in the work tree is left out.
-  git ls-files -z -c -o --exclude-standard |
-    while IFS= read -r -d '' f; do
-      if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
-    done |
-    tar --null -T - -cf -
-) | tar -xf - -C "$src"
-
-say "dpkg-buildpackage -b -uc -us (log: $work/build.log)"
-build_started=$SECONDS
-if ! (cd "$src" && dpkg-buildpackage -b -uc -us -J"$(nproc)") >"$work/build.log" 2>&1; then
-  tail -40 "$work/build.log" >&2
-  fail "dpkg-buildpackage failed"
-fi
-say "built in $((SECONDS - build_started)) s"
 arch=$(dpkg --print-architecture)
+if [ "$mode" = check ]; then
+  say "packages built beforehand: $out"
+  cp "$out"/*.deb "$out"/*.changes "$work/"
+else
+  mkdir -p "$src"
+  say "copying the tree to $src"
+  (
+    cd "$root"
+    # Tracked files (as they are now, edits included) and new files git does
+    # not ignore; a tracked file deleted in the work tree is left out.
+    git ls-files -z -c -o --exclude-standard |
+      while IFS= read -r -d '' f; do
+        if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
+      done |
+      tar --null -T - -cf -
+  ) | tar -xf - -C "$src"
+
+  say "dpkg-buildpackage -b -uc -us (log: $work/build.log)"
+  build_started=$SECONDS
+  if ! (cd "$src" && dpkg-buildpackage -b -uc -us -J"$(nproc)") >"$work/build.log" 2>&1; then
+    tail -40 "$work/build.log" >&2
+    fail "dpkg-buildpackage failed"
+  fi
+  say "built in $((SECONDS - build_started)) s"
+fi
 debs=()
 for p in "${PACKAGES[@]}"; do
   f="$work/${p}_${deb_version}_${arch}.deb"
@@ -166,6 +184,13 @@ if command -v lintian >/dev/null 2>&1; then
     --suppress-tags bogus-mail-host,bogus-mail-host-in-debian-changelog,initial-upload-closes-no-bugs \
     "$work/jwtd_${deb_version}_${arch}.changes" >&2 ||
     fail "lintian found errors or warnings"
+fi
+if [ "$mode" = build ]; then
+  mkdir -p "$out"
+  cp "${debs[@]}" "$work/jwtd_${deb_version}_${arch}.changes" "$out/"
+  ok=1
+  say "built: $out"
+  exit 0
 fi
 
 # ---- 3. install and try ----

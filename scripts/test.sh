@@ -108,6 +108,15 @@ minimal_build() {
   echo "minimal build: configured without cmocka and libpq, jwtd compiled and ran"
 }
 
+# While the sanitizer pass runs its parallel tests: the fuzz targets, then
+# the Debian packages (installed and tried at the end).
+prebuild() {
+  if want fuzz; then scripts/fuzz.sh --build-only; fi
+  if want package && [ "$(id -u)" -eq 0 ]; then
+    scripts/package_test.sh --build-only "$BG_DIR/debs"
+  fi
+}
+
 interop_helpers() {
   if [ ! -d tests/interop/node_modules/jose ]; then
     (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
@@ -172,7 +181,7 @@ fi
 if want asan; then
   step "ASan+UBSan build (the rest of it, when the PostgreSQL pass did not leave time)"
   await asan-build
-  want fuzz && later fuzz-build scripts/fuzz.sh --build-only
+  later prebuild prebuild
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
   step "unit tests (ASan+UBSan)"
@@ -184,7 +193,7 @@ if want asan; then
 fi
 
 if want fuzz; then
-  await fuzz-build
+  await prebuild
   step "fuzzing (ASan+UBSan, ${JWTD_FUZZ_SECONDS:-24}s per target)"
   JWTD_FUZZ_SECONDS=${JWTD_FUZZ_SECONDS:-24} scripts/fuzz.sh
 fi
@@ -192,7 +201,12 @@ fi
 if want package; then
   step "Debian package"
   if [ "$(id -u)" -eq 0 ]; then
-    scripts/package_test.sh
+    await prebuild
+    if [ -d "$BG_DIR/debs" ]; then
+      scripts/package_test.sh --debs "$BG_DIR/debs"
+    else
+      scripts/package_test.sh
+    fi
   else
     echo "package: skipped (needs root to install the package)"
   fi
