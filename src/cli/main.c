@@ -54,11 +54,6 @@ int cmd_version(int argc, char **argv)
  * passwords, refresh tokens and one-time codes, and the copies of their
  * strings would otherwise stay in freed heap memory (the request buffer
  * itself is wiped by the server). */
-static void *json_alloc(size_t n)
-{
-    return malloc(n);
-}
-
 static void json_wipe_free(void *p)
 {
     if (p) {
@@ -69,7 +64,7 @@ static void json_wipe_free(void *p)
 
 int main(int argc, char **argv)
 {
-    json_set_alloc_funcs(json_alloc, json_wipe_free);
+    json_set_alloc_funcs(malloc, json_wipe_free);
     /* What jwtd creates (the SQLite database and its journal) holds keys
      * and password hashes: nobody else's business, whatever the umask. */
     umask(077);
