@@ -65,6 +65,7 @@ static bool open_store(struct app *app, char *err, size_t errlen)
     struct store_options opt = {.sqlite_sync_full = app->cfg->sqlite_sync_full,
                                 .must_exist = app->mode == APP_READ_ONLY ||
                                               app->mode == APP_EXISTING,
+                                .timeout_ms = (int)app->cfg->db_timeout_ms,
                                 .on_event = store_event};
     if (store_open(app->cfg->database, &opt, &app->store, why, sizeof why) != STORE_OK) {
         snprintf(err, errlen, "JWTD_DATABASE: %s", why);

@@ -458,6 +458,7 @@ static bool p_revocation_poll(struct config *c, const char *v) { return ms_in(v,
 static bool p_keyring_poll(struct config *c, const char *v) { return ms_in(v, 100, 3600 * 1000, &c->keyring_poll_ms); }
 static bool p_drain_timeout(struct config *c, const char *v) { return ms_in(v, 0, 600 * 1000, &c->drain_timeout_ms); }
 static bool p_hash_deadline(struct config *c, const char *v) { return ms_in(v, 100, 60 * 1000, &c->hash_deadline_ms); }
+static bool p_db_timeout(struct config *c, const char *v) { return ms_in(v, 100, 60 * 1000, &c->db_timeout_ms); }
 
 static bool uint_in(const char *v, int64_t min, int64_t max, unsigned *dst)
 {
@@ -862,6 +863,7 @@ static const struct setting settings[] = {
     {"JWTD_TRUSTED_PROXIES", "", "comma-separated proxy addresses whose X-Forwarded-For is used", p_trusted_proxies, S_RELOAD},
     {"JWTD_METRICS", "loopback", "who may read /metrics: loopback, any or off", p_metrics, S_RELOAD},
     {"JWTD_SQLITE_SYNC", "full", "full or normal (SQLite synchronous setting)", p_sqlite_sync, 0},
+    {"JWTD_DB_TIMEOUT", "5s", "longest wait for one database round trip or lock, 100ms-60s (then 503)", p_db_timeout, 0},
     {"JWTD_KEY_ROTATION", "90d", "automatic signing-key rotation period, a duration, or 0 (off)", p_key_rotation, 0},
     {"JWTD_KEY_PUBLISH_AHEAD", "1h", "how long a new key is published before it signs", p_key_ahead, 0},
     {"JWTD_REVOCATION_POLL", "250ms", "how often revocations are read from storage, 10ms-1s", p_revocation_poll, 0},

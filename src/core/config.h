@@ -67,6 +67,7 @@ struct config {
     /* storage */
     char *database;          /* "sqlite:./jwtd.db" or "postgres://..." */
     bool sqlite_sync_full;   /* synchronous=FULL (default) or NORMAL */
+    int64_t db_timeout_ms;   /* longest database round trip or lock wait */
 
     /* tokens */
     char *public_url;        /* https://auth.example.com: issuer, JWKS and links; NULL when unset */

@@ -10,7 +10,8 @@
  * an advisory lock so that instances starting together do not collide.
  *
  * A dead or unreachable database gives STORE_UNAVAILABLE (503 upstream);
- * tcp_user_timeout, keepalives and statement_timeout bound how long a
+ * a deadline on every round trip (JWTD_DB_TIMEOUT, also the session's
+ * statement_timeout, lock_timeout and tcp_user_timeout) bounds how long a
  * request thread can wait on it. All SQL of this backend lives in this file.
  */
 #include <errno.h>
@@ -430,15 +431,16 @@ struct pg_store {
      * that the first requests after a recovery do not each fail once and
      * trip the breaker again. */
     atomic_uint_fast64_t epoch;
+    int timeout_ms; /* QUERY deadline; also statement_timeout and lock_timeout */
 };
 
 #define SELF(b) ((struct pg_store *)(b))
 
-/* Every round trip has a deadline on this side too: the server's
- * statement_timeout cannot help when the server itself is frozen (a stopped
- * process still has its kernel acknowledge our packets, so TCP timeouts do
- * not fire either). */
-#define QUERY_DEADLINE_MS 5000
+/* Every round trip has a deadline on this side too (pg_store.timeout_ms,
+ * JWTD_DB_TIMEOUT): the server's statement_timeout cannot help when the
+ * server itself is frozen (a stopped process still has its kernel
+ * acknowledge our packets, so TCP timeouts do not fire either). */
+#define DEFAULT_TIMEOUT_MS 5000
 #define MIGRATION_DEADLINE_MS 120000
 
 static void notice_to_owner(void *arg, const char *message)
@@ -493,14 +495,27 @@ static PGresult *await_result(PGconn *pg, int64_t deadline_ms)
     }
 }
 
-static PGconn *connect_db(struct store *owner, const char *url)
+/* The session settings that bound a statement, a lock wait and an open
+ * transaction by the store's timeout (JWTD_DB_TIMEOUT). */
+static void timeouts_sql(const struct pg_store *s, char *out, size_t outlen)
+{
+    int t = s->timeout_ms;
+    snprintf(out, outlen,
+             "SET statement_timeout = %d; SET lock_timeout = %d;"
+             " SET idle_in_transaction_session_timeout = %d",
+             t, t, 2 * t);
+}
+
+static PGconn *connect_db(struct pg_store *owner, const char *url)
 {
     /* Later keywords override earlier ones, and the URL (expanded from
      * dbname) comes last: an operator's own settings in the URL win. */
     const char *keys[] = {"connect_timeout", "application_name", "keepalives",
                           "keepalives_idle", "keepalives_interval", "keepalives_count",
                           "tcp_user_timeout", "dbname", NULL};
-    const char *vals[] = {"3", "jwtd", "1", "5", "2", "3", "5000", url, NULL};
+    char user_timeout[16];
+    snprintf(user_timeout, sizeof user_timeout, "%d", owner->timeout_ms);
+    const char *vals[] = {"3", "jwtd", "1", "5", "2", "3", user_timeout, url, NULL};
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
     if (!pg)
         return NULL;
@@ -511,17 +526,18 @@ static PGconn *connect_db(struct store *owner, const char *url)
         util_redact_text(PQerrorMessage(pg), url, safe, sizeof safe);
         snprintf(line, sizeof line, "cannot connect: %s", safe);
         line[strcspn(line, "\r\n")] = '\0';
-        store_report(owner, STORE_EV_DOWN, line);
+        store_report(&owner->base, STORE_EV_DOWN, line);
         PQfinish(pg);
         return NULL;
     }
-    PQsetNoticeProcessor(pg, notice_to_owner, owner);
+    PQsetNoticeProcessor(pg, notice_to_owner, &owner->base);
     /* A stuck statement (lock wait on a sick database) must not hold a
      * thread: the server gives up too. */
     PGresult *res = NULL;
-    if (PQsendQuery(pg, "SET statement_timeout = 5000; SET lock_timeout = 5000;"
-                        " SET idle_in_transaction_session_timeout = 10000"))
-        res = await_result(pg, util_mono_ms() + QUERY_DEADLINE_MS);
+    char set[160];
+    timeouts_sql(owner, set, sizeof set);
+    if (PQsendQuery(pg, set))
+        res = await_result(pg, util_mono_ms() + owner->timeout_ms);
     bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     if (!ok) {
@@ -579,7 +595,7 @@ static struct pconn *conn_get_probe(struct pg_store *s, bool probe)
     }
     memset(c->prepared, 0, sizeof c->prepared);
     c->epoch = atomic_load(&s->epoch);
-    c->pg = connect_db(&s->base, s->url);
+    c->pg = connect_db(s, s->url);
     if (!c->pg) {
         breaker_open(s);
         return NULL;
@@ -664,7 +680,7 @@ static enum store_rc run(struct pconn *c, enum stmt id, const struct params *p,
         return STORE_UNAVAILABLE;
     char name[16];
     snprintf(name, sizeof name, "j%d", (int)id);
-    int64_t deadline = util_mono_ms() + QUERY_DEADLINE_MS;
+    int64_t deadline = util_mono_ms() + c->owner->timeout_ms;
     if (!c->prepared[id]) {
         PGresult *pres = PQsendPrepare(c->pg, name, stmt_sql[id], 0, NULL)
                              ? await_result(c->pg, deadline)
@@ -714,7 +730,7 @@ static enum store_rc simple_deadline(struct pconn *c, const char *sql, int64_t m
 
 static enum store_rc simple(struct pconn *c, const char *sql)
 {
-    return simple_deadline(c, sql, QUERY_DEADLINE_MS, NULL);
+    return simple_deadline(c, sql, c->owner->timeout_ms, NULL);
 }
 
 static enum store_rc begin(struct pconn *c)
@@ -762,6 +778,13 @@ static void pg_close(struct store *base)
     free(s);
 }
 
+/* A statement of a migration: bound by the migration deadline, not by
+ * JWTD_DB_TIMEOUT (a first migration's fsyncs took 5 s on a busy disk). */
+static enum store_rc migration_step(struct pconn *c, const char *sql, PGresult **ret_res)
+{
+    return simple_deadline(c, sql, MIGRATION_DEADLINE_MS, ret_res);
+}
+
 static enum store_rc pg_migrate(struct store *base)
 {
     struct pconn *c = conn_get(SELF(base));
@@ -769,20 +792,20 @@ static enum store_rc pg_migrate(struct store *base)
         return STORE_UNAVAILABLE;
     /* Another instance may be migrating: wait for its advisory lock as long
      * as a migration may take, without the per-request timeouts. */
-    enum store_rc rc = simple(c, "SET statement_timeout = 0; SET lock_timeout = 0");
+    enum store_rc rc = simple(c, "SET statement_timeout = 0; SET lock_timeout = 0;"
+                                 " SET idle_in_transaction_session_timeout = 0");
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%lld)", MIGRATION_LOCK_ID);
     if (rc == STORE_OK)
-        rc = simple_deadline(c, sql, MIGRATION_DEADLINE_MS, NULL);
+        rc = migration_step(c, sql, NULL);
     if (rc != STORE_OK)
         return rc;
-    rc = simple(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                   " version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)");
+    rc = migration_step(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                           " version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)", NULL);
     int current = 0;
     if (rc == STORE_OK) {
         PGresult *res = NULL;
-        rc = simple_deadline(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                             QUERY_DEADLINE_MS, &res);
+        rc = migration_step(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &res);
         if (rc == STORE_OK)
             current = (int)col_int(res, 0, 0);
         PQclear(res);
@@ -790,23 +813,30 @@ static enum store_rc pg_migrate(struct store *base)
     if (rc == STORE_OK && current > N_MIGRATIONS)
         rc = STORE_ERROR; /* written by a newer jwtd */
     for (int v = current + 1; rc == STORE_OK && v <= N_MIGRATIONS; v++) {
-        rc = begin(c);
+        rc = migration_step(c, "BEGIN", NULL);
         if (rc != STORE_OK)
             break;
-        rc = simple_deadline(c, migrations[v - 1], MIGRATION_DEADLINE_MS, NULL);
+        rc = migration_step(c, migrations[v - 1], NULL);
         if (rc == STORE_OK) {
             char ins[128];
             snprintf(ins, sizeof ins,
                      "INSERT INTO schema_migrations(version, applied_at) VALUES (%d, %lld)", v,
                      (long long)util_now());
-            rc = simple(c, ins);
+            rc = migration_step(c, ins, NULL);
         }
-        rc = finish(c, rc == STORE_CONFLICT ? STORE_ERROR : rc);
+        if (rc == STORE_OK)
+            rc = migration_step(c, "COMMIT", NULL);
+        else if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
+            simple(c, "ROLLBACK");
+        if (rc == STORE_CONFLICT)
+            rc = STORE_ERROR;
     }
     if (c->pg) {
         snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)", MIGRATION_LOCK_ID);
         simple(c, sql);
-        simple(c, "SET statement_timeout = 5000; SET lock_timeout = 5000");
+        char set[160];
+        timeouts_sql(c->owner, set, sizeof set);
+        simple(c, set);
     }
     return rc;
 }
@@ -818,7 +848,7 @@ static enum store_rc pg_schema_version(struct store *base, int *ret_current, int
         return STORE_UNAVAILABLE;
     PGresult *res = NULL;
     enum store_rc rc = simple_deadline(
-        c, "SELECT to_regclass('schema_migrations') IS NOT NULL", QUERY_DEADLINE_MS, &res);
+        c, "SELECT to_regclass('schema_migrations') IS NOT NULL", c->owner->timeout_ms, &res);
     bool exists = rc == STORE_OK && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     if (rc != STORE_OK)
@@ -827,7 +857,7 @@ static enum store_rc pg_schema_version(struct store *base, int *ret_current, int
     if (exists) {
         res = NULL;
         rc = simple_deadline(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                             QUERY_DEADLINE_MS, &res);
+                             c->owner->timeout_ms, &res);
         if (rc == STORE_OK)
             current = (int)col_int(res, 0, 0);
         PQclear(res);
@@ -2072,6 +2102,7 @@ enum store_rc pg_store_open(const char *url, const struct store_options *opt, st
         return STORE_ERROR;
     }
     s->base.ops = &pg_ops;
+    s->timeout_ms = opt && opt->timeout_ms > 0 ? opt->timeout_ms : DEFAULT_TIMEOUT_MS;
     if (opt) {
         s->base.on_event = opt->on_event;
         s->base.event_ctx = opt->event_ctx;

@@ -399,6 +399,7 @@ struct sqlite_store {
     char *path;
     bool sync_full;
     bool must_exist; /* open without SQLITE_OPEN_CREATE */
+    int busy_timeout_ms; /* longest wait for a lock (JWTD_DB_TIMEOUT) */
     pthread_key_t tls;
     pthread_key_t tls_counters; /* the rate-limit connection of each thread */
     pthread_mutex_t lock; /* guards `conns` */
@@ -461,7 +462,7 @@ static struct conn *conn_open(struct sqlite_store *s, bool counters)
                              NULL);
     if (rc != SQLITE_OK)
         goto fail;
-    sqlite3_busy_timeout(c->db, 5000);
+    sqlite3_busy_timeout(c->db, s->busy_timeout_ms);
     sqlite3_extended_result_codes(c->db, 0);
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
@@ -2121,6 +2122,7 @@ enum store_rc sqlite_store_open(const char *path, const struct store_options *op
     s->base.ops = &sqlite_ops;
     s->sync_full = opt ? opt->sqlite_sync_full : true;
     s->must_exist = opt && opt->must_exist;
+    s->busy_timeout_ms = opt && opt->timeout_ms > 0 ? opt->timeout_ms : 5000;
     if (opt) {
         s->base.on_event = opt->on_event;
         s->base.event_ctx = opt->event_ctx;

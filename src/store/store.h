@@ -378,6 +378,9 @@ struct store_options {
     /* Never create a database that does not exist (commands that only
      * read): opening fails instead. */
     bool must_exist;
+    /* Longest wait for one round trip to PostgreSQL (also its
+     * statement_timeout and lock_timeout) or for a SQLite lock; 0 = 5000. */
+    int timeout_ms;
     /* Called from any thread; may be NULL. detail is never a secret. */
     void (*on_event)(void *ctx, enum store_event ev, const char *detail);
     void *event_ctx;

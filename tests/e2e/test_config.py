@@ -32,6 +32,8 @@ BAD_SETTINGS = [
     ({"JWTD_DATABASE": "mysql://localhost/jwtd"}, "JWTD_DATABASE"),
     ({"JWTD_ARGON2_MEMORY": "lots"}, "JWTD_ARGON2_MEMORY"),
     ({"JWTD_MAX_BODY": "big"}, "JWTD_MAX_BODY"),
+    ({"JWTD_DB_TIMEOUT": "50ms"}, "JWTD_DB_TIMEOUT"),
+    ({"JWTD_DB_TIMEOUT": "2m"}, "JWTD_DB_TIMEOUT"),
 ]
 
 

@@ -661,7 +661,11 @@ class PsqlSession:
         self.p.wait(timeout=30)
 
 
-PAUSE = 7.0
+# The instances below bound each database round trip by DB_TIMEOUT s
+# (JWTD_DB_TIMEOUT; the default is 5 s); the pause is three times that.
+DB_TIMEOUT = 1.0
+PAUSE = 3 * DB_TIMEOUT
+MIGRATION_ENV = dict(BASE_ENV, JWTD_DB_TIMEOUT="%dms" % (DB_TIMEOUT * 1000))
 
 
 def test_instances_wait_for_a_slow_migration(pg_cluster, jwtd_factory):
@@ -671,7 +675,8 @@ def test_instances_wait_for_a_slow_migration(pg_cluster, jwtd_factory):
     while it holds the migration lock (seen in pg_locks as a granted advisory
     lock; nothing else takes one); a slow disk or a descheduled process look
     the same from outside. Instances 2 and 3 start meanwhile: they must wait
-    for the migration and come up, not give up and exit.
+    for the migration and come up, not give up and exit - although the pause
+    is three times their JWTD_DB_TIMEOUT (a migration is not bound by it).
 
     (Seen without any pausing on this shared 2-core box: in 2 of ~180 rounds
     of three simultaneous starts on an empty database, PostgreSQL spent about
@@ -683,7 +688,7 @@ def test_instances_wait_for_a_slow_migration(pg_cluster, jwtd_factory):
         db = pg_cluster.new_database()
         held_sql = ("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
                     "WHERE l.locktype = 'advisory' AND l.granted AND d.datname = '%s'" % db.name)
-        first = jwtd_factory(env=BASE_ENV, database=db, start=False)
+        first = jwtd_factory(env=MIGRATION_ENV, database=db, start=False)
         poll = PsqlSession(pg_cluster)
         first.start(wait=False)
         caught = False
@@ -705,7 +710,7 @@ def test_instances_wait_for_a_slow_migration(pg_cluster, jwtd_factory):
     if not caught:
         pytest.skip("could not pause an instance while it held the migration lock (5 attempts)")
 
-    others = [jwtd_factory(env=BASE_ENV, database=db, start=False) for _ in range(2)]
+    others = [jwtd_factory(env=MIGRATION_ENV, database=db, start=False) for _ in range(2)]
     try:
         for s in others:
             s.start(wait=False)
