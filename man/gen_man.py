@@ -3,9 +3,11 @@
 #
 # Build-time generator of the man pages (meson runs it as a custom_target):
 #
-#   gen_man.py --version V --date YYYY-MM-DD [--settings FILE] TEMPLATE OUTPUT
+#   gen_man.py --version V --date YYYY-MM-DD [--settings FILE]
+#              [--define NAME=VALUE ...] TEMPLATE OUTPUT
 #
-# Replaces @VERSION@, @DATE@ and @SETTINGS@ in a roff template. @SETTINGS@
+# Replaces @VERSION@, @DATE@, @SETTINGS@ and each defined @NAME@ (the
+# installation's paths: @SYSCONFDIR@, @UNITDIR@) in a roff template. @SETTINGS@
 # is the text of FILE, which the build writes with `jwtd config settings
 # --roff`, so the settings described by jwtd.conf(5) are the binary's own
 # table and cannot drift from it. The date is SOURCE_DATE_EPOCH's (UTC)
@@ -38,6 +40,8 @@ def main():
     ap.add_argument("--version", required=True)
     ap.add_argument("--date", required=True, help="YYYY-MM-DD, used without SOURCE_DATE_EPOCH")
     ap.add_argument("--settings", help="roff text for @SETTINGS@")
+    ap.add_argument("--define", action="append", default=[], metavar="NAME=VALUE",
+                    help="a value for @NAME@ (upper case)")
     ap.add_argument("template")
     ap.add_argument("output")
     args = ap.parse_args()
@@ -48,6 +52,11 @@ def main():
         text = f.read()
 
     values = {"@VERSION@": args.version, "@DATE@": page_date(args.date)}
+    for d in args.define:
+        name, sep, value = d.partition("=")
+        if not sep or not re.fullmatch(r"[A-Z_]+", name):
+            sys.exit(f"gen_man: --define {d!r} is not NAME=VALUE")
+        values["@%s@" % name] = value
     if args.settings:
         with open(args.settings, encoding="utf-8") as f:
             settings = f.read()

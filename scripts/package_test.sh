@@ -173,6 +173,11 @@ for f in ./usr/bin/jwtd ./etc/jwtd/jwtd.conf ./lib/systemd/system/jwtd.service \
          ./usr/share/doc/jwtd/copyright; do
   grep -q " $f\$" "$work/contents.txt" || fail "$f is not in the jwtd package"
 done
+# The pages name the package's own paths (they are filled in at build time).
+dpkg-deb --fsys-tarfile "$jwtd_deb" | tar -xO ./usr/share/man/man8/jwtd.8.gz | zcat >"$work/jwtd.8"
+for path in /etc/jwtd/jwtd.conf /lib/systemd/system/jwtd.service; do
+  grep -q "^\.IR\? $path" "$work/jwtd.8" || fail "jwtd(8) does not name $path"
+done
 
 # Lintian, when installed (it is not installed for this). Suppressed: the
 # maintainer address debian/control is given (jwtd@localhost, no dot in the

@@ -96,6 +96,10 @@ static int check(int argc, char **argv)
         config_source_text(&cfg, i, src, sizeof src);
         config_file_key(s->name, key, sizeof key);
         const char *v = cfg.raw[i] ? cfg.raw[i] : "";
+        /* The public URL as the server uses it (normalised: lower-case
+         * host, no default port, no trailing slash). */
+        if (strcmp(s->name, "JWTD_PUBLIC_URL") == 0 && cfg.public_url)
+            v = cfg.public_url;
         if (s->secret && *v && strcmp(s->name, "JWTD_DATABASE") == 0)
             util_redact_url(v, shown, sizeof shown);
         else if (s->secret && *v)

@@ -30,7 +30,8 @@ static const struct cli_opt retire_opts[] = {
 
 static const struct cli_cmd list_cmd = {
     "jwtd keys list",
-    "List signing keys: kid, algorithm, state (next, current, retired) and dates.\n"
+    "List signing keys: kid, algorithm, state (next, current, retired, removed) and\n"
+    "dates.\n"
     "Only reads: never creates a database.",
     NULL, 0, 0, false};
 static const struct cli_cmd rotate_cmd = {
@@ -59,8 +60,12 @@ static void print_key(void *ctx, const struct store_key *k)
         util_rfc3339(k->remove_at, rem);
     else
         snprintf(rem, sizeof rem, "-");
+    /* A retired key past its removal time (its tokens expired, or purged)
+     * is trusted by no one any more: "removed", as docs/operations.md
+     * names the state, until the server deletes the row. */
+    bool removed = k->state == KEY_RETIRED && k->remove_at && k->remove_at <= util_now();
     printf("%s\t%s\t%s\tcreated=%s\tactive_from=%s\tremoved_at=%s\n", k->kid, k->alg,
-           store_key_state_name(k->state), created, act, rem);
+           removed ? "removed" : store_key_state_name(k->state), created, act, rem);
 }
 
 struct current_alg {
@@ -102,7 +107,12 @@ static int rotate(struct config *cfg, struct app *app, jwtd_alg target)
         fprintf(stderr, "jwtd: cannot read signing keys from storage\n");
         return 1;
     }
-    bool change = cur.found && strcmp(cur.alg, jwtd_alg_name(target)) != 0;
+    /* A change of algorithm: from the current key's, or on a database
+     * without one, from the configuration's (a key of another algorithm
+     * made current there would sign under a server configured for its
+     * own). */
+    const char *from = cur.found ? cur.alg : jwtd_alg_name(cfg->alg);
+    bool change = strcmp(from, jwtd_alg_name(target)) != 0;
     if (change && !alg_opt) {
         char src[200];
         config_source_text(cfg, config_setting_index("JWTD_JWT_ALG"), src, sizeof src);

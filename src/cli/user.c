@@ -119,18 +119,25 @@ static void usage(FILE *f)
         fprintf(f, "  %s\n", subs[i].cmd.usage);
 }
 
-static int user_add(struct app *app, const struct svc_ctx *ctx, const char *username)
+/* The password of `user add`: read after the configuration and before the
+ * database is opened, so that a missing password (a usage error) creates
+ * nothing. Wiped by user_add or the caller. */
+static char add_pw[PASSWORD_MAX_BYTES + 2];
+static size_t add_pw_len;
+
+static int read_add_password(const char *username)
 {
-    char pw[PASSWORD_MAX_BYTES + 2];
-    size_t n = 0;
     char prompt[200];
     snprintf(prompt, sizeof prompt, "Password for %s: ", username);
-    int rc = cli_read_password(prompt, password_stdin_opt, true, pw, sizeof pw, &n);
-    if (rc != 0)
-        return rc;
-    struct svc_op *op = accounts_signup(app, ctx, username, strlen(username), pw, n, email_opt,
-                                        email_opt ? strlen(email_opt) : 0);
-    OPENSSL_cleanse(pw, sizeof pw);
+    return cli_read_password(prompt, password_stdin_opt, true, add_pw, sizeof add_pw,
+                             &add_pw_len);
+}
+
+static int user_add(struct app *app, const struct svc_ctx *ctx, const char *username)
+{
+    struct svc_op *op = accounts_signup(app, ctx, username, strlen(username), add_pw,
+                                        add_pw_len, email_opt, email_opt ? strlen(email_opt) : 0);
+    OPENSSL_cleanse(add_pw, sizeof add_pw);
     if (!op) {
         fprintf(stderr, "jwtd: out of memory\n");
         return 1;
@@ -140,7 +147,7 @@ static int user_add(struct app *app, const struct svc_ctx *ctx, const char *user
         printf("%s\t%s\n", op->user.id, op->user.username);
     else if (op->res.status == SVC_WEAK_PASSWORD)
         fprintf(stderr, "jwtd: weak password: %s\n", op->res.detail);
-    rc = op->res.status == SVC_OK ? 0 : op->res.status == SVC_WEAK_PASSWORD ? 1 : cli_fail(&op->res);
+    int rc = op->res.status == SVC_OK ? 0 : op->res.status == SVC_WEAK_PASSWORD ? 1 : cli_fail(&op->res);
     svc_op_free(op);
     return rc;
 }
@@ -333,9 +340,14 @@ int cmd_user(int argc, char **argv)
     struct app app;
     struct svc_ctx ctx;
     svc_ctx_operator(&ctx);
-    rc = cli_open(a.nrest, a.rest, &cfg, &app, subs[sub].mode);
+    rc = cli_config(a.nrest, a.rest, &cfg, &app);
+    if (rc == 0 && sub == U_ADD)
+        rc = read_add_password(name);
+    if (rc == 0)
+        rc = cli_open_app(&cfg, &app, subs[sub].mode);
     if (rc == 0)
         rc = run((enum user_sub)sub, &app, &ctx, name);
+    OPENSSL_cleanse(add_pw, sizeof add_pw);
     cli_close(&cfg, &app);
 out_args:
     cli_args_free(&a);

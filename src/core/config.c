@@ -849,7 +849,7 @@ static const struct setting settings[] = {
     {"JWTD_ARGON2_ITERATIONS", "2", "argon2id passes, 1-100", p_argon2_t, 0},
     {"JWTD_ARGON2_PARALLELISM", "1", "argon2id lanes, 1-64", p_argon2_p, 0},
     {"JWTD_HASH_WORKERS", "auto", "password hashing threads: 1-256 or auto (one per hashing CPU)", p_hash_workers, 0},
-    {"JWTD_HASH_CPUS", "auto", "CPUs of the hashing threads: auto (all but the first), all, or a list (1,3-5)", p_hash_cpus, 0},
+    {"JWTD_HASH_CPUS", "auto", "CPUs of the hashing threads: auto (all but the first), all, or a list of CPUs this process may use (1,3-5)", p_hash_cpus, 0},
     {"JWTD_IO_WORKERS", "auto", "threads for storage-bound requests: 1-1024 or auto (2 per CPU, at least 4)", p_io_workers, 0},
     {"JWTD_HASH_QUEUE", "64", "hashing jobs that may wait, 1-100000", p_hash_queue, 0},
     {"JWTD_HASH_DEADLINE", "5s", "longest wait of a hashing job before 503, 100ms-60s", p_hash_deadline, 0},

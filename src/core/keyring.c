@@ -43,6 +43,10 @@ struct keyring {
      * (the verify cache asks for it on every request). */
     _Atomic uint64_t generation;
     pthread_mutex_t reload_lock; /* one reload at a time */
+    /* Set by keyring_start: a server's ring, which signs. An operator
+     * command's ring only reads and rotates, and has nothing to warn
+     * about when the configured algorithm is not the current key's. */
+    bool signs;
 };
 
 static void ring_unref(struct ring *r)
@@ -334,10 +338,11 @@ bool keyring_reload(struct keyring *kr)
     if (!ctx.r->signing && ctx.other_current) {
         ctx.r->signing = ctx.other_current;
         ctx.other_current = NULL;
-        LOG(LOG_WARN, "signing_with_another_algorithm",
-            LF_S("alg", jwtd_alg_name(jwtd_key_alg(ctx.r->signing))),
-            LF_S("configured", jwtd_alg_name(kr->cfg->alg)),
-            LF_S("advice", "another instance switched JWTD_JWT_ALG; set it here too"));
+        if (kr->signs)
+            LOG(LOG_WARN, "signing_with_another_algorithm",
+                LF_S("alg", jwtd_alg_name(jwtd_key_alg(ctx.r->signing))),
+                LF_S("configured", jwtd_alg_name(kr->cfg->alg)),
+                LF_S("advice", "another instance switched JWTD_JWT_ALG; set it here too"));
     }
     /* Unchanged? Keep the ring (and the verify caches keyed on it). */
     struct ring *cur = ring_get(kr);
@@ -455,6 +460,7 @@ static bool promote(struct keyring *kr, const char *next_kid, const char *curren
 
 bool keyring_start(struct keyring *kr, char *err, size_t errlen)
 {
+    kr->signs = true;
     if (kr->cfg->alg == JWTD_ALG_HS256)
         return start_hs256(kr, err, errlen);
     int64_t now = util_now();

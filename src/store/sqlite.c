@@ -450,6 +450,19 @@ static void conn_free(struct conn *c)
  * carries them to disk). Losing the last few counter updates to a power cut
  * is harmless; paying three fsyncs per login for them was not (they were
  * most of a login's I/O, and a login flood's I/O stretched the verify p99). */
+/* Whether the file holds jwtd's migrations table (reads only). */
+static bool has_jwtd_schema(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    bool found = sqlite3_prepare_v2(db,
+                                    "SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                    " AND name = 'schema_migrations'",
+                                    -1, &st, NULL) == SQLITE_OK &&
+                 sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return found;
+}
+
 static struct conn *conn_open(struct sqlite_store *s, bool counters)
 {
     struct conn *c = calloc(1, sizeof *c);
@@ -470,8 +483,15 @@ static struct conn *conn_open(struct sqlite_store *s, bool counters)
              " PRAGMA trusted_schema=OFF;",
              s->sync_full && !counters ? "FULL" : "NORMAL");
     /* journal_mode=WAL needs a write lock once per database; on a read-only
-     * file it fails and the connection still serves reads. */
-    sqlite3_exec(c->db, pragmas, NULL, NULL, NULL);
+     * file it fails and the connection still serves reads. A command that
+     * must not create a database must not change someone else's either:
+     * switching the journal mode writes the file (an empty file gets a
+     * header, another application's database a new mode), so it is left
+     * to databases that already hold jwtd's schema. */
+    const char *set = pragmas;
+    if (s->must_exist && !has_jwtd_schema(c->db))
+        set += strlen("PRAGMA journal_mode=WAL; ");
+    sqlite3_exec(c->db, set, NULL, NULL, NULL);
     sqlite3_exec(c->db, "PRAGMA foreign_keys=ON;", NULL, NULL, NULL);
     return c;
 fail:

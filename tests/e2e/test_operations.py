@@ -199,6 +199,9 @@ def test_cli_and_server_share_the_config_file_and_rotate_refuses_a_silent_alg_ch
         # On purpose: an ES256 key published ahead; the EdDSA key keeps signing.
         p = jwtd(["keys", "rotate", "--alg", "ES256"], env=env)
         assert p.returncode == 0, err(p)
+        # the command signs nothing: a server's warning about signing with
+        # another instance's algorithm was logged here, twice
+        assert "signing_with_another_algorithm" not in err(p), err(p)
         es = out(p).split()[0]
         text2, rows2 = key_list(conf)
         assert sorted(rows2) == sorted([(cur, "EdDSA", "current"), (nxt, "EdDSA", "next"),
@@ -207,6 +210,58 @@ def test_cli_and_server_share_the_config_file_and_rotate_refuses_a_silent_alg_ch
         hdr = jwt_parts(login(c, username, password)["access_token"])[0]
         assert (hdr["alg"], hdr["kid"]) == ("EdDSA", cur), hdr
         c.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_algorithm_change_on_a_database_without_a_current_key():
+    """Trap: on a database with no current key yet (migrated, the server not
+    started), `keys rotate --alg EdDSA --now` under an ES256 configuration
+    made an EdDSA key current at once - the "never --now" rule compared
+    with the current key only. The change is now measured against the
+    configuration too: --now is refused (exit 2), without it the key is
+    published ahead, and the server keeps its configured algorithm."""
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-alg-")
+    try:
+        env = {"JWTD_DATABASE": "sqlite:" + os.path.join(tmp, "jwtd.db")}
+        p = jwtd(["migrate"], env=env)
+        assert p.returncode == 0, err(p)
+        p = jwtd(["keys", "rotate", "--alg", "EdDSA", "--now"], env=env)
+        assert p.returncode == 2, (p.returncode, out(p), err(p))
+        assert "never --now" in err(p), err(p)
+        p = jwtd(["keys", "list"], env=env)
+        assert p.returncode == 0 and out(p).strip() == "", (out(p), err(p))
+        p = jwtd(["keys", "rotate", "--alg", "EdDSA"], env=env)
+        assert p.returncode == 0, err(p)
+        kid = out(p).split()[0]
+        p = jwtd(["keys", "list"], env=env)
+        rows = [l.split("\t")[:3] for l in out(p).splitlines()]
+        assert rows == [[kid, "EdDSA", "next"]], out(p)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_keys_list_names_a_purged_key_removed():
+    """docs/operations.md names four key states; `keys list` showed a purged
+    key (no longer trusted by anyone) as "retired", like one whose tokens
+    still verify. With no server to delete its row, it is listed "removed"."""
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-purge-")
+    try:
+        env = {"JWTD_DATABASE": "sqlite:" + os.path.join(tmp, "jwtd.db")}
+        first = jwtd(["keys", "rotate", "--now"], env=env)
+        assert first.returncode == 0, err(first)
+        second = jwtd(["keys", "rotate", "--now"], env=env)
+        assert second.returncode == 0, err(second)
+        old, new = out(first).split()[0], out(second).split()[0]
+
+        def states():
+            p = jwtd(["keys", "list"], env=env)
+            assert p.returncode == 0, err(p)
+            return {l.split("\t")[0]: l.split("\t")[2] for l in out(p).splitlines()}
+        assert states() == {old: "retired", new: "current"}
+        p = jwtd(["keys", "retire", old, "--purge"], env=env)
+        assert p.returncode == 0, err(p)
+        assert states() == {old: "removed", new: "current"}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -348,6 +403,12 @@ def test_public_url_sets_issuer_and_jwks_uri(jwtd_factory):
     c.close()
     srv.stop()           # start-up warnings are written before SIGTERM is handled
     assert "public_url_unset" not in srv.log(), srv.log()
+    # `config check` shows the URL as the server uses it
+    p = jwtd(["config", "check", "--public-url=https://Auth.Example.com:443/"])
+    assert p.returncode == 0, err(p)
+    line = [l for l in out(p).splitlines() if l.startswith("public_url ")]
+    assert line and line[0].split("=", 1)[1].split("#")[0].strip() == \
+        "https://auth.example.com", out(p)
 
 
 def test_listening_everywhere_without_public_url_warns(jwtd_factory):
@@ -814,7 +875,9 @@ def test_database_without_jwtd_schema_is_left_alone(args):
     key) migrated whatever database it was pointed at: an empty file became
     a 150 KB jwtd database, another application's database would have got
     jwtd's tables. It now exits 1, says there is no jwtd database there,
-    and makes no table."""
+    and makes no table. Nor does it change the files at all (seen: the
+    other database switched to WAL mode, the empty file given a header)."""
+    import hashlib
     import sqlite3
     tmp = tempfile.mkdtemp(prefix="jwtd-e2e-noschema-")
     try:
@@ -825,10 +888,18 @@ def test_database_without_jwtd_schema_is_left_alone(args):
         con.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
         con.commit()
         con.close()
+
+        def digest(path):
+            with open(path, "rb") as f:
+                return hashlib.sha256(f.read()).hexdigest()
+        before = {path: digest(path) for path in (empty, other)}
         for path in (empty, other):
             p = jwtd(args, env={"JWTD_DATABASE": "sqlite:" + path}, cwd=tmp)
             assert p.returncode == 1, (args, p.returncode, err(p))
             assert "no jwtd database" in err(p), err(p)
+        assert {path: digest(path) for path in (empty, other)} == before, \
+            "%s changed a database that is not jwtd's" % args
+        assert sorted(os.listdir(tmp)) == ["empty.db", "other.db"], os.listdir(tmp)
 
         def tables(path):
             con = sqlite3.connect(path)
@@ -854,7 +925,9 @@ USAGE_ERRORS = [["user", "show"], ["user", "passwd"], ["user", "disable"], ["use
                 ["config", "settings", "--roff", "--markdown"],
                 ["config", "settings", "--config", "/etc/jwtd/jwtd.conf"],
                 ["version", "--nope"], ["version", "extra"],
-                ["config", "frobnicate"], ["frobnicate"], []]
+                ["config", "frobnicate"], ["frobnicate"], [],
+                # no password on stdin (DEVNULL): said before the database is made
+                ["user", "add", "someone"], ["user", "add", "someone", "--password-stdin"]]
 
 
 @pytest.mark.parametrize("args", USAGE_ERRORS, ids=[" ".join(a) or "(none)" for a in USAGE_ERRORS])
