@@ -431,25 +431,33 @@ bool buf_appends(struct buf *b, const char *s)
     return buf_append(b, s, strlen(s));
 }
 
-bool buf_printf(struct buf *b, const char *fmt, ...)
+bool buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
     char small[512];
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    bool ok = false;
+    if (n >= 0 && (size_t)n < sizeof small) {
+        ok = buf_append(b, small, (size_t)n);
+    } else if (n >= 0) {
+        char *big = malloc((size_t)n + 1);
+        if (big) {
+            vsnprintf(big, (size_t)n + 1, fmt, again);
+            ok = buf_append(b, big, (size_t)n);
+            free(big);
+        }
+    }
+    va_end(again);
+    return ok;
+}
+
+bool buf_printf(struct buf *b, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
+    bool ok = buf_vprintf(b, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return false;
-    if ((size_t)n < sizeof small)
-        return buf_append(b, small, (size_t)n);
-    char *big = malloc((size_t)n + 1);
-    if (!big)
-        return false;
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    bool ok = buf_append(b, big, (size_t)n);
-    free(big);
     return ok;
 }
 

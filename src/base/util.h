@@ -7,6 +7,7 @@
 #ifndef JWTD_UTIL_H
 #define JWTD_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -80,6 +81,7 @@ void buf_init(struct buf *b, size_t limit);
 bool buf_append(struct buf *b, const void *p, size_t n);
 bool buf_appends(struct buf *b, const char *s);
 bool buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Free the storage and reset; secret buffers are wiped first with _wipe. */
 void buf_free(struct buf *b);
 void buf_wipe_free(struct buf *b);

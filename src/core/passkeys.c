@@ -240,14 +240,23 @@ struct svc_op *passkeys_register_begin(struct app *app, const struct svc_ctx *ct
     return accounts_reconfirm(app, ctx, who, password, plen, register_then, "passkey_registration");
 }
 
+/* 1 to 64 characters (as a browser's maxlength counts them, not bytes) of
+ * UTF-8 (jansson has checked it), no control characters (C0, DEL, C1). */
 static bool name_ok(const char *s, size_t n)
 {
-    if (n == 0 || n > 64)
+    if (n == 0 || n > PASSKEY_NAME_MAX)
         return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+    size_t chars = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f ||
+            (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+             (unsigned char)s[i + 1] <= 0x9f))
             return false;
-    return true;
+        if ((c & 0xc0) != 0x80)
+            chars++;
+    }
+    return chars <= 64;
 }
 
 struct svc_result passkeys_register_finish(struct app *app, const struct svc_ctx *ctx,

@@ -22,6 +22,7 @@ void page_begin(struct page *p, struct request *r, const char *title, bool wide)
 {
     char site[300];
     p->r = r;
+    p->broken = false;
     buf_init(&p->b, PAGE_MAX);
     const char *name = mfa_site_name(r->app->cfg, site, sizeof site);
     page_raw(p, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -41,7 +42,8 @@ void page_begin(struct page *p, struct request *r, const char *title, bool wide)
 
 void page_raw(struct page *p, const char *html)
 {
-    buf_appends(&p->b, html);
+    if (!buf_appends(&p->b, html))
+        p->broken = true;
 }
 
 void page_textn(struct page *p, const char *t, size_t n)
@@ -56,10 +58,8 @@ void page_textn(struct page *p, const char *t, size_t n)
         case '\'': rep = "&#39;"; break;
         default: break;
         }
-        if (rep)
-            buf_appends(&p->b, rep);
-        else
-            buf_append(&p->b, &t[i], 1);
+        if (!(rep ? buf_appends(&p->b, rep) : buf_append(&p->b, &t[i], 1)))
+            p->broken = true;
     }
 }
 
@@ -71,13 +71,13 @@ void page_text(struct page *p, const char *t)
 
 void page_fmt(struct page *p, const char *fmt, ...)
 {
-    char tmp[4096];
+    /* Whole or not at all: a cut attribute (seen: a long rd in a link)
+     * would swallow the rest of the page. */
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    if (!buf_vprintf(&p->b, fmt, ap))
+        p->broken = true;
     va_end(ap);
-    if (n > 0)
-        buf_append(&p->b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
 void page_notice(struct page *p, bool ok, const char *text)
@@ -120,7 +120,7 @@ void page_end(struct page *p, unsigned status)
     struct request *r = p->r;
     free(r->csp);
     r->csp = page_csp(r->app->cfg);
-    if (!p->b.data || p->b.len >= PAGE_MAX - 1) {
+    if (!p->b.data || p->broken) {
         buf_wipe_free(&p->b);
         respond_error(r, 500, "internal_error", "The page could not be built.");
         return;
@@ -181,18 +181,22 @@ bool page_post(struct request *r, struct form *f)
                      "/login", "Go to the sign-in page");
         return false;
     }
+    if (r->body_too_large) {
+        page_form_too_large(r);
+        return false;
+    }
     if (r->bad_content_type || !form_parse(r->body.data ? r->body.data : "", r->body.len, f)) {
         page_message(r, 400, "Request refused", false, "The form could not be read.", "/login",
                      "Go to the sign-in page");
         return false;
     }
-    if (r->body_too_large) {
-        form_free(f);
-        page_message(r, 413, "Request refused", false, "The form is too large.", "/login",
-                     "Go to the sign-in page");
-        return false;
-    }
     return true;
+}
+
+void page_form_too_large(struct request *r)
+{
+    page_message(r, 413, "Request refused", false, "The form is too large.", "/login",
+                 "Go to the sign-in page");
 }
 
 bool page_identity(struct request *r, struct identity *ret)

@@ -24,6 +24,7 @@
 struct page {
     struct request *r;
     struct buf b;
+    bool broken; /* an append failed (memory, PAGE_MAX): page_end answers 500 */
 };
 
 /* Start a page: doctype, head, header; `wide` for the account page. */
@@ -59,6 +60,10 @@ struct page_done {
 const char *page_done_text(const struct page_done *table, size_t n, const char *key);
 
 /* A whole page with a title and one message (and a link back). */
+/* The HTML answer to a form over JWTD_MAX_BODY (413), also given by the
+ * server when it refuses the body before a page's handler runs. */
+void page_form_too_large(struct request *r);
+
 void page_message(struct request *r, unsigned status, const char *title, bool ok,
                   const char *text, const char *link, const char *link_text);
 

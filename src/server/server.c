@@ -30,6 +30,7 @@
 #include "base/log.h"
 #include "http/cors.h"
 #include "http/parse.h"
+#include "pages/page.h"
 #include "server/routes.h"
 
 /* A connection as the request-deadline watchdog sees it. */
@@ -197,6 +198,22 @@ static void request_free(struct request *r)
     request_release(r);
 }
 
+/* A body over JWTD_MAX_BODY: 413 in the contract's JSON shape, or as a
+ * page for a route that takes a page's form (a browser shows the answer). */
+static void answer_too_large(struct request *r)
+{
+    if (r->route_index < routes_count) {
+        unsigned allowed;
+        enum body_kind takes_body;
+        if (routes_handler(&routes_table[r->route_index], r->method, &allowed, &takes_body) &&
+            takes_body == BODY_FORM) {
+            page_form_too_large(r);
+            return;
+        }
+    }
+    respond_error(r, 413, "payload_too_large", "The request body is too large.");
+}
+
 static void dispatch(struct request *r)
 {
     if (r->route_index >= routes_count) {
@@ -272,7 +289,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * accepts a response only now or after the whole body, and this
          * connection cannot be kept alive anyway (the body stays unread). */
         if (r->body_too_large)
-            respond_error(r, 413, "payload_too_large", "The request body is too large.");
+            answer_too_large(r);
         return MHD_YES;
     }
     r->calls++;
@@ -304,7 +321,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (r->body_too_large) {
-        respond_error(r, 413, "payload_too_large", "The request body is too large.");
+        answer_too_large(r);
         return MHD_YES;
     }
     /* The whole request is in: the receive deadline is over. */

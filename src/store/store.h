@@ -216,7 +216,10 @@ struct store_totp {
 
 /* A passkey (WebAuthn credential). */
 #define PASSKEY_ID_MAX 1400   /* base64url of a credential id of up to 1023 bytes */
-#define PASSKEY_KEY_MAX 2100  /* hex of a SubjectPublicKeyInfo of up to 1 KiB */
+/* hex of a SubjectPublicKeyInfo of up to 1100 bytes (RSA-8192 with a 64-bit
+ * exponent is 1,062) */
+#define PASSKEY_KEY_MAX 2200
+#define PASSKEY_NAME_MAX 256  /* bytes: 64 characters of up to 4 bytes in UTF-8 */
 
 struct store_passkey {
     char id[PASSKEY_ID_MAX + 1];
@@ -224,7 +227,7 @@ struct store_passkey {
     char public_key_hex[PASSKEY_KEY_MAX + 1];
     int alg;
     uint32_t sign_count;
-    char name[65];
+    char name[PASSKEY_NAME_MAX + 1];
     bool backup_eligible;
     int64_t created_at;
     int64_t last_used_at;

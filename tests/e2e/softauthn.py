@@ -90,14 +90,14 @@ def canonical_map(d):
 class Key:
     """A credential key pair of one COSE algorithm."""
 
-    def __init__(self, alg=ES256):
+    def __init__(self, alg=ES256, rsa_bits=2048):
         self.alg = alg
         if alg == ES256:
             self.private = ec.generate_private_key(ec.SECP256R1())
         elif alg == EDDSA:
             self.private = ed25519.Ed25519PrivateKey.generate()
         elif alg == RS256:
-            self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            self.private = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
         else:
             raise ValueError("unsupported alg %r" % alg)
 
@@ -155,9 +155,10 @@ class Authenticator:
     """
 
     def __init__(self, origin, alg=ES256, backup_eligible=False, counter=0, counter_step=1,
-                 aaguid=b"\0" * 16):
+                 aaguid=b"\0" * 16, rsa_bits=2048):
         self.origin = origin
         self.alg = alg
+        self.rsa_bits = rsa_bits
         self.backup_eligible = backup_eligible
         self.counter = counter
         self.counter_step = counter_step
@@ -200,7 +201,7 @@ class Authenticator:
         if reuse is not None:
             cred = reuse
         else:
-            cred = Credential(rp, b64u_decode(options["user"]["id"]), Key(alg or self.alg),
+            cred = Credential(rp, b64u_decode(options["user"]["id"]), Key(alg or self.alg, self.rsa_bits),
                               os.urandom(32), self.counter, self.counter_step,
                               self.backup_eligible)
         cose = cbor(cred.key.cose())

@@ -1012,18 +1012,38 @@ def test_passkey_registration_and_passwordless_login(c, origin, alg):
 
 def test_passkey_default_name_and_name_rules(c, origin):
     """Without "name" a passkey gets a default one; a name with control
-    characters or over 64 characters is refused (400)."""
+    characters or over 64 characters is refused (400). Characters, not
+    bytes: the account page's maxlength="64" let a browser send 33 "é"
+    (66 bytes), which was refused."""
     acct = new_account(c)
     auth = Authenticator(origin)
     r, _ = register(c, acct, auth)
     assert isinstance(r.json["passkey"]["name"], str) and r.json["passkey"]["name"], r.json
-    for bad in ("a\nb", "x" * 65, ""):
+    for bad in ("a\nb", "x" * 65, "", "\u00e9" * 65, "a\u0085b", "\U0001f511" * 65):
         opts = register_options(c, acct)
         cred_json, _ = auth.create(opts, keep=False)
         r = c.post("/auth/passkeys/register", {"credential": cred_json, "name": bad},
                    token=acct.access)
         assert_error(r, 400, "invalid_request")
     assert len(passkey_list(c, acct)) == 1
+    for good in ("\u00e9" * 64, "\U0001f511" * 64, "Cl\u00e9 de Zo\u00eb"):
+        opts = register_options(c, acct)
+        cred_json, _ = auth.create(opts)
+        r = c.post("/auth/passkeys/register", {"credential": cred_json, "name": good},
+                   token=acct.access)
+        assert r.status == 201 and r.json["passkey"]["name"] == good, r
+    assert {p["name"] for p in passkey_list(c, acct)} >= {"\u00e9" * 64, "\U0001f511" * 64}
+
+
+def test_rsa_8192_passkey_is_stored(c, origin):
+    """The verifier takes RS256 keys up to 8192 bits, and storage refused the
+    largest ("The public key is too large."): it registers and signs in."""
+    acct = new_account(c)
+    auth = Authenticator(origin, alg=RS256, rsa_bits=8192)
+    r, _ = register(c, acct, auth)
+    assert r.status == 201, r
+    assert len(passkey_list(c, acct)) == 1
+    logged_in(passkey_login(c, auth), acct, ["hwk"])
 
 
 def test_synced_passkey_says_swk(c, origin):

@@ -107,6 +107,59 @@ def test_allowed_return_addresses(c, site, rd):
     assert rd_status(c, rd.replace("SELF", site.public)) == 200, rd
 
 
+@pytest.mark.parametrize("path", ["/login", "/signup", "/account/password"])
+def test_form_over_the_body_limit_gets_a_page(c, path):
+    """Trap: a form over JWTD_MAX_BODY (16 KiB) on a page route got the JSON
+    API's 413 - the server refused the body before the page's handler ran,
+    so a browser showed raw JSON. It gets the page's "form is too large"
+    (HTML, the pages' CSP); one byte less is an ordinary form answer."""
+    big = {"username": "x", "password": "p" * 16384}
+    r = post_form(c, path, big, headers={"Origin": own_origin(c)})
+    assert r.status == 413, r
+    assert r.header("Content-Type").startswith("text/html"), r.header("Content-Type")
+    assert "The form is too large." in r.body.decode(), r.body[:300]
+    assert "script-src 'self'" in r.header("Content-Security-Policy")
+    c.close()
+    fits = urllib.parse.urlencode({"username": "x", "password": "p" * 10})
+    fits += "&pad=" + "q" * (16384 - len(fits) - len("&pad="))
+    assert len(fits) == 16384
+    r = c.request("POST", path, body=fits.encode(), headers={"Origin": own_origin(c)},
+                  content_type=FORM)
+    # (signed out, /account/password sends the browser to sign in: 303)
+    assert r.status != 413 and (r.header("Content-Type") or "text/html").startswith(
+        "text/html"), r
+
+
+@pytest.mark.parametrize("n", [1, 500, 682, 683, 1400, 2046])
+def test_long_return_address_keeps_the_page_whole(c, n):
+    """Trap: a valid rd of 1,400 reserved characters (each "?" is three
+    bytes in a link) cut the sign-in page's "Create an account" link in
+    the middle of its href, and the rest of the page fell inside the
+    attribute. Up to the 2,048 characters allowed, the link carries the
+    whole rd and the page ends whole."""
+    import html.parser
+
+    class Links(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.hrefs = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "a":
+                self.hrefs.append(dict(attrs).get("href", ""))
+    rd = "/" + "?" * (n - 1)
+    r = c.get("/login?rd=" + urllib.parse.quote(rd, safe=""))
+    assert r.status == 200, r
+    text = r.body.decode()
+    assert text.rstrip().endswith("</html>"), text[-200:]
+    parser = Links()
+    parser.feed(text)
+    signup_links = [h for h in parser.hrefs if h.startswith("/signup")]
+    assert len(signup_links) == 1, parser.hrefs
+    query = urllib.parse.urlsplit(signup_links[0]).query
+    assert urllib.parse.parse_qs(query)["rd"] == [rd]
+
+
 @pytest.mark.parametrize("rd", [
     # jwtd's own host, but another origin: another port, another scheme
     "http://localhost:9/x", "https://localhost/x", "http://localhost/x",
