@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import struct
+import subprocess
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -87,6 +88,28 @@ def canonical_map(d):
 # keys
 # --------------------------------------------------------------------------
 
+class _OpenSSLKey:
+    """An RSA private key in a PEM file, used through the openssl command:
+    python3-cryptography 38 checks a loaded RSA key in full (RSA_check_key,
+    4.6 s for 8192 bits here) and has no switch to skip it. Offers what Key
+    uses: public_key() and sign() (PKCS#1 v1.5, SHA-256)."""
+
+    def __init__(self, path):
+        self.path = path
+        out = subprocess.run(["openssl", "rsa", "-in", path, "-noout", "-modulus"],
+                             capture_output=True, check=True).stdout.decode()
+        n = int(out.strip().split("=", 1)[1], 16)
+        self._public = rsa.RSAPublicNumbers(65537, n).public_key()
+
+    def public_key(self):
+        return self._public
+
+    def sign(self, data, pad, algorithm):
+        assert isinstance(pad, padding.PKCS1v15) and isinstance(algorithm, hashes.SHA256)
+        return subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.path], input=data,
+                              capture_output=True, check=True).stdout
+
+
 class Key:
     """A credential key pair of one COSE algorithm."""
 
@@ -96,6 +119,10 @@ class Key:
             self.private = ec.generate_private_key(ec.SECP256R1())
         elif alg == EDDSA:
             self.private = ed25519.Ed25519PrivateKey.generate()
+        elif alg == RS256 and rsa_bits == 8192:
+            # generating one takes ~25 s: a fixed test key (tests/e2e/data)
+            self.private = _OpenSSLKey(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                    "data", "rsa8192-passkey-test-key.pem"))
         elif alg == RS256:
             self.private = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
         else:
