@@ -4,7 +4,7 @@
  * shares (configuration, app); password input is in prompt.c. Every
  * subcommand takes --help (usage on stdout, exit 0, nothing opened), its own
  * options, and any setting as --name=value (or --name value) plus --config
- * PATH, which go to config_load.
+ * PATH, which go to config_load. After "--" every word is an argument.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +12,19 @@
 
 #include "base/log.h"
 #include "cli/cli.h"
+
+/* "--name" or "--name=value" with a name of lower-case letters, digits and
+ * dashes: what options and settings look like. Anything else that starts
+ * with "--" is an argument (a key id is base64url: one in 4,096 starts
+ * with "--", and mixes cases). */
+static bool flag_like(const char *a)
+{
+    size_t i = 2;
+    for (; a[i] && a[i] != '='; i++)
+        if (!((a[i] >= 'a' && a[i] <= 'z') || (a[i] >= '0' && a[i] <= '9') || a[i] == '-'))
+            return false;
+    return i > 2;
+}
 
 int cli_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_args *ret)
 {
@@ -21,13 +34,18 @@ int cli_parse(int argc, char **argv, const struct cli_cmd *cmd, struct cli_args 
         fprintf(stderr, "jwtd: out of memory\n");
         return 1;
     }
+    bool options_end = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        if (!options_end && strcmp(a, "--") == 0) {
+            options_end = true; /* what follows is arguments only */
+            continue;
+        }
+        if (!options_end && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
             ret->help = true;
             continue;
         }
-        if (strncmp(a, "--", 2) != 0) {
+        if (options_end || strncmp(a, "--", 2) != 0 || !flag_like(a)) {
             if (ret->npos == CLI_MAX_POS) {
                 fprintf(stderr, "jwtd: unexpected argument '%.60s'\n", a);
                 ret->error = true;
@@ -101,6 +119,7 @@ void cli_help(const struct cli_cmd *cmd)
            " when it exists)\n"
            "  --NAME=VALUE           any setting of jwtd.conf(5) (see `jwtd serve --help`)\n"
            "  --help                 this text\n"
+           "  --                     the words after it are arguments, not flags\n"
            "Exit status: 0 done, 1 failed, 2 usage or configuration error.\n");
 }
 

@@ -266,6 +266,36 @@ def test_keys_list_names_a_purged_key_removed():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_arguments_that_start_with_two_dashes():
+    """Trap (seen once in CI): a key id is base64url, and one in 4,096
+    starts with "--"; `keys retire --mQIL...` took it for a setting and
+    answered with the usage line. Words that cannot be a flag (upper case,
+    underscores) are arguments, and after "--" every word is (a username
+    may start with dashes)."""
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-dashes-")
+    try:
+        env = {"JWTD_DATABASE": "sqlite:" + os.path.join(tmp, "jwtd.db")}
+        p = jwtd(["keys", "rotate", "--now"], env=env)
+        assert p.returncode == 0, err(p)
+        kid = "--mQILpNIeF3-1A5ofE84wslMOOWop3RHrNZyhKCBHs"
+        for args in (["keys", "retire", kid], ["keys", "retire", "--", kid]):
+            p = jwtd(args, env=env)
+            assert p.returncode == 1 and "no key with kid " + kid in err(p), (args, err(p))
+        p = jwtd(["user", "add", "--", "--dash", "--password-stdin"],
+                 input=(strong_password() + "\n").encode(), env=env)
+        assert p.returncode == 2, (out(p), err(p))      # after --, not an option: 2 names
+        p = jwtd(["user", "add", "--password-stdin", "--", "--dash"],
+                 input=(strong_password() + "\n").encode(), env=env)
+        assert p.returncode == 0 and out(p).split()[1] == "--dash", (out(p), err(p))
+        p = jwtd(["user", "show", "--", "--dash"], env=env)
+        assert p.returncode == 0 and "--dash" in out(p), (out(p), err(p))
+        # still flags: lower-case words, with or without a value
+        for args in (["keys", "retire", "--nope"], ["user", "show", "--no-such=1", "x"]):
+            assert jwtd(args, env=env).returncode == 2, args
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_config_check_shows_sources_and_hides_secrets():
     """Trap: `jwtd config check` is what an operator pastes into a ticket; it
     must name the file (and line) each setting came from and never print the
