@@ -261,10 +261,50 @@ static bool own_origin(const struct config *cfg, bool https, const char *host, i
     return pub_https == https && authority_port(auth, strcspn(auth, "/?#"), pub_https) == port;
 }
 
-bool page_rd_ok(const struct config *cfg, const char *rd, char out[RD_MAX + 1])
+/*
+ * Percent-encode, after the scheme and authority, what a proxy's
+ * unencoded return address loses to the query's decoding: nginx sends
+ * /login?rd=https://$host$request_uri as is, so an original "/a%20b" or
+ * "/caf%C3%A9" arrives decoded, as a space or raw UTF-8. Spaces, bytes of
+ * 0x80 and above, and a '%' not followed by two hex digits (a decoded
+ * "%25") are encoded back; nothing else changes, and the scheme and host
+ * are never touched (a space or raw byte there is refused below).
+ */
+static bool rd_reencode(const char *rd, char out[RD_MAX + 1])
+{
+    static const char hexd[] = "0123456789ABCDEF";
+    size_t start = 0, o = 0;
+    if (strncasecmp(rd, "https://", 8) == 0 || strncasecmp(rd, "http://", 7) == 0) {
+        start = (size_t)(strstr(rd, "://") - rd) + 3;
+        start += strcspn(rd + start, "/?#");
+    } else if (rd[0] != '/') {
+        start = strlen(rd);
+    }
+    for (size_t i = 0; rd[i]; i++) {
+        unsigned char c = (unsigned char)rd[i];
+        bool lone_pct = c == '%' && !(isxdigit((unsigned char)rd[i + 1]) &&
+                                      isxdigit((unsigned char)rd[i + 2]));
+        if (i >= start && (c == ' ' || c >= 0x80 || lone_pct)) {
+            if (o + 3 > RD_MAX)
+                return false;
+            out[o++] = '%';
+            out[o++] = hexd[c >> 4];
+            out[o++] = hexd[c & 15];
+        } else {
+            if (o + 1 > RD_MAX)
+                return false;
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+    return true;
+}
+
+bool page_rd_ok(const struct config *cfg, const char *given, char out[RD_MAX + 1])
 {
     out[0] = '\0';
-    if (!rd || !*rd || strlen(rd) > RD_MAX)
+    char rd[RD_MAX + 1];
+    if (!given || !*given || strlen(given) > RD_MAX || !rd_reencode(given, rd))
         return false;
     for (const char *c = rd; *c; c++)
         if (!rd_char_ok(c))

@@ -160,6 +160,29 @@ def test_long_return_address_keeps_the_page_whole(c, n):
     assert urllib.parse.parse_qs(query)["rd"] == [rd]
 
 
+@pytest.mark.parametrize("rd,kept", [
+    ("https://app.jwtd.test/a b", "https://app.jwtd.test/a%20b"),
+    ("https://app.jwtd.test/caf\u00e9", "https://app.jwtd.test/caf%C3%A9"),
+    ("https://app.jwtd.test/s?q=hello world", "https://app.jwtd.test/s?q=hello%20world"),
+    ("https://app.jwtd.test/50%", "https://app.jwtd.test/50%25"),
+    ("https://app.jwtd.test/%zz", "https://app.jwtd.test/%25zz"),
+    ("https://app.jwtd.test/ok%20already", "https://app.jwtd.test/ok%20already"),
+    ("/account?x=\u00fc ber", "/account?x=%C3%BC%20ber"),
+])
+def test_return_address_decoded_by_the_query_is_encoded_back(c, rd, kept):
+    """Trap: the portal's nginx sends the original URL unencoded
+    (rd=https://$host$request_uri), so the query's decoding turns "/a%20b"
+    or "/caf%C3%A9" into a space or raw UTF-8, and the sign-in page refused
+    the address: the user was stranded on a 400 page. Spaces, non-ASCII
+    bytes and a lone '%' after the host are percent-encoded back; the form
+    carries the address as it will be used."""
+    import re
+    r = c.get("/login?rd=" + urllib.parse.quote(rd, safe=""))
+    assert r.status == 200, (rd, r)
+    m = re.search(r'name="rd" value="([^"]*)"', r.body.decode())
+    assert m and m.group(1) == kept, (rd, m and m.group(1))
+
+
 @pytest.mark.parametrize("rd", [
     # jwtd's own host, but another origin: another port, another scheme
     "http://localhost:9/x", "https://localhost/x", "http://localhost/x",
@@ -168,9 +191,10 @@ def test_long_return_address_keeps_the_page_whole(c, n):
     "https://app.jwtd.test:/x", "https://app.jwtd.test:65536/x",
     # characters outside RFC 3986, quotes, brackets, bare %
     "https://app.jwtd.test/a'b", "https://app.jwtd.test/a`b", "https://app.jwtd.test/{x}",
-    "https://app.jwtd.test/a|b", "https://app.jwtd.test/a^b", "https://app.jwtd.test/50%",
-    "https://app.jwtd.test/%zz", "https://app.jwtd.test/caf\u00e9", "https://[::1]/x",
-    "/a'b", "/x\"y",
+    "https://app.jwtd.test/a|b", "https://app.jwtd.test/a^b", "https://[::1]/x",
+    "/a'b", "/x\"y", "/a\tb", "https://app.jwtd.test/a\nb",
+    # a space or raw non-ASCII byte in the host is not encoded back: refused
+    "https://app.jwtd.test x/", "https://caf\u00e9.jwtd.test/", "https://app.jwtd.test%20/",
     # the usual suspects
     "//evil.test", "/\\evil.test", "https://evil.test/", "https://app.jwtd.test.evil.test/",
     "https://app.jwtd.test@evil.test/", "https://apps.jwtd.test/",
