@@ -331,8 +331,10 @@ static void human_duration(int64_t s, char *out, size_t cap)
         snprintf(out, cap, "%lld day%s", (long long)(s / 86400), s == 86400 ? "" : "s");
     else if (s % 3600 == 0)
         snprintf(out, cap, "%lld hour%s", (long long)(s / 3600), s == 3600 ? "" : "s");
-    else
-        snprintf(out, cap, "%lld minutes", (long long)((s + 59) / 60));
+    else {
+        long long m = (long long)((s + 59) / 60);
+        snprintf(out, cap, "%lld minute%s", m, m == 1 ? "" : "s");
+    }
 }
 
 /* Only the domain of a recipient goes to the log. */

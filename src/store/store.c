@@ -272,13 +272,19 @@ enum store_rc store_password_reset(struct store *s, const struct store_email_tok
         rc = STORE_NOT_FOUND;
     if (rc == STORE_OK)
         rc = s->ops->user_by_id(s, t->user_id, &u);
+    /* A link mailed to an address is void once the account's address is
+     * another (removed, replaced, or a new one confirmed since). An
+     * operator's link (`jwtd user reset-link`) names no address. */
+    if (rc == STORE_OK && now_t.email[0] && strcmp(u.email, now_t.email) != 0)
+        rc = STORE_NOT_FOUND;
     if (rc == STORE_OK)
         rc = s->ops->user_update_hash(s, t->user_id, NULL, new_hash, rev->now_ms / 1000);
     if (rc == STORE_OK)
         rc = s->ops->session_revoke_rows(s, t->user_id, NULL, NULL, "password_reset", rev, &n);
     if (rc == STORE_OK)
         rc = s->ops->email_token_delete(s, t->user_id, EMAIL_RESET);
-    /* The link reached the account's address: that proves the address. */
+    /* The link reached the account's address: that proves the address
+     * (not an operator's link, which was never mailed). */
     if (rc == STORE_OK && u.email[0] && strcmp(u.email, now_t.email) == 0 && !u.email_verified) {
         rc = s->ops->user_update_email(s, u.id, u.email, true, u.email_pending,
                                        rev->now_ms / 1000);

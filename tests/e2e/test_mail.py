@@ -590,6 +590,26 @@ def test_reset_link_void_once_its_address_is_removed(c, relay):
     assert login(c, username, password)["user"]["username"] == username
 
 
+def test_reset_link_void_once_a_new_address_is_confirmed(c, relay):
+    """Trap: a reset link mailed to the old address still reset the password
+    after the account had moved to a new, verified address (the change
+    waited for verification and did not void it). The link belongs to the
+    address it was sent to: once the account's address is another, it is
+    void (400 invalid_link)."""
+    a, b = addr("nra"), addr("nrb")
+    username, password, _ = signup_mail(c, a)
+    tok = login(c, username, password)["access_token"]
+    assert c.post("/auth/email/verify",
+                  {"token": assert_verify_mail(relay.wait_one(a), a).token}).status == 200
+    assert_queued(forgot(c, email=a))
+    mr = assert_reset_mail(relay.wait_messages(2, to=a, what="the reset")[1], a)
+    assert patch_email(c, tok, b, password).status == 200
+    mb = assert_verify_mail(relay.wait_one(b), b)
+    assert c.post("/auth/email/verify", {"token": mb.token}).status == 200
+    assert_error(reset(c, mr.token, strong_password()), 400, "invalid_link")
+    assert login(c, username, password)["user"]["username"] == username
+
+
 # --------------------------------------------------------------------------
 # 4. forgot + reset
 # --------------------------------------------------------------------------
@@ -1007,6 +1027,10 @@ def test_without_smtp(server, client):
     assert_refused_within(client, tok, time.monotonic(), bound=1.0, interval=POLL, give_up=2.0)
     login(client, username, new)
     assert_error(reset(client, token, strong_password()), 400, "invalid_link")
+    # The operator's link was never mailed: it proves nothing about the
+    # address (seen: the unverified address became verified by it).
+    tok = login(client, username, new)["access_token"]
+    assert_user(me(client, tok), username, email=e, verified=False)
 
     p = subprocess.run([jwtd_bin(), "user", "reset-link", uname("nobody")],
                        env=clean_env({"JWTD_DATABASE": server.db.url, "JWTD_PUBLIC_URL": base}),
