@@ -574,17 +574,23 @@ def test_remove_address_with_null(c, relay):
     assert_user(after, username)
 
 
-def test_reset_link_void_once_its_address_is_removed(c, relay):
-    """A reset link goes to the account's address; when that address is
-    removed (the "email_removed" notice says links can no longer be sent
-    to it), the link sent before is void (400 invalid_link)."""
-    a = addr("rmreset")
+def verified_with_reset_link(c, relay, a):
+    """An account with the verified address a, and the reset link mailed to
+    it: (username, password, access token, reset mail)."""
     username, password, _ = signup_mail(c, a)
     tok = login(c, username, password)["access_token"]
     assert c.post("/auth/email/verify",
                   {"token": assert_verify_mail(relay.wait_one(a), a).token}).status == 200
     assert_queued(forgot(c, email=a))
     mr = assert_reset_mail(relay.wait_messages(2, to=a, what="the reset")[1], a)
+    return username, password, tok, mr
+
+
+def test_reset_link_void_once_its_address_is_removed(c, relay):
+    """A reset link goes to the account's address; when that address is
+    removed (the "email_removed" notice says links can no longer be sent
+    to it), the link sent before is void (400 invalid_link)."""
+    username, password, tok, mr = verified_with_reset_link(c, relay, addr("rmreset"))
     assert patch_email(c, tok, None, password).status == 200
     assert_error(reset(c, mr.token, strong_password()), 400, "invalid_link")
     assert login(c, username, password)["user"]["username"] == username
@@ -596,13 +602,8 @@ def test_reset_link_void_once_a_new_address_is_confirmed(c, relay):
     waited for verification and did not void it). The link belongs to the
     address it was sent to: once the account's address is another, it is
     void (400 invalid_link)."""
-    a, b = addr("nra"), addr("nrb")
-    username, password, _ = signup_mail(c, a)
-    tok = login(c, username, password)["access_token"]
-    assert c.post("/auth/email/verify",
-                  {"token": assert_verify_mail(relay.wait_one(a), a).token}).status == 200
-    assert_queued(forgot(c, email=a))
-    mr = assert_reset_mail(relay.wait_messages(2, to=a, what="the reset")[1], a)
+    b = addr("nrb")
+    username, password, tok, mr = verified_with_reset_link(c, relay, addr("nra"))
     assert patch_email(c, tok, b, password).status == 200
     mb = assert_verify_mail(relay.wait_one(b), b)
     assert c.post("/auth/email/verify", {"token": mb.token}).status == 200
