@@ -31,6 +31,8 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "lib/jwtd_internal.h"
+
 #define SHA256_LEN 32
 #define AUTHDATA_FIXED_LEN 37 /* rpIdHash 32, flags 1, signCount 4 */
 #define AAGUID_LEN 16
@@ -646,7 +648,7 @@ static enum webauthn_rc eddsa_key(const cbor_item_t *x, EVP_PKEY **ret_pkey)
 {
     if (!cbor_is_bytes(x))
         return WEBAUTHN_ERR_MALFORMED_KEY;
-    if (cbor_bytestring_length(x) != 32)
+    if (cbor_bytestring_length(x) != 32 || jwtd__ed25519_small_order(cbor_bytestring_handle(x)))
         return WEBAUTHN_ERR_BAD_KEY;
     EVP_PKEY *pkey =
         EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL, cbor_bytestring_handle(x), 32);

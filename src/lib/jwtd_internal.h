@@ -12,8 +12,18 @@
 
 #include "jwtd.h"
 
+#include <stdbool.h>
+
 #include <jansson.h>
 #include <openssl/evp.h>
+
+/* ---- Ed25519 public keys ---- */
+
+/* Whether a 32-byte Ed25519 public key encodes a point of small order (one
+ * of the eight-torsion, or a non-canonical encoding of one). Such a key
+ * verifies forged signatures (S = 0 with R of small order), so it is
+ * refused wherever a public key is taken. */
+bool jwtd__ed25519_small_order(const uint8_t key[32]);
 
 /* ---- base64url (RFC 4648 §5, no padding) ---- */
 

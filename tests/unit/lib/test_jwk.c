@@ -8,7 +8,9 @@
 #include "testutil.h"
 
 #include <openssl/core_names.h>
+#include <openssl/evp.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,6 +179,63 @@ static void test_refuses_point_off_curve(void **state)
     refuse("{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcH"
            "UQ\"}",
            0, JWTD_ERR_KEY);
+}
+
+/*
+ * Ed25519 public keys of small order. With the neutral point as the key,
+ * OpenSSL's verification accepts the signature R = neutral, S = 0 for any
+ * message (checked first, so that the test shows why the keys are refused);
+ * jwtd refuses every encoding of a point of small order, with either sign
+ * bit. (The y values of the eight-torsion: 0, 1, p - 1 and the order-8
+ * pair; 0 and 1 also as y + p.)
+ */
+static const char *const SMALL_ORDER_HEX[] = {
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+};
+
+static void unhex(const char *hex, uint8_t out[32])
+{
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+}
+
+static void test_refuses_ed25519_keys_of_small_order(void **state)
+{
+    (void)state;
+    uint8_t neutral[32] = {1}, sig[64] = {1}; /* R = neutral point, S = 0 */
+    EVP_PKEY *pk = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL, neutral, 32);
+    assert_non_null(pk);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestVerifyInit(md, NULL, NULL, NULL, pk), 1);
+    const unsigned char msg[] = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZG1pbiJ9";
+    assert_int_equal(EVP_DigestVerify(md, sig, sizeof sig, msg, sizeof msg - 1), 1);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(pk);
+
+    for (size_t i = 0; i < sizeof SMALL_ORDER_HEX / sizeof SMALL_ORDER_HEX[0]; i++) {
+        for (int sign = 0; sign < 2; sign++) {
+            uint8_t x[32];
+            char b64[64], json[160];
+            unhex(SMALL_ORDER_HEX[i], x);
+            x[31] |= (uint8_t)(sign << 7);
+            assert_true(jwtd__b64url_encode(x, sizeof x, b64, sizeof b64) == 43);
+            snprintf(json, sizeof json, "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%s\"}",
+                     b64);
+            refuse(json, 0, JWTD_ERR_KEY);
+        }
+    }
+    /* An ordinary key still loads. */
+    accept_alg("{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" ED_X "\"}", 0, JWTD_ALG_EDDSA,
+               "");
 }
 
 /* The JWK text of an RSA public key of `bits` bits made right here. */
@@ -566,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_refuses_rsa_1024),
         cmocka_unit_test(test_refuses_rsa_bad_exponent),
         cmocka_unit_test(test_refuses_rsa_roca_fingerprint),
+        cmocka_unit_test(test_refuses_ed25519_keys_of_small_order),
         cmocka_unit_test(test_refuses_oct_without_flag),
         cmocka_unit_test(test_refuses_short_oct),
         cmocka_unit_test(test_refuses_malformed_documents),
