@@ -20,15 +20,19 @@ static struct svc_result limited(int64_t retry_after, const char *detail)
 static struct svc_result window_take(struct app *app, const char *key, unsigned limit,
                                      const char *detail)
 {
-    int64_t now = util_now(), n = 0;
-    enum store_rc rc = store_counter_add(app->store, key, now, app->cfg->rate_window, 1, &n);
+    int64_t now = util_now(), n = 0, start = now;
+    enum store_rc rc = store_counter_add_in_window(app->store, key, now, app->cfg->rate_window, 1,
+                                                   &n, &start);
     if (rc != STORE_OK)
         return svc_store_failure(app, rc, "rate_limit");
     if (n > (int64_t)limit) {
         int64_t unused;
         store_counter_add(app->store, key, now, app->cfg->rate_window, -1, &unused);
         LOG(LOG_WARN, "rate_limited", LF_S("key", key));
-        return limited(app->cfg->rate_window, detail);
+        /* Retry-After: what is left of the window, at least a second. */
+        int64_t left = start + app->cfg->rate_window - now;
+        return limited(left < 1 ? 1 : left > app->cfg->rate_window ? app->cfg->rate_window : left,
+                       detail);
     }
     return svc_ok();
 }

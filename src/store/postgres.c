@@ -385,7 +385,7 @@ static const char *const stmt_sql[P_COUNT] = {
                       " ELSE GREATEST(c.count + $4::bigint, 0) END,"
                       " window_start = CASE WHEN c.window_start <= $2::bigint - $3::bigint"
                       " THEN $2"
-                      " ELSE c.window_start END RETURNING count",
+                      " ELSE c.window_start END RETURNING count, window_start",
     [P_LOGIN_ENSURE] = "INSERT INTO login_failures(key, failures, blocked_until, updated_at)"
                        " VALUES ($1, 0, 0, $2) ON CONFLICT (key) DO NOTHING",
     [P_LOGIN_GET_LOCK] = "SELECT failures, blocked_until FROM login_failures WHERE key = $1"
@@ -1395,7 +1395,8 @@ static enum store_rc pg_keys_remove_expired(struct store *base, int64_t now)
 }
 
 static enum store_rc pg_counter_add(struct store *base, const char *key, int64_t now,
-                                    int64_t window, int64_t delta, int64_t *ret_count)
+                                    int64_t window, int64_t delta, int64_t *ret_count,
+                                    int64_t *ret_window_start)
 {
     struct pconn *c = conn_get(SELF(base));
     if (!c)
@@ -1410,6 +1411,8 @@ static enum store_rc pg_counter_add(struct store *base, const char *key, int64_t
     if (rc != STORE_OK)
         return rc;
     *ret_count = PQntuples(res) == 1 ? col_int(res, 0, 0) : 0;
+    if (ret_window_start)
+        *ret_window_start = PQntuples(res) == 1 ? col_int(res, 0, 1) : now;
     PQclear(res);
     return STORE_OK;
 }

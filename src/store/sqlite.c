@@ -369,7 +369,7 @@ static const char *const stmt_sql[S_COUNT] = {
                       " count = CASE WHEN window_start <= ?2 - ?3 THEN MAX(?4, 0)"
                       " ELSE MAX(count + ?4, 0) END,"
                       " window_start = CASE WHEN window_start <= ?2 - ?3 THEN ?2"
-                      " ELSE window_start END RETURNING count",
+                      " ELSE window_start END RETURNING count, window_start",
     [S_LOGIN_GET] = "SELECT failures, blocked_until FROM login_failures WHERE key = ?1",
     [S_LOGIN_UPSERT] = "INSERT INTO login_failures(key, failures, blocked_until, updated_at)"
                        " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET"
@@ -1287,7 +1287,8 @@ static enum store_rc sq_keys_remove_expired(struct store *base, int64_t now)
 }
 
 static enum store_rc sq_counter_add(struct store *base, const char *key, int64_t now,
-                                    int64_t window, int64_t delta, int64_t *ret_count)
+                                    int64_t window, int64_t delta, int64_t *ret_count,
+                                    int64_t *ret_window_start)
 {
     struct conn *c = conn_get_kind(SELF(base), true);
     if (!c)
@@ -1302,6 +1303,7 @@ static enum store_rc sq_counter_add(struct store *base, const char *key, int64_t
     pthread_mutex_lock(&c->owner->wlock);
     int rc = sqlite3_step(q);
     int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    int64_t start = rc == SQLITE_ROW ? sqlite3_column_int64(q, 1) : now;
     if (rc == SQLITE_ROW)
         rc = sqlite3_step(q);
     sqlite3_reset(q);
@@ -1309,6 +1311,8 @@ static enum store_rc sq_counter_add(struct store *base, const char *key, int64_t
     if (rc != SQLITE_DONE)
         return map_rc(rc) == STORE_OK ? STORE_ERROR : map_rc(rc);
     *ret_count = n;
+    if (ret_window_start)
+        *ret_window_start = start;
     return STORE_OK;
 }
 

@@ -316,7 +316,7 @@ struct store_ops {
     enum store_rc (*keys_remove_expired)(struct store *s, int64_t now);
 
     enum store_rc (*counter_add)(struct store *s, const char *key, int64_t now, int64_t window,
-                                 int64_t delta, int64_t *ret_count);
+                                 int64_t delta, int64_t *ret_count, int64_t *ret_window_start);
     enum store_rc (*login_attempt)(struct store *s, const char *key, int64_t now_ms,
                                    unsigned max_failures, int64_t base_ms, int64_t max_ms,
                                    int64_t *ret_retry_after_ms, int64_t *ret_set_until_ms);
@@ -610,7 +610,17 @@ static inline enum store_rc store_keys_remove_expired(struct store *s, int64_t n
 static inline enum store_rc store_counter_add(struct store *s, const char *key, int64_t now,
                                               int64_t window, int64_t delta, int64_t *ret_count)
 {
-    return s->ops->counter_add(s, key, now, window, delta, ret_count);
+    return s->ops->counter_add(s, key, now, window, delta, ret_count, NULL);
+}
+
+/* The same, also giving when the counter's current window began (it ends
+ * `window` seconds later: what a refusal's Retry-After says). */
+static inline enum store_rc store_counter_add_in_window(struct store *s, const char *key,
+                                                        int64_t now, int64_t window,
+                                                        int64_t delta, int64_t *ret_count,
+                                                        int64_t *ret_window_start)
+{
+    return s->ops->counter_add(s, key, now, window, delta, ret_count, ret_window_start);
 }
 
 /*

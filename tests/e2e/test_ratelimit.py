@@ -361,6 +361,34 @@ def test_signup_rate(jwtd_factory):
     assert name not in p.stdout.decode(), p.stdout
 
 
+def test_window_retry_after_is_what_is_left_of_the_window(jwtd_factory):
+    """Trap: a refusal by a per-address window (sign-ups here; refreshes,
+    mail requests and failed logins per address share the code) always
+    said Retry-After: the whole window, even 30 s into a 60 s window, and
+    the next request after the window's end went through. It says what is
+    left (moved on jwtd's test clock)."""
+    from browser_util import Clock
+    clock = Clock()
+    try:
+        srv = jwtd_factory(env={"JWTD_SIGNUP_RATE": "3", "JWTD_RATE_WINDOW": "60s",
+                                "JWTD_TEST_CLOCK": clock.path})
+        c = srv.client()
+        start = clock.now()
+        for _ in range(3):
+            signup(c)
+        ra = assert_429(c.post("/auth/signup", {"username": uname("w"),
+                                                "password": strong_password()}))
+        assert 58 <= ra <= 60, ra
+        clock.forward_to(start + 30)
+        ra = assert_429(c.post("/auth/signup", {"username": uname("w"),
+                                                "password": strong_password()}))
+        assert 28 <= ra <= 31, ra
+        clock.forward_to(start + 30 + ra + 1)
+        signup(c)
+    finally:
+        clock.close()
+
+
 def test_refresh_rate(jwtd_factory):
     srv = jwtd_factory(env={"JWTD_REFRESH_RATE": "3"})
     c = srv.client()

@@ -1169,9 +1169,13 @@ static void test_counter_windows_and_parallel_sum(void **state)
     /* 60 s after the first hit a new window starts at zero. */
     assert_int_equal(store_counter_add(s, "signup:192.0.2.1", 1060, 60, 1, &n), STORE_OK);
     assert_int_equal(n, 1);
-    /* The new window runs from 1060. */
-    assert_int_equal(store_counter_add(s, "signup:192.0.2.1", 1119, 60, 1, &n), STORE_OK);
+    /* The new window runs from 1060 (what a refusal's Retry-After counts
+     * from). */
+    int64_t start = -1;
+    assert_int_equal(
+        store_counter_add_in_window(s, "signup:192.0.2.1", 1119, 60, 1, &n, &start), STORE_OK);
     assert_int_equal(n, 2);
+    assert_int_equal(start, 1060);
     assert_int_equal(store_counter_add(s, "signup:192.0.2.1", 1120, 60, 1, &n), STORE_OK);
     assert_int_equal(n, 1);
     /* Reading without counting. */
