@@ -159,7 +159,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
-static bool utf8_valid(const char *s, size_t n)
+bool mime_utf8_valid(const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
@@ -186,7 +186,7 @@ static enum mime_rc header_text_check(const char *s)
         if (c < 0x20 || c == 0x7F)
             return MIME_INVALID;
     }
-    return utf8_valid(s, n) ? MIME_OK : MIME_INVALID;
+    return mime_utf8_valid(s, n) ? MIME_OK : MIME_INVALID;
 }
 
 static enum mime_rc body_check(const char *s)
@@ -196,7 +196,7 @@ static enum mime_rc body_check(const char *s)
     size_t n = strnlen(s, MIME_MAX_BYTES + 1);
     if (n > MIME_MAX_BYTES)
         return MIME_TOO_BIG;
-    return utf8_valid(s, n) ? MIME_OK : MIME_INVALID;
+    return mime_utf8_valid(s, n) ? MIME_OK : MIME_INVALID;
 }
 
 static bool msgid_valid(const char *id)

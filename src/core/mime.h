@@ -75,4 +75,8 @@ void mime_free(char *buf, size_t len);
  * are refused. */
 bool mime_addr_valid(const char *addr);
 
+/* Whether s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
+ * code points beyond U+10FFFF). */
+bool mime_utf8_valid(const char *s, size_t n);
+
 #endif

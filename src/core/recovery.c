@@ -15,6 +15,7 @@
 #include "core/accounts.h"
 #include "core/audit.h"
 #include "core/mail.h"
+#include "core/mime.h"
 #include "core/ratelimit.h"
 #include "core/sessions.h"
 #include "lib/jwtd_internal.h"
@@ -227,7 +228,9 @@ struct svc_result recovery_forgot(struct app *app, const struct svc_ctx *ctx,
     if (!mail_configured(app))
         return svc_fail(SVC_NOT_CONFIGURED, NULL);
     char ident[EMAIL_MAX + 1];
-    if (len == 0 || len > EMAIL_MAX || memchr(identifier, '\0', len))
+    /* A form's value may be any bytes (a JSON body is UTF-8 already). */
+    if (len == 0 || len > EMAIL_MAX || memchr(identifier, '\0', len) ||
+        !mime_utf8_valid(identifier, len))
         return svc_fail(SVC_INVALID_INPUT, "Give the account's e-mail address or username.");
     /* Addresses in the form they are kept in; names as typed (the worker
      * looks them up case-insensitively). */

@@ -702,6 +702,21 @@ def test_reset_link_void_after_another_password_change(srv, c, relay):
     login(c, username, p3)
 
 
+@pytest.mark.parametrize("value", ["a%FF", "a%FF%40example.com", "%C0%AF", "%ED%A0%80"],
+                         ids=["ff", "ff-address", "overlong", "surrogate"])
+def test_forgot_page_refuses_bytes_that_are_not_utf8(c, value):
+    """Trap: the sign-in pages' "forgot password" form passed its bytes on
+    as they came, and an identifier that is not UTF-8 (the JSON API's parser
+    refuses those first) ended in a 500 with no log line. It is the form's
+    400 ("give the account's e-mail address or username")."""
+    r = c.request("POST", "/forgot-password", body=("identifier=" + value).encode(),
+                  headers={"Origin": "http://%s:%d" % (c.host, c.port)},
+                  content_type="application/x-www-form-urlencoded")
+    assert r.status == 400, r
+    assert r.header("Content-Type").startswith("text/html"), r.header("Content-Type")
+    assert c.get("/healthz").status == 200
+
+
 def test_reset_refuses_unknown_tokens(c, relay):
     """400 invalid_link for a token that was never issued, for an empty one,
     and for a verification link's token (wrong purpose)."""
