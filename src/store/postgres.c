@@ -440,7 +440,6 @@ struct pg_store {
  * JWTD_DB_TIMEOUT): the server's statement_timeout cannot help when the
  * server itself is frozen (a stopped process still has its kernel
  * acknowledge our packets, so TCP timeouts do not fire either). */
-#define DEFAULT_TIMEOUT_MS 5000
 #define MIGRATION_DEADLINE_MS 120000
 
 static void notice_to_owner(void *arg, const char *message)
@@ -2105,7 +2104,7 @@ enum store_rc pg_store_open(const char *url, const struct store_options *opt, st
         return STORE_ERROR;
     }
     s->base.ops = &pg_ops;
-    s->timeout_ms = opt && opt->timeout_ms > 0 ? opt->timeout_ms : DEFAULT_TIMEOUT_MS;
+    s->timeout_ms = opt && opt->timeout_ms > 0 ? opt->timeout_ms : STORE_DEFAULT_TIMEOUT_MS;
     if (opt) {
         s->base.on_event = opt->on_event;
         s->base.event_ctx = opt->event_ctx;

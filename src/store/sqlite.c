@@ -479,8 +479,7 @@ static struct conn *conn_open(struct sqlite_store *s, bool counters)
     sqlite3_extended_result_codes(c->db, 0);
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
-             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
-             " PRAGMA trusted_schema=OFF;",
+             "PRAGMA synchronous=%s; PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF;",
              s->sync_full && !counters ? "FULL" : "NORMAL");
     /* journal_mode=WAL needs a write lock once per database; on a read-only
      * file it fails and the connection still serves reads. A command that
@@ -488,11 +487,9 @@ static struct conn *conn_open(struct sqlite_store *s, bool counters)
      * switching the journal mode writes the file (an empty file gets a
      * header, another application's database a new mode), so it is left
      * to databases that already hold jwtd's schema. */
-    const char *set = pragmas;
-    if (s->must_exist && !has_jwtd_schema(c->db))
-        set += strlen("PRAGMA journal_mode=WAL; ");
-    sqlite3_exec(c->db, set, NULL, NULL, NULL);
-    sqlite3_exec(c->db, "PRAGMA foreign_keys=ON;", NULL, NULL, NULL);
+    if (!s->must_exist || has_jwtd_schema(c->db))
+        sqlite3_exec(c->db, "PRAGMA journal_mode=WAL;", NULL, NULL, NULL);
+    sqlite3_exec(c->db, pragmas, NULL, NULL, NULL);
     return c;
 fail:
     conn_free(c);
@@ -2146,7 +2143,7 @@ enum store_rc sqlite_store_open(const char *path, const struct store_options *op
     s->base.ops = &sqlite_ops;
     s->sync_full = opt ? opt->sqlite_sync_full : true;
     s->must_exist = opt && opt->must_exist;
-    s->busy_timeout_ms = opt && opt->timeout_ms > 0 ? opt->timeout_ms : 5000;
+    s->busy_timeout_ms = opt && opt->timeout_ms > 0 ? opt->timeout_ms : STORE_DEFAULT_TIMEOUT_MS;
     if (opt) {
         s->base.on_event = opt->on_event;
         s->base.event_ctx = opt->event_ctx;

@@ -375,6 +375,10 @@ struct store {
     void *event_ctx;
 };
 
+/* The database deadline when store_options gives none (JWTD_DB_TIMEOUT's
+ * default). */
+#define STORE_DEFAULT_TIMEOUT_MS 5000
+
 /* Options common to the backends. */
 struct store_options {
     bool sqlite_sync_full;
@@ -382,7 +386,8 @@ struct store_options {
      * read): opening fails instead. */
     bool must_exist;
     /* Longest wait for one round trip to PostgreSQL (also its
-     * statement_timeout and lock_timeout) or for a SQLite lock; 0 = 5000. */
+     * statement_timeout and lock_timeout) or for a SQLite lock; 0 =
+     * STORE_DEFAULT_TIMEOUT_MS. */
     int timeout_ms;
     /* Called from any thread; may be NULL. detail is never a secret. */
     void (*on_event)(void *ctx, enum store_event ev, const char *detail);
