@@ -108,6 +108,9 @@ static const char *password_cheap_weakness(struct app *app, const char *username
 
 /* ------------------------------------------------------------ signup --- */
 
+static enum store_rc identifier_taken(struct app *app, const char *x, const char *except_id,
+                                      bool *ret_taken);
+
 static void hash_new_password(struct svc_op *op)
 {
     struct pw_priv *pv = op->priv;
@@ -138,10 +141,10 @@ static void signup_finish(struct svc_op *op, bool ran)
     enum store_rc rc = store_user_create(app->store, &op->user);
     op->user.password_hash = NULL;
     if (rc == STORE_CONFLICT) {
-        /* A race with another sign-up: the name, or the address? */
-        struct store_user u = {0};
-        bool name = store_user_by_name(app->store, op->user.username, &u) == STORE_OK;
-        store_user_clear(&u);
+        /* A race with another account's write (the database refuses a
+         * name or address that names another account): which one? */
+        bool name = true;
+        identifier_taken(app, op->user.username, NULL, &name);
         op->res = name ? svc_fail(SVC_USERNAME_TAKEN, "That username is already taken.")
                        : svc_fail(SVC_EMAIL_TAKEN, NULL);
         return;

@@ -147,6 +147,36 @@ static const char *const migrations[] = {
     "  value TEXT NOT NULL DEFAULT '{}',"
     "  attempts INTEGER NOT NULL DEFAULT 0,"
     "  expires_at BIGINT NOT NULL);",
+    /* 5: one identifier names one account. Login takes a username or an
+     * address, so no account's username may be another account's address.
+     * Each is unique in its own column by an index; across the two columns
+     * this trigger refuses the write with the index's own error (23505).
+     * Under READ COMMITTED two transactions would not see each other's
+     * uncommitted rows, so each first takes a transaction-long advisory
+     * lock on every identifier it writes (in one order, no deadlock): the
+     * second waits for the first to end, and its check, a new statement
+     * with a new snapshot, then sees the first one's row. */
+    "CREATE FUNCTION jwtd_one_identifier() RETURNS trigger LANGUAGE plpgsql AS $fn$"
+    " DECLARE k TEXT;"
+    " BEGIN"
+    "  FOR k IN SELECT x FROM unnest(ARRAY["
+    "      CASE WHEN TG_OP = 'INSERT' OR NEW.username_key IS DISTINCT FROM OLD.username_key"
+    "           THEN NEW.username_key END,"
+    "      CASE WHEN TG_OP = 'INSERT' OR NEW.email_key IS DISTINCT FROM OLD.email_key"
+    "           THEN NEW.email_key END]) AS x"
+    "    WHERE x IS NOT NULL ORDER BY hashtext(x), x LOOP"
+    "   PERFORM pg_advisory_xact_lock(7274, hashtext(k));"
+    "   IF k = NEW.username_key"
+    "      AND EXISTS (SELECT 1 FROM users WHERE email_key = k AND id <> NEW.id)"
+    "   OR k = NEW.email_key"
+    "      AND EXISTS (SELECT 1 FROM users WHERE username_key = k AND id <> NEW.id) THEN"
+    "    RAISE EXCEPTION 'identifier taken by another account' USING ERRCODE = 'unique_violation';"
+    "   END IF;"
+    "  END LOOP;"
+    "  RETURN NEW;"
+    " END $fn$;"
+    "CREATE TRIGGER users_one_identifier BEFORE INSERT OR UPDATE OF username_key, email_key"
+    " ON users FOR EACH ROW EXECUTE FUNCTION jwtd_one_identifier();",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

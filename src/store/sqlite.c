@@ -142,6 +142,23 @@ static const char *const migrations[] = {
     "  value TEXT NOT NULL DEFAULT '{}',"
     "  attempts INTEGER NOT NULL DEFAULT 0,"
     "  expires_at INTEGER NOT NULL);",
+    /* 5: one identifier names one account. Login takes a username or an
+     * address, so no account's username may be another account's address.
+     * Each is unique in its own column by an index; across the two columns
+     * these triggers refuse the write (as a constraint, like the indexes).
+     * SQLite runs one writer at a time and a writing statement holds the
+     * lock from its start, so the check and the write cannot be split by
+     * another account's write. Both keys are ASCII-lower-cased alike. */
+    "CREATE TRIGGER users_one_identifier_insert BEFORE INSERT ON users"
+    " WHEN EXISTS (SELECT 1 FROM users WHERE email_key = NEW.username_key)"
+    "   OR EXISTS (SELECT 1 FROM users WHERE username_key = NEW.email_key)"
+    " BEGIN SELECT RAISE(ABORT, 'identifier taken by another account'); END;"
+    "CREATE TRIGGER users_one_identifier_update BEFORE UPDATE OF username_key, email_key ON users"
+    " WHEN (NEW.username_key IS NOT OLD.username_key"
+    "       AND EXISTS (SELECT 1 FROM users WHERE email_key = NEW.username_key AND id <> NEW.id))"
+    "   OR (NEW.email_key IS NOT OLD.email_key"
+    "       AND EXISTS (SELECT 1 FROM users WHERE username_key = NEW.email_key AND id <> NEW.id))"
+    " BEGIN SELECT RAISE(ABORT, 'identifier taken by another account'); END;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -1584,6 +1584,17 @@ static void mkuser_email(struct store *s, const char *name, const char *email, b
     memcpy(id, u.id, UUID_STR_LEN);
 }
 
+/* Try to create an account (email may be NULL): the store's answer. */
+static enum store_rc try_create(struct store *s, const char *name, const char *email)
+{
+    struct store_user u = {.password_hash = "$h", .created_at = NOW};
+    if (!util_uuid7(u.id))
+        return STORE_ERROR;
+    snprintf(u.username, sizeof u.username, "%s", name);
+    snprintf(u.email, sizeof u.email, "%s", email ? email : "");
+    return store_user_create(s, &u);
+}
+
 static struct store_email_token token_of(const char *user_id, enum email_purpose purpose,
                                          const char *hash, const char *email)
 {
@@ -1631,13 +1642,7 @@ static void test_user_email_columns(void **state)
     assert_string_equal(u.email, "");
     store_user_clear(&u);
     /* An address belongs to one account. */
-    struct store_user dup = {0};
-    assert_true(util_uuid7(dup.id));
-    snprintf(dup.username, sizeof dup.username, "Eve2");
-    snprintf(dup.email, sizeof dup.email, "eve@example.com");
-    dup.password_hash = "$h";
-    dup.created_at = NOW;
-    assert_int_equal(store_user_create(s, &dup), STORE_CONFLICT);
+    assert_int_equal(try_create(s, "Eve2", "eve@example.com"), STORE_CONFLICT);
     mkuser_email(s, "Fay", "fay@example.com", true, b);
     assert_int_equal(store_user_set_email(s, b, "eve@example.com", true, NULL), STORE_CONFLICT);
     /* A pending address is not an address yet. */
@@ -1655,6 +1660,114 @@ static void test_user_email_columns(void **state)
     assert_false(u.email_verified);
     store_user_clear(&u);
     assert_int_equal(store_user_set_email(s, c, "eve@example.com", false, NULL), STORE_OK);
+}
+
+/* One identifier names one account: login takes a username or an address,
+ * so no account's username may be another's address, whichever is written
+ * first, and the database itself refuses it (not only the service's check
+ * before the write, which two requests at once could both pass). */
+static void test_one_identifier_per_account(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char a[UUID_STR_LEN], b[UUID_STR_LEN], c[UUID_STR_LEN];
+    mkuser(s, "x@example.com", "$h", a);
+    mkuser_email(s, "Bo", "bo@example.com", false, b);
+    /* an address that is another account's username: at sign-up ... */
+    assert_int_equal(try_create(s, "Cy", "x@example.com"), STORE_CONFLICT);
+    /* ... or later, as the address or on confirming a pending one */
+    assert_int_equal(store_user_set_email(s, b, "x@example.com", true, NULL), STORE_CONFLICT);
+    assert_int_equal(store_user_set_email(s, b, "bo@example.com", true, "x@example.com"),
+                     STORE_OK);
+    assert_int_equal(store_user_set_email(s, b, "x@example.com", true, NULL), STORE_CONFLICT);
+    /* a username that is another account's address (keys fold case alike) */
+    assert_int_equal(try_create(s, "BO@Example.com", NULL), STORE_CONFLICT);
+    /* nothing was written by the refusals */
+    struct store_user u = {0};
+    assert_int_equal(store_user_by_name(s, "Cy", &u), STORE_NOT_FOUND);
+    assert_int_equal(store_user_by_id(s, b, &u), STORE_OK);
+    assert_string_equal(u.email, "bo@example.com");
+    store_user_clear(&u);
+    /* An account's own username may be its address, and an unchanged
+     * address may be written again (the refused pairs above are across
+     * accounts only). */
+    mkuser_email(s, "cy@example.com", "cy@example.com", true, c);
+    assert_int_equal(store_user_set_email(s, c, "cy@example.com", true, NULL), STORE_OK);
+    /* Freed, an identifier can be taken by another account. */
+    assert_int_equal(store_user_set_email(s, b, NULL, false, NULL), STORE_OK);
+    char d[UUID_STR_LEN];
+    mkuser(s, "bo@example.com", "$h", d);
+}
+
+enum { IDENT_ROUNDS = 40 };
+
+struct ident_racer {
+    struct store *s;
+    pthread_barrier_t *barrier;
+    bool takes_address; /* else signs up with the identifier as username */
+    const char *holder_id; /* the account whose address it would become */
+    enum store_rc rc[IDENT_ROUNDS];
+};
+
+static void *ident_run(void *arg)
+{
+    struct ident_racer *r = arg;
+    warm_up(r->s);
+    for (int i = 0; i < IDENT_ROUNDS; i++) {
+        char ident[64];
+        snprintf(ident, sizeof ident, "race-%d@example.com", i);
+        pthread_barrier_wait(r->barrier);
+        char holder[32];
+        snprintf(holder, sizeof holder, "holder-%d", i);
+        if (!r->takes_address)
+            r->rc[i] = try_create(r->s, ident, NULL);
+        else if (i % 2 == 0) /* an existing account takes it as its address */
+            r->rc[i] = store_user_set_email(r->s, r->holder_id, ident, false, NULL);
+        else /* a new account signs up with it as its address */
+            r->rc[i] = try_create(r->s, holder, ident);
+    }
+    return NULL;
+}
+
+/* The same identifier as one account's username and another's address, at
+ * the same instant, in 40 rounds: each round exactly one write wins. */
+static void test_one_identifier_race(void **state)
+{
+    struct fx *f = *state;
+    char holder[UUID_STR_LEN];
+    mkuser(f->s, "holder", "$h", holder);
+    pthread_barrier_t barrier;
+    assert_int_equal(pthread_barrier_init(&barrier, NULL, 2), 0);
+    struct ident_racer r[2] = {
+        {.s = f->s, .barrier = &barrier, .takes_address = false},
+        {.s = f->s, .barrier = &barrier, .takes_address = true, .holder_id = holder},
+    };
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, ident_run, &r[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&barrier);
+    int name_won = 0;
+    for (int i = 0; i < IDENT_ROUNDS; i++) {
+        enum store_rc n = r[0].rc[i], e = r[1].rc[i];
+        if (!((n == STORE_OK && e == STORE_CONFLICT) || (n == STORE_CONFLICT && e == STORE_OK)))
+            fail_msg("round %d: username write %s, address write %s (want one of each)", i,
+                     store_rc_name(n), store_rc_name(e));
+        name_won += n == STORE_OK;
+        /* and the database agrees with the answers */
+        char ident[64];
+        snprintf(ident, sizeof ident, "race-%d@example.com", i);
+        struct store_user u = {0};
+        assert_int_equal(store_user_by_name(f->s, ident, &u), n == STORE_OK ? STORE_OK
+                                                                            : STORE_NOT_FOUND);
+        store_user_clear(&u);
+        enum store_rc by_email = store_user_by_email(f->s, ident, &u);
+        store_user_clear(&u);
+        if (i % 2 == 1)
+            assert_int_equal(by_email, e == STORE_OK ? STORE_OK : STORE_NOT_FOUND);
+    }
+    print_message("username won %d of %d rounds\n", name_won, IDENT_ROUNDS);
 }
 
 static void test_email_tokens(void **state)
@@ -2140,6 +2253,8 @@ int main(void)
         T(test_login_refund_lifts_its_own_block),
         T(test_sqlite_files_are_private),
         T(test_user_email_columns),
+        T(test_one_identifier_per_account),
+        T(test_one_identifier_race),
         T(test_email_tokens),
         T(test_password_reset_flow),
         T(test_outbox),
