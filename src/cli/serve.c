@@ -42,8 +42,11 @@ int cmd_migrate(int argc, char **argv)
     struct config cfg;
     struct app app;
     rc = cli_open(a.nrest, a.rest, &cfg, &app, APP_COMMAND);
-    if (rc == 0)
-        printf("database is up to date\n");
+    if (rc == 0 && app.schema_from >= 0 && app.schema_from != app.schema_to)
+        printf("database schema migrated from version %d to %d\n", app.schema_from,
+               app.schema_to);
+    else if (rc == 0)
+        printf("database is up to date (schema version %d)\n", app.schema_to);
     cli_close(&cfg, &app);
     cli_args_free(&a);
     return rc;

@@ -78,7 +78,15 @@ static bool open_store(struct app *app, char *err, size_t errlen)
      * it. */
     if (app->mode == APP_READ_ONLY || app->mode == APP_EXISTING)
         return schema_current(app, err, errlen);
+    int latest = 0;
+    if (store_schema_version(app->store, &app->schema_from, &latest) != STORE_OK)
+        app->schema_from = -1; /* unknown: the migration will say why */
     enum store_rc rc = store_migrate(app->store);
+    if (rc == STORE_OK && store_schema_version(app->store, &app->schema_to, &latest) != STORE_OK)
+        app->schema_to = latest;
+    if (rc == STORE_OK && app->schema_from >= 0 && app->schema_from != app->schema_to)
+        LOG(LOG_INFO, "schema_migrated", LF_I("from", app->schema_from),
+            LF_I("to", app->schema_to));
     if (rc != STORE_OK) {
         snprintf(err, errlen, "JWTD_DATABASE: cannot apply schema migrations (%s)%s",
                  store_rc_name(rc),

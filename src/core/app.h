@@ -48,6 +48,7 @@ struct app {
     struct retired_config *retired;
     struct config *first_cfg;         /* the caller's: never freed here */
     struct store *store;
+    int schema_from, schema_to;       /* versions before and after migrating */
     struct keyring *keys;             /* APP_SERVE only */
     struct workpool *hash;            /* password hashing; APP_SERVE only */
     struct workpool *io;              /* requests that wait on storage; APP_SERVE only */

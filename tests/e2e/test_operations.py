@@ -226,6 +226,15 @@ def test_algorithm_change_on_a_database_without_a_current_key():
         env = {"JWTD_DATABASE": "sqlite:" + os.path.join(tmp, "jwtd.db")}
         p = jwtd(["migrate"], env=env)
         assert p.returncode == 0, err(p)
+        # It says what it did: from nothing to the latest schema, logged
+        # too; run again, that there was nothing to do.
+        m = re.fullmatch(r"database schema migrated from version 0 to (\d+)\n", out(p))
+        assert m and int(m.group(1)) >= 5, out(p)
+        assert "event=schema_migrated from=0 to=%s" % m.group(1) in err(p), err(p)
+        p = jwtd(["migrate"], env=env)
+        assert p.returncode == 0, err(p)
+        assert out(p) == "database is up to date (schema version %s)\n" % m.group(1), out(p)
+        assert "schema_migrated" not in err(p), err(p)
         p = jwtd(["keys", "rotate", "--alg", "EdDSA", "--now"], env=env)
         assert p.returncode == 2, (p.returncode, out(p), err(p))
         assert "never --now" in err(p), err(p)
