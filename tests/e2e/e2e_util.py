@@ -726,17 +726,23 @@ def assert_accepted(client, token, paths=("/auth/me", "/auth/verify")):
 def at_once(server, n, fn):
     """Call fn(client) from n threads released together, each on a connection
     of its own; the responses, in thread order."""
-    barrier = threading.Barrier(n)
-    out = [None] * n
+    return together(server, *([fn] * n))
+
+
+def together(server, *fns):
+    """Call each fn(client) from a thread of its own, on a connection of its
+    own, all released together; their responses, in order."""
+    barrier = threading.Barrier(len(fns))
+    out = [None] * len(fns)
 
     def run(i):
         c = server.client()
         try:
             barrier.wait(30)
-            out[i] = fn(c)
+            out[i] = fns[i](c)
         finally:
             c.close()
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
     for t in threads:
         t.start()
     for t in threads:

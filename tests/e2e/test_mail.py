@@ -51,8 +51,8 @@ import urllib.parse
 import pytest
 
 from e2e_util import (SLOW, assert_error, assert_invalid_grant, assert_refused_within,
-                      assert_uuid, at_once, clean_env, fmt_timing, free_port, jwt_parts, jwtd_bin, login,
-                      parse_rfc3339, refresh, strong_password, uname)
+                      assert_uuid, at_once, clean_env, fmt_timing, free_port, jwt_parts, jwtd_bin,
+                      login, parse_rfc3339, refresh, strong_password, together, uname)
 from mail_util import SmtpServer
 
 POLL = 0.05
@@ -517,6 +517,35 @@ def test_pending_address_taken_as_a_username_meanwhile_is_not_confirmed(c, relay
     assert login(c, b, other_pw)["user"]["id"] == other["id"]
     r = c.post("/auth/login", {"username": b, "password": password})
     assert_error(r, 401, "invalid_credentials")
+
+
+def test_username_and_address_taken_at_the_same_instant(srv, c):
+    """One identifier names one account even under a race: a sign-up with
+    the username X and another account taking the address X, released
+    together (the sign-up checks before it hashes, the address change after
+    it confirms the password, so both checks pass before either writes).
+    Each round exactly one wins; the other gets its usual 409 (sign-up:
+    username_taken, address change: email_taken) and login by X reaches the
+    winner. Before the database enforced the rule, both won."""
+    username, password, holder = signup_mail(c)
+    tok = login(c, username, password)["access_token"]
+    wins = {"signup": 0, "address": 0}
+    for _ in range(8):
+        x = addr("race")
+        other_pw = strong_password()
+        r_signup, r_patch = together(
+            srv, lambda cl: cl.post("/auth/signup", {"username": x, "password": other_pw}),
+            lambda cl: patch_email(cl, tok, x, password))
+        if r_signup.status == 201:
+            wins["signup"] += 1
+            assert_error(r_patch, 409, "email_taken")
+            assert login(c, x, other_pw)["user"]["id"] == r_signup.json["user"]["id"]
+        else:
+            assert_error(r_signup, 409, "username_taken")
+            assert r_patch.status == 200, r_patch
+            wins["address"] += 1
+            assert login(c, x, password)["user"]["id"] == holder["id"]
+    print("wins: %r" % wins)
 
 
 def test_change_verified_address_waits_for_verification(c, relay):
