@@ -119,6 +119,29 @@ static void hash_new_password(struct svc_op *op)
         pv->new_hash = NULL;
 }
 
+/* The last step before hashing a password an account is to get (sign-up,
+ * an operator's `user passwd`): the policy, then a private copy that the
+ * hashing job takes, then `finish` with the hash. */
+static struct svc_op *set_new_password(struct svc_op *op, const char *username,
+                                       const char *password, size_t plen,
+                                       void (*finish)(struct svc_op *, bool))
+{
+    const char *weak = password_weakness(op->app, username, password, plen);
+    if (weak) {
+        set_result(op, svc_fail(SVC_WEAK_PASSWORD, weak));
+        return op;
+    }
+    struct pw_priv *pv = priv_new(op);
+    if (!pv || !(pv->new_password = secret_dup(password, plen))) {
+        set_result(op, OOM);
+        return op;
+    }
+    pv->newlen = plen;
+    op->slow = hash_new_password;
+    op->finish = finish;
+    return op;
+}
+
 static void signup_finish(struct svc_op *op, bool ran)
 {
     struct pw_priv *pv = op->priv;
@@ -285,19 +308,7 @@ struct svc_op *accounts_signup(struct app *app, const struct svc_ctx *ctx, const
         set_result(op, svc_store_failure(app, rc, "signup"));
         return op;
     }
-    if ((weak = password_weakness(app, username, password, plen))) {
-        set_result(op, svc_fail(SVC_WEAK_PASSWORD, weak));
-        return op;
-    }
-    struct pw_priv *pv = priv_new(op);
-    if (!pv || !(pv->new_password = secret_dup(password, plen))) {
-        set_result(op, OOM);
-        return op;
-    }
-    pv->newlen = plen;
-    op->slow = hash_new_password;
-    op->finish = signup_finish;
-    return op;
+    return set_new_password(op, username, password, plen, signup_finish);
 }
 
 /* ------------------------------------------------------------- login --- */
@@ -848,20 +859,7 @@ struct svc_op *accounts_set_password(struct app *app, const struct svc_ctx *ctx,
         set_result(op, svc_store_failure(app, rc, "set_password"));
         return op;
     }
-    const char *weak = password_weakness(app, op->user.username, password, plen);
-    if (weak) {
-        set_result(op, svc_fail(SVC_WEAK_PASSWORD, weak));
-        return op;
-    }
-    struct pw_priv *pv = priv_new(op);
-    if (!pv || !(pv->new_password = secret_dup(password, plen))) {
-        set_result(op, OOM);
-        return op;
-    }
-    pv->newlen = plen;
-    op->slow = hash_new_password;
-    op->finish = set_password_finish;
-    return op;
+    return set_new_password(op, op->user.username, password, plen, set_password_finish);
 }
 
 struct svc_result accounts_get(struct app *app, const struct identity *who,
