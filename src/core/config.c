@@ -829,7 +829,7 @@ static const struct setting settings[] = {
     {"JWTD_LISTEN", "127.0.0.1:8080", "host:port: an IPv4 address, [IPv6], localhost or a host name (0.0.0.0:PORT for every interface)", p_listen, 0},
     {"JWTD_DATABASE", "sqlite:./jwtd.db", "sqlite:PATH or postgres://URL", p_database, S_SECRET},
     {"JWTD_PUBLIC_URL", "", "the URL clients reach jwtd at (https://auth.example.com): issuer, JWKS URL, links in mail", p_public_url, 0},
-    {"JWTD_ISSUER", NULL, "a URL without spaces or quotes (default JWTD_PUBLIC_URL, else http:// + JWTD_LISTEN)", p_issuer, 0},
+    {"JWTD_ISSUER", NULL, "a URL without spaces or quotes (default JWTD_PUBLIC_URL, else http:// + JWTD_LISTEN, https:// with TLS)", p_issuer, 0},
     {"JWTD_AUDIENCE", "jwtd", "a string without spaces or quotes", p_audience, 0},
     {"JWTD_JWT_ALG", "ES256", "ES256, EdDSA, RS256 or HS256", p_alg, 0},
     {"JWTD_JWT_SECRET", "", "raw bytes, at least 32 (HS256 only)", p_secret, S_SECRET},
