@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../unit_util.h"
+
 #include <dirent.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -77,9 +79,7 @@ static int fx_setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/jwtd-ut-keyring-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    assert_non_null(mkdtemp(f->dir));
+    unit_tmpdir(f->dir, sizeof f->dir, "keyring");
     char url[400], err[256] = "";
     snprintf(url, sizeof url, "sqlite:%s/jwtd.db", f->dir);
     struct store_options opt = {.sqlite_sync_full = false};
@@ -94,23 +94,6 @@ static int fx_setup(void **state)
     return 0;
 }
 
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char p[600];
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static int fx_teardown(void **state)
 {
     struct fx *f = *state;
@@ -118,7 +101,7 @@ static int fx_teardown(void **state)
     jwtd_verifier_free(f->v);
     store_close(f->store);
     config_free(&f->cfg);
-    rm_dir(f->dir);
+    unit_rm_dir(f->dir);
     free(f);
     return 0;
 }

@@ -35,6 +35,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../unit_util.h"
+
 #include <crypt.h>
 #include <dirent.h>
 #include <errno.h>
@@ -149,9 +151,7 @@ static int fx_setup(void **state)
     clean_env();
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/jwtd-ut-svc-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    assert_non_null(mkdtemp(f->dir));
+    unit_tmpdir(f->dir, sizeof f->dir, "svc");
     char url[400];
     snprintf(url, sizeof url, "sqlite:%s/jwtd.db", f->dir);
 
@@ -180,29 +180,12 @@ static int fx_setup(void **state)
     return 0;
 }
 
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char p[600];
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static int fx_teardown(void **state)
 {
     struct fx *f = *state;
     app_close(&f->app);
     config_free(&f->cfg);
-    rm_dir(f->dir);
+    unit_rm_dir(f->dir);
     free(f);
     clock_set(0);
     return 0;

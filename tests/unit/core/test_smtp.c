@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../unit_util.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -159,23 +161,6 @@ static void server_start(struct server *s, const char *const *extra)
     assert_true(s->port > 0 && s->port < 65536);
 }
 
-static void rm_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[PATH_MAX];
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
 static void server_stop(struct server *s)
 {
     g_active = NULL;
@@ -189,8 +174,8 @@ static void server_stop(struct server *s)
         close(s->from_child);
         s->pid = 0;
     }
-    rm_dir(s->mail);
-    rm_dir(s->tls);
+    unit_rm_dir(s->mail);
+    unit_rm_dir(s->tls);
     rmdir(s->root);
     s->root[0] = '\0';
 }

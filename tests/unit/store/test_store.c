@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../unit_util.h"
+
 #include <dirent.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -114,9 +116,7 @@ static int fx_setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/jwtd-ut-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    assert_non_null(mkdtemp(f->dir));
+    unit_tmpdir(f->dir, sizeof f->dir, "store");
     snprintf(f->path, sizeof f->path, "%s/jwtd.db", f->dir);
     if (on_postgres())
         pg_fresh_database(f);
@@ -144,30 +144,13 @@ static int fx_setup(void **state)
     return 0;
 }
 
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char p[600];
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static int fx_teardown(void **state)
 {
     struct fx *f = *state;
     store_close(f->s);
     if (f->pg_db[0])
         pg_drop_database(f);
-    rm_dir(f->dir);
+    unit_rm_dir(f->dir);
     if (access(f->dir, F_OK) == 0)
         fail_msg("temporary directory %s left behind", f->dir);
     free(f);
