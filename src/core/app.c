@@ -81,6 +81,12 @@ static bool open_store(struct app *app, char *err, size_t errlen)
     int latest = 0;
     if (store_schema_version(app->store, &app->schema_from, &latest) != STORE_OK)
         app->schema_from = -1; /* unknown: the migration will say why */
+    if (app->schema_from > latest) {
+        /* Written by a newer jwtd: never run half-understood. */
+        snprintf(err, errlen, "JWTD_DATABASE: the schema is at version %d, newer than this "
+                              "jwtd's %d", app->schema_from, latest);
+        return false;
+    }
     enum store_rc rc = store_migrate(app->store);
     if (rc == STORE_OK && store_schema_version(app->store, &app->schema_to, &latest) != STORE_OK)
         app->schema_to = latest;

@@ -28,6 +28,7 @@ import resource
 import secrets
 import select
 import shutil
+import sqlite3
 import signal
 import socket
 import ssl
@@ -210,6 +211,37 @@ def test_cli_and_server_share_the_config_file_and_rotate_refuses_a_silent_alg_ch
         hdr = jwt_parts(login(c, username, password)["access_token"])[0]
         assert (hdr["alg"], hdr["kid"]) == ("EdDSA", cur), hdr
         c.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_database_of_a_newer_jwtd_is_refused_by_name():
+    """A rolling upgrade's trap: an old instance restarting on a database a
+    newer release has migrated. `jwtd serve`, `jwtd migrate` and a reading
+    command refuse it, exit 1, with one line naming both versions (it was
+    `cannot apply schema migrations (error); is the database from a newer
+    jwtd?` for serve and migrate); the database is not touched."""
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-newer-")
+    try:
+        path = os.path.join(tmp, "jwtd.db")
+        env = {"JWTD_DATABASE": "sqlite:" + path}
+        p = jwtd(["migrate"], env=env)
+        assert p.returncode == 0, err(p)
+        latest = int(re.search(r"to (\d+)", out(p)).group(1))
+        db = sqlite3.connect(path)
+        db.execute("INSERT INTO schema_migrations(version, applied_at) VALUES (?, 0)",
+                   (latest + 1,))
+        db.commit()
+        db.close()
+        before = open(path, "rb").read()
+        want = ("JWTD_DATABASE: the schema is at version %d, newer than this jwtd's %d"
+                % (latest + 1, latest))
+        for args in (["migrate"], ["user", "list"]):
+            p = jwtd(args, env=env)
+            assert p.returncode == 1 and want in err(p), (args, p.returncode, err(p))
+        rc, text = run_expect_exit(env=env)
+        assert rc == 1 and want in text, (rc, text)
+        assert open(path, "rb").read() == before
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
