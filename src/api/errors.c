@@ -123,6 +123,9 @@ void api_respond_failure(struct request *r, const struct svc_result *res)
     case SVC_ALREADY_ENABLED:
         respond_error(r, st, "already_enabled", d ? d : "It is set up already.");
         return;
+    case SVC_CONFLICT:
+        respond_error(r, st, "conflict", d ? d : "Another request changed this first; try again.");
+        return;
     case SVC_OK:
     case SVC_ERROR:
         break;

@@ -174,97 +174,75 @@ struct svc_result mfa_ticket_peek(struct app *app, const char *ticket, size_t le
     return ticket_account(app, key, TICKET_MAX_ATTEMPTS - 1, ret_user, ret_amr);
 }
 
-struct svc_result mfa_ticket_try(struct app *app, const struct svc_ctx *ctx, const char *ticket,
-                                 size_t len, struct store_user *ret_user, unsigned *ret_amr,
-                                 int *ret_tries)
+struct svc_result mfa_step_begin(struct app *app, const struct svc_ctx *ctx, const char *ticket,
+                                 size_t len, struct mfa_step *st)
 {
-    char key[96];
-    if (!ticket_key(ticket, len, key))
+    memset(st, 0, sizeof *st);
+    if (!ticket_key(ticket, len, st->key))
         return TICKET_BAD;
     /* Counted first, in one atomic step: parallel guesses on one ticket
      * cannot get more than TICKET_MAX_ATTEMPTS factors checked. */
     int tries = 0;
-    enum store_rc rc = store_ephemeral_attempt(app->store, key, &tries);
+    enum store_rc rc = store_ephemeral_attempt(app->store, st->key, &tries);
     if (rc == STORE_NOT_FOUND)
         return TICKET_BAD;
     if (rc != STORE_OK)
         return svc_store_failure(app, rc, "mfa_ticket");
     if (tries > TICKET_MAX_ATTEMPTS)
         return TICKET_BAD;
-    struct svc_result r = ticket_account(app, key, TICKET_MAX_ATTEMPTS, ret_user, ret_amr);
+    struct svc_result r = ticket_account(app, st->key, TICKET_MAX_ATTEMPTS, &st->user, NULL);
     if (r.status != SVC_OK)
         return r;
     /* A disabled account is refused before its factor is checked, so that
      * a recovery code is not spent on a sign-in that cannot happen; the
      * ticket is void all the same. */
-    r = accounts_may_sign_in(app, ctx, ret_user);
+    r = accounts_may_sign_in(app, ctx, &st->user);
     if (r.status != SVC_OK) {
-        store_ephemeral_delete(app->store, key);
-        store_user_clear(ret_user);
+        store_ephemeral_delete(app->store, st->key);
         return r;
     }
-    *ret_tries = tries;
+    /* Second-step guesses count like password guesses, whatever the
+     * factor: while the account is blocked, no factor is checked. */
+    r = ratelimit_login_attempt(app, ctx, st->user.username, &st->limit);
+    if (r.status != SVC_OK)
+        return r;
+    /* Held while the factor is checked: another try with this ticket, at
+     * the same moment, finds none (a recovery code or TOTP step is not
+     * spent on a sign-in that another request is making). */
+    rc = store_ephemeral_take(app->store, st->key, &st->held);
+    if (rc != STORE_OK) {
+        ratelimit_login_refund(app, &st->limit);
+        memset(&st->limit, 0, sizeof st->limit);
+        return rc == STORE_NOT_FOUND ? TICKET_BAD : svc_store_failure(app, rc, "mfa_ticket");
+    }
+    st->holding = true;
+    /* The held copy has every try counted so far, this one included. */
+    if (util_now() >= st->held.expires_at || st->held.attempts > TICKET_MAX_ATTEMPTS) {
+        st->holding = false;
+        ratelimit_login_refund(app, &st->limit);
+        memset(&st->limit, 0, sizeof st->limit);
+        return TICKET_BAD;
+    }
     return svc_ok();
 }
 
-struct svc_result mfa_ticket_redeem(struct app *app, const struct svc_ctx *ctx,
-                                    const char *ticket, size_t tlen, unsigned amr,
-                                    struct store_user *ret_user, struct session_grant *ret_grant)
+/* The ticket goes back to storage (a try that reached no verdict, or a
+ * wrong factor with tries left). */
+static void step_release(struct app *app, struct mfa_step *st)
 {
-    char key[96];
-    struct store_ephemeral e;
-    memset(&e, 0, sizeof e);
-    if (!ticket_key(ticket, tlen, key))
-        return TICKET_BAD;
-    /* Single use: of two requests with the same ticket, one gets it. */
-    enum store_rc rc = store_ephemeral_take(app->store, key, &e);
-    if (rc == STORE_NOT_FOUND)
-        return TICKET_BAD;
-    if (rc != STORE_OK)
-        return svc_store_failure(app, rc, "mfa_ticket");
-    json_t *v = json_loads(e.value, 0, NULL);
-    unsigned first = (unsigned)json_integer_value(json_object_get(v, "amr"));
-    json_decref(v);
-    struct identity who;
-    memset(&who, 0, sizeof who);
-    snprintf(who.sub, sizeof who.sub, "%s", e.user_id);
-    /* mfa_ticket_try counted this try already: the last allowed one may
-     * succeed. */
-    bool expired = util_now() >= e.expires_at || e.attempts > TICKET_MAX_ATTEMPTS;
-    store_ephemeral_clear(&e);
-    if (expired)
-        return TICKET_BAD;
-    struct store_user u;
-    struct svc_result r = accounts_get(app, &who, &u);
-    if (r.status == SVC_GONE)
-        return TICKET_BAD;
-    if (r.status != SVC_OK)
-        return r;
-    r = accounts_may_sign_in(app, ctx, &u);
-    if (r.status != SVC_OK)
-        return r;
-    struct login_limit lim;
-    memset(&lim, 0, sizeof lim);
-    char ukey[EMAIL_MAX + 16];
-    ratelimit_user_key(u.username, ukey, sizeof ukey);
-    snprintf(lim.user_key, sizeof lim.user_key, "%s", ukey);
-    ratelimit_login_succeeded(app, &lim);
-    r = sessions_open(app, ctx, &u, (first ? first : AMR_PWD) | amr, ret_grant);
-    if (r.status != SVC_OK)
-        return r;
-    metrics_inc(&app->metrics.logins[LOGIN_OK]);
-    AUDIT(LOG_INFO, ctx, "login", "ok", u.id, LF_S("sid", ret_grant->sid),
-          LF_S("second_factor", (amr & AMR_OTP) ? "otp" : "passkey"));
-    *ret_user = u;
-    return svc_ok();
+    if (st->holding && st->held.attempts < TICKET_MAX_ATTEMPTS)
+        store_ephemeral_put(app->store, &st->held);
+    st->holding = false;
 }
 
-struct svc_result mfa_ticket_fail(struct app *app, const struct svc_ctx *ctx, const char *ticket,
-                                  size_t tlen, int attempts, const char *why)
+struct svc_result mfa_step_fail(struct app *app, const struct svc_ctx *ctx, struct mfa_step *st,
+                                const char *why)
 {
-    char key[96];
-    if (attempts >= TICKET_MAX_ATTEMPTS && ticket_key(ticket, tlen, key))
-        store_ephemeral_delete(app->store, key);
+    int attempts = st->held.attempts;
+    /* The back-off counts it (the attempt stays counted). */
+    ratelimit_login_failed(app, &st->limit);
+    memset(&st->limit, 0, sizeof st->limit);
+    step_release(app, st);
     metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
     AUDIT(LOG_INFO, ctx, "login_failed", "refused", NULL, LF_S("step", "second_factor"),
           LF_S("reason", why), LF_I("ticket_attempts", attempts));
@@ -274,6 +252,38 @@ struct svc_result mfa_ticket_fail(struct app *app, const struct svc_ctx *ctx, co
                         code ? "The code is wrong; too many tries, log in again."
                              : "The passkey was refused; too many tries, log in again.");
     return svc_fail(SVC_BAD_SECOND_FACTOR, code ? "The code is wrong." : "The passkey was refused.");
+}
+
+struct svc_result mfa_step_finish(struct app *app, const struct svc_ctx *ctx,
+                                  struct mfa_step *st, unsigned amr,
+                                  struct store_user *ret_user, struct session_grant *ret_grant)
+{
+    json_t *v = json_loads(st->held.value, 0, NULL);
+    unsigned first = (unsigned)json_integer_value(json_object_get(v, "amr"));
+    json_decref(v);
+    st->holding = false; /* used up, whatever comes next */
+    ratelimit_login_succeeded(app, &st->limit);
+    memset(&st->limit, 0, sizeof st->limit);
+    struct svc_result r =
+        sessions_open(app, ctx, &st->user, (first ? first : AMR_PWD) | amr, ret_grant);
+    if (r.status != SVC_OK)
+        return r;
+    metrics_inc(&app->metrics.logins[LOGIN_OK]);
+    AUDIT(LOG_INFO, ctx, "login", "ok", st->user.id, LF_S("sid", ret_grant->sid),
+          LF_S("second_factor", (amr & AMR_OTP) ? "otp" : "passkey"));
+    *ret_user = st->user;
+    memset(&st->user, 0, sizeof st->user); /* now the caller's */
+    return svc_ok();
+}
+
+void mfa_step_end(struct app *app, struct mfa_step *st)
+{
+    if (st->holding) {
+        ratelimit_login_refund(app, &st->limit);
+        step_release(app, st);
+    }
+    store_ephemeral_clear(&st->held);
+    store_user_clear(&st->user);
 }
 
 /* ------------------------------------------------------- second step --- */
@@ -312,13 +322,20 @@ static struct svc_result totp_check(struct app *app, const char *user_id, const 
 {
     struct store_totp t;
     enum store_rc rc = store_totp_get(app->store, user_id, &t);
-    if (rc == STORE_NOT_FOUND || (rc == STORE_OK && t.confirmed == confirming)) {
-        OPENSSL_cleanse(&t, sizeof t);
-        return svc_fail(SVC_BAD_SECOND_FACTOR,
-                        confirming ? "There is no enrolment to confirm." : "No TOTP is set up.");
-    }
-    if (rc != STORE_OK)
+    if (rc != STORE_OK && rc != STORE_NOT_FOUND)
         return svc_store_failure(app, rc, "totp");
+    bool found = rc == STORE_OK, on = found && t.confirmed;
+    bool pending = found && !on && util_now() < t.created_at + MFA_ENROLMENT_TTL;
+    if (confirming && !pending) {
+        OPENSSL_cleanse(&t, sizeof t);
+        return on ? svc_fail(SVC_ALREADY_ENABLED, "TOTP is set up already.")
+                  : svc_fail(SVC_NOT_FOUND, "There is no authenticator set-up to confirm (none "
+                                            "was started, or it expired): start it again.");
+    }
+    if (!confirming && !on) {
+        OPENSSL_cleanse(&t, sizeof t);
+        return svc_fail(SVC_BAD_SECOND_FACTOR, "No TOTP is set up.");
+    }
     uint8_t secret[64];
     size_t slen = 0;
     char digits[8];
@@ -335,6 +352,10 @@ static struct svc_result totp_check(struct app *app, const char *user_id, const 
     if (!ok)
         return svc_fail(SVC_BAD_SECOND_FACTOR, "The code is wrong.");
     rc = store_totp_accept(app->store, user_id, step, confirming, codes, ncodes);
+    if (rc == STORE_NOT_FOUND && confirming) /* another confirmation came first */
+        return svc_fail(SVC_ALREADY_ENABLED,
+                        "TOTP was confirmed a moment ago by another request, which showed its "
+                        "recovery codes.");
     if (rc == STORE_NOT_FOUND) /* another request used this step a moment ago */
         return svc_fail(SVC_BAD_SECOND_FACTOR, "The code was used already.");
     if (rc != STORE_OK)
@@ -346,46 +367,30 @@ struct svc_result mfa_complete(struct app *app, const struct svc_ctx *ctx, const
                                size_t tlen, enum mfa_method method, const char *code, size_t clen,
                                struct store_user *ret_user, struct session_grant *ret_grant)
 {
-    struct store_user u;
-    int tries = 0;
-    struct svc_result r = mfa_ticket_try(app, ctx, ticket, tlen, &u, NULL, &tries);
-    if (r.status != SVC_OK)
-        return r;
-    /* Second-step guesses count like password guesses. */
-    struct login_limit lim;
-    r = ratelimit_login_attempt(app, ctx, u.username, &lim);
-    if (r.status != SVC_OK)
-        return r;
-    if (method == MFA_TOTP) {
-        r = totp_check(app, u.id, code, clen, false, NULL, 0);
-    } else {
+    struct mfa_step st;
+    struct svc_result r = mfa_step_begin(app, ctx, ticket, tlen, &st);
+    if (r.status == SVC_OK && method == MFA_TOTP) {
+        r = totp_check(app, st.user.id, code, clen, false, NULL, 0);
+    } else if (r.status == SVC_OK) {
         char h[SHA256_HEX_LEN];
         enum store_rc rc = STORE_NOT_FOUND;
         for (int legacy = 0; legacy <= 1 && rc == STORE_NOT_FOUND; legacy++)
-            if (recovery_hash(app, u.id, code, clen, legacy, h))
-                rc = store_recovery_code_use(app->store, u.id, h);
+            if (recovery_hash(app, st.user.id, code, clen, legacy, h))
+                rc = store_recovery_code_use(app->store, st.user.id, h);
         r = rc == STORE_OK          ? svc_ok()
             : rc == STORE_NOT_FOUND ? svc_fail(SVC_BAD_SECOND_FACTOR, "The code is wrong.")
                                     : svc_store_failure(app, rc, "recovery_code");
         if (rc == STORE_OK) {
             int left = 0;
-            store_recovery_codes_left(app->store, u.id, &left);
-            AUDIT(LOG_INFO, ctx, "recovery_code_used", "ok", u.id, LF_I("left", left));
+            store_recovery_codes_left(app->store, st.user.id, &left);
+            AUDIT(LOG_INFO, ctx, "recovery_code_used", "ok", st.user.id, LF_I("left", left));
         }
     }
-    if (r.status == SVC_BAD_SECOND_FACTOR) {
-        /* The back-off counts it (the attempt stays counted). */
-        ratelimit_login_failed(app, &lim);
-        return mfa_ticket_fail(app, ctx, ticket, tlen, tries,
-                               method == MFA_TOTP ? "totp" : "recovery");
-    }
-    if (r.status != SVC_OK) {
-        ratelimit_login_refund(app, &lim);
-        return r;
-    }
-    r = mfa_ticket_redeem(app, ctx, ticket, tlen, AMR_OTP, ret_user, ret_grant);
-    if (r.status == SVC_OK)
-        ratelimit_login_succeeded(app, &lim);
+    if (r.status == SVC_BAD_SECOND_FACTOR && st.holding)
+        r = mfa_step_fail(app, ctx, &st, method == MFA_TOTP ? "totp" : "recovery");
+    else if (r.status == SVC_OK)
+        r = mfa_step_finish(app, ctx, &st, AMR_OTP, ret_user, ret_grant);
+    mfa_step_end(app, &st);
     return r;
 }
 
@@ -476,15 +481,33 @@ struct svc_result mfa_totp_confirm(struct app *app, const struct svc_ctx *ctx,
                                    const struct identity *who, const char *code, size_t len,
                                    json_t **ret_codes)
 {
+    /* Only the holder of the new secret knows the code, but whoever holds
+     * a stolen access token may guess: each guess counts against the
+     * account's login back-off, like a password (and the set-up expires,
+     * MFA_ENROLMENT_TTL). */
+    struct store_user u;
+    struct svc_result r = accounts_get(app, who, &u);
+    if (r.status != SVC_OK)
+        return r;
+    struct login_limit lim;
+    r = ratelimit_login_attempt(app, ctx, u.username, &lim);
+    store_user_clear(&u);
+    if (r.status != SVC_OK)
+        return r;
     json_t *shown = json_array();
     char hashes[MFA_RECOVERY_CODES][SHA256_HEX_LEN];
     if (!shown || !new_codes(app, who->sub, shown, hashes)) {
         json_decref(shown);
+        ratelimit_login_refund(app, &lim);
         return svc_fail(SVC_ERROR, NULL);
     }
-    struct svc_result r = totp_check(app, who->sub, code, len, true,
-                                     (const char(*)[SHA256_HEX_LEN])hashes, MFA_RECOVERY_CODES);
+    r = totp_check(app, who->sub, code, len, true, (const char(*)[SHA256_HEX_LEN])hashes,
+                   MFA_RECOVERY_CODES);
     OPENSSL_cleanse(hashes, sizeof hashes);
+    if (r.status == SVC_BAD_SECOND_FACTOR)
+        ratelimit_login_failed(app, &lim);
+    else
+        ratelimit_login_refund(app, &lim); /* no guess, or a right one: no login either */
     if (r.status != SVC_OK) {
         json_decref(shown);
         return r;
@@ -516,6 +539,7 @@ static void renew_then(struct svc_op *op)
     enum store_rc rc = store_totp_get(op->app->store, op->user.id, &t);
     bool on = rc == STORE_OK && t.confirmed;
     OPENSSL_cleanse(&t, sizeof t);
+    int64_t gen = op->arg ? *(const int64_t *)op->arg : -1;
     if (!on) {
         op->res = rc == STORE_OK || rc == STORE_NOT_FOUND
                       ? svc_fail(SVC_NOT_FOUND, "Recovery codes come with TOTP, which is not set up.")
@@ -529,12 +553,20 @@ static void renew_then(struct svc_op *op)
         op->res = svc_fail(SVC_ERROR, NULL);
         return;
     }
-    rc = store_recovery_codes_put(op->app->store, op->user.id,
-                                  (const char(*)[SHA256_HEX_LEN])hashes, MFA_RECOVERY_CODES);
+    /* Compare-and-set against the codes as they were when the renewal was
+     * asked for: of renewals asked for at once (a form sent twice), one
+     * answers with the codes that are kept, the others with a conflict -
+     * never two answers with codes of which only one set works. */
+    rc = store_recovery_codes_renew(op->app->store, op->user.id, gen,
+                                    (const char(*)[SHA256_HEX_LEN])hashes, MFA_RECOVERY_CODES);
     OPENSSL_cleanse(hashes, sizeof hashes);
     if (rc != STORE_OK) {
         json_decref(shown);
-        op->res = svc_store_failure(op->app, rc, "recovery_code");
+        op->res = rc == STORE_NOT_FOUND
+                      ? svc_fail(SVC_CONFLICT, "The recovery codes were changed a moment ago by "
+                                               "another request; renew them again to see a set "
+                                               "that works.")
+                      : svc_store_failure(op->app, rc, "recovery_code");
         return;
     }
     op->data = json_pack("{s:o}", "recovery_codes", shown);
@@ -544,7 +576,32 @@ static void renew_then(struct svc_op *op)
 struct svc_op *mfa_recovery_renew(struct app *app, const struct svc_ctx *ctx,
                                   const struct identity *who, const char *password, size_t plen)
 {
-    return accounts_reconfirm(app, ctx, who, password, plen, renew_then, "recovery_codes");
+    /* Which codes this renewal replaces: those of now, before the
+     * password is checked (requests sent together all read the same). */
+    struct store_totp t;
+    enum store_rc rc = store_totp_get(app->store, who->sub, &t);
+    int64_t gen = rc == STORE_OK && t.confirmed ? t.codes_gen : -1;
+    OPENSSL_cleanse(&t, sizeof t);
+    if (rc != STORE_OK && rc != STORE_NOT_FOUND) {
+        struct svc_op *op = svc_op_new(app, ctx);
+        if (op)
+            op->res = svc_store_failure(app, rc, "totp");
+        return op;
+    }
+    struct svc_op *op =
+        accounts_reconfirm(app, ctx, who, password, plen, renew_then, "recovery_codes");
+    if (!op || op->res.status != SVC_OK || !op->slow)
+        return op;
+    int64_t *arg = malloc(sizeof *arg);
+    if (!arg) {
+        op->res = svc_fail(SVC_ERROR, NULL);
+        op->slow = NULL;
+        return op;
+    }
+    *arg = gen;
+    op->arg = arg;
+    op->arg_free = free;
+    return op;
 }
 
 static void add_passkey(void *vctx, const struct store_passkey *p)
@@ -556,7 +613,8 @@ struct svc_result mfa_status(struct app *app, const struct identity *who, json_t
 {
     struct store_totp t;
     enum store_rc rc = store_totp_get(app->store, who->sub, &t);
-    bool totp = rc == STORE_OK && t.confirmed, pending = rc == STORE_OK && !t.confirmed;
+    bool totp = rc == STORE_OK && t.confirmed;
+    bool pending = rc == STORE_OK && !t.confirmed && util_now() < t.created_at + MFA_ENROLMENT_TTL;
     OPENSSL_cleanse(&t, sizeof t);
     int left = 0;
     json_t *list = json_array();

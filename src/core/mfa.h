@@ -13,8 +13,10 @@
  *   accepted (compare-and-set in storage, so two requests cannot both win);
  * - a login whose password is right, for an account with a factor, gets a
  *   ticket instead of tokens: random, stored as a hash, single use,
- *   JWTD_MFA_TICKET_TTL long, five wrong codes void it; second-step attempts
- *   count against the account's login back-off like passwords do.
+ *   JWTD_MFA_TICKET_TTL long, five wrong codes void it, one try at a time
+ *   (mfa_step_*); second-step attempts count against the account's login
+ *   back-off like passwords do, and so do the codes that confirm a TOTP
+ *   set-up (which waits MFA_ENROLMENT_TTL for one).
  */
 #ifndef JWTD_MFA_H
 #define JWTD_MFA_H
@@ -22,12 +24,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/ratelimit.h"
 #include "core/service.h"
+#include "store/store.h"
 
 enum mfa_method { MFA_TOTP = 1, MFA_RECOVERY = 2, MFA_PASSKEY = 4 };
 
 #define MFA_RECOVERY_CODES 10
 #define MFA_TICKET_LEN 43
+/* Seconds an authenticator set-up waits for its first code (then it is
+ * void: start again). */
+#define MFA_ENROLMENT_TTL 600
 
 /* The second factors an account has (MFA_* bits; 0: none). */
 unsigned mfa_methods(struct app *app, const char *user_id, struct svc_result *ret_res);
@@ -56,27 +63,40 @@ struct svc_result mfa_complete(struct app *app, const struct svc_ctx *ctx, const
                                size_t tlen, enum mfa_method method, const char *code, size_t clen,
                                struct store_user *ret_user, struct session_grant *ret_grant);
 
-/* Finish a second step another way (a passkey): use the ticket up and open
- * the session with amr. */
-struct svc_result mfa_ticket_redeem(struct app *app, const struct svc_ctx *ctx,
-                                    const char *ticket, size_t tlen, unsigned amr,
-                                    struct store_user *ret_user,
-                                    struct session_grant *ret_grant);
-
 /*
- * One try of a second step with the ticket: counted at once, atomically
- * (*ret_tries, including this one), then the account it stands for, which
- * must still be allowed to sign in. A try beyond the limit, or a used or
- * expired ticket, is SVC_INVALID_GRANT.
+ * One try of a second step with a ticket, in up to four calls:
+ * - mfa_step_begin counts the try at once, atomically (parallel tries get
+ *   no more than five checked), checks that the account may still sign in
+ *   and that its login back-off does not block it (429), and takes the
+ *   ticket out of storage while the factor is checked: of two factors sent
+ *   at once with one ticket, one is checked (and, a recovery code, spent),
+ *   the other gets SVC_INVALID_GRANT. A used, expired or voided ticket, or
+ *   a try beyond the limit, is SVC_INVALID_GRANT. On SVC_OK st->user is the
+ *   account, and exactly one of the next two may follow:
+ * - mfa_step_fail: the factor was wrong: counted in the back-off, logged,
+ *   the ticket put back unless that was its last try; SVC_BAD_SECOND_FACTOR;
+ * - mfa_step_finish: the factor was right: the session is opened with the
+ *   ticket's amr plus amr (*ret_user, *ret_grant);
+ * - mfa_step_end, always last (also after a failed begin): when neither
+ *   came (storage failed meanwhile), puts the ticket back and refunds the
+ *   attempt; frees st.
  */
-struct svc_result mfa_ticket_try(struct app *app, const struct svc_ctx *ctx, const char *ticket,
-                                 size_t len, struct store_user *ret_user, unsigned *ret_amr,
-                                 int *ret_tries);
+struct mfa_step {
+    char key[96];
+    struct store_ephemeral held;   /* the ticket, out of storage */
+    bool holding;
+    struct store_user user;
+    struct login_limit limit;
+};
 
-/* A wrong second factor for the ticket (its try counted by mfa_ticket_try,
- * tries in all): logged, and the ticket voided after the last try. */
-struct svc_result mfa_ticket_fail(struct app *app, const struct svc_ctx *ctx, const char *ticket,
-                                  size_t tlen, int tries, const char *why);
+struct svc_result mfa_step_begin(struct app *app, const struct svc_ctx *ctx, const char *ticket,
+                                 size_t len, struct mfa_step *st);
+struct svc_result mfa_step_fail(struct app *app, const struct svc_ctx *ctx, struct mfa_step *st,
+                                const char *why);
+struct svc_result mfa_step_finish(struct app *app, const struct svc_ctx *ctx,
+                                  struct mfa_step *st, unsigned amr,
+                                  struct store_user *ret_user, struct session_grant *ret_grant);
+void mfa_step_end(struct app *app, struct mfa_step *st);
 
 /*
  * Start a TOTP enrolment (password re-confirmed): op->data gets

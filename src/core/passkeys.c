@@ -376,12 +376,12 @@ struct svc_result passkeys_login_begin(struct app *app, const struct svc_ctx *ct
     return *ret ? svc_ok() : svc_fail(SVC_ERROR, NULL);
 }
 
-/* A refused passkey sign-in. */
-static struct svc_result refused(struct app *app, const struct svc_ctx *ctx, const char *ticket,
-                                 size_t tlen, int tries, const char *user_id, const char *why)
+/* A refused passkey sign-in (step: the second step it was, or NULL). */
+static struct svc_result refused(struct app *app, const struct svc_ctx *ctx,
+                                 struct mfa_step *step, const char *user_id, const char *why)
 {
-    if (ticket)
-        return mfa_ticket_fail(app, ctx, ticket, tlen, tries, why);
+    if (step)
+        return mfa_step_fail(app, ctx, step, why);
     metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
     AUDIT(LOG_INFO, ctx, "login_failed", "refused", user_id, LF_S("method", "passkey"),
           LF_S("reason", why));
@@ -416,12 +416,11 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
     store_ephemeral_clear(&e);
 
     struct store_passkey *p = calloc(1, sizeof *p);
-    struct store_user tu;
-    memset(&tu, 0, sizeof tu);
+    struct mfa_step step;
+    memset(&step, 0, sizeof step);
     uint8_t *spki = malloc(WEBAUTHN_SPKI_MAX);
     size_t spki_len = 0;
     uint32_t new_count = 0;
-    int tries = 0;
     const char *why = NULL;
     if (!p || !spki) {
         r = svc_fail(SVC_ERROR, NULL);
@@ -436,14 +435,14 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
         goto out;
     }
     if (ticket) {
-        r = mfa_ticket_try(app, ctx, ticket, tlen, &tu, NULL, &tries);
+        r = mfa_step_begin(app, ctx, ticket, tlen, &step);
         if (r.status != SVC_OK)
             goto out;
     }
     if (rc == STORE_NOT_FOUND) {
         why = "unknown_passkey";
     } else if ((bound[0] && strcmp(bound, p->user_id) != 0) ||
-               (ticket && strcmp(tu.id, p->user_id) != 0)) {
+               (ticket && strcmp(step.user.id, p->user_id) != 0)) {
         why = "passkey_of_another_account";
     } else {
         /* The user handle, when the authenticator gives one, must be the
@@ -484,12 +483,12 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
         }
     }
     if (why) {
-        r = refused(app, ctx, ticket, tlen, tries, rc == STORE_OK ? p->user_id : NULL, why);
+        r = refused(app, ctx, ticket ? &step : NULL, rc == STORE_OK ? p->user_id : NULL, why);
         goto out;
     }
     unsigned amr = p->backup_eligible ? AMR_SWK : AMR_HWK;
     if (ticket) {
-        r = mfa_ticket_redeem(app, ctx, ticket, tlen, amr, ret_user, ret_grant);
+        r = mfa_step_finish(app, ctx, &step, amr, ret_user, ret_grant);
         goto out;
     }
     struct identity who;
@@ -498,7 +497,7 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
     struct store_user u;
     r = accounts_get(app, &who, &u);
     if (r.status == SVC_GONE)
-        r = refused(app, ctx, NULL, 0, 0, NULL, "account_deleted");
+        r = refused(app, ctx, NULL, NULL, "account_deleted");
     if (r.status != SVC_OK)
         goto out;
     r = accounts_may_sign_in(app, ctx, &u);
@@ -513,7 +512,7 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
         store_user_clear(&u);
     }
 out:
-    store_user_clear(&tu);
+    mfa_step_end(app, &step);
     free(cdj);
     free(ad);
     free(sig);

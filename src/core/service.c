@@ -59,6 +59,7 @@ const char *svc_status_name(enum svc_status s)
     case SVC_MFA_REQUIRED: return "mfa_required";
     case SVC_BAD_SECOND_FACTOR: return "bad_second_factor";
     case SVC_ALREADY_ENABLED: return "already_enabled";
+    case SVC_CONFLICT: return "conflict";
     case SVC_ERROR: return "error";
     }
     return "?";

@@ -74,6 +74,7 @@ enum svc_status {
     SVC_MFA_REQUIRED,      /* the password was right; a second factor is due (op->mfa_*) */
     SVC_BAD_SECOND_FACTOR, /* a wrong or replayed TOTP, recovery code or passkey */
     SVC_ALREADY_ENABLED,   /* the second factor is set up already */
+    SVC_CONFLICT,          /* another request changed the same thing first */
     SVC_ERROR              /* a bug, corruption or out of memory */
 };
 

@@ -32,6 +32,7 @@ unsigned http_status_of(enum svc_status s)
     case SVC_MFA_REQUIRED: return 403;
     case SVC_BAD_SECOND_FACTOR: return 401;
     case SVC_ALREADY_ENABLED: return 409;
+    case SVC_CONFLICT: return 409;
     case SVC_ERROR: return 500;
     }
     return 500;

@@ -177,6 +177,9 @@ static const char *const migrations[] = {
     " END $fn$;"
     "CREATE TRIGGER users_one_identifier BEFORE INSERT OR UPDATE OF username_key, email_key"
     " ON users FOR EACH ROW EXECUTE FUNCTION jwtd_one_identifier();",
+    /* 6: recovery codes are renewed compare-and-set: two renewals at once
+     * cannot both answer with codes when only one set is kept */
+    "ALTER TABLE mfa_totp ADD COLUMN codes_gen BIGINT NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -212,6 +215,7 @@ enum stmt {
     P_TOTP_PUT,
     P_TOTP_STEP,
     P_TOTP_DEL,
+    P_TOTP_CODES_BUMP,
     P_RC_DEL,
     P_RC_INSERT,
     P_RC_USE,
@@ -304,15 +308,19 @@ static const char *const stmt_sql[P_COUNT] = {
     [P_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = $1",
     [P_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE status <> 'queued'"
                        " AND finished_ms < ($1::bigint - 7 * 86400) * 1000",
-    [P_TOTP_GET] = "SELECT user_id, secret, confirmed, last_step, created_at FROM mfa_totp WHERE"
+    [P_TOTP_GET] = "SELECT user_id, secret, confirmed, last_step, created_at, codes_gen FROM mfa_totp WHERE"
                    " user_id = $1",
     [P_TOTP_PUT] = "INSERT INTO mfa_totp(user_id, secret, confirmed, last_step, created_at) VALUES"
                    " ($1, $2, $3, $4, $5) ON CONFLICT (user_id) DO UPDATE SET secret ="
                    " excluded.secret, confirmed = excluded.confirmed, last_step ="
                    " excluded.last_step, created_at = excluded.created_at",
+    /* A login's code needs a confirmed factor, a confirmation an
+     * unconfirmed one (so that of two confirmations at once one wins). */
     [P_TOTP_STEP] = "UPDATE mfa_totp SET last_step = $2, confirmed = 1 WHERE user_id = $1 AND"
-                    " last_step < $2 AND (confirmed = 1 OR $3 = 1)",
+                    " last_step < $2 AND confirmed = 1 - $3::integer",
     [P_TOTP_DEL] = "DELETE FROM mfa_totp WHERE user_id = $1",
+    [P_TOTP_CODES_BUMP] = "UPDATE mfa_totp SET codes_gen = codes_gen + 1 WHERE user_id = $1 AND"
+                          " confirmed = 1 AND codes_gen = $2",
     [P_RC_DEL] = "DELETE FROM recovery_codes WHERE user_id = $1",
     [P_RC_INSERT] = "INSERT INTO recovery_codes(user_id, code_hash) VALUES ($1, $2)",
     [P_RC_USE] = "UPDATE recovery_codes SET used_at = $3 WHERE user_id = $1 AND code_hash = $2 AND"
@@ -1781,6 +1789,7 @@ static enum store_rc pg_totp_get(struct store *base, const char *user_id, struct
     t.confirmed = col_int(res, 0, 2) != 0;
     t.last_step = col_int(res, 0, 3);
     t.created_at = col_int(res, 0, 4);
+    t.codes_gen = col_int(res, 0, 5);
     PQclear(res);
     *ret = t;
     return STORE_OK;
@@ -1811,6 +1820,17 @@ static enum store_rc pg_totp_step(struct store *base, const char *user_id, int64
     p_int(&p, step);
     p_int(&p, confirm);
     return run_changed(c, P_TOTP_STEP, &p);
+}
+
+static enum store_rc pg_totp_codes_bump(struct store *base, const char *user_id, int64_t gen)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, user_id);
+    p_int(&p, gen);
+    return run_changed(c, P_TOTP_CODES_BUMP, &p);
 }
 
 static enum store_rc by_user(struct pconn *c, enum stmt id, const char *user_id)
@@ -2109,6 +2129,7 @@ static const struct store_ops pg_ops = {
     .totp_get = pg_totp_get,
     .totp_put = pg_totp_put,
     .totp_step = pg_totp_step,
+    .totp_codes_bump = pg_totp_codes_bump,
     .totp_delete = pg_totp_delete,
     .recovery_codes_put = pg_recovery_codes_put,
     .recovery_code_use = pg_recovery_code_use,

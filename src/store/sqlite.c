@@ -159,6 +159,9 @@ static const char *const migrations[] = {
     "   OR (NEW.email_key IS NOT OLD.email_key"
     "       AND EXISTS (SELECT 1 FROM users WHERE username_key = NEW.email_key AND id <> NEW.id))"
     " BEGIN SELECT RAISE(ABORT, 'identifier taken by another account'); END;",
+    /* 6: recovery codes are renewed compare-and-set: two renewals at once
+     * cannot both answer with codes when only one set is kept */
+    "ALTER TABLE mfa_totp ADD COLUMN codes_gen INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -194,6 +197,7 @@ enum stmt {
     S_TOTP_PUT,
     S_TOTP_STEP,
     S_TOTP_DEL,
+    S_TOTP_CODES_BUMP,
     S_RC_DEL,
     S_RC_INSERT,
     S_RC_USE,
@@ -290,15 +294,19 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = ?1",
     /* Finished messages are kept a week for the operator's questions. */
     [S_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE status <> 'queued' AND finished_ms < (?1 - 7 * 86400) * 1000",
-    [S_TOTP_GET] = "SELECT user_id, secret, confirmed, last_step, created_at FROM mfa_totp WHERE"
-                   " user_id = ?1",
+    [S_TOTP_GET] = "SELECT user_id, secret, confirmed, last_step, created_at, codes_gen FROM"
+                   " mfa_totp WHERE user_id = ?1",
     [S_TOTP_PUT] = "INSERT INTO mfa_totp(user_id, secret, confirmed, last_step, created_at) VALUES"
                    " (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_id) DO UPDATE SET secret ="
                    " excluded.secret, confirmed = excluded.confirmed, last_step ="
                    " excluded.last_step, created_at = excluded.created_at",
+    /* A login's code needs a confirmed factor, a confirmation an
+     * unconfirmed one (so that of two confirmations at once one wins). */
     [S_TOTP_STEP] = "UPDATE mfa_totp SET last_step = ?2, confirmed = 1 WHERE user_id = ?1 AND"
-                    " last_step < ?2 AND (confirmed = 1 OR ?3 = 1)",
+                    " last_step < ?2 AND confirmed = 1 - ?3",
     [S_TOTP_DEL] = "DELETE FROM mfa_totp WHERE user_id = ?1",
+    [S_TOTP_CODES_BUMP] = "UPDATE mfa_totp SET codes_gen = codes_gen + 1 WHERE user_id = ?1 AND"
+                          " confirmed = 1 AND codes_gen = ?2",
     [S_RC_DEL] = "DELETE FROM recovery_codes WHERE user_id = ?1",
     [S_RC_INSERT] = "INSERT INTO recovery_codes(user_id, code_hash) VALUES (?1, ?2)",
     [S_RC_USE] = "UPDATE recovery_codes SET used_at = ?3 WHERE user_id = ?1 AND code_hash = ?2 AND"
@@ -1714,6 +1722,7 @@ static enum store_rc sq_totp_get(struct store *base, const char *user_id, struct
     t.confirmed = sqlite3_column_int(q, 2) != 0;
     t.last_step = sqlite3_column_int64(q, 3);
     t.created_at = sqlite3_column_int64(q, 4);
+    t.codes_gen = sqlite3_column_int64(q, 5);
     sqlite3_reset(q);
     *ret = t;
     return STORE_OK;
@@ -1747,6 +1756,19 @@ static enum store_rc sq_totp_step(struct store *base, const char *user_id, int64
     bind_text(q, 1, user_id);
     sqlite3_bind_int64(q, 2, step);
     sqlite3_bind_int(q, 3, confirm);
+    return exec_changed(c, q);
+}
+
+static enum store_rc sq_totp_codes_bump(struct store *base, const char *user_id, int64_t gen)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_TOTP_CODES_BUMP);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, user_id);
+    sqlite3_bind_int64(q, 2, gen);
     return exec_changed(c, q);
 }
 
@@ -2070,6 +2092,7 @@ static const struct store_ops sqlite_ops = {
     .totp_get = sq_totp_get,
     .totp_put = sq_totp_put,
     .totp_step = sq_totp_step,
+    .totp_codes_bump = sq_totp_codes_bump,
     .totp_delete = sq_totp_delete,
     .recovery_codes_put = sq_recovery_codes_put,
     .recovery_code_use = sq_recovery_code_use,

@@ -368,6 +368,18 @@ enum store_rc store_totp_accept(struct store *s, const char *user_id, int64_t st
     return s->ops->tx_end(s, rc);
 }
 
+enum store_rc store_recovery_codes_renew(struct store *s, const char *user_id, int64_t gen,
+                                         const char (*hashes)[SHA256_HEX_LEN], int n)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    rc = s->ops->totp_codes_bump(s, user_id, gen);
+    if (rc == STORE_OK)
+        rc = s->ops->recovery_codes_put(s, user_id, hashes, n);
+    return s->ops->tx_end(s, rc);
+}
+
 enum store_rc store_ephemeral_take(struct store *s, const char *key,
                                    struct store_ephemeral *ret)
 {

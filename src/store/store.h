@@ -212,6 +212,7 @@ struct store_totp {
     bool confirmed;
     int64_t last_step;     /* -1: none yet */
     int64_t created_at;
+    int64_t codes_gen;     /* how many times its recovery codes were renewed */
 };
 
 /* A passkey (WebAuthn credential). */
@@ -348,6 +349,7 @@ struct store_ops {
     enum store_rc (*totp_get)(struct store *s, const char *user_id, struct store_totp *ret);
     enum store_rc (*totp_put)(struct store *s, const struct store_totp *t);
     enum store_rc (*totp_step)(struct store *s, const char *user_id, int64_t step, bool confirm);
+    enum store_rc (*totp_codes_bump)(struct store *s, const char *user_id, int64_t gen);
     enum store_rc (*totp_delete)(struct store *s, const char *user_id);
     enum store_rc (*recovery_codes_put)(struct store *s, const char *user_id,
                                         const char (*hashes)[SHA256_HEX_LEN], int n);
@@ -778,6 +780,15 @@ enum store_rc store_totp_begin(struct store *s, const struct store_totp *t);
  */
 enum store_rc store_totp_accept(struct store *s, const char *user_id, int64_t step, bool confirm,
                                 const char (*recovery_hashes)[SHA256_HEX_LEN], int n);
+
+/*
+ * Replace a confirmed factor's recovery codes, compare-and-set: only when
+ * its codes_gen is still gen (as read before the new codes were made),
+ * which it then increments, in one transaction with the replacement.
+ * NOT_FOUND: no confirmed factor, or another renewal came first.
+ */
+enum store_rc store_recovery_codes_renew(struct store *s, const char *user_id, int64_t gen,
+                                         const char (*hashes)[SHA256_HEX_LEN], int n);
 
 /* Remove the TOTP factor and the recovery codes. */
 static inline enum store_rc store_totp_delete(struct store *s, const char *user_id)

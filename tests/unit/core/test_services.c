@@ -1895,6 +1895,8 @@ static void test_mfa_totp_enrol_confirm(void **state)
     not_a_code(&a, s, wrong);
     const char *bad[] = {wrong, "", "12345", "1234567", "12345a", "abcdef"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        /* (each counts in the back-off, as below: one at a time here) */
+        assert_status(accounts_unlock(&f->app, &f->oper, a.user).status, SVC_OK);
         struct svc_result r =
             mfa_totp_confirm(&f->app, &f->client, &a.who, bad[i], strlen(bad[i]), &codes);
         if (r.status != SVC_BAD_SECOND_FACTOR)
@@ -1902,6 +1904,7 @@ static void test_mfa_totp_enrol_confirm(void **state)
         assert_null(codes);
     }
     for (int d = -2; d <= 2; d += 4) {
+        assert_status(accounts_unlock(&f->app, &f->oper, a.user).status, SVC_OK);
         code_at(&a, s + d, c);
         char w[3][7];
         for (int k = -1; k <= 1; k++)
@@ -1916,6 +1919,19 @@ static void test_mfa_totp_enrol_confirm(void **state)
     assert_true(st.pending);
     must_login(f, a.user, a.pw, &g);
     svc_grant_clear(&g);
+
+    /* Guesses count like passwords (a stolen access token must not buy
+     * unlimited tries at the set-up's code): three wrong codes
+     * (JWTD_LOGIN_MAX_FAILURES=3), then even the right one waits, and so
+     * does a login. */
+    for (int i = 0; i < 3; i++)
+        assert_status(mfa_totp_confirm(&f->app, &f->client, &a.who, wrong, 6, &codes).status,
+                      SVC_BAD_SECOND_FACTOR);
+    assert_status(mfa_totp_confirm(&f->app, &f->client, &a.who, code, 6, &codes).status,
+                  SVC_LIMITED);
+    assert_null(codes);
+    assert_status(login(f, a.user, a.pw, NULL, NULL).status, SVC_LIMITED);
+    assert_status(accounts_unlock(&f->app, &f->oper, a.user).status, SVC_OK);
 
     /* The right code, spaced as apps show it: TOTP on, ten recovery
      * codes shown (the only time). */
@@ -1935,7 +1951,7 @@ static void test_mfa_totp_enrol_confirm(void **state)
     /* Nothing is left to confirm, and no new enrolment while it is on. */
     code_at(&a, s + 1, c);
     assert_status(mfa_totp_confirm(&f->app, &f->client, &a.who, c, 6, &codes).status,
-                  SVC_BAD_SECOND_FACTOR);
+                  SVC_ALREADY_ENABLED);
     assert_null(codes);
     op = mfa_totp_enroll(&f->app, &f->client, &a.who, a.pw, strlen(a.pw));
     assert_status(run_op(op, NULL), SVC_ALREADY_ENABLED);
@@ -2024,6 +2040,7 @@ static void test_mfa_totp_window(void **state)
     /* Two steps either side: out of the window (unless the code happens to
      * be one of the window's, one chance in 300 000). */
     for (int d = -2; d <= 2; d += 4) {
+        assert_status(accounts_unlock(&f->app, &f->oper, a.user).status, SVC_OK);
         code_at(&a, s + d, c);
         if (strcmp(c, w[0]) && strcmp(c, w[1]) && strcmp(c, w[2]))
             assert_status(complete(f, t, MFA_TOTP, c, NULL, NULL).status,
@@ -2126,10 +2143,10 @@ static void test_mfa_ticket_account_changes(void **state)
     assert_status(complete(f, t, MFA_TOTP, code, NULL, NULL).status, SVC_INVALID_GRANT);
     struct store_user u = {0};
     assert_status(mfa_ticket_peek(&f->app, t, strlen(t), &u, NULL).status, SVC_INVALID_GRANT);
-    assert_status(mfa_ticket_redeem(&f->app, &f->client, t, strlen(t), AMR_HWK, &u,
-                                    &(struct session_grant){0})
-                      .status,
+    struct mfa_step st;
+    assert_status(mfa_step_begin(&f->app, &f->client, t, strlen(t), &st).status,
                   SVC_INVALID_GRANT);
+    mfa_step_end(&f->app, &st);
 }
 
 /* A TOTP account and a ticket of its password step. */
@@ -2213,29 +2230,89 @@ static void test_mfa_legacy_recovery_codes_still_work(void **state)
                   SVC_BAD_SECOND_FACTOR);
 }
 
-/* Tries are counted before the factor is checked: a try that starts after
- * the fifth has started is refused whatever its code, even the right one
- * (what parallel guesses would need to get a sixth code checked). */
-static void test_mfa_ticket_tries_counted_first(void **state)
+/* One try at a time: a try holds the ticket while its factor is checked,
+ * and another try with it meanwhile is refused whatever its code, even the
+ * right one, without spending it (what parallel guesses would need to get
+ * more codes checked, or a recovery code spent beside a TOTP code that
+ * wins). A try that reaches no verdict (storage failed) gives it back. */
+static void test_mfa_ticket_one_try_at_a_time(void **state)
 {
     struct fx *f = *state;
     struct mfa_acct a;
     char t[MFA_TICKET_LEN + 1];
     mfa_user_at_second_step(f, &a, "quinn", "quinn's long passphrase", t);
-    struct store_user u = {0};
-    int tries = 0;
-    for (int i = 1; i <= 5; i++) { /* five tries started, none finished */
-        assert_status(mfa_ticket_try(&f->app, &f->client, t, strlen(t), &u, NULL, &tries).status,
-                      SVC_OK);
-        store_user_clear(&u);
-        assert_int_equal(tries, i);
-    }
-    assert_status(mfa_ticket_try(&f->app, &f->client, t, strlen(t), &u, NULL, &tries).status,
+    struct mfa_step held, other;
+    assert_status(mfa_step_begin(&f->app, &f->client, t, strlen(t), &held).status, SVC_OK);
+    assert_string_equal(held.user.username, "quinn");
+    assert_status(mfa_step_begin(&f->app, &f->client, t, strlen(t), &other).status,
                   SVC_INVALID_GRANT);
+    mfa_step_end(&f->app, &other);
     int64_t s = clock_to_step(0);
     char good[7];
     code_at(&a, s, good);
+    assert_status(complete(f, t, MFA_RECOVERY, a.codes[0], NULL, NULL).status, SVC_INVALID_GRANT);
+    assert_int_equal(status_of(f, &a.who).left, MFA_RECOVERY_CODES); /* not spent */
     assert_status(complete(f, t, MFA_TOTP, good, NULL, NULL).status, SVC_INVALID_GRANT);
+    mfa_step_end(&f->app, &held); /* no verdict: the ticket is back */
+    assert_status(complete(f, t, MFA_TOTP, good, NULL, NULL).status, SVC_OK);
+    assert_status(complete(f, t, MFA_TOTP, good, NULL, NULL).status, SVC_INVALID_GRANT);
+}
+
+/* The second step waits out the login back-off whatever the factor (a
+ * passkey's too: mfa_step_begin is the gate of both). */
+static void test_mfa_second_step_waits_for_the_back_off(void **state)
+{
+    struct fx *f = *state;
+    struct mfa_acct a;
+    char t[MFA_TICKET_LEN + 1];
+    mfa_user_at_second_step(f, &a, "blanca", "blanca's long passphrase", t);
+    int64_t s = clock_to_step(0);
+    char good[7];
+    code_at(&a, s, good);
+    set(&f->cfg, "JWTD_LOGIN_MAX_FAILURES", "3");
+    for (int i = 0; i < 3; i++)
+        assert_status(login(f, a.user, "not blanca's", NULL, NULL).status, SVC_BAD_CREDENTIALS);
+    struct mfa_step st;
+    assert_status(mfa_step_begin(&f->app, &f->client, t, strlen(t), &st).status, SVC_LIMITED);
+    mfa_step_end(&f->app, &st);
+    assert_status(complete(f, t, MFA_TOTP, good, NULL, NULL).status, SVC_LIMITED);
+    assert_status(accounts_unlock(&f->app, &f->oper, a.user).status, SVC_OK);
+    assert_status(complete(f, t, MFA_TOTP, good, NULL, NULL).status, SVC_OK);
+}
+
+/* An authenticator set-up waits MFA_ENROLMENT_TTL for its first code; with
+ * none started (or one expired) there is nothing to confirm: 404, not a
+ * wrong code. */
+static void test_mfa_enrolment_expires(void **state)
+{
+    struct fx *f = *state;
+    struct mfa_acct a;
+    set(&f->cfg, "JWTD_LOGIN_MAX_FAILURES", "100");
+    char id[UUID_STR_LEN];
+    must_signup(f, "esme", "esme's long passphrase", id);
+    acct_init(&a, "esme", "esme's long passphrase", id);
+    json_t *codes = NULL;
+    assert_status(mfa_totp_confirm(&f->app, &f->client, &a.who, "123456", 6, &codes).status,
+                  SVC_NOT_FOUND);
+    enrol_start(f, &a);
+    clock_set(g_clock_offset_ms + (MFA_ENROLMENT_TTL - 40) * 1000);
+    assert_true(status_of(f, &a.who).pending);
+    clock_set(g_clock_offset_ms + 40 * 1000);
+    int64_t s = clock_to_step(0);
+    char good[7];
+    code_at(&a, s, good);
+    assert_false(status_of(f, &a.who).pending);
+    assert_status(mfa_totp_confirm(&f->app, &f->client, &a.who, good, 6, &codes).status,
+                  SVC_NOT_FOUND);
+    assert_null(codes);
+    assert_false(status_of(f, &a.who).totp);
+    /* Started again, confirmed in time. */
+    enrol_start(f, &a);
+    code_at(&a, s, good);
+    assert_status(mfa_totp_confirm(&f->app, &f->client, &a.who, good, 6, &codes).status, SVC_OK);
+    take_codes(&a, codes);
+    json_decref(codes);
+    assert_true(status_of(f, &a.who).totp);
 }
 
 static void test_mfa_ticket_burned_by_wrong_codes(void **state)
@@ -2584,30 +2661,30 @@ static void test_passkeys_list_and_remove(void **state)
     /* No TOTP to finish it with. */
     assert_status(complete(f, t, MFA_TOTP, "123456", NULL, NULL).status, SVC_BAD_SECOND_FACTOR);
     /* The ticket side of a passkey step (the assertion itself is
-     * core/webauthn.c's): a try is counted, a refusal logged, a success
-     * redeems it. */
-    struct store_user tu = {0};
-    int tries = 0;
-    assert_status(mfa_ticket_try(&f->app, &f->client, t, strlen(t), &tu, NULL, &tries).status,
-                  SVC_OK);
-    assert_string_equal(tu.id, id);
-    store_user_clear(&tu);
-    assert_int_equal(tries, 2); /* the TOTP try above, then this one */
-    struct svc_result r = mfa_ticket_fail(&f->app, &f->client, t, strlen(t), tries, "passkey");
+     * core/webauthn.c's): a try is counted, a refusal logged (the ticket
+     * back for its next try), a success uses it up. */
+    struct mfa_step st;
+    assert_status(mfa_step_begin(&f->app, &f->client, t, strlen(t), &st).status, SVC_OK);
+    assert_string_equal(st.user.id, id);
+    assert_int_equal(st.held.attempts, 2); /* the TOTP try above, then this one */
+    struct svc_result r = mfa_step_fail(&f->app, &f->client, &st, "passkey");
+    mfa_step_end(&f->app, &st);
     assert_status(r.status, SVC_BAD_SECOND_FACTOR);
     assert_string_equal(r.detail, "The passkey was refused.");
     struct store_user u = {0};
     struct session_grant g = {0};
-    assert_status(mfa_ticket_redeem(&f->app, &f->client, t, strlen(t), AMR_HWK, &u, &g).status,
-                  SVC_OK);
+    assert_status(mfa_step_begin(&f->app, &f->client, t, strlen(t), &st).status, SVC_OK);
+    assert_int_equal(st.held.attempts, 3);
+    assert_status(mfa_step_finish(&f->app, &f->client, &st, AMR_HWK, &u, &g).status, SVC_OK);
+    mfa_step_end(&f->app, &st);
     assert_string_equal(u.id, id);
     assert_amr(g.access_token, "pwd,hwk");
     assert_true(access_ok(f, g.access_token, NULL));
     svc_grant_clear(&g);
     store_user_clear(&u);
-    assert_status(mfa_ticket_redeem(&f->app, &f->client, t, strlen(t), AMR_HWK, &u, &g).status,
+    assert_status(mfa_step_begin(&f->app, &f->client, t, strlen(t), &st).status,
                   SVC_INVALID_GRANT);
-    assert_null(g.access_token);
+    mfa_step_end(&f->app, &st);
 
     /* Removal re-confirms the password. */
     struct svc_op *op = passkeys_remove(&f->app, &f->client, &p.who, "cred-one", 8, "not it", 6);
@@ -2804,7 +2881,9 @@ int main(void)
         T(test_mfa_ticket_account_changes),
         T(test_mfa_ticket_burned_by_wrong_codes),
         T(test_mfa_recovery_code_kept_when_disabled),
-        T(test_mfa_ticket_tries_counted_first),
+        T(test_mfa_ticket_one_try_at_a_time),
+        T(test_mfa_second_step_waits_for_the_back_off),
+        T(test_mfa_enrolment_expires),
         T(test_mfa_ticket_void_after_password_change),
         T(test_mfa_legacy_recovery_codes_still_work),
         T(test_mfa_second_step_backoff),

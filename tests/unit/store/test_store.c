@@ -2010,6 +2010,12 @@ static void test_totp_factor(void **state)
     assert_int_equal(store_totp_get(s, uid, &got), STORE_OK);
     assert_true(got.confirmed);
     assert_int_equal(got.last_step, 100);
+    assert_int_equal(got.codes_gen, 0);
+    /* Confirmed once: a second confirmation (two at once, with codes of
+     * two steps) finds nothing to confirm and keeps the first's codes. */
+    char other[1][SHA256_HEX_LEN] = {"h-other"};
+    assert_int_equal(store_totp_accept(s, uid, 101, true, (const char(*)[SHA256_HEX_LEN])other, 1),
+                     STORE_NOT_FOUND);
     /* A step is accepted once, and never an older one. */
     assert_int_equal(store_totp_accept(s, uid, 100, false, NULL, 0), STORE_NOT_FOUND);
     assert_int_equal(store_totp_accept(s, uid, 99, false, NULL, 0), STORE_NOT_FOUND);
@@ -2024,10 +2030,88 @@ static void test_totp_factor(void **state)
     assert_int_equal(store_recovery_code_use(s, uid, "h-zz"), STORE_NOT_FOUND);
     assert_int_equal(store_recovery_codes_left(s, uid, &left), STORE_OK);
     assert_int_equal(left, 2);
+    /* Renewal is compare-and-set on codes_gen: with the generation read
+     * before, once; a second renewal from the same reading changes
+     * nothing. */
+    char fresh[2][SHA256_HEX_LEN] = {"h-x", "h-y"};
+    assert_int_equal(store_recovery_codes_renew(s, uid, 0, (const char(*)[SHA256_HEX_LEN])fresh, 2),
+                     STORE_OK);
+    assert_int_equal(store_recovery_codes_renew(s, uid, 0, (const char(*)[SHA256_HEX_LEN])other, 1),
+                     STORE_NOT_FOUND);
+    assert_int_equal(store_totp_get(s, uid, &got), STORE_OK);
+    assert_int_equal(got.codes_gen, 1);
+    assert_int_equal(store_recovery_codes_left(s, uid, &left), STORE_OK);
+    assert_int_equal(left, 2);
+    assert_int_equal(store_recovery_code_use(s, uid, "h-a"), STORE_NOT_FOUND); /* replaced */
+    assert_int_equal(store_recovery_code_use(s, uid, "h-other"), STORE_NOT_FOUND);
+    assert_int_equal(store_recovery_code_use(s, uid, "h-x"), STORE_OK);
     assert_int_equal(store_totp_delete(s, uid), STORE_OK);
     assert_int_equal(store_totp_get(s, uid, &got), STORE_NOT_FOUND);
     assert_int_equal(store_recovery_codes_left(s, uid, &left), STORE_OK);
     assert_int_equal(left, 0);
+}
+
+struct renewer {
+    struct store *s;
+    pthread_barrier_t *barrier;
+    const char *user_id;
+    char hashes[2][SHA256_HEX_LEN];
+    enum store_rc rc;
+};
+
+static void *renew_run(void *arg)
+{
+    struct renewer *r = arg;
+    warm_up(r->s);
+    pthread_barrier_wait(r->barrier);
+    r->rc = store_recovery_codes_renew(r->s, r->user_id, 0,
+                                       (const char(*)[SHA256_HEX_LEN])r->hashes, 2);
+    return NULL;
+}
+
+/* Eight renewals of one account's codes at once, all from the same
+ * reading: one wins, and exactly its codes are kept (never a mix, never
+ * two sets). */
+static void test_recovery_codes_renew_race(void **state)
+{
+    struct fx *f = *state;
+    char uid[UUID_STR_LEN];
+    mkuser(f->s, "Rena", "$h", uid);
+    struct store_totp t = {.confirmed = false, .last_step = -1, .created_at = NOW};
+    snprintf(t.user_id, sizeof t.user_id, "%s", uid);
+    snprintf(t.secret_hex, sizeof t.secret_hex, "00112233");
+    assert_int_equal(store_totp_begin(f->s, &t), STORE_OK);
+    char first[1][SHA256_HEX_LEN] = {"first"};
+    assert_int_equal(store_totp_accept(f->s, uid, 1, true, (const char(*)[SHA256_HEX_LEN])first, 1),
+                     STORE_OK);
+    enum { N = 8 };
+    pthread_barrier_t barrier;
+    assert_int_equal(pthread_barrier_init(&barrier, NULL, N), 0);
+    struct renewer r[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        r[i] = (struct renewer){.s = f->s, .barrier = &barrier, .user_id = uid};
+        snprintf(r[i].hashes[0], SHA256_HEX_LEN, "set-%d-a", i);
+        snprintf(r[i].hashes[1], SHA256_HEX_LEN, "set-%d-b", i);
+        assert_int_equal(pthread_create(&th[i], NULL, renew_run, &r[i]), 0);
+    }
+    int winner = -1;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        if (r[i].rc == STORE_OK) {
+            assert_int_equal(winner, -1);
+            winner = i;
+        } else {
+            assert_int_equal(r[i].rc, STORE_NOT_FOUND);
+        }
+    }
+    pthread_barrier_destroy(&barrier);
+    assert_true(winner >= 0);
+    int left = -1;
+    assert_int_equal(store_recovery_codes_left(f->s, uid, &left), STORE_OK);
+    assert_int_equal(left, 2);
+    assert_int_equal(store_recovery_code_use(f->s, uid, r[winner].hashes[0]), STORE_OK);
+    assert_int_equal(store_recovery_code_use(f->s, uid, r[winner].hashes[1]), STORE_OK);
 }
 
 struct pk_list {
@@ -2243,6 +2327,7 @@ int main(void)
         T(test_outbox),
         T(test_outbox_claims_are_exclusive),
         T(test_totp_factor),
+        T(test_recovery_codes_renew_race),
         T(test_passkeys),
         T(test_passkey_limit),
         T(test_ephemeral_single_use),
