@@ -629,10 +629,18 @@ static void change_password_finish(struct svc_op *op, bool ran)
         return;
     }
     struct revocation rev = sessions_revocation_now(app);
-    enum store_rc rc = store_user_change_password(app->store, pv->who.sub, pv->new_hash,
-                                                  pv->who.sid, &rev, &op->count);
+    /* Compare-and-set with the hash the current password was checked
+     * against: a reset or another change in between wins. */
+    enum store_rc rc = store_user_change_password(app->store, pv->who.sub, op->user.password_hash,
+                                                  pv->new_hash, pv->who.sid, &rev, &op->count);
     if (rc == STORE_NOT_FOUND) {
-        op->res = svc_fail(SVC_GONE, "the user no longer exists");
+        struct store_user now = {0};
+        bool exists = store_user_by_id(app->store, pv->who.sub, &now) == STORE_OK;
+        store_user_clear(&now);
+        op->res = exists ? svc_fail(SVC_WRONG_PASSWORD,
+                                    "The password was changed meanwhile; the current password "
+                                    "given is no longer it.")
+                         : svc_fail(SVC_GONE, "the user no longer exists");
         return;
     }
     if (rc != STORE_OK) {
@@ -829,7 +837,8 @@ static void set_password_finish(struct svc_op *op, bool ran)
     }
     struct revocation rev = sessions_revocation_now(app);
     enum store_rc rc =
-        store_user_change_password(app->store, op->user.id, pv->new_hash, NULL, &rev, &op->count);
+        store_user_change_password(app->store, op->user.id, NULL, pv->new_hash, NULL, &rev,
+                                   &op->count);
     if (rc == STORE_NOT_FOUND) {
         op->res = svc_fail(SVC_NOT_FOUND, "There is no such user.");
         return;

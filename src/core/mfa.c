@@ -127,7 +127,8 @@ struct svc_result mfa_ticket_new(struct app *app, const struct store_user *u, un
 /* The account of the live ticket under key, and the methods it proved so
  * far; a ticket with more than `tries` tries counted is no longer live. */
 static struct svc_result ticket_account(struct app *app, const char key[96], int tries,
-                                        struct store_user *ret_user, unsigned *ret_amr)
+                                        bool keep_hash, struct store_user *ret_user,
+                                        unsigned *ret_amr)
 {
     struct store_ephemeral e;
     enum store_rc rc = store_ephemeral_get(app->store, key, &e);
@@ -156,7 +157,10 @@ static struct svc_result ticket_account(struct app *app, const char key[96], int
         return svc_store_failure(app, rc, "user_read");
     char mark[33];
     bool same = hash_mark(u.password_hash, mark) && CRYPTO_memcmp(mark, want, sizeof mark) == 0;
-    store_user_clear(&u); /* the hash stays here */
+    /* The hash stays here, but for a second step: its session is opened
+     * only while the hash is still this one (store_session_create). */
+    if (!same || !keep_hash)
+        store_user_clear(&u);
     if (!same) /* the password changed since the ticket was made */
         return TICKET_BAD;
     *ret_user = u;
@@ -171,7 +175,7 @@ struct svc_result mfa_ticket_peek(struct app *app, const char *ticket, size_t le
     char key[96];
     if (!ticket_key(ticket, len, key))
         return TICKET_BAD;
-    return ticket_account(app, key, TICKET_MAX_ATTEMPTS - 1, ret_user, ret_amr);
+    return ticket_account(app, key, TICKET_MAX_ATTEMPTS - 1, false, ret_user, ret_amr);
 }
 
 struct svc_result mfa_step_begin(struct app *app, const struct svc_ctx *ctx, const char *ticket,
@@ -190,7 +194,8 @@ struct svc_result mfa_step_begin(struct app *app, const struct svc_ctx *ctx, con
         return svc_store_failure(app, rc, "mfa_ticket");
     if (tries > TICKET_MAX_ATTEMPTS)
         return TICKET_BAD;
-    struct svc_result r = ticket_account(app, st->key, TICKET_MAX_ATTEMPTS, &st->user, NULL);
+    struct svc_result r =
+        ticket_account(app, st->key, TICKET_MAX_ATTEMPTS, true, &st->user, NULL);
     if (r.status != SVC_OK)
         return r;
     /* A disabled account is refused before its factor is checked, so that
@@ -266,6 +271,9 @@ struct svc_result mfa_step_finish(struct app *app, const struct svc_ctx *ctx,
     memset(&st->limit, 0, sizeof st->limit);
     struct svc_result r =
         sessions_open(app, ctx, &st->user, (first ? first : AMR_PWD) | amr, ret_grant);
+    store_user_clear(&st->user); /* the hash: not the caller's */
+    if (r.status == SVC_BAD_CREDENTIALS) /* the password changed meanwhile */
+        return TICKET_BAD;
     if (r.status != SVC_OK)
         return r;
     metrics_inc(&app->metrics.logins[LOGIN_OK]);

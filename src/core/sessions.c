@@ -87,8 +87,12 @@ struct svc_result sessions_open(struct app *app, const struct svc_ctx *ctx,
     memcpy(s.user_id, u->id, sizeof s.user_id);
     snprintf(s.user_agent, sizeof s.user_agent, "%s", ctx->user_agent);
     snprintf(s.client_addr, sizeof s.client_addr, "%s", ctx->client_addr);
-    enum store_rc rc = store_session_create(app->store, &s);
-    if (rc == STORE_NOT_FOUND) /* the account was deleted meanwhile */
+    /* With the hash of the password that was checked, when the caller
+     * still has it: a login racing a password change, reset or deletion
+     * either opens its session before them (which then revoke it) or not
+     * at all. */
+    enum store_rc rc = store_session_create(app->store, &s, u->password_hash);
+    if (rc == STORE_NOT_FOUND) /* the account, or its password, changed meanwhile */
         return svc_fail(SVC_BAD_CREDENTIALS, NULL);
     if (rc != STORE_OK)
         return svc_store_failure(app, rc, "session_create");

@@ -232,6 +232,9 @@ enum stmt {
     P_EPH_DEL,
     P_EPH_PRUNE,
     P_USER_DELETE,
+    P_USER_LOCK,
+    P_USER_LOCK_SHARE,
+    P_OUTBOX_DROP_USER,
     P_USER_LIST,
     P_SESS_INSERT,
     P_SESS_GET_LOCK,
@@ -353,6 +356,11 @@ static const char *const stmt_sql[P_COUNT] = {
     [P_USER_SET_DISABLED] = "UPDATE users SET disabled_at = CASE WHEN $2::bigint <> 0 AND disabled_at <> 0"
                            " THEN disabled_at ELSE $2::bigint END, updated_at = $3 WHERE id = $1",
     [P_USER_DELETE] = "DELETE FROM users WHERE id = $1",
+    [P_USER_LOCK] = "SELECT 1 FROM users WHERE id = $1 AND ($2::text IS NULL OR password_hash = $2)"
+                    " FOR UPDATE",
+    [P_USER_LOCK_SHARE] = "SELECT 1 FROM users WHERE id = $1 AND ($2::text IS NULL OR"
+                          " password_hash = $2) FOR SHARE",
+    [P_OUTBOX_DROP_USER] = "DELETE FROM outbox WHERE user_id = $1 AND status = 'queued'",
     [P_USER_LIST] = "SELECT id, username, password_hash, created_at, disabled_at, COALESCE(email, ''),"
                       " email_verified, COALESCE(email_pending, '') FROM users"
                     " ORDER BY created_at, id",
@@ -1043,6 +1051,23 @@ static enum store_rc pg_user_update_disabled(struct store *base, const char *id,
     return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc;
 }
 
+static enum store_rc pg_user_lock(struct store *base, const char *id, const char *hash,
+                                  bool exclusive)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_str(&p, id);
+    p_str(&p, hash);
+    PGresult *res = NULL;
+    enum store_rc rc = run(c, exclusive ? P_USER_LOCK : P_USER_LOCK_SHARE, &p, &res);
+    if (rc == STORE_OK && PQntuples(res) == 0)
+        rc = STORE_NOT_FOUND;
+    PQclear(res);
+    return rc;
+}
+
 static enum store_rc pg_user_delete_row(struct store *base, const char *id)
 {
     struct pconn *c = conn_get(SELF(base));
@@ -1050,8 +1075,13 @@ static enum store_rc pg_user_delete_row(struct store *base, const char *id)
         return STORE_UNAVAILABLE;
     struct params p = {0};
     p_str(&p, id);
+    /* Mail still queued for the account goes with it (its links would be
+     * dead, its address no longer the account's business). */
+    enum store_rc rc = run(c, P_OUTBOX_DROP_USER, &p, NULL);
+    if (rc != STORE_OK)
+        return rc;
     int rows = 0;
-    enum store_rc rc = run_count(c, P_USER_DELETE, &p, &rows);
+    rc = run_count(c, P_USER_DELETE, &p, &rows);
     return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc;
 }
 
@@ -2097,6 +2127,7 @@ static const struct store_ops pg_ops = {
     .user_update_hash = pg_user_update_hash,
     .user_update_disabled = pg_user_update_disabled,
     .user_delete_row = pg_user_delete_row,
+    .user_lock = pg_user_lock,
     .user_list = pg_user_list,
     .session_insert = pg_session_insert,
     .session_list = pg_session_list,

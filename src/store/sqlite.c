@@ -213,6 +213,8 @@ enum stmt {
     S_EPH_DEL,
     S_EPH_PRUNE,
     S_USER_DELETE,
+    S_USER_LOCK,
+    S_OUTBOX_DROP_USER,
     S_USER_LIST,
     S_SESS_INSERT,
     S_SESS_GET_JOIN,
@@ -267,6 +269,10 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_USER_SET_DISABLED] = "UPDATE users SET disabled_at = CASE WHEN ?2 <> 0 AND disabled_at <> 0"
                            " THEN disabled_at ELSE ?2 END, updated_at = ?3 WHERE id = ?1",
     [S_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
+    /* Inside a transaction (BEGIN IMMEDIATE: it is this process's and
+     * file's only writer already), the check alone. */
+    [S_USER_LOCK] = "SELECT 1 FROM users WHERE id = ?1 AND (?2 IS NULL OR password_hash = ?2)",
+    [S_OUTBOX_DROP_USER] = "DELETE FROM outbox WHERE user_id = ?1 AND status = 'queued'",
     [S_ETOK_PUT_DEL] = "DELETE FROM email_tokens WHERE user_id = ?1 AND purpose = ?2",
     [S_ETOK_PUT] = "INSERT INTO email_tokens(token_hash, user_id, purpose, email, code_hash,"
                    " attempts, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -889,12 +895,38 @@ static enum store_rc sq_user_update_disabled(struct store *base, const char *id,
     return rc;
 }
 
+static enum store_rc sq_user_lock(struct store *base, const char *id, const char *hash,
+                                  bool exclusive)
+{
+    (void)exclusive;
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_USER_LOCK);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, id);
+    bind_text(q, 2, hash);
+    int rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW ? STORE_OK : rc == SQLITE_DONE ? STORE_NOT_FOUND : map_rc(rc);
+}
+
 static enum store_rc sq_user_delete_row(struct store *base, const char *id)
 {
     struct conn *c = conn_get(SELF(base));
     if (!c)
         return STORE_UNAVAILABLE;
-    sqlite3_stmt *q = st(c, S_USER_DELETE);
+    /* Mail still queued for the account goes with it (its links would be
+     * dead, its address no longer the account's business). */
+    sqlite3_stmt *q = st(c, S_OUTBOX_DROP_USER);
+    if (!q)
+        return STORE_ERROR;
+    bind_text(q, 1, id);
+    enum store_rc drop = map_rc(exec_done(c, q));
+    if (drop != STORE_OK)
+        return drop;
+    q = st(c, S_USER_DELETE);
     if (!q)
         return STORE_ERROR;
     bind_text(q, 1, id);
@@ -2060,6 +2092,7 @@ static const struct store_ops sqlite_ops = {
     .user_update_hash = sq_user_update_hash,
     .user_update_disabled = sq_user_update_disabled,
     .user_delete_row = sq_user_delete_row,
+    .user_lock = sq_user_lock,
     .user_list = sq_user_list,
     .session_insert = sq_session_insert,
     .session_list = sq_session_list,

@@ -137,15 +137,15 @@ enum store_rc store_refresh(struct store *s, const char *sid, uint32_t gen,
     return STORE_OK;
 }
 
-enum store_rc store_user_change_password(struct store *s, const char *id, const char *new_hash,
-                                         const char *keep_sid, const struct revocation *rev,
-                                         int *ret_revoked)
+enum store_rc store_user_change_password(struct store *s, const char *id, const char *old_hash,
+                                         const char *new_hash, const char *keep_sid,
+                                         const struct revocation *rev, int *ret_revoked)
 {
     enum store_rc rc = s->ops->tx_begin(s);
     if (rc != STORE_OK)
         return rc;
     int n = 0;
-    rc = s->ops->user_update_hash(s, id, NULL, new_hash, rev->now_ms / 1000);
+    rc = s->ops->user_update_hash(s, id, old_hash, new_hash, rev->now_ms / 1000);
     if (rc == STORE_OK)
         rc = s->ops->session_revoke_rows(s, id, NULL, keep_sid, "password_changed", rev, &n);
     /* A password change ends every reset link sent before it. */
@@ -179,7 +179,12 @@ enum store_rc store_user_delete(struct store *s, const char *id, const struct re
     enum store_rc rc = s->ops->tx_begin(s);
     if (rc != STORE_OK)
         return rc;
-    rc = s->ops->session_revoke_rows(s, id, NULL, NULL, "user_deleted", rev, NULL);
+    /* The row first: a session being opened meanwhile is either in the
+     * revocation feed below or refused (store_session_create), never
+     * deleted by the cascade without being fed. */
+    rc = s->ops->user_lock(s, id, NULL, true);
+    if (rc == STORE_OK)
+        rc = s->ops->session_revoke_rows(s, id, NULL, NULL, "user_deleted", rev, NULL);
     if (rc == STORE_OK)
         rc = s->ops->user_delete_row(s, id);
     return s->ops->tx_end(s, rc);
@@ -242,6 +247,18 @@ enum store_rc store_session_revoke_user(struct store *s, const char *user_id,
     return rc;
 }
 
+enum store_rc store_session_create(struct store *s, const struct store_session *sess,
+                                   const char *expect_hash)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    rc = s->ops->user_lock(s, sess->user_id, expect_hash, false);
+    if (rc == STORE_OK)
+        rc = s->ops->session_insert(s, sess);
+    return s->ops->tx_end(s, rc);
+}
+
 enum store_rc store_mail_enqueue(struct store *s, const struct store_email_token *token,
                                  const struct store_mail *mails, int n)
 {
@@ -263,11 +280,15 @@ enum store_rc store_password_reset(struct store *s, const struct store_email_tok
     if (rc != STORE_OK)
         return rc;
     /* Still there? A second use, a newer link or a password change since
-     * removed it. */
+     * removed it. The user's row is held first, so that two uses of one
+     * link (or a use and a password change) take turns: the second finds
+     * the link gone. */
     struct store_email_token now_t;
     struct store_user u = {0};
     int n = 0;
-    rc = s->ops->email_token_by_hash(s, t->token_hash, &now_t);
+    rc = s->ops->user_lock(s, t->user_id, NULL, true);
+    if (rc == STORE_OK)
+        rc = s->ops->email_token_by_hash(s, t->token_hash, &now_t);
     if (rc == STORE_OK && (now_t.purpose != EMAIL_RESET || strcmp(now_t.user_id, t->user_id)))
         rc = STORE_NOT_FOUND;
     if (rc == STORE_OK)

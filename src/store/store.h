@@ -287,6 +287,10 @@ struct store_ops {
     enum store_rc (*user_update_disabled)(struct store *s, const char *id, int64_t disabled_at,
                                           int64_t now);
     enum store_rc (*user_delete_row)(struct store *s, const char *id);
+    /* In a transaction: hold the user's row until it ends (exclusive: for
+     * an update; else shared), when it exists and, hash not NULL, still has
+     * that password hash; else NOT_FOUND. */
+    enum store_rc (*user_lock)(struct store *s, const char *id, const char *hash, bool exclusive);
     enum store_rc (*user_list)(struct store *s, store_user_cb cb, void *ctx);
 
     enum store_rc (*session_insert)(struct store *s, const struct store_session *sess);
@@ -490,10 +494,13 @@ static inline enum store_rc store_user_list(struct store *s, store_user_cb cb, v
 }
 
 /* New hash, and every live session of the user but keep_sid (NULL: all)
- * revoked and fed to revocations, atomically. */
-enum store_rc store_user_change_password(struct store *s, const char *id, const char *new_hash,
-                                         const char *keep_sid, const struct revocation *rev,
-                                         int *ret_revoked);
+ * revoked and fed to revocations, atomically. With old_hash, only while
+ * the stored hash is still that one (the password the change was
+ * confirmed with: a reset or another change in between wins); NOT_FOUND
+ * when it is not, or the user is gone. */
+enum store_rc store_user_change_password(struct store *s, const char *id, const char *old_hash,
+                                         const char *new_hash, const char *keep_sid,
+                                         const struct revocation *rev, int *ret_revoked);
 
 /* Disable (disabled = true: every live session revoked too) or enable an
  * account, atomically. Disabling a disabled account keeps the time it was
@@ -504,12 +511,17 @@ enum store_rc store_user_set_disabled(struct store *s, const char *id, bool disa
 /* The user and its sessions (fed to revocations first), atomically. */
 enum store_rc store_user_delete(struct store *s, const char *id, const struct revocation *rev);
 
-/* NOT_FOUND when the user is gone (deleted while its password was checked). */
-static inline enum store_rc store_session_create(struct store *s,
-                                                 const struct store_session *sess)
-{
-    return s->ops->session_insert(s, sess);
-}
+/*
+ * A new session, with the user's row held meanwhile: NOT_FOUND when the
+ * user is gone or, with expect_hash, its password hash is no longer that
+ * one (the login checked a password that a change, a reset or an operator
+ * replaced meanwhile: the session must not outlive the revocation that
+ * came with it). Holding the row orders the insert with a password change,
+ * reset, disabling or deletion of the user on any instance: either the new
+ * session exists when they revoke the user's sessions, or it is refused.
+ */
+enum store_rc store_session_create(struct store *s, const struct store_session *sess,
+                                   const char *expect_hash);
 
 /* Live sessions (not revoked, not expired), newest first. */
 static inline enum store_rc store_session_list(struct store *s, const char *user_id, int64_t now,

@@ -195,7 +195,7 @@ static void mksess(struct store *s, const char *user_id, int64_t created, int64_
     ss.rotated_at_ms = rotated_ms;
     snprintf(ss.user_agent, sizeof ss.user_agent, "test-agent/1.0");
     snprintf(ss.client_addr, sizeof ss.client_addr, "192.0.2.7");
-    assert_int_equal(store_session_create(s, &ss), STORE_OK);
+    assert_int_equal(store_session_create(s, &ss, NULL), STORE_OK);
     memcpy(sid, ss.id, UUID_STR_LEN);
 }
 
@@ -482,7 +482,12 @@ static void test_change_password_revokes_other_sessions(void **state)
 
     struct revocation rev = {.now_ms = NOW_MS + 5, .expires_ms = NOW_MS + 910000};
     int n = -1;
-    assert_int_equal(store_user_change_password(s, uid, "$new", a, &rev, &n), STORE_OK);
+    /* Compare-and-set: with a hash that is not the stored one, nothing. */
+    assert_int_equal(store_user_change_password(s, uid, "$not-it", "$new", a, &rev, &n),
+                     STORE_NOT_FOUND);
+    assert_int_equal(list_at(s, uid, NOW).n, 3);
+    assert_int_equal(revs_since(s, NOW_MS).n, 0);
+    assert_int_equal(store_user_change_password(s, uid, "$old", "$new", a, &rev, &n), STORE_OK);
     assert_int_equal(n, 2);
 
     struct store_user u = {0};
@@ -516,14 +521,18 @@ static void test_change_password_revokes_other_sessions(void **state)
 
     /* Without a session to keep (CLI reset): all of them. */
     rev.now_ms += 1000;
-    assert_int_equal(store_user_change_password(s, uid, "$newer", NULL, &rev, &n), STORE_OK);
+    assert_int_equal(store_user_change_password(s, uid, NULL, "$newer", NULL, &rev, &n),
+                     STORE_OK);
     assert_int_equal(n, 1);
     assert_int_equal(list_at(s, uid, NOW).n, 0);
 
-    assert_int_equal(store_user_change_password(s, "018f0000-0000-7000-8000-000000000000",
-                                "$x", NULL, &rev, &n),
+    assert_int_equal(store_user_change_password(s, "018f0000-0000-7000-8000-000000000000", NULL,
+                                                "$x", NULL, &rev, &n),
                      STORE_NOT_FOUND);
 }
+
+static struct store_mail mail_of(const char *kind, const char *user_id, const char *to,
+                                 int64_t due_ms);
 
 static void test_user_delete_removes_sessions_and_feeds_revocations(void **state)
 {
@@ -533,8 +542,16 @@ static void test_user_delete_removes_sessions_and_feeds_revocations(void **state
     mkuser(s, "gina", "$h", uid);
     mklive(s, uid, NOW - 100, a);
     mklive(s, uid, NOW - 50, b);
+    /* Mail still queued for the account goes with it; another's stays. */
+    struct store_mail mine = mail_of("verify_email", uid, "gina@example.com", NOW_MS);
+    struct store_mail theirs = mail_of("verify_email", "someone-else", "x@example.com", NOW_MS);
+    assert_int_equal(store_outbox_insert(s, &mine), STORE_OK);
+    assert_int_equal(store_outbox_insert(s, &theirs), STORE_OK);
     struct revocation rev = {.now_ms = NOW_MS, .expires_ms = NOW_MS + 910000};
     assert_int_equal(store_user_delete(s, uid, &rev), STORE_OK);
+    int64_t queued = -1;
+    assert_int_equal(store_outbox_count(s, MAIL_QUEUED, &queued), STORE_OK);
+    assert_int_equal(queued, 1);
 
     struct store_user u = {0};
     assert_int_equal(store_user_by_id(s, uid, &u), STORE_NOT_FOUND);
@@ -556,7 +573,12 @@ static void test_user_delete_removes_sessions_and_feeds_revocations(void **state
     snprintf(ss.user_id, sizeof ss.user_id, "%s", uid);
     ss.created_at = ss.last_used_at = NOW;
     ss.expires_at = NOW + ABSOLUTE;
-    assert_int_equal(store_session_create(s, &ss), STORE_NOT_FOUND);
+    assert_int_equal(store_session_create(s, &ss, NULL), STORE_NOT_FOUND);
+    /* A session of a login whose checked password is no longer the
+     * account's: refused (a change, reset or deletion came in between). */
+    snprintf(ss.user_id, sizeof ss.user_id, "%s", again);
+    assert_int_equal(store_session_create(s, &ss, "$h-before"), STORE_NOT_FOUND);
+    assert_int_equal(store_session_create(s, &ss, "$h2"), STORE_OK);
 }
 
 /* ---- sessions ---- */
@@ -1847,7 +1869,7 @@ static void test_password_reset_flow(void **state)
     /* Any later password change ends a reset link. */
     struct store_email_token t2 = token_of(uid, EMAIL_RESET, "r2", "rita@example.com");
     assert_int_equal(store_mail_enqueue(s, &t2, NULL, 0), STORE_OK);
-    assert_int_equal(store_user_change_password(s, uid, "$h-changed", NULL, &rev, NULL),
+    assert_int_equal(store_user_change_password(s, uid, NULL, "$h-changed", NULL, &rev, NULL),
                      STORE_OK);
     assert_int_equal(store_password_reset(s, &t2, "$h-late", &rev, &n, &u), STORE_NOT_FOUND);
     assert_int_equal(store_user_by_id(s, uid, &u), STORE_OK);
@@ -1875,6 +1897,68 @@ static void claim_cb(void *ctx, const struct store_mail *m)
         snprintf(c->params[c->n], sizeof c->params[0], "%s", m->params);
     }
     c->n++;
+}
+
+struct resetter {
+    struct store *s;
+    pthread_barrier_t *barrier;
+    struct store_email_token t;
+    char hash[32];
+    enum store_rc rc;
+};
+
+static void *reset_run(void *arg)
+{
+    struct resetter *r = arg;
+    warm_up(r->s);
+    struct revocation rev = {.now_ms = NOW_MS, .expires_ms = NOW_MS + 910000};
+    struct store_user u = {0};
+    pthread_barrier_wait(r->barrier);
+    r->rc = store_password_reset(r->s, &r->t, r->hash, &rev, NULL, &u);
+    return NULL;
+}
+
+/* One reset link used by eight requests at once (on PostgreSQL, eight
+ * connections, as two instances would): one sets its password, the others
+ * find the link gone - and the password kept is the winner's. */
+static void test_password_reset_link_once_under_a_race(void **state)
+{
+    struct fx *f = *state;
+    char uid[UUID_STR_LEN];
+    mkuser(f->s, "Rory", "$h-old", uid);
+    for (int round = 0; round < 5; round++) {
+        char th_name[8];
+        snprintf(th_name, sizeof th_name, "race%d", round);
+        struct store_email_token t = token_of(uid, EMAIL_RESET, th_name, "");
+        assert_int_equal(store_mail_enqueue(f->s, &t, NULL, 0), STORE_OK);
+        enum { N = 8 };
+        pthread_barrier_t barrier;
+        assert_int_equal(pthread_barrier_init(&barrier, NULL, N), 0);
+        struct resetter r[N];
+        pthread_t th[N];
+        for (int i = 0; i < N; i++) {
+            r[i] = (struct resetter){.s = f->s, .barrier = &barrier, .t = t};
+            snprintf(r[i].hash, sizeof r[i].hash, "$h-%d-%d", round, i);
+            assert_int_equal(pthread_create(&th[i], NULL, reset_run, &r[i]), 0);
+        }
+        int winner = -1;
+        for (int i = 0; i < N; i++) {
+            pthread_join(th[i], NULL);
+            if (r[i].rc == STORE_OK) {
+                if (winner >= 0)
+                    fail_msg("round %d: the link worked for %d and %d", round, winner, i);
+                winner = i;
+            } else {
+                assert_int_equal(r[i].rc, STORE_NOT_FOUND);
+            }
+        }
+        pthread_barrier_destroy(&barrier);
+        assert_true(winner >= 0);
+        struct store_user u = {0};
+        assert_int_equal(store_user_by_id(f->s, uid, &u), STORE_OK);
+        assert_string_equal(u.password_hash, r[winner].hash);
+        store_user_clear(&u);
+    }
 }
 
 static void test_outbox(void **state)
@@ -2324,6 +2408,7 @@ int main(void)
         T(test_one_identifier_race),
         T(test_email_tokens),
         T(test_password_reset_flow),
+        T(test_password_reset_link_once_under_a_race),
         T(test_outbox),
         T(test_outbox_claims_are_exclusive),
         T(test_totp_factor),
