@@ -87,7 +87,9 @@ static bool open_store(struct app *app, char *err, size_t errlen)
                               "jwtd's %d", app->schema_from, latest);
         return false;
     }
-    enum store_rc rc = store_migrate(app->store);
+    /* What this process found under the migration lock: of instances
+     * starting together, only the one that migrated says so. */
+    enum store_rc rc = store_migrate_from(app->store, &app->schema_from);
     if (rc == STORE_OK && store_schema_version(app->store, &app->schema_to, &latest) != STORE_OK)
         app->schema_to = latest;
     if (rc == STORE_OK && app->schema_from >= 0 && app->schema_from != app->schema_to)

@@ -830,7 +830,7 @@ static enum store_rc migration_step(struct pconn *c, const char *sql, PGresult *
     return simple_deadline(c, sql, MIGRATION_DEADLINE_MS, ret_res);
 }
 
-static enum store_rc pg_migrate(struct store *base)
+static enum store_rc pg_migrate(struct store *base, int *ret_from)
 {
     struct pconn *c = conn_get(SELF(base));
     if (!c)
@@ -855,6 +855,8 @@ static enum store_rc pg_migrate(struct store *base)
             current = (int)col_int(res, 0, 0);
         PQclear(res);
     }
+    if (ret_from)
+        *ret_from = current;
     if (rc == STORE_OK && current > N_MIGRATIONS)
         rc = STORE_ERROR; /* written by a newer jwtd */
     for (int v = current + 1; rc == STORE_OK && v <= N_MIGRATIONS; v++) {

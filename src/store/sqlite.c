@@ -675,7 +675,7 @@ static void sq_close(struct store *base)
     free(s);
 }
 
-static enum store_rc sq_migrate(struct store *base)
+static enum store_rc sq_migrate(struct store *base, int *ret_from)
 {
     struct conn *c = conn_get(SELF(base));
     if (!c)
@@ -698,6 +698,8 @@ static enum store_rc sq_migrate(struct store *base)
     sqlite3_finalize(q);
     if (rc != SQLITE_OK)
         return finish(c, map_rc(rc));
+    if (ret_from)
+        *ret_from = current;
     if (current > N_MIGRATIONS)
         return finish(c, STORE_ERROR); /* written by a newer jwtd */
     for (int v = current + 1; v <= N_MIGRATIONS; v++) {

@@ -268,7 +268,9 @@ struct store;
 struct store_ops {
     const char *name;
     void (*close)(struct store *s);
-    enum store_rc (*migrate)(struct store *s);
+    /* ret_from (may be NULL): the version found under the migration lock,
+     * before applying anything. */
+    enum store_rc (*migrate)(struct store *s, int *ret_from);
     enum store_rc (*schema_version)(struct store *s, int *ret_current, int *ret_latest);
     enum store_rc (*ping)(struct store *s);
     bool (*healthy)(struct store *s);
@@ -422,7 +424,14 @@ void store_report(struct store *s, enum store_event ev, const char *detail);
 
 /* Apply pending versioned migrations; safe when several instances start at
  * once. STORE_ERROR when the database was written by a newer jwtd. */
-static inline enum store_rc store_migrate(struct store *s) { return s->ops->migrate(s); }
+static inline enum store_rc store_migrate(struct store *s) { return s->ops->migrate(s, NULL); }
+
+/* The same, saying which version this call found (under the lock: of
+ * instances starting together, the one that waited finds the latest). */
+static inline enum store_rc store_migrate_from(struct store *s, int *ret_from)
+{
+    return s->ops->migrate(s, ret_from);
+}
 
 /* The schema version the database has (0: no jwtd schema at all) and the
  * one this jwtd writes, read without changing anything (for commands that

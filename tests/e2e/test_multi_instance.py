@@ -600,7 +600,9 @@ def test_address_limit_is_shared(pg_cluster, jwtd_factory):
 def test_three_instances_starting_at_once_on_an_empty_database(pg_cluster, jwtd_factory, round_):
     """Three `jwtd serve` started at the same moment on a database with no
     schema: all come up (migrations are serialised), all are ready, and they
-    share one signing key (one JWKS, one kid) and one refresh-token key."""
+    share one signing key (one JWKS, one kid) and one refresh-token key.
+    Exactly one logs schema_migrated (the others found the schema made
+    when they had the migration lock; all three said so before)."""
     db = pg_cluster.new_database()
     servers = [jwtd_factory(env=BASE_ENV, database=db, start=False) for _ in range(3)]
     t0 = time.monotonic()
@@ -621,6 +623,9 @@ def test_three_instances_starting_at_once_on_an_empty_database(pg_cluster, jwtd_
     sets = [fetch_jwks(cl) for cl in clients]
     kid_sets = [sorted(k["kid"] for k in s["keys"]) for s in sets]
     print("round %d: 3 instances up in %.2f s; JWKS kids %s" % (round_, up, kid_sets))
+    migrated = [s for s in servers if "event=schema_migrated from=0 " in s.log()]
+    assert len(migrated) == 1, [l for s in servers for l in s.log().splitlines()
+                                if "schema_migrated" in l]
     assert kid_sets[0] == kid_sets[1] == kid_sets[2], \
         "instances started together publish different JWKS: %s" % kid_sets
     assert len(kid_sets[0]) == 1, "instances started together on an empty database created " \
