@@ -395,8 +395,21 @@ static void login_finish(struct svc_op *op, bool ran)
     }
     if (pv->new_hash) {
         /* Compare-and-set: a password change in the meantime wins. */
-        if (store_user_set_hash(app->store, op->user.id, op->user.password_hash, pv->new_hash) ==
-            STORE_OK) {
+        enum store_rc rh =
+            store_user_set_hash(app->store, op->user.id, op->user.password_hash, pv->new_hash);
+        if (rh == STORE_NOT_FOUND) {
+            /* The hash changed since it was read: another login's rehash
+             * of the same password, or a password change - which, only a
+             * new check can tell. The session below would be refused for
+             * the old hash either way; a moment later the login checks
+             * the hash stored then. */
+            ratelimit_login_refund(app, &pv->limit);
+            op->res = (struct svc_result){
+                SVC_BUSY, "The account's password was being updated; try again.", 1};
+            store_user_clear(&op->user);
+            return;
+        }
+        if (rh == STORE_OK) {
             LOG(LOG_INFO, "password_rehashed", LF_S("user_id", op->user.id),
                 LF_S("scheme", "argon2id"));
             /* What is stored now (a second-step ticket is bound to it). */
@@ -635,12 +648,13 @@ static void change_password_finish(struct svc_op *op, bool ran)
                                                   pv->new_hash, pv->who.sid, &rev, &op->count);
     if (rc == STORE_NOT_FOUND) {
         struct store_user now = {0};
-        bool exists = store_user_by_id(app->store, pv->who.sub, &now) == STORE_OK;
+        enum store_rc again = store_user_by_id(app->store, pv->who.sub, &now);
         store_user_clear(&now);
-        op->res = exists ? svc_fail(SVC_WRONG_PASSWORD,
-                                    "The password was changed meanwhile; the current password "
-                                    "given is no longer it.")
-                         : svc_fail(SVC_GONE, "the user no longer exists");
+        op->res = again == STORE_OK
+                      ? svc_fail(SVC_WRONG_PASSWORD, "The password was changed meanwhile; the "
+                                                     "current password given is no longer it.")
+                  : again == STORE_NOT_FOUND ? svc_fail(SVC_GONE, "the user no longer exists")
+                                             : svc_store_failure(app, again, "password_change");
         return;
     }
     if (rc != STORE_OK) {

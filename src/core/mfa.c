@@ -231,11 +231,11 @@ struct svc_result mfa_step_begin(struct app *app, const struct svc_ctx *ctx, con
     return svc_ok();
 }
 
-/* The ticket goes back to storage (a try that reached no verdict, or a
- * wrong factor with tries left). */
-static void step_release(struct app *app, struct mfa_step *st)
+/* The ticket goes back to storage: after a try that reached no verdict,
+ * always; after a wrong factor, while it has tries left. */
+static void step_release(struct app *app, struct mfa_step *st, bool wrong)
 {
-    if (st->holding && st->held.attempts < TICKET_MAX_ATTEMPTS)
+    if (st->holding && (!wrong || st->held.attempts < TICKET_MAX_ATTEMPTS))
         store_ephemeral_put(app->store, &st->held);
     st->holding = false;
 }
@@ -247,7 +247,7 @@ struct svc_result mfa_step_fail(struct app *app, const struct svc_ctx *ctx, stru
     /* The back-off counts it (the attempt stays counted). */
     ratelimit_login_failed(app, &st->limit);
     memset(&st->limit, 0, sizeof st->limit);
-    step_release(app, st);
+    step_release(app, st, true);
     metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
     AUDIT(LOG_INFO, ctx, "login_failed", "refused", NULL, LF_S("step", "second_factor"),
           LF_S("reason", why), LF_I("ticket_attempts", attempts));
@@ -288,7 +288,7 @@ void mfa_step_end(struct app *app, struct mfa_step *st)
 {
     if (st->holding) {
         ratelimit_login_refund(app, &st->limit);
-        step_release(app, st);
+        step_release(app, st, false);
     }
     store_ephemeral_clear(&st->held);
     store_user_clear(&st->user);
@@ -360,10 +360,17 @@ static struct svc_result totp_check(struct app *app, const char *user_id, const 
     if (!ok)
         return svc_fail(SVC_BAD_SECOND_FACTOR, "The code is wrong.");
     rc = store_totp_accept(app->store, user_id, step, confirming, codes, ncodes);
-    if (rc == STORE_NOT_FOUND && confirming) /* another confirmation came first */
-        return svc_fail(SVC_ALREADY_ENABLED,
-                        "TOTP was confirmed a moment ago by another request, which showed its "
-                        "recovery codes.");
+    if (rc == STORE_NOT_FOUND && confirming) {
+        /* Another confirmation came first, or the set-up was removed. */
+        struct store_totp now;
+        bool now_on = store_totp_get(app->store, user_id, &now) == STORE_OK && now.confirmed;
+        OPENSSL_cleanse(&now, sizeof now);
+        return now_on ? svc_fail(SVC_ALREADY_ENABLED,
+                             "TOTP was confirmed a moment ago by another request, which showed "
+                             "its recovery codes.")
+                  : svc_fail(SVC_NOT_FOUND, "There is no authenticator set-up to confirm: "
+                                            "start it again.");
+    }
     if (rc == STORE_NOT_FOUND) /* another request used this step a moment ago */
         return svc_fail(SVC_BAD_SECOND_FACTOR, "The code was used already.");
     if (rc != STORE_OK)
@@ -570,11 +577,19 @@ static void renew_then(struct svc_op *op)
     OPENSSL_cleanse(hashes, sizeof hashes);
     if (rc != STORE_OK) {
         json_decref(shown);
-        op->res = rc == STORE_NOT_FOUND
-                      ? svc_fail(SVC_CONFLICT, "The recovery codes were changed a moment ago by "
-                                               "another request; renew them again to see a set "
-                                               "that works.")
-                      : svc_store_failure(op->app, rc, "recovery_code");
+        if (rc == STORE_NOT_FOUND) {
+            /* Another renewal came first, or TOTP was removed meanwhile. */
+            rc = store_totp_get(op->app->store, op->user.id, &t);
+            on = rc == STORE_OK && t.confirmed;
+            OPENSSL_cleanse(&t, sizeof t);
+            op->res = on ? svc_fail(SVC_CONFLICT, "The recovery codes were changed a moment ago "
+                                                  "by another request; renew them again to see "
+                                                  "a set that works.")
+                         : svc_fail(SVC_NOT_FOUND,
+                                    "Recovery codes come with TOTP, which is not set up.");
+            return;
+        }
+        op->res = svc_store_failure(op->app, rc, "recovery_code");
         return;
     }
     op->data = json_pack("{s:o}", "recovery_codes", shown);
@@ -596,17 +611,16 @@ struct svc_op *mfa_recovery_renew(struct app *app, const struct svc_ctx *ctx,
             op->res = svc_store_failure(app, rc, "totp");
         return op;
     }
+    int64_t *arg = malloc(sizeof *arg);
+    if (!arg)
+        return NULL; /* out of memory, as svc_op_new says */
+    *arg = gen;
     struct svc_op *op =
         accounts_reconfirm(app, ctx, who, password, plen, renew_then, "recovery_codes");
-    if (!op || op->res.status != SVC_OK || !op->slow)
-        return op;
-    int64_t *arg = malloc(sizeof *arg);
-    if (!arg) {
-        op->res = svc_fail(SVC_ERROR, NULL);
-        op->slow = NULL;
-        return op;
+    if (!op) {
+        free(arg);
+        return NULL;
     }
-    *arg = gen;
     op->arg = arg;
     op->arg_free = free;
     return op;

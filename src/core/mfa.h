@@ -78,8 +78,8 @@ struct svc_result mfa_complete(struct app *app, const struct svc_ctx *ctx, const
  * - mfa_step_finish: the factor was right: the session is opened with the
  *   ticket's amr plus amr (*ret_user, *ret_grant);
  * - mfa_step_end, always last (also after a failed begin): when neither
- *   came (storage failed meanwhile), puts the ticket back and refunds the
- *   attempt; frees st.
+ *   came (storage failed meanwhile), puts the ticket back (its try stays
+ *   counted) and refunds the back-off's attempt; frees st.
  */
 struct mfa_step {
     char key[96];

@@ -356,11 +356,16 @@ static const char *const stmt_sql[P_COUNT] = {
     [P_USER_SET_DISABLED] = "UPDATE users SET disabled_at = CASE WHEN $2::bigint <> 0 AND disabled_at <> 0"
                            " THEN disabled_at ELSE $2::bigint END, updated_at = $3 WHERE id = $1",
     [P_USER_DELETE] = "DELETE FROM users WHERE id = $1",
+    /* NO KEY UPDATE, not UPDATE: it must not block the foreign-key
+     * checks of rows inserted for the user meanwhile (a reset token put by
+     * the mail worker), which take KEY SHARE, or the two deadlock. It still
+     * conflicts with the SHARE of a session being opened. */
     [P_USER_LOCK] = "SELECT 1 FROM users WHERE id = $1 AND ($2::text IS NULL OR password_hash = $2)"
-                    " FOR UPDATE",
+                    " FOR NO KEY UPDATE",
     [P_USER_LOCK_SHARE] = "SELECT 1 FROM users WHERE id = $1 AND ($2::text IS NULL OR"
-                          " password_hash = $2) FOR SHARE",
-    [P_OUTBOX_DROP_USER] = "DELETE FROM outbox WHERE user_id = $1 AND status = 'queued'",
+                          " password_hash = $2) AND disabled_at = 0 FOR SHARE",
+    [P_OUTBOX_DROP_USER] = "DELETE FROM outbox WHERE user_id = $1 AND status = 'queued' AND kind"
+                           " IN ('verify_email', 'reset_password', 'forgot_password')",
     [P_USER_LIST] = "SELECT id, username, password_hash, created_at, disabled_at, COALESCE(email, ''),"
                       " email_verified, COALESCE(email_pending, '') FROM users"
                     " ORDER BY created_at, id",

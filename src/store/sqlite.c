@@ -271,8 +271,10 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
     /* Inside a transaction (BEGIN IMMEDIATE: it is this process's and
      * file's only writer already), the check alone. */
-    [S_USER_LOCK] = "SELECT 1 FROM users WHERE id = ?1 AND (?2 IS NULL OR password_hash = ?2)",
-    [S_OUTBOX_DROP_USER] = "DELETE FROM outbox WHERE user_id = ?1 AND status = 'queued'",
+    [S_USER_LOCK] = "SELECT 1 FROM users WHERE id = ?1 AND (?2 IS NULL OR password_hash = ?2)"
+                    " AND (?3 = 1 OR disabled_at = 0)",
+    [S_OUTBOX_DROP_USER] = "DELETE FROM outbox WHERE user_id = ?1 AND status = 'queued' AND kind"
+                           " IN ('verify_email', 'reset_password', 'forgot_password')",
     [S_ETOK_PUT_DEL] = "DELETE FROM email_tokens WHERE user_id = ?1 AND purpose = ?2",
     [S_ETOK_PUT] = "INSERT INTO email_tokens(token_hash, user_id, purpose, email, code_hash,"
                    " attempts, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -900,7 +902,6 @@ static enum store_rc sq_user_update_disabled(struct store *base, const char *id,
 static enum store_rc sq_user_lock(struct store *base, const char *id, const char *hash,
                                   bool exclusive)
 {
-    (void)exclusive;
     struct conn *c = conn_get(SELF(base));
     if (!c)
         return STORE_UNAVAILABLE;
@@ -909,6 +910,7 @@ static enum store_rc sq_user_lock(struct store *base, const char *id, const char
         return STORE_ERROR;
     bind_text(q, 1, id);
     bind_text(q, 2, hash);
+    sqlite3_bind_int(q, 3, exclusive);
     int rc = sqlite3_step(q);
     sqlite3_reset(q);
     return rc == SQLITE_ROW ? STORE_OK : rc == SQLITE_DONE ? STORE_NOT_FOUND : map_rc(rc);

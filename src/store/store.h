@@ -290,8 +290,9 @@ struct store_ops {
                                           int64_t now);
     enum store_rc (*user_delete_row)(struct store *s, const char *id);
     /* In a transaction: hold the user's row until it ends (exclusive: for
-     * an update; else shared), when it exists and, hash not NULL, still has
-     * that password hash; else NOT_FOUND. */
+     * an update; else shared, and only while the account is not disabled),
+     * when it exists and, hash not NULL, still has that password hash;
+     * else NOT_FOUND. */
     enum store_rc (*user_lock)(struct store *s, const char *id, const char *hash, bool exclusive);
     enum store_rc (*user_list)(struct store *s, store_user_cb cb, void *ctx);
 
@@ -525,7 +526,7 @@ enum store_rc store_user_delete(struct store *s, const char *id, const struct re
  * user is gone or, with expect_hash, its password hash is no longer that
  * one (the login checked a password that a change, a reset or an operator
  * replaced meanwhile: the session must not outlive the revocation that
- * came with it). Holding the row orders the insert with a password change,
+ * came with it), or the account was disabled meanwhile. Holding the row orders the insert with a password change,
  * reset, disabling or deletion of the user on any instance: either the new
  * session exists when they revoke the user's sessions, or it is refused.
  */

@@ -1406,10 +1406,18 @@ static void test_disable_revokes_and_refuses_refresh(void **state)
     assert_outcome(do_refresh(s, s1, 0, NOW_MS + 1000, NULL, NULL), REFRESH_REVOKED);
     assert_outcome(do_refresh(s, s3, 0, NOW_MS + 1000, NULL, NULL), REFRESH_ROTATED);
 
-    /* A session that slipped in after the disabling (a login that raced
-     * it) is refused by the owner's flag. */
+    /* A login that raced the disabling opens no session (the row is held
+     * and must be enabled)... */
+    struct store_session ss = {.created_at = NOW - 5, .last_used_at = NOW - 5,
+                               .expires_at = NOW + ABSOLUTE};
+    assert_true(util_uuid7(ss.id));
+    snprintf(ss.user_id, sizeof ss.user_id, "%s", uid);
+    assert_int_equal(store_session_create(s, &ss, NULL), STORE_NOT_FOUND);
+    /* ... and a session that slipped in anyway (written by an older jwtd
+     * on the same database) is refused by the owner's flag. */
     char late[UUID_STR_LEN];
-    mklive(s, uid, NOW - 5, late);
+    memcpy(late, ss.id, UUID_STR_LEN);
+    assert_int_equal(s->ops->session_insert(s, &ss), STORE_OK);
     assert_outcome(do_refresh(s, late, 0, NOW_MS + 1000, NULL, NULL), REFRESH_REVOKED);
 
     /* Enabling lets the account in again; ended sessions stay ended. */
