@@ -355,11 +355,12 @@ static struct svc_result totp_check(struct app *app, const char *user_id, const 
     int64_t step = 0;
     bool ok = util_unhex(t.secret_hex, secret, sizeof secret, &slen) &&
               totp_verify(secret, slen, digits, dn, util_now(), 1, t.last_step, &step) == TOTP_OK;
+    int64_t made = t.created_at; /* which set-up the code was checked against */
     OPENSSL_cleanse(secret, sizeof secret);
     OPENSSL_cleanse(&t, sizeof t);
     if (!ok)
         return svc_fail(SVC_BAD_SECOND_FACTOR, "The code is wrong.");
-    rc = store_totp_accept(app->store, user_id, step, confirming, codes, ncodes);
+    rc = store_totp_accept(app->store, user_id, step, confirming, made, codes, ncodes);
     if (rc == STORE_NOT_FOUND && confirming) {
         /* Another confirmation came first, or the set-up was removed. */
         struct store_totp now;

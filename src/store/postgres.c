@@ -320,7 +320,8 @@ static const char *const stmt_sql[P_COUNT] = {
     /* A login's code needs a confirmed factor, a confirmation an
      * unconfirmed one (so that of two confirmations at once one wins). */
     [P_TOTP_STEP] = "UPDATE mfa_totp SET last_step = $2, confirmed = 1 WHERE user_id = $1 AND"
-                    " last_step < $2 AND confirmed = 1 - $3::integer",
+                    " last_step < $2 AND confirmed = 1 - $3::integer AND ($3::integer = 0 OR"
+                    " created_at = $4::bigint)",
     [P_TOTP_DEL] = "DELETE FROM mfa_totp WHERE user_id = $1",
     [P_TOTP_CODES_BUMP] = "UPDATE mfa_totp SET codes_gen = codes_gen + 1 WHERE user_id = $1 AND"
                           " confirmed = 1 AND codes_gen = $2",
@@ -1847,7 +1848,7 @@ static enum store_rc pg_totp_put(struct store *base, const struct store_totp *t)
 }
 
 static enum store_rc pg_totp_step(struct store *base, const char *user_id, int64_t step,
-                                  bool confirm)
+                                  bool confirm, int64_t pending_created_at)
 {
     struct pconn *c = conn_get(SELF(base));
     if (!c)
@@ -1856,6 +1857,7 @@ static enum store_rc pg_totp_step(struct store *base, const char *user_id, int64
     p_str(&p, user_id);
     p_int(&p, step);
     p_int(&p, confirm);
+    p_int(&p, pending_created_at);
     return run_changed(c, P_TOTP_STEP, &p);
 }
 
