@@ -650,9 +650,16 @@ static void change_password_finish(struct svc_op *op, bool ran)
         struct store_user now = {0};
         enum store_rc again = store_user_by_id(app->store, pv->who.sub, &now);
         store_user_clear(&now);
+        /* The stored hash changed since current_password was checked
+         * against it: a reset or another change (then current_password
+         * is no longer the password), or a login upgrading the same
+         * password's hash - only a new check can tell, which a retry
+         * makes. */
         op->res = again == STORE_OK
-                      ? svc_fail(SVC_WRONG_PASSWORD, "The password was changed meanwhile; the "
-                                                     "current password given is no longer it.")
+                      ? (struct svc_result){SVC_BUSY,
+                                            "The account's password was being updated; try "
+                                            "again.",
+                                            1}
                   : again == STORE_NOT_FOUND ? svc_fail(SVC_GONE, "the user no longer exists")
                                              : svc_store_failure(app, again, "password_change");
         return;
