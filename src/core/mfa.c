@@ -124,33 +124,25 @@ struct svc_result mfa_ticket_new(struct app *app, const struct store_user *u, un
     return svc_ok();
 }
 
-/* The account of the live ticket under key, and the methods it proved so
- * far; a ticket with more than `tries` tries counted is no longer live. */
-static struct svc_result ticket_account(struct app *app, const char key[96], int tries,
-                                        bool keep_hash, struct store_user *ret_user,
-                                        unsigned *ret_amr)
+/* The account of a live ticket e, and the methods it proved so far: one
+ * of kind "mfa", not expired, with fewer than TICKET_MAX_ATTEMPTS wrong
+ * factors, given for the account's password as it is now. */
+static struct svc_result ticket_user(struct app *app, const struct store_ephemeral *e,
+                                     bool keep_hash, struct store_user *ret_user,
+                                     unsigned *ret_amr)
 {
-    struct store_ephemeral e;
-    enum store_rc rc = store_ephemeral_get(app->store, key, &e);
-    if (rc == STORE_NOT_FOUND)
-        return TICKET_BAD;
-    if (rc != STORE_OK)
-        return svc_store_failure(app, rc, "mfa_ticket");
-    bool live = strcmp(e.kind, "mfa") == 0 && util_now() < e.expires_at && e.attempts <= tries;
-    json_t *v = live ? json_loads(e.value, 0, NULL) : NULL;
+    bool live = strcmp(e->kind, "mfa") == 0 && util_now() < e->expires_at &&
+                e->attempts < TICKET_MAX_ATTEMPTS;
+    json_t *v = live ? json_loads(e->value, 0, NULL) : NULL;
     unsigned amr = (unsigned)json_integer_value(json_object_get(v, "amr"));
     const char *pw_mark = json_string_value(json_object_get(v, "pw"));
     char want[33] = "";
     snprintf(want, sizeof want, "%s", pw_mark ? pw_mark : "");
     json_decref(v);
-    struct identity who;
-    memset(&who, 0, sizeof who);
-    snprintf(who.sub, sizeof who.sub, "%s", e.user_id);
-    store_ephemeral_clear(&e);
     if (!live)
         return TICKET_BAD;
     struct store_user u = {0};
-    rc = store_user_by_id(app->store, who.sub, &u);
+    enum store_rc rc = store_user_by_id(app->store, e->user_id, &u);
     if (rc == STORE_NOT_FOUND)
         return TICKET_BAD;
     if (rc != STORE_OK)
@@ -169,13 +161,28 @@ static struct svc_result ticket_account(struct app *app, const char key[96], int
     return svc_ok();
 }
 
+/* The same for the ticket stored under key (left in place). */
+static struct svc_result ticket_account(struct app *app, const char key[96], bool keep_hash,
+                                        struct store_user *ret_user, unsigned *ret_amr)
+{
+    struct store_ephemeral e;
+    enum store_rc rc = store_ephemeral_get(app->store, key, &e);
+    if (rc == STORE_NOT_FOUND)
+        return TICKET_BAD;
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "mfa_ticket");
+    struct svc_result r = ticket_user(app, &e, keep_hash, ret_user, ret_amr);
+    store_ephemeral_clear(&e);
+    return r;
+}
+
 struct svc_result mfa_ticket_peek(struct app *app, const char *ticket, size_t len,
                                   struct store_user *ret_user, unsigned *ret_amr)
 {
     char key[96];
     if (!ticket_key(ticket, len, key))
         return TICKET_BAD;
-    return ticket_account(app, key, TICKET_MAX_ATTEMPTS - 1, false, ret_user, ret_amr);
+    return ticket_account(app, key, false, ret_user, ret_amr);
 }
 
 struct svc_result mfa_step_begin(struct app *app, const struct svc_ctx *ctx, const char *ticket,
@@ -184,58 +191,50 @@ struct svc_result mfa_step_begin(struct app *app, const struct svc_ctx *ctx, con
     memset(st, 0, sizeof *st);
     if (!ticket_key(ticket, len, st->key))
         return TICKET_BAD;
-    /* Counted first, in one atomic step: parallel guesses on one ticket
-     * cannot get more than TICKET_MAX_ATTEMPTS factors checked. */
-    int tries = 0;
-    enum store_rc rc = store_ephemeral_attempt(app->store, st->key, &tries);
+    /* Taken out of storage first, atomically, and held while its factor
+     * is checked: another try with it meanwhile (codes sent in parallel,
+     * a form sent twice) finds none - nothing of it checked, spent or
+     * counted - and parallel guesses get one factor checked at a time.
+     * Only a wrong factor counts as a try (mfa_step_fail). */
+    enum store_rc rc = store_ephemeral_take(app->store, st->key, &st->held);
     if (rc == STORE_NOT_FOUND)
         return TICKET_BAD;
     if (rc != STORE_OK)
         return svc_store_failure(app, rc, "mfa_ticket");
-    if (tries > TICKET_MAX_ATTEMPTS)
-        return TICKET_BAD;
-    struct svc_result r =
-        ticket_account(app, st->key, TICKET_MAX_ATTEMPTS, true, &st->user, NULL);
-    if (r.status != SVC_OK)
+    st->holding = true;
+    /* Expired, out of tries, or given for a password the account no
+     * longer has: void (not put back). */
+    struct svc_result r = ticket_user(app, &st->held, true, &st->user, NULL);
+    if (r.status != SVC_OK) {
+        if (r.status == SVC_INVALID_GRANT)
+            st->holding = false;
         return r;
+    }
     /* A disabled account is refused before its factor is checked, so that
      * a recovery code is not spent on a sign-in that cannot happen; the
      * ticket is void all the same. */
     r = accounts_may_sign_in(app, ctx, &st->user);
     if (r.status != SVC_OK) {
-        store_ephemeral_delete(app->store, st->key);
+        st->holding = false;
         return r;
     }
     /* Second-step guesses count like password guesses, whatever the
-     * factor: while the account is blocked, no factor is checked. */
+     * factor: while the account is blocked, no factor is checked (and the
+     * ticket goes back, untried). */
     r = ratelimit_login_attempt(app, ctx, st->user.username, &st->limit);
     if (r.status != SVC_OK)
         return r;
-    /* Held while the factor is checked: another try with this ticket, at
-     * the same moment, finds none (a recovery code or TOTP step is not
-     * spent on a sign-in that another request is making). */
-    rc = store_ephemeral_take(app->store, st->key, &st->held);
-    if (rc != STORE_OK) {
-        ratelimit_login_refund(app, &st->limit);
-        memset(&st->limit, 0, sizeof st->limit);
-        return rc == STORE_NOT_FOUND ? TICKET_BAD : svc_store_failure(app, rc, "mfa_ticket");
-    }
-    st->holding = true;
-    /* The held copy has every try counted so far, this one included. */
-    if (util_now() >= st->held.expires_at || st->held.attempts > TICKET_MAX_ATTEMPTS) {
-        st->holding = false;
-        ratelimit_login_refund(app, &st->limit);
-        memset(&st->limit, 0, sizeof st->limit);
-        return TICKET_BAD;
-    }
     return svc_ok();
 }
 
 /* The ticket goes back to storage: after a try that reached no verdict,
- * always; after a wrong factor, while it has tries left. */
+ * as it was; after a wrong factor, with that try counted, unless it was
+ * its last. */
 static void step_release(struct app *app, struct mfa_step *st, bool wrong)
 {
-    if (st->holding && (!wrong || st->held.attempts < TICKET_MAX_ATTEMPTS))
+    if (st->holding && wrong)
+        st->held.attempts++;
+    if (st->holding && st->held.attempts < TICKET_MAX_ATTEMPTS)
         store_ephemeral_put(app->store, &st->held);
     st->holding = false;
 }
@@ -243,11 +242,11 @@ static void step_release(struct app *app, struct mfa_step *st, bool wrong)
 struct svc_result mfa_step_fail(struct app *app, const struct svc_ctx *ctx, struct mfa_step *st,
                                 const char *why)
 {
-    int attempts = st->held.attempts;
     /* The back-off counts it (the attempt stays counted). */
     ratelimit_login_failed(app, &st->limit);
     memset(&st->limit, 0, sizeof st->limit);
     step_release(app, st, true);
+    int attempts = st->held.attempts;
     metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
     AUDIT(LOG_INFO, ctx, "login_failed", "refused", NULL, LF_S("step", "second_factor"),
           LF_S("reason", why), LF_I("ticket_attempts", attempts));

@@ -65,16 +65,17 @@ struct svc_result mfa_complete(struct app *app, const struct svc_ctx *ctx, const
 
 /*
  * One try of a second step with a ticket, in up to four calls:
- * - mfa_step_begin counts the try at once, atomically (parallel tries get
- *   no more than five checked), checks that the account may still sign in
- *   and that its login back-off does not block it (429), and takes the
- *   ticket out of storage while the factor is checked: of two factors sent
- *   at once with one ticket, one is checked (and, a recovery code, spent),
- *   the other gets SVC_INVALID_GRANT. A used, expired or voided ticket, or
- *   a try beyond the limit, is SVC_INVALID_GRANT. On SVC_OK st->user is the
- *   account, and exactly one of the next two may follow:
- * - mfa_step_fail: the factor was wrong: counted in the back-off, logged,
- *   the ticket put back unless that was its last try; SVC_BAD_SECOND_FACTOR;
+ * - mfa_step_begin takes the ticket out of storage, atomically, and holds
+ *   it while the factor is checked: of two factors sent at once with one
+ *   ticket, one is checked (and, a recovery code, spent), the other gets
+ *   SVC_INVALID_GRANT and costs nothing; then it checks that the account
+ *   may still sign in and that its login back-off does not block it (429).
+ *   A used, expired or voided ticket (five wrong factors) is
+ *   SVC_INVALID_GRANT. On SVC_OK st->user is the account, and exactly one
+ *   of the next two may follow:
+ * - mfa_step_fail: the factor was wrong: counted in the back-off and on the
+ *   ticket, logged, the ticket put back unless that was its fifth wrong
+ *   factor; SVC_BAD_SECOND_FACTOR;
  * - mfa_step_finish: the factor was right: the session is opened with the
  *   ticket's amr plus amr (*ret_user, *ret_grant);
  * - mfa_step_end, always last (also after a failed begin): when neither

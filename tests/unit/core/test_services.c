@@ -2253,7 +2253,13 @@ static void test_mfa_ticket_one_try_at_a_time(void **state)
     assert_status(complete(f, t, MFA_RECOVERY, a.codes[0], NULL, NULL).status, SVC_INVALID_GRANT);
     assert_int_equal(status_of(f, &a.who).left, MFA_RECOVERY_CODES); /* not spent */
     assert_status(complete(f, t, MFA_TOTP, good, NULL, NULL).status, SVC_INVALID_GRANT);
-    mfa_step_end(&f->app, &held); /* no verdict: the ticket is back */
+    mfa_step_end(&f->app, &held); /* no verdict: the ticket is back, untried */
+    /* Neither the try without a verdict nor those refused while it was
+     * held counted: four wrong codes still leave the fifth try. */
+    char wrong[7];
+    not_a_code(&a, s, wrong);
+    for (int i = 0; i < 4; i++)
+        assert_status(complete(f, t, MFA_TOTP, wrong, NULL, NULL).status, SVC_BAD_SECOND_FACTOR);
     assert_status(complete(f, t, MFA_TOTP, good, NULL, NULL).status, SVC_OK);
     assert_status(complete(f, t, MFA_TOTP, good, NULL, NULL).status, SVC_INVALID_GRANT);
 }
@@ -2661,12 +2667,12 @@ static void test_passkeys_list_and_remove(void **state)
     /* No TOTP to finish it with. */
     assert_status(complete(f, t, MFA_TOTP, "123456", NULL, NULL).status, SVC_BAD_SECOND_FACTOR);
     /* The ticket side of a passkey step (the assertion itself is
-     * core/webauthn.c's): a try is counted, a refusal logged (the ticket
-     * back for its next try), a success uses it up. */
+     * core/webauthn.c's): a refusal is counted and logged (the ticket back
+     * for its next try), a success uses it up. */
     struct mfa_step st;
     assert_status(mfa_step_begin(&f->app, &f->client, t, strlen(t), &st).status, SVC_OK);
     assert_string_equal(st.user.id, id);
-    assert_int_equal(st.held.attempts, 2); /* the TOTP try above, then this one */
+    assert_int_equal(st.held.attempts, 1); /* the wrong TOTP code above */
     struct svc_result r = mfa_step_fail(&f->app, &f->client, &st, "passkey");
     mfa_step_end(&f->app, &st);
     assert_status(r.status, SVC_BAD_SECOND_FACTOR);
@@ -2674,7 +2680,7 @@ static void test_passkeys_list_and_remove(void **state)
     struct store_user u = {0};
     struct session_grant g = {0};
     assert_status(mfa_step_begin(&f->app, &f->client, t, strlen(t), &st).status, SVC_OK);
-    assert_int_equal(st.held.attempts, 3);
+    assert_int_equal(st.held.attempts, 2);
     assert_status(mfa_step_finish(&f->app, &f->client, &st, AMR_HWK, &u, &g).status, SVC_OK);
     mfa_step_end(&f->app, &st);
     assert_string_equal(u.id, id);
