@@ -70,25 +70,53 @@ const char *store_rc_name(enum store_rc rc)
 
 /* ------------------------------------------------------ transactions --- */
 
+/* The account a session belongs to ("" when there is no such session),
+ * read in a transaction of its own: a session's owner never changes. */
+static enum store_rc session_owner(struct store *s, const char *sid, char owner[UUID_STR_LEN])
+{
+    struct store_session row = {0};
+    struct store_user user = {0};
+    owner[0] = '\0';
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    rc = s->ops->session_lock(s, sid, &row, &user);
+    if (rc == STORE_OK)
+        memcpy(owner, row.user_id, UUID_STR_LEN);
+    return s->ops->tx_end(s, rc == STORE_NOT_FOUND ? STORE_OK : rc);
+}
+
 /* Open a transaction with sid's row locked and decide, with p->decide,
  * what its token of generation gen gets (*ret_open true: the transaction is
  * left open for the caller to apply the decision and end). No such
  * session: REFRESH_UNKNOWN, nothing left open. On a failure nothing is left
- * open either. */
+ * open either. With lock_owner, the owner's row is held (exclusively)
+ * before the session's: the order of every change to all of a user's
+ * sessions (see store_session_revoke_user). */
 static enum store_rc session_decide_locked(struct store *s, const char *sid, uint32_t gen,
-                                           const struct refresh_policy *p,
+                                           const struct refresh_policy *p, bool lock_owner,
                                            struct store_session *row, struct store_user *owner,
                                            enum refresh_outcome *ret_out, bool *ret_open)
 {
     *ret_open = false;
-    enum store_rc rc = s->ops->tx_begin(s);
+    char uid[UUID_STR_LEN] = "";
+    enum store_rc rc = lock_owner ? session_owner(s, sid, uid) : STORE_OK;
     if (rc != STORE_OK)
         return rc;
+    if (lock_owner && !uid[0]) {
+        *ret_out = REFRESH_UNKNOWN;
+        return STORE_OK;
+    }
+    rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    rc = lock_owner ? s->ops->user_lock(s, uid, NULL, true) : STORE_OK;
     /* The row lock (SELECT ... FOR UPDATE, or SQLite's write transaction)
      * makes concurrent decisions on one session, on any instance, take
      * turns: concurrent refreshes of one token, say - the first rotates,
      * the others see its result. */
-    rc = s->ops->session_lock(s, sid, row, owner);
+    if (rc == STORE_OK)
+        rc = s->ops->session_lock(s, sid, row, owner);
     if (rc == STORE_NOT_FOUND) {
         *ret_out = REFRESH_UNKNOWN;
         return s->ops->tx_end(s, STORE_OK);
@@ -108,7 +136,7 @@ enum store_rc store_refresh(struct store *s, const char *sid, uint32_t gen,
     struct store_user owner = {0};
     enum refresh_outcome out;
     bool open;
-    enum store_rc rc = session_decide_locked(s, sid, gen, p, &row, &owner, &out, &open);
+    enum store_rc rc = session_decide_locked(s, sid, gen, p, false, &row, &owner, &out, &open);
     if (rc == STORE_OK && open) {
         if (out == REFRESH_ROTATED) {
             row.refresh_gen = gen + 1;
@@ -198,7 +226,7 @@ enum store_rc store_signout(struct store *s, const char *sid, uint32_t gen,
     struct signout_result out = {.reach = SIGNOUT_NOTHING};
     bool open;
     enum store_rc rc =
-        session_decide_locked(s, sid, gen, &p->refresh, &row, &owner, &out.outcome, &open);
+        session_decide_locked(s, sid, gen, &p->refresh, p->all, &row, &owner, &out.outcome, &open);
     if (rc == STORE_OK && open) {
         out.reach = p->reach(out.outcome, p->all);
         memcpy(out.user_id, row.user_id, sizeof out.user_id);
@@ -240,7 +268,16 @@ enum store_rc store_session_revoke_user(struct store *s, const char *user_id,
     if (rc != STORE_OK)
         return rc;
     int n = 0;
-    rc = s->ops->session_revoke_rows(s, user_id, NULL, except_sid, reason, rev, &n);
+    /* The user's row first, as every change to all of a user's sessions
+     * takes it (a password change, disabling, deletion, a reset, a
+     * sign-out everywhere with a refresh token): they take turns instead
+     * of locking the session rows in different orders (on PostgreSQL, a
+     * deadlock). An account deleted meanwhile has no sessions left. */
+    rc = s->ops->user_lock(s, user_id, NULL, true);
+    if (rc == STORE_OK)
+        rc = s->ops->session_revoke_rows(s, user_id, NULL, except_sid, reason, rev, &n);
+    if (rc == STORE_NOT_FOUND)
+        rc = STORE_OK;
     rc = s->ops->tx_end(s, rc);
     if (rc == STORE_OK && ret_count)
         *ret_count = n;

@@ -945,6 +945,92 @@ static void test_double_mint_50_threads_one_token(void **state)
     assert_int_equal(revs_since(s, 0).n, 0);
 }
 
+/* signout_everywhere_race: every way to end all of a user's sessions at
+ * once - signing out everywhere with several of its refresh tokens, an
+ * access token's "all", an operator's `user logout`, a password change,
+ * disabling - run together on one user, each from a connection of its own:
+ * none fails (on PostgreSQL, two of them taking the session rows in
+ * different orders would deadlock, and one of them answer 503), and every
+ * session ends. */
+enum { ENDERS = 8, END_ROUNDS = 6 };
+
+struct ender {
+    struct store *s;
+    pthread_barrier_t *barrier;
+    const char *uid;
+    const char *sid;
+    int kind;
+    int64_t now_ms;
+    enum store_rc rc;
+};
+
+static void *ender_run(void *arg)
+{
+    struct ender *e = arg;
+    struct revocation rev = {.now_ms = e->now_ms, .expires_ms = e->now_ms + 910 * 1000};
+    warm_up(e->s);
+    pthread_barrier_wait(e->barrier);
+    switch (e->kind) {
+    case 0: { /* a refresh token's sign-out everywhere */
+        struct signout_policy p = {
+            .refresh = policy_at(e->now_ms), .all = true, .reach = sessions_signout_reach};
+        struct signout_result out;
+        e->rc = store_signout(e->s, e->sid, 0, &p, &out);
+        break;
+    }
+    case 1: /* an access token's "all", or an operator's `user logout` */
+        e->rc = store_session_revoke_user(e->s, e->uid, NULL, "logout_all", &rev, NULL);
+        break;
+    case 2: /* one session */
+        e->rc = store_session_revoke(e->s, e->uid, e->sid, "logout", &rev);
+        if (e->rc == STORE_NOT_FOUND) /* another one ended it first */
+            e->rc = STORE_OK;
+        break;
+    default: /* a password change keeping this session, then the rest ends */
+        e->rc = store_user_change_password(e->s, e->uid, NULL, "$h", e->sid, &rev, NULL);
+        break;
+    }
+    return NULL;
+}
+
+static void test_signout_everywhere_race(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN];
+    mkuser(s, "everywhere", "$h", uid);
+    for (int round = 0; round < END_ROUNDS; round++) {
+        char sid[ENDERS][UUID_STR_LEN];
+        for (int i = 0; i < ENDERS; i++)
+            mklive(s, uid, NOW - 100 + i, sid[i]);
+        pthread_barrier_t barrier;
+        assert_int_equal(pthread_barrier_init(&barrier, NULL, ENDERS), 0);
+        struct ender e[ENDERS];
+        pthread_t th[ENDERS];
+        for (int i = 0; i < ENDERS; i++) {
+            /* three refresh-token sign-outs, two "all", two single, one
+             * password change, in an order that moves each round */
+            static const int kinds[ENDERS] = {0, 1, 0, 2, 3, 0, 1, 2};
+            e[i] = (struct ender){.s = s, .barrier = &barrier, .uid = uid,
+                                  .sid = sid[(i + round) % ENDERS],
+                                  .kind = kinds[i], .now_ms = NOW_MS + round * 1000};
+            assert_int_equal(pthread_create(&th[i], NULL, ender_run, &e[i]), 0);
+        }
+        for (int i = 0; i < ENDERS; i++) {
+            pthread_join(th[i], NULL);
+            if (e[i].rc != STORE_OK)
+                fail_msg("round %d thread %d (kind %d): %s", round, i, e[i].kind,
+                         store_rc_name(e[i].rc));
+        }
+        pthread_barrier_destroy(&barrier);
+        /* At most the session the password change kept, if it came last. */
+        assert_true(list_at(s, uid, NOW).n <= 1);
+        struct revocation rev = {.now_ms = NOW_MS, .expires_ms = NOW_MS + 1000};
+        assert_int_equal(store_session_revoke_user(s, uid, NULL, "cleanup", &rev, NULL), STORE_OK);
+        assert_int_equal(list_at(s, uid, NOW).n, 0);
+    }
+}
+
 /* ---- secrets ---- */
 
 struct secret_racer {
@@ -2409,6 +2495,7 @@ int main(void)
         T(test_refresh_expired_changes_nothing),
         T(test_signout_with_refresh_token),
         T(test_double_mint_50_threads_one_token),
+        T(test_signout_everywhere_race),
         T(test_secret_first_writer_wins),
         T(test_keys_lifecycle),
         T(test_counter_windows_and_parallel_sum),
