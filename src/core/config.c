@@ -1139,6 +1139,19 @@ bool config_public_host(const struct config *cfg, char *out, size_t cap)
     return true;
 }
 
+bool config_public_origin(const struct config *cfg, char *out, size_t cap)
+{
+    if (!cfg->public_url)
+        return false;
+    const char *h = strstr(cfg->public_url, "://") + 3;
+    size_t n = (size_t)(h - cfg->public_url) + strcspn(h, "/");
+    if (n >= cap)
+        return false;
+    memcpy(out, cfg->public_url, n);
+    out[n] = '\0';
+    return true;
+}
+
 bool config_domain_covers(const char *domain, const char *host)
 {
     size_t d = strlen(domain), h = strlen(host);

@@ -146,6 +146,10 @@ struct config {
 /* The host of JWTD_PUBLIC_URL, lower case (false when unset). */
 bool config_public_host(const struct config *cfg, char *out, size_t cap);
 
+/* The origin of JWTD_PUBLIC_URL (scheme://host[:port], no path), as a
+ * browser writes it (false when unset). */
+bool config_public_origin(const struct config *cfg, char *out, size_t cap);
+
 /* Whether host is domain or one of its subdomains (case-insensitive). */
 bool config_domain_covers(const char *domain, const char *host);
 

@@ -47,9 +47,8 @@ static bool rp_get(const struct config *cfg, struct rp_buf *b)
     if (!config_public_host(cfg, host, sizeof host))
         return false;
     snprintf(b->id, sizeof b->id, "%s", cfg->webauthn_rp_id ? cfg->webauthn_rp_id : host);
-    /* The origin: scheme://host[:port] of the public URL, no path. */
-    const char *u = cfg->public_url, *h = strstr(u, "://") + 3;
-    snprintf(b->origin, sizeof b->origin, "%.*s", (int)(h - u + strcspn(h, "/")), u);
+    if (!config_public_origin(cfg, b->origin, sizeof b->origin))
+        return false;
     b->rp.id = b->id;
     b->rp.origin = b->origin;
     return true;

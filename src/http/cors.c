@@ -93,7 +93,7 @@ bool csrf_check(struct request *r)
         return true;
     const char *origin = request_header(r, "Origin");
     const char *site = request_header(r, "Sec-Fetch-Site");
-    bool origin_ok = !origin || parse_same_origin(origin, request_header(r, "Host")) || cors_origin_allowed(r, origin);
+    bool origin_ok = !origin || request_same_origin(r, origin) || cors_origin_allowed(r, origin);
     bool site_ok = !site || strcasecmp(site, "cross-site") != 0 ||
                    (origin && cors_origin_allowed(r, origin));
     if (origin_ok && site_ok)

@@ -136,12 +136,40 @@ bool parse_forwarded_client(const char *xff, bool (*trusted)(void *ctx, const ch
     }
 }
 
-bool parse_same_origin(const char *origin, const char *host)
+/* The host of an authority ("host[:port]", "[v6]:port"), without its
+ * port: its length. */
+static size_t authority_host_len(const char *a)
 {
-    if (!origin || !host)
+    return a[0] == '[' ? strcspn(a, "]") + (a[strcspn(a, "]")] ? 1 : 0) : strcspn(a, ":");
+}
+
+bool parse_same_origin(const char *origin, const char *host, const char *public_origin, bool tls)
+{
+    if (!origin)
         return false;
+    if (public_origin && strcasecmp(origin, public_origin) == 0)
+        return true;
     const char *sep = strstr(origin, "://");
-    return sep && sep[3] && strcasecmp(sep + 3, host) == 0;
+    if (!host || !sep || !sep[3] || strcasecmp(sep + 3, host) != 0)
+        return false;
+    size_t scheme = (size_t)(sep - origin);
+    bool https = scheme == 5 && strncasecmp(origin, "https", 5) == 0;
+    bool http = scheme == 4 && strncasecmp(origin, "http", 4) == 0;
+    if (!(tls ? https : https || http))
+        return false;
+    /* The public host by another scheme or port is another origin (a page
+     * on http://auth.example.com is not https://auth.example.com's), even
+     * when a proxy passes the Host header without the port. */
+    if (public_origin) {
+        const char *pub = strstr(public_origin, "://");
+        if (pub) {
+            pub += 3;
+            size_t n = authority_host_len(pub);
+            if (authority_host_len(host) == n && strncasecmp(host, pub, n) == 0)
+                return false;
+        }
+    }
+    return true;
 }
 
 bool parse_content_type_form(const char *ct)

@@ -43,8 +43,14 @@ bool parse_form_component(const char *in, size_t len, char *out, size_t cap, siz
 bool parse_forwarded_client(const char *xff, bool (*trusted)(void *ctx, const char *addr),
                             void *ctx, char *out, size_t cap);
 
-/* True when origin ("scheme://host[:port]") names the same authority as the
- * Host header (case-insensitive). */
-bool parse_same_origin(const char *origin, const char *host);
+/*
+ * True when origin (an Origin header, "scheme://host[:port]") is this
+ * server's own: public_origin (JWTD_PUBLIC_URL's scheme://host[:port],
+ * NULL when unset) exactly; else the authority of the Host header
+ * (case-insensitive) with the scheme the request came by - https with TLS
+ * on (tls), http or https without (a proxy may have ended TLS) - but never
+ * public_origin's host by another scheme or port.
+ */
+bool parse_same_origin(const char *origin, const char *host, const char *public_origin, bool tls);
 
 #endif /* JWTD_PARSE_H */

@@ -29,6 +29,15 @@ const char *request_header(struct request *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+bool request_same_origin(struct request *r, const char *origin)
+{
+    char pub[512];
+    const struct config *cfg = r->app->cfg;
+    bool have_pub = config_public_origin(cfg, pub, sizeof pub);
+    return parse_same_origin(origin, request_header(r, "Host"), have_pub ? pub : NULL,
+                             cfg->tls_cert_pem != NULL);
+}
+
 static bool sockaddr_text(const struct sockaddr *sa, char *out, size_t cap)
 {
     if (!sa)

@@ -125,6 +125,11 @@ const struct svc_ctx *request_ctx(struct request *r);
 /* A request header (case-insensitive name), or NULL. */
 const char *request_header(struct request *r, const char *name);
 
+/* Whether origin (an Origin header) is this server's own: see
+ * parse_same_origin (JWTD_PUBLIC_URL's origin, else the Host header by the
+ * scheme the request came by). */
+bool request_same_origin(struct request *r, const char *origin);
+
 /* The client address (socket peer, or the first untrusted hop of
  * X-Forwarded-For when the peer is a trusted proxy). */
 const char *request_client_addr(struct request *r);

@@ -166,11 +166,12 @@ bool page_post(struct request *r, struct form *f)
     memset(f, 0, sizeof *f);
     const char *origin = request_header(r, "Origin");
     const char *site = request_header(r, "Sec-Fetch-Site");
-    const char *host = request_header(r, "Host");
-    /* Origin, when sent, names this host; Sec-Fetch-Site, when sent, says
-     * same-origin ("none", a navigation the user started, only beside a
-     * matching Origin); one of the two must vouch for the form. */
-    bool origin_ok = origin && parse_same_origin(origin, host);
+    /* Origin, when sent, is this server's (request_same_origin: the
+     * public URL's origin, else this host by the scheme the request came
+     * by); Sec-Fetch-Site, when sent, says same-origin ("none", a
+     * navigation the user started, only beside a matching Origin); one of
+     * the two must vouch for the form. */
+    bool origin_ok = origin && request_same_origin(r, origin);
     bool site_same = site && strcasecmp(site, "same-origin") == 0;
     bool site_none = site && strcasecmp(site, "none") == 0;
     bool ok = origin ? origin_ok && (!site || site_same || site_none) : site_same;

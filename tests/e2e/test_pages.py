@@ -93,6 +93,43 @@ def test_what_vouches_for_a_form_post(c, site, headers, ok):
         assert r.header_all("Set-Cookie") == [], r
 
 
+@pytest.mark.parametrize("host,origin,ok", [
+    ("PUB", "PUB", True),
+    # a proxy passing $host drops the port: the public origin still is one
+    ("localhost", "PUB", True),
+    ("127.0.0.1:1", "PUB", True),
+    # the public host by another scheme or port: another site
+    ("PUB_HOST", "https://PUB_HOST", False),
+    ("localhost", "http://localhost", False),
+    ("localhost:1", "http://localhost:1", False),
+    # not a web origin
+    ("SELF_HOST", "ftp://SELF_HOST", False),
+    ("SELF_HOST", "httpx://SELF_HOST", False),
+], ids=["public", "public-host-without-port", "public-other-host", "public-host-https",
+        "public-host-port-80", "public-host-other-port", "ftp", "httpx"])
+def test_origin_is_scheme_host_and_port(c, site, host, origin, ok):
+    """Trap: the forms' CSRF check compared only what follows "://" with
+    Host: a page on http://auth.example.com (or ftp://) passed as
+    https://auth.example.com's own, and behind a proxy that passes Host
+    without the port every form post was refused."""
+    username, password, _ = signup(c)
+    pub_host = site.public.split("://", 1)[1]
+    subst = {"PUB": site.public, "PUB_HOST": pub_host, "SELF_HOST": "%s:%d" % (c.host, c.port)}
+
+    def fill(v):
+        for k in sorted(subst, key=len, reverse=True):
+            v = v.replace(k, subst[k])
+        return v
+    h = {"Host": fill(host), "Origin": fill(origin)}
+    r = post_form(c, "/login", {"username": username, "password": password}, headers=h)
+    if ok:
+        assert r.status == 303, r
+        assert any(s.startswith(ACCESS + "=") for s in r.header_all("Set-Cookie")), r
+    else:
+        assert r.status == 403, r
+        assert r.header_all("Set-Cookie") == [], r
+
+
 def rd_status(c, rd):
     return c.get("/login?rd=" + urllib.parse.quote(rd, safe="")).status
 

@@ -55,7 +55,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (parse_forwarded_client(fields[2], trust_some, NULL, out, sizeof out) &&
         strlen(out) >= sizeof out)
         abort();
-    (void)parse_same_origin(fields[1], fields[2]);
+    /* The public origin as a browser would send it matches itself. */
+    if (!parse_same_origin(fields[1], fields[2], fields[1], size && (data[0] & 1)))
+        abort();
+    (void)parse_same_origin(fields[1], fields[2], fields[0], size && (data[0] & 1));
     free(buf);
     return 0;
 }

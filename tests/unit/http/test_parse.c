@@ -335,39 +335,92 @@ static void test_forwarded_client(void **state)
 
 /* ---- Origin vs Host ---- */
 
+/* Plain HTTP, no public URL. */
+static bool same(const char *origin, const char *host)
+{
+    return parse_same_origin(origin, host, NULL, false);
+}
+
 static void test_same_origin(void **state)
 {
     (void)state;
-    assert_true(parse_same_origin("https://auth.example.com", "auth.example.com"));
-    assert_true(parse_same_origin("http://auth.example.com", "auth.example.com"));
+    assert_true(same("https://auth.example.com", "auth.example.com"));
+    assert_true(same("http://auth.example.com", "auth.example.com"));
     /* Host names are case-insensitive (RFC 3986 §3.2.2). */
-    assert_true(parse_same_origin("https://AUTH.Example.COM", "auth.example.com"));
-    assert_true(parse_same_origin("https://auth.example.com", "Auth.Example.Com"));
+    assert_true(same("https://AUTH.Example.COM", "auth.example.com"));
+    assert_true(same("https://auth.example.com", "Auth.Example.Com"));
     /* Ports must be the same, written or not written alike. */
-    assert_true(parse_same_origin("http://127.0.0.1:8080", "127.0.0.1:8080"));
-    assert_true(parse_same_origin("http://localhost:8080", "LOCALHOST:8080"));
-    assert_false(parse_same_origin("http://localhost:8080", "localhost:8081"));
-    assert_false(parse_same_origin("http://localhost:8080", "localhost"));
-    assert_false(parse_same_origin("http://localhost", "localhost:8080"));
-    assert_false(parse_same_origin("http://localhost:80800", "localhost:8080"));
-    assert_true(parse_same_origin("http://[::1]:8080", "[::1]:8080"));
-    assert_false(parse_same_origin("http://[::1]:8080", "[::2]:8080"));
+    assert_true(same("http://127.0.0.1:8080", "127.0.0.1:8080"));
+    assert_true(same("http://localhost:8080", "LOCALHOST:8080"));
+    assert_false(same("http://localhost:8080", "localhost:8081"));
+    assert_false(same("http://localhost:8080", "localhost"));
+    assert_false(same("http://localhost", "localhost:8080"));
+    assert_false(same("http://localhost:80800", "localhost:8080"));
+    assert_true(same("http://[::1]:8080", "[::1]:8080"));
+    assert_false(same("http://[::1]:8080", "[::2]:8080"));
     /* Other sites, including look-alikes. */
-    assert_false(parse_same_origin("https://evil.example", "auth.example.com"));
-    assert_false(parse_same_origin("https://auth.example.com.evil.example", "auth.example.com"));
-    assert_false(parse_same_origin("https://evilauth.example.com", "auth.example.com"));
-    assert_false(parse_same_origin("https://auth.example.co", "auth.example.com"));
-    assert_false(parse_same_origin("https://x.auth.example.com", "auth.example.com"));
-    assert_false(parse_same_origin("https://auth.example.com/", "auth.example.com"));
+    assert_false(same("https://evil.example", "auth.example.com"));
+    assert_false(same("https://auth.example.com.evil.example", "auth.example.com"));
+    assert_false(same("https://evilauth.example.com", "auth.example.com"));
+    assert_false(same("https://auth.example.co", "auth.example.com"));
+    assert_false(same("https://x.auth.example.com", "auth.example.com"));
+    assert_false(same("https://auth.example.com/", "auth.example.com"));
     /* Not an origin. */
-    assert_false(parse_same_origin("null", "auth.example.com"));
-    assert_false(parse_same_origin("auth.example.com", "auth.example.com"));
-    assert_false(parse_same_origin("https://", ""));
-    assert_false(parse_same_origin("https://", "auth.example.com"));
-    assert_false(parse_same_origin("", ""));
-    assert_false(parse_same_origin(NULL, "auth.example.com"));
-    assert_false(parse_same_origin("https://auth.example.com", NULL));
-    assert_false(parse_same_origin(NULL, NULL));
+    assert_false(same("null", "auth.example.com"));
+    assert_false(same("auth.example.com", "auth.example.com"));
+    assert_false(same("https://", ""));
+    assert_false(same("https://", "auth.example.com"));
+    assert_false(same("", ""));
+    assert_false(same(NULL, "auth.example.com"));
+    assert_false(same("https://auth.example.com", NULL));
+    assert_false(same(NULL, NULL));
+}
+
+
+/* With TLS on, with JWTD_PUBLIC_URL: the scheme counts, and the public
+ * host only at the public origin. */
+static void test_same_origin_scheme_and_public_url(void **state)
+{
+    (void)state;
+    /* TLS on: the page was https. */
+    assert_true(parse_same_origin("https://auth.example.com", "auth.example.com", NULL, true));
+    assert_false(parse_same_origin("http://auth.example.com", "auth.example.com", NULL, true));
+    /* Only http and https are web origins. */
+    assert_false(parse_same_origin("ftp://auth.example.com", "auth.example.com", NULL, false));
+    assert_false(parse_same_origin("httpx://auth.example.com", "auth.example.com", NULL, false));
+    assert_false(parse_same_origin("://auth.example.com", "auth.example.com", NULL, false));
+    assert_true(parse_same_origin("HTTPS://auth.example.com", "auth.example.com", NULL, false));
+
+    const char *pub = "https://auth.example.com";
+    assert_true(parse_same_origin("https://auth.example.com", "auth.example.com", pub, false));
+    assert_true(parse_same_origin("HTTPS://Auth.Example.com", "auth.example.com", pub, false));
+    /* The public host by plain http, or another port: another site. */
+    assert_false(parse_same_origin("http://auth.example.com", "auth.example.com", pub, false));
+    assert_false(parse_same_origin("https://auth.example.com:8443", "auth.example.com:8443", pub,
+                                   false));
+    assert_false(parse_same_origin("http://AUTH.example.com:80", "auth.example.com:80", pub,
+                                   false));
+    /* Whatever Host a proxy passes: the public origin is the public
+     * origin (nginx's $host drops a port). */
+    const char *pub_port = "https://auth.example.com:8443";
+    assert_true(parse_same_origin("https://auth.example.com:8443", "auth.example.com", pub_port,
+                                  false));
+    assert_true(parse_same_origin("https://auth.example.com:8443", "127.0.0.1:8080", pub_port,
+                                  false));
+    assert_false(parse_same_origin("https://auth.example.com", "auth.example.com", pub_port,
+                                   false));
+    /* Reached by another name (a loopback address, say), that name's own
+     * origin, as without a public URL. */
+    assert_true(parse_same_origin("http://127.0.0.1:8080", "127.0.0.1:8080", pub, false));
+    assert_false(parse_same_origin("http://127.0.0.1:8080", "127.0.0.1:8080", pub, true));
+    assert_true(parse_same_origin("http://[::1]:8080", "[::1]:8080", "https://[::2]", false));
+    assert_false(parse_same_origin("http://[::1]:8080", "[::1]:8080", "https://[::1]", false));
+    /* Other sites stay other sites. */
+    assert_false(parse_same_origin("https://evil.example", "auth.example.com", pub, false));
+    assert_false(parse_same_origin("https://auth.example.com.evil.example", "auth.example.com",
+                                   pub, true));
+    assert_false(parse_same_origin(NULL, "auth.example.com", pub, false));
+    assert_false(parse_same_origin("null", "auth.example.com", pub, false));
 }
 
 int main(void)
@@ -378,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_content_type_json),
         cmocka_unit_test(test_forwarded_client),
         cmocka_unit_test(test_same_origin),
+        cmocka_unit_test(test_same_origin_scheme_and_public_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
