@@ -57,7 +57,7 @@ int cmd_migrate(int argc, char **argv)
 /* ----------------------------------------------------------- SIGHUP --- */
 
 struct reload_report {
-    const struct config *fresh;
+    const struct config *running, *fresh;
     struct buf applied, restart;
     bool tls_changed;
 };
@@ -67,12 +67,21 @@ static void note_change(void *vctx, size_t i, bool reloadable)
     struct reload_report *rep = vctx;
     const struct config_setting_info *info = config_setting(i);
     bool tls = strcmp(info->name, "JWTD_TLS_CERT") == 0 || strcmp(info->name, "JWTD_TLS_KEY") == 0;
+    /* A new certificate or key for a TLS listener is swapped in; turning
+     * TLS on or off needs a restart (another kind of listener). */
     if (tls && reloadable)
-        reloadable = rep->fresh->tls_cert_pem != NULL; /* on->off or off->on: restart */
+        reloadable = rep->running->tls_cert_pem != NULL && rep->fresh->tls_cert_pem != NULL;
     struct buf *b = reloadable ? &rep->applied : &rep->restart;
     buf_printf(b, "%s%s", b->len ? "," : "", info->name);
     if (tls && reloadable)
         rep->tls_changed = true;
+}
+
+static void log_reloaded(const struct reload_report *rep, const struct config *next)
+{
+    LOG(LOG_INFO, "reloaded", LF_S("applied", rep->applied.len ? rep->applied.data : ""),
+        LF_S("needs_restart", rep->restart.len ? rep->restart.data : ""),
+        LF_S("config", next->config_path ? next->config_path : ""));
 }
 
 /* Re-read the configuration (same file, environment and flags), apply what
@@ -84,7 +93,7 @@ static void reload(struct app *app, struct server *srv, int argc, char **argv)
     struct config fresh;
     config_defaults(&fresh);
     struct config *next = calloc(1, sizeof *next);
-    struct reload_report rep = {.fresh = &fresh};
+    struct reload_report rep = {.running = app->cfg, .fresh = &fresh};
     buf_init(&rep.applied, 4096);
     buf_init(&rep.restart, 4096);
     if (!next) {
@@ -108,10 +117,14 @@ static void reload(struct app *app, struct server *srv, int argc, char **argv)
         free(next);
         goto out;
     }
+    /* The line is written at the more verbose of the two levels: a reload
+     * that raises the level to warn still says so, once. */
+    bool quieter = next->log_level > app->cfg->log_level;
+    if (quieter)
+        log_reloaded(&rep, next);
     app_replace_config(app, next);
-    LOG(LOG_INFO, "reloaded", LF_S("applied", rep.applied.len ? rep.applied.data : ""),
-        LF_S("needs_restart", rep.restart.len ? rep.restart.data : ""),
-        LF_S("config", next->config_path ? next->config_path : ""));
+    if (!quieter)
+        log_reloaded(&rep, next);
 out:
     buf_free(&rep.applied);
     buf_free(&rep.restart);

@@ -714,6 +714,55 @@ def test_sighup_replaces_the_tls_certificate(jwtd_factory):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_sighup_turning_tls_on_or_off_needs_a_restart(jwtd_factory):
+    """Trap: a SIGHUP after adding tls_cert/tls_key to the file of a server
+    without TLS crashed it (SIGSEGV: the certificate swap ran on a listener
+    without TLS). Turning TLS on is listed in needs_restart, changes
+    nothing, and the server keeps serving plain HTTP."""
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-tls-")
+    try:
+        cert_path, key_path = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        cert, key, _ = _make_cert("on.example")
+        with open(cert_path, "wb") as f:
+            f.write(cert)
+        with open(key_path, "wb") as f:
+            f.write(key)
+        os.chmod(key_path, 0o600)
+        conf = os.path.join(tmp, "jwtd.conf")
+        write_conf(conf, {"signup": "open"})
+        srv = jwtd_factory(args=["--config", conf])
+        c = srv.client()
+        write_conf(conf, {"signup": "open", "tls_cert": cert_path, "tls_key": key_path})
+        line = sighup_and_wait(srv)
+        restart = field(line, "needs_restart").split(",")
+        assert "JWTD_TLS_CERT" in restart and "JWTD_TLS_KEY" in restart, line
+        assert "JWTD_TLS_CERT" not in field(line, "applied"), line
+        assert c.get("/healthz").status == 200          # still plain HTTP
+        signup(c)
+        c.close()
+        assert srv.stop() == 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_sighup_raising_the_log_level_still_says_so(jwtd_factory):
+    """Trap: a reload that raised log_level to warn wrote no `reloaded` line
+    (it was written at info, after the new level took effect). It is
+    written once, before."""
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-hup-")
+    try:
+        conf = os.path.join(tmp, "jwtd.conf")
+        write_conf(conf, {"log_level": "info"})
+        srv = jwtd_factory(args=["--config", conf])
+        write_conf(conf, {"log_level": "warn"})
+        line = sighup_and_wait(srv)
+        assert "JWTD_LOG_LEVEL" in field(line, "applied"), line
+        assert srv.running()
+        assert srv.stop() == 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------
 # 4. files
 # --------------------------------------------------------------------------
