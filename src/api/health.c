@@ -4,7 +4,8 @@
  * serves; /readyz answers 200 only when storage answers and a signing key is
  * loaded; /metrics is the Prometheus text exposition, answered only to the
  * peers JWTD_METRICS allows (loopback by default; 404 to others, so it is
- * invisible from outside).
+ * invisible from outside). A request a proxy forwarded is not a loopback
+ * reader, though its socket peer (the proxy) is on loopback.
  */
 #include <stdio.h>
 #include <string.h>
@@ -42,7 +43,8 @@ void api_metrics(struct request *r)
 {
     struct app *app = r->app;
     if (app->cfg->metrics == METRICS_OFF ||
-        (app->cfg->metrics == METRICS_LOOPBACK && !request_peer_is_loopback(r))) {
+        (app->cfg->metrics == METRICS_LOOPBACK &&
+         (!request_peer_is_loopback(r) || request_forwarded(r)))) {
         respond_error(r, 404, "not_found", "There is no such endpoint.");
         return;
     }

@@ -75,6 +75,12 @@ bool request_peer_is_loopback(struct request *r)
     return false;
 }
 
+bool request_forwarded(struct request *r)
+{
+    return request_header(r, "X-Forwarded-For") || request_header(r, "Forwarded") ||
+           request_header(r, "X-Real-IP");
+}
+
 static bool addr_trusted(const struct config *cfg, const char *addr)
 {
     for (size_t i = 0; i < cfg->n_trusted_proxies; i++)

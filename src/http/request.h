@@ -137,6 +137,11 @@ const char *request_client_addr(struct request *r);
 /* True when the socket peer is a loopback address. */
 bool request_peer_is_loopback(struct request *r);
 
+/* True when a proxy says it forwarded the request (X-Forwarded-For,
+ * Forwarded or X-Real-IP): its socket peer is then the proxy, not the
+ * client. */
+bool request_forwarded(struct request *r);
+
 /* The User-Agent, cut to 256 printable ASCII characters (static "" when
  * absent), copied into out. */
 void request_user_agent(struct request *r, char *out, size_t cap);

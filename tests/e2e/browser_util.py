@@ -524,10 +524,7 @@ def portal_nginx_conf(tmp, port, jwtd_listen, app_port, cert, key):
          "return 302 https://auth.%s:%d/login" % (dom, port)),
         ("server_name auth.example.com;", "server_name auth.%s;" % dom),
         ("server_name app.example.com;", "server_name app.%s;" % dom),
-        # jwtd compares a form's Origin (scheme://host:port) with Host; nginx's
-        # $host has no port, which only matches on the default port 443. This
-        # test's nginx listens on another port, so it passes the port on.
-        ("proxy_set_header Host $host;", "proxy_set_header Host $http_host;"),
+        ("access_log /var/log/nginx/access.log jwtd;", "access_log %s/access.log jwtd;" % tmp),
     ]
     for old, new in rules:
         assert old in site, "deploy/nginx/jwtd-portal.conf changed shape: %r is gone" % old

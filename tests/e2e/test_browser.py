@@ -31,8 +31,10 @@ Chromium treats localhost as a secure context (Secure cookies, WebAuthn).
 TOTP time is jwtd's test clock (JWTD_TEST_CLOCK), moved forward only.
 """
 
+import http.client
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -843,6 +845,20 @@ class Portal:
         with open(os.path.join(self.tmp, "access.log")) as f:
             return f.read()
 
+    def get(self, path):
+        """GET path of auth.jwtd.test through nginx, without a browser."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
+        try:
+            conn.request("GET", path, headers={"Host": "auth.jwtd.test:%d" % self.port})
+            r = conn.getresponse()
+            r.read()
+            return r
+        finally:
+            conn.close()
+
 
 def wait_tls(port, proc, deadline):
     ctx = ssl.create_default_context()
@@ -951,6 +967,15 @@ def test_portal_sign_in_returns_to_the_app_and_renews_without_password(b, portal
     # an allowed one, signed in: straight there
     b.go(portal.auth + "/login?rd=" + urllib.parse.quote(portal.app_base + "/other", safe=""))
     assert b.url == portal.app_base + "/other" and b.text("#user") == username
+
+    # the proxy keeps /metrics and mail links' tokens to itself
+    r = portal.get("/metrics")
+    assert r.status == 404, r.status
+    marker = "tok" + secrets.token_hex(8)
+    b.go(portal.auth + "/reset-password?token=" + marker)
+    b.go(portal.auth + "/verify-email?token=" + marker)
+    assert "GET /reset-password?(hidden)" in portal.access_log()
+    assert marker not in portal.access_log(), "a mail link's token reached nginx's log"
 
     # signing out clears the domain cookie too: the app sends us to sign in again
     b.go(portal.auth + "/account")

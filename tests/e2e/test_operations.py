@@ -1495,6 +1495,23 @@ def _check_histogram(buckets, count):
     assert buckets["+Inf"] == count, (buckets, count)
 
 
+@pytest.mark.parametrize("header", [None, ("X-Forwarded-For", "203.0.113.9"),
+                                    ("X-Forwarded-For", "127.0.0.1"),
+                                    ("Forwarded", "for=203.0.113.9"),
+                                    ("X-Real-IP", "203.0.113.9")],
+                         ids=["direct", "xff", "xff-loopback", "forwarded", "x-real-ip"])
+def test_metrics_are_not_served_through_a_proxy(server, client, header):
+    """Trap: behind the shipped portal proxy (`location /` to jwtd), an
+    Internet client read /metrics: the loopback check looked at the socket
+    peer, which is the proxy. A request a proxy says it forwarded is
+    refused like any other non-loopback reader (404)."""
+    r = client.get("/metrics", headers=dict([header]) if header else None)
+    if header is None:
+        assert r.status == 200, r
+    else:
+        assert_error(r, 404, "not_found")
+
+
 def test_metrics_latency_histograms(server, client):
     """Trap: only request counters existed, so a slow login path (hashing
     queue saturated) was invisible until users complained. Per-route latency
