@@ -414,19 +414,31 @@ static bool resolve_forgot(struct app *app, struct store_mail *m, json_t *params
     bool ok = mail_token(app, m->id, mail_secret_of(params), token) &&
               mail_token_hash(token, strlen(token), t.token_hash);
     OPENSSL_cleanse(token, sizeof token);
-    /* The token is stored by the first attempt only: a retry must not
-     * bring back a link that a password change (or a completed reset)
-     * removed in the meantime. */
-    if (!ok || (m->attempts == 0 && store_mail_enqueue(app->store, &t, NULL, 0) != STORE_OK)) {
+    /* The message becomes a reset mail to this account, and its token the
+     * account's reset token, at once and for good: a retry (after an SMTP
+     * failure, or a crash before the outcome was written) sends that mail
+     * again and stores nothing, so it cannot bring back a link that a
+     * reset or a password change ended meanwhile. */
+    json_object_set_new(params, "username", json_string(u.username));
+    json_object_set_new(params, "email", json_string(u.email));
+    json_object_del(params, "identifier");
+    struct store_mail resolved = *m;
+    snprintf(resolved.kind, sizeof resolved.kind, "%s", MAIL_RESET);
+    snprintf(resolved.user_id, sizeof resolved.user_id, "%s", u.id);
+    snprintf(resolved.to, sizeof resolved.to, "%s", u.email);
+    resolved.params = ok ? json_dumps(params, JSON_COMPACT) : NULL;
+    ok = resolved.params && store_mail_resolve(app->store, &t, &resolved) == STORE_OK;
+    if (resolved.params) {
+        OPENSSL_cleanse(resolved.params, strlen(resolved.params)); /* holds the secret */
+        free(resolved.params);
+    }
+    if (!ok) {
         *ret_why = "storage unavailable";
         return false;
     }
     snprintf(m->kind, sizeof m->kind, "%s", MAIL_RESET);
     snprintf(m->user_id, sizeof m->user_id, "%s", u.id);
     snprintf(m->to, sizeof m->to, "%s", u.email);
-    json_object_set_new(params, "username", json_string(u.username));
-    json_object_set_new(params, "email", json_string(u.email));
-    json_object_del(params, "identifier");
     return true;
 }
 
@@ -452,6 +464,13 @@ static void deliver(struct app *app, struct store_mail *m)
          expires[64];
     bool reset = strcmp(m->kind, MAIL_RESET) == 0;
     if (reset || strcmp(m->kind, MAIL_VERIFY) == 0) {
+        /* Retried past its link's life (an SMTP outage): nothing to send. */
+        if (util_now() >= m->created_ms / 1000 + (reset ? cfg->reset_ttl : cfg->verify_ttl)) {
+            json_decref(params);
+            finish(app, m, MAIL_DROPPED, m->attempts, 0, "the link would have expired",
+                   MR_DROPPED);
+            return;
+        }
         const char *secret = mail_secret_of(params);
         if (!mail_token(app, m->id, secret, token) || !mail_code(app, m->id, secret, code)) {
             json_decref(params);

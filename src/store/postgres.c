@@ -235,6 +235,7 @@ enum stmt {
     P_USER_LOCK,
     P_USER_LOCK_SHARE,
     P_OUTBOX_DROP_USER,
+    P_OUTBOX_RESOLVE,
     P_USER_LIST,
     P_SESS_INSERT,
     P_SESS_GET_LOCK,
@@ -309,6 +310,8 @@ static const char *const stmt_sql[P_COUNT] = {
                         " finished_ms = CASE WHEN $2 = 'queued' THEN 0 ELSE $6::bigint END"
                         " WHERE id = $1",
     [P_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = $1",
+    [P_OUTBOX_RESOLVE] = "UPDATE outbox SET kind = $2, user_id = $3, to_addr = $4, params = $5"
+                         " WHERE id = $1 AND kind = 'forgot_password' AND status = 'queued'",
     [P_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE status <> 'queued'"
                        " AND finished_ms < ($1::bigint - 7 * 86400) * 1000",
     [P_TOTP_GET] = "SELECT user_id, secret, confirmed, last_step, created_at, codes_gen FROM mfa_totp WHERE"
@@ -1713,17 +1716,23 @@ static enum store_rc pg_email_token_delete(struct store *base, const char *user_
     return run(c, P_ETOK_DELETE, &p, NULL);
 }
 
+/* $1..$5: a message's id, kind, user, recipient and parameters. */
+static void p_mail(struct params *p, const struct store_mail *m)
+{
+    p_str(p, m->id);
+    p_str(p, m->kind);
+    p_str(p, m->user_id);
+    p_str(p, m->to);
+    p_str(p, m->params ? m->params : "{}");
+}
+
 static enum store_rc pg_outbox_insert(struct store *base, const struct store_mail *m)
 {
     struct pconn *c = conn_get(SELF(base));
     if (!c)
         return STORE_UNAVAILABLE;
     struct params p = {0};
-    p_str(&p, m->id);
-    p_str(&p, m->kind);
-    p_str(&p, m->user_id);
-    p_str(&p, m->to);
-    p_str(&p, m->params ? m->params : "{}");
+    p_mail(&p, m);
     p_int(&p, m->next_attempt_ms);
     p_int(&p, m->created_ms);
     p_int(&p, m->give_up_ms);
@@ -1778,6 +1787,18 @@ static enum store_rc pg_outbox_finish(struct store *base, const char *id, enum m
     p_str(&p, error ? error : "");
     p_int(&p, now_ms);
     return run(c, P_OUTBOX_FINISH, &p, NULL);
+}
+
+static enum store_rc pg_outbox_resolve(struct store *base, const struct store_mail *m)
+{
+    struct pconn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    struct params p = {0};
+    p_mail(&p, m);
+    int rows = 0;
+    enum store_rc rc = run_count(c, P_OUTBOX_RESOLVE, &p, &rows);
+    return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc;
 }
 
 static enum store_rc pg_outbox_count(struct store *base, enum mail_status status, int64_t *ret_n)
@@ -2165,6 +2186,7 @@ static const struct store_ops pg_ops = {
     .outbox_insert = pg_outbox_insert,
     .outbox_claim = pg_outbox_claim,
     .outbox_finish = pg_outbox_finish,
+    .outbox_resolve = pg_outbox_resolve,
     .outbox_count = pg_outbox_count,
     .totp_get = pg_totp_get,
     .totp_put = pg_totp_put,

@@ -215,6 +215,7 @@ enum stmt {
     S_USER_DELETE,
     S_USER_LOCK,
     S_OUTBOX_DROP_USER,
+    S_OUTBOX_RESOLVE,
     S_USER_LIST,
     S_SESS_INSERT,
     S_SESS_GET_JOIN,
@@ -300,6 +301,8 @@ static const char *const stmt_sql[S_COUNT] = {
                         " params = CASE WHEN ?2 = 'queued' THEN params ELSE '{}' END,"
                         " finished_ms = CASE WHEN ?2 = 'queued' THEN 0 ELSE ?6 END WHERE id = ?1",
     [S_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = ?1",
+    [S_OUTBOX_RESOLVE] = "UPDATE outbox SET kind = ?2, user_id = ?3, to_addr = ?4, params = ?5"
+                         " WHERE id = ?1 AND kind = 'forgot_password' AND status = 'queued'",
     /* Finished messages are kept a week for the operator's questions. */
     [S_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE status <> 'queued' AND finished_ms < (?1 - 7 * 86400) * 1000",
     [S_TOTP_GET] = "SELECT user_id, secret, confirmed, last_step, created_at, codes_gen FROM"
@@ -1626,6 +1629,16 @@ static enum store_rc sq_email_token_delete(struct store *base, const char *user_
     return map_rc(exec_done(c, q));
 }
 
+/* ?1..?5: a message's id, kind, user, recipient and parameters. */
+static void bind_mail(sqlite3_stmt *q, const struct store_mail *m)
+{
+    bind_text(q, 1, m->id);
+    bind_text(q, 2, m->kind);
+    bind_text(q, 3, m->user_id);
+    bind_text(q, 4, m->to);
+    bind_text(q, 5, m->params ? m->params : "{}");
+}
+
 static enum store_rc sq_outbox_insert(struct store *base, const struct store_mail *m)
 {
     struct conn *c = conn_get(SELF(base));
@@ -1634,11 +1647,7 @@ static enum store_rc sq_outbox_insert(struct store *base, const struct store_mai
     sqlite3_stmt *q = st(c, S_OUTBOX_INSERT);
     if (!q)
         return STORE_ERROR;
-    bind_text(q, 1, m->id);
-    bind_text(q, 2, m->kind);
-    bind_text(q, 3, m->user_id);
-    bind_text(q, 4, m->to);
-    bind_text(q, 5, m->params ? m->params : "{}");
+    bind_mail(q, m);
     sqlite3_bind_int64(q, 6, m->next_attempt_ms);
     sqlite3_bind_int64(q, 7, m->created_ms);
     sqlite3_bind_int64(q, 8, m->give_up_ms);
@@ -1706,6 +1715,21 @@ static enum store_rc sq_outbox_finish(struct store *base, const char *id, enum m
     bind_text(q, 5, error ? error : "");
     sqlite3_bind_int64(q, 6, now_ms);
     return map_rc(exec_done(c, q));
+}
+
+static enum store_rc sq_outbox_resolve(struct store *base, const struct store_mail *m)
+{
+    struct conn *c = conn_get(SELF(base));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    sqlite3_stmt *q = st(c, S_OUTBOX_RESOLVE);
+    if (!q)
+        return STORE_ERROR;
+    bind_mail(q, m);
+    enum store_rc rc = map_rc(exec_done(c, q));
+    if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
+        rc = STORE_NOT_FOUND;
+    return rc;
 }
 
 static enum store_rc sq_outbox_count(struct store *base, enum mail_status status, int64_t *ret_n)
@@ -2126,6 +2150,7 @@ static const struct store_ops sqlite_ops = {
     .outbox_insert = sq_outbox_insert,
     .outbox_claim = sq_outbox_claim,
     .outbox_finish = sq_outbox_finish,
+    .outbox_resolve = sq_outbox_resolve,
     .outbox_count = sq_outbox_count,
     .totp_get = sq_totp_get,
     .totp_put = sq_totp_put,

@@ -309,6 +309,18 @@ enum store_rc store_mail_enqueue(struct store *s, const struct store_email_token
     return s->ops->tx_end(s, rc);
 }
 
+enum store_rc store_mail_resolve(struct store *s, const struct store_email_token *token,
+                                 const struct store_mail *m)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    rc = s->ops->outbox_resolve(s, m);
+    if (rc == STORE_OK)
+        rc = s->ops->email_token_put(s, token);
+    return s->ops->tx_end(s, rc);
+}
+
 enum store_rc store_password_reset(struct store *s, const struct store_email_token *t,
                                    const char *new_hash, const struct revocation *rev,
                                    int *ret_revoked, struct store_user *ret_user)
@@ -395,6 +407,11 @@ enum store_rc store_email_confirm(struct store *s, const struct store_email_toke
     }
     if (rc == STORE_OK)
         rc = s->ops->email_token_delete(s, t->user_id, EMAIL_VERIFY);
+    /* Another address now: reset links mailed to the one before end here,
+     * not only while the addresses differ (X, then Y, then X again must
+     * not bring X's old link back). */
+    if (rc == STORE_OK && strcmp(u.email, now_t.email) != 0)
+        rc = s->ops->email_token_delete(s, t->user_id, EMAIL_RESET);
     store_user_clear(&u);
     return s->ops->tx_end(s, rc == STORE_CONFLICT ? STORE_CONFLICT : rc);
 }

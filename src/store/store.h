@@ -351,6 +351,7 @@ struct store_ops {
     enum store_rc (*outbox_finish)(struct store *s, const char *id, enum mail_status status,
                                    int attempts, int64_t next_attempt_ms, const char *error,
                                    int64_t now_ms);
+    enum store_rc (*outbox_resolve)(struct store *s, const struct store_mail *m);
     enum store_rc (*outbox_count)(struct store *s, enum mail_status status, int64_t *ret_n);
 
     enum store_rc (*totp_get)(struct store *s, const char *user_id, struct store_totp *ret);
@@ -774,6 +775,15 @@ static inline enum store_rc store_outbox_finish(struct store *s, const char *id,
 {
     return s->ops->outbox_finish(s, id, status, attempts, next_attempt_ms, error, now_ms);
 }
+
+/* A queued "forgot" message (m->id) becomes the message it resolved to
+ * (m's kind, user, recipient and parameters), and token becomes the
+ * account's reset token, in one transaction: a retry, after a crash or an
+ * SMTP failure, sends the same link and never stores it again (which would
+ * bring back a link that a reset or a password change ended). NOT_FOUND,
+ * with nothing stored, when the message is no longer a queued "forgot". */
+enum store_rc store_mail_resolve(struct store *s, const struct store_email_token *token,
+                                 const struct store_mail *m);
 
 static inline enum store_rc store_outbox_count(struct store *s, enum mail_status status,
                                                int64_t *ret_n)

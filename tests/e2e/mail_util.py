@@ -152,7 +152,9 @@ class SmtpServer:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, rcpt_code=None, data_code=None, timeout=15.0):
+    def start(self, rcpt_code=None, data_code=None, hold_data=None, timeout=15.0):
+        """hold_data: seconds to wait, after a message is stored, before
+        answering its DATA (a client killed meanwhile never hears the 250)."""
         assert not self.running(), "the relay is running already"
         self.runs += 1
         rundir = os.path.join(self.tmpdir, "run-%d" % self.runs)
@@ -164,6 +166,8 @@ class SmtpServer:
             args += ["--rcpt-code", str(rcpt_code)]
         if data_code:
             args += ["--data-code", str(data_code)]
+        if hold_data:
+            args += ["--hold-data", str(hold_data)]
         with open(self.stderr_path, "wb") as err:
             # stdin is a pipe we hold: if the test process dies, the relay stops
             self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -302,9 +306,18 @@ def _run_relay(argv):
         note("RCPT", reply, address)
         return reply
 
+    rest = argv[3:]
+    hold = 0.0
+    if "--hold-data" in rest:
+        i = rest.index("--hold-data")
+        hold = float(rest[i + 1])
+        del rest[i:i + 2]
+
     async def handle_DATA(self, server, session, envelope):
         reply = await orig_data(self, server, session, envelope)
         note("DATA", reply, ",".join(envelope.rcpt_tos))
+        if hold:
+            await asyncio.sleep(hold)
         return reply
 
     smtp_server.Handler.handle_RCPT = handle_RCPT
@@ -319,7 +332,7 @@ def _run_relay(argv):
             return await orig_create(self, factory, host=host, port=port or want, **kw)
 
         asyncio.BaseEventLoop.create_server = create_server
-    sys.argv = [SMTP_SERVER] + argv[3:]
+    sys.argv = [SMTP_SERVER] + rest
     smtp_server.main()
 
 

@@ -638,6 +638,15 @@ def test_reset_link_void_once_a_new_address_is_confirmed(c, relay):
     assert c.post("/auth/email/verify", {"token": mb.token}).status == 200
     assert_error(reset(c, mr.token, strong_password()), 400, "invalid_link")
     assert login(c, username, password)["user"]["username"] == username
+    # Trap: back to the first address (confirmed again), its old link
+    # worked again: the link was void only while the addresses differed.
+    a = mr.to
+    assert patch_email(c, tok, a, password).status == 200
+    # to a: its verification, the reset, the notice of the change to b, and now
+    ma = assert_verify_mail(relay.wait_messages(4, to=a, what="the re-verification")[3], a)
+    assert c.post("/auth/email/verify", {"token": ma.token}).status == 200
+    assert_error(reset(c, mr.token, strong_password()), 400, "invalid_link")
+    assert login(c, username, password)["user"]["username"] == username
 
 
 # --------------------------------------------------------------------------
@@ -1021,6 +1030,47 @@ def test_jwtd_killed_with_mail_queued(jwtd_factory, down_relay):
     assert c.post("/auth/email/verify", {"token": mv[0].token}).status == 200
     assert reset(c, mr[0].token, strong_password()).status == 204
     c.close()
+
+
+def test_used_reset_link_stays_used_after_a_crash_mid_delivery(jwtd_factory, tmp_path):
+    """Trap: jwtd killed while the relay had stored a reset mail but not yet
+    answered 250: after the restart the mail was sent again (right: its
+    delivery was never confirmed), and the retry stored its token again,
+    so the link, used meanwhile and ended by a password change, reset the
+    password once more. The retry sends the same link, and it stays void."""
+    relay = SmtpServer()
+    clock = JwtdClock(str(tmp_path / "clock"))
+    try:
+        relay.start()
+        srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC, JWTD_TEST_CLOCK=clock.path,
+                                              JWTD_SMTP_TIMEOUT="1s", JWTD_RESET_TTL="1h",
+                                              JWTD_VERIFY_TTL="1h"))
+        c = srv.client()
+        e = addr("crash")
+        username, password, _ = signup_mail(c, e)
+        assert c.post("/auth/email/verify", {"token": relay.wait_one(e).token}).status == 200
+        relay.restart(hold_data=60)                    # stores, then keeps the 250
+        assert_queued(forgot(c, email=e))
+        mr = assert_reset_mail(relay.wait_messages(2, to=e, what="the reset")[1], e)
+        new_pw, newer_pw = strong_password(), strong_password()
+        assert reset(c, mr.token, new_pw).status == 204
+        tok = login(c, username, new_pw)["access_token"]
+        assert c.post("/auth/password", {"current_password": new_pw, "new_password": newer_pw},
+                      token=tok).status == 204
+        c.close()
+        srv.stop(sig=signal.SIGKILL, expect_rc=-signal.SIGKILL)   # the 250 never came
+        relay.restart()
+        srv.start()
+        c = srv.client()
+        clock.set(15000)                               # the lease (2 x 1 s + 10 s) is over
+        again = assert_reset_mail(relay.wait_messages(3, to=e, timeout=20,
+                                                      what="the retried reset")[2], e)
+        assert again.token == mr.token, "a retry sends the same link"
+        assert_error(reset(c, mr.token, strong_password()), 400, "invalid_link")
+        assert login(c, username, newer_pw)["user"]["username"] == username
+        c.close()
+    finally:
+        relay.close()
 
 
 def test_sent_messages_keep_no_secret(srv, c, relay):

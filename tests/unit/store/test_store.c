@@ -1980,6 +1980,8 @@ struct claimed {
     char id[16][UUID_STR_LEN];
     int attempts[16];
     char params[16][64];
+    char kind[16][32];
+    char to[16][EMAIL_MAX + 1];
 };
 
 static void claim_cb(void *ctx, const struct store_mail *m)
@@ -1989,8 +1991,49 @@ static void claim_cb(void *ctx, const struct store_mail *m)
         snprintf(c->id[c->n], UUID_STR_LEN, "%s", m->id);
         c->attempts[c->n] = m->attempts;
         snprintf(c->params[c->n], sizeof c->params[0], "%s", m->params);
+        snprintf(c->kind[c->n], sizeof c->kind[0], "%s", m->kind);
+        snprintf(c->to[c->n], sizeof c->to[0], "%s", m->to);
     }
     c->n++;
+}
+
+/* A "forgot" resolves once: the row becomes the reset mail and the token
+ * is stored, together; a second resolution (a retry after a crash) finds
+ * no "forgot" left and stores nothing - a token ended meanwhile stays
+ * ended. */
+static void test_outbox_forgot_resolves_once(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN];
+    mkuser(s, "forgetful", "$h", uid);
+    struct store_mail m = mail_of("forgot_password", "", "", NOW_MS);
+    m.params = "{\"identifier\":\"forgetful\"}";
+    assert_int_equal(store_outbox_insert(s, &m), STORE_OK);
+    struct store_email_token t = token_of(uid, EMAIL_RESET, "h-resolve", "f@example.com");
+    struct store_mail r = m;
+    snprintf(r.kind, sizeof r.kind, "reset_password");
+    snprintf(r.user_id, sizeof r.user_id, "%s", uid);
+    snprintf(r.to, sizeof r.to, "f@example.com");
+    r.params = "{\"username\":\"forgetful\"}";
+    assert_int_equal(store_mail_resolve(s, &t, &r), STORE_OK);
+    struct store_email_token got;
+    assert_int_equal(store_email_token_by_hash(s, "h-resolve", &got), STORE_OK);
+    struct claimed c = {0};
+    assert_int_equal(store_outbox_claim(s, NOW_MS, NOW_MS + 60000, 8, claim_cb, &c), STORE_OK);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.kind[0], "reset_password");
+    assert_string_equal(c.to[0], "f@example.com");
+    assert_string_equal(c.params[0], "{\"username\":\"forgetful\"}");
+    /* The link is used (or a password change ends it); a retry resolves
+     * again: nothing is stored. */
+    assert_int_equal(store_email_token_delete(s, uid, EMAIL_RESET), STORE_OK);
+    assert_int_equal(store_mail_resolve(s, &t, &r), STORE_NOT_FOUND);
+    assert_int_equal(store_email_token_by_hash(s, "h-resolve", &got), STORE_NOT_FOUND);
+    /* An unknown message stores nothing either. */
+    struct store_mail none = mail_of("reset_password", uid, "f@example.com", NOW_MS);
+    assert_int_equal(store_mail_resolve(s, &t, &none), STORE_NOT_FOUND);
+    assert_int_equal(store_email_token_by_hash(s, "h-resolve", &got), STORE_NOT_FOUND);
 }
 
 struct resetter {
@@ -2513,6 +2556,7 @@ int main(void)
         T(test_password_reset_flow),
         T(test_password_reset_link_once_under_a_race),
         T(test_outbox),
+        T(test_outbox_forgot_resolves_once),
         T(test_outbox_claims_are_exclusive),
         T(test_totp_factor),
         T(test_recovery_codes_renew_race),
