@@ -283,9 +283,7 @@ struct svc_op *accounts_signup(struct app *app, const struct svc_ctx *ctx, const
         /* Sign-up sends mail: the same limits as every request that does.
          * The subject is the address in a counter of its own: "forgot"
          * must not be able to tell that someone signed up with it. */
-        char subject[EMAIL_MAX + 8];
-        snprintf(subject, sizeof subject, "signup:%s", op->user.email);
-        struct svc_result r = ratelimit_mail(app, ctx, subject);
+        struct svc_result r = ratelimit_mail(app, ctx, MAIL_SUBJECT_SIGNUP, op->user.email);
         if (r.status != SVC_OK) {
             set_result(op, r);
             return op;
@@ -428,7 +426,7 @@ static void login_finish(struct svc_op *op, bool ran)
          * open that mailbox gets a fresh link (within the mail limits), so
          * an expired or lost link is never a dead end. */
         if (r.status == SVC_EMAIL_NOT_VERIFIED && target && mail_configured(app) &&
-            ratelimit_mail(app, &op->ctx, op->user.id).status == SVC_OK)
+            ratelimit_mail(app, &op->ctx, MAIL_SUBJECT_ACCOUNT, op->user.id).status == SVC_OK)
             recovery_send_verification(app, &op->ctx, &op->user, target, NULL);
         op->res = r;
         return;
@@ -790,7 +788,7 @@ struct svc_op *accounts_change_email(struct app *app, const struct svc_ctx *ctx,
     }
     if (norm[0] && mail_configured(app)) {
         /* A new address gets mail: the limits of every request that sends. */
-        struct svc_result r = ratelimit_mail(app, ctx, who->sub);
+        struct svc_result r = ratelimit_mail(app, ctx, MAIL_SUBJECT_ACCOUNT, who->sub);
         if (r.status != SVC_OK) {
             struct svc_op *op = svc_op_new(app, ctx);
             if (op)

@@ -7,9 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "base/log.h"
+#include "core/mail.h"
 
 static struct svc_result limited(int64_t retry_after, const char *detail)
 {
@@ -190,7 +189,8 @@ struct svc_result ratelimit_take(struct app *app, const struct svc_ctx *ctx, enu
     return svc_fail(SVC_ERROR, NULL);
 }
 
-struct svc_result ratelimit_mail(struct app *app, const struct svc_ctx *ctx, const char *subject)
+struct svc_result ratelimit_mail(struct app *app, const struct svc_ctx *ctx,
+                                 enum mail_subject kind, const char *subject)
 {
     char key[128];
     snprintf(key, sizeof key, "mail:addr:%s", ctx->client_addr);
@@ -198,19 +198,17 @@ struct svc_result ratelimit_mail(struct app *app, const struct svc_ctx *ctx, con
         window_take(app, key, app->cfg->mail_per_address, "mail requests from this address");
     if (r.status != SVC_OK || !subject)
         return r;
-    /* The subject may be an address someone typed: only its hash is kept. */
-    uint8_t d[32];
-    unsigned int n = 0;
-    char lower[300];
-    size_t i = 0;
-    for (; subject[i] && i + 1 < sizeof lower; i++)
-        lower[i] = (subject[i] >= 'A' && subject[i] <= 'Z') ? (char)(subject[i] + 32) : subject[i];
-    lower[i] = '\0';
-    if (!EVP_Digest(lower, i, d, &n, EVP_sha256(), NULL))
+    /* The subject may be an address someone typed: only a hash keyed with
+     * a server secret is kept (and logged), which no one can match against
+     * a guessed address without the database's secrets. */
+    static const char *const kinds[] = {"account", "identifier", "signup"};
+    char msg[320], hex[SHA256_HEX_LEN];
+    int m = snprintf(msg, sizeof msg, "ratelimit%c%s%c", 0, kinds[kind], 0);
+    for (size_t i = 0; subject[i] && (size_t)m + 1 < sizeof msg; i++)
+        msg[m++] = (subject[i] >= 'A' && subject[i] <= 'Z') ? (char)(subject[i] + 32) : subject[i];
+    if (!mail_key_hash(app, msg, (size_t)m, hex))
         return svc_fail(SVC_ERROR, NULL);
-    size_t o = (size_t)snprintf(key, sizeof key, "mail:subject:");
-    for (unsigned k = 0; k < 16 && o + 2 < sizeof key; k++)
-        o += (size_t)snprintf(key + o, sizeof key - o, "%02x", d[k]);
+    snprintf(key, sizeof key, "mail:subject:%.32s", hex);
     r = window_take(app, key, app->cfg->mail_per_account, "mail requests for this account");
     if (r.status != SVC_OK) {
         /* Not sent after all: the address gets its request back. */

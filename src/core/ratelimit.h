@@ -65,11 +65,22 @@ void ratelimit_login_refund(struct app *app, const struct login_limit *l);
  * SVC_LIMITED. */
 struct svc_result ratelimit_take(struct app *app, const struct svc_ctx *ctx, enum rate_kind kind);
 
+/* What a mail limit's subject names. Each kind counts apart: a typed
+ * identifier cannot use up an account's counter by being its id, nor tell
+ * a signup's counter by being "signup:" and an address. */
+enum mail_subject {
+    MAIL_SUBJECT_ACCOUNT,    /* an account id: its verification, a new address */
+    MAIL_SUBJECT_IDENTIFIER, /* what a "forgot" typed, known or not */
+    MAIL_SUBJECT_SIGNUP,     /* the address a sign-up gave */
+};
+
 /* A request that sends mail: at most JWTD_MAIL_RATE per client address and
- * JWTD_MAIL_ACCOUNT_RATE per subject (an account id, or the address or name
+ * JWTD_MAIL_ACCOUNT_RATE per subject (an account, or the address or name
  * asked about - known or not, so that the limit tells nothing) per window.
- * SVC_OK or SVC_LIMITED. */
-struct svc_result ratelimit_mail(struct app *app, const struct svc_ctx *ctx, const char *subject);
+ * The subject is kept (and logged) only as a keyed hash. SVC_OK or
+ * SVC_LIMITED. */
+struct svc_result ratelimit_mail(struct app *app, const struct svc_ctx *ctx,
+                                 enum mail_subject kind, const char *subject);
 
 /* The username's back-off key (for unlock and show). */
 void ratelimit_user_key(const char *username, char *out, size_t cap);

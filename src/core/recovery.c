@@ -123,7 +123,7 @@ struct svc_result recovery_request_verification(struct app *app, const struct sv
     if (!target)
         return svc_fail(SVC_NOTHING_TO_VERIFY, u.email[0] ? "The e-mail address is verified already."
                                                           : "The account has no e-mail address.");
-    if ((r = ratelimit_mail(app, ctx, u.id)).status != SVC_OK)
+    if ((r = ratelimit_mail(app, ctx, MAIL_SUBJECT_ACCOUNT, u.id)).status != SVC_OK)
         return r;
     return recovery_send_verification(app, ctx, &u, target, NULL);
 }
@@ -238,7 +238,7 @@ struct svc_result recovery_forgot(struct app *app, const struct svc_ctx *ctx,
         memcpy(ident, identifier, len);
         ident[len] = '\0';
     }
-    struct svc_result r = ratelimit_mail(app, ctx, ident);
+    struct svc_result r = ratelimit_mail(app, ctx, MAIL_SUBJECT_IDENTIFIER, ident);
     if (r.status != SVC_OK)
         return r;
     /* The same single write for any identifier: no lookup here, so neither

@@ -37,6 +37,7 @@ print what happened (pytest -s).
 Readings where the contract is silent are marked "reading:" below.
 """
 
+import hashlib
 import os
 import re
 import secrets
@@ -1205,6 +1206,44 @@ def test_mail_rate_limits(jwtd_factory, relay):
 
     relay.wait_messages(3, to=known, what="two reset mails")
     hold_still(relay, known, 3, "refused requests send nothing")
+    c.close()
+
+
+def test_mail_limits_of_one_kind_leave_the_others_alone(jwtd_factory, relay):
+    """Trap: every mail limit's subject shared one namespace. A forgot for
+    an account's id (its `sub`, often public) used up that account's own
+    counter (its verification requests 429), and a forgot for "signup:" and
+    an address told whether someone had signed up with it. Identifiers,
+    accounts and sign-ups now count apart, and the counters' keys (also
+    logged) are hashes keyed with a server secret, not SHA-256 of the
+    address."""
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC, JWTD_MAIL_ACCOUNT_RATE="2",
+                                          JWTD_MAIL_RATE="1000"))
+    c = srv.client()
+    e = addr("ns")
+    username, password, user = signup_mail(c, e)
+    relay.wait_one(e)
+    tok = login(c, username, password)["access_token"]
+    for _ in range(2):
+        assert_queued(forgot(c, username=user["id"]))
+    assert_error(forgot(c, username=user["id"]), 429, "too_many_attempts")
+    assert_queued(c.post("/auth/email/verify/request", token=tok))   # its own counter
+
+    # a signed-up address and an unused one answer alike
+    fresh = addr("nsfresh")
+    for probe in (e, fresh):
+        for _ in range(2):
+            assert_queued(forgot(c, email="signup:" + probe))
+        assert_error(forgot(c, email="signup:" + probe), 429, "too_many_attempts")
+
+    # the logged key is not the address's plain hash
+    assert_queued(forgot(c, email=fresh))
+    assert_queued(forgot(c, email=fresh))
+    assert_error(forgot(c, email=fresh), 429, "too_many_attempts")
+    plain = hashlib.sha256(fresh.lower().encode()).hexdigest()[:32]
+    limited = [l for l in srv.log().splitlines() if "event=rate_limited" in l]
+    assert limited and all(plain not in l for l in limited), limited
+    assert fresh not in srv.log()
     c.close()
 
 
