@@ -4,11 +4,29 @@
  */
 #include "core/ratelimit.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/log.h"
 #include "core/mail.h"
+
+/* prefix + the client's network: an IPv4 address as it is, an IPv6 one as
+ * its /64 (one subscriber's usual share: an address per request costs an
+ * IPv6 client nothing, a new /64 does). */
+static void addr_key(char *out, size_t cap, const char *prefix, const struct svc_ctx *ctx)
+{
+    struct in6_addr a;
+    char net[INET6_ADDRSTRLEN];
+    if (inet_pton(AF_INET6, ctx->client_addr, &a) == 1) {
+        memset(a.s6_addr + 8, 0, 8);
+        if (inet_ntop(AF_INET6, &a, net, sizeof net)) {
+            snprintf(out, cap, "%s%s/64", prefix, net);
+            return;
+        }
+    }
+    snprintf(out, cap, "%s%s", prefix, ctx->client_addr);
+}
 
 static struct svc_result limited(int64_t retry_after, const char *detail)
 {
@@ -90,7 +108,7 @@ struct svc_result ratelimit_login_attempt(struct app *app, const struct svc_ctx 
 {
     const struct config *cfg = app->cfg;
     struct login_limit l = {0};
-    snprintf(l.addr_key, sizeof l.addr_key, "login:addr:%s", ctx->client_addr);
+    addr_key(l.addr_key, sizeof l.addr_key, "login:addr:", ctx);
     struct svc_result res = window_take(app, l.addr_key, cfg->address_max_failures,
                                         "failed logins from this address");
     if (res.status != SVC_OK) {
@@ -105,7 +123,7 @@ struct svc_result ratelimit_login_attempt(struct app *app, const struct svc_ctx 
      * failures. The per-username counter and the window above count
      * before, atomically; they bound what parallel guesses get. */
     char seq[sizeof l.seq_key];
-    snprintf(seq, sizeof seq, "login:addrseq:%s", ctx->client_addr);
+    addr_key(seq, sizeof seq, "login:addrseq:", ctx);
     int64_t failures = 0, blocked_until_ms = 0, now_ms = util_now_ms();
     enum store_rc rc = store_login_get(app->store, seq, &failures, &blocked_until_ms);
     int64_t retry = blocked_until_ms > now_ms ? (blocked_until_ms - now_ms + 999) / 1000 : 0;
@@ -176,13 +194,13 @@ struct svc_result ratelimit_take(struct app *app, const struct svc_ctx *ctx, enu
     char key[128];
     switch (kind) {
     case RATE_SIGNUP:
-        snprintf(key, sizeof key, "signup:addr:%s", ctx->client_addr);
+        addr_key(key, sizeof key, "signup:addr:", ctx);
         return window_take(app, key, app->cfg->signup_per_address, "signups from this address");
     case RATE_REFRESH:
-        snprintf(key, sizeof key, "refresh:addr:%s", ctx->client_addr);
+        addr_key(key, sizeof key, "refresh:addr:", ctx);
         return window_take(app, key, app->cfg->refresh_per_address, "refreshes from this address");
     case RATE_CHALLENGE: /* passkey challenges, stored until they expire */
-        snprintf(key, sizeof key, "challenge:addr:%s", ctx->client_addr);
+        addr_key(key, sizeof key, "challenge:addr:", ctx);
         return window_take(app, key, app->cfg->refresh_per_address,
                            "passkey challenges from this address");
     }
@@ -193,7 +211,7 @@ struct svc_result ratelimit_mail(struct app *app, const struct svc_ctx *ctx,
                                  enum mail_subject kind, const char *subject)
 {
     char key[128];
-    snprintf(key, sizeof key, "mail:addr:%s", ctx->client_addr);
+    addr_key(key, sizeof key, "mail:addr:", ctx);
     struct svc_result r =
         window_take(app, key, app->cfg->mail_per_address, "mail requests from this address");
     if (r.status != SVC_OK || !subject)
@@ -213,7 +231,7 @@ struct svc_result ratelimit_mail(struct app *app, const struct svc_ctx *ctx,
     if (r.status != SVC_OK) {
         /* Not sent after all: the address gets its request back. */
         int64_t unused;
-        snprintf(key, sizeof key, "mail:addr:%s", ctx->client_addr);
+        addr_key(key, sizeof key, "mail:addr:", ctx);
         store_counter_add(app->store, key, util_now(), app->cfg->rate_window, -1, &unused);
     }
     return r;

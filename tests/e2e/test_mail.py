@@ -1209,6 +1209,25 @@ def test_mail_rate_limits(jwtd_factory, relay):
     c.close()
 
 
+def test_mail_limit_per_ipv6_client_is_per_64(jwtd_factory, relay):
+    """Trap: the per-client-address limit keyed an IPv6 client by its whole
+    address, and a client has a /64 (2^64 addresses) to send from: 30
+    addresses of one /64 all passed a limit of 20. An IPv6 client counts as
+    its /64; another /64 is another client."""
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC, JWTD_MAIL_RATE="4",
+                                          JWTD_TRUSTED_PROXIES="127.0.0.1"))
+    c = srv.client()
+
+    def ask(client_addr):
+        return c.post("/auth/password/forgot", {"email": addr("v6")},
+                      headers={"X-Forwarded-For": client_addr})
+    for i in range(1, 5):
+        assert_queued(ask("2001:db8:1:2::%x" % i))
+    assert_error(ask("2001:db8:1:2:ffff:ffff:ffff:ffff"), 429, "too_many_attempts")
+    assert_queued(ask("2001:db8:1:3::1"))
+    c.close()
+
+
 def test_mail_limits_of_one_kind_leave_the_others_alone(jwtd_factory, relay):
     """Trap: every mail limit's subject shared one namespace. A forgot for
     an account's id (its `sub`, often public) used up that account's own
