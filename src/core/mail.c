@@ -49,6 +49,9 @@ const char *mail_secret_of(json_t *params)
     return s ? s : "";
 }
 
+/* The longest subject sent (bytes): longer ones are cut. */
+#define SUBJECT_MAX 200
+
 /* HMAC-SHA-256(mail key, label || 0 || id [|| 0 || secret]). */
 static bool derive(const struct app *app, const char *label, const char *id, const char *secret,
                    uint8_t out[32])
@@ -277,13 +280,23 @@ static char *expand(const char *tpl, json_t *params, bool html, bool one_line)
         return NULL;
     }
     char *out = buf_steal(&b);
-    if (one_line) { /* a subject: no line breaks reach a header, none trail */
-        size_t n = strlen(out);
-        while (n > 0 && (out[n - 1] == '\r' || out[n - 1] == '\n' || out[n - 1] == ' '))
-            out[--n] = '\0';
+    if (one_line) {
+        /* A subject: no control character (a line break, a tab) reaches
+         * the header, as a space; none trail; and at most SUBJECT_MAX
+         * bytes, cut between UTF-8 characters, so that an operator's long
+         * template still makes a header (lines of 998 bytes at most). */
         for (char *q = out; *q; q++)
-            if (*q == '\r' || *q == '\n')
+            if ((unsigned char)*q < 0x20 || *q == 0x7f)
                 *q = ' ';
+        size_t n = strlen(out);
+        if (n > SUBJECT_MAX) {
+            n = SUBJECT_MAX;
+            while (n > 0 && ((unsigned char)out[n] & 0xC0) == 0x80)
+                n--;
+            out[n] = '\0';
+        }
+        while (n > 0 && out[n - 1] == ' ')
+            out[--n] = '\0';
     }
     return out;
 }

@@ -1298,6 +1298,29 @@ def test_templates_override_subject_and_text(jwtd_factory, relay, tmp_path):
     c.close()
 
 
+def test_subject_templates_with_tabs_or_great_length_still_send(jwtd_factory, relay,
+                                                                  tmp_path):
+    """Trap: an operator's subject template with a tab (or another control
+    character), or of some 1,250 characters, made every message of its
+    kind fail for good ("cannot be built"). Control characters become
+    spaces and a subject is cut at 200 bytes, between UTF-8 characters."""
+    tdir = tmp_path / "templates"
+    tdir.mkdir()
+    (tdir / "verify_email.subject").write_text("Confirm\tfor {{username}}\x01" + "\u00e9" * 700)
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC,
+                                          JWTD_MAIL_TEMPLATES=str(tdir)))
+    c = srv.client()
+    e = addr("subj")
+    username, _, _ = signup_mail(c, e)
+    m = relay.wait_one(e)
+    want = ("Confirm for %s " % username) + "\u00e9" * 700
+    cut = want.encode()[:200].decode("utf-8", "ignore")
+    assert m.subject == cut, (m.subject, cut)
+    assert len(m.subject.encode()) <= 200
+    assert m.link and m.link.startswith(PUBLIC + "/verify-email?token="), m.text
+    c.close()
+
+
 # --------------------------------------------------------------------------
 # 10. metrics
 # --------------------------------------------------------------------------
