@@ -22,7 +22,11 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "base/util.h"
 #include "core/mime.h"
@@ -1073,13 +1077,16 @@ static bool read_config_file(struct config *cfg, const char *path, bool required
         return false;
     }
     bool seen[N_SETTINGS] = {false};
-    char line[8192];
+    char line[8192 + 3]; /* 8 KiB, a CR LF, the NUL */
     int lineno = 0;
     bool ok = true;
     while (ok && fgets(line, sizeof line, f)) {
         lineno++;
         size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+        size_t body = len;
+        while (body > 0 && (line[body - 1] == '\n' || line[body - 1] == '\r'))
+            body--;
+        if (body > 8192 || (len == sizeof line - 1 && line[len - 1] != '\n')) {
             snprintf(err, errlen, "%s line %d: line too long", path, lineno);
             ok = false;
             break;
@@ -1104,7 +1111,15 @@ static bool read_config_file(struct config *cfg, const char *path, bool required
         const char *k = strncasecmp(key, "JWTD_", 5) == 0 ? key + 5 : key;
         const struct setting *s =
             name_to_env(k, strlen(k), true, env, sizeof env) ? find_setting(env) : NULL;
-        if (!s || strcmp(env, "JWTD_CONFIG") == 0) {
+        /* Only a name is echoed: a line without its '=' may be a secret
+         * ("database postgres://user:password@...?sslmode=..."). */
+        bool name_like = *key && strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                             "0123456789_-") == strlen(key);
+        if (!name_like) {
+            snprintf(err, errlen, "%s line %d: expected name = value (a name is letters, "
+                                  "digits, '_' and '-')", path, lineno);
+            ok = false;
+        } else if (!s || strcmp(env, "JWTD_CONFIG") == 0) {
             snprintf(err, errlen, "%s line %d: unknown setting '%.60s'", path, lineno, key);
             ok = false;
         } else if (seen[index_of(s)]) {
@@ -1158,6 +1173,31 @@ bool config_domain_covers(const char *domain, const char *host)
     if (d == h)
         return strcasecmp(domain, host) == 0;
     return h > d && host[h - d - 1] == '.' && strcasecmp(host + h - d, domain) == 0;
+}
+
+/* The certificate and key files hold a PEM certificate and the private
+ * key of its public key: a configuration rule, so that `jwtd config check`
+ * refuses what `jwtd serve` would (exit 2, not a start that fails). */
+static bool tls_pair_ok(const char *cert_pem, const char *key_pem, char *err, size_t errlen)
+{
+    BIO *cb = BIO_new_mem_buf(cert_pem, -1), *kb = BIO_new_mem_buf(key_pem, -1);
+    X509 *cert = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *key = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, (void *)"") : NULL;
+    bool ok = false;
+    if (!cert)
+        snprintf(err, errlen, "JWTD_TLS_CERT: not a PEM certificate");
+    else if (!key)
+        snprintf(err, errlen, "JWTD_TLS_KEY: not a PEM private key (without a passphrase)");
+    else if (X509_check_private_key(cert, key) != 1)
+        snprintf(err, errlen, "JWTD_TLS_KEY: the key does not belong to the certificate");
+    else
+        ok = true;
+    ERR_clear_error();
+    EVP_PKEY_free(key);
+    X509_free(cert);
+    BIO_free(kb);
+    BIO_free(cb);
+    return ok;
 }
 
 /* The rules between settings, and the values derived from others. */
@@ -1215,6 +1255,8 @@ static bool finalize(struct config *cfg, char *err, size_t errlen)
                  cfg->tls_cert_pem ? "JWTD_TLS_KEY" : "JWTD_TLS_CERT");
         return false;
     }
+    if (cfg->tls_cert_pem && !tls_pair_ok(cfg->tls_cert_pem, cfg->tls_key_pem, err, errlen))
+        return false;
     if (cfg->refresh_absolute_ttl < cfg->refresh_ttl) {
         snprintf(err, errlen, "JWTD_REFRESH_ABSOLUTE_TTL: must not be shorter than JWTD_REFRESH_TTL");
         return false;

@@ -450,6 +450,55 @@ def test_config_check_refuses_what_serve_refuses(tmp_path):
         assert (check.returncode, rc) == (0, 1), (err(check), stderr)
 
 
+def test_config_check_refuses_a_tls_key_of_another_certificate(tmp_path):
+    """Trap: `jwtd config check` passed a key that does not belong to the
+    certificate, and `jwtd serve` then exited 1 (a failure systemd retries)
+    instead of 2 (a configuration error, not retried). Both refuse it, with
+    the same line, exit 2; a matching pair passes."""
+    c1, k1, _ = _make_cert("one.example")
+    c2, k2, _ = _make_cert("two.example")
+    for name, data in (("c1.pem", c1), ("k1.pem", k1), ("k2.pem", k2), ("junk.pem", b"x")):
+        (tmp_path / name).write_bytes(data)
+        os.chmod(tmp_path / name, 0o600)
+    cert, key, other, junk = (str(tmp_path / n) for n in ("c1.pem", "k1.pem", "k2.pem", "junk.pem"))
+    p = jwtd(["config", "check", "--config", "none", "--tls-cert", cert, "--tls-key", key],
+             cwd=str(tmp_path))
+    assert p.returncode == 0, err(p)
+    for k, want in ((other, "JWTD_TLS_KEY: the key does not belong to the certificate"),
+                    (junk, "JWTD_TLS_KEY: not a PEM private key")):
+        p = jwtd(["config", "check", "--config", "none", "--tls-cert", cert, "--tls-key", k],
+                 cwd=str(tmp_path))
+        rc, stderr = run_expect_exit({"JWTD_TLS_CERT": cert, "JWTD_TLS_KEY": k,
+                                      "JWTD_CONFIG": "none"})
+        assert (p.returncode, rc) == (2, 2), (err(p), stderr)
+        assert want in err(p) and want in stderr, (err(p), stderr)
+    p = jwtd(["config", "check", "--config", "none", "--tls-cert", junk, "--tls-key", key],
+             cwd=str(tmp_path))
+    assert p.returncode == 2 and "JWTD_TLS_CERT: not a PEM certificate" in err(p), err(p)
+
+
+def test_config_line_without_its_equals_sign_echoes_no_secret(tmp_path):
+    """Trap: `database postgres://jwtd:S3cret@db/jwtd?sslmode=verify-full`
+    (the '=' forgotten after the name) was refused as "unknown setting
+    'database postgres://jwtd:S3cret@db/jwtd?sslmode'": the password went to
+    the terminal and, under serve, the journal. Only a name is echoed. And
+    a line of exactly 8 KiB is not "over 8 KiB"."""
+    conf = tmp_path / "jwtd.conf"
+    conf.write_text("signup = closed\n"
+                    "database postgres://jwtd:S3cretDbPw@db/jwtd?sslmode=verify-full\n")
+    p = jwtd(["config", "check", "--config", str(conf)], cwd=str(tmp_path))
+    assert p.returncode == 2, err(p)
+    assert "S3cretDbPw" not in err(p) + out(p), err(p)
+    assert "line 2: expected name = value" in err(p), err(p)
+    pad = "#" * 8192
+    conf.write_text("%s\r\nsignup = closed\n" % pad)
+    p = jwtd(["config", "check", "--config", str(conf)], cwd=str(tmp_path))
+    assert p.returncode == 0, err(p)
+    conf.write_text("%s#\nsignup = closed\n" % pad)
+    p = jwtd(["config", "check", "--config", str(conf)], cwd=str(tmp_path))
+    assert p.returncode == 2 and "line 1: line too long" in err(p), err(p)
+
+
 # --------------------------------------------------------------------------
 # 2. public URL and listen address
 # --------------------------------------------------------------------------
