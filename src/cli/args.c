@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "cli/cli.h"
@@ -165,9 +166,27 @@ int cli_open(int argc, char **argv, struct config *cfg, struct app *app, enum ap
     return rc ? rc : cli_open_app(cfg, app, mode);
 }
 
+/* A command about to create a database that no setting named: most likely
+ * run where the service's configuration was not found. Said, not refused
+ * (a first `jwtd user add` in a test directory is fine). */
+static void warn_new_default_database(const struct config *cfg)
+{
+    size_t db = config_setting_index("JWTD_DATABASE");
+    if (cfg->config_path || cfg->source[db] != CFG_DEFAULT ||
+        strncmp(cfg->database, "sqlite:", 7) != 0 || access(cfg->database + 7, F_OK) == 0)
+        return;
+    fprintf(stderr, "jwtd: warning: no configuration file (%s%s%s) and no JWTD_DATABASE: creating "
+            "a new database, %s, in this directory\n", CONFIG_DEFAULT_FILE,
+            strcmp(CONFIG_DEFAULT_FILE, CONFIG_SYSTEM_FILE) ? " or " : "",
+            strcmp(CONFIG_DEFAULT_FILE, CONFIG_SYSTEM_FILE) ? CONFIG_SYSTEM_FILE : "",
+            cfg->database + 7);
+}
+
 int cli_open_app(struct config *cfg, struct app *app, enum app_mode mode)
 {
     char err[512];
+    if (mode == APP_COMMAND)
+        warn_new_default_database(cfg);
     if (!app_open(app, cfg, mode, err, sizeof err)) {
         fprintf(stderr, "jwtd: %s\n", err);
         return 1;

@@ -1366,11 +1366,21 @@ bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t er
         snprintf(err, errlen, "--config needs a file name");
         return false;
     }
+    if (path && !*path) {
+        snprintf(err, errlen, "--config needs a file name (or none)");
+        return false;
+    }
     bool required = true;
     if (!path)
         path = getenv("JWTD_CONFIG");
     if (!path || !*path) {
+        /* This build's own file, else the system's: a binary installed by
+         * hand under /usr/local finds the /etc/jwtd/jwtd.conf its unit
+         * names, so commands on the host act on the service's settings. */
         path = CONFIG_DEFAULT_FILE;
+        if (strcmp(CONFIG_DEFAULT_FILE, CONFIG_SYSTEM_FILE) != 0 && access(path, F_OK) != 0 &&
+            errno == ENOENT && access(CONFIG_SYSTEM_FILE, F_OK) == 0)
+            path = CONFIG_SYSTEM_FILE;
         required = false;
     }
     if (strcmp(path, "none") != 0 &&

@@ -25,10 +25,13 @@
 enum work_priority { WORK_PRIO_IDLE, WORK_PRIO_BATCH, WORK_PRIO_NORMAL, WORK_PRIO_IO_BATCH };
 enum metrics_access { METRICS_LOOPBACK, METRICS_ANY, METRICS_OFF };
 
+/* The file read when none is named: this build's (<sysconfdir>/jwtd/), else
+ * the system's when this build's does not exist. */
+#define CONFIG_SYSTEM_FILE "/etc/jwtd/jwtd.conf"
 #ifdef JWTD_CONFIG_FILE
 #define CONFIG_DEFAULT_FILE JWTD_CONFIG_FILE
 #else
-#define CONFIG_DEFAULT_FILE "/etc/jwtd/jwtd.conf"
+#define CONFIG_DEFAULT_FILE CONFIG_SYSTEM_FILE
 #endif
 #define CONFIG_MAX_SETTINGS 96
 

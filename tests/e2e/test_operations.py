@@ -477,6 +477,27 @@ def test_config_check_refuses_a_tls_key_of_another_certificate(tmp_path):
     assert p.returncode == 2 and "JWTD_TLS_CERT: not a PEM certificate" in err(p), err(p)
 
 
+def test_a_command_that_would_make_a_database_nobody_named_says_so(tmp_path):
+    """Trap: on the service's host, a command run without the configuration
+    the unit names (the binary looked for its own sysconfdir's file) made a
+    fresh ./jwtd.db and exited 0: `jwtd user add` added the person to a
+    database no server reads. It still may (a first try in a scratch
+    directory), but says so; and `--config ''` is an error, not "no
+    file"."""
+    pw = (strong_password() + "\n").encode()
+    p = jwtd(["user", "add", uname(), "--password-stdin"], input=pw, cwd=str(tmp_path))
+    assert p.returncode == 0, err(p)
+    assert re.search(r"warning: no configuration file .* and no JWTD_DATABASE: creating a new "
+                     r"database, \./jwtd\.db, in this directory", err(p)), err(p)
+    p = jwtd(["user", "add", uname(), "--password-stdin"], input=pw, cwd=str(tmp_path))
+    assert p.returncode == 0 and "warning" not in err(p), err(p)      # it exists now
+    p = jwtd(["user", "add", uname(), "--password-stdin"], input=pw, cwd=str(tmp_path),
+             env={"JWTD_DATABASE": "sqlite:" + str(tmp_path / "named.db")})
+    assert p.returncode == 0 and "warning" not in err(p), err(p)      # named: no surprise
+    p = jwtd(["user", "list", "--config", ""], cwd=str(tmp_path))
+    assert p.returncode == 2 and "--config needs a file name" in err(p), err(p)
+
+
 def test_config_line_without_its_equals_sign_echoes_no_secret(tmp_path):
     """Trap: `database postgres://jwtd:S3cret@db/jwtd?sslmode=verify-full`
     (the '=' forgotten after the name) was refused as "unknown setting
