@@ -13,6 +13,7 @@
 
 #include "base/util.h"
 #include "cli/cli.h"
+#include "core/audit.h"
 #include "core/keyring.h"
 
 static bool now_opt, purge_opt;
@@ -100,7 +101,7 @@ static jwtd_alg rotate_target(const struct config *cfg, int *rc)
     return target;
 }
 
-static int rotate(struct config *cfg, struct app *app, jwtd_alg target)
+static int rotate(struct config *cfg, struct app *app, const struct svc_ctx *ctx, jwtd_alg target)
 {
     struct current_alg cur = {0};
     if (store_keys_list(app->store, find_current, &cur) != STORE_OK) {
@@ -122,6 +123,8 @@ static int rotate(struct config *cfg, struct app *app, jwtd_alg target)
                 "      Nothing changed. Is this the server's configuration (--config)? To rotate "
                 "the %s key: --alg %s; to change the algorithm on purpose: --alg %s.\n",
                 cur.alg, jwtd_alg_name(target), src, cur.alg, cur.alg, jwtd_alg_name(target));
+        AUDIT(LOG_WARN, ctx, "keys_rotate", "refused", NULL, LF_S("alg", jwtd_alg_name(target)),
+              LF_S("current_alg", cur.alg), LF_S("reason", "algorithm change without --alg"));
         return 1;
     }
     if (change && now_opt) {
@@ -138,7 +141,12 @@ static int rotate(struct config *cfg, struct app *app, jwtd_alg target)
         fprintf(stderr, "jwtd: cannot read signing keys from storage\n");
     } else if (!keyring_rotate(kr, now_opt, newkid, err, sizeof err)) {
         fprintf(stderr, "jwtd: %s\n", err);
+        AUDIT(LOG_WARN, ctx, "keys_rotate", "failed", NULL, LF_S("alg", jwtd_alg_name(target)),
+              LF_S("reason", err));
     } else {
+        AUDIT(LOG_INFO, ctx, "keys_rotate", "ok", NULL, LF_S("kid", newkid),
+              LF_S("alg", jwtd_alg_name(target)), LF_S("state", now_opt ? "current" : "next"),
+              LF_B("algorithm_change", change));
         if (now_opt)
             printf("%s\tcurrent (signing now)\n", newkid);
         else if (change)
@@ -155,7 +163,7 @@ static int rotate(struct config *cfg, struct app *app, jwtd_alg target)
     return rc;
 }
 
-static int retire(struct config *cfg, struct app *app, const char *kid)
+static int retire(struct config *cfg, struct app *app, const struct svc_ctx *ctx, const char *kid)
 {
     struct keyring *kr = keyring_new(cfg, app->store);
     char err[256];
@@ -164,7 +172,10 @@ static int retire(struct config *cfg, struct app *app, const char *kid)
         fprintf(stderr, "jwtd: cannot read signing keys from storage\n");
     } else if (!keyring_retire(kr, kid, purge_opt, err, sizeof err)) {
         fprintf(stderr, "jwtd: %s\n", err);
+        AUDIT(LOG_WARN, ctx, "keys_retire", "failed", NULL, LF_S("kid", kid),
+              LF_B("purge", purge_opt), LF_S("reason", err));
     } else {
+        AUDIT(LOG_INFO, ctx, "keys_retire", "ok", NULL, LF_S("kid", kid), LF_B("purge", purge_opt));
         printf("%s\t%s\n", kid, purge_opt ? "retired and distrusted now" : "retired");
         rc = 0;
     }
@@ -200,6 +211,8 @@ int cmd_keys(int argc, char **argv)
     }
     struct config cfg;
     struct app app;
+    struct svc_ctx ctx;
+    svc_ctx_operator(&ctx);
     jwtd_alg target = 0;
     rc = cli_config(a.nrest, a.rest, &cfg, &app);
     if (rc == 0 && cmd == &rotate_cmd)
@@ -214,9 +227,9 @@ int cmd_keys(int argc, char **argv)
         if (cmd == &list_cmd)
             rc = store_keys_list(app.store, print_key, NULL) == STORE_OK ? 0 : 1;
         else if (cmd == &rotate_cmd)
-            rc = rotate(&cfg, &app, target);
+            rc = rotate(&cfg, &app, &ctx, target);
         else
-            rc = retire(&cfg, &app, a.pos[0]);
+            rc = retire(&cfg, &app, &ctx, a.pos[0]);
     }
     cli_close(&cfg, &app);
     cli_args_free(&a);

@@ -1499,6 +1499,27 @@ def test_audit_events_carry_the_request_id(jwtd_factory):
     assert dis[0].get("user_id") == user["id"], dis[0]
     assert type(dis[0]["sessions_revoked"]) is int and dis[0]["sessions_revoked"] == 1, dis[0]
 
+    # Trap: key management left no audit trail (`keys retire --purge`, the
+    # answer to a leaked key, logged nothing at all).
+    p = cli(srv, "keys", "rotate", env={"JWTD_LOG_FORMAT": "json"})
+    assert p.returncode == 0, err(p)
+    kid = out(p).split("\t")[0]
+    rot = [e for e in _json_lines(err(p), "CLI's stderr") if e.get("event") == "keys_rotate"]
+    assert len(rot) == 1 and rot[0]["audit"] is True and rot[0]["outcome"] == "ok", rot
+    assert rot[0]["kid"] == kid and rot[0]["actor"] == "operator" and rot[0]["operator"], rot
+    assert_uuid(rot[0]["request_id"])
+    p = cli(srv, "keys", "retire", kid, "--purge", env={"JWTD_LOG_FORMAT": "json"})
+    assert p.returncode == 0, err(p)
+    ret = [e for e in _json_lines(err(p), "CLI's stderr") if e.get("event") == "keys_retire"]
+    assert len(ret) == 1 and ret[0]["outcome"] == "ok" and ret[0]["kid"] == kid, ret
+    assert ret[0]["purge"] is True, ret
+    p = cli(srv, "keys", "retire", "no-such-kid", env={"JWTD_LOG_FORMAT": "json"})
+    assert p.returncode == 1, err(p)
+    ret = [e for e in _json_lines("\n".join(l for l in err(p).splitlines()
+                                             if l.startswith("{")), "CLI's stderr")
+           if e.get("event") == "keys_retire"]
+    assert len(ret) == 1 and ret[0]["outcome"] == "failed", ret
+
     def all_there():
         events = _json_lines(srv.log(), "server log")
         by = {}
