@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 #include "core/accounts.h"
 #include "core/mfa.h"
+#include "core/password.h"
 #include "core/recovery.h"
 
 static const char *password_hash_opt;
@@ -333,6 +334,21 @@ int cmd_user(int argc, char **argv)
     }
     if (name && !username_valid(name, strlen(name))) {
         fprintf(stderr, "jwtd: invalid username: 3-128 characters of letters, digits and . _ - @ +\n");
+        rc = 2;
+        goto out_args;
+    }
+    /* What can be checked without the database is, before it is opened
+     * (or created). */
+    char email_norm[EMAIL_MAX + 1];
+    if (sub == U_IMPORT && !password_hash_supported(password_hash_opt)) {
+        fprintf(stderr, "jwtd: unsupported hash: give a bcrypt ($2a$/$2b$/$2y$) or argon2id PHC "
+                        "string\n");
+        rc = 2;
+        goto out_args;
+    }
+    if (sub == U_ADD && email_opt &&
+        !accounts_email_normalize(email_opt, strlen(email_opt), email_norm)) {
+        fprintf(stderr, "jwtd: --email: not an e-mail address jwtd accepts\n");
         rc = 2;
         goto out_args;
     }

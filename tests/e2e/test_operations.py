@@ -1055,6 +1055,21 @@ def test_mistyped_database_path_creates_nothing():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_bad_input_is_refused_before_a_database_is_made(tmp_path):
+    """Trap: `jwtd user import bob --password-hash nothash` exited 2 and
+    `jwtd user add bob --email notanemail` exited 1, each after creating and
+    migrating ./jwtd.db. Input that needs no database is checked first:
+    exit 2, nothing created."""
+    env = {"JWTD_DATABASE": "sqlite:" + str(tmp_path / "jwtd.db")}
+    for args, inp, want in (
+            (["user", "import", uname(), "--password-hash", "nothash"], None, "unsupported hash"),
+            (["user", "add", uname(), "--email", "notanemail", "--password-stdin"],
+             b"Correct-Horse-9-Battery\n", "--email: not an e-mail address")):
+        p = jwtd(args, env=env, input=inp, cwd=str(tmp_path))
+        assert p.returncode == 2 and want in err(p), (args, p.returncode, err(p))
+        assert os.listdir(str(tmp_path)) == [], (args, os.listdir(str(tmp_path)))
+
+
 NO_WRITE_COMMANDS = [["user", "list"], ["user", "show", "someone"], ["keys", "list"],
                      ["user", "disable", "someone"], ["keys", "retire", "some-kid"]]
 
