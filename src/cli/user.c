@@ -287,6 +287,10 @@ static int run(enum user_sub sub, struct app *app, const struct svc_ctx *ctx, co
         res = recovery_reset_link(app, ctx, name, link, sizeof link);
         if (res.status == SVC_OK)
             printf("%s\n", link);
+        if (res.status == SVC_OK && !app->cfg->public_url)
+            fprintf(stderr, "jwtd: warning: JWTD_PUBLIC_URL is not set, so the link starts with "
+                            "the issuer (%s): check that the person can reach jwtd there\n",
+                    app->cfg->issuer);
         break;
     }
     case U_MFA_RESET: {

@@ -366,6 +366,12 @@ struct svc_op *recovery_reset(struct app *app, const struct svc_ctx *ctx, const 
 struct svc_result recovery_reset_link(struct app *app, const struct svc_ctx *ctx,
                                       const char *username, char *out, size_t cap)
 {
+    /* The link opens jwtd's reset page: with the pages off it would be a
+     * 404 in the person's hands. */
+    if (!app->cfg->pages)
+        return svc_fail(SVC_NOT_CONFIGURED,
+                        "The link opens jwtd's reset page, and the pages are off (JWTD_PAGES=off): "
+                        "turn them on, or set the password with jwtd user passwd.");
     struct store_user u;
     struct svc_result r = accounts_find(app, username, &u);
     if (r.status != SVC_OK)

@@ -1160,6 +1160,20 @@ def test_without_smtp(server, client):
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     assert p.returncode != 0 and "token=" not in p.stdout.decode(), p
 
+    # Trap: with the pages off the link was a 404 in the person's hands, and
+    # without a public URL it could be http://0.0.0.0:8080/...; exit 0 both
+    # times, no word said.
+    def reset_link(env):
+        return subprocess.run([jwtd_bin(), "user", "reset-link", username],
+                              env=clean_env(dict({"JWTD_DATABASE": server.db.url}, **env)),
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    p = reset_link({"JWTD_PUBLIC_URL": base, "JWTD_PAGES": "off"})
+    assert p.returncode == 1 and "pages are off" in p.stderr.decode(), p
+    assert "token=" not in p.stdout.decode(), p
+    p = reset_link({"JWTD_LISTEN": "0.0.0.0:8080"})
+    assert p.returncode == 0 and "http://0.0.0.0:8080/reset-password?token=" in p.stdout.decode()
+    assert "warning: JWTD_PUBLIC_URL is not set" in p.stderr.decode(), p
+
 
 # --------------------------------------------------------------------------
 # 8. abuse limits
