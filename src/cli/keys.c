@@ -224,6 +224,9 @@ int cmd_keys(int argc, char **argv)
                                       : cmd == &rotate_cmd ? APP_COMMAND
                                                            : APP_EXISTING);
     if (rc == 0) {
+        if (cmd == &list_cmd && cfg.alg == JWTD_ALG_HS256)
+            fprintf(stderr, "jwtd: HS256: tokens are signed with JWTD_JWT_SECRET; no keys are "
+                            "stored or published\n");
         if (cmd == &list_cmd)
             rc = store_keys_list(app.store, print_key, NULL) == STORE_OK ? 0 : 1;
         else if (cmd == &rotate_cmd)

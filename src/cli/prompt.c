@@ -233,7 +233,9 @@ static int read_tty(const char *prompt, bool confirm, char *out, size_t cap, siz
 int cli_read_password(const char *prompt, bool force_stdin, bool confirm, char *out, size_t cap,
                       size_t *ret_len)
 {
-    if (force_stdin || !isatty(STDIN_FILENO))
+    if (!isatty(STDIN_FILENO))
         return read_stdin(out, cap, ret_len);
-    return read_tty(prompt, confirm, out, cap, ret_len);
+    /* --password-stdin typed at a terminal: one line all the same, but
+     * not shown on the screen. */
+    return read_tty(prompt, confirm && !force_stdin, out, cap, ret_len);
 }

@@ -1349,6 +1349,19 @@ def test_terminal_password_is_not_echoed(server, client):
                  401, "invalid_credentials")
 
 
+def test_password_stdin_at_a_terminal_is_not_echoed(server, client):
+    """Trap: `jwtd user add NAME --password-stdin` typed at a terminal
+    waited without a prompt and showed the password as it was typed. At a
+    terminal it is read once, with the echo off."""
+    username = uname("tty")
+    pw = strong_password()
+    rc, shown, echo = run_in_pty(["user", "add", username, "--password-stdin"],
+                                 db_env(server), [(rb"(?i)password", pw)])
+    assert rc == 0 and echo, shown
+    assert pw.encode() not in shown, "the password was echoed: %r" % shown
+    login(client, username, pw)
+
+
 def test_terminal_password_mismatch_creates_nothing(server):
     """Trap: a typo in a password typed blind created an account nobody
     could log in to. The two entries must match; otherwise exit 1, nothing
