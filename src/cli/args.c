@@ -6,12 +6,14 @@
  * options, and any setting as --name=value (or --name value) plus --config
  * PATH, which go to config_load. After "--" every word is an argument.
  */
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/util.h"
 #include "cli/cli.h"
 
 /* "--name" or "--name=value" with a name of lower-case letters, digits and
@@ -141,6 +143,66 @@ static void warn_unknown_env(void *ctx, const char *name, const char *hint)
 void cli_warn_unknown_env(bool as_log)
 {
     config_unknown_env(warn_unknown_env, &as_log);
+}
+
+/* Why an issuer derived from the listen address is a trap here (NULL when
+ * it is not): clients beyond loopback see another URL, and instances
+ * sharing a PostgreSQL database each derive their own issuer from their own
+ * address, so each refuses the others' tokens ("issuer mismatch"). */
+static const char *derived_issuer_trap(const struct config *cfg)
+{
+    if (cfg->public_url || cfg->source[config_setting_index("JWTD_ISSUER")] != CFG_DERIVED)
+        return NULL;
+    if (!config_listens_on_loopback(cfg))
+        return "listening beyond loopback: set JWTD_PUBLIC_URL to the URL clients use, or the "
+               "issuer follows the listen address and TLS setting";
+    if (config_uses_postgres(cfg))
+        return "the PostgreSQL database may be shared by several instances, and each derives "
+               "its issuer from its own listen address: set JWTD_PUBLIC_URL, the same on every "
+               "instance, or they refuse each other's tokens (issuer mismatch)";
+    return NULL;
+}
+
+/* One warning: a log event (serve), or a line on stderr (config check). */
+static void warn(bool as_log, const char *event, struct log_field what, const char *advice)
+{
+    if (as_log) {
+        LOG(LOG_WARN, event, what, LF_S("advice", advice));
+    } else if (what.type == LOG_T_INT) {
+        fprintf(stderr, "jwtd: warning: %s (%s %lld): %s\n", event, what.key,
+                (long long)what.i, advice);
+    } else {
+        fprintf(stderr, "jwtd: warning: %s (%s %s): %s\n", event, what.key,
+                what.s ? what.s : "", advice);
+    }
+}
+
+void cli_config_warnings(const struct config *cfg, bool as_log)
+{
+    const char *trap = derived_issuer_trap(cfg);
+    if (trap)
+        warn(as_log, "public_url_unset", LF_S("issuer", cfg->issuer), trap);
+    /* API.md takes durations up to days for both lifetimes; a long-lived
+     * access token is allowed, and said to be what it is. */
+    if (cfg->access_ttl > 3600)
+        warn(as_log, "access_ttl_long", LF_I("access_ttl", cfg->access_ttl),
+             "resource servers that verify offline (JWKS, libjwtd) cannot see a logout or "
+             "revocation until the token expires; keep JWTD_ACCESS_TTL at minutes and let the "
+             "refresh token carry the session");
+    if (as_log)
+        cli_warn_unknown_env(true);
+    if (cfg->config_path) {
+        struct stat sb;
+        bool secret_inside = false;
+        for (size_t i = 0; i < config_setting_count(); i++)
+            if (cfg->source[i] == CFG_FILE && config_value_is_secret(cfg, i))
+                secret_inside = true;
+        if (secret_inside && stat(cfg->config_path, &sb) == 0 && (sb.st_mode & 004))
+            warn(as_log, "config_file_readable", LF_S("file", cfg->config_path),
+                 "it holds a secret setting: chmod 640 and chown root:jwtd");
+    }
+    if (util_test_clock_on())
+        warn(as_log, "test_clock", LF_S("variable", "JWTD_TEST_CLOCK"), "it is for tests only");
 }
 
 int cli_config(int argc, char **argv, struct config *cfg, struct app *app)

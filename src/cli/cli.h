@@ -76,6 +76,12 @@ void cli_close(struct config *cfg, struct app *app);
  * log) or as "jwtd: warning:" lines on stderr. Every command does, once. */
 void cli_warn_unknown_env(bool as_log);
 
+/* What an operator should hear about a configuration that loads: the
+ * issuer trap, a long access lifetime, a secret in a readable file, the
+ * test clock (and, as_log, unknown JWTD_* variables): log events at start-up
+ * (as_log), lines on stderr for `jwtd config check`. */
+void cli_config_warnings(const struct config *cfg, bool as_log);
+
 /*
  * Read a password: from a terminal with echo off (prompt on stderr, asked
  * twice when confirm), otherwise (or with force_stdin) one line of stdin.

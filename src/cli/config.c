@@ -89,6 +89,7 @@ static int check(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    cli_config_warnings(&cfg, false);
     printf("# configuration file: %s\n", cfg.config_path ? cfg.config_path : "(none)");
     for (size_t i = 0; i < config_setting_count(); i++) {
         const struct config_setting_info *s = config_setting(i);

@@ -131,52 +131,6 @@ out:
     config_free(&fresh);
 }
 
-/* Why an issuer derived from the listen address is a trap here (NULL when
- * it is not): clients beyond loopback see another URL, and instances
- * sharing a PostgreSQL database each derive their own issuer from their own
- * address, so each refuses the others' tokens ("issuer mismatch"). */
-static const char *derived_issuer_trap(const struct config *cfg)
-{
-    if (cfg->public_url || cfg->source[config_setting_index("JWTD_ISSUER")] != CFG_DERIVED)
-        return NULL;
-    if (!config_listens_on_loopback(cfg))
-        return "listening beyond loopback: set JWTD_PUBLIC_URL to the URL clients use, or the "
-               "issuer follows the listen address and TLS setting";
-    if (config_uses_postgres(cfg))
-        return "the PostgreSQL database may be shared by several instances, and each derives "
-               "its issuer from its own listen address: set JWTD_PUBLIC_URL, the same on every "
-               "instance, or they refuse each other's tokens (issuer mismatch)";
-    return NULL;
-}
-
-/* What an operator should hear about at start-up. */
-static void startup_warnings(const struct config *cfg)
-{
-    const char *trap = derived_issuer_trap(cfg);
-    if (trap)
-        LOG(LOG_WARN, "public_url_unset", LF_S("issuer", cfg->issuer), LF_S("advice", trap));
-    /* API.md takes durations up to days for both lifetimes; a long-lived
-     * access token is allowed, and said to be what it is. */
-    if (cfg->access_ttl > 3600)
-        LOG(LOG_WARN, "access_ttl_long", LF_I("access_ttl", cfg->access_ttl),
-            LF_S("advice", "resource servers that verify offline (JWKS, libjwtd) cannot see a "
-                           "logout or revocation until the token expires; keep JWTD_ACCESS_TTL "
-                           "at minutes and let the refresh token carry the session"));
-    cli_warn_unknown_env(true);
-    if (cfg->config_path) {
-        struct stat sb;
-        bool secret_inside = false;
-        for (size_t i = 0; i < config_setting_count(); i++)
-            if (cfg->source[i] == CFG_FILE && config_value_is_secret(cfg, i))
-                secret_inside = true;
-        if (secret_inside && stat(cfg->config_path, &sb) == 0 && (sb.st_mode & 004))
-            LOG(LOG_WARN, "config_file_readable", LF_S("file", cfg->config_path),
-                LF_S("advice", "it holds a secret setting: chmod 640 and chown root:jwtd"));
-    }
-    if (util_test_clock_on())
-        LOG(LOG_WARN, "test_clock", LF_S("advice", "JWTD_TEST_CLOCK is for tests only"));
-}
-
 /* ---------------------------------------------------------- shutdown --- */
 
 /* After the pools stopped, every request they held has its answer (a 503 at
@@ -280,7 +234,7 @@ int cmd_serve(int argc, char **argv)
         LF_I("workers", cfg.workers), LF_I("hash_workers", cfg.hash_workers),
         LF_S("signup", cfg.signup_open ? "open" : "closed"),
         LF_S("config", cfg.config_path ? cfg.config_path : ""));
-    startup_warnings(&cfg);
+    cli_config_warnings(&cfg, true);
 
     int sig = 0;
     for (;;) {

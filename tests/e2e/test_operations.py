@@ -396,6 +396,19 @@ def test_environment_file_beside_the_config_file_is_refused(tmp_path):
     assert (tmp_path / "conf.db").exists()
 
 
+def test_config_check_warns_as_serve_would(tmp_path):
+    """Trap: `jwtd config check` passed access_ttl = 2h and a listen address
+    beyond loopback without a public URL in silence; only `jwtd serve` then
+    warned (access_ttl_long, public_url_unset). The check says the same, on
+    stderr, and still exits 0 (warnings, not errors)."""
+    p = jwtd(["config", "check", "--access-ttl=2h", "--listen=0.0.0.0:8080"], cwd=str(tmp_path))
+    assert p.returncode == 0, err(p)
+    assert "warning: access_ttl_long (access_ttl 7200)" in err(p), err(p)
+    assert "warning: public_url_unset" in err(p), err(p)
+    p = jwtd(["config", "check", "--public-url=https://auth.example.com"], cwd=str(tmp_path))
+    assert p.returncode == 0 and "warning" not in err(p), err(p)
+
+
 def test_config_file_with_a_byte_order_mark(tmp_path):
     """Trap: a jwtd.conf saved by Notepad begins with a UTF-8 byte order mark,
     and its first line was `unknown setting '\ufeffaccess_ttl'`."""
