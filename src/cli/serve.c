@@ -210,9 +210,12 @@ int cmd_serve(int argc, char **argv)
     struct app app;
     if (!app_open(&app, &cfg, APP_SERVE, err, sizeof err)) {
         fprintf(stderr, "jwtd: %s\n", err);
+        /* A newer jwtd's database: no restart mends that (exit 2, which
+         * the unit does not restart), unlike an unreachable database. */
+        int rc = app.schema_too_new ? 2 : 1;
         app_close(&app);
         config_free(&cfg);
-        return 1;
+        return rc;
     }
     if (!app_background_start(&app)) {
         fprintf(stderr, "jwtd: cannot start the background thread\n");

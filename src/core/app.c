@@ -56,6 +56,7 @@ static bool schema_current(struct app *app, char *err, size_t errlen)
     else if (current > latest)
         snprintf(err, errlen, "JWTD_DATABASE: the schema is at version %d, newer than this "
                               "jwtd's %d", current, latest);
+    app->schema_too_new = rc == STORE_OK && current > latest;
     return rc == STORE_OK && current == latest;
 }
 
@@ -85,6 +86,7 @@ static bool open_store(struct app *app, char *err, size_t errlen)
         /* Written by a newer jwtd: never run half-understood. */
         snprintf(err, errlen, "JWTD_DATABASE: the schema is at version %d, newer than this "
                               "jwtd's %d", app->schema_from, latest);
+        app->schema_too_new = true;
         return false;
     }
     /* What this process found under the migration lock: of instances

@@ -49,6 +49,7 @@ struct app {
     struct config *first_cfg;         /* the caller's: never freed here */
     struct store *store;
     int schema_from, schema_to;       /* versions before and after migrating */
+    bool schema_too_new;              /* app_open failed: a newer jwtd's database */
     struct keyring *keys;             /* APP_SERVE only */
     struct workpool *hash;            /* password hashing; APP_SERVE only */
     struct workpool *io;              /* requests that wait on storage; APP_SERVE only */
