@@ -347,6 +347,7 @@ bool keyring_reload(struct keyring *kr)
     /* Unchanged? Keep the ring (and the verify caches keyed on it). */
     struct ring *cur = ring_get(kr);
     bool same = cur && cur->fingerprint && strcmp(cur->fingerprint, ctx.fp.data) == 0;
+    bool first = cur == NULL;
     ring_unref(cur);
     if (same) {
         ok = true;
@@ -362,7 +363,9 @@ bool keyring_reload(struct keyring *kr)
     ring_swap(kr, ctx.r);
     ctx.r = NULL;
     ok = true;
-    LOG(LOG_INFO, "keyring_loaded", LF_S("keys", "changed"));
+    /* A change is news; the first load (every command that reads keys,
+     * every start) is not. */
+    LOG(first ? LOG_DEBUG : LOG_INFO, "keyring_loaded", LF_S("keys", first ? "loaded" : "changed"));
 done:
     jwtd_key_free(ctx.other_current);
     json_decref(ctx.jwks_keys);
