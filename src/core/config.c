@@ -958,9 +958,17 @@ static bool set_from(struct config *cfg, const struct setting *s, const char *va
             snprintf(err, errlen, "%s%s: bad value '%.80s'; give the host too: 0.0.0.0%s for "
                      "every interface, 127.0.0.1%s for this machine only", s->name, where, value,
                      value, value);
-        else
-            snprintf(err, errlen, "%s%s: bad value '%.80s'; accepts %s", s->name, where, value,
+        else {
+            /* A URL's password is not echoed either (user:pass@ in a
+             * public URL, say). */
+            char shown[128];
+            if (strstr(value, "://"))
+                util_redact_url(value, shown, sizeof shown);
+            else
+                snprintf(shown, sizeof shown, "%s", value);
+            snprintf(err, errlen, "%s%s: bad value '%.80s'; accepts %s", s->name, where, shown,
                      s->accepts);
+        }
         return false;
     }
     size_t i = index_of(s);
