@@ -208,8 +208,32 @@ bool page_identity(struct request *r, struct identity *ret)
     return tok && len > 0 && access_check(r->app, tok, len, util_now(), ret, &reason);
 }
 
+/* A DNS host name: labels of letters, digits, '-' and '_' (not at a
+ * label's ends for '-'), none empty, at most 253 bytes. */
+static bool host_name_ok(const char *host)
+{
+    size_t n = strlen(host), label = 0;
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i <= n; i++) {
+        char c = host[i];
+        if (c == '.' || c == '\0') {
+            if (label == 0 || label > 63 || host[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if (isalnum((unsigned char)c) || c == '_' || (c == '-' && label > 0)) {
+            label++;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool host_allowed(const struct config *cfg, const char *host)
 {
+    if (!host_name_ok(host))
+        return false;
     for (size_t i = 0; i < cfg->n_redirect_domains; i++) {
         const char *d = cfg->redirect_domains[i];
         if (d[0] == '.') {
@@ -230,6 +254,32 @@ static bool rd_char_ok(const char *c)
     if (isalnum((unsigned char)*c) || strchr("-._~:/?#@!$&()*+,;=", *c))
         return *c != '\0';
     return *c == '%' && isxdigit((unsigned char)c[1]) && isxdigit((unsigned char)c[2]);
+}
+
+/* Whether a path (up to '?' or '#') has a "." or ".." segment, also
+ * percent-encoded ("%2e"). */
+static bool has_dot_segment(const char *path)
+{
+    size_t end = strcspn(path, "?#");
+    for (size_t i = 0; i < end; i++) {
+        if (path[i] != '/')
+            continue;
+        size_t j = i + 1, dots = 0;
+        while (j < end) {
+            if (path[j] == '.') {
+                j++;
+            } else if (path[j] == '%' && j + 2 < end && path[j + 1] == '2' &&
+                       (path[j + 2] == 'e' || path[j + 2] == 'E')) {
+                j += 3;
+            } else {
+                break;
+            }
+            dots++;
+        }
+        if ((dots == 1 || dots == 2) && (j == end || path[j] == '/'))
+            return true;
+    }
+    return false;
 }
 
 /* The port of an authority ("host", "host:8443") for a scheme. */
@@ -311,8 +361,10 @@ bool page_rd_ok(const struct config *cfg, const char *given, char out[RD_MAX + 1
         if (!rd_char_ok(c))
             return false;
     if (rd[0] == '/') {
-        /* A path here: not "//host" (protocol-relative), not "/\host". */
-        if (rd[1] == '/')
+        /* A path here: not "//host" (protocol-relative), not "/\host",
+         * and no dot segment (".." or "." between slashes, which a
+         * browser resolves before it goes: "/a/../..//evil.test"). */
+        if (rd[1] == '/' || has_dot_segment(rd))
             return false;
         snprintf(out, RD_MAX + 1, "%s", rd);
         return true;
@@ -339,8 +391,11 @@ bool page_rd_ok(const struct config *cfg, const char *given, char out[RD_MAX + 1
         return false;
     host[strcspn(host, ":")] = '\0';
     /* An allowed domain on any port; jwtd's own host only at jwtd's own
-     * origin (another port of that host is another site). */
-    bool ok = host_allowed(cfg, host) || own_origin(cfg, https, host, port);
+     * origin (another port of that host is another site), even when a
+     * listed parent domain covers it. */
+    char own[300];
+    bool own_host = config_public_host(cfg, own, sizeof own) && strcasecmp(own, host) == 0;
+    bool ok = own_host ? own_origin(cfg, https, host, port) : host_allowed(cfg, host);
     if (ok)
         snprintf(out, RD_MAX + 1, "%s", rd);
     return ok;

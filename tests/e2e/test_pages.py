@@ -100,7 +100,7 @@ def test_what_vouches_for_a_form_post(c, site, headers, ok):
 
 
 @pytest.mark.parametrize("host,origin,ok", [
-    ("PUB", "PUB", True),
+    ("PUB_HOST", "PUB", True),
     # a proxy passing $host drops the port: the public origin still is one
     ("localhost", "PUB", True),
     ("127.0.0.1:1", "PUB", True),
@@ -140,6 +140,8 @@ def rd_status(c, rd):
     "SELF/x", "SELF/",
     "https://app.jwtd.test/x?y=1", "https://app.jwtd.test:8443/x", "https://a.apps.jwtd.test/",
     "https://app.jwtd.test/a%27b", "https://app.jwtd.test/~a_b-c.d!$&()*+,;=:@/?q#f",
+    "https://a_b.apps.jwtd.test/", "https://x-1.y.apps.jwtd.test/",
+    "/a..b/c", "/account/.well", "/x?p=/../y",
 ])
 def test_allowed_return_addresses(c, site, rd):
     assert rd_status(c, rd.replace("SELF", site.public)) == 200, rd
@@ -236,12 +238,38 @@ def test_return_address_decoded_by_the_query_is_encoded_back(c, rd, kept):
     # the usual suspects
     "//evil.test", "/\\evil.test", "https://evil.test/", "https://app.jwtd.test.evil.test/",
     "https://app.jwtd.test@evil.test/", "https://apps.jwtd.test/",
+    # not host names, though under an allowed parent domain
+    "https://..apps.jwtd.test/", "https://a..apps.jwtd.test/", "https://-a.apps.jwtd.test/",
+    "https://a-.apps.jwtd.test/", "https://a;b.apps.jwtd.test/", "https://a!b.apps.jwtd.test/",
+    "https://a&b.apps.jwtd.test/",
+    # dot segments, which the browser resolves before it goes
+    "/account/../..//evil.test", "/a/./b", "/a/%2e%2E/b", "/..", "/account/.",
 ])
 def test_refused_return_addresses(c, site, rd):
     """Trap: jwtd's own host was accepted on any port and scheme (another
     site on the same machine), ports with leading zeros and quotes went
     through, against the documented rule."""
     assert rd_status(c, rd) == 400, rd
+
+
+def test_own_host_under_a_listed_parent_domain_is_still_one_origin(module_factory):
+    """Trap: with a parent domain listed (.jwtd.test), jwtd's own host was
+    allowed as a return address on any port and scheme - another site on
+    the same machine - against the documented rule. The own host is allowed
+    only at jwtd's own origin; its siblings on any port."""
+    port = free_port()
+    srv = module_factory(port=port, env=dict(
+        CHEAP_ARGON2, JWTD_PUBLIC_URL="https://auth.jwtd.test",
+        JWTD_REDIRECT_DOMAINS=".jwtd.test"))
+    c = srv.client()
+    try:
+        for rd, ok in (("https://auth.jwtd.test/account", True),
+                       ("https://auth.jwtd.test:8443/x", False),
+                       ("https://AUTH.jwtd.test:9/x", False),
+                       ("https://app.jwtd.test:8443/x", True)):
+            assert (rd_status(c, rd) == 200) == ok, rd
+    finally:
+        c.close()
 
 
 def test_sign_in_goes_back_to_its_own_origin_only(c, site):
