@@ -140,6 +140,24 @@ static void warn_unknown_env(void *ctx, const char *name, const char *hint)
         fprintf(stderr, "jwtd: warning: %s: %s\n", name, advice);
 }
 
+const char *cli_arg_or_stdin(const char *arg, const char *what, char *buf, size_t cap)
+{
+    if (strcmp(arg, "-") != 0)
+        return arg;
+    if (!fgets(buf, (int)cap, stdin)) {
+        fprintf(stderr, "jwtd: %s: nothing on stdin\n", what);
+        return NULL;
+    }
+    size_t n = strlen(buf);
+    if (n == cap - 1 && buf[n - 1] != '\n') {
+        fprintf(stderr, "jwtd: %s: too long\n", what);
+        return NULL;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return buf;
+}
+
 void cli_warn_unknown_env(bool as_log)
 {
     config_unknown_env(warn_unknown_env, &as_log);

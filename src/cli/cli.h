@@ -76,6 +76,12 @@ void cli_close(struct config *cfg, struct app *app);
  * log) or as "jwtd: warning:" lines on stderr. Every command does, once. */
 void cli_warn_unknown_env(bool as_log);
 
+/* An argument that may be a secret (a token, a password hash): "-" reads it
+ * from the first line of stdin into buf (so that `ps` and the shell's
+ * history never see it), anything else is the value itself. NULL, said on
+ * stderr as `what`, when stdin has no line or too long a one. */
+const char *cli_arg_or_stdin(const char *arg, const char *what, char *buf, size_t cap);
+
 /* What an operator should hear about a configuration that loads: the
  * issuer trap, a long access lifetime, a secret in a readable file, the
  * test clock (and, as_log, unknown JWTD_* variables): log events at start-up

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include <jansson.h>
 
 #include "cli/cli.h"
@@ -112,13 +114,15 @@ out:
 static const struct cli_cmd inspect_cmd = {
     "jwtd token inspect TOKEN",
     "Decode a token's header and claims for a human. Nothing is verified, and nothing\n"
-    "is opened: no configuration, no database.",
+    "is opened: no configuration, no database. TOKEN - reads it from stdin (out of\n"
+    "ps and the shell's history).",
     NULL, 1, 1, true};
 static const struct cli_cmd verify_cmd = {
     "jwtd token verify TOKEN",
     "Verify a token with this server's keys and settings (issuer, audience, leeway,\n"
     "algorithms) and print its claims, or why it is refused. Revocation is not checked\n"
-    "(a running server checks it). Only reads: never creates a database.",
+    "(a running server checks it). Only reads: never creates a database. TOKEN - reads\n"
+    "it from stdin.",
     NULL, 1, 1, false};
 
 int cmd_token(int argc, char **argv)
@@ -140,10 +144,17 @@ int cmd_token(int argc, char **argv)
     int rc = cli_parse(argc - 1, argv + 1, cmd, &a);
     if (rc == 0 && a.help)
         cli_help(cmd);
-    else if (rc == 0 && cmd == &inspect_cmd)
-        rc = inspect(a.pos[0]);
-    else if (rc == 0)
-        rc = verify(a.nrest, a.rest, a.pos[0]);
+    char line[JWTD_MAX_TOKEN_LEN + 8];
+    if (rc == 0 && !a.help) {
+        const char *tok = cli_arg_or_stdin(a.pos[0], "TOKEN", line, sizeof line);
+        if (!tok)
+            rc = 2;
+        else if (cmd == &inspect_cmd)
+            rc = inspect(tok);
+        else
+            rc = verify(a.nrest, a.rest, tok);
+        OPENSSL_cleanse(line, sizeof line);
+    }
     cli_args_free(&a);
     return rc;
 }

@@ -58,7 +58,8 @@ static const struct {
                   {"jwtd user import USERNAME --password-hash HASH",
                    "Create an account with a password hash from another system: bcrypt\n"
                    "($2a$, $2b$, $2y$) or argon2id (PHC string). It is re-hashed to argon2id at\n"
-                   "the account's next login.",
+                   "the account's next login. --password-hash - reads the hash from stdin (out\n"
+                   "of ps and the shell's history).",
                    import_opts, 1, 1, false}},
     [U_LIST] = {"list", APP_READ_ONLY,
                 {"jwtd user list",
@@ -343,7 +344,13 @@ int cmd_user(int argc, char **argv)
     }
     /* What can be checked without the database is, before it is opened
      * (or created). */
-    char email_norm[EMAIL_MAX + 1];
+    char email_norm[EMAIL_MAX + 1], hash_line[1024];
+    if (sub == U_IMPORT && !(password_hash_opt = cli_arg_or_stdin(
+                                 password_hash_opt, "--password-hash", hash_line,
+                                 sizeof hash_line))) {
+        rc = 2;
+        goto out_args;
+    }
     if (sub == U_IMPORT && !password_hash_supported(password_hash_opt)) {
         fprintf(stderr, "jwtd: unsupported hash: give a bcrypt ($2a$/$2b$/$2y$) or argon2id PHC "
                         "string\n");

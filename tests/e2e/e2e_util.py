@@ -263,8 +263,8 @@ class JwtdServer:
     def client(self, source=None):
         return Client(self.host, self.port, source=source)
 
-    def cli(self, *args, env=None, timeout=60):
-        return run_cli(list(args), self.db.url, env=env, timeout=timeout)
+    def cli(self, *args, env=None, timeout=60, input=None):
+        return run_cli(list(args), self.db.url, env=env, timeout=timeout, input=input)
 
     def close(self):
         """Final clean-up (called by fixtures): stop if still running, then drop
@@ -281,10 +281,12 @@ class JwtdServer:
                 shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
-def run_cli(args, database_url, env=None, timeout=60):
+def run_cli(args, database_url, env=None, timeout=60, input=None):
+    """input: bytes for stdin (else stdin is /dev/null)."""
     e = {"JWTD_DATABASE": database_url}
     e.update(env or {})
-    return subprocess.run([jwtd_bin()] + args, env=clean_env(e), stdin=subprocess.DEVNULL,
+    return subprocess.run([jwtd_bin()] + args, env=clean_env(e), input=input,
+                          stdin=None if input is not None else subprocess.DEVNULL,
                           capture_output=True, timeout=timeout)
 
 

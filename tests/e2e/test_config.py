@@ -151,6 +151,12 @@ def test_signup_closed_import_still_logs_in(jwtd_factory):
     c = srv.client()
     body = login(c, username, password)
     assert body["user"]["username"] == username
+    # --password-hash -: the hash from stdin, out of ps and the history
+    other, pw2 = uname("imp"), strong_password()
+    p = srv.cli("user", "import", other, "--password-hash", "-",
+                input=(bcrypt_hash(pw2, "$2y$") + "\n").encode())
+    assert p.returncode == 0, p
+    assert login(c, other, pw2)["user"]["username"] == other
 
 
 def test_signup_open_explicitly(jwtd_factory):

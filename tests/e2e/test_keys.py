@@ -141,3 +141,10 @@ def test_token_inspect_and_verify(jwtd_factory):
     p = srv.cli("token", "verify", t, env={"JWTD_ISSUER": "https://other.example"})
     assert p.returncode == 1 and b"issuer mismatch" in p.stdout
     assert srv.cli("token", "inspect", "garbage").returncode == 1
+    # "-": from stdin, out of ps and the shell's history
+    p = srv.cli("token", "verify", "-", env=env, input=(t + "\n").encode())
+    assert p.returncode == 0 and p.stdout.decode().startswith("valid:"), p.stderr.decode()
+    p = srv.cli("token", "inspect", "-", input=t.encode())
+    assert p.returncode == 0 and user["id"] in p.stdout.decode(), p.stderr.decode()
+    p = srv.cli("token", "verify", "-", env=env, input=b"")
+    assert p.returncode == 2 and b"TOKEN: nothing on stdin" in p.stderr, p.stderr
