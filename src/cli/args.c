@@ -280,6 +280,13 @@ void cli_close(struct config *cfg, struct app *app)
     config_free(cfg);
 }
 
+static enum svc_status last_failure = SVC_OK;
+
+const char *cli_last_failure(void)
+{
+    return last_failure == SVC_OK ? "failed" : svc_status_name(last_failure);
+}
+
 int cli_fail(const struct svc_result *res)
 {
     const char *say = res->detail;
@@ -292,6 +299,7 @@ int cli_fail(const struct svc_result *res)
         }
     }
     fprintf(stderr, "jwtd: %s\n", say);
+    last_failure = res->status;
     switch (res->status) {
     case SVC_INVALID_USERNAME:
     case SVC_INVALID_INPUT:

@@ -99,4 +99,8 @@ int cli_read_password(const char *prompt, bool force_stdin, bool confirm, char *
 /* Print a failed service result as one line; its exit status. */
 int cli_fail(const struct svc_result *res);
 
+/* The status name of the last cli_fail ("failed" when none): the reason of
+ * a failed command's audit event. */
+const char *cli_last_failure(void);
+
 #endif /* JWTD_CLI_H */

@@ -16,6 +16,7 @@
 #include "base/util.h"
 #include "cli/cli.h"
 #include "core/accounts.h"
+#include "core/audit.h"
 #include "core/mfa.h"
 #include "core/password.h"
 #include "core/recovery.h"
@@ -372,8 +373,15 @@ int cmd_user(int argc, char **argv)
         rc = read_add_password(name);
     if (rc == 0)
         rc = cli_open_app(&cfg, &app, subs[sub].mode);
-    if (rc == 0)
+    if (rc == 0) {
         rc = run((enum user_sub)sub, &app, &ctx, name);
+        /* A refused operator action is part of the trail too (a taken
+         * name, a weak password, no such account). */
+        if (rc != 0)
+            AUDIT(LOG_WARN, &ctx, "operator_command_failed", "refused", NULL,
+                  LF_S("command", subs[sub].name), LF_S("reason", cli_last_failure()),
+                  LF_I("exit", rc));
+    }
     OPENSSL_cleanse(add_pw, sizeof add_pw);
     cli_close(&cfg, &app);
 out_args:

@@ -1567,6 +1567,15 @@ def test_audit_events_carry_the_request_id(jwtd_factory):
                                              if l.startswith("{")), "CLI's stderr")
            if e.get("event") == "keys_retire"]
     assert len(ret) == 1 and ret[0]["outcome"] == "failed", ret
+    # a refused operator action is in the trail too
+    p = cli(srv, "user", "disable", uname("nobody"), env={"JWTD_LOG_FORMAT": "json"})
+    assert p.returncode == 1, err(p)
+    bad = [e for e in _json_lines("\n".join(l for l in err(p).splitlines()
+                                             if l.startswith("{")), "CLI's stderr")
+           if e.get("event") == "operator_command_failed"]
+    assert len(bad) == 1 and bad[0]["audit"] is True and bad[0]["outcome"] == "refused", bad
+    assert bad[0]["command"] == "disable" and bad[0]["reason"] == "not_found", bad
+    assert bad[0]["exit"] == 1 and bad[0]["actor"] == "operator", bad
 
     def all_there():
         events = _json_lines(srv.log(), "server log")
