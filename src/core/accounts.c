@@ -39,19 +39,28 @@ struct pw_priv {
     char *new_email;       /* e-mail change: the new address, "" to remove */
 };
 
+/* The passwords go as soon as they were checked or hashed. */
+static void pw_priv_wipe(void *p)
+{
+    struct pw_priv *pv = p;
+    if (pv->password) {
+        OPENSSL_cleanse(pv->password, pv->pwlen);
+        free(pv->password);
+        pv->password = NULL;
+    }
+    if (pv->new_password) {
+        OPENSSL_cleanse(pv->new_password, pv->newlen);
+        free(pv->new_password);
+        pv->new_password = NULL;
+    }
+}
+
 static void pw_priv_free(void *p)
 {
     struct pw_priv *pv = p;
     if (!pv)
         return;
-    if (pv->password) {
-        OPENSSL_cleanse(pv->password, pv->pwlen);
-        free(pv->password);
-    }
-    if (pv->new_password) {
-        OPENSSL_cleanse(pv->new_password, pv->newlen);
-        free(pv->new_password);
-    }
+    pw_priv_wipe(pv);
     password_hash_free(pv->new_hash);
     free(pv->new_email);
     free(pv);
@@ -74,6 +83,7 @@ static struct pw_priv *priv_new(struct svc_op *op)
     if (pv) {
         op->priv = pv;
         op->priv_free = pw_priv_free;
+        op->priv_wipe = pw_priv_wipe;
     }
     return pv;
 }

@@ -108,6 +108,13 @@ void svc_op_run(struct svc_op *op)
         op->finish(op, true);
     op->slow = NULL;
     op->finish = NULL;
+    svc_op_wipe(op);
+}
+
+void svc_op_wipe(struct svc_op *op)
+{
+    if (op->priv_wipe && op->priv)
+        op->priv_wipe(op->priv);
 }
 
 void svc_op_free(struct svc_op *op)

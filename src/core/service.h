@@ -126,6 +126,10 @@ struct svc_op {
     void (*finish)(struct svc_op *op, bool ran);
     void *priv;                   /* the operation's own state */
     void (*priv_free)(void *priv);
+    /* Wipes the secrets of priv (passwords) once the slow part and finish
+     * have run, before the answer is made: they are not kept until the
+     * request's memory goes, after its response was sent. */
+    void (*priv_wipe)(void *priv);
     void *arg;                    /* an argument of a re-confirmed action (accounts_reconfirm) */
     void (*arg_free)(void *arg);
 };
@@ -134,6 +138,10 @@ struct svc_op {
 struct svc_op *svc_op_new(struct app *app, const struct svc_ctx *ctx);
 
 /* Run the slow part and the finish in place (for callers that may block). */
+/* Wipe the operation's secrets now (priv_wipe): after its slow part and
+ * finish, before its answer. */
+void svc_op_wipe(struct svc_op *op);
+
 void svc_op_run(struct svc_op *op);
 
 /* Wipe and free. NULL-safe. */

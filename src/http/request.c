@@ -220,6 +220,9 @@ json_t *request_json(struct request *r, bool required)
     json_t *doc =
         json_loadb(r->body.data, r->body.len,
                    JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+    /* Read once: the raw body (a password, say) goes now, not when the
+     * request's memory does, after its response was sent. */
+    buf_wipe_free(&r->body);
     if (!doc) {
         respond_error(r, 400, "invalid_request", "The request body is not valid JSON.");
         return NULL;
@@ -582,6 +585,7 @@ static void op_resume(struct request *r)
         op->finish(op, r->job_ran);
     op->slow = NULL;
     op->finish = NULL;
+    svc_op_wipe(op);
     r->op_done(r, op);
 }
 

@@ -186,7 +186,10 @@ bool page_post(struct request *r, struct form *f)
         page_form_too_large(r);
         return false;
     }
-    if (r->bad_content_type || !form_parse(r->body.data ? r->body.data : "", r->body.len, f)) {
+    bool parsed = !r->bad_content_type &&
+                  form_parse(r->body.data ? r->body.data : "", r->body.len, f);
+    buf_wipe_free(&r->body); /* read once: a password goes now */
+    if (!parsed) {
         page_message(r, 400, "Request refused", false, "The form could not be read.", "/login",
                      "Go to the sign-in page");
         return false;
