@@ -298,7 +298,8 @@ int cli_fail(const struct svc_result *res)
         default: say = svc_status_name(res->status); break;
         }
     }
-    fprintf(stderr, "jwtd: %s\n", say);
+    fprintf(stderr, "jwtd: %s%s\n", res->status == SVC_WEAK_PASSWORD ? "weak password: " : "",
+            say);
     last_failure = res->status;
     switch (res->status) {
     case SVC_INVALID_USERNAME:

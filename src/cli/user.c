@@ -148,9 +148,7 @@ static int user_add(struct app *app, const struct svc_ctx *ctx, const char *user
     svc_op_run(op);
     if (op->res.status == SVC_OK)
         printf("%s\t%s\n", op->user.id, op->user.username);
-    else if (op->res.status == SVC_WEAK_PASSWORD)
-        fprintf(stderr, "jwtd: weak password: %s\n", op->res.detail);
-    int rc = op->res.status == SVC_OK ? 0 : op->res.status == SVC_WEAK_PASSWORD ? 1 : cli_fail(&op->res);
+    int rc = op->res.status == SVC_OK ? 0 : cli_fail(&op->res);
     svc_op_free(op);
     return rc;
 }
@@ -179,9 +177,7 @@ static int user_passwd(struct app *app, const struct svc_ctx *ctx, const char *u
     svc_op_run(op);
     if (op->res.status == SVC_OK)
         printf("password of %s set; %d session(s) ended\n", username, op->count);
-    else if (op->res.status == SVC_WEAK_PASSWORD)
-        fprintf(stderr, "jwtd: weak password: %s\n", op->res.detail);
-    rc = op->res.status == SVC_OK ? 0 : op->res.status == SVC_WEAK_PASSWORD ? 1 : cli_fail(&op->res);
+    rc = op->res.status == SVC_OK ? 0 : cli_fail(&op->res);
     svc_op_free(op);
     return rc;
 }

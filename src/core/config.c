@@ -962,8 +962,11 @@ static bool set_from(struct config *cfg, const struct setting *s, const char *va
             /* A URL's password is not echoed either (user:pass@ in a
              * public URL, say). */
             char shown[128];
-            if (strstr(value, "://"))
-                util_redact_url(value, shown, sizeof shown);
+            const char *sep = strstr(value, "://");
+            size_t auth = sep ? strcspn(sep + 3, "/?#") : 0;
+            const char *at = sep ? memchr(sep + 3, '@', auth) : NULL;
+            if (at) /* no userinfo, user name or password */
+                snprintf(shown, sizeof shown, "%.*s***%s", (int)(sep + 3 - value), value, at);
             else
                 snprintf(shown, sizeof shown, "%s", value);
             snprintf(err, errlen, "%s%s: bad value '%.80s'; accepts %s", s->name, where, shown,
@@ -1120,12 +1123,15 @@ static bool read_config_file(struct config *cfg, const char *path, bool required
         const struct setting *s =
             name_to_env(k, strlen(k), true, env, sizeof env) ? find_setting(env) : NULL;
         /* Only a name is echoed: a line without its '=' may be a secret
-         * ("database postgres://user:password@...?sslmode=..."). */
-        bool name_like = *key && strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                             "0123456789_-") == strlen(key);
+         * ("database postgres://user:password@...?sslmode=...", a
+         * base64url secret whose padding looks like the '='). A name is
+         * in one case: lower (a file's names) or upper (JWTD_...). */
+        size_t kn = strlen(key);
+        bool name_like = kn > 0 && (strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_-") == kn ||
+                                    strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == kn);
         if (!name_like) {
-            snprintf(err, errlen, "%s line %d: expected name = value (a name is letters, "
-                                  "digits, '_' and '-')", path, lineno);
+            snprintf(err, errlen, "%s line %d: expected name = value (a name is lower-case "
+                                  "letters, digits, '_' and '-')", path, lineno);
             ok = false;
         } else if (!s || strcmp(env, "JWTD_CONFIG") == 0) {
             snprintf(err, errlen, "%s line %d: unknown setting '%.60s'", path, lineno, key);

@@ -526,11 +526,16 @@ def test_config_line_without_its_equals_sign_echoes_no_secret(tmp_path):
     assert p.returncode == 2, err(p)
     assert "S3cretDbPw" not in err(p) + out(p), err(p)
     assert "line 2: expected name = value" in err(p), err(p)
-    # nor a password in a refused URL
-    p = jwtd(["config", "check", "--public-url", "https://bob:S3cretUrlPw@auth.example.com"],
-             cwd=str(tmp_path))
-    assert p.returncode == 2 and "JWTD_PUBLIC_URL: bad value" in err(p), err(p)
-    assert "S3cretUrlPw" not in err(p), err(p)
+    # nor a base64url secret whose '=' padding looked like the separator
+    conf.write_text("signup = closed\nS3cretB64url_value-AAAA==\n")
+    p = jwtd(["config", "check", "--config", str(conf)], cwd=str(tmp_path))
+    assert p.returncode == 2 and "line 2: expected name = value" in err(p), err(p)
+    assert "S3cretB64url" not in err(p), err(p)
+    # nor the user information of a refused URL
+    for url in ("https://bob:S3cretUrlPw@auth.example.com", "https://S3cretUrlPw@auth.example.com"):
+        p = jwtd(["config", "check", "--public-url", url], cwd=str(tmp_path))
+        assert p.returncode == 2 and "JWTD_PUBLIC_URL: bad value" in err(p), err(p)
+        assert "S3cretUrlPw" not in err(p), err(p)
     pad = "#" * 8192
     conf.write_text("%s\r\nsignup = closed\n" % pad)
     p = jwtd(["config", "check", "--config", str(conf)], cwd=str(tmp_path))
