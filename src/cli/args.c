@@ -118,8 +118,9 @@ void cli_help(const struct cli_cmd *cmd)
         return;
     }
     printf("\nCommon options:\n"
-           "  --config PATH          configuration file (default " CONFIG_DEFAULT_FILE
-           " when it exists)\n"
+           "  --config PATH          configuration file (default $JWTD_CONFIG, else\n"
+           "                         " CONFIG_DEFAULT_FILE " when it exists"
+           CONFIG_FALLBACK_HELP("                         ") ")\n"
            "  --NAME=VALUE           any setting of jwtd.conf(5) (see `jwtd serve --help`)\n"
            "  --help                 this text\n"
            "  --                     the words after it are arguments, not flags\n"

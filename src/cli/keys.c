@@ -53,7 +53,7 @@ static const struct cli_cmd retire_cmd = {
 
 static void print_key(void *ctx, const struct store_key *k)
 {
-    (void)ctx;
+    ++*(int *)ctx;
     char created[RFC3339_LEN], act[RFC3339_LEN], rem[RFC3339_LEN];
     util_rfc3339(k->created_at, created);
     util_rfc3339(k->activate_at, act);
@@ -224,15 +224,19 @@ int cmd_keys(int argc, char **argv)
                                       : cmd == &rotate_cmd ? APP_COMMAND
                                                            : APP_EXISTING);
     if (rc == 0) {
-        if (cmd == &list_cmd && cfg.alg == JWTD_ALG_HS256)
-            fprintf(stderr, "jwtd: HS256: tokens are signed with JWTD_JWT_SECRET; no keys are "
-                            "stored or published\n");
-        if (cmd == &list_cmd)
-            rc = store_keys_list(app.store, print_key, NULL) == STORE_OK ? 0 : 1;
-        else if (cmd == &rotate_cmd)
+        int listed = 0;
+        if (cmd == &list_cmd) {
+            rc = store_keys_list(app.store, print_key, &listed) == STORE_OK ? 0 : 1;
+            /* After the list, so it reads as a remark on what was listed. */
+            if (rc == 0 && cfg.alg == JWTD_ALG_HS256)
+                fprintf(stderr, "jwtd: HS256: tokens are signed with JWTD_JWT_SECRET and no key "
+                                "is published%s\n",
+                        listed ? "; the keys above are not used while it is set" : "");
+        } else if (cmd == &rotate_cmd) {
             rc = rotate(&cfg, &app, &ctx, target);
-        else
+        } else {
             rc = retire(&cfg, &app, &ctx, a.pos[0]);
+        }
     }
     cli_close(&cfg, &app);
     cli_args_free(&a);

@@ -31,8 +31,9 @@ static void usage(FILE *f)
                "  token inspect|verify TOKEN       decode or verify a token\n"
                "  config check|settings            show the configuration as jwtd reads it\n"
                "  version                          print the version\n\n"
-               "Every command reads the same configuration as the server: " CONFIG_DEFAULT_FILE "\n"
-               "(or --config PATH), then JWTD_* variables, then --name=value flags.\n"
+               "Every command reads the same configuration as the server: --config PATH, else\n"
+               "$JWTD_CONFIG, else " CONFIG_DEFAULT_FILE " when it exists" CONFIG_FALLBACK_HELP("") ";\n"
+               "then JWTD_* variables, then --name=value flags.\n"
                "Exit status: 0 done, 1 failed, 2 usage or configuration error.\n");
 }
 

@@ -33,6 +33,11 @@ enum metrics_access { METRICS_LOOPBACK, METRICS_ANY, METRICS_OFF };
 #else
 #define CONFIG_DEFAULT_FILE CONFIG_SYSTEM_FILE
 #endif
+#ifdef JWTD_CONFIG_FALLBACK
+#define CONFIG_FALLBACK_HELP(indent) ",\n" indent "else " CONFIG_SYSTEM_FILE " when it exists"
+#else
+#define CONFIG_FALLBACK_HELP(indent) ""
+#endif
 #define CONFIG_MAX_SETTINGS 96
 
 /* Where a setting's value came from. */

@@ -1237,6 +1237,25 @@ def test_rotate_under_hs256_creates_nothing(tmp_path):
     assert os.listdir(str(tmp_path)) == []
 
 
+def test_keys_list_under_hs256_does_not_deny_the_keys_it_lists(tmp_path):
+    """Trap: `keys list` under HS256 said "no keys are stored or published"
+    and then listed the keys an earlier ES256 configuration had stored."""
+    db = "sqlite:" + str(tmp_path / "k.db")
+    p = jwtd(["keys", "rotate"], env={"JWTD_DATABASE": db, "JWTD_JWT_ALG": "ES256"})
+    assert p.returncode == 0, err(p)
+    kid = out(p).split("\t")[0]
+    hs = {"JWTD_DATABASE": db, "JWTD_JWT_ALG": "HS256", "JWTD_JWT_SECRET": secrets.token_hex(20)}
+    p = jwtd(["keys", "list"], env=hs)
+    assert p.returncode == 0 and kid in out(p), (out(p), err(p))
+    assert "no keys are stored" not in err(p), err(p)
+    assert "not used" in err(p) and "JWTD_JWT_SECRET" in err(p), err(p)
+    hs["JWTD_DATABASE"] = "sqlite:" + str(tmp_path / "empty.db")
+    assert jwtd(["migrate"], env=hs).returncode == 0
+    p = jwtd(["keys", "list"], env=hs)
+    assert p.returncode == 0 and out(p) == "", (out(p), err(p))
+    assert "no key is published" in err(p) and "the keys above" not in err(p), err(p)
+
+
 def test_user_list_is_oldest_first_and_disable_keeps_its_time(tmp_path):
     """Trap: `user list` promised oldest first but sorted by name within a
     second; disabling a disabled account again moved its "disabled since"."""
