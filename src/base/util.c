@@ -6,6 +6,7 @@
  */
 #include "base/util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -483,4 +484,25 @@ char *buf_steal(struct buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
     return d;
+}
+
+bool util_addr_canonical(const char *in, char *out, size_t cap)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+    char buf[INET6_ADDRSTRLEN];
+    const char *txt;
+    if (inet_pton(AF_INET, in, &a4) == 1)
+        txt = inet_ntop(AF_INET, &a4, buf, sizeof buf);
+    else if (inet_pton(AF_INET6, in, &a6) != 1)
+        return false;
+    else if (IN6_IS_ADDR_V4MAPPED(&a6))
+        txt = inet_ntop(AF_INET, &a6.s6_addr[12], buf, sizeof buf);
+    else
+        txt = inet_ntop(AF_INET6, &a6, buf, sizeof buf);
+    size_t n = txt ? strlen(txt) : 0;
+    if (!txt || n >= cap)
+        return false;
+    memcpy(out, txt, n + 1);
+    return true;
 }

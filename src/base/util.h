@@ -105,6 +105,12 @@ bool util_ascii_ieq(const char *a, const char *b);
  * the URL carries one.
  */
 void util_redact_url(const char *url, char *out, size_t cap);
+
+/* A numeric IP address in one spelling, for comparing and as a rate-limit
+ * key: IPv4 dotted; IPv6 as inet_ntop writes it (lower case, compressed),
+ * an IPv4-mapped one (::ffff:a.b.c.d) as the IPv4 address it is. False
+ * when in is not a bare numeric address or out is too small. */
+bool util_addr_canonical(const char *in, char *out, size_t cap);
 bool util_url_has_password(const char *url);
 void util_redact_text(const char *text, const char *url, char *out, size_t cap);
 

@@ -515,10 +515,16 @@ struct svc_op *accounts_login(struct app *app, const struct svc_ctx *ctx, const 
      * account's, however it was named, and for an unknown one the form the
      * lookup used (an address normalized), so that " x@y" and "x@y" share a
      * counter whether or not an account has that address. */
-    const char *counted = !plausible ? NULL
+    char unknown[RATELIMIT_UNKNOWN_LEN];
+    const char *counted = !plausible  ? NULL
                           : pv->found ? op->user.username
-                          : as_email  ? e
-                                      : username;
+                          : ratelimit_unknown_name(app, as_email ? e : username, unknown)
+                              ? unknown
+                              : NULL;
+    if (plausible && !counted) {
+        set_result(op, svc_fail(SVC_ERROR, NULL));
+        return op;
+    }
     struct svc_result r = ratelimit_login_attempt(app, ctx, counted, &pv->limit);
     if (r.status != SVC_OK) {
         set_result(op, r);

@@ -784,7 +784,18 @@ static bool p_redirect_domains(struct config *c, const char *v)
 
 static bool p_trusted_proxies(struct config *c, const char *v)
 {
-    return split_list(v, addr_ok, &c->trusted_proxies, &c->n_trusted_proxies);
+    if (!split_list(v, addr_ok, &c->trusted_proxies, &c->n_trusted_proxies))
+        return false;
+    /* Compared with the peer's address as request.c spells it. */
+    for (size_t i = 0; i < c->n_trusted_proxies; i++) {
+        char canon[64], *dup;
+        if (!util_addr_canonical(c->trusted_proxies[i], canon, sizeof canon) ||
+            !(dup = strdup(canon)))
+            return false;
+        free(c->trusted_proxies[i]);
+        c->trusted_proxies[i] = dup;
+    }
+    return true;
 }
 
 static bool read_file(const char *path, char **dst)

@@ -5,6 +5,7 @@
 #include "core/ratelimit.h"
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -61,6 +62,24 @@ void ratelimit_user_key(const char *username, char *out, size_t cap)
     for (const char *p = username; *p && o + 1 < cap; p++)
         out[o++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p + 32) : *p;
     out[o] = '\0';
+}
+
+bool ratelimit_unknown_name(const struct app *app, const char *ident,
+                            char out[RATELIMIT_UNKNOWN_LEN])
+{
+    char folded[EMAIL_MAX + 1], hex[SHA256_HEX_LEN];
+    size_t n = 0;
+    for (; ident[n] && n < EMAIL_MAX; n++)
+        folded[n] = (ident[n] >= 'A' && ident[n] <= 'Z') ? (char)(ident[n] + 32) : ident[n];
+    /* "login:" apart from the mail limits' messages under the same key. */
+    char msg[EMAIL_MAX + 8];
+    int m = snprintf(msg, sizeof msg, "login:%.*s", (int)n, folded);
+    bool ok = m > 0 && mail_key_hash(app, msg, (size_t)m, hex);
+    OPENSSL_cleanse(folded, sizeof folded);
+    OPENSSL_cleanse(msg, sizeof msg);
+    if (ok)
+        snprintf(out, RATELIMIT_UNKNOWN_LEN, "#%.32s", hex);
+    return ok;
 }
 
 /* One failure counted on a back-off counter (store_login_attempt);

@@ -85,4 +85,12 @@ struct svc_result ratelimit_mail(struct app *app, const struct svc_ctx *ctx,
 /* The username's back-off key (for unlock and show). */
 void ratelimit_user_key(const char *username, char *out, size_t cap);
 
+/* The name a login back-off counts under for an identifier no account has
+ * (a mistyped name, an address, a password typed in the wrong box): '#'
+ * and a keyed hash of it, ASCII case folded - never the text itself in the
+ * storage. False when the hash fails. */
+#define RATELIMIT_UNKNOWN_LEN 34
+bool ratelimit_unknown_name(const struct app *app, const char *ident,
+                            char out[RATELIMIT_UNKNOWN_LEN]);
+
 #endif /* JWTD_RATELIMIT_H */

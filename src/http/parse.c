@@ -3,6 +3,7 @@
  * Implementation of parse.h.
  */
 #include "http/parse.h"
+#include "base/util.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -117,19 +118,22 @@ bool parse_forwarded_client(const char *xff, bool (*trusted)(void *ctx, const ch
             a++;
         while (z > a && is_ws(z[-1]))
             z--;
-        char item[INET6_ADDRSTRLEN + 1];
+        char item[INET6_ADDRSTRLEN + 1], canon[INET6_ADDRSTRLEN];
         size_t n = (size_t)(z - a);
-        unsigned char tmp[16];
         if (n == 0 || n >= sizeof item)
             return false;
         memcpy(item, a, n);
         item[n] = '\0';
-        if (inet_pton(AF_INET, item, tmp) != 1 && inet_pton(AF_INET6, item, tmp) != 1)
+        /* One spelling per address: "::ffff:192.0.2.1" is 192.0.2.1 (not
+         * the ::/64 bucket of every mapped client), "2001:DB8::A" is
+         * 2001:db8::a - for the trust check and for the rate limits. */
+        if (!util_addr_canonical(item, canon, sizeof canon))
             return false;
-        if (start == xff || !trusted(ctx, item)) {
+        if (start == xff || !trusted(ctx, canon)) {
+            n = strlen(canon);
             if (n >= cap)
                 return false;
-            memcpy(out, item, n + 1);
+            memcpy(out, canon, n + 1);
             return true;
         }
         end = start - 1; /* the comma */

@@ -310,6 +310,33 @@ def test_unknown_address_identifier_counted_as_normalized(jwtd_factory):
             assert_429(attempt(c, variant, "wrong-password-x"))
 
 
+def test_backoff_keys_keep_no_typed_identifier(jwtd_factory):
+    """Trap: the back-off counted an identifier no account has under the
+    text as typed (`login:user:someone@example.com`, or a password typed
+    into the username box) and kept it in the storage for a day. Such a
+    counter is named by a keyed hash; it still works (case folded, an
+    address normalized) and still answers like an account's."""
+    srv = jwtd_factory(env=LONG_BACKOFF)
+    c = srv.client()
+    typed = ["Nobody-%s@Example.com" % uname("x"), "Hunter2-" + uname("pw")]
+    for ident in typed:
+        fail_n(c, ident, LIMIT)
+        assert_429(attempt(c, ident, "wrong-password-x"))
+        assert_429(attempt(c, ident.lower(), "wrong-password-x"))
+    assert_429(attempt(c, " " + typed[0].upper(), "wrong-password-x"))
+    keys = [row[0] for row in srv.db.query("SELECT key FROM login_failures")]
+    assert keys, keys
+    for ident in typed:
+        for part in (ident.lower(), ident.split("@")[0].lower()):
+            assert all(part not in k.lower() for k in keys), keys
+    # an account's counter is its username's, as `jwtd user unlock` finds it
+    name, password, _ = signup(c)
+    fail_n(c, name, LIMIT)
+    assert_429(attempt(c, name, password))
+    assert srv.cli("user", "unlock", name).returncode == 0
+    assert attempt(c, name, password).status == 200
+
+
 def test_forwarded_for_with_trusted_proxy(jwtd_factory):
     srv = jwtd_factory(env={"JWTD_ADDRESS_MAX_FAILURES": "5", "JWTD_LOGIN_MAX_FAILURES": "1000",
                             "JWTD_TRUSTED_PROXIES": "127.0.0.1"})
@@ -331,6 +358,30 @@ def test_forwarded_for_with_trusted_proxy(jwtd_factory):
         assert_429(attempt(c, uname("p"), "wrong-password-1", xff("%s, 203.0.113.7" % spoof)))
     # the proxy's own address (no header) is a counter of its own, still fresh
     assert_error(attempt(c, uname("p"), "wrong-password-1"), 401, "invalid_credentials")
+
+
+def test_forwarded_ipv4_mapped_clients_are_not_one_bucket(jwtd_factory):
+    """Trap: a dual-stack proxy writes IPv4 clients as ::ffff:a.b.c.d; each
+    was keyed by its IPv6 /64, ::/64 for all of them - one client's failures
+    (or mail requests, or sign-ups) blocked every IPv4 user. A mapped address
+    counts as the IPv4 address it is, whichever way it is spelled (the
+    proxy too, here configured mapped)."""
+    srv = jwtd_factory(env={"JWTD_ADDRESS_MAX_FAILURES": "3", "JWTD_LOGIN_MAX_FAILURES": "1000",
+                            "JWTD_TRUSTED_PROXIES": "::FFFF:127.0.0.1"})
+    c = srv.client()
+    xff = lambda a: {"X-Forwarded-For": a}                       # noqa: E731
+    for i in range(3):
+        assert_error(attempt(c, uname("m"), "wrong-password-1", xff("::ffff:198.51.100.20")),
+                     401, "invalid_credentials")
+    assert_429(attempt(c, uname("m"), "wrong-password-1", xff("::ffff:198.51.100.20")))
+    # the same client in other spellings is the same client
+    for same in ("198.51.100.20", "::FFFF:198.51.100.20", "::ffff:c633:6414"):
+        assert_429(attempt(c, uname("m"), "wrong-password-1", xff(same)))
+    # another IPv4 client, mapped or not, is still served
+    assert_error(attempt(c, uname("m"), "wrong-password-1", xff("::ffff:203.0.113.99")), 401,
+                 "invalid_credentials")
+    assert_error(attempt(c, uname("m"), "wrong-password-1", xff("203.0.113.98")), 401,
+                 "invalid_credentials")
 
 
 def test_forwarded_for_ignored_without_trusted_proxy(jwtd_factory):

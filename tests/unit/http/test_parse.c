@@ -257,12 +257,21 @@ static void test_forwarded_client(void **state)
     /* Spaces and tabs around entries. */
     xff_is("  203.0.113.7 ,\t10.0.0.1  ", PROXIES, "203.0.113.7");
     xff_is("203.0.113.7,10.0.0.1", PROXIES, "203.0.113.7");
-    /* IPv6, compressed and IPv4-mapped, returned as written. */
+    /* IPv6, compressed; every address comes back in one spelling (lower
+     * case, compressed), an IPv4-mapped one as IPv4: otherwise every mapped
+     * client would share the ::/64 rate-limit bucket. */
     xff_is("2001:db8::1", NONE, "2001:db8::1");
     xff_is("2001:db8::1, 2001:db8::fe", PROXIES, "2001:db8::1");
-    xff_is("::ffff:192.0.2.1, 10.0.0.1", PROXIES, "::ffff:192.0.2.1");
-    xff_is("2001:DB8::A", NONE, "2001:DB8::A");
+    xff_is("::ffff:192.0.2.1, 10.0.0.1", PROXIES, "192.0.2.1");
+    xff_is("::FFFF:198.51.100.20", NONE, "198.51.100.20");
+    xff_is("::ffff:c000:201", NONE, "192.0.2.1");
+    xff_is("2001:DB8::A", NONE, "2001:db8::a");
+    xff_is("2001:0db8:0000:0000:0000:0000:0000:0001", NONE, "2001:db8::1");
     xff_is("::1", NONE, "::1");
+    /* The trust check sees the same spelling: a proxy that writes itself
+     * in upper case or mapped is still the configured one. */
+    xff_is("203.0.113.7, 2001:DB8::FE", PROXIES, "203.0.113.7");
+    xff_is("203.0.113.7, ::ffff:10.0.0.1", PROXIES, "203.0.113.7");
     /* An entry that must be read but is not a bare numeric address: the
      * header is not believed (the caller uses the socket peer). */
     xff_is("203.0.113.7, garbage", NONE, NULL);
