@@ -35,8 +35,20 @@ void api_jwks(struct request *r)
 void api_openid_configuration(struct request *r)
 {
     const struct config *cfg = r->app->cfg;
-    /* The keys are where clients reach jwtd: the public URL when set. */
-    const char *base = cfg->public_url ? cfg->public_url : cfg->issuer;
+    /* The keys are where clients reach jwtd: the public URL when set,
+     * else the issuer when it is a web address (it is the public one behind
+     * a proxy), else the listen address. An issuer may be any string
+     * (RFC 7519: "my-service"); it is no base for a URL. */
+    char listen_base[300];
+    const char *base = cfg->public_url;
+    if (!base && (strncmp(cfg->issuer, "https://", 8) == 0 ||
+                  strncmp(cfg->issuer, "http://", 7) == 0))
+        base = cfg->issuer;
+    if (!base) {
+        snprintf(listen_base, sizeof listen_base, "%s://%s", cfg->tls_cert_pem ? "https" : "http",
+                 cfg->listen);
+        base = listen_base;
+    }
     size_t n = strlen(base);
     const char *slash = (n && base[n - 1] == '/') ? "" : "/";
     char jwks_uri[640];

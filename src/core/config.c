@@ -185,18 +185,14 @@ static bool p_issuer(struct config *c, const char *v)
 #define PUBLIC_URL_MAX 400
 
 /*
- * JWTD_PUBLIC_URL, kept in the form browsers write an origin in: scheme and
- * host in lower case, no default port (":443" for https, ":80" for http),
- * no trailing slash - so that the WebAuthn origin and mail links compare
+ * JWTD_PUBLIC_URL (and each of JWTD_CORS_ORIGINS, origin_only: no path),
+ * kept in the form browsers write an origin in: scheme and host in lower
+ * case, no default port (":443" for https, ":80" for http), no trailing
+ * slash - so that the WebAuthn origin, mail links and CORS origins compare
  * equal to what a browser sends.
  */
-static bool p_public_url(struct config *c, const char *v)
+static bool web_url_canonical(const char *v, bool origin_only, char *res, size_t cap)
 {
-    if (!*v) {
-        free(c->public_url);
-        c->public_url = NULL;
-        return true;
-    }
     bool https = strncasecmp(v, "https://", 8) == 0;
     if (!https && strncasecmp(v, "http://", 7) != 0)
         return false;
@@ -234,14 +230,27 @@ static bool p_public_url(struct config *c, const char *v)
     }
     const char *path = rest + hostlen;
     size_t plen = strlen(path);
+    if (origin_only && plen) /* an origin has no path, not even "/" */
+        return false;
     while (plen > 0 && path[plen - 1] == '/')
         plen--;
-    char out[PUBLIC_URL_MAX + 16], portbuf[8] = "";
+    char portbuf[8] = "";
     if (port && port != (https ? 443 : 80))
         snprintf(portbuf, sizeof portbuf, ":%d", (int)port);
-    snprintf(out, sizeof out, "%s://%s%s%.*s", https ? "https" : "http", host, portbuf, (int)plen,
-             path);
-    return set_str(&c->public_url, out);
+    int n = snprintf(res, cap, "%s://%s%s%.*s", https ? "https" : "http", host, portbuf,
+                     (int)plen, path);
+    return n > 0 && (size_t)n < cap;
+}
+
+static bool p_public_url(struct config *c, const char *v)
+{
+    if (!*v) {
+        free(c->public_url);
+        c->public_url = NULL;
+        return true;
+    }
+    char out[PUBLIC_URL_MAX + 16];
+    return web_url_canonical(v, false, out, sizeof out) && set_str(&c->public_url, out);
 }
 
 static bool p_audience(struct config *c, const char *v)
@@ -744,25 +753,24 @@ static bool split_list(const char *v, bool (*ok)(const char *), char ***list, si
  * it in the Origin header. */
 static bool origin_ok(const char *o)
 {
-    const char *rest;
-    if (strncmp(o, "https://", 8) == 0)
-        rest = o + 8;
-    else if (strncmp(o, "http://", 7) == 0)
-        rest = o + 7;
-    else
-        return false;
-    if (!*rest || strlen(o) > 256)
-        return false;
-    for (const char *p = rest; *p; p++)
-        if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == ':' || *p == '[' ||
-              *p == ']'))
-            return false;
-    return true;
+    char canon[300];
+    return strlen(o) <= 256 && web_url_canonical(o, true, canon, sizeof canon);
 }
 
 static bool p_cors(struct config *c, const char *v)
 {
-    return split_list(v, origin_ok, &c->cors_origins, &c->n_cors_origins);
+    if (!split_list(v, origin_ok, &c->cors_origins, &c->n_cors_origins))
+        return false;
+    /* Compared byte for byte with the Origin a browser sends. */
+    for (size_t i = 0; i < c->n_cors_origins; i++) {
+        char canon[300], *dup;
+        if (!web_url_canonical(c->cors_origins[i], true, canon, sizeof canon) ||
+            !(dup = strdup(canon)))
+            return false;
+        free(c->cors_origins[i]);
+        c->cors_origins[i] = dup;
+    }
+    return true;
 }
 
 static bool addr_ok(const char *a)
@@ -844,7 +852,7 @@ static const struct setting settings[] = {
     {"JWTD_LISTEN", "127.0.0.1:8080", "host:port: an IPv4 address, [IPv6], localhost or a host name (0.0.0.0:PORT for every interface)", p_listen, 0},
     {"JWTD_DATABASE", "sqlite:./jwtd.db", "sqlite:PATH or postgres://URL", p_database, S_SECRET},
     {"JWTD_PUBLIC_URL", "", "the URL clients reach jwtd at (https://auth.example.com): issuer, JWKS URL, links in mail", p_public_url, 0},
-    {"JWTD_ISSUER", NULL, "a URL without spaces or quotes (default JWTD_PUBLIC_URL, else http:// + JWTD_LISTEN, https:// with TLS)", p_issuer, 0},
+    {"JWTD_ISSUER", NULL, "a URL or other string without spaces or quotes (default JWTD_PUBLIC_URL, else http:// + JWTD_LISTEN, https:// with TLS)", p_issuer, 0},
     {"JWTD_AUDIENCE", "jwtd", "a string without spaces or quotes", p_audience, 0},
     {"JWTD_JWT_ALG", "ES256", "ES256, EdDSA, RS256 or HS256", p_alg, 0},
     {"JWTD_JWT_SECRET", "", "raw bytes, at least 32 (HS256 only)", p_secret, S_SECRET},
@@ -983,6 +991,11 @@ static bool set_from(struct config *cfg, const struct setting *s, const char *va
             snprintf(err, errlen, "%s%s: bad value '%.80s'; accepts %s", s->name, where, shown,
                      s->accepts);
         }
+        /* One line on a terminal or in a log: a value's own line breaks
+         * or escape sequences are not written out. */
+        for (char *q = err; *q; q++)
+            if ((unsigned char)*q < 0x20 || *q == 0x7f)
+                *q = '?';
         return false;
     }
     size_t i = index_of(s);

@@ -222,10 +222,11 @@ static char *read_override(const char *dir, const char *kind, const char *ext)
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
         ok = ok && buf_append(&b, chunk, n);
     fclose(f);
-    if (!ok || !b.data) {
-        if (!ok)
-            LOG(LOG_WARN, "mail_template_unusable", LF_S("file", path),
-                LF_S("reason", "larger than 64 KiB"));
+    /* A NUL would end the template where it stands, silently. */
+    const char *why = !ok ? "larger than 64 KiB" : b.data && memchr(b.data, 0, b.len) ? "holds a NUL byte" : NULL;
+    if (why || !b.data) {
+        if (why)
+            LOG(LOG_WARN, "mail_template_unusable", LF_S("file", path), LF_S("reason", why));
         buf_free(&b);
         return NULL;
     }
@@ -281,14 +282,27 @@ static char *expand(const char *tpl, json_t *params, bool html, bool one_line)
     }
     char *out = buf_steal(&b);
     if (one_line) {
-        /* A subject: no control character (a line break, a tab) reaches
-         * the header, as a space; none trail; and at most SUBJECT_MAX
-         * bytes, cut between UTF-8 characters, so that an operator's long
-         * template still makes a header (lines of 998 bytes at most). */
-        for (char *q = out; *q; q++)
-            if ((unsigned char)*q < 0x20 || *q == 0x7f)
-                *q = ' ';
-        size_t n = strlen(out);
+        /* A subject: no control character (a line break, a tab; C1's
+         * U+0080-U+009F such as NEL; the line and paragraph separators
+         * U+2028/U+2029) reaches the header, as a space; none trail; and at
+         * most SUBJECT_MAX bytes, cut between UTF-8 characters, so that an
+         * operator's long template still makes a header (lines of 998
+         * bytes at most). */
+        size_t n = 0;
+        for (const unsigned char *q = (const unsigned char *)out; *q;) {
+            size_t skip = *q < 0x20 || *q == 0x7f                       ? 1
+                          : q[0] == 0xC2 && q[1] >= 0x80 && q[1] <= 0x9F ? 2
+                          : q[0] == 0xE2 && q[1] == 0x80 && (q[2] == 0xA8 || q[2] == 0xA9)
+                              ? 3
+                              : 0;
+            if (skip) {
+                out[n++] = ' ';
+                q += skip;
+            } else {
+                out[n++] = (char)*q++;
+            }
+        }
+        out[n] = '\0';
         if (n > SUBJECT_MAX) {
             n = SUBJECT_MAX;
             while (n > 0 && ((unsigned char)out[n] & 0xC0) == 0x80)

@@ -603,8 +603,15 @@ struct server *server_start(struct app *app, char *err, size_t errlen)
 
     struct MHD_OptionItem opts[20];
     size_t k = 0;
+    /* The logger first: the library reads options in order, and what it
+     * says about the later ones goes to jwtd's log, in its format. */
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)sa};
-    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->workers, NULL};
+    /* One worker is the polling thread itself (a pool of 1 is refused
+     * with a warning). */
+    if (cfg->workers > 1)
+        opts[k++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->workers,
+                                            NULL};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
                                         (intptr_t)cfg->max_connections, NULL};
     if (cfg->max_connections_per_ip)
@@ -620,7 +627,6 @@ struct server *server_start(struct app *app, char *err, size_t errlen)
                                         (intptr_t)(32 * 1024), NULL};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
-    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_request_line, s};
     /* Host is checked here (smuggling_risk), with a proper JSON 400: the

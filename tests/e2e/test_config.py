@@ -34,6 +34,11 @@ BAD_SETTINGS = [
     ({"JWTD_MAX_BODY": "big"}, "JWTD_MAX_BODY"),
     ({"JWTD_DB_TIMEOUT": "50ms"}, "JWTD_DB_TIMEOUT"),
     ({"JWTD_DB_TIMEOUT": "2m"}, "JWTD_DB_TIMEOUT"),
+    ({"JWTD_CORS_ORIGINS": "http://a.example:99999"}, "JWTD_CORS_ORIGINS"),
+    ({"JWTD_CORS_ORIGINS": "https://app.example/path"}, "JWTD_CORS_ORIGINS"),
+    # a value's line break is not written out: still one line
+    ({"JWTD_MAIL_FROM": "a@example.com\r\nBcc: x@example.com"}, "JWTD_MAIL_FROM"),
+    ({"JWTD_LISTEN": ":80\nX"}, "JWTD_LISTEN"),
 ]
 
 

@@ -162,3 +162,19 @@ def test_options_unknown_path(cors_client, origin):
     assert_error(r, 404, "not_found")
     r = cors_client.request("OPTIONS", "/nope")
     assert_error(r, 404, "not_found")
+
+
+def test_listed_origins_compare_as_a_browser_writes_them(jwtd_factory):
+    """Trap: an origin listed as "https://App.example.test:443" (upper
+    case, default port) matched no browser's Origin header, and a port out
+    of range (":99999") was taken. Listed origins are kept as a browser
+    writes an origin; a bad one stops start-up."""
+    srv = jwtd_factory(env={"JWTD_CORS_ORIGINS": "HTTPS://App.Example.TEST:443, "
+                                                 "http://[::1]:8081"})
+    c = srv.client()
+    for origin in ("https://app.example.test", "http://[::1]:8081"):
+        r = c.get("/healthz", headers={"Origin": origin})
+        assert r.header_all("Access-Control-Allow-Origin") == [origin], (origin, r)
+    r = c.get("/healthz", headers={"Origin": "https://app.example.test:8443"})
+    assert acx(r) == {}, r
+    c.close()

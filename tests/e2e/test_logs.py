@@ -8,7 +8,7 @@ import urllib.parse
 
 import pytest
 
-from e2e_util import bcrypt_hash, compact, free_port, jwt_parts, uname
+from e2e_util import bcrypt_hash, compact, free_port, jwt_parts, new_user_tokens, uname
 
 
 def _drive(c, users, tokens):
@@ -194,3 +194,19 @@ def test_passwords_are_not_left_in_memory(jwtd_factory):
     assert found[name.encode()] > 0, "the memory search found not even the username"
     left = {k: found[n] for k, n in needles.items() if found[n]}
     assert not left, "passwords left in jwtd's memory (copies): %s" % left
+
+
+def test_one_worker_writes_only_json_lines(jwtd_factory):
+    """Trap: JWTD_WORKERS=1 put the HTTP library's own plain-text warning
+    about a thread pool of one into a json-format log (the library spoke
+    before jwtd's logger was set). Every line is JSON, and one worker
+    serves."""
+    srv = jwtd_factory(env={"JWTD_WORKERS": "1", "JWTD_LOG_FORMAT": "json"})
+    c = srv.client()
+    assert c.get("/healthz").status == 200
+    new_user_tokens(c)
+    c.close()
+    lines = [l for l in srv.log().splitlines() if l.strip()]
+    assert lines
+    for l in lines:
+        json.loads(l)

@@ -1320,18 +1320,26 @@ def test_subject_templates_with_tabs_or_great_length_still_send(jwtd_factory, re
     spaces and a subject is cut at 200 bytes, between UTF-8 characters."""
     tdir = tmp_path / "templates"
     tdir.mkdir()
-    (tdir / "verify_email.subject").write_text("Confirm\tfor {{username}}\x01" + "\u00e9" * 700)
+    (tdir / "verify_email.subject").write_text("Confirm\tfor\u0085{{username}}\x01\u2028"
+                                               + "\u00e9" * 700)
+    # a template with a NUL would have been cut there, silently: the
+    # built-in one is used instead, and the log says why
+    (tdir / "reset_password.subject").write_text("Reset\x00 it")
     srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC,
                                           JWTD_MAIL_TEMPLATES=str(tdir)))
     c = srv.client()
     e = addr("subj")
     username, _, _ = signup_mail(c, e)
     m = relay.wait_one(e)
-    want = ("Confirm for %s " % username) + "\u00e9" * 700
+    want = ("Confirm for %s  " % username) + "\u00e9" * 700
     cut = want.encode()[:200].decode("utf-8", "ignore")
     assert m.subject == cut, (m.subject, cut)
     assert len(m.subject.encode()) <= 200
     assert m.link and m.link.startswith(PUBLIC + "/verify-email?token="), m.text
+    assert_queued(forgot(c, email=e))
+    m = relay.wait_messages(2, to=e)[-1]
+    assert m.subject.startswith("Reset your password"), m.subject   # the built-in one
+    wait_for(lambda: "holds a NUL byte" in srv.log(), what="the unusable template logged")
     c.close()
 
 

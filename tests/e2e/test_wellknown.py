@@ -93,6 +93,26 @@ def test_openid_issuer_equals_token_iss(client):
     assert client.get("/.well-known/openid-configuration").json["issuer"] == iss
 
 
+def test_jwks_uri_of_an_issuer_that_is_no_url(jwtd_factory):
+    """Trap: with JWTD_ISSUER=my-service (RFC 7519 allows any string), the
+    discovery document named "my-service/.well-known/jwks.json" as the key
+    set's address, which resolves nowhere. The key set is where jwtd
+    listens (without a public URL); a URL issuer is still the base."""
+    srv = jwtd_factory(env={"JWTD_ISSUER": "my-service"})
+    c = srv.client()
+    doc = c.get("/.well-known/openid-configuration").json
+    assert doc["issuer"] == "my-service", doc
+    assert doc["jwks_uri"] == "http://127.0.0.1:%d/.well-known/jwks.json" % srv.port, doc
+    _, _, _, tokens = new_user_tokens(c)
+    assert jwt_parts(tokens["access_token"])[1]["iss"] == "my-service"
+    c.close()
+    srv = jwtd_factory(env={"JWTD_ISSUER": "https://auth.example.test/base"})
+    c = srv.client()
+    doc = c.get("/.well-known/openid-configuration").json
+    assert doc["jwks_uri"] == "https://auth.example.test/base/.well-known/jwks.json", doc
+    c.close()
+
+
 def test_signing_key_persists_across_restart(jwtd_factory):
     """The key is generated on first start and persisted: after a restart on the
     same database the kid is the same and earlier tokens still verify."""

@@ -536,6 +536,25 @@ static void test_cors_origins(void **state)
     config_free(&c);
     clean_env();
 
+    /* Proxies compare in the spelling request.c gives a peer. */
+    setenv("JWTD_TRUSTED_PROXIES", "::FFFF:10.0.0.1, 2001:DB8:0::FE,127.0.0.1", 1);
+    assert_true(load(&c, err, sizeof err, NULL));
+    assert_int_equal(c.n_trusted_proxies, 3);
+    assert_string_equal(c.trusted_proxies[0], "10.0.0.1");
+    assert_string_equal(c.trusted_proxies[1], "2001:db8::fe");
+    assert_string_equal(c.trusted_proxies[2], "127.0.0.1");
+    config_free(&c);
+    clean_env();
+
+    /* Kept as a browser writes an Origin: lower case, no default port. */
+    setenv("JWTD_CORS_ORIGINS", "HTTPS://App.Example.com:443,http://[::1]:80,http://x.test:8080", 1);
+    assert_true(load(&c, err, sizeof err, NULL));
+    assert_string_equal(c.cors_origins[0], "https://app.example.com");
+    assert_string_equal(c.cors_origins[1], "http://[::1]");
+    assert_string_equal(c.cors_origins[2], "http://x.test:8080");
+    config_free(&c);
+    clean_env();
+
     /* Off unless configured. */
     assert_true(load(&c, err, sizeof err, NULL));
     assert_null(c.cors_origins);
@@ -554,6 +573,11 @@ static void test_cors_origins(void **state)
         "https://user@app.example.com",
         "https://app.example.com, *",
         "https://app.example.com?x=1",
+        "http://app.example.com:99999",
+        "http://app.example.com:0",
+        "http://app.example.com:",
+        "https://app..example.com",
+        "http://[::1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         config_defaults(&c);
