@@ -207,6 +207,11 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (!server_probe_listen(&cfg, err, sizeof err)) {
+        fprintf(stderr, "jwtd: %s\n", err);
+        config_free(&cfg);
+        return 1;
+    }
     struct app app;
     if (!app_open(&app, &cfg, APP_SERVE, err, sizeof err)) {
         fprintf(stderr, "jwtd: %s\n", err);

@@ -555,6 +555,49 @@ bool server_set_tls(struct server *s, const char *cert_pem, const char *key_pem,
     return true;
 }
 
+/* cfg->listen as a socket address, in *sin or *sin6. */
+static const struct sockaddr *listen_sockaddr(const struct config *cfg, struct sockaddr_in *sin,
+                                              struct sockaddr_in6 *sin6, socklen_t *len)
+{
+    memset(sin, 0, sizeof *sin);
+    memset(sin6, 0, sizeof *sin6);
+    if (cfg->listen_ipv6) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(cfg->listen_port);
+        inet_pton(AF_INET6, cfg->listen_host, &sin6->sin6_addr);
+        *len = sizeof *sin6;
+        return (const struct sockaddr *)sin6;
+    }
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(cfg->listen_port);
+    inet_pton(AF_INET, cfg->listen_host, &sin->sin_addr);
+    *len = sizeof *sin;
+    return (const struct sockaddr *)sin;
+}
+
+bool server_probe_listen(const struct config *cfg, char *err, size_t errlen)
+{
+    struct sockaddr_in sin;
+    struct sockaddr_in6 sin6;
+    socklen_t len;
+    const struct sockaddr *sa = listen_sockaddr(cfg, &sin, &sin6, &len);
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return true; /* no verdict: the listener will say */
+    int one = 1;
+    /* As the listener will: a port in TIME_WAIT is free, a listening one
+     * is not. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (cfg->listen_ipv6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    bool ok = bind(fd, sa, len) == 0;
+    int e = errno;
+    close(fd);
+    if (!ok)
+        snprintf(err, errlen, "JWTD_LISTEN: cannot listen on %s (%s)", cfg->listen, strerror(e));
+    return ok;
+}
+
 struct server *server_start(struct app *app, char *err, size_t errlen)
 {
     const struct config *cfg = app->cfg;
@@ -581,23 +624,12 @@ struct server *server_start(struct app *app, char *err, size_t errlen)
 
     struct sockaddr_in sin;
     struct sockaddr_in6 sin6;
-    const struct sockaddr *sa;
-    memset(&sin, 0, sizeof sin);
-    memset(&sin6, 0, sizeof sin6);
+    socklen_t salen;
+    const struct sockaddr *sa = listen_sockaddr(cfg, &sin, &sin6, &salen);
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                          MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
-    if (cfg->listen_ipv6) {
-        sin6.sin6_family = AF_INET6;
-        sin6.sin6_port = htons(cfg->listen_port);
-        inet_pton(AF_INET6, cfg->listen_host, &sin6.sin6_addr);
-        sa = (const struct sockaddr *)&sin6;
+    if (cfg->listen_ipv6)
         flags |= MHD_USE_IPv6;
-    } else {
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons(cfg->listen_port);
-        inet_pton(AF_INET, cfg->listen_host, &sin.sin_addr);
-        sa = (const struct sockaddr *)&sin;
-    }
     if (cfg->tls_cert_pem)
         flags |= MHD_USE_TLS;
 

@@ -15,6 +15,11 @@
 
 struct server;
 
+/* Whether cfg->listen can be bound now (a socket bound and closed at
+ * once): so that `serve` on a taken port says so before it opens, creates
+ * or migrates a database. False with a one-line reason. */
+bool server_probe_listen(const struct config *cfg, char *err, size_t errlen);
+
 /* Listen on cfg->listen and serve. NULL with a one-line reason on failure. */
 struct server *server_start(struct app *app, char *err, size_t errlen);
 

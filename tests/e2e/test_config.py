@@ -193,3 +193,29 @@ def test_custom_max_body(jwtd_factory):
     assert_error(c.request("POST", "/auth/signup", body=big, content_type="application/json"),
                  413, "payload_too_large")
     signup(c)
+
+
+def test_taken_port_is_said_before_a_database_is_made(tmp_path):
+    """Trap: `serve` on a port another process listens on created (and
+    migrated, and filled with a first key) the database, logged that, and
+    only then said the port was taken. It says so first, in one line, and
+    leaves nothing behind."""
+    import socket
+    import subprocess
+    from e2e_util import clean_env, jwtd_bin
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    try:
+        db = tmp_path / "taken.db"
+        p = subprocess.run([jwtd_bin(), "serve"], env=clean_env({
+            "JWTD_LISTEN": "127.0.0.1:%d" % port, "JWTD_DATABASE": "sqlite:%s" % db}),
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=15, cwd=str(tmp_path))
+    finally:
+        holder.close()
+    err = p.stderr.decode()
+    assert p.returncode == 1, (p.returncode, err)
+    line = _one_line(err)
+    assert "JWTD_LISTEN" in line and "127.0.0.1:%d" % port in line, line
+    assert not db.exists(), "a database was made for a server that could not listen"
