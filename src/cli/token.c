@@ -29,6 +29,32 @@ static json_t *decode_segment(const char *s, size_t n)
     return j;
 }
 
+/* The payload of a compact token, unverified (NULL when it is none). */
+static json_t *payload_of(const char *tok)
+{
+    size_t n = strlen(tok);
+    const char *d1 = memchr(tok, '.', n);
+    const char *d2 = d1 ? memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - tok)) : NULL;
+    return d2 ? decode_segment(d1 + 1, (size_t)(d2 - d1 - 1)) : NULL;
+}
+
+/* An issuer or audience mismatch names both sides: which configuration
+ * the command read is the usual question (a server started with other
+ * settings than the shell's). */
+static void explain_mismatch(jwtd_err e, const char *tok, const struct config *cfg)
+{
+    const char *claim = e == JWTD_ERR_ISSUER ? "iss" : "aud";
+    json_t *p = payload_of(tok);
+    json_t *v = p ? json_object_get(p, claim) : NULL;
+    char *said = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    printf("the token's %s is %.200s; this configuration expects \"%s\" (JWTD_%s; is it the "
+           "server's configuration?)\n",
+           claim, said ? said : "missing", e == JWTD_ERR_ISSUER ? cfg->issuer : cfg->audience,
+           e == JWTD_ERR_ISSUER ? "ISSUER, from JWTD_PUBLIC_URL or JWTD_LISTEN" : "AUDIENCE");
+    free(said);
+    json_decref(p);
+}
+
 static int inspect(const char *tok)
 {
     size_t n = strlen(tok);
@@ -94,6 +120,8 @@ static int verify(int argc, char **argv, const char *tok)
     jwtd_err e = keyring_verify(kr, v, tok, strlen(tok), util_now(), &c, NULL);
     if (e != JWTD_OK) {
         printf("invalid: %s\n", jwtd_strerror(e));
+        if (e == JWTD_ERR_ISSUER || e == JWTD_ERR_AUDIENCE)
+            explain_mismatch(e, tok, &cfg);
         goto out;
     }
     char *json = jwtd_claims_json(c);

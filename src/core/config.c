@@ -1096,6 +1096,8 @@ static char *skip_bom(char *line)
  * comment only at the beginning of a line (values may hold '#'); a setting
  * given twice is an error.
  */
+static const char *closest_name(const char *name);
+
 static bool read_config_file(struct config *cfg, const char *path, bool required, char *err,
                              size_t errlen)
 {
@@ -1158,7 +1160,17 @@ static bool read_config_file(struct config *cfg, const char *path, bool required
                                   "letters, digits, '_' and '-')", path, lineno);
             ok = false;
         } else if (!s || strcmp(env, "JWTD_CONFIG") == 0) {
-            snprintf(err, errlen, "%s line %d: unknown setting '%.60s'", path, lineno, key);
+            /* A typo gets the name it is closest to, as the file writes it. */
+            const char *near = s ? NULL : closest_name(env);
+            char hint[64] = "";
+            if (near && strncmp(near, "JWTD_", 5) == 0 && find_setting(near)) {
+                size_t o = (size_t)snprintf(hint, sizeof hint, "; did you mean ");
+                for (const char *q = near + 5; *q && o + 2 < sizeof hint; q++)
+                    hint[o++] = (char)((*q >= 'A' && *q <= 'Z') ? *q + 32 : *q);
+                snprintf(hint + o, sizeof hint - o, "?");
+            }
+            snprintf(err, errlen, "%s line %d: unknown setting '%.60s'%s", path, lineno, key,
+                     hint);
             ok = false;
         } else if (seen[index_of(s)]) {
             snprintf(err, errlen, "%s line %d: %s is set twice", path, lineno, s->name);

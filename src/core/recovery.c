@@ -156,13 +156,18 @@ static struct svc_result find_token(struct app *app, const char *token, size_t l
     return svc_ok();
 }
 
-/* Apply a verification token and read the account back. */
+/* Apply a verification token (its link's, or its code's: by_code) and
+ * read the account back. */
 static struct svc_result confirm(struct app *app, const struct svc_ctx *ctx,
-                                 const struct store_email_token *t, struct store_user *ret)
+                                 const struct store_email_token *t, bool by_code,
+                                 struct store_user *ret)
 {
     enum store_rc rc = store_email_confirm(app->store, t);
+    /* Gone meanwhile: used, replaced, or the address verified another way
+     * (a reset link sent to it). A code is answered as a code. */
     if (rc == STORE_NOT_FOUND)
-        return svc_fail(SVC_INVALID_LINK, LINK_BAD);
+        return by_code ? svc_fail(SVC_INVALID_CODE, "There is no code to check; ask for a new one.")
+                       : svc_fail(SVC_INVALID_LINK, LINK_BAD);
     if (rc == STORE_CONFLICT)
         return svc_fail(SVC_EMAIL_TAKEN, NULL);
     if (rc != STORE_OK)
@@ -181,7 +186,7 @@ struct svc_result recovery_confirm_link(struct app *app, const struct svc_ctx *c
     struct svc_result r = find_token(app, token, len, EMAIL_VERIFY, &t);
     if (r.status != SVC_OK)
         return r;
-    return confirm(app, ctx, &t, ret);
+    return confirm(app, ctx, &t, false, ret);
 }
 
 struct svc_result recovery_confirm_code(struct app *app, const struct svc_ctx *ctx,
@@ -212,7 +217,7 @@ struct svc_result recovery_confirm_code(struct app *app, const struct svc_ctx *c
         digits = code[i] >= '0' && code[i] <= '9';
     if (digits && mail_code_hash(app, who->sub, code, len, h) && t.code_hash[0] &&
         CRYPTO_memcmp(h, t.code_hash, SHA256_HEX_LEN - 1) == 0)
-        return confirm(app, ctx, &t, ret);
+        return confirm(app, ctx, &t, true, ret);
     AUDIT(LOG_INFO, ctx, "email_code_wrong", "refused", who->sub, LF_I("attempts", attempts));
     if (attempts >= (int)app->cfg->code_attempts) {
         store_email_token_delete(app->store, who->sub, EMAIL_VERIFY);

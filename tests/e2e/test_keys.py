@@ -140,6 +140,12 @@ def test_token_inspect_and_verify(jwtd_factory):
     assert p.returncode == 1 and b"invalid: invalid signature" in p.stdout
     p = srv.cli("token", "verify", t, env={"JWTD_ISSUER": "https://other.example"})
     assert p.returncode == 1 and b"issuer mismatch" in p.stdout
+    # both sides named: the shell's configuration is often not the server's
+    said = p.stdout.decode()
+    assert '"%s"' % srv.issuer in said and '"https://other.example"' in said, said
+    p = srv.cli("token", "verify", t, env=dict(env, JWTD_AUDIENCE="elsewhere"))
+    assert p.returncode == 1 and '"jwtd"' in p.stdout.decode(), p.stdout
+    assert '"elsewhere"' in p.stdout.decode(), p.stdout
     assert srv.cli("token", "inspect", "garbage").returncode == 1
     # "-": from stdin, out of ps and the shell's history
     p = srv.cli("token", "verify", "-", env=env, input=(t + "\n").encode())

@@ -358,6 +358,26 @@ def test_verification_code_and_its_attempt_limit(c, relay):
     assert_error(c.post("/auth/email/verify", {"code": m2.code}, token=tok), 400, "invalid_code")
 
 
+def test_code_after_the_address_was_verified_by_a_reset_is_a_code_answer(c, relay):
+    """Trap: a reset link sent to the address verifies it; the verification
+    code still outstanding was then answered 400 invalid_link "The link is
+    unknown...", a link's answer to a code. It is invalid_code, and the
+    verification link of the same mail is invalid_link."""
+    e = addr("vr")
+    username, password, _ = signup_mail(c, e)
+    m = assert_verify_mail(relay.wait_one(e), e)
+    assert_queued(forgot(c, email=e))
+    got = relay.wait_messages(2, to=e, what="the reset mail")
+    new_password = strong_password()
+    assert reset(c, got[1].token, new_password).status == 204
+    tok = login(c, username, new_password)["access_token"]
+    assert_user(me(c, tok), username, email=e, verified=True)
+    r = c.post("/auth/email/verify", {"code": m.code}, token=tok)
+    assert_error(r, 400, "invalid_code")
+    assert "link" not in r.json["error_description"], r.json
+    assert_error(c.post("/auth/email/verify", {"token": m.token}), 400, "invalid_link")
+
+
 def test_parallel_wrong_codes_get_no_more_tries(srv, c, relay):
     """Tries are counted before the code is compared, atomically: 40 wrong
     codes sent at once get at most JWTD_CODE_ATTEMPTS (3) compared ("The code

@@ -513,6 +513,21 @@ def test_a_command_that_would_make_a_database_nobody_named_says_so(tmp_path):
     assert p.returncode == 2 and "--config needs a file name" in err(p), err(p)
 
 
+def test_config_file_typo_gets_the_name_it_is_closest_to(tmp_path):
+    """Trap: a mistyped name in the file (`acess_ttl`) got "unknown setting"
+    alone, where the same typo in the environment gets "did you mean". The
+    file's line names the setting as the file writes it; a name near none
+    gets no guess."""
+    conf = tmp_path / "jwtd.conf"
+    conf.write_text("listen = 127.0.0.1:8080\nacess_ttl = 5m\n")
+    p = jwtd(["config", "check", "--config", str(conf)])
+    assert p.returncode == 2, err(p)
+    assert "line 2: unknown setting 'acess_ttl'; did you mean access_ttl?" in err(p), err(p)
+    conf.write_text("zzzzzzzz = 5m\n")
+    p = jwtd(["config", "check", "--config", str(conf)])
+    assert p.returncode == 2 and "did you mean" not in err(p), err(p)
+
+
 def test_config_line_without_its_equals_sign_echoes_no_secret(tmp_path):
     """Trap: `database postgres://jwtd:S3cret@db/jwtd?sslmode=verify-full`
     (the '=' forgotten after the name) was refused as "unknown setting
