@@ -109,9 +109,10 @@ static const struct {
     [U_MFA_RESET] = {"mfa-reset", APP_EXISTING,
                      {"jwtd user mfa-reset USERNAME",
                       "Remove every second factor of an account (authenticator app, recovery\n"
-                      "codes, passkeys) for someone who lost them; the next login needs the\n"
-                      "password only. Check who is asking first: this is what an attacker\n"
-                      "with the password would want.",
+                      "codes, passkeys) for someone who lost them, and end every session of it\n"
+                      "(a lost device often held both); the next login needs the password\n"
+                      "only. Check who is asking first: this is what an attacker with the\n"
+                      "password would want.",
                       NULL, 1, 1, false}},
 };
 
@@ -293,10 +294,12 @@ static int run(enum user_sub sub, struct app *app, const struct svc_ctx *ctx, co
     }
     case U_MFA_RESET: {
         bool totp = false;
-        res = mfa_operator_reset(app, ctx, name, &totp, &n);
+        int ended = 0;
+        res = mfa_operator_reset(app, ctx, name, &totp, &n, &ended);
         if (res.status == SVC_OK)
-            printf("second factors of %s removed: authenticator app %s, %d passkey(s)\n", name,
-                   totp ? "yes" : "none", n);
+            printf("second factors of %s removed: authenticator app %s, %d passkey(s); "
+                   "%d session(s) ended\n",
+                   name, totp ? "yes" : "none", n, ended);
         break;
     }
     case U_COUNT:

@@ -1028,7 +1028,7 @@ struct svc_result accounts_logout(struct app *app, const struct svc_ctx *ctx,
     if (r.status != SVC_OK)
         return r;
     store_user_clear(&u);
-    return sessions_revoke_all(app, ctx, u.id, "operator_logout", ret_revoked);
+    return sessions_revoke_all(app, ctx, u.id, NULL, "operator_logout", ret_revoked);
 }
 
 static void count_session(void *ctx, const struct store_session *s)

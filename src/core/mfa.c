@@ -248,8 +248,10 @@ struct svc_result mfa_step_fail(struct app *app, const struct svc_ctx *ctx, stru
     step_release(app, st, true);
     int attempts = st->held.attempts;
     metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
-    AUDIT(LOG_INFO, ctx, "login_failed", "refused", NULL, LF_S("step", "second_factor"),
-          LF_S("reason", why), LF_I("ticket_attempts", attempts));
+    /* The account is known (the ticket's): right password, wrong second
+     * factor is the sign of a stolen password, to be seen per account. */
+    AUDIT(LOG_INFO, ctx, "login_failed", "refused", st->user.id[0] ? st->user.id : NULL,
+          LF_S("step", "second_factor"), LF_S("reason", why), LF_I("ticket_attempts", attempts));
     bool code = strcmp(why, "totp") == 0 || strcmp(why, "recovery") == 0;
     if (attempts >= TICKET_MAX_ATTEMPTS)
         return svc_fail(SVC_BAD_SECOND_FACTOR,
@@ -354,12 +356,15 @@ static struct svc_result totp_check(struct app *app, const char *user_id, const 
     int64_t step = 0;
     bool ok = util_unhex(t.secret_hex, secret, sizeof secret, &slen) &&
               totp_verify(secret, slen, digits, dn, util_now(), 1, t.last_step, &step) == TOTP_OK;
-    int64_t made = t.created_at; /* which set-up the code was checked against */
     OPENSSL_cleanse(secret, sizeof secret);
-    OPENSSL_cleanse(&t, sizeof t);
-    if (!ok)
+    if (!ok) {
+        OPENSSL_cleanse(&t, sizeof t);
         return svc_fail(SVC_BAD_SECOND_FACTOR, "The code is wrong.");
-    rc = store_totp_accept(app->store, user_id, step, confirming, made, codes, ncodes);
+    }
+    /* The set-up the code was checked against, by its secret: a set-up
+     * begun again in the same second has another. */
+    rc = store_totp_accept(app->store, user_id, step, confirming, t.secret_hex, codes, ncodes);
+    OPENSSL_cleanse(&t, sizeof t);
     if (rc == STORE_NOT_FOUND && confirming) {
         /* Another confirmation came first, or the set-up was removed. */
         struct store_totp now;
@@ -509,6 +514,12 @@ struct svc_result mfa_totp_confirm(struct app *app, const struct svc_ctx *ctx,
     store_user_clear(&u);
     if (r.status != SVC_OK)
         return r;
+    struct svc_result mr;
+    unsigned had = mfa_methods(app, who->sub, &mr);
+    if (mr.status != SVC_OK) {
+        ratelimit_login_refund(app, &lim);
+        return mr;
+    }
     json_t *shown = json_array();
     char hashes[MFA_RECOVERY_CODES][SHA256_HEX_LEN];
     if (!shown || !new_codes(app, who->sub, shown, hashes)) {
@@ -528,6 +539,7 @@ struct svc_result mfa_totp_confirm(struct app *app, const struct svc_ctx *ctx,
         return r;
     }
     AUDIT0(LOG_INFO, ctx, "totp_enabled", "ok", who->sub);
+    mfa_factor_added(app, ctx, who, had);
     *ret_codes = shown;
     return svc_ok();
 }
@@ -667,8 +679,19 @@ static void collect_id(void *vctx, const struct store_passkey *p)
         snprintf(l->ids[l->n++], PASSKEY_ID_MAX + 1, "%s", p->id);
 }
 
+void mfa_factor_added(struct app *app, const struct svc_ctx *ctx, const struct identity *who,
+                      unsigned had_methods)
+{
+    if (had_methods & (MFA_TOTP | MFA_PASSKEY))
+        return;
+    /* Best effort: the factor is in place either way; a storage failure
+     * is logged by the store and the owner can end sessions by hand. */
+    sessions_revoke_all(app, ctx, who->sub, who->sid, "second_factor_added", NULL);
+}
+
 struct svc_result mfa_operator_reset(struct app *app, const struct svc_ctx *ctx,
-                                     const char *username, bool *ret_totp, int *ret_passkeys)
+                                     const char *username, bool *ret_totp, int *ret_passkeys,
+                                     int *ret_sessions)
 {
     struct store_user u;
     struct svc_result r = accounts_find(app, username, &u);
@@ -702,6 +725,7 @@ struct svc_result mfa_operator_reset(struct app *app, const struct svc_ctx *ctx,
     }
     AUDIT(LOG_INFO, ctx, "mfa_reset", "ok", u.id, LF_B("totp", *ret_totp),
           LF_I("passkeys", removed));
+    r = sessions_revoke_all(app, ctx, u.id, NULL, "mfa_reset", ret_sessions);
     store_user_clear(&u);
-    return svc_ok();
+    return r;
 }

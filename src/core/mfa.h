@@ -128,9 +128,18 @@ struct svc_op *mfa_recovery_renew(struct app *app, const struct svc_ctx *ctx,
 struct svc_result mfa_status(struct app *app, const struct identity *who, json_t **ret);
 
 /* An operator removes every second factor of an account (TOTP, recovery
- * codes, passkeys), for someone who lost them all; *ret_passkeys counts
- * the passkeys removed. The password stays. */
+ * codes, passkeys), for someone who lost them all - often with the device
+ * that held them, so every session ends too; *ret_passkeys counts the
+ * passkeys removed, *ret_sessions the sessions ended. The password stays. */
 struct svc_result mfa_operator_reset(struct app *app, const struct svc_ctx *ctx,
-                                     const char *username, bool *ret_totp, int *ret_passkeys);
+                                     const char *username, bool *ret_totp, int *ret_passkeys,
+                                     int *ret_sessions);
+
+/* A second factor was just added by who's session (TOTP confirmed, a
+ * passkey registered): when the account had none before (had_methods 0),
+ * every other session ends - they were opened with the password alone,
+ * perhaps by whoever the owner turns the factor on against. */
+void mfa_factor_added(struct app *app, const struct svc_ctx *ctx, const struct identity *who,
+                      unsigned had_methods);
 
 #endif /* JWTD_MFA_H */

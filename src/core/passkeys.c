@@ -299,6 +299,12 @@ struct svc_result passkeys_register_finish(struct app *app, const struct svc_ctx
     }
     free(cdj);
     free(ao);
+    /* What the account had before: its first factor ends the sessions
+     * opened with the password alone (mfa_factor_added). */
+    struct svc_result mr = svc_ok();
+    unsigned had = r.status == SVC_OK ? mfa_methods(app, who->sub, &mr) : 0;
+    if (r.status == SVC_OK && mr.status != SVC_OK)
+        r = mr;
     if (r.status != SVC_OK) {
         webauthn_credential_clear(&cred);
         return r;
@@ -328,6 +334,7 @@ struct svc_result passkeys_register_finish(struct app *app, const struct svc_ctx
     else {
         *ret = passkeys_describe(p);
         AUDIT(LOG_INFO, ctx, "passkey_added", "ok", who->sub, LF_B("synced", p->backup_eligible));
+        mfa_factor_added(app, ctx, who, had);
         r = *ret ? svc_ok() : svc_fail(SVC_ERROR, NULL);
     }
     free(p);

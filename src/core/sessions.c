@@ -336,11 +336,13 @@ struct svc_result sessions_revoke(struct app *app, const struct svc_ctx *ctx,
 }
 
 struct svc_result sessions_revoke_all(struct app *app, const struct svc_ctx *ctx,
-                                      const char *user_id, const char *reason, int *ret_count)
+                                      const char *user_id, const char *except_sid,
+                                      const char *reason, int *ret_count)
 {
     struct revocation rev = sessions_revocation_now(app);
     int n = 0;
-    enum store_rc rc = store_session_revoke_user(app->store, user_id, NULL, reason, &rev, &n);
+    enum store_rc rc =
+        store_session_revoke_user(app->store, user_id, except_sid, reason, &rev, &n);
     if (rc != STORE_OK)
         return svc_store_failure(app, rc, "session_revoke_all");
     if (app->revoked)

@@ -78,9 +78,11 @@ struct svc_result sessions_list(struct app *app, const struct identity *who,
 struct svc_result sessions_revoke(struct app *app, const struct svc_ctx *ctx,
                                   const struct identity *who, const char *sid);
 
-/* End every session of a user (an operator's `user logout`, or an account
- * change); *ret_count tells how many. `reason` is recorded with them. */
+/* End every session of a user but except_sid (NULL: all; an operator's
+ * `user logout`, or an account change); *ret_count tells how many.
+ * `reason` is recorded with them. */
 struct svc_result sessions_revoke_all(struct app *app, const struct svc_ctx *ctx,
-                                      const char *user_id, const char *reason, int *ret_count);
+                                      const char *user_id, const char *except_sid,
+                                      const char *reason, int *ret_count);
 
 #endif /* JWTD_SESSIONS_H */

@@ -324,7 +324,7 @@ static const char *const stmt_sql[P_COUNT] = {
      * unconfirmed one (so that of two confirmations at once one wins). */
     [P_TOTP_STEP] = "UPDATE mfa_totp SET last_step = $2, confirmed = 1 WHERE user_id = $1 AND"
                     " last_step < $2 AND confirmed = 1 - $3::integer AND ($3::integer = 0 OR"
-                    " created_at = $4::bigint)",
+                    " secret = $4)",
     [P_TOTP_DEL] = "DELETE FROM mfa_totp WHERE user_id = $1",
     [P_TOTP_CODES_BUMP] = "UPDATE mfa_totp SET codes_gen = codes_gen + 1 WHERE user_id = $1 AND"
                           " confirmed = 1 AND codes_gen = $2",
@@ -1869,7 +1869,7 @@ static enum store_rc pg_totp_put(struct store *base, const struct store_totp *t)
 }
 
 static enum store_rc pg_totp_step(struct store *base, const char *user_id, int64_t step,
-                                  bool confirm, int64_t pending_created_at)
+                                  bool confirm, const char *pending_secret_hex)
 {
     struct pconn *c = conn_get(SELF(base));
     if (!c)
@@ -1878,7 +1878,7 @@ static enum store_rc pg_totp_step(struct store *base, const char *user_id, int64
     p_str(&p, user_id);
     p_int(&p, step);
     p_int(&p, confirm);
-    p_int(&p, pending_created_at);
+    p_str(&p, pending_secret_hex ? pending_secret_hex : "");
     return run_changed(c, P_TOTP_STEP, &p);
 }
 

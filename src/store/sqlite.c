@@ -314,7 +314,7 @@ static const char *const stmt_sql[S_COUNT] = {
     /* A login's code needs a confirmed factor, a confirmation an
      * unconfirmed one (so that of two confirmations at once one wins). */
     [S_TOTP_STEP] = "UPDATE mfa_totp SET last_step = ?2, confirmed = 1 WHERE user_id = ?1 AND"
-                    " last_step < ?2 AND confirmed = 1 - ?3 AND (?3 = 0 OR created_at = ?4)",
+                     " last_step < ?2 AND confirmed = 1 - ?3 AND (?3 = 0 OR secret = ?4)",
     [S_TOTP_DEL] = "DELETE FROM mfa_totp WHERE user_id = ?1",
     [S_TOTP_CODES_BUMP] = "UPDATE mfa_totp SET codes_gen = codes_gen + 1 WHERE user_id = ?1 AND"
                           " confirmed = 1 AND codes_gen = ?2",
@@ -1805,7 +1805,7 @@ static enum store_rc sq_totp_put(struct store *base, const struct store_totp *t)
 }
 
 static enum store_rc sq_totp_step(struct store *base, const char *user_id, int64_t step,
-                                  bool confirm, int64_t pending_created_at)
+                                  bool confirm, const char *pending_secret_hex)
 {
     struct conn *c = conn_get(SELF(base));
     if (!c)
@@ -1816,7 +1816,7 @@ static enum store_rc sq_totp_step(struct store *base, const char *user_id, int64
     bind_text(q, 1, user_id);
     sqlite3_bind_int64(q, 2, step);
     sqlite3_bind_int(q, 3, confirm);
-    sqlite3_bind_int64(q, 4, pending_created_at);
+    bind_text(q, 4, pending_secret_hex ? pending_secret_hex : "");
     return exec_changed(c, q);
 }
 

@@ -432,13 +432,13 @@ enum store_rc store_totp_begin(struct store *s, const struct store_totp *t)
 }
 
 enum store_rc store_totp_accept(struct store *s, const char *user_id, int64_t step, bool confirm,
-                                int64_t pending_created_at,
+                                const char *pending_secret_hex,
                                 const char (*recovery_hashes)[SHA256_HEX_LEN], int n)
 {
     enum store_rc rc = s->ops->tx_begin(s);
     if (rc != STORE_OK)
         return rc;
-    rc = s->ops->totp_step(s, user_id, step, confirm, pending_created_at);
+    rc = s->ops->totp_step(s, user_id, step, confirm, pending_secret_hex);
     if (rc == STORE_OK && confirm)
         rc = s->ops->recovery_codes_put(s, user_id, recovery_hashes, n);
     return s->ops->tx_end(s, rc);

@@ -357,7 +357,7 @@ struct store_ops {
     enum store_rc (*totp_get)(struct store *s, const char *user_id, struct store_totp *ret);
     enum store_rc (*totp_put)(struct store *s, const struct store_totp *t);
     enum store_rc (*totp_step)(struct store *s, const char *user_id, int64_t step, bool confirm,
-                               int64_t pending_created_at);
+                               const char *pending_secret_hex);
     enum store_rc (*totp_codes_bump)(struct store *s, const char *user_id, int64_t gen);
     enum store_rc (*totp_delete)(struct store *s, const char *user_id);
     enum store_rc (*recovery_codes_put)(struct store *s, const char *user_id,
@@ -808,13 +808,13 @@ enum store_rc store_totp_begin(struct store *s, const struct store_totp *t);
  * Record that a code of time step `step` was accepted: compare-and-set, so
  * that a code is used once even by two requests at the same moment (NOT_FOUND
  * when the factor is gone or its last step is not older). With confirm, an
- * unconfirmed factor becomes confirmed - the set-up made at
- * pending_created_at, the one whose secret checked the code, not one begun
- * again meanwhile - and the recovery codes given replace any earlier ones,
- * in the same transaction.
+ * unconfirmed factor becomes confirmed - the set-up whose secret
+ * (pending_secret_hex) checked the code, not one begun again meanwhile,
+ * even within the same second - and the recovery codes given replace any
+ * earlier ones, in the same transaction.
  */
 enum store_rc store_totp_accept(struct store *s, const char *user_id, int64_t step, bool confirm,
-                                int64_t pending_created_at,
+                                const char *pending_secret_hex,
                                 const char (*recovery_hashes)[SHA256_HEX_LEN], int n);
 
 /*

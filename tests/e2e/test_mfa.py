@@ -49,7 +49,8 @@ import uuid
 import pytest
 
 from e2e_util import (assert_error, assert_invalid_grant, assert_json_content_type, at_once,
-                      assert_no_store, assert_security_headers, assert_token_response, free_port,
+                      assert_no_store, assert_refused_within, assert_security_headers,
+                      assert_token_response, free_port,
                       jwt_parts, login, parse_rfc3339, refresh, run_expect_exit, signup,
                       strong_password, together)
 from softauthn import (EDDSA, ES256, FLAG_AT, FLAG_BS, FLAG_UP, FLAG_UV, RS256, Authenticator,
@@ -837,6 +838,64 @@ def test_the_last_recovery_code_leaves_totp_only(c, clock):
 # --------------------------------------------------------------------------
 # 4. removing TOTP
 # --------------------------------------------------------------------------
+
+def test_a_first_factor_ends_the_sessions_opened_with_the_password_alone(c, clock, origin):
+    """Trap: a session opened with the password before the owner turned a
+    second factor on (a phisher's, say) kept refreshing, and could register
+    a passkey and then sign in without any password, or remove the new
+    factor. The account's first factor ends every other session (within a
+    second, like a password change); the session that turned it on stays.
+    A further factor ends nothing: the sessions left passed the first one."""
+    acct = new_account(c)
+    phished = login(c, acct.username, acct.password)
+    t0 = time.monotonic()
+    enable_totp(c, acct, clock)
+    assert_refused_within(c, phished["access_token"], t0)
+    assert_invalid_grant(refresh(c, phished["refresh_token"]))
+    r = c.post("/auth/passkeys/register/options", {"password": acct.password},
+               token=phished["access_token"])
+    assert r.status == 401, r
+    assert c.get("/auth/me", token=acct.access).status == 200      # the owner's own session
+
+    # a second factor (a passkey) leaves the sessions that passed the first
+    ticket = password_step(c, acct, ["totp", "recovery_code"])
+    other = logged_in(verify(c, ticket, code=acct.otp.fresh()), acct, ["pwd", "otp"])
+    register(c, acct, Authenticator(origin))
+    assert c.get("/auth/me", token=other["access_token"]).status == 200
+    r = refresh(c, other["refresh_token"])
+    assert r.status == 200, r
+    remember(r.json)
+
+
+def test_a_first_passkey_ends_the_other_sessions_too(c, origin):
+    acct = new_account(c)
+    phished = login(c, acct.username, acct.password)
+    t0 = time.monotonic()
+    register(c, acct, Authenticator(origin))
+    assert_refused_within(c, phished["access_token"], t0)
+    assert_invalid_grant(refresh(c, phished["refresh_token"]))
+    assert c.get("/auth/me", token=acct.access).status == 200
+
+
+def test_operator_mfa_reset_ends_every_session(srv, c, clock):
+    """`jwtd user mfa-reset` is for someone who lost their second factors,
+    often with the device that held them: that device's sessions end too
+    (they would otherwise refresh for up to 90 days, saying "otp")."""
+    acct = enable_totp(c, new_account(c), clock)
+    ticket = password_step(c, acct, ["totp", "recovery_code"])
+    device = logged_in(verify(c, ticket, code=acct.otp.fresh()), acct, ["pwd", "otp"])
+    t0 = time.monotonic()
+    # the command on the server's clock (the test's), as on a real host
+    p = srv.cli("user", "mfa-reset", acct.username, env={"JWTD_TEST_CLOCK": clock.path})
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode()
+    assert "2 session(s) ended" in out, out
+    assert_refused_within(c, device["access_token"], t0)
+    assert_invalid_grant(refresh(c, device["refresh_token"]))
+    assert_refused_within(c, acct.access, t0)
+    logged_in(c.post("/auth/login", {"username": acct.username, "password": acct.password}),
+              acct, ["pwd"])
+
 
 def test_removing_totp(c, clock):
     """DELETE /auth/mfa/totp re-confirms the password, removes the secret and
@@ -1761,5 +1820,9 @@ def test_logs_hold_no_second_factor_secret(srv, c, origin, clock, tight):
     out = srv.output()
     assert re.search(r"\bevent=login_second_factor_due\b", out), out[-2000:]
     assert re.search(r"\bevent=login_failed\b.*\bstep=second_factor\b", out), out[-2000:]
+    # a wrong second factor after a right password is told per account
+    failed = [l for l in out.splitlines()
+              if "event=login_failed" in l and "step=second_factor" in l]
+    assert any("user_id=%s" % acct.user["id"] in l for l in failed), failed
     _assert_not_logged(out, "jwtd (passkeys server)")
     _assert_not_logged(tight.output(), "jwtd (tight server)")

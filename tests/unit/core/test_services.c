@@ -2591,11 +2591,11 @@ static void test_mfa_operator_reset(void **state)
     assert_int_equal(login_ticket(f, a.user, a.pw, t), MFA_TOTP | MFA_RECOVERY | MFA_PASSKEY);
 
     bool totp = false;
-    int passkeys = -1;
-    assert_status(mfa_operator_reset(&f->app, &f->oper, "nobody-here", &totp, &passkeys).status,
+    int passkeys = -1, ended = -1;
+    assert_status(mfa_operator_reset(&f->app, &f->oper, "nobody-here", &totp, &passkeys, &ended).status,
                   SVC_NOT_FOUND);
     assert_true(status_of(f, &a.who).totp);
-    assert_status(mfa_operator_reset(&f->app, &f->oper, "CARMEN", &totp, &passkeys).status,
+    assert_status(mfa_operator_reset(&f->app, &f->oper, "CARMEN", &totp, &passkeys, &ended).status,
                   SVC_OK);
     assert_true(totp);
     assert_int_equal(passkeys, 1);
@@ -2610,12 +2610,14 @@ static void test_mfa_operator_reset(void **state)
     assert_status(login(f, a.user, a.pw, &g, NULL).status, SVC_OK);
     assert_amr(g.access_token, "pwd");
     svc_grant_clear(&g);
-    /* Nothing left: a second reset reports so. */
+    /* Nothing left: a second reset reports so; it ends the session just
+     * opened (a lost device's sessions end with its factors). */
     totp = true;
-    assert_status(mfa_operator_reset(&f->app, &f->oper, "carmen", &totp, &passkeys).status,
+    assert_status(mfa_operator_reset(&f->app, &f->oper, "carmen", &totp, &passkeys, &ended).status,
                   SVC_OK);
     assert_false(totp);
     assert_int_equal(passkeys, 0);
+    assert_int_equal(ended, 1);
 
     /* A pending enrolment is no TOTP, and is cleared too. */
     char id[UUID_STR_LEN];
@@ -2625,7 +2627,7 @@ static void test_mfa_operator_reset(void **state)
     enrol_start(f, &d);
     assert_true(status_of(f, &d.who).pending);
     totp = true;
-    assert_status(mfa_operator_reset(&f->app, &f->oper, "dimitri", &totp, &passkeys).status,
+    assert_status(mfa_operator_reset(&f->app, &f->oper, "dimitri", &totp, &passkeys, &ended).status,
                   SVC_OK);
     assert_false(totp);
     assert_false(status_of(f, &d.who).pending);

@@ -2223,14 +2223,15 @@ static void test_totp_factor(void **state)
     snprintf(t.secret_hex, sizeof t.secret_hex, "00112233");
     assert_int_equal(store_totp_begin(s, &t), STORE_OK);
     /* An unconfirmed factor takes no code but the confirming one. */
-    assert_int_equal(store_totp_accept(s, uid, 100, false, 0, NULL, 0), STORE_NOT_FOUND);
+    assert_int_equal(store_totp_accept(s, uid, 100, false, NULL, NULL, 0), STORE_NOT_FOUND);
     char hashes[3][SHA256_HEX_LEN] = {"h-a", "h-b", "h-c"};
-    /* The confirmation names its set-up (created_at): one begun again
-     * meanwhile, with another secret, is not confirmed by the old code. */
-    assert_int_equal(store_totp_accept(s, uid, 100, true, NOW - 1,
+    /* The confirmation names its set-up (by its secret): one begun again
+     * meanwhile - in the same second too - with another secret, is not
+     * confirmed by the old code. */
+    assert_int_equal(store_totp_accept(s, uid, 100, true, "44556677",
                                        (const char(*)[SHA256_HEX_LEN])hashes, 3),
                      STORE_NOT_FOUND);
-    assert_int_equal(store_totp_accept(s, uid, 100, true, NOW,
+    assert_int_equal(store_totp_accept(s, uid, 100, true, "00112233",
                                        (const char(*)[SHA256_HEX_LEN])hashes, 3),
                      STORE_OK);
     struct store_totp got;
@@ -2241,13 +2242,13 @@ static void test_totp_factor(void **state)
     /* Confirmed once: a second confirmation (two at once, with codes of
      * two steps) finds nothing to confirm and keeps the first's codes. */
     char other[1][SHA256_HEX_LEN] = {"h-other"};
-    assert_int_equal(store_totp_accept(s, uid, 101, true, NOW,
+    assert_int_equal(store_totp_accept(s, uid, 101, true, "00112233",
                                        (const char(*)[SHA256_HEX_LEN])other, 1),
                      STORE_NOT_FOUND);
     /* A step is accepted once, and never an older one. */
-    assert_int_equal(store_totp_accept(s, uid, 100, false, 0, NULL, 0), STORE_NOT_FOUND);
-    assert_int_equal(store_totp_accept(s, uid, 99, false, 0, NULL, 0), STORE_NOT_FOUND);
-    assert_int_equal(store_totp_accept(s, uid, 101, false, 0, NULL, 0), STORE_OK);
+    assert_int_equal(store_totp_accept(s, uid, 100, false, NULL, NULL, 0), STORE_NOT_FOUND);
+    assert_int_equal(store_totp_accept(s, uid, 99, false, NULL, NULL, 0), STORE_NOT_FOUND);
+    assert_int_equal(store_totp_accept(s, uid, 101, false, NULL, NULL, 0), STORE_OK);
     /* A confirmed factor is not replaced by a new enrolment. */
     assert_int_equal(store_totp_begin(s, &t), STORE_CONFLICT);
     int left = -1;
@@ -2310,7 +2311,7 @@ static void test_recovery_codes_renew_race(void **state)
     snprintf(t.secret_hex, sizeof t.secret_hex, "00112233");
     assert_int_equal(store_totp_begin(f->s, &t), STORE_OK);
     char first[1][SHA256_HEX_LEN] = {"first"};
-    assert_int_equal(store_totp_accept(f->s, uid, 1, true, NOW,
+    assert_int_equal(store_totp_accept(f->s, uid, 1, true, "00112233",
                                        (const char(*)[SHA256_HEX_LEN])first, 1),
                      STORE_OK);
     enum { N = 8 };
