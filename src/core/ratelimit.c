@@ -111,14 +111,17 @@ static void refund_address(struct app *app, const struct login_limit *l)
  * the counters it took are given back. */
 static struct svc_result login_limited(struct app *app, const struct svc_ctx *ctx,
                                        const struct login_limit *l, enum store_rc rc,
-                                       int64_t retry, const char *scope, const char *detail)
+                                       int64_t retry, const char *scope, const char *username,
+                                       const char *detail)
 {
     refund_address(app, l);
     if (rc != STORE_OK)
         return svc_store_failure(app, rc, "rate_limit");
     metrics_inc(&app->metrics.logins[LOGIN_LIMITED]);
-    LOG(LOG_WARN, "login_rate_limited", LF_S("scope", scope), LF_S("addr", ctx->client_addr),
-        LF_S("request_id", ctx->request_id));
+    /* Which account is under attack: its username (a name no account has
+     * is its keyed hash, never the text typed). */
+    LOG(LOG_WARN, "login_rate_limited", LF_S("scope", scope), LF_S("username", username),
+        LF_S("addr", ctx->client_addr), LF_S("request_id", ctx->request_id));
     return limited(retry, detail);
 }
 
@@ -147,7 +150,7 @@ struct svc_result ratelimit_login_attempt(struct app *app, const struct svc_ctx 
     enum store_rc rc = store_login_get(app->store, seq, &failures, &blocked_until_ms);
     int64_t retry = blocked_until_ms > now_ms ? (blocked_until_ms - now_ms + 999) / 1000 : 0;
     if (rc != STORE_OK || retry > 0)
-        return login_limited(app, ctx, &l, rc, retry, "address",
+        return login_limited(app, ctx, &l, rc, retry, "address", NULL,
                              "failed logins from this address");
     memcpy(l.seq_key, seq, sizeof seq);
     if (username) {
@@ -155,7 +158,7 @@ struct svc_result ratelimit_login_attempt(struct app *app, const struct svc_ctx 
         ratelimit_user_key(username, ukey, sizeof ukey);
         rc = backoff_take(app, ukey, cfg->login_max_failures, &retry, &l.user_block_ms);
         if (rc != STORE_OK || retry > 0)
-            return login_limited(app, ctx, &l, rc, retry, "username",
+            return login_limited(app, ctx, &l, rc, retry, "username", username,
                                  "failed logins for this account");
         memcpy(l.user_key, ukey, sizeof ukey);
     }

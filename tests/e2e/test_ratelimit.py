@@ -335,6 +335,11 @@ def test_backoff_keys_keep_no_typed_identifier(jwtd_factory):
     assert_429(attempt(c, name, password))
     assert srv.cli("user", "unlock", name).returncode == 0
     assert attempt(c, name, password).status == 200
+    # the log names the account under attack, and no typed text of no account
+    limited = [l for l in srv.log().splitlines() if "event=login_rate_limited" in l]
+    assert any("scope=username" in l and "username=%s" % name in l for l in limited), limited
+    for ident in typed:
+        assert all(ident.lower() not in l.lower() for l in limited), limited
 
 
 def test_forwarded_for_with_trusted_proxy(jwtd_factory):
