@@ -131,7 +131,11 @@ static void section_factors(struct page *p, json_t *st)
     json_int_t left = json_integer_value(json_object_get(st, "recovery_codes_left"));
     json_t *pks = json_object_get(st, "passkeys");
     page_raw(p, "<section class=\"card\" aria-labelledby=\"h-mfa\">\n<h2 id=\"h-mfa\">Two-step "
-                "sign-in</h2>\n<h3>Authenticator app</h3>\n");
+                "sign-in</h2>\n");
+    /* mfa_factor_added: the first factor ends the other sessions. */
+    if (!totp && json_array_size(pks) == 0)
+        page_raw(p, "<p class=\"hint\">Turning it on signs out your other sessions.</p>\n");
+    page_raw(p, "<h3>Authenticator app</h3>\n");
     if (totp) {
         page_fmt(p, "<p>On. Recovery codes left: <strong>%lld</strong> of %d.</p>\n",
                  (long long)left, MFA_RECOVERY_CODES);

@@ -438,6 +438,8 @@ def test_sign_out_after_the_access_cookie_expired(clocked):
     html = c.get("/account", headers={"Cookie": jar.header("/account")}).body.decode()
     assert html.count('action="/auth/refresh/signout"') == 2, html
     assert 'action="/logout"' not in html
+    # the account page says what a first second factor does (docs/mfa.md)
+    assert "Turning it on signs out your other sessions." in html, html
     token = jar.value(REFRESH)
     expire_access(clocked)
     r = c.get("/account", headers={"Cookie": jar.header("/account")})
