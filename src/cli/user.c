@@ -242,6 +242,7 @@ static int run(enum user_sub sub, struct app *app, const struct svc_ctx *ctx, co
 {
     struct svc_result res = svc_ok();
     int n = 0;
+    bool rc_sessions_failed = false;
     switch (sub) {
     case U_ADD:
         return user_add(app, ctx, name);
@@ -296,16 +297,25 @@ static int run(enum user_sub sub, struct app *app, const struct svc_ctx *ctx, co
         bool totp = false;
         int ended = 0;
         res = mfa_operator_reset(app, ctx, name, &totp, &n, &ended);
-        if (res.status == SVC_OK)
+        if (res.status == SVC_OK && ended >= 0)
             printf("second factors of %s removed: authenticator app %s, %d passkey(s); "
                    "%d session(s) ended\n",
                    name, totp ? "yes" : "none", n, ended);
+        else if (res.status == SVC_OK) {
+            printf("second factors of %s removed: authenticator app %s, %d passkey(s)\n", name,
+                   totp ? "yes" : "none", n);
+            fprintf(stderr, "jwtd: ending the account's sessions failed: run `jwtd user logout "
+                            "%s`\n", name);
+            rc_sessions_failed = true;
+        }
         break;
     }
     case U_COUNT:
         break;
     }
-    return res.status == SVC_OK ? 0 : cli_fail(&res);
+    if (res.status == SVC_OK)
+        return rc_sessions_failed ? 1 : 0;
+    return cli_fail(&res);
 }
 
 int cmd_user(int argc, char **argv)

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "base/log.h"
+#include "core/qrsvg.h"
 #include "lib/jwtd_internal.h"
 
 /* Storage reports what an operator should hear about; logging is ours. */
@@ -176,13 +177,19 @@ void app_replace_config(struct app *app, struct config *next)
     log_set_level(next->log_level);
 }
 
-/* The JSON library binds the C library's functions it calls lazily (it is
- * not linked with -z now): on a first call the dynamic linker saves the
- * vector registers on the stack, where a string function may have left
- * part of a request body with its password. Parsed and written once here,
- * nothing of a request is in them. */
-static void warm_up_json(void)
+/* The JSON and QR libraries bind the C library's functions they call
+ * lazily (they are not linked with -z now): on a first call the dynamic
+ * linker saves the vector registers on the stack, where a string function
+ * may have left part of a request body with its password, or of an
+ * authenticator's secret. Used once here, nothing of a request is in them.
+ * (libargon2's are bound by the dummy hash above.) */
+static void warm_up_libraries(void)
 {
+    char *svg = NULL;
+    size_t svglen = 0;
+    if (qrsvg_render("otpauth://totp/warm-up?secret=AAAAAAAAAAAAAAAA&issuer=warm-up", "warm-up",
+                     &svg, &svglen))
+        free(svg);
     static const char good[] = "{\"username\": \"warm-up\", \"password\": \"-\", \"n\": 1, "
                                "\"x\": 1.5e3, \"a\": [true, false, null], \"u\": \"\\u00e9\"}";
     static const char bad[] = "{\"a\": [1, \"b\"";
@@ -280,7 +287,7 @@ bool app_open(struct app *app, struct config *cfg, enum app_mode mode, char *err
     OPENSSL_cleanse(pw, sizeof pw);
     OPENSSL_cleanse(pwtext, sizeof pwtext);
     password_release_work_area(); /* this thread hashes no more */
-    warm_up_json();
+    warm_up_libraries();
 
     /* Everything revoked within an access token's life still matters. */
     app->rev_since_ms = util_now_ms() - (cfg->access_ttl + cfg->leeway + 5) * 1000;

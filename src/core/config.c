@@ -979,15 +979,22 @@ static bool set_from(struct config *cfg, const struct setting *s, const char *va
                      value, value);
         else {
             /* A URL's password is not echoed either (user:pass@ in a
-             * public URL, say). */
-            char shown[128];
-            const char *sep = strstr(value, "://");
-            size_t auth = sep ? strcspn(sep + 3, "/?#") : 0;
-            const char *at = sep ? memchr(sep + 3, '@', auth) : NULL;
-            if (at) /* no userinfo, user name or password */
-                snprintf(shown, sizeof shown, "%.*s***%s", (int)(sep + 3 - value), value, at);
+             * public URL, ?password= in a query): passwords redacted, then
+             * everything between the first "://" and the last '@' before
+             * the query hidden - a password with '/' or '@' in it, and the
+             * user name, included; in a list too. */
+            char red[512], shown[512];
+            util_redact_url(value, red, sizeof red);
+            const char *sep = strstr(red, "://");
+            const char *at = NULL;
+            if (sep)
+                for (const char *q = sep + 3; *q && *q != '?' && *q != '#'; q++)
+                    if (*q == '@')
+                        at = q;
+            if (at)
+                snprintf(shown, sizeof shown, "%.*s***%s", (int)(sep + 3 - red), red, at);
             else
-                snprintf(shown, sizeof shown, "%s", value);
+                snprintf(shown, sizeof shown, "%s", red);
             snprintf(err, errlen, "%s%s: bad value '%.80s'; accepts %s", s->name, where, shown,
                      s->accepts);
         }
@@ -1146,22 +1153,25 @@ static bool read_config_file(struct config *cfg, const char *path, bool required
         }
         char env[96];
         const char *k = strncasecmp(key, "JWTD_", 5) == 0 ? key + 5 : key;
-        const struct setting *s =
-            name_to_env(k, strlen(k), true, env, sizeof env) ? find_setting(env) : NULL;
-        /* Only a name is echoed: a line without its '=' may be a secret
-         * ("database postgres://user:password@...?sslmode=...", a
-         * base64url secret whose padding looks like the '='). A name is
-         * in one case: lower (a file's names) or upper (JWTD_...). */
+        bool have_env = name_to_env(k, strlen(k), true, env, sizeof env);
+        if (!have_env)
+            env[0] = '\0';
+        const struct setting *s = have_env ? find_setting(env) : NULL;
+        /* A name is letters (any case: ACCESS-TTL is access_ttl), digits,
+         * '_' and '-'. Only a name is echoed: a line without its '=' may be
+         * a secret ("database postgres://user:password@...", a base64url
+         * secret whose padding looks like the '='). */
         size_t kn = strlen(key);
-        bool name_like = kn > 0 && (strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_-") == kn ||
-                                    strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == kn);
+        bool name_like =
+            kn > 0 && strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789_-") == kn;
         if (!name_like) {
-            snprintf(err, errlen, "%s line %d: expected name = value (a name is lower-case "
-                                  "letters, digits, '_' and '-')", path, lineno);
+            snprintf(err, errlen, "%s line %d: expected name = value (a name is letters, digits, "
+                                  "'_' and '-')", path, lineno);
             ok = false;
         } else if (!s || strcmp(env, "JWTD_CONFIG") == 0) {
             /* A typo gets the name it is closest to, as the file writes it. */
-            const char *near = s ? NULL : closest_name(env);
+            const char *near = !s && have_env ? closest_name(env) : NULL;
             char hint[64] = "";
             if (near && strncmp(near, "JWTD_", 5) == 0 && find_setting(near)) {
                 size_t o = (size_t)snprintf(hint, sizeof hint, "; did you mean ");
@@ -1169,8 +1179,17 @@ static bool read_config_file(struct config *cfg, const char *path, bool required
                     hint[o++] = (char)((*q >= 'A' && *q <= 'Z') ? *q + 32 : *q);
                 snprintf(hint + o, sizeof hint - o, "?");
             }
-            snprintf(err, errlen, "%s line %d: unknown setting '%.60s'%s", path, lineno, key,
-                     hint);
+            /* Echoed when it reads as a name: in one case, or a typo of
+             * one. A mixed-case word near no setting may be a base64url
+             * secret. */
+            bool one_case = strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_-") == kn ||
+                            strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == kn;
+            if (one_case || hint[0])
+                snprintf(err, errlen, "%s line %d: unknown setting '%.60s'%s", path, lineno, key,
+                         hint);
+            else
+                snprintf(err, errlen, "%s line %d: expected name = value (an unknown word in "
+                                      "mixed case, not shown: it may be a secret)", path, lineno);
             ok = false;
         } else if (seen[index_of(s)]) {
             snprintf(err, errlen, "%s line %d: %s is set twice", path, lineno, s->name);

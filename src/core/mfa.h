@@ -130,7 +130,8 @@ struct svc_result mfa_status(struct app *app, const struct identity *who, json_t
 /* An operator removes every second factor of an account (TOTP, recovery
  * codes, passkeys), for someone who lost them all - often with the device
  * that held them, so every session ends too; *ret_passkeys counts the
- * passkeys removed, *ret_sessions the sessions ended. The password stays. */
+ * passkeys removed, *ret_sessions the sessions ended (-1: ending them
+ * failed, the factors are removed all the same). The password stays. */
 struct svc_result mfa_operator_reset(struct app *app, const struct svc_ctx *ctx,
                                      const char *username, bool *ret_totp, int *ret_passkeys,
                                      int *ret_sessions);

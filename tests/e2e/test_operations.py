@@ -526,6 +526,15 @@ def test_config_file_typo_gets_the_name_it_is_closest_to(tmp_path):
     conf.write_text("zzzzzzzz = 5m\n")
     p = jwtd(["config", "check", "--config", str(conf)])
     assert p.returncode == 2 and "did you mean" not in err(p), err(p)
+    # names in any case still load (the docs' ACCESS-TTL), and a name too
+    # long to be one gets no guess read from the line before
+    conf.write_text("Access_TTL = 10m\nPUBLIC-URL = https://auth.example.com\n")
+    p = jwtd(["config", "check", "--config", str(conf)])
+    assert p.returncode == 0 and re.search(r"^access_ttl +=? *10m", out(p), re.M), out(p)
+    conf.write_text("listen = 127.0.0.1:8080\n%s = 1\n" % ("x" * 95))
+    p = jwtd(["config", "check", "--config", str(conf)])
+    assert p.returncode == 2 and "line 2: unknown setting" in err(p), err(p)
+    assert "did you mean" not in err(p), err(p)
 
 
 def test_config_line_without_its_equals_sign_echoes_no_secret(tmp_path):
@@ -547,10 +556,15 @@ def test_config_line_without_its_equals_sign_echoes_no_secret(tmp_path):
     assert p.returncode == 2 and "line 2: expected name = value" in err(p), err(p)
     assert "S3cretB64url" not in err(p), err(p)
     # nor the user information of a refused URL
-    for url in ("https://bob:S3cretUrlPw@auth.example.com", "https://S3cretUrlPw@auth.example.com"):
+    for url in ("https://bob:S3cretUrlPw@auth.example.com", "https://S3cretUrlPw@auth.example.com",
+                "https://bob:S3cretUrlPw/2@auth.example.com", "https://bob:S3cretUrl@Pw@auth.example.com",
+                "https://auth.example.com/?password=S3cretUrlPw"):
         p = jwtd(["config", "check", "--public-url", url], cwd=str(tmp_path))
         assert p.returncode == 2 and "JWTD_PUBLIC_URL: bad value" in err(p), err(p)
-        assert "S3cretUrlPw" not in err(p), err(p)
+        assert "S3cretUrl" not in err(p) and "Pw" not in err(p), err(p)
+    p = jwtd(["config", "check", "--config", "none"], cwd=str(tmp_path), env={
+        "JWTD_CORS_ORIGINS": "https://a.example.com,https://u:S3cretUrlPw@b.example.com"})
+    assert p.returncode == 2 and "S3cretUrlPw" not in err(p), err(p)
     pad = "#" * 8192
     conf.write_text("%s\r\nsignup = closed\n" % pad)
     p = jwtd(["config", "check", "--config", str(conf)], cwd=str(tmp_path))
