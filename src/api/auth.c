@@ -152,7 +152,7 @@ out:
 void api_logout(struct request *r)
 {
     struct identity id;
-    if (!request_authenticate(r, &id))
+    if (!request_authenticate_logout(r, &id))
         return;
     json_t *body = request_json(r, false);
     if (!body)

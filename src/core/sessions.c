@@ -92,8 +92,23 @@ struct svc_result sessions_open(struct app *app, const struct svc_ctx *ctx,
      * either opens its session before them (which then revoke it) or not
      * at all. */
     enum store_rc rc = store_session_create(app->store, &s, u->password_hash);
-    if (rc == STORE_NOT_FOUND) /* the account, or its password, changed meanwhile */
+    if (rc == STORE_NOT_FOUND) {
+        /* The account changed meanwhile: deleted, or its password changed
+         * (the one checked is wrong now), or disabled - told as such, as
+         * a login a moment later is, not as a wrong password. */
+        struct store_user cur;
+        memset(&cur, 0, sizeof cur);
+        bool disabled = store_user_by_id(app->store, u->id, &cur) == STORE_OK &&
+                        cur.disabled_at != 0 && cur.password_hash && u->password_hash &&
+                        strcmp(cur.password_hash, u->password_hash) == 0;
+        store_user_clear(&cur);
+        if (disabled) {
+            AUDIT(LOG_INFO, ctx, "login_failed", "refused", u->id,
+                  LF_S("reason", "account_disabled"));
+            return svc_fail(SVC_ACCOUNT_DISABLED, "This account is disabled.");
+        }
         return svc_fail(SVC_BAD_CREDENTIALS, NULL);
+    }
     if (rc != STORE_OK)
         return svc_store_failure(app, rc, "session_create");
     return issue(app, u, s.id, 0, s.amr, now, ret);

@@ -288,27 +288,34 @@ const char *request_access_token(struct request *r, size_t *ret_len, bool *ret_f
     return NULL;
 }
 
-bool request_authenticate(struct request *r, struct identity *ret_id)
+static bool authenticate(struct request *r, struct identity *ret_id, bool clear_on_refusal)
 {
     size_t len = 0;
     bool from_cookie = false;
     const char *tok = request_access_token(r, &len, &from_cookie);
-    if (!tok) {
-        respond_unauthorized(r, NULL);
-        return false;
-    }
-    if (len == 0) {
-        respond_unauthorized(r, jwtd_strerror(JWTD_ERR_MALFORMED));
-        return false;
-    }
     const char *reason = NULL;
-    if (!access_check(r->app, tok, len, util_now(), ret_id, &reason)) {
-        respond_unauthorized(r, reason);
+    bool ok = tok && len > 0 && access_check(r->app, tok, len, util_now(), ret_id, &reason);
+    if (!ok) {
+        if (clear_on_refusal && (!tok || from_cookie))
+            cookie_clear_tokens(r);
+        respond_unauthorized(r, !tok        ? NULL
+                                : len == 0 ? jwtd_strerror(JWTD_ERR_MALFORMED)
+                                           : reason);
         return false;
     }
     if (from_cookie && !csrf_check(r))
         return false;
     return true;
+}
+
+bool request_authenticate(struct request *r, struct identity *ret_id)
+{
+    return authenticate(r, ret_id, false);
+}
+
+bool request_authenticate_logout(struct request *r, struct identity *ret_id)
+{
+    return authenticate(r, ret_id, true);
 }
 
 /* ---------------------------------------------------------- answering -- */

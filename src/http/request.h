@@ -171,6 +171,13 @@ const char *request_access_token(struct request *r, size_t *ret_len, bool *ret_f
  */
 bool request_authenticate(struct request *r, struct identity *ret_id);
 
+/* The same for /auth/logout, which "always clears the cookies": a 401 for
+ * a request that used no Authorization header (its access cookie revoked,
+ * expired, or gone) clears them too - the browser keeps no dead cookie.
+ * The session itself is ended by POST /auth/refresh/signout, which takes
+ * the refresh cookie (docs/browser.md). */
+bool request_authenticate_logout(struct request *r, struct identity *ret_id);
+
 /* ---- answering ---- */
 
 /* Add a response header (copied). False when the table is full. */

@@ -202,6 +202,28 @@ def test_logout_with_cookie_clears_both(client, account):
     assert_invalid_grant(r, "revoked")
 
 
+def test_logout_with_a_dead_access_cookie_still_clears_both(client, account):
+    """Trap: api.md says logout always clears the cookies, but a logout with
+    an access cookie already revoked (another tab's logout, a session ended
+    on the account page) answered 401 and left both cookies in the browser.
+    The 401 clears them now; a refused Bearer header clears nothing."""
+    sid = jwt_parts(account["access"])[1]["sid"]
+    r = client.request("DELETE", "/auth/sessions/" + sid, headers=ac(account["access"]))
+    since = time.monotonic()
+    assert r.status == 204, r
+    assert_refused_within(client, account["access"], since)
+    r = client.request("POST", "/auth/logout", headers=ac(account["access"]))
+    assert_error(r, 401, "invalid_token")
+    cookies = set_cookies(r)
+    assert set(cookies) == {ACCESS, REFRESH}, r.header_all("Set-Cookie")
+    for name, path in ((ACCESS, "/"), (REFRESH, "/auth/refresh")):
+        val, attrs = cookies[name]
+        assert val == "" and attrs.get("max-age") == "0" and attrs.get("path") == path, attrs
+    r = client.request("POST", "/auth/logout", token=account["access"])
+    assert_error(r, 401, "invalid_token")
+    assert not r.header_all("Set-Cookie"), r.header_all("Set-Cookie")
+
+
 @pytest.mark.parametrize("delivery", ["Cookie", "cookies", "", "header", 1, True, ["cookie"]])
 def test_bad_delivery(client, delivery):
     username, password, user = signup(client)

@@ -739,6 +739,34 @@ static void test_login_busy_refunds_attempt(void **state)
     svc_grant_clear(&g);
 }
 
+/* A login whose password was checked while an operator disabled the
+ * account: its session is not opened (the store checks), and the answer
+ * says why - account_disabled, as a login a moment later gets - not "wrong
+ * password". A password changed meanwhile is still a wrong password. */
+static void test_login_racing_disable_says_disabled(void **state)
+{
+    struct fx *f = *state;
+    char id[UUID_STR_LEN];
+    must_signup(f, "hollis", "hollis's long passphrase", id);
+    struct store_user u;
+    memset(&u, 0, sizeof u);
+    assert_int_equal(store_user_by_id(f->app.store, id, &u), STORE_OK); /* as the login read it */
+    assert_status(accounts_set_disabled(&f->app, &f->oper, "hollis", true, NULL).status, SVC_OK);
+    struct session_grant g;
+    memset(&g, 0, sizeof g);
+    assert_status(sessions_open(&f->app, &f->client, &u, AMR_PWD, &g).status,
+                  SVC_ACCOUNT_DISABLED);
+    assert_status(accounts_set_disabled(&f->app, &f->oper, "hollis", false, NULL).status, SVC_OK);
+    const char *np = "hollis's new passphrase";
+    struct svc_op *op = accounts_set_password(&f->app, &f->oper, "hollis", np, strlen(np));
+    svc_op_run(op);
+    assert_status(op->res.status, SVC_OK);
+    svc_op_free(op);
+    assert_status(sessions_open(&f->app, &f->client, &u, AMR_PWD, &g).status,
+                  SVC_BAD_CREDENTIALS);
+    store_user_clear(&u);
+}
+
 static void test_login_disabled_account(void **state)
 {
     struct fx *f = *state;
@@ -2865,6 +2893,7 @@ int main(void)
         T(test_login_backoff),
         T(test_login_success_resets_failures),
         T(test_login_busy_refunds_attempt),
+        T(test_login_racing_disable_says_disabled),
         T(test_login_disabled_account),
         T(test_login_rehashes_imported_hashes),
         T(test_refresh_rotation_and_reuse),
