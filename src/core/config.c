@@ -995,6 +995,11 @@ static bool set_from(struct config *cfg, const struct setting *s, const char *va
                 snprintf(shown, sizeof shown, "%.*s***%s", (int)(sep + 3 - red), red, at);
             else
                 snprintf(shown, sizeof shown, "%s", red);
+            /* Nor a query, fragment or parameters, whatever their names
+             * (?token=, ?PASSWORD=, ;secret=, #...): a URL here has none. */
+            char *cut = strstr(shown, "://") ? strpbrk(strstr(shown, "://") + 3, "?#;") : NULL;
+            if (cut && (size_t)(cut - shown) + 6 < sizeof shown)
+                snprintf(cut, sizeof shown - (size_t)(cut - shown), "%c...", *cut);
             snprintf(err, errlen, "%s%s: bad value '%.80s'; accepts %s", s->name, where, shown,
                      s->accepts);
         }
@@ -1179,17 +1184,16 @@ static bool read_config_file(struct config *cfg, const char *path, bool required
                     hint[o++] = (char)((*q >= 'A' && *q <= 'Z') ? *q + 32 : *q);
                 snprintf(hint + o, sizeof hint - o, "?");
             }
-            /* Echoed when it reads as a name: in one case, or a typo of
-             * one. A mixed-case word near no setting may be a base64url
-             * secret. */
-            bool one_case = strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_-") == kn ||
-                            strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == kn;
-            if (one_case || hint[0])
+            /* Echoed only when it is a name, or a typo of one: a word near
+             * no setting's name may be a secret that lost its name (hex,
+             * base32, base64url with its padding taken for the '='). */
+            if (s || hint[0])
                 snprintf(err, errlen, "%s line %d: unknown setting '%.60s'%s", path, lineno, key,
                          hint);
             else
-                snprintf(err, errlen, "%s line %d: expected name = value (an unknown word in "
-                                      "mixed case, not shown: it may be a secret)", path, lineno);
+                snprintf(err, errlen, "%s line %d: expected name = value; an unknown name, not "
+                                      "shown (it may be a secret that lost its name; `jwtd config "
+                                      "settings` lists the names)", path, lineno);
             ok = false;
         } else if (seen[index_of(s)]) {
             snprintf(err, errlen, "%s line %d: %s is set twice", path, lineno, s->name);

@@ -99,6 +99,36 @@ bool parse_content_type_json(const char *ct)
            (n == 7 && strncasecmp(v, "\"utf-8\"", 7) == 0);
 }
 
+/* An entry's address without what some proxies add around it: brackets
+ * ("[2001:db8::1]") and a port ("[2001:db8::1]:443", "203.0.113.7:8080").
+ * False when the decoration is malformed (an unclosed bracket, a port that
+ * is not 1-5 digits); the address itself is checked by the caller. */
+static bool strip_port(char *item)
+{
+    if (item[0] == '[') {
+        char *close = strchr(item, ']');
+        if (!close)
+            return false;
+        const char *rest = close + 1;
+        size_t plen = *rest ? strlen(rest + 1) : 0;
+        if (*rest && (*rest != ':' || plen == 0 || plen > 5 ||
+                      strspn(rest + 1, "0123456789") != plen))
+            return false;
+        size_t len = (size_t)(close - item - 1);
+        memmove(item, item + 1, len);
+        item[len] = '\0';
+        return true;
+    }
+    char *colon = strchr(item, ':');
+    if (colon && !strchr(colon + 1, ':')) { /* one colon: IPv4 with a port */
+        const char *port = colon + 1;
+        if (!*port || strspn(port, "0123456789") != strlen(port) || strlen(port) > 5)
+            return false;
+        *colon = '\0';
+    }
+    return true;
+}
+
 bool parse_forwarded_client(const char *xff, bool (*trusted)(void *ctx, const char *addr),
                             void *ctx, char *out, size_t cap)
 {
@@ -118,7 +148,7 @@ bool parse_forwarded_client(const char *xff, bool (*trusted)(void *ctx, const ch
             a++;
         while (z > a && is_ws(z[-1]))
             z--;
-        char item[INET6_ADDRSTRLEN + 1], canon[INET6_ADDRSTRLEN];
+        char item[INET6_ADDRSTRLEN + 8], canon[INET6_ADDRSTRLEN]; /* + "[]:65535" */
         size_t n = (size_t)(z - a);
         if (n == 0 || n >= sizeof item)
             return false;
@@ -126,8 +156,10 @@ bool parse_forwarded_client(const char *xff, bool (*trusted)(void *ctx, const ch
         item[n] = '\0';
         /* One spelling per address: "::ffff:192.0.2.1" is 192.0.2.1 (not
          * the ::/64 bucket of every mapped client), "2001:DB8::A" is
-         * 2001:db8::a - for the trust check and for the rate limits. */
-        if (!util_addr_canonical(item, canon, sizeof canon))
+         * 2001:db8::a, "[2001:db8::a]:443" and "192.0.2.1:8080" (as some
+         * proxies write them) the address alone - for the trust check and
+         * for the rate limits. */
+        if (!strip_port(item) || !util_addr_canonical(item, canon, sizeof canon))
             return false;
         if (start == xff || !trusted(ctx, canon)) {
             n = strlen(canon);

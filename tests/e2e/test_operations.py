@@ -533,8 +533,8 @@ def test_config_file_typo_gets_the_name_it_is_closest_to(tmp_path):
     assert p.returncode == 0 and re.search(r"^access_ttl +=? *10m", out(p), re.M), out(p)
     conf.write_text("listen = 127.0.0.1:8080\n%s = 1\n" % ("x" * 95))
     p = jwtd(["config", "check", "--config", str(conf)])
-    assert p.returncode == 2 and "line 2: unknown setting" in err(p), err(p)
-    assert "did you mean" not in err(p), err(p)
+    assert p.returncode == 2 and "line 2: expected name = value" in err(p), err(p)
+    assert "did you mean" not in err(p) and "xxxx" not in err(p), err(p)
 
 
 def test_config_line_without_its_equals_sign_echoes_no_secret(tmp_path):
@@ -551,14 +551,18 @@ def test_config_line_without_its_equals_sign_echoes_no_secret(tmp_path):
     assert "S3cretDbPw" not in err(p) + out(p), err(p)
     assert "line 2: expected name = value" in err(p), err(p)
     # nor a base64url secret whose '=' padding looked like the separator
-    conf.write_text("signup = closed\nS3cretB64url_value-AAAA==\n")
-    p = jwtd(["config", "check", "--config", str(conf)], cwd=str(tmp_path))
-    assert p.returncode == 2 and "line 2: expected name = value" in err(p), err(p)
-    assert "S3cretB64url" not in err(p), err(p)
+    for line in ("S3cretB64url_value-AAAA==", "s3cretb64url_value-aaaa==",
+                 "S3CRETBASE32VALUEAAAA==", "3f9a0c77e2b14d5a=="):
+        conf.write_text("signup = closed\n%s\n" % line)
+        p = jwtd(["config", "check", "--config", str(conf)], cwd=str(tmp_path))
+        assert p.returncode == 2 and "line 2: expected name = value" in err(p), err(p)
+        assert line[:10].lower() not in err(p).lower(), err(p)
     # nor the user information of a refused URL
     for url in ("https://bob:S3cretUrlPw@auth.example.com", "https://S3cretUrlPw@auth.example.com",
                 "https://bob:S3cretUrlPw/2@auth.example.com", "https://bob:S3cretUrl@Pw@auth.example.com",
-                "https://auth.example.com/?password=S3cretUrlPw"):
+                "https://auth.example.com/?password=S3cretUrlPw",
+                "https://auth.example.com/?PASSWORD=S3cretUrlPw",
+                "https://auth.example.com/?token=S3cretUrlPw", "https://auth.example.com/#S3cretUrlPw"):
         p = jwtd(["config", "check", "--public-url", url], cwd=str(tmp_path))
         assert p.returncode == 2 and "JWTD_PUBLIC_URL: bad value" in err(p), err(p)
         assert "S3cretUrl" not in err(p) and "Pw" not in err(p), err(p)

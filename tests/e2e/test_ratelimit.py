@@ -380,7 +380,8 @@ def test_forwarded_ipv4_mapped_clients_are_not_one_bucket(jwtd_factory):
                      401, "invalid_credentials")
     assert_429(attempt(c, uname("m"), "wrong-password-1", xff("::ffff:198.51.100.20")))
     # the same client in other spellings is the same client
-    for same in ("198.51.100.20", "::FFFF:198.51.100.20", "::ffff:c633:6414"):
+    for same in ("198.51.100.20", "::FFFF:198.51.100.20", "::ffff:c633:6414",
+                 "[::ffff:198.51.100.20]:5555", "198.51.100.20:8080"):
         assert_429(attempt(c, uname("m"), "wrong-password-1", xff(same)))
     # another IPv4 client, mapped or not, is still served
     assert_error(attempt(c, uname("m"), "wrong-password-1", xff("::ffff:203.0.113.99")), 401,

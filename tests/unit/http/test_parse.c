@@ -277,9 +277,24 @@ static void test_forwarded_client(void **state)
     xff_is("203.0.113.7, garbage", NONE, NULL);
     xff_is("garbage, 10.0.0.1", PROXIES, NULL);
     xff_is("unknown", NONE, NULL);
-    xff_is("203.0.113.7:8080", NONE, NULL); /* with a port */
-    xff_is("[2001:db8::1]", NONE, NULL);    /* bracketed */
-    xff_is("[2001:db8::1]:443", NONE, NULL);
+    /* With a port or in brackets, as some proxies write them: the address
+     * alone (before, such a proxy put every client in its own bucket). */
+    xff_is("203.0.113.7:8080", NONE, "203.0.113.7");
+    xff_is("[2001:db8::1]", NONE, "2001:db8::1");
+    xff_is("[2001:db8::1]:443", NONE, "2001:db8::1");
+    xff_is("[::ffff:203.0.113.99]:5555", NONE, "203.0.113.99");
+    xff_is("[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535", NONE,
+           "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+    xff_is("203.0.113.7, 10.0.0.1:3128", PROXIES, "203.0.113.7"); /* a proxy with its port */
+    /* Malformed decoration: not believed. */
+    xff_is("203.0.113.7:", NONE, NULL);
+    xff_is("203.0.113.7:80x", NONE, NULL);
+    xff_is("203.0.113.7:123456", NONE, NULL);
+    xff_is("[2001:db8::1", NONE, NULL);
+    xff_is("[2001:db8::1]443", NONE, NULL);
+    xff_is("[2001:db8::1]:", NONE, NULL);
+    xff_is("[203.0.113.7:80]", NONE, NULL);
+    xff_is("[]", NONE, NULL);
     xff_is("example.com", NONE, NULL);
     xff_is("203.0.113", NONE, NULL);
     xff_is("203.0.113.256", NONE, NULL);
