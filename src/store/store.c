@@ -359,6 +359,10 @@ enum store_rc store_password_reset(struct store *s, const struct store_email_tok
         rc = s->ops->user_update_email(s, u.id, u.email, true, u.email_pending,
                                        rev->now_ms / 1000);
         u.email_verified = rc == STORE_OK;
+        /* Its verification, still outstanding, is done: its link and code
+         * go (a pending new address keeps its own). */
+        if (rc == STORE_OK && !u.email_pending[0])
+            rc = s->ops->email_token_delete(s, u.id, EMAIL_VERIFY);
     }
     rc = s->ops->tx_end(s, rc);
     store_user_clear(&u);

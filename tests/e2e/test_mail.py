@@ -375,6 +375,11 @@ def test_code_after_the_address_was_verified_by_a_reset_is_a_code_answer(c, rela
     r = c.post("/auth/email/verify", {"code": m.code}, token=tok)
     assert_error(r, 400, "invalid_code")
     assert "link" not in r.json["error_description"], r.json
+    # the verification is over: a wrong code is told the same, not "wrong"
+    wrong = "%06d" % ((int(m.code) + 1) % 1000000)
+    r2 = c.post("/auth/email/verify", {"code": wrong}, token=tok)
+    assert_error(r2, 400, "invalid_code")
+    assert r2.json["error_description"] == r.json["error_description"], (r.json, r2.json)
     assert_error(c.post("/auth/email/verify", {"token": m.token}), 400, "invalid_link")
 
 

@@ -1942,6 +1942,9 @@ static void test_password_reset_flow(void **state)
     mkuser_email(s, "Rita", "rita@example.com", false, uid);
     mklive(s, uid, NOW - 100, s1);
     mklive(s, uid, NOW - 50, s2);
+    /* A verification of the address is outstanding (its link and code). */
+    struct store_email_token pend = token_of(uid, EMAIL_VERIFY, "v0", "rita@example.com");
+    assert_int_equal(store_mail_enqueue(s, &pend, NULL, 0), STORE_OK);
     struct store_email_token t = token_of(uid, EMAIL_RESET, "r1", "rita@example.com");
     assert_int_equal(store_mail_enqueue(s, &t, NULL, 0), STORE_OK);
     struct revocation rev = {.now_ms = NOW_MS, .expires_ms = NOW_MS + 910000};
@@ -1952,6 +1955,9 @@ static void test_password_reset_flow(void **state)
     assert_string_equal(u.id, uid);
     assert_null(u.password_hash);
     assert_true(u.email_verified); /* the link reached the address */
+    /* ... which ends its verification: nothing left to check a code with */
+    struct store_email_token left;
+    assert_int_equal(store_email_token_by_user(s, uid, EMAIL_VERIFY, &left), STORE_NOT_FOUND);
     assert_int_equal(store_user_by_id(s, uid, &u), STORE_OK);
     assert_string_equal(u.password_hash, "$h-new");
     store_user_clear(&u);
