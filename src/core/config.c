@@ -751,26 +751,35 @@ static bool split_list(const char *v, bool (*ok)(const char *), char ***list, si
 
 /* An origin is scheme://host[:port] with no path, exactly as browsers send
  * it in the Origin header. */
+static bool origin_canonical(const char *o, char *out, size_t cap)
+{
+    return strlen(o) <= 256 && web_url_canonical(o, true, out, cap);
+}
+
 static bool origin_ok(const char *o)
 {
     char canon[300];
-    return strlen(o) <= 256 && web_url_canonical(o, true, canon, sizeof canon);
+    return origin_canonical(o, canon, sizeof canon);
+}
+
+/* Each item of a checked list in the one spelling it is compared in. */
+static bool list_canonical(char **items, size_t n, bool (*canon)(const char *, char *, size_t))
+{
+    for (size_t i = 0; i < n; i++) {
+        char buf[300], *dup;
+        if (!canon(items[i], buf, sizeof buf) || !(dup = strdup(buf)))
+            return false;
+        free(items[i]);
+        items[i] = dup;
+    }
+    return true;
 }
 
 static bool p_cors(struct config *c, const char *v)
 {
-    if (!split_list(v, origin_ok, &c->cors_origins, &c->n_cors_origins))
-        return false;
     /* Compared byte for byte with the Origin a browser sends. */
-    for (size_t i = 0; i < c->n_cors_origins; i++) {
-        char canon[300], *dup;
-        if (!web_url_canonical(c->cors_origins[i], true, canon, sizeof canon) ||
-            !(dup = strdup(canon)))
-            return false;
-        free(c->cors_origins[i]);
-        c->cors_origins[i] = dup;
-    }
-    return true;
+    return split_list(v, origin_ok, &c->cors_origins, &c->n_cors_origins) &&
+           list_canonical(c->cors_origins, c->n_cors_origins, origin_canonical);
 }
 
 static bool addr_ok(const char *a)
@@ -792,18 +801,9 @@ static bool p_redirect_domains(struct config *c, const char *v)
 
 static bool p_trusted_proxies(struct config *c, const char *v)
 {
-    if (!split_list(v, addr_ok, &c->trusted_proxies, &c->n_trusted_proxies))
-        return false;
     /* Compared with the peer's address as request.c spells it. */
-    for (size_t i = 0; i < c->n_trusted_proxies; i++) {
-        char canon[64], *dup;
-        if (!util_addr_canonical(c->trusted_proxies[i], canon, sizeof canon) ||
-            !(dup = strdup(canon)))
-            return false;
-        free(c->trusted_proxies[i]);
-        c->trusted_proxies[i] = dup;
-    }
-    return true;
+    return split_list(v, addr_ok, &c->trusted_proxies, &c->n_trusted_proxies) &&
+           list_canonical(c->trusted_proxies, c->n_trusted_proxies, util_addr_canonical);
 }
 
 static bool read_file(const char *path, char **dst)
@@ -997,7 +997,8 @@ static bool set_from(struct config *cfg, const struct setting *s, const char *va
                 snprintf(shown, sizeof shown, "%s", red);
             /* Nor a query, fragment or parameters, whatever their names
              * (?token=, ?PASSWORD=, ;secret=, #...): a URL here has none. */
-            char *cut = strstr(shown, "://") ? strpbrk(strstr(shown, "://") + 3, "?#;") : NULL;
+            const char *scheme_end = strstr(shown, "://");
+            char *cut = scheme_end ? strpbrk(scheme_end + 3, "?#;") : NULL;
             if (cut && (size_t)(cut - shown) + 6 < sizeof shown)
                 snprintf(cut, sizeof shown - (size_t)(cut - shown), "%c...", *cut);
             snprintf(err, errlen, "%s%s: bad value '%.80s'; accepts %s", s->name, where, shown,

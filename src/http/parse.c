@@ -103,16 +103,17 @@ bool parse_content_type_json(const char *ct)
  * ("[2001:db8::1]") and a port ("[2001:db8::1]:443", "203.0.113.7:8080").
  * False when the decoration is malformed (an unclosed bracket, a port that
  * is not 1-5 digits); the address itself is checked by the caller. */
+static bool port_digits(const char *p)
+{
+    size_t n = strlen(p);
+    return n >= 1 && n <= 5 && strspn(p, "0123456789") == n;
+}
+
 static bool strip_port(char *item)
 {
     if (item[0] == '[') {
         char *close = strchr(item, ']');
-        if (!close)
-            return false;
-        const char *rest = close + 1;
-        size_t plen = *rest ? strlen(rest + 1) : 0;
-        if (*rest && (*rest != ':' || plen == 0 || plen > 5 ||
-                      strspn(rest + 1, "0123456789") != plen))
+        if (!close || (close[1] && (close[1] != ':' || !port_digits(close + 2))))
             return false;
         size_t len = (size_t)(close - item - 1);
         memmove(item, item + 1, len);
@@ -121,8 +122,7 @@ static bool strip_port(char *item)
     }
     char *colon = strchr(item, ':');
     if (colon && !strchr(colon + 1, ':')) { /* one colon: IPv4 with a port */
-        const char *port = colon + 1;
-        if (!*port || strspn(port, "0123456789") != strlen(port) || strlen(port) > 5)
+        if (!port_digits(colon + 1))
             return false;
         *colon = '\0';
     }
