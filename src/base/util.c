@@ -402,6 +402,13 @@ void buf_init(struct buf *b, size_t limit)
     b->len = 0;
     b->cap = 0;
     b->limit = limit;
+    b->secret = false;
+}
+
+void buf_init_secret(struct buf *b, size_t limit)
+{
+    buf_init(b, limit);
+    b->secret = true;
 }
 
 bool buf_append(struct buf *b, const void *p, size_t n)
@@ -414,9 +421,18 @@ bool buf_append(struct buf *b, const void *p, size_t n)
             ncap *= 2;
         if (ncap > b->limit + 1)
             ncap = b->limit + 1;
-        char *nd = realloc(b->data, ncap);
-        if (!nd)
+        char *nd;
+        if (b->secret) {
+            if (!(nd = malloc(ncap)))
+                return false;
+            if (b->data) {
+                memcpy(nd, b->data, b->len + 1);
+                OPENSSL_cleanse(b->data, b->cap);
+                free(b->data);
+            }
+        } else if (!(nd = realloc(b->data, ncap))) {
             return false;
+        }
         b->data = nd;
         b->cap = ncap;
     }

@@ -73,9 +73,14 @@ struct buf {
     size_t len;
     size_t cap;
     size_t limit;
+    bool secret; /* growth wipes the storage it leaves (buf_init_secret) */
 };
 
 void buf_init(struct buf *b, size_t limit);
+/* For content that must not outlive the buffer: growing copies to new
+ * storage and wipes the old (realloc would leave it behind, unwiped). Free
+ * it with buf_wipe_free. */
+void buf_init_secret(struct buf *b, size_t limit);
 /* Append n bytes; false when the cap is reached or memory runs out (the
  * buffer keeps its previous content). */
 bool buf_append(struct buf *b, const void *p, size_t n);

@@ -233,51 +233,54 @@ static char *read_override(const char *dir, const char *kind, const char *ext)
     return buf_steal(&b);
 }
 
-static void append_escaped(struct buf *b, const char *v, bool html)
+static bool append_escaped(struct buf *b, const char *v, bool html)
 {
-    if (!html) {
-        buf_appends(b, v);
-        return;
-    }
-    for (const char *p = v; *p; p++) {
+    if (!html)
+        return buf_appends(b, v);
+    bool ok = true;
+    for (const char *p = v; *p && ok; p++) {
         switch (*p) {
-        case '&': buf_appends(b, "&amp;"); break;
-        case '<': buf_appends(b, "&lt;"); break;
-        case '>': buf_appends(b, "&gt;"); break;
-        case '"': buf_appends(b, "&quot;"); break;
-        case '\'': buf_appends(b, "&#39;"); break;
-        default: buf_append(b, p, 1); break;
+        case '&': ok = buf_appends(b, "&amp;"); break;
+        case '<': ok = buf_appends(b, "&lt;"); break;
+        case '>': ok = buf_appends(b, "&gt;"); break;
+        case '"': ok = buf_appends(b, "&quot;"); break;
+        case '\'': ok = buf_appends(b, "&#39;"); break;
+        default: ok = buf_append(b, p, 1); break;
         }
     }
+    return ok;
 }
 
 /* {{name}} replaced by params' string value (HTML-escaped in HTML);
- * unknown names by nothing. */
+ * unknown names by nothing. NULL when the result would pass the cap: a
+ * message missing a part (its link, say) is never sent. The values hold
+ * the link and the code: no copy is left in freed memory. */
 static char *expand(const char *tpl, json_t *params, bool html, bool one_line)
 {
     struct buf b;
-    buf_init(&b, 256 * 1024);
-    for (const char *p = tpl; *p;) {
+    buf_init_secret(&b, 256 * 1024);
+    bool ok = buf_appends(&b, ""); /* an empty template makes an empty text */
+    for (const char *p = tpl; *p && ok;) {
         const char *open = strstr(p, "{{");
         const char *close = open ? strstr(open + 2, "}}") : NULL;
         if (!open || !close) {
-            buf_appends(&b, p);
+            ok = buf_appends(&b, p);
             break;
         }
-        buf_append(&b, p, (size_t)(open - p));
+        ok = buf_append(&b, p, (size_t)(open - p));
         char name[64];
         size_t n = (size_t)(close - open - 2);
-        if (n < sizeof name) {
+        if (ok && n < sizeof name) {
             memcpy(name, open + 2, n);
             name[n] = '\0';
             const char *v = json_string_value(json_object_get(params, name));
             if (v)
-                append_escaped(&b, v, html);
+                ok = append_escaped(&b, v, html);
         }
         p = close + 2;
     }
-    if (!buf_appends(&b, "")) {
-        buf_free(&b);
+    if (!ok) {
+        buf_wipe_free(&b);
         return NULL;
     }
     char *out = buf_steal(&b);
@@ -339,9 +342,12 @@ bool mail_render(const struct app *app, const char *kind, const char *params_jso
     free(o_html);
     json_decref(params);
     if (!subject || !text || !html) {
-        free(subject);
-        free(text);
-        free(html);
+        char *parts[] = {subject, text, html};
+        for (size_t i = 0; i < 3; i++) {
+            if (parts[i])
+                OPENSSL_cleanse(parts[i], strlen(parts[i]));
+            free(parts[i]);
+        }
         return false;
     }
     *ret_subject = subject;
@@ -546,7 +552,8 @@ static void deliver(struct app *app, struct store_mail *m)
     free(html);
     if (mrc != MIME_OK) {
         finish(app, m, MAIL_FAILED, m->attempts, 0,
-               rendered ? "the message cannot be built (address or template)" : "unknown template",
+               rendered ? "the message cannot be built (address or template)"
+                        : "the template cannot be filled in (unknown, or over 256 KiB filled in)",
                MR_FAILED);
         return;
     }

@@ -451,8 +451,10 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
                (ticket && strcmp(step.user.id, p->user_id) != 0)) {
         why = "passkey_of_another_account";
     } else {
-        /* The user handle, when the authenticator gives one, must be the
-         * account's (a discoverable credential names its user). */
+        /* The user handle must be the account's (a discoverable credential
+         * names its user). A sign-in with no account named yet (no ticket)
+         * needs it (WebAuthn 7.2 step 6); as a second step it may be left
+         * out, as an authenticator may for a credential it was asked for. */
         uint8_t uh[64], want[16];
         size_t uh_len = 0, uhs_len = 0;
         const char *uhs = str_member(response, "userHandle", &uhs_len);
@@ -460,6 +462,8 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
             (webauthn_b64url_decode(uhs, uhs_len, uh, sizeof uh, &uh_len) != WEBAUTHN_OK ||
              !util_uuid_to_bytes(p->user_id, want) || uh_len != 16 || memcmp(uh, want, 16) != 0))
             why = "user_handle_mismatch";
+        else if (!ticket && !(uhs && uhs_len > 0))
+            why = "user_handle_missing";
     }
     if (!why) {
         if (!b64_member(response, "authenticatorData", WEBAUTHN_AUTH_DATA_MAX, &ad, &ad_len) ||
@@ -476,6 +480,16 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
                       LF_I("stored", p->sign_count));
             } else if (wrc != WEBAUTHN_OK) {
                 why = webauthn_strerror(wrc);
+            } else {
+                /* Backup eligibility is fixed when the credential is made
+                 * (WebAuthn Level 3, 6.1.3): a credential registered as
+                 * device-bound that now says it can be synced, or the
+                 * reverse, is not the one registered. */
+                struct webauthn_authdata pad;
+                bool be = webauthn_authdata_parse(ad, ad_len, &pad) == WEBAUTHN_OK &&
+                          (pad.flags & WEBAUTHN_FLAG_BE);
+                if (be != (p->backup_eligible != 0))
+                    why = "backup_eligibility_changed";
             }
         }
     }

@@ -162,7 +162,7 @@ static struct svc_result confirm(struct app *app, const struct svc_ctx *ctx,
                                  const struct store_email_token *t, bool by_code,
                                  struct store_user *ret)
 {
-    enum store_rc rc = store_email_confirm(app->store, t);
+    enum store_rc rc = store_email_confirm(app->store, t, util_now());
     /* Gone meanwhile: used, replaced, or the address verified another way
      * (a reset link sent to it). A code is answered as a code. */
     if (rc == STORE_NOT_FOUND)

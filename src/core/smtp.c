@@ -244,12 +244,19 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *userdata)
     return n;
 }
 
-/* See smtp.h for the reasoning. code is the last SMTP reply, 0 if none. */
-static enum smtp_rc classify(CURLcode rc, long code)
+/* See smtp.h for the reasoning. code is the last SMTP reply, 0 if none;
+ * why is libcurl's error text, which names the step that failed. */
+static enum smtp_rc classify(CURLcode rc, long code, const char *why)
 {
     if (rc == CURLE_OK)
         return SMTP_SENT;
     if (rc == CURLE_LOGIN_DENIED || rc == CURLE_USE_SSL_FAILED || code == 530)
+        return SMTP_TEMPORARY;
+    /* A 5xx before any recipient is named - to the greeting, to EHLO
+     * (libcurl: "remote access denied") or to MAIL FROM - refuses this
+     * client or its sender address, not this message. */
+    if (rc == CURLE_REMOTE_ACCESS_DENIED || strncmp(why, "MAIL failed", 11) == 0 ||
+        strncmp(why, "Got unexpected smtp-server response", 35) == 0)
         return SMTP_TEMPORARY;
     if (code >= 500 && code <= 599)
         return SMTP_PERMANENT;
@@ -394,7 +401,7 @@ enum smtp_rc smtp_send(const struct smtp_config *cfg, const char *from_addr, con
     long code = 0;
     if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
         code = 0;
-    ret = classify(rc, code);
+    ret = classify(rc, code, errbuf);
     if (ret == SMTP_SENT) {
         err_set(err, errlen, "smtp: %s://%s:%s: sent (%ld)", r.scheme, r.host, r.port, code);
     } else {

@@ -74,13 +74,16 @@ void smtp_global_cleanup(void);
  *                    connection, a TLS failure (no STARTTLS when required,
  *                    handshake or certificate failure), any 4xx reply,
  *                    refused authentication (535 and the like) and a
- *                    530 "authentication required", and configuration
+ *                    530 "authentication required", a 5xx to the
+ *                    greeting, to EHLO or to MAIL FROM (the relay refuses
+ *                    this client or the sender address), and configuration
  *                    faults (bad URL or CA file, credentials without TLS).
  *                    These are faults of the relay or of its set-up, not
  *                    of the message: the message is kept and may go out
  *                    once the operator fixes them; the caller's retry limit
  *                    ends it otherwise.
- *   SMTP_PERMANENT - any other 5xx reply (550 no such user, 554, 552 ...),
+ *   SMTP_PERMANENT - any other 5xx reply (to RCPT TO or DATA: 550 no such
+ *                    user, 554, 552 ...),
  *                    and a message or envelope address smtp_send refuses to
  *                    send (malformed, too large).
  * err (errlen bytes, may be NULL/0) receives one line for the operator:

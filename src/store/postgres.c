@@ -199,7 +199,6 @@ enum stmt {
     P_USER_SET_DISABLED,
     P_USER_BY_EMAIL,
     P_USER_SET_EMAIL,
-    P_ETOK_PUT_DEL,
     P_ETOK_PUT,
     P_ETOK_BY_HASH,
     P_ETOK_BY_USER,
@@ -241,9 +240,7 @@ enum stmt {
     P_SESS_GET_LOCK,
     P_SESS_LIST,
     P_SESS_ROTATE,
-    P_SESS_FEED_ONE,
     P_SESS_REVOKE_ONE,
-    P_SESS_FEED_USER,
     P_SESS_REVOKE_USER,
     P_REV_SINCE,
     P_REV_PRUNE,
@@ -282,9 +279,14 @@ static const char *const stmt_sql[P_COUNT] = {
                       " email_verified, COALESCE(email_pending, '') FROM users WHERE email_key = $1",
     [P_USER_SET_EMAIL] = "UPDATE users SET email = $2, email_key = $2, email_verified = $3,"
                          " email_pending = $4, updated_at = $5 WHERE id = $1",
-    [P_ETOK_PUT_DEL] = "DELETE FROM email_tokens WHERE user_id = $1 AND purpose = $2",
+    /* One statement: a delete then an insert let two puts at once (two
+     * resend requests) collide on email_tokens_user. */
     [P_ETOK_PUT] = "INSERT INTO email_tokens(token_hash, user_id, purpose, email, code_hash,"
-                   " attempts, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                   " attempts, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                   " ON CONFLICT (user_id, purpose) DO UPDATE SET"
+                   " token_hash = EXCLUDED.token_hash, email = EXCLUDED.email,"
+                   " code_hash = EXCLUDED.code_hash, attempts = EXCLUDED.attempts,"
+                   " created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at",
     [P_ETOK_BY_HASH] = "SELECT token_hash, user_id, purpose, email, code_hash, attempts,"
                        " created_at, expires_at FROM email_tokens WHERE token_hash = $1",
     [P_ETOK_BY_USER] = "SELECT token_hash, user_id, purpose, email, code_hash, attempts,"
@@ -388,23 +390,25 @@ static const char *const stmt_sql[P_COUNT] = {
                     " AND last_used_at + $3::bigint > $2 ORDER BY created_at DESC, id DESC",
     [P_SESS_ROTATE] = "UPDATE sessions SET refresh_gen = $2, rotated_at_ms = $3,"
                       " last_used_at = $4 WHERE id = $1",
-    [P_SESS_FEED_ONE] = "INSERT INTO revocations(session_id, revoked_at_ms, expires_at_ms)"
-                        " SELECT id, $3, $4 FROM sessions WHERE id = $1"
-                        " AND ($2::text IS NULL OR user_id = $2) AND revoked_at_ms IS NULL"
-                        " ON CONFLICT (session_id) DO UPDATE SET revoked_at_ms = EXCLUDED.revoked_at_ms,"
-                        " expires_at_ms = EXCLUDED.expires_at_ms",
-    [P_SESS_REVOKE_ONE] = "UPDATE sessions SET revoked_at_ms = $3, revoke_reason = $4"
-                          " WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)"
-                          " AND revoked_at_ms IS NULL",
-    [P_SESS_FEED_USER] = "INSERT INTO revocations(session_id, revoked_at_ms, expires_at_ms)"
-                         " SELECT id, $3, $4 FROM sessions WHERE user_id = $1"
-                         " AND ($2::text IS NULL OR id <> $2) AND revoked_at_ms IS NULL"
-                         " ON CONFLICT (session_id) DO UPDATE SET"
-                         " revoked_at_ms = EXCLUDED.revoked_at_ms,"
-                         " expires_at_ms = EXCLUDED.expires_at_ms",
-    [P_SESS_REVOKE_USER] = "UPDATE sessions SET revoked_at_ms = $3, revoke_reason = $4"
-                           " WHERE user_id = $1 AND ($2::text IS NULL OR id <> $2)"
-                           " AND revoked_at_ms IS NULL",
+    /* The session rows are marked first and fed from what was marked, in
+     * one statement: every writer locks a session's row before it writes
+     * the session's revocation row. (Feeding first let a password change
+     * insert the feed row of a session whose row a refresh held, while the
+     * refresh, revoking that session for reuse, waited on the same feed
+     * row: a deadlock.) The count is the sessions marked. */
+#define FEED_MARKED                                                                                \
+    " RETURNING id) INSERT INTO revocations(session_id, revoked_at_ms, expires_at_ms)"            \
+    " SELECT id, $3, $5 FROM marked ON CONFLICT (session_id) DO UPDATE SET"                      \
+    " revoked_at_ms = EXCLUDED.revoked_at_ms, expires_at_ms = EXCLUDED.expires_at_ms"
+    [P_SESS_REVOKE_ONE] = "WITH marked AS (UPDATE sessions SET revoked_at_ms = $3,"
+                          " revoke_reason = $4 WHERE id = $1"
+                          " AND ($2::text IS NULL OR user_id = $2) AND revoked_at_ms IS NULL"
+                          FEED_MARKED,
+    [P_SESS_REVOKE_USER] = "WITH marked AS (UPDATE sessions SET revoked_at_ms = $3,"
+                           " revoke_reason = $4 WHERE user_id = $1"
+                           " AND ($2::text IS NULL OR id <> $2) AND revoked_at_ms IS NULL"
+                           FEED_MARKED,
+#undef FEED_MARKED
     [P_REV_SINCE] = "SELECT session_id, revoked_at_ms, expires_at_ms FROM revocations"
                     " WHERE revoked_at_ms >= $1",
     [P_REV_PRUNE] = "DELETE FROM revocations WHERE expires_at_ms < $1",
@@ -486,7 +490,7 @@ struct pg_store {
      * that the first requests after a recovery do not each fail once and
      * trip the breaker again. */
     atomic_uint_fast64_t epoch;
-    int timeout_ms; /* QUERY deadline; also statement_timeout and lock_timeout */
+    int timeout_ms; /* round-trip deadline; a little more than statement_timeout and lock_timeout */
 };
 
 #define SELF(b) ((struct pg_store *)(b))
@@ -550,14 +554,20 @@ static PGresult *await_result(PGconn *pg, int64_t deadline_ms)
 }
 
 /* The session settings that bound a statement, a lock wait and an open
- * transaction by the store's timeout (JWTD_DB_TIMEOUT). */
+ * transaction by the store's timeout (JWTD_DB_TIMEOUT). The server's own
+ * limits end a little before this side's deadline (which also counts the
+ * round trip): a long lock wait then ends as one statement's temporary
+ * error, on a connection that stays usable, instead of a missed deadline
+ * that drops the connection and fails the whole instance fast until the
+ * next ping. */
 static void timeouts_sql(const struct pg_store *s, char *out, size_t outlen)
 {
     int t = s->timeout_ms;
+    int margin = t / 4 < 250 ? t / 4 : 250;
     snprintf(out, outlen,
              "SET statement_timeout = %d; SET lock_timeout = %d;"
              " SET idle_in_transaction_session_timeout = %d",
-             t, t, 2 * t);
+             t - margin, t - margin, 2 * t);
 }
 
 static PGconn *connect_db(struct pg_store *owner, const char *url)
@@ -1233,21 +1243,14 @@ static enum store_rc pg_session_revoke_rows(struct store *base, const char *user
     if (!c)
         return STORE_UNAVAILABLE;
     bool one = sid != NULL;
-    struct params p = {0};
-    p_str(&p, one ? sid : user_id);
-    p_str(&p, one ? user_id : except_sid);
-    p_int(&p, rev->now_ms);
-    p_int(&p, rev->expires_ms);
-    enum store_rc rc = run(c, one ? P_SESS_FEED_ONE : P_SESS_FEED_USER, &p, NULL);
-    if (rc != STORE_OK)
-        return rc;
     struct params q = {0};
     p_str(&q, one ? sid : user_id);
     p_str(&q, one ? user_id : except_sid);
     p_int(&q, rev->now_ms);
     p_str(&q, reason);
+    p_int(&q, rev->expires_ms);
     int rows = 0;
-    rc = run_count(c, one ? P_SESS_REVOKE_ONE : P_SESS_REVOKE_USER, &q, &rows);
+    enum store_rc rc = run_count(c, one ? P_SESS_REVOKE_ONE : P_SESS_REVOKE_USER, &q, &rows);
     if (rc == STORE_OK && ret_count)
         *ret_count = rows;
     return rc;
@@ -1615,12 +1618,6 @@ static enum store_rc pg_email_token_put(struct store *base, const struct store_e
     struct pconn *c = conn_get(SELF(base));
     if (!c)
         return STORE_UNAVAILABLE;
-    struct params d = {0};
-    p_str(&d, t->user_id);
-    p_int(&d, t->purpose);
-    enum store_rc rc = run(c, P_ETOK_PUT_DEL, &d, NULL);
-    if (rc != STORE_OK)
-        return rc;
     struct params p = {0};
     p_str(&p, t->token_hash);
     p_str(&p, t->user_id);

@@ -181,7 +181,6 @@ enum stmt {
     S_USER_SET_DISABLED,
     S_USER_BY_EMAIL,
     S_USER_SET_EMAIL,
-    S_ETOK_PUT_DEL,
     S_ETOK_PUT,
     S_ETOK_BY_HASH,
     S_ETOK_BY_USER,
@@ -276,9 +275,12 @@ static const char *const stmt_sql[S_COUNT] = {
                     " AND (?3 = 1 OR disabled_at = 0)",
     [S_OUTBOX_DROP_USER] = "DELETE FROM outbox WHERE user_id = ?1 AND status = 'queued' AND kind"
                            " IN ('verify_email', 'reset_password', 'forgot_password')",
-    [S_ETOK_PUT_DEL] = "DELETE FROM email_tokens WHERE user_id = ?1 AND purpose = ?2",
     [S_ETOK_PUT] = "INSERT INTO email_tokens(token_hash, user_id, purpose, email, code_hash,"
-                   " attempts, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                   " attempts, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                   " ON CONFLICT (user_id, purpose) DO UPDATE SET"
+                   " token_hash = excluded.token_hash, email = excluded.email,"
+                   " code_hash = excluded.code_hash, attempts = excluded.attempts,"
+                   " created_at = excluded.created_at, expires_at = excluded.expires_at",
     [S_ETOK_BY_HASH] = "SELECT token_hash, user_id, purpose, email, code_hash, attempts,"
                        " created_at, expires_at FROM email_tokens WHERE token_hash = ?1",
     [S_ETOK_BY_USER] = "SELECT token_hash, user_id, purpose, email, code_hash, attempts,"
@@ -1515,15 +1517,8 @@ static enum store_rc sq_email_token_put(struct store *base, const struct store_e
     struct conn *c = conn_get(SELF(base));
     if (!c)
         return STORE_UNAVAILABLE;
-    sqlite3_stmt *q = st(c, S_ETOK_PUT_DEL);
+    sqlite3_stmt *q = st(c, S_ETOK_PUT);
     if (!q)
-        return STORE_ERROR;
-    bind_text(q, 1, t->user_id);
-    sqlite3_bind_int64(q, 2, t->purpose);
-    enum store_rc rc = map_rc(exec_done(c, q));
-    if (rc != STORE_OK)
-        return rc;
-    if (!(q = st(c, S_ETOK_PUT)))
         return STORE_ERROR;
     bind_text(q, 1, t->token_hash);
     bind_text(q, 2, t->user_id);

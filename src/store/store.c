@@ -338,7 +338,9 @@ enum store_rc store_password_reset(struct store *s, const struct store_email_tok
     rc = s->ops->user_lock(s, t->user_id, NULL, true);
     if (rc == STORE_OK)
         rc = s->ops->email_token_by_hash(s, t->token_hash, &now_t);
-    if (rc == STORE_OK && (now_t.purpose != EMAIL_RESET || strcmp(now_t.user_id, t->user_id)))
+    /* Expired while the new password was hashed: refused as at the door. */
+    if (rc == STORE_OK && (now_t.purpose != EMAIL_RESET || strcmp(now_t.user_id, t->user_id) ||
+                           rev->now_ms / 1000 >= now_t.expires_at))
         rc = STORE_NOT_FOUND;
     if (rc == STORE_OK)
         rc = s->ops->user_by_id(s, t->user_id, &u);
@@ -375,15 +377,23 @@ enum store_rc store_password_reset(struct store *s, const struct store_email_tok
     return STORE_OK;
 }
 
-enum store_rc store_email_confirm(struct store *s, const struct store_email_token *t)
+enum store_rc store_email_confirm(struct store *s, const struct store_email_token *t,
+                                  int64_t now)
 {
     enum store_rc rc = s->ops->tx_begin(s);
     if (rc != STORE_OK)
         return rc;
     struct store_email_token now_t;
     struct store_user u = {0};
-    rc = s->ops->email_token_by_hash(s, t->token_hash, &now_t);
-    if (rc == STORE_OK && (now_t.purpose != EMAIL_VERIFY || strcmp(now_t.user_id, t->user_id)))
+    /* The user's row first, as every change to the account's addresses
+     * takes it: a removal or a new address meanwhile waits for this
+     * confirmation or is seen by it, never overwritten from a stale read
+     * (PostgreSQL reads committed rows, it does not serialize). */
+    rc = s->ops->user_lock(s, t->user_id, NULL, true);
+    if (rc == STORE_OK)
+        rc = s->ops->email_token_by_hash(s, t->token_hash, &now_t);
+    if (rc == STORE_OK && (now_t.purpose != EMAIL_VERIFY || strcmp(now_t.user_id, t->user_id) ||
+                           now >= now_t.expires_at))
         rc = STORE_NOT_FOUND;
     if (rc == STORE_OK)
         rc = s->ops->user_by_id(s, t->user_id, &u);
@@ -407,7 +417,7 @@ enum store_rc store_email_confirm(struct store *s, const struct store_email_toke
         /* The confirmed address replaces the old one; a pending address
          * other than this one stays pending. */
         const char *pending = strcmp(u.email_pending, now_t.email) == 0 ? "" : u.email_pending;
-        rc = s->ops->user_update_email(s, u.id, now_t.email, true, pending, util_now());
+        rc = s->ops->user_update_email(s, u.id, now_t.email, true, pending, now);
     }
     if (rc == STORE_OK)
         rc = s->ops->email_token_delete(s, t->user_id, EMAIL_VERIFY);
@@ -425,13 +435,31 @@ enum store_rc store_totp_begin(struct store *s, const struct store_totp *t)
     enum store_rc rc = s->ops->tx_begin(s);
     if (rc != STORE_OK)
         return rc;
+    /* The user's row first: a confirmation of the factor in another tab
+     * (which holds it too, store_totp_accept) finishes before this reads,
+     * so a confirmed factor is never overwritten by a new pending one. */
     struct store_totp cur;
-    rc = s->ops->totp_get(s, t->user_id, &cur);
-    if (rc == STORE_OK && cur.confirmed)
-        rc = STORE_CONFLICT;
-    else if (rc == STORE_OK || rc == STORE_NOT_FOUND)
-        rc = s->ops->totp_put(s, t);
+    memset(&cur, 0, sizeof cur);
+    rc = s->ops->user_lock(s, t->user_id, NULL, true);
+    if (rc == STORE_OK) {
+        rc = s->ops->totp_get(s, t->user_id, &cur);
+        if (rc == STORE_OK && cur.confirmed)
+            rc = STORE_CONFLICT;
+        else if (rc == STORE_OK || rc == STORE_NOT_FOUND) /* none yet, or one pending */
+            rc = s->ops->totp_put(s, t);
+    }
     OPENSSL_cleanse(&cur, sizeof cur);
+    return s->ops->tx_end(s, rc);
+}
+
+enum store_rc store_totp_delete(struct store *s, const char *user_id)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    rc = s->ops->user_lock(s, user_id, NULL, true);
+    if (rc == STORE_OK)
+        rc = s->ops->totp_delete(s, user_id);
     return s->ops->tx_end(s, rc);
 }
 
@@ -442,7 +470,10 @@ enum store_rc store_totp_accept(struct store *s, const char *user_id, int64_t st
     enum store_rc rc = s->ops->tx_begin(s);
     if (rc != STORE_OK)
         return rc;
-    rc = s->ops->totp_step(s, user_id, step, confirm, pending_secret_hex);
+    /* A confirmation holds the user's row, as store_totp_begin does. */
+    rc = confirm ? s->ops->user_lock(s, user_id, NULL, true) : STORE_OK;
+    if (rc == STORE_OK)
+        rc = s->ops->totp_step(s, user_id, step, confirm, pending_secret_hex);
     if (rc == STORE_OK && confirm)
         rc = s->ops->recovery_codes_put(s, user_id, recovery_hashes, n);
     return s->ops->tx_end(s, rc);

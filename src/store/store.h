@@ -735,8 +735,9 @@ static inline enum store_rc store_email_token_delete(struct store *s, const char
 }
 
 /*
- * Use a reset token: it must still exist (NOT_FOUND otherwise: used,
- * replaced, or ended by a password change), then the password is set, every
+ * Use a reset token: it must still exist and be unexpired at rev->now_ms
+ * (NOT_FOUND otherwise: used, replaced, ended by a password change, or
+ * expired while the new password was hashed), then the password is set, every
  * session of the user revoked (fed to revocations), every reset token of the
  * user deleted, and - when the token went to the account's current address
  * - the address marked verified, in one transaction. *ret_user gets the
@@ -748,9 +749,12 @@ enum store_rc store_password_reset(struct store *s, const struct store_email_tok
 
 /* Use a verification token: the address it was sent to becomes the
  * account's verified address (a pending address moves in), and the token is
- * deleted, in one transaction. CONFLICT when another account took the
- * address meanwhile. */
-enum store_rc store_email_confirm(struct store *s, const struct store_email_token *t);
+ * deleted, in one transaction that holds the user's row. NOT_FOUND when the
+ * token is gone, expired at `now` (seconds) or for an address the account
+ * no longer waits for; CONFLICT when another account took the address
+ * meanwhile. */
+enum store_rc store_email_confirm(struct store *s, const struct store_email_token *t,
+                                  int64_t now);
 
 static inline enum store_rc store_outbox_insert(struct store *s, const struct store_mail *m)
 {
@@ -826,11 +830,9 @@ enum store_rc store_totp_accept(struct store *s, const char *user_id, int64_t st
 enum store_rc store_recovery_codes_renew(struct store *s, const char *user_id, int64_t gen,
                                          const char (*hashes)[SHA256_HEX_LEN], int n);
 
-/* Remove the TOTP factor and the recovery codes. */
-static inline enum store_rc store_totp_delete(struct store *s, const char *user_id)
-{
-    return s->ops->totp_delete(s, user_id);
-}
+/* Remove the TOTP factor and the recovery codes, in one transaction that
+ * holds the user's row (as store_totp_begin and a confirmation do). */
+enum store_rc store_totp_delete(struct store *s, const char *user_id);
 
 static inline enum store_rc store_recovery_codes_put(struct store *s, const char *user_id,
                                                      const char (*hashes)[SHA256_HEX_LEN], int n)

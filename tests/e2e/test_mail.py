@@ -1368,6 +1368,29 @@ def test_subject_templates_with_tabs_or_great_length_still_send(jwtd_factory, re
     c.close()
 
 
+def test_template_filled_in_past_the_cap_fails_instead_of_losing_its_link(jwtd_factory,
+                                                                           relay, tmp_path):
+    """Found by an audit: a template whose values, filled in, passed the
+    256 KiB cap lost values silently (the link among them: a later, shorter
+    value still fitted) and was sent so. Now such a message is not sent; it
+    fails, logged with the reason, and the other kinds still go out."""
+    tdir = tmp_path / "templates"
+    tdir.mkdir()
+    # 63 KiB of template (under the 64 KiB file cap), some 900 KiB filled in
+    (tdir / "verify_email.txt").write_text("{{link}}\n" * 7000)
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC,
+                                          JWTD_MAIL_TEMPLATES=str(tdir)))
+    c = srv.client()
+    e = addr("cap")
+    signup_mail(c, e)
+    wait_for(lambda: re.search(r"event=mail .*kind=verify_email.*over 256 KiB", srv.log()),
+             what="the verification mail failed, with its reason")
+    assert_queued(forgot(c, email=e))
+    got = relay.wait_messages(1, to=e)   # the verification failed before it was asked
+    assert len(got) == 1 and is_reset(got[0]), [m.subject for m in got]
+    c.close()
+
+
 # --------------------------------------------------------------------------
 # 10. metrics
 # --------------------------------------------------------------------------

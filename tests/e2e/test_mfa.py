@@ -53,7 +53,7 @@ from e2e_util import (assert_error, assert_invalid_grant, assert_json_content_ty
                       assert_token_response, free_port,
                       jwt_parts, login, parse_rfc3339, refresh, run_expect_exit, signup,
                       strong_password, together)
-from softauthn import (EDDSA, ES256, FLAG_AT, FLAG_BS, FLAG_UP, FLAG_UV, RS256, Authenticator,
+from softauthn import (EDDSA, ES256, FLAG_AT, FLAG_BE, FLAG_BS, FLAG_UP, FLAG_UV, RS256, Authenticator,
                        Key, b64u, b64u_decode)
 
 TICKET_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -1398,6 +1398,9 @@ LOGIN_DEFECTS = {
     "signed_by_another_key": (lambda o: {"sign_with": Key(ES256)}, "signature"),
     "unknown_credential": (lambda o: {"cred_id": os.urandom(32)}, "unknown"),
     "user_handle_of_another_user": (lambda o: {"user_handle": uuid.uuid4().bytes}, "user_handle"),
+    "user_handle_missing": (lambda o: {"user_handle": b""}, "user_handle"),
+    "backup_eligibility_gained": (lambda o: {"flags": FLAG_UP | FLAG_UV | FLAG_BE},
+                                  "backup_eligibility"),
 }
 
 
@@ -1489,6 +1492,18 @@ def test_passkey_as_the_second_step(c, origin):
     r = passkey_login(c, auth, ticket=ticket, options=login_options(c))
     assert_invalid_grant(r)
     assert_invalid_grant(verify(c, ticket, code="123456"))
+
+
+def test_passkey_second_step_may_leave_the_user_handle_out(c, origin):
+    """As a second step the account is known from the ticket: an assertion
+    without a user handle (as an authenticator may give for a credential it
+    was asked for by id) signs in; signing in with the passkey alone needs
+    it (test_passkey_login_refused[user_handle_missing])."""
+    acct = new_account(c)
+    auth = Authenticator(origin)
+    register(c, acct, auth)
+    ticket = password_step(c, acct, ["passkey"])
+    logged_in(passkey_login(c, auth, ticket=ticket, user_handle=b""), acct, ["pwd", "hwk"])
 
 
 def test_passkey_second_step_waits_for_the_login_backoff(jwtd_factory):

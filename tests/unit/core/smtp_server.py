@@ -12,8 +12,8 @@ so that the files exist as soon as the client sees success. <n>.env has one
 auth_login, tls ("1"/"0"), and, as decoded by Python's email package (an
 independent MIME decoder), subject, from_name, to_name, text and html.
 
-Behaviour switches: --rcpt-code / --data-code answer RCPT or DATA with a
-canned 4xx/5xx reply; --auth-user/--auth-password require AUTH (PLAIN and
+Behaviour switches: --mail-code / --rcpt-code / --data-code answer MAIL,
+RCPT or DATA with a canned 4xx/5xx reply; --auth-user/--auth-password require AUTH (PLAIN and
 LOGIN) with those credentials; --starttls generates a CA and a server
 certificate for 127.0.0.1/localhost into --tls-dir (ca.pem is what the
 client trusts) and requires STARTTLS; --implicit-tls serves TLS from the
@@ -39,6 +39,7 @@ REPLIES = {
     451: "451 4.3.0 Temporary failure, try again later",
     452: "452 4.2.2 Mailbox full",
     550: "550 5.1.1 No such user here",
+    553: "553 5.7.1 Sender address rejected: not owned by you",
     552: "552 5.3.4 Message too big",
     554: "554 5.7.1 Rejected",
 }
@@ -123,6 +124,13 @@ class Handler:
         self.args = args
         self.count = 0
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.args.mail_code:
+            return REPLIES[self.args.mail_code]
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.args.rcpt_code:
             return REPLIES[self.args.rcpt_code]
@@ -161,6 +169,7 @@ class Handler:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", required=True)
+    ap.add_argument("--mail-code", type=int, choices=sorted(REPLIES))
     ap.add_argument("--rcpt-code", type=int, choices=sorted(REPLIES))
     ap.add_argument("--data-code", type=int, choices=sorted(REPLIES))
     ap.add_argument("--auth-user")

@@ -396,6 +396,21 @@ static void test_rcpt_550(void **state)
     reply_case("--rcpt-code", "550", SMTP_PERMANENT, "RCPT 550");
 }
 
+/* The relay refusing the envelope sender (a JWTD_MAIL_FROM it does not
+ * accept from this client) is a fault of the set-up, not of the message:
+ * kept for later, as a refused login is. */
+static void test_mail_from_553(void **state)
+{
+    (void)state;
+    reply_case("--mail-code", "553", SMTP_TEMPORARY, "MAIL 553");
+}
+
+static void test_mail_from_451(void **state)
+{
+    (void)state;
+    reply_case("--mail-code", "451", SMTP_TEMPORARY, "MAIL 451");
+}
+
 static void test_data_451(void **state)
 {
     (void)state;
@@ -718,6 +733,8 @@ int main(void)
         cmocka_unit_test_teardown(test_plain_server, teardown_server),
         cmocka_unit_test_teardown(test_rcpt_451, teardown_server),
         cmocka_unit_test_teardown(test_rcpt_550, teardown_server),
+        cmocka_unit_test_teardown(test_mail_from_553, teardown_server),
+        cmocka_unit_test_teardown(test_mail_from_451, teardown_server),
         cmocka_unit_test_teardown(test_data_451, teardown_server),
         cmocka_unit_test_teardown(test_data_554, teardown_server),
         cmocka_unit_test_teardown(test_connection_refused, teardown_server),

@@ -1896,20 +1896,24 @@ static void test_email_tokens(void **state)
     assert_int_equal(store_email_token_attempt(s, uid, EMAIL_VERIFY, &n), STORE_OK);
     assert_int_equal(n, 2);
     assert_int_equal(store_email_token_attempt(s, uid, EMAIL_RESET, &n), STORE_NOT_FOUND);
+    /* Expired (checked inside the transaction, at the time given): refused
+     * and kept, for the caller to say so. */
+    assert_int_equal(store_email_confirm(s, &t2, NOW + 1800), STORE_NOT_FOUND);
+    assert_int_equal(store_email_token_by_hash(s, "h2", &got), STORE_OK);
     /* Confirming moves the address in and uses the token up. */
-    assert_int_equal(store_email_confirm(s, &t2), STORE_OK);
+    assert_int_equal(store_email_confirm(s, &t2, NOW + 1799), STORE_OK);
     struct store_user u = {0};
     assert_int_equal(store_user_by_id(s, uid, &u), STORE_OK);
     assert_true(u.email_verified);
     store_user_clear(&u);
-    assert_int_equal(store_email_confirm(s, &t2), STORE_NOT_FOUND);
+    assert_int_equal(store_email_confirm(s, &t2, NOW), STORE_NOT_FOUND);
 
     /* A pending address confirmed: it becomes the address. */
     assert_int_equal(store_user_set_email(s, uid, "tok@example.com", true, "tok2@example.com"),
                      STORE_OK);
     struct store_email_token t3 = token_of(uid, EMAIL_VERIFY, "h3", "tok2@example.com");
     assert_int_equal(store_mail_enqueue(s, &t3, NULL, 0), STORE_OK);
-    assert_int_equal(store_email_confirm(s, &t3), STORE_OK);
+    assert_int_equal(store_email_confirm(s, &t3, NOW), STORE_OK);
     assert_int_equal(store_user_by_email(s, "tok2@example.com", &u), STORE_OK);
     assert_string_equal(u.email_pending, "");
     assert_true(u.email_verified);
@@ -1919,7 +1923,7 @@ static void test_email_tokens(void **state)
      * replaced since) is void. */
     struct store_email_token t5 = token_of(uid, EMAIL_VERIFY, "h5", "gone@example.com");
     assert_int_equal(store_mail_enqueue(s, &t5, NULL, 0), STORE_OK);
-    assert_int_equal(store_email_confirm(s, &t5), STORE_NOT_FOUND);
+    assert_int_equal(store_email_confirm(s, &t5, NOW), STORE_NOT_FOUND);
     assert_int_equal(store_user_by_id(s, uid, &u), STORE_OK);
     assert_string_equal(u.email, "tok2@example.com");
     store_user_clear(&u);
@@ -1930,7 +1934,7 @@ static void test_email_tokens(void **state)
                      STORE_OK);
     struct store_email_token t4 = token_of(uid, EMAIL_VERIFY, "h4", "taken@example.com");
     assert_int_equal(store_mail_enqueue(s, &t4, NULL, 0), STORE_OK);
-    assert_int_equal(store_email_confirm(s, &t4), STORE_CONFLICT);
+    assert_int_equal(store_email_confirm(s, &t4, NOW), STORE_CONFLICT);
     assert_int_equal(store_email_token_by_hash(s, "h4", &got), STORE_OK); /* rolled back */
 }
 
@@ -1947,9 +1951,15 @@ static void test_password_reset_flow(void **state)
     assert_int_equal(store_mail_enqueue(s, &pend, NULL, 0), STORE_OK);
     struct store_email_token t = token_of(uid, EMAIL_RESET, "r1", "rita@example.com");
     assert_int_equal(store_mail_enqueue(s, &t, NULL, 0), STORE_OK);
-    struct revocation rev = {.now_ms = NOW_MS, .expires_ms = NOW_MS + 910000};
     int n = -1;
     struct store_user u = {0};
+    /* Expired by the time the new password was hashed: refused, nothing
+     * changed, the link still there (the caller says it expired). */
+    struct revocation late = {.now_ms = (NOW + 1800) * 1000, .expires_ms = NOW_MS + 910000};
+    assert_int_equal(store_password_reset(s, &t, "$h-late", &late, &n, &u), STORE_NOT_FOUND);
+    struct store_email_token kept;
+    assert_int_equal(store_email_token_by_hash(s, "r1", &kept), STORE_OK);
+    struct revocation rev = {.now_ms = NOW_MS, .expires_ms = NOW_MS + 910000};
     assert_int_equal(store_password_reset(s, &t, "$h-new", &rev, &n, &u), STORE_OK);
     assert_int_equal(n, 2);
     assert_string_equal(u.id, uid);
@@ -2101,6 +2111,81 @@ static void test_password_reset_link_once_under_a_race(void **state)
         assert_int_equal(store_user_by_id(f->s, uid, &u), STORE_OK);
         assert_string_equal(u.password_hash, r[winner].hash);
         store_user_clear(&u);
+    }
+}
+
+/* Reuse detection on each of a user's sessions while the password changes
+ * (which revokes them all): each side ends its transaction, neither is
+ * refused. Found by an audit: on PostgreSQL the password change fed the
+ * revocation row of a session whose row a refresh held, while the refresh,
+ * revoking that session for reuse, waited on the same revocation row - a
+ * deadlock, answered 503. Rows are now marked before they are fed. */
+enum { REVOKERS = 4 };
+
+struct revoker {
+    struct store *s;
+    pthread_barrier_t *barrier;
+    const char *uid;       /* the password changer: the user */
+    const char *sid;       /* a reuser: the session */
+    int64_t at;            /* when (ms): past the reuse interval */
+    enum store_rc rc;
+    enum refresh_outcome out;
+};
+
+static void *revoker_run(void *arg)
+{
+    struct revoker *r = arg;
+    warm_up(r->s);
+    struct refresh_policy p = policy_at(r->at);
+    pthread_barrier_wait(r->barrier);
+    if (r->sid) {
+        r->rc = store_refresh(r->s, r->sid, 0, &p, &r->out, NULL, NULL);
+    } else {
+        r->rc = store_user_change_password(r->s, r->uid, NULL, "$h-changed", NULL, &p.rev, NULL);
+    }
+    return NULL;
+}
+
+static void test_reuse_and_password_change_at_once(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    for (int round = 0; round < 20; round++) {
+        char name[16], uid[UUID_STR_LEN], sid[REVOKERS][UUID_STR_LEN];
+        snprintf(name, sizeof name, "Race%d", round);
+        mkuser(s, name, "$h-old", uid);
+        for (int i = 0; i < REVOKERS; i++) {
+            mklive(s, uid, NOW - 100 + i, sid[i]);
+            /* rotated once: generation 0 is retired, presented again
+             * past the reuse interval it is theft */
+            assert_outcome(do_refresh(s, sid[i], 0, NOW_MS, NULL, NULL), REFRESH_ROTATED);
+        }
+        pthread_barrier_t barrier;
+        assert_int_equal(pthread_barrier_init(&barrier, NULL, REVOKERS + 1), 0);
+        struct revoker r[REVOKERS + 1];
+        pthread_t th[REVOKERS + 1];
+        for (int i = 0; i <= REVOKERS; i++) {
+            r[i] = (struct revoker){.s = s, .barrier = &barrier, .uid = uid,
+                                    .sid = i < REVOKERS ? sid[i] : NULL,
+                                    .at = NOW_MS + 2 * REUSE_MS + round * 1000};
+            assert_int_equal(pthread_create(&th[i], NULL, revoker_run, &r[i]), 0);
+        }
+        for (int i = 0; i <= REVOKERS; i++)
+            pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&barrier);
+        for (int i = 0; i <= REVOKERS; i++) {
+            if (r[i].rc != STORE_OK)
+                fail_msg("round %d, %s: %s", round, i < REVOKERS ? "reuse" : "password change",
+                         store_rc_name(r[i].rc));
+            /* reuse found the session live, or already ended by the change */
+            if (i < REVOKERS && r[i].out != REFRESH_REUSED && r[i].out != REFRESH_REVOKED)
+                fail_msg("round %d: reuse answered %s", round, outcome_name(r[i].out));
+        }
+        /* every session ended, and each in the feed */
+        assert_int_equal(list_at(s, uid, NOW).n, 0);
+        struct rev_list rl = revs_since(s, r[0].at);
+        for (int i = 0; i < REVOKERS; i++)
+            assert_true(rev_find(&rl, sid[i]) >= 0);
     }
 }
 
@@ -2562,6 +2647,7 @@ int main(void)
         T(test_email_tokens),
         T(test_password_reset_flow),
         T(test_password_reset_link_once_under_a_race),
+        T(test_reuse_and_password_change_at_once),
         T(test_outbox),
         T(test_outbox_forgot_resolves_once),
         T(test_outbox_claims_are_exclusive),
