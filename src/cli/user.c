@@ -394,6 +394,7 @@ int cmd_user(int argc, char **argv)
     OPENSSL_cleanse(add_pw, sizeof add_pw);
     cli_close(&cfg, &app);
 out_args:
+    OPENSSL_cleanse(hash_line, sizeof hash_line); /* an imported hash read from stdin */
     cli_args_free(&a);
     return rc;
 }

@@ -27,6 +27,7 @@
 struct pw_priv {
     char *password;        /* the password to check (login, re-confirmation) */
     size_t pwlen;
+    bool too_long;         /* re-confirmation: the password given was over the cap (kept cut) */
     char *new_password;    /* the password to set */
     size_t newlen;
     bool found;            /* login: the account exists */
@@ -375,6 +376,16 @@ static void login_slow(struct svc_op *op)
     pv->verdict = password_verify(hash, pv->password, pv->pwlen, &app->argon2, &pv->needs_rehash);
     if (!pv->found && pv->verdict == PASSWORD_OK)
         pv->verdict = PASSWORD_MISMATCH;
+    /* A refusal against a hash that costs less than the dummy (bcrypt
+     * imported at a low cost, older argon2id settings, a hash that cannot
+     * be used at all) would answer sooner than for an unknown user: the
+     * dummy is verified too, its result unused. (A cheaper hash is replaced
+     * at the account's next successful login.) */
+    if (pv->found && pv->verdict != PASSWORD_OK &&
+        !password_hash_is_current(op->user.password_hash, &app->argon2)) {
+        bool unused = false;
+        (void)password_verify(app->dummy_hash, pv->password, pv->pwlen, &app->argon2, &unused);
+    }
     if (pv->verdict == PASSWORD_OK && pv->needs_rehash &&
         password_hash(&app->argon2, pv->password, pv->pwlen, &pv->new_hash) != PASSWORD_OK)
         pv->new_hash = NULL;
@@ -550,6 +561,10 @@ static void confirm_slow(struct svc_op *op)
     bool rehash_unused;
     pv->verdict = password_verify(op->user.password_hash, pv->password, pv->pwlen,
                                   &op->app->argon2, &rehash_unused);
+    /* No password is longer than the cap: one that was is wrong, whatever
+     * its first PASSWORD_MAX_BYTES bytes (checked all the same, for the time). */
+    if (pv->too_long && pv->verdict == PASSWORD_OK)
+        pv->verdict = PASSWORD_MISMATCH;
     if (pv->verdict != PASSWORD_OK || !pv->new_password)
         return;
     pv->weak = password_weakness(op->app, op->user.username, pv->new_password, pv->newlen);
@@ -629,6 +644,7 @@ static struct svc_op *confirm_start(struct app *app, const struct svc_ctx *ctx,
         return op;
     }
     pv->pwlen = ckeep;
+    pv->too_long = clen > PASSWORD_MAX_BYTES;
     pv->newlen = nlen;
     /* Re-confirmations are guesses like logins: the same back-off and
      * per-address limit (429 while the account is blocked). */

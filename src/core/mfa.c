@@ -357,6 +357,7 @@ static struct svc_result totp_check(struct app *app, const char *user_id, const 
     bool ok = util_unhex(t.secret_hex, secret, sizeof secret, &slen) &&
               totp_verify(secret, slen, digits, dn, util_now(), 1, t.last_step, &step) == TOTP_OK;
     OPENSSL_cleanse(secret, sizeof secret);
+    OPENSSL_cleanse(digits, sizeof digits);
     if (!ok) {
         OPENSSL_cleanse(&t, sizeof t);
         return svc_fail(SVC_BAD_SECOND_FACTOR, "The code is wrong.");

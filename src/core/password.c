@@ -337,6 +337,13 @@ bool password_hash_supported(const char *hash)
     return password_verify(hash, "jwtd-import-probe", 17, &p, &unused) == PASSWORD_MISMATCH;
 }
 
+bool password_hash_is_current(const char *hash, const struct password_params *p)
+{
+    struct phc phc;
+    return phc_decode(hash, &phc) && phc.p.memory_kib == p->memory_kib &&
+           phc.p.iterations == p->iterations && phc.p.parallelism == p->parallelism;
+}
+
 enum password_rc password_verify(const char *hash, const char *pw, size_t len,
                                  const struct password_params *p, bool *ret_needs_rehash)
 {

@@ -31,6 +31,10 @@ enum password_rc { PASSWORD_OK = 0, PASSWORD_MISMATCH = 1, PASSWORD_ERROR = -1 }
 enum password_rc password_hash(const struct password_params *p, const char *pw, size_t len,
                                char **ret_hash);
 
+/* True when hash is argon2id with exactly the parameters p (what a
+ * verification of it costs is what the dummy hash of unknown users costs). */
+bool password_hash_is_current(const char *hash, const struct password_params *p);
+
 /* Verify pw against an argon2id or bcrypt hash, in constant time with
  * respect to the password. On PASSWORD_OK, *ret_needs_rehash tells whether
  * the hash is not argon2id with exactly the parameters p. An unsupported or

@@ -292,6 +292,10 @@ static void reset_slow(struct svc_op *op)
     struct reset_priv *rp = op->priv;
     if (password_hash(&op->app->argon2, rp->password, rp->pwlen, &rp->hash) != PASSWORD_OK)
         rp->hash = NULL;
+    /* Hashed: the password goes now, not when the answer has left. */
+    OPENSSL_cleanse(rp->password, rp->pwlen);
+    free(rp->password);
+    rp->password = NULL;
 }
 
 static void reset_finish(struct svc_op *op, bool ran)

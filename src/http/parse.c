@@ -35,6 +35,7 @@ bool parse_cookie(const char *h, const char *name, const char **ret_value, size_
         return false;
     size_t nlen = strlen(name);
     const char *p = h;
+    bool found = false;
     while (*p) {
         while (is_ws(*p) || *p == ';')
             p++;
@@ -61,11 +62,15 @@ bool parse_cookie(const char *h, const char *name, const char **ret_value, size_
             v++;
             vend--;
         }
+        /* A second pair of the name: ambiguous, none is taken (see
+         * parse.h). */
+        if (found)
+            return false;
+        found = true;
         *ret_value = v;
         *ret_len = (size_t)(vend - v);
-        return true;
     }
-    return false;
+    return found;
 }
 
 bool parse_content_type_json(const char *ct)

@@ -17,8 +17,11 @@
 const char *parse_bearer(const char *authorization, size_t *ret_len);
 
 /* The value of cookie `name` in a Cookie header (RFC 6265 §5.4 pairs,
- * "; "-separated; the first pair with that name wins), pointing into the
- * header. False when absent. */
+ * "; "-separated), pointing into the header. False when absent, and when
+ * the name comes twice: a browser sends two cookies of one name when a
+ * sibling subdomain set one for the parent domain (or a longer path) beside
+ * ours (RFC 6265 §8.6, "cookie tossing"), and taking either could sign the
+ * browser into someone else's session. */
 bool parse_cookie(const char *header, const char *name, const char **ret_value,
                   size_t *ret_len);
 

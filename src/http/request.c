@@ -405,7 +405,14 @@ void respond_json(struct request *r, unsigned status, json_t *body)
     char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(body);
     if (!text) {
-        respond_error(r, 500, "internal_error", "The server ran out of memory.");
+        /* Out of memory: a fixed body, not respond_error (which would come
+         * back here through json_pack, again and again). */
+        static const char oom[] = "{\"error\":\"internal_error\",\"error_description\":"
+                                  "\"The server ran out of memory.\"}";
+        queue(r, 500,
+              MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom,
+                                              MHD_RESPMEM_PERSISTENT),
+              true);
         return;
     }
     struct MHD_Response *resp =

@@ -23,7 +23,7 @@ void page_begin(struct page *p, struct request *r, const char *title, bool wide)
     char site[300];
     p->r = r;
     p->broken = false;
-    buf_init(&p->b, PAGE_MAX);
+    buf_init_secret(&p->b, PAGE_MAX); /* TOTP keys, recovery codes */
     const char *name = mfa_site_name(r->app->cfg, site, sizeof site);
     page_raw(p, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"

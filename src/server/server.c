@@ -71,39 +71,62 @@ static bool is_tchar(unsigned char c)
            (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
+struct header_census {
+    bool bad_name;
+    int content_length, transfer_encoding, host;
+    bool te_not_chunked;
+};
+
 static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
 {
-    bool *bad = cls;
+    struct header_census *c = cls;
     (void)kind;
-    (void)value;
     if (!key || !*key) {
-        *bad = true;
+        c->bad_name = true;
         return MHD_NO;
     }
     for (const unsigned char *p = (const unsigned char *)key; *p; p++)
         if (!is_tchar(*p)) {
-            *bad = true;
+            c->bad_name = true;
             return MHD_NO;
         }
+    if (strcasecmp(key, "Content-Length") == 0) {
+        c->content_length++;
+    } else if (strcasecmp(key, "Host") == 0) {
+        c->host++;
+    } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+        c->transfer_encoding++;
+        /* MHD reads a body as chunked only for exactly this value; any
+         * other coding (a list, "identity", "gzip, chunked") is framed
+         * differently by one reader or another. */
+        if (!value || strcasecmp(value, "chunked") != 0)
+            c->te_not_chunked = true;
+    }
     return MHD_YES;
 }
 
 /* Requests that proxies and this server could read differently are
  * refused (and their connection closed): a header name with spaces
  * ("Content-Length : 5" is not Content-Length here, but may be upstream),
- * both Content-Length and Transfer-Encoding, or HTTP/1.1 without Host. */
+ * both Content-Length and Transfer-Encoding, either of them twice (MHD
+ * takes the first, others the last), a transfer coding other than chunked,
+ * HTTP/1.1 without Host or with two (RFC 9112, 3.2). */
 static const char *smuggling_risk(struct MHD_Connection *conn, const char *version)
 {
-    bool bad = false;
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, check_header, &bad);
-    if (bad)
+    struct header_census c = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, check_header, &c);
+    if (c.bad_name)
         return "A request header name is malformed.";
-    if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length") &&
-        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding"))
+    if (c.content_length && c.transfer_encoding)
         return "Content-Length and Transfer-Encoding must not both be sent.";
-    if (strcmp(version, "HTTP/1.0") != 0 &&
-        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"))
+    if (c.content_length > 1 || c.transfer_encoding > 1)
+        return "Content-Length or Transfer-Encoding must not be sent twice.";
+    if (c.te_not_chunked)
+        return "The only transfer coding accepted is chunked.";
+    if (c.host > 1)
+        return "The request must have one Host header.";
+    if (strcmp(version, "HTTP/1.0") != 0 && c.host == 0)
         return "The request needs a Host header.";
     return NULL;
 }
@@ -158,7 +181,7 @@ static struct request *request_new(struct server *s, struct MHD_Connection *conn
     r->route_name = route ? route->name : "other";
     r->start_us = util_mono_us();
     request_assign_id(r);
-    buf_init(&r->body, app->cfg->max_body);
+    buf_init_secret(&r->body, app->cfg->max_body); /* passwords: no copy left by growth */
 
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
@@ -651,12 +674,16 @@ struct server *server_start(struct app *app, char *err, size_t errlen)
                                             (intptr_t)cfg->max_connections_per_ip, NULL};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                         (intptr_t)cfg->connection_timeout, NULL};
-    /* Headers up to 16 KiB must fit (an 8 KiB token in a cookie or header),
-     * beside MHD's read and write buffers: 32 KiB does (tested). Not more:
-     * MHD zeroes the pool between requests, and at 48 KiB that memset alone
-     * was 5% of the CPU time of /auth/verify. */
+    /* Headers up to 16 KiB in all must fit (an 8 KiB token in a cookie or
+     * header), request line and blank line included, beside MHD's read and
+     * write buffers and its header list, with a body arriving in the same
+     * packets: 36 KiB does (tested at exactly 16,384 bytes, as one cookie -
+     * which MHD copies once more to parse - and as 200 headers). 32 KiB did
+     * not (one 16,000-byte cookie before a POST body got no answer). Not
+     * much more: MHD zeroes the pool between requests, and at 48 KiB that
+     * memset alone was 5% of the CPU time of /auth/verify. */
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                                        (intptr_t)(32 * 1024), NULL};
+                                        (intptr_t)(36 * 1024), NULL};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s};

@@ -471,15 +471,16 @@ def strong_password():
     return "Pw-" + secrets.token_urlsafe(15) + "-9x!"
 
 
-def bcrypt_hash(password, prefix="$2b$"):
-    """A bcrypt hash (cost 10) of `password` with the given $2a$/$2b$/$2y$ prefix.
-    For ASCII passwords under 72 bytes the three variants compute the same hash."""
+def bcrypt_hash(password, prefix="$2b$", cost=10):
+    """A bcrypt hash (cost 10 unless told) of `password` with the given
+    $2a$/$2b$/$2y$ prefix. For ASCII passwords under 72 bytes the three
+    variants compute the same hash."""
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         import crypt          # deprecated in 3.11, still the stdlib's bcrypt
-    h = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 10))
-    assert h.startswith("$2b$10$") and len(h) == 60, h
+    h = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << cost))
+    assert h.startswith("$2b$%02d$" % cost) and len(h) == 60, h
     return prefix + h[4:]
 
 

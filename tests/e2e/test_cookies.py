@@ -174,6 +174,35 @@ def test_refresh_with_cookie(client, account, variant):
     assert_cookie_tokens(client.request("POST", "/auth/refresh", headers=rc(refresh2)))
 
 
+def test_tossed_cookies_are_ambiguous_and_taken_for_none(client, account):
+    """Cookie tossing (RFC 6265, 8.6): a sibling subdomain can set a cookie
+    of our name for the parent domain and a longer path, which the browser
+    then sends before ours. Found by an audit: the first of two was taken,
+    so an intruder's refresh cookie signed the victim's browser into the
+    intruder's session. Two cookies of one name are now no cookie (400 on
+    /auth/refresh, 401 on Bearer routes), no rotation of either; one alone
+    still works."""
+    intruder = {}
+    u, p, _ = signup(client)
+    intruder["access"], intruder["refresh"] = cookie_login(client, u, p)
+    both_refresh = {"Cookie": "%s=%s; %s=%s" % (REFRESH, intruder["refresh"], REFRESH,
+                                                 account["refresh"])}
+    r = client.request("POST", "/auth/refresh", headers=both_refresh)
+    assert_error(r, 400, "invalid_request")        # as with no refresh cookie at all
+    assert r.header_all("Set-Cookie") == [] or all(
+        "Max-Age=0" in c for c in r.header_all("Set-Cookie")), r
+    both_access = {"Cookie": "%s=%s; %s=%s" % (ACCESS, intruder["access"], ACCESS,
+                                                account["access"])}
+    for path in ("/auth/me", "/auth/verify"):
+        r = client.get(path, headers=both_access)
+        assert r.status == 401, (path, r)
+        assert r.header("WWW-Authenticate") == 'Bearer realm="jwtd"', r
+    # neither refresh token was used: each still rotates on its own
+    assert_cookie_tokens(client.request("POST", "/auth/refresh", headers=rc(account["refresh"])),
+                         account["user"])
+    assert_cookie_tokens(client.request("POST", "/auth/refresh", headers=rc(intruder["refresh"])))
+
+
 def test_refresh_body_token_with_cookie_delivery(client):
     username, password, user = signup(client)
     r = client.post("/auth/login", {"username": username, "password": password})

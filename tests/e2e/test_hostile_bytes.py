@@ -688,6 +688,49 @@ def test_whitespace_before_colon_is_refused(server, accounts, header):
     still_serving(server, accounts)
 
 
+AMBIGUOUS_FRAMING = {
+    # MHD takes the first Content-Length; a proxy taking the last reads the
+    # rest of the body as the next request
+    "two_content_lengths": lambda sm: ([b"Content-Length: 2", b"Content-Length: %d" % (2 + len(sm))],
+                                       b"{}" + sm),
+    "two_transfer_encodings": lambda sm: ([b"Transfer-Encoding: chunked",
+                                           b"Transfer-Encoding: identity"],
+                                          b"%x\r\n%s\r\n0\r\n\r\n" % (len(sm), sm)),
+    "coding_list": lambda sm: ([b"Transfer-Encoding: gzip, chunked"],
+                               b"%x\r\n%s\r\n0\r\n\r\n" % (len(sm), sm)),
+    "identity_coding": lambda sm: ([b"Transfer-Encoding: identity", b"Content-Length: 2"],
+                                   b"{}" + sm),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AMBIGUOUS_FRAMING))
+def test_ambiguous_body_framing_is_refused(server, accounts, case):
+    """Found by an audit: two Content-Length headers (jwtd's library takes
+    the first, others the last), two Transfer-Encoding headers, or a coding
+    other than plain chunked were accepted - a proxy framing the body the
+    other way sees a second request jwtd runs (request smuggling). Now: 400
+    in the contract's shape, the connection closed, nothing else run."""
+    smuggled = request(b"GET", b"/smuggled-request")
+    framing, body = AMBIGUOUS_FRAMING[case](smuggled)
+    res = raw(server, request(b"POST", b"/auth/login",
+                              [b"Content-Type: application/json"] + framing, body), expect=2,
+              timeout=3)
+    assert res.responses, res
+    assert res.statuses[0] == 400, res
+    assert b"invalid_request" in res.responses[0][2], res
+    assert len(res.responses) == 1 and b"/smuggled-request" not in res.data, \
+        "the body was executed as a second request: %r" % res.data.decode("latin-1")
+    still_serving(server, accounts)
+
+
+def test_two_host_headers_are_refused(server, accounts):
+    """RFC 9112, 3.2: a request with more than one Host is answered 400."""
+    res = raw(server, request(b"GET", b"/healthz", [b"Host: other.example"]), expect=1, timeout=3)
+    assert res.statuses == [400], res
+    assert b"Host" in res.responses[0][2], res
+    still_serving(server, accounts)
+
+
 # ====================================================================== the end
 
 def test_process_alive_and_clean_shutdown(server, accounts):

@@ -137,6 +137,44 @@ def test_invalid_credentials_same_timing(jwtd_factory):
                                  % (mu * 1000, mw * 1000))
 
 
+def test_invalid_credentials_same_timing_for_a_cheap_imported_hash(jwtd_factory):
+    """Found by an audit: an account imported with a cheap hash (bcrypt at
+    cost 4 here; also older argon2id settings, or a hash that cannot be
+    used) answered a wrong password in about 2 ms, an unknown username in
+    about 35: every imported account that had not logged in yet could be
+    found. The dummy hash is now verified too on such a refusal: medians
+    within a factor of 2, as for accounts made here."""
+    srv = jwtd_factory()
+    c = srv.client()
+    username = uname("cheap")
+    password = "Imported-" + secrets.token_urlsafe(12)
+    p = srv.cli("user", "import", username, "--password-hash", bcrypt_hash(password, cost=4))
+    assert p.returncode == 0, p
+    wrong_t, unknown_t = [], []
+
+    def attempt(name):
+        t0 = time.perf_counter()
+        r = c.post("/auth/login", {"username": name, "password": password + "-wrong"})
+        dt = time.perf_counter() - t0
+        assert_error(r, 401, "invalid_credentials")
+        return dt
+
+    # another account's successes reset this address's failure count
+    other, other_pw, _ = signup(c)
+    attempt(uname("nobody"))                                        # warm-up
+    login(c, other, other_pw)
+    for i in range(9):
+        # fewer than the back-off's 10 failures on the account, interleaved
+        pair = [(wrong_t, username), (unknown_t, uname("nobody"))]
+        for bucket, name in (pair if i % 2 else pair[::-1]):
+            bucket.append(attempt(name))
+        login(c, other, other_pw)
+    mw, mu = statistics.median(wrong_t), statistics.median(unknown_t)
+    assert 0.5 <= mu / mw <= 2.0, ("median unknown-user %.1f ms vs wrong password on a "
+                                   "cheap hash %.1f ms" % (mu * 1000, mw * 1000))
+    assert _user_list(srv)[username][3] == "bcrypt"             # still, until a success
+
+
 @pytest.mark.parametrize("body", [
     {},
     {"username": "someone"},

@@ -10,6 +10,7 @@ caller's is 404 not_found. Every revocation below is polled every 50 ms and
 the time from the revoking response to the first refusal must stay < 1.0 s.
 """
 
+import secrets
 import time
 import uuid
 
@@ -131,6 +132,25 @@ def test_password_change_wrong_current(client):
     assert_no_store(r)
     for s in (a, b):
         assert_accepted(client, s["access_token"])
+    login(client, username, password)          # unchanged
+
+
+def test_password_reconfirmation_past_the_cap_is_wrong(client):
+    """Found by an audit: a current password over 1,024 bytes was cut to
+    1,024 before it was checked, so a 1,024-byte password with anything
+    after it re-confirmed a change or a deletion. Longer than any password
+    can be: wrong (403), as at login."""
+    password = "p" * 1000 + secrets.token_hex(12)             # 1,024 bytes
+    username, _, user = signup(client, password=password)
+    body = login(client, username, password)
+    r = client.post("/auth/password", {"current_password": password + "tail",
+                                       "new_password": strong_password()},
+                    token=body["access_token"])
+    assert_error(r, 403, "invalid_credentials")
+    r = client.request("DELETE", "/auth/me", json_body={"password": password + "tail"},
+                       token=body["access_token"])
+    assert_error(r, 403, "invalid_credentials")
+    assert_accepted(client, body["access_token"])
     login(client, username, password)          # unchanged
 
 

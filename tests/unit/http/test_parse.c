@@ -5,7 +5,7 @@
  * §2.1: the scheme is case-insensitive, the token follows one or more
  * spaces), Cookie (RFC 6265 §4.2.1 and §5.2: "; "-separated pairs, names
  * case-sensitive and matched whole, whitespace around names and values
- * ignored, first pair wins, an optionally quoted value), Content-Type
+ * ignored, a name sent twice taken as absent, an optionally quoted value), Content-Type
  * (RFC 7231 §3.1.1.1: media type and parameter names case-insensitive,
  * OWS around ';', quoted or token parameter values; jwtd takes
  * application/json with at most a UTF-8 charset), X-Forwarded-For (the
@@ -106,10 +106,13 @@ static void test_cookie(void **state)
     cookie_is("a=1; sid=abc; b=2", "sid", "abc");
     cookie_is("a=1; b=2", "b", "2");
     cookie_is("a=1;b=2", "b", "2"); /* no space after ';' (RFC 6265 §5.2 tolerates it) */
-    /* The first pair of a name wins (RFC 6265 §5.4: the most specific
-     * path comes first). */
-    cookie_is("sid=one; sid=two", "sid", "one");
-    cookie_is("x=0; sid=one; sid=two", "sid", "one");
+    /* Two pairs of a name: ambiguous, neither is taken (one may have been
+     * tossed by a sibling subdomain; the browser sends the longer path
+     * first, so "the first wins" would take the intruder's). */
+    cookie_is("sid=one; sid=two", "sid", NULL);
+    cookie_is("x=0; sid=one; sid=two", "sid", NULL);
+    cookie_is("sid=one; x=0; sid=one", "sid", NULL);
+    cookie_is("sid=one; sid_2=two", "sid", "one"); /* another name */
     /* Names are matched whole: prefixes and suffixes of other names. */
     cookie_is("session_old=x; session=y", "session", "y");
     cookie_is("session=y; session_old=x", "session_old", "x");
