@@ -296,6 +296,13 @@ void api_verify(struct request *r)
         respond_unauthorized(r, reason ? reason : jwtd_strerror(JWTD_ERR_MALFORMED));
         return;
     }
+    /* Both identity headers or a refusal: a proxy must never pass a
+     * request on with half an identity (a value with a line break cannot be
+     * a header; no username jwtd issues has one, a forged token might). */
+    if (!respond_header_value_ok(id.sub) || !respond_header_value_ok(id.username)) {
+        respond_unauthorized(r, jwtd_strerror(JWTD_ERR_CLAIM_TYPE));
+        return;
+    }
     respond_header(r, "X-Auth-User-Id", id.sub);
     respond_header(r, "X-Auth-Username", id.username);
     respond_empty(r, 200);

@@ -26,6 +26,7 @@ static const struct cli_opt rotate_opts[] = {
 };
 static const struct cli_opt retire_opts[] = {
     {"--purge", NULL, &purge_opt},
+    {"--now", NULL, &now_opt},
     {NULL, NULL, NULL},
 };
 
@@ -46,9 +47,11 @@ static const struct cli_cmd rotate_cmd = {
     "key of ALG ahead, which servers sign with once their JWTD_JWT_ALG says ALG.",
     rotate_opts, 0, 0, false};
 static const struct cli_cmd retire_cmd = {
-    "jwtd keys retire KID [--purge]",
+    "jwtd keys retire KID [--now] [--purge]",
     "Retire a key: it stops signing (a next key takes over) and stays in the JWKS until\n"
-    "the tokens it signed expired. --purge distrusts it at once, for a compromised key.",
+    "the tokens it signed expired. The current key is retired only when a next key\n"
+    "(jwtd keys rotate) has been published for JWTD_KEY_PUBLISH_AHEAD, unless --now.\n"
+    "--purge distrusts it at once, for a compromised key (and implies --now).",
     retire_opts, 1, 1, false};
 
 static void print_key(void *ctx, const struct store_key *k)
@@ -166,17 +169,19 @@ static int rotate(struct config *cfg, struct app *app, const struct svc_ctx *ctx
 static int retire(struct config *cfg, struct app *app, const struct svc_ctx *ctx, const char *kid)
 {
     struct keyring *kr = keyring_new(cfg, app->store);
-    char err[256];
+    char err[512], next[KID_MAX + 1] = "";
     int rc = 1;
     if (!kr || !keyring_reload(kr)) {
         fprintf(stderr, "jwtd: cannot read signing keys from storage\n");
-    } else if (!keyring_retire(kr, kid, purge_opt, err, sizeof err)) {
+    } else if (!keyring_retire(kr, kid, purge_opt, now_opt, next, err, sizeof err)) {
         fprintf(stderr, "jwtd: %s\n", err);
         AUDIT(LOG_WARN, ctx, "keys_retire", "failed", NULL, LF_S("kid", kid),
               LF_B("purge", purge_opt), LF_S("reason", err));
     } else {
         AUDIT(LOG_INFO, ctx, "keys_retire", "ok", NULL, LF_S("kid", kid), LF_B("purge", purge_opt));
         printf("%s\t%s\n", kid, purge_opt ? "retired and distrusted now" : "retired");
+        if (next[0])
+            printf("%s\tcurrent: signs from now\n", next);
         rc = 0;
     }
     keyring_free(kr);

@@ -36,7 +36,10 @@ bool access_check(struct app *app, const char *token, size_t len, int64_t now,
     uint64_t gen = keyring_generation(app->keys);
     if (vcache_get(app->vcache, token, len, gen, &v)) {
         metrics_inc(&app->metrics.vcache_hits);
-        if (v.exp + app->cfg->leeway <= now) {
+        /* As the library computes it (jwt.c): exp + leeway could overflow
+         * for an exp near INT64_MAX, and a cached token would then read as
+         * expired where the first check let it pass. */
+        if (now >= INT64_MIN + app->cfg->leeway && v.exp <= now - app->cfg->leeway) {
             *ret_reason = jwtd_strerror(JWTD_ERR_EXPIRED);
             return false;
         }

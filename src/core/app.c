@@ -52,7 +52,9 @@ static bool schema_current(struct app *app, char *err, size_t errlen)
                  store_rc_name(rc));
     else if (current == 0)
         snprintf(err, errlen, "JWTD_DATABASE: no jwtd database there (no jwtd schema); is it "
-                              "the server's database? (`jwtd migrate` makes one)");
+                              "the server's database (--config, JWTD_DATABASE)? `jwtd migrate` "
+                              "makes one there, beside any other application's tables: check "
+                              "the path first");
     else if (current < latest)
         snprintf(err, errlen, "JWTD_DATABASE: the schema is at version %d of %d: run `jwtd "
                               "migrate` (or start the server) first", current, latest);

@@ -564,8 +564,10 @@ bool keyring_rotate(struct keyring *kr, bool immediate, char kid_out[KID_MAX + 1
     return true;
 }
 
-bool keyring_retire(struct keyring *kr, const char *kid, bool purge, char *err, size_t errlen)
+bool keyring_retire(struct keyring *kr, const char *kid, bool purge, bool at_once,
+                    char ret_next[KID_MAX + 1], char *err, size_t errlen)
 {
+    ret_next[0] = '\0';
     int64_t now = util_now();
     int64_t remove_at = purge ? now : now + keyring_retire_window(kr->cfg);
     struct key_list l;
@@ -591,10 +593,21 @@ bool keyring_retire(struct keyring *kr, const char *kid, bool purge, char *err, 
         const struct store_key *next = find_state(&l, k->alg, KEY_NEXT);
         if (!next)
             snprintf(err, errlen,
-                     "key %s is the current signing key: run `jwtd keys rotate` first", kid);
+                     "key %s is the current signing key: run `jwtd keys rotate` first (a next "
+                     "key takes over once published ahead; `--now` to switch at once)",
+                     kid);
+        else if (next->activate_at > now && !at_once && !purge)
+            snprintf(err, errlen,
+                     "key %s is the current signing key, and the next key %s is published "
+                     "ahead until %lld s from now (then it takes over by itself): add --now to "
+                     "switch at once (verifiers that fetched the JWKS before %s was published "
+                     "refuse its tokens until they fetch it again)",
+                     kid, next->kid, (long long)(next->activate_at - now), next->kid);
         else if (!(ok = store_key_promote(kr->store, next->kid, k->kid, now, remove_at) ==
                         STORE_OK))
             snprintf(err, errlen, "cannot promote %s", next->kid);
+        else
+            snprintf(ret_next, KID_MAX + 1, "%s", next->kid);
     } else {
         ok = store_key_retire(kr->store, kid, now, remove_at) == STORE_OK;
         if (!ok)

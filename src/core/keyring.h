@@ -68,8 +68,12 @@ bool keyring_rotate(struct keyring *kr, bool immediate, char kid_out[KID_MAX + 1
 /* Retire a key by kid: it stays published until its tokens expired, or,
  * with `purge`, is distrusted at once (a compromised key: its tokens are
  * refused from the next ring reload on). Retiring the current key requires a
- * next key to take over. */
-bool keyring_retire(struct keyring *kr, const char *kid, bool purge, char *err, size_t errlen);
+ * next key to take over, and one whose publish-ahead time has passed unless
+ * `at_once` or `purge` (verifiers that fetched the JWKS before the next key
+ * was published would refuse its tokens). *ret_next gets the kid that took
+ * over, "" when none did. */
+bool keyring_retire(struct keyring *kr, const char *kid, bool purge, bool at_once,
+                    char ret_next[KID_MAX + 1], char *err, size_t errlen);
 
 /* The periodic duty: promote a due next key, create the next key of an
  * automatic rotation, remove expired retired keys. */

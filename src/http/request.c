@@ -320,9 +320,17 @@ bool request_authenticate_logout(struct request *r, struct identity *ret_id)
 
 /* ---------------------------------------------------------- answering -- */
 
+bool respond_header_value_ok(const char *value)
+{
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return false;
+    return true;
+}
+
 bool respond_header(struct request *r, const char *name, const char *value)
 {
-    if (r->n_headers == REQ_MAX_HEADERS)
+    if (r->n_headers == REQ_MAX_HEADERS || !respond_header_value_ok(value))
         return false;
     char *n = strdup(name), *v = strdup(value);
     if (!n || !v) {

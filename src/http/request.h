@@ -180,7 +180,11 @@ bool request_authenticate_logout(struct request *r, struct identity *ret_id);
 
 /* ---- answering ---- */
 
-/* Add a response header (copied). False when the table is full. */
+/* True when value can be a header value: no control character but tab. */
+bool respond_header_value_ok(const char *value);
+
+/* Add a response header (copied). False when the table is full, or the
+ * value is not one (respond_header_value_ok). */
 bool respond_header(struct request *r, const char *name, const char *value);
 
 /* Answer with a JSON body (stolen) and status. */

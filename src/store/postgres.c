@@ -351,8 +351,13 @@ static const char *const stmt_sql[P_COUNT] = {
                   " ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO UPDATE SET kind = excluded.kind,"
                   " user_id = excluded.user_id, value = excluded.value, attempts ="
                   " excluded.attempts, expires_at = excluded.expires_at",
+    /* FOR UPDATE: a take (get, then delete, in one transaction) must hold
+     * what it read. Without it, a take that read a ticket, then deleted
+     * the row another request had meanwhile taken and put back with one
+     * more try, held the old count: a sixth wrong code got checked (seen
+     * in the e2e suite: 30 codes sent at once). */
     [P_EPH_GET] = "SELECT key, kind, user_id, value, attempts, expires_at FROM ephemeral WHERE key"
-                  " = $1",
+                  " = $1 FOR UPDATE",
     [P_EPH_ATTEMPT] = "UPDATE ephemeral SET attempts = attempts + 1 WHERE key = $1 RETURNING attempts",
     [P_EPH_DEL] = "DELETE FROM ephemeral WHERE key = $1",
     [P_EPH_PRUNE] = "DELETE FROM ephemeral WHERE expires_at < $1::bigint - 3600",

@@ -400,6 +400,32 @@ def test_algorithm_mismatch_genuine_signature_relabelled(es_client, es):
                            es)
 
 
+def test_identity_that_cannot_be_a_header_is_refused(hs_client, hs):
+    """Found by an audit: a signed token whose preferred_username holds a
+    line break got 200 from /auth/verify without X-Auth-Username (the HTTP
+    library drops a header value it cannot send): a proxy passed the request
+    on with half an identity. Now refused. (jwtd issues no such username; a
+    token like this needs the signing key.)"""
+    for name in ("a\r\nX-Evil: 1", "tab\tis\tfine"):
+        tok = hs_token(hs, claims={"preferred_username": name})
+        r = hs_client.get("/auth/verify", token=tok)
+        if "\t" in name:
+            assert r.status == 200 and r.header("X-Auth-Username") == name, r
+        else:
+            assert r.status == 401, r
+            assert r.header("X-Auth-User-Id") is None and r.header("X-Auth-Username") is None, r
+            assert r.header("X-Evil") is None, r
+
+
+def test_exp_at_the_end_of_time_answers_the_same_twice(hs_client, hs):
+    """Found by an audit: the verification cache added the leeway to exp,
+    which overflowed for exp = 2^63-1: the first /auth/verify said 200, the
+    second (from the cache) 401 expired. Now both answers agree."""
+    tok = hs_token(hs, claims={"exp": 2 ** 63 - 1})
+    first = hs_client.get("/auth/verify", token=tok).status
+    assert [hs_client.get("/auth/verify", token=tok).status for _ in range(3)] == [first] * 3
+
+
 def test_hs256_server_refuses_es256_token(hs_client, hs, es):
     """A genuine ES256 token of another jwtd (even with this server's kid) on an HS256 server."""
     refused_everywhere(hs_client, es["token"], hs)

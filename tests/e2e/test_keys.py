@@ -60,7 +60,15 @@ def test_retire_current_promotes_next_and_keeps_old_tokens_valid(jwtd_factory):
     p = srv.cli("keys", "retire", cur)
     assert p.returncode != 0 and b"rotate" in p.stderr  # no next key to take over
     nxt = srv.cli("keys", "rotate").stdout.decode().split()[0]
-    assert srv.cli("keys", "retire", cur).returncode == 0
+    # published ahead, not yet due: retiring the current key now would skip
+    # the publish-ahead (found by an audit: it did, without a word)
+    p = srv.cli("keys", "retire", cur)
+    assert p.returncode == 1 and b"--now" in p.stderr and nxt.encode() in p.stderr, p
+    assert key_rows(srv) == {cur: "current", nxt: "next"}
+    p = srv.cli("keys", "retire", cur, "--now")
+    assert p.returncode == 0, p
+    assert p.stdout.decode().splitlines() == ["%s\tretired" % cur,
+                                              "%s\tcurrent: signs from now" % nxt], p
     assert key_rows(srv) == {cur: "retired", nxt: "current"}
     wait_for(lambda: jwt_parts(login(c, username, password)["access_token"])[0]["kid"] == nxt,
              what="signing with the promoted key")

@@ -627,17 +627,17 @@ static void test_retire_rules(void **state)
 {
     struct fx *f = *state;
     start(f->kr);
-    char cur[KID_MAX + 1];
+    char cur[KID_MAX + 1], nx[KID_MAX + 1];
     snprintf(cur, sizeof cur, "%s", rows_of(f->store).k[0].kid);
-    char err[256] = "";
+    char err[512] = "";
 
     /* The current key cannot go without a next key to take over. */
-    assert_false(keyring_retire(f->kr, cur, false, err, sizeof err));
+    assert_false(keyring_retire(f->kr, cur, false, false, nx, err, sizeof err));
     assert_true(strlen(err) > 0);
     assert_non_null(strstr(err, cur));
     assert_non_null(strstr(err, "rotate"));
     err[0] = '\0';
-    assert_false(keyring_retire(f->kr, cur, true, err, sizeof err));
+    assert_false(keyring_retire(f->kr, cur, true, false, nx, err, sizeof err));
     assert_true(strlen(err) > 0);
     struct rows r = rows_of(f->store);
     assert_int_equal(r.n, 1);
@@ -646,13 +646,24 @@ static void test_retire_rules(void **state)
 
     /* An unknown kid. */
     err[0] = '\0';
-    assert_false(keyring_retire(f->kr, "no-such-kid", false, err, sizeof err));
+    assert_false(keyring_retire(f->kr, "no-such-kid", false, false, nx, err, sizeof err));
     assert_non_null(strstr(err, "no-such-kid"));
 
-    /* With a next key: the next key takes over. */
+    /* With a next key still published ahead: refused unless at once (found
+     * by an audit: the hour of publish-ahead was skipped without a word). */
     char next[KID_MAX + 1];
     assert_true(keyring_rotate(f->kr, false, next, err, sizeof err));
-    assert_true(keyring_retire(f->kr, cur, false, err, sizeof err));
+    err[0] = '\0';
+    assert_false(keyring_retire(f->kr, cur, false, false, nx, err, sizeof err));
+    assert_non_null(strstr(err, next));
+    assert_non_null(strstr(err, "--now"));
+    assert_string_equal(nx, "");
+    r = rows_of(f->store);
+    assert_int_equal(row(&r, cur)->state, KEY_CURRENT);
+    assert_int_equal(row(&r, next)->state, KEY_NEXT);
+    /* At once: the next key takes over. */
+    assert_true(keyring_retire(f->kr, cur, false, true, nx, err, sizeof err));
+    assert_string_equal(nx, next);
     r = rows_of(f->store);
     assert_int_equal(row(&r, cur)->state, KEY_RETIRED);
     assert_int_equal(row(&r, next)->state, KEY_CURRENT);
@@ -661,9 +672,9 @@ static void test_retire_rules(void **state)
     assert_true(jwks_has(f->kr, cur)); /* still published */
     /* Retiring it twice is an error; purging it is not. */
     err[0] = '\0';
-    assert_false(keyring_retire(f->kr, cur, false, err, sizeof err));
+    assert_false(keyring_retire(f->kr, cur, false, false, nx, err, sizeof err));
     assert_non_null(strstr(err, "already retired"));
-    assert_true(keyring_retire(f->kr, cur, true, err, sizeof err));
+    assert_true(keyring_retire(f->kr, cur, true, false, nx, err, sizeof err));
     assert_false(jwks_has(f->kr, cur));
     free(tok);
 }
@@ -680,9 +691,9 @@ static void test_retire_purge(void **state)
     start(other);
     assert_int_equal(verify(other, f->v, compromised, "user-11"), JWTD_OK);
 
-    char next[KID_MAX + 1], err[256] = "";
+    char next[KID_MAX + 1], nx[KID_MAX + 1], err[512] = "";
     assert_true(keyring_rotate(f->kr, false, next, err, sizeof err));
-    assert_true(keyring_retire(f->kr, cur, true, err, sizeof err));
+    assert_true(keyring_retire(f->kr, cur, true, false, nx, err, sizeof err)); /* purge: at once */
     /* Distrusted at once here (the retire reloads)... */
     assert_true(keyring_reload(f->kr));
     assert_int_equal(verify(f->kr, f->v, compromised, "user-11"), JWTD_ERR_KID);

@@ -2614,6 +2614,82 @@ static void test_ephemeral_single_use(void **state)
     assert_int_equal(store_ephemeral_attempt(s, "ticket:x", &n), STORE_NOT_FOUND);
 }
 
+/* Takes and put-backs racing (a ticket tried by many requests at once: each
+ * try takes it, and puts it back with one more try counted). Every take
+ * must see the count the last put-back wrote: no two takes see the same
+ * count. Found in the e2e suite on PostgreSQL: a take read the row, then
+ * deleted the one another request had put back meanwhile, and so held a
+ * stale count (a sixth wrong code got checked). */
+enum { PUTBACK_THREADS = 6, PUTBACK_ROUNDS = 60 };
+
+struct putbacker {
+    struct store *s;
+    pthread_barrier_t *barrier;
+    int seen[PUTBACK_ROUNDS];
+    int n;
+    enum store_rc rc;
+};
+
+static void *putback_run(void *arg)
+{
+    struct putbacker *t = arg;
+    warm_up(t->s);
+    pthread_barrier_wait(t->barrier);
+    t->rc = STORE_OK;
+    for (int i = 0; i < 20000 && t->n < PUTBACK_ROUNDS; i++) {
+        struct store_ephemeral e;
+        memset(&e, 0, sizeof e);
+        enum store_rc rc = store_ephemeral_take(t->s, "ticket:pb", &e);
+        if (rc == STORE_NOT_FOUND)
+            continue;
+        if (rc != STORE_OK) {
+            t->rc = rc;
+            break;
+        }
+        t->seen[t->n++] = e.attempts;
+        int done = e.attempts + 1 >= PUTBACK_ROUNDS;
+        e.attempts++;
+        if (!done)
+            rc = store_ephemeral_put(t->s, &e);
+        store_ephemeral_clear(&e);
+        if (done || rc != STORE_OK) {
+            t->rc = rc;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void test_ephemeral_take_and_put_back_race(void **state)
+{
+    struct fx *f = *state;
+    struct store_ephemeral e = {.key = "ticket:pb", .kind = "mfa", .value = "{}",
+                                .expires_at = NOW + 300};
+    assert_int_equal(store_ephemeral_put(f->s, &e), STORE_OK);
+    pthread_barrier_t barrier;
+    assert_int_equal(pthread_barrier_init(&barrier, NULL, PUTBACK_THREADS), 0);
+    static struct putbacker t[PUTBACK_THREADS];
+    pthread_t th[PUTBACK_THREADS];
+    for (int i = 0; i < PUTBACK_THREADS; i++) {
+        t[i] = (struct putbacker){.s = f->s, .barrier = &barrier};
+        assert_int_equal(pthread_create(&th[i], NULL, putback_run, &t[i]), 0);
+    }
+    for (int i = 0; i < PUTBACK_THREADS; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&barrier);
+    int count[PUTBACK_ROUNDS] = {0}, total = 0;
+    for (int i = 0; i < PUTBACK_THREADS; i++) {
+        assert_int_equal(t[i].rc, STORE_OK);
+        for (int j = 0; j < t[i].n; j++) {
+            assert_true(t[i].seen[j] >= 0 && t[i].seen[j] < PUTBACK_ROUNDS);
+            if (++count[t[i].seen[j]] > 1)
+                fail_msg("two takes saw try count %d", t[i].seen[j]);
+            total++;
+        }
+    }
+    assert_int_equal(total, PUTBACK_ROUNDS); /* each count seen once, the last one ends it */
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -2648,6 +2724,7 @@ int main(void)
         T(test_password_reset_flow),
         T(test_password_reset_link_once_under_a_race),
         T(test_reuse_and_password_change_at_once),
+        T(test_ephemeral_take_and_put_back_race),
         T(test_outbox),
         T(test_outbox_forgot_resolves_once),
         T(test_outbox_claims_are_exclusive),
