@@ -79,9 +79,19 @@ static void note_change(void *vctx, size_t i, bool reloadable)
 
 static void log_reloaded(const struct reload_report *rep, const struct config *next)
 {
+    /* Settings the environment or a flag gives: a change to them in the
+     * file does nothing (and the environment does not change on SIGHUP),
+     * which "applied" and "needs_restart" alone would not tell. */
+    struct buf held;
+    buf_init(&held, 4096);
+    for (size_t i = 0; next->config_path && i < config_setting_count(); i++)
+        if (next->source[i] == CFG_ENV || next->source[i] == CFG_FLAG)
+            buf_printf(&held, "%s%s", held.len ? "," : "", config_setting(i)->name);
     LOG(LOG_INFO, "reloaded", LF_S("applied", rep->applied.len ? rep->applied.data : ""),
         LF_S("needs_restart", rep->restart.len ? rep->restart.data : ""),
+        LF_S("overridden", held.len ? held.data : ""),
         LF_S("config", next->config_path ? next->config_path : ""));
+    buf_free(&held);
 }
 
 /* Re-read the configuration (same file, environment and flags), apply what

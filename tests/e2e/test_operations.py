@@ -706,6 +706,10 @@ def test_sighup_applies_reloadable_settings_from_the_file(jwtd_factory):
         for name in ("JWTD_LOG_LEVEL", "JWTD_SIGNUP_RATE", "JWTD_CORS_ORIGINS"):
             assert name in applied, line
         assert "JWTD_ACCESS_TTL" in restart and "JWTD_ACCESS_TTL" not in applied, line
+        # what the test harness gives in the environment is named as such
+        # (an edit of it in the file would change nothing)
+        overridden = field(line, "overridden").split(",")
+        assert "JWTD_LISTEN" in overridden and "JWTD_LOG_LEVEL" not in overridden, line
 
         # log level: debug http_request lines from now on
         assert c.get("/healthz").status == 200
