@@ -256,11 +256,16 @@ static void warn_new_default_database(const struct config *cfg)
     if (cfg->config_path || cfg->source[db] != CFG_DEFAULT ||
         strncmp(cfg->database, "sqlite:", 7) != 0 || access(cfg->database + 7, F_OK) == 0)
         return;
-    fprintf(stderr, "jwtd: warning: no configuration file (%s%s%s) and no JWTD_DATABASE: creating "
-            "a new database, %s, in this directory\n", CONFIG_DEFAULT_FILE,
-            strcmp(CONFIG_DEFAULT_FILE, CONFIG_SYSTEM_FILE) ? " or " : "",
-            strcmp(CONFIG_DEFAULT_FILE, CONFIG_SYSTEM_FILE) ? CONFIG_SYSTEM_FILE : "",
-            cfg->database + 7);
+    if (cfg->config_none)
+        fprintf(stderr, "jwtd: warning: no configuration file (--config none) and no "
+                        "JWTD_DATABASE: creating a new database, %s, in this directory\n",
+                cfg->database + 7);
+    else
+        fprintf(stderr, "jwtd: warning: no configuration file (%s%s%s) and no JWTD_DATABASE: "
+                        "creating a new database, %s, in this directory\n",
+                CONFIG_DEFAULT_FILE, strcmp(CONFIG_DEFAULT_FILE, CONFIG_SYSTEM_FILE) ? " or " : "",
+                strcmp(CONFIG_DEFAULT_FILE, CONFIG_SYSTEM_FILE) ? CONFIG_SYSTEM_FILE : "",
+                cfg->database + 7);
 }
 
 int cli_open_app(struct config *cfg, struct app *app, enum app_mode mode)

@@ -1332,7 +1332,10 @@ static bool finalize(struct config *cfg, char *err, size_t errlen)
     if (cfg->tls_cert_pem && !tls_pair_ok(cfg->tls_cert_pem, cfg->tls_key_pem, err, errlen))
         return false;
     if (cfg->refresh_absolute_ttl < cfg->refresh_ttl) {
-        snprintf(err, errlen, "JWTD_REFRESH_ABSOLUTE_TTL: must not be shorter than JWTD_REFRESH_TTL");
+        snprintf(err, errlen,
+                 "JWTD_REFRESH_ABSOLUTE_TTL: must not be shorter than JWTD_REFRESH_TTL "
+                 "(%llds < %llds): raise JWTD_REFRESH_ABSOLUTE_TTL or lower JWTD_REFRESH_TTL",
+                 (long long)cfg->refresh_absolute_ttl, (long long)cfg->refresh_ttl);
         return false;
     }
     if ((uint64_t)cfg->argon2_memory_kib * cfg->argon2_iterations < 35840) {
@@ -1457,7 +1460,8 @@ bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t er
             path = CONFIG_SYSTEM_FILE;
         required = false;
     }
-    if (strcmp(path, "none") != 0 &&
+    cfg->config_none = strcmp(path, "none") == 0;
+    if (!cfg->config_none &&
         (!refuse_env_file(path, err, errlen) || !read_config_file(cfg, path, required, err, errlen)))
         return false;
 

@@ -46,6 +46,7 @@ enum config_source { CFG_DEFAULT, CFG_FILE, CFG_ENV, CFG_FLAG, CFG_DERIVED };
 struct config {
     /* where the settings came from */
     char *config_path;       /* the file read, NULL when none */
+    bool config_none;        /* `--config none` (or JWTD_CONFIG=none): no file, on purpose */
     char *raw[CONFIG_MAX_SETTINGS];     /* each setting's effective text (secrets wiped on free) */
     enum config_source source[CONFIG_MAX_SETTINGS];
     int file_line[CONFIG_MAX_SETTINGS]; /* line in config_path, for messages */

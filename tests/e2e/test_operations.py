@@ -1755,3 +1755,21 @@ def test_metrics_latency_histograms(server, client):
         _check_histogram(buckets, count)
         assert total > 0, (rt, total)
     _check_histogram(hq[0], hq[2])
+
+
+def test_messages_name_what_the_operator_set(tmp_path):
+    """Found by an operator walk-through: with `--config none` (here
+    JWTD_CONFIG=none) the new-database warning still blamed the missing
+    default files; a refresh TTL over the default absolute one named only
+    the setting the operator had not touched, with no values."""
+    p = jwtd(["user", "add", "walker", "--password-stdin"],
+             input=(strong_password() + "\n").encode(), cwd=str(tmp_path))
+    assert p.returncode == 0, err(p)
+    assert "no configuration file (--config none)" in err(p), err(p)
+    assert "/etc/jwtd" not in err(p), err(p)
+    p = jwtd(["config", "check"], env={"JWTD_REFRESH_TTL": "100d"}, cwd=str(tmp_path))
+    assert p.returncode == 2, (out(p), err(p))
+    line = err(p).strip()
+    assert len(line.splitlines()) == 1, line
+    assert "JWTD_REFRESH_ABSOLUTE_TTL" in line and "JWTD_REFRESH_TTL" in line, line
+    assert "7776000s < 8640000s" in line, line
