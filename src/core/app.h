@@ -59,6 +59,7 @@ struct app {
     jwtd_verifier *verifier;
     struct password_params argon2;
     char *dummy_hash;                 /* verified for unknown usernames */
+    atomic_int_fast64_t dummy_verify_us; /* how long verifying it takes (moving average; 0: not yet) */
     uint8_t refresh_key[REFRESH_KEY_LEN];
     uint8_t mail_key[32];             /* derives the links and codes of mail */
     struct metrics metrics;

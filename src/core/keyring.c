@@ -593,8 +593,9 @@ bool keyring_retire(struct keyring *kr, const char *kid, bool purge, bool at_onc
         const struct store_key *next = find_state(&l, k->alg, KEY_NEXT);
         if (!next)
             snprintf(err, errlen,
-                     "key %s is the current signing key: run `jwtd keys rotate` first (a next "
-                     "key takes over once published ahead; `--now` to switch at once)",
+                     "key %s is the current signing key: run `jwtd keys rotate` first (its new "
+                     "key takes over once published ahead), or `jwtd keys rotate --now` to "
+                     "switch at once",
                      kid);
         else if (next->activate_at > now && !at_once && !purge)
             snprintf(err, errlen,

@@ -427,6 +427,7 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
     uint8_t *spki = malloc(WEBAUTHN_SPKI_MAX);
     size_t spki_len = 0;
     uint32_t new_count = 0;
+    bool be_now = false; /* the assertion's backup-eligible flag */
     const char *why = NULL;
     if (!p || !spki) {
         r = svc_fail(SVC_ERROR, NULL);
@@ -481,15 +482,21 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
             } else if (wrc != WEBAUTHN_OK) {
                 why = webauthn_strerror(wrc);
             } else {
-                /* Backup eligibility is fixed when the credential is made
-                 * (WebAuthn Level 3, 6.1.3): a credential registered as
-                 * device-bound that now says it can be synced, or the
-                 * reverse, is not the one registered. */
+                /* Backup eligibility should be fixed when the credential is
+                 * made (WebAuthn Level 3, 6.1.3), but real authenticators
+                 * change it (a password manager turning sync on for its
+                 * passkeys, a platform keychain syncing after it
+                 * registered), and it is the authenticator's word, proving
+                 * nothing: refusing would lock people out for no safety.
+                 * The sign-in says what the assertion says (a key that now
+                 * may be synced is `swk`), and the change is logged. */
                 struct webauthn_authdata pad;
-                bool be = webauthn_authdata_parse(ad, ad_len, &pad) == WEBAUTHN_OK &&
-                          (pad.flags & WEBAUTHN_FLAG_BE);
-                if (be != (p->backup_eligible != 0))
-                    why = "backup_eligibility_changed";
+                be_now = webauthn_authdata_parse(ad, ad_len, &pad) == WEBAUTHN_OK &&
+                         (pad.flags & WEBAUTHN_FLAG_BE);
+                if (be_now != (p->backup_eligible != 0))
+                    AUDIT(LOG_WARN, ctx, "passkey_backup_eligibility_changed", "accepted",
+                          p->user_id, LF_B("registered", p->backup_eligible != 0),
+                          LF_B("now", be_now));
             }
         }
     }
@@ -506,7 +513,7 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
         r = refused(app, ctx, ticket ? &step : NULL, rc == STORE_OK ? p->user_id : NULL, why);
         goto out;
     }
-    unsigned amr = p->backup_eligible ? AMR_SWK : AMR_HWK;
+    unsigned amr = be_now ? AMR_SWK : AMR_HWK;
     if (ticket) {
         r = mfa_step_finish(app, ctx, &step, amr, ret_user, ret_grant);
         goto out;

@@ -255,7 +255,9 @@ static enum smtp_rc classify(CURLcode rc, long code, const char *why)
     /* A 5xx before any recipient is named - to the greeting, to EHLO
      * (libcurl: "remote access denied") or to MAIL FROM - refuses this
      * client or its sender address, not this message. */
-    if (rc == CURLE_REMOTE_ACCESS_DENIED || strncmp(why, "MAIL failed", 11) == 0 ||
+    /* (552 to MAIL FROM is about this message: its declared SIZE.) */
+    if (rc == CURLE_REMOTE_ACCESS_DENIED ||
+        (strncmp(why, "MAIL failed", 11) == 0 && code != 552) ||
         strncmp(why, "Got unexpected smtp-server response", 35) == 0)
         return SMTP_TEMPORARY;
     if (code >= 500 && code <= 599)

@@ -75,8 +75,8 @@ void smtp_global_cleanup(void);
  *                    handshake or certificate failure), any 4xx reply,
  *                    refused authentication (535 and the like) and a
  *                    530 "authentication required", a 5xx to the
- *                    greeting, to EHLO or to MAIL FROM (the relay refuses
- *                    this client or the sender address), and configuration
+ *                    greeting, to EHLO or to MAIL FROM but 552 (the relay
+ *                    refuses this client or the sender address), and configuration
  *                    faults (bad URL or CA file, credentials without TLS).
  *                    These are faults of the relay or of its set-up, not
  *                    of the message: the message is kept and may go out

@@ -1399,8 +1399,6 @@ LOGIN_DEFECTS = {
     "unknown_credential": (lambda o: {"cred_id": os.urandom(32)}, "unknown"),
     "user_handle_of_another_user": (lambda o: {"user_handle": uuid.uuid4().bytes}, "user_handle"),
     "user_handle_missing": (lambda o: {"user_handle": b""}, "user_handle"),
-    "backup_eligibility_gained": (lambda o: {"flags": FLAG_UP | FLAG_UV | FLAG_BE},
-                                  "backup_eligibility"),
 }
 
 
@@ -1416,6 +1414,20 @@ def test_passkey_login_refused(srv, c, origin, pk_account, defect):
     assert_error(r, 401, "invalid_credentials")
     line = audit_line(srv, r, "login_failed")
     assert words in line.lower(), line
+    logged_in(passkey_login(c, acct.auth), acct, ["hwk"])
+
+
+def test_passkey_that_becomes_backup_eligible_signs_in_as_swk(srv, c, pk_account):
+    """A passkey registered as device-bound (amr hwk) whose authenticator
+    later reports it backup-eligible (a password manager turning sync on):
+    still signs in - refusing would lock passkey-only users out for a flag
+    that proves nothing - but as `swk`, what the assertion now says, and the
+    change is logged. Back to device-bound: `hwk` again."""
+    acct = pk_account
+    r = passkey_login(c, acct.auth, flags=FLAG_UP | FLAG_UV | FLAG_BE)
+    logged_in(r, acct, ["swk"])
+    line = audit_line(srv, r, "passkey_backup_eligibility_changed")
+    assert "registered=false" in line and "now=true" in line, line
     logged_in(passkey_login(c, acct.auth), acct, ["hwk"])
 
 

@@ -405,6 +405,14 @@ static void test_mail_from_553(void **state)
     reply_case("--mail-code", "553", SMTP_TEMPORARY, "MAIL 553");
 }
 
+/* ...but a 552 to MAIL FROM refuses the message's declared size: kept
+ * for later it would fail again. */
+static void test_mail_from_552(void **state)
+{
+    (void)state;
+    reply_case("--mail-code", "552", SMTP_PERMANENT, "MAIL 552");
+}
+
 static void test_mail_from_451(void **state)
 {
     (void)state;
@@ -735,6 +743,7 @@ int main(void)
         cmocka_unit_test_teardown(test_rcpt_550, teardown_server),
         cmocka_unit_test_teardown(test_mail_from_553, teardown_server),
         cmocka_unit_test_teardown(test_mail_from_451, teardown_server),
+        cmocka_unit_test_teardown(test_mail_from_552, teardown_server),
         cmocka_unit_test_teardown(test_data_451, teardown_server),
         cmocka_unit_test_teardown(test_data_554, teardown_server),
         cmocka_unit_test_teardown(test_connection_refused, teardown_server),
