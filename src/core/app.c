@@ -105,7 +105,11 @@ static bool open_store(struct app *app, char *err, size_t errlen)
     if (rc != STORE_OK) {
         snprintf(err, errlen, "JWTD_DATABASE: cannot apply schema migrations (%s)%s",
                  store_rc_name(rc),
-                 rc == STORE_ERROR ? "; is the database from a newer jwtd?" : "");
+                 rc == STORE_ERROR      ? "; is the database from a newer jwtd?"
+                 : rc == STORE_CONFLICT ? ": the SQLite file holds another application's "
+                                          "tables and no jwtd schema; give jwtd a file of its "
+                                          "own (check JWTD_DATABASE)"
+                                        : "");
         return false;
     }
     return true;

@@ -501,6 +501,21 @@ static bool has_jwtd_schema(sqlite3 *db)
     return found;
 }
 
+/* Tables, none of them jwtd's schema table: another application's file. */
+static bool foreign_database(sqlite3 *db)
+{
+    if (has_jwtd_schema(db))
+        return false;
+    sqlite3_stmt *st = NULL;
+    bool tables = sqlite3_prepare_v2(db,
+                                     "SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                     " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+                                     -1, &st, NULL) == SQLITE_OK &&
+                  sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return tables;
+}
+
 static struct conn *conn_open(struct sqlite_store *s, bool counters)
 {
     struct conn *c = calloc(1, sizeof *c);
@@ -524,8 +539,10 @@ static struct conn *conn_open(struct sqlite_store *s, bool counters)
      * must not create a database must not change someone else's either:
      * switching the journal mode writes the file (an empty file gets a
      * header, another application's database a new mode), so it is left
-     * to databases that already hold jwtd's schema. */
-    if (!s->must_exist || has_jwtd_schema(c->db))
+     * to databases that already hold jwtd's schema, and to new (empty)
+     * ones for a command that may create one; never another application's
+     * (sq_migrate refuses to add to it). */
+    if (s->must_exist ? has_jwtd_schema(c->db) : !foreign_database(c->db))
         sqlite3_exec(c->db, "PRAGMA journal_mode=WAL;", NULL, NULL, NULL);
     sqlite3_exec(c->db, pragmas, NULL, NULL, NULL);
     return c;
@@ -687,6 +704,15 @@ static enum store_rc sq_migrate(struct store *base, int *ret_from)
     struct conn *c = conn_get(SELF(base));
     if (!c)
         return STORE_UNAVAILABLE;
+    /* A file with tables but no jwtd schema is another application's: no
+     * tables of ours are made beside its own (a mistyped JWTD_DATABASE would
+     * otherwise fill it). A SQLite file is one application's by nature;
+     * jwtd gets a file of its own. CONFLICT says so to the caller. */
+    if (foreign_database(c->db)) {
+        store_report(base, STORE_EV_ERROR,
+                     "the file holds another application's tables and no jwtd schema");
+        return STORE_CONFLICT;
+    }
     int rc = sqlite3_exec(c->db,
                           "CREATE TABLE IF NOT EXISTS schema_migrations ("
                           " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",

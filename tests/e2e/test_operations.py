@@ -1136,6 +1136,39 @@ NO_WRITE_COMMANDS = [["user", "list"], ["user", "show", "someone"], ["keys", "li
                      ["user", "disable", "someone"], ["keys", "retire", "some-kid"]]
 
 
+WRITING_COMMANDS = [["migrate"], ["user", "add", "walker", "--password-stdin"],
+                    ["keys", "rotate"], ["serve"]]
+
+
+@pytest.mark.parametrize("args", WRITING_COMMANDS, ids=[" ".join(a) for a in WRITING_COMMANDS])
+def test_another_applications_sqlite_file_gets_no_jwtd_tables(args, tmp_path):
+    """Found by an operator walk-through: `jwtd migrate` (and every command
+    that may create a database: user add, keys rotate, serve) pointed at
+    another application's SQLite file added jwtd's 15 tables beside its own
+    (and switched it to WAL). A SQLite file with tables and no jwtd schema is
+    now refused: exit 1, one line that says so, the file byte for byte as it
+    was. A new or empty file is still made into a jwtd database."""
+    import hashlib
+    import sqlite3
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(str(other))
+    con.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+    con.commit()
+    con.close()
+    before = hashlib.sha256(other.read_bytes()).hexdigest()
+    env = {"JWTD_DATABASE": "sqlite:" + str(other), "JWTD_LISTEN": "127.0.0.1:%d" % free_port()}
+    p = jwtd(args, env=env, cwd=str(tmp_path), input=(strong_password() + "\n").encode())
+    assert p.returncode == 1, (args, p.returncode, err(p))
+    assert "another application's tables" in err(p), err(p)
+    assert hashlib.sha256(other.read_bytes()).hexdigest() == before
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["other.db"]
+    # a new file beside it is fine
+    env["JWTD_DATABASE"] = "sqlite:" + str(tmp_path / "jwtd.db")
+    if args != ["serve"]:
+        p = jwtd(args, env=env, cwd=str(tmp_path), input=(strong_password() + "\n").encode())
+        assert p.returncode == 0, (args, err(p))
+
+
 @pytest.mark.parametrize("args", NO_WRITE_COMMANDS, ids=[" ".join(a) for a in NO_WRITE_COMMANDS])
 def test_database_without_jwtd_schema_is_left_alone(args):
     """Trap: a command that only reads (or acts on an existing account or
