@@ -971,7 +971,13 @@ static bool set_from(struct config *cfg, const struct setting *s, const char *va
     if (!s->parse(cfg, value)) {
         /* Never echo a secret back: the JWT secret, or a database URL
          * (it may carry a password). */
-        if (s->flags & S_SECRET)
+        if (strcmp(s->name, "JWTD_DATABASE") == 0 && (value[0] == '/' || value[0] == '.') &&
+            !strpbrk(value, "@=:? \t"))
+            /* A bare path (no URL, no key=value, so nothing secret in it):
+             * say how to write it. */
+            snprintf(err, errlen, "%s%s: bad value '%.200s'; accepts %s (a file: sqlite:%.200s)",
+                     s->name, where, value, s->accepts, value);
+        else if (s->flags & S_SECRET)
             snprintf(err, errlen, "%s%s: bad value; accepts %s", s->name, where, s->accepts);
         else if (strcmp(s->name, "JWTD_LISTEN") == 0 && value[0] == ':')
             snprintf(err, errlen, "%s%s: bad value '%.80s'; give the host too: 0.0.0.0%s for "

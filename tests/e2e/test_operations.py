@@ -1806,3 +1806,15 @@ def test_messages_name_what_the_operator_set(tmp_path):
     assert len(line.splitlines()) == 1, line
     assert "JWTD_REFRESH_ABSOLUTE_TTL" in line and "JWTD_REFRESH_TTL" in line, line
     assert "7776000s < 8640000s" in line, line
+
+
+def test_a_bare_database_path_is_told_how_to_write_it(tmp_path):
+    """A path given as JWTD_DATABASE without `sqlite:` is refused with the
+    way to write it; a conninfo string (which may hold a password) is still
+    not echoed."""
+    p = jwtd(["config", "check", "--database=" + str(tmp_path / "x.db")])
+    assert p.returncode == 2, err(p)
+    assert "(a file: sqlite:%s)" % (tmp_path / "x.db") in err(p), err(p)
+    p = jwtd(["config", "check", "--database=host=db password=hunter2-secret"])
+    assert p.returncode == 2 and "hunter2" not in err(p), err(p)
+    assert list(tmp_path.iterdir()) == []
