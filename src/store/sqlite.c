@@ -488,32 +488,28 @@ static void conn_free(struct conn *c)
  * carries them to disk). Losing the last few counter updates to a power cut
  * is harmless; paying three fsyncs per login for them was not (they were
  * most of a login's I/O, and a login flood's I/O stretched the verify p99). */
-/* Whether the file holds jwtd's migrations table (reads only). */
-static bool has_jwtd_schema(sqlite3 *db)
+/* Whether a query on the schema finds a row (reads only). */
+static bool schema_has(sqlite3 *db, const char *where)
 {
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND %s", where);
     sqlite3_stmt *st = NULL;
-    bool found = sqlite3_prepare_v2(db,
-                                    "SELECT 1 FROM sqlite_master WHERE type = 'table'"
-                                    " AND name = 'schema_migrations'",
-                                    -1, &st, NULL) == SQLITE_OK &&
+    bool found = sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
                  sqlite3_step(st) == SQLITE_ROW;
     sqlite3_finalize(st);
     return found;
 }
 
+/* Whether the file holds jwtd's migrations table. */
+static bool has_jwtd_schema(sqlite3 *db)
+{
+    return schema_has(db, "name = 'schema_migrations'");
+}
+
 /* Tables, none of them jwtd's schema table: another application's file. */
 static bool foreign_database(sqlite3 *db)
 {
-    if (has_jwtd_schema(db))
-        return false;
-    sqlite3_stmt *st = NULL;
-    bool tables = sqlite3_prepare_v2(db,
-                                     "SELECT 1 FROM sqlite_master WHERE type = 'table'"
-                                     " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
-                                     -1, &st, NULL) == SQLITE_OK &&
-                  sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
-    return tables;
+    return !has_jwtd_schema(db) && schema_has(db, "name NOT LIKE 'sqlite\\_%' ESCAPE '\\'");
 }
 
 static struct conn *conn_open(struct sqlite_store *s, bool counters)
