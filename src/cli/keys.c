@@ -237,6 +237,10 @@ int cmd_keys(int argc, char **argv)
                 fprintf(stderr, "jwtd: HS256: tokens are signed with JWTD_JWT_SECRET and no key "
                                 "is published%s\n",
                         listed ? "; the keys above are not used while it is set" : "");
+            else if (rc == 0 && !listed)
+                /* Nothing on stdout for a script; a word for a person. */
+                fprintf(stderr, "jwtd: no signing keys yet: `jwtd serve` makes one on its first "
+                                "start, `jwtd keys rotate` makes one now\n");
         } else if (cmd == &rotate_cmd) {
             rc = rotate(&cfg, &app, &ctx, target);
         } else {

@@ -138,8 +138,13 @@ static bool p_listen(struct config *c, const char *v)
         v6 = true;
     } else {
         /* A host name: listen on the first address it resolves to. */
-        if (!host_name_ok(host) || !resolve_host(host, resolved, sizeof resolved, &v6))
+        if (!host_name_ok(host))
             return false;
+        if (!resolve_host(host, resolved, sizeof resolved, &v6)) {
+            snprintf(c->parse_why, sizeof c->parse_why,
+                     "the host name '%.64s' does not resolve to an address", host);
+            return false;
+        }
         host = resolved;
     }
     if (!set_str(&c->listen, v))
@@ -806,11 +811,13 @@ static bool p_trusted_proxies(struct config *c, const char *v)
            list_canonical(c->trusted_proxies, c->n_trusted_proxies, util_addr_canonical);
 }
 
-static bool read_file(const char *path, char **dst)
+static bool read_file(struct config *c, const char *path, char **dst)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
+    if (!f) {
+        snprintf(c->parse_why, sizeof c->parse_why, "cannot open it: %s", strerror(errno));
         return false;
+    }
     struct buf b;
     buf_init(&b, 1024 * 1024);
     char chunk[4096];
@@ -821,6 +828,10 @@ static bool read_file(const char *path, char **dst)
             ok = false;
             break;
         }
+    if (ok && ferror(f))
+        snprintf(c->parse_why, sizeof c->parse_why, "cannot read it: %s", strerror(errno));
+    else if (ok && b.len == 0)
+        snprintf(c->parse_why, sizeof c->parse_why, "the file is empty");
     ok = ok && !ferror(f) && b.len > 0;
     fclose(f);
     if (!ok) {
@@ -836,14 +847,14 @@ static bool p_tls_cert(struct config *c, const char *v)
 {
     if (!*v)
         return true;
-    return read_file(v, &c->tls_cert_pem) && set_str(&c->tls_cert_path, v);
+    return read_file(c, v, &c->tls_cert_pem) && set_str(&c->tls_cert_path, v);
 }
 
 static bool p_tls_key(struct config *c, const char *v)
 {
     if (!*v)
         return true;
-    return read_file(v, &c->tls_key_pem) && set_str(&c->tls_key_path, v);
+    return read_file(c, v, &c->tls_key_pem) && set_str(&c->tls_key_path, v);
 }
 
 /* ---- the table ---- */
@@ -968,6 +979,7 @@ static bool set_from(struct config *cfg, const struct setting *s, const char *va
     char where[64] = "";
     if (src == CFG_FILE)
         snprintf(where, sizeof where, " (%s line %d)", cfg->config_path, line);
+    cfg->parse_why[0] = '\0';
     if (!s->parse(cfg, value)) {
         /* Never echo a secret back: the JWT secret, or a database URL
          * (it may carry a password). */
@@ -1007,8 +1019,12 @@ static bool set_from(struct config *cfg, const struct setting *s, const char *va
             char *cut = scheme_end ? strpbrk(scheme_end + 3, "?#;") : NULL;
             if (cut && (size_t)(cut - shown) + 6 < sizeof shown)
                 snprintf(cut, sizeof shown - (size_t)(cut - shown), "%c...", *cut);
-            snprintf(err, errlen, "%s%s: bad value '%.80s'; accepts %s", s->name, where, shown,
-                     s->accepts);
+            if (cfg->parse_why[0])
+                snprintf(err, errlen, "%s%s: bad value '%.80s': %s", s->name, where, shown,
+                         cfg->parse_why);
+            else
+                snprintf(err, errlen, "%s%s: bad value '%.80s'; accepts %s", s->name, where,
+                         shown, s->accepts);
         }
         /* One line on a terminal or in a log: a value's own line breaks
          * or escape sequences are not written out. */
@@ -1476,6 +1492,7 @@ bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t er
         if (v && !set_from(cfg, &settings[i], v, CFG_ENV, 0, err, errlen))
             return false;
     }
+    bool flag_seen[N_SETTINGS] = {false};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--config") == 0) {
@@ -1496,9 +1513,30 @@ bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t er
         size_t n = eq ? (size_t)(eq - a) : strlen(a);
         char env[64];
         if (!name_to_env(a, n, false, env, sizeof env) || !find_setting(env)) {
-            snprintf(err, errlen, "unknown flag '--%.*s' (see jwtd serve --help)", (int)(n > 60 ? 60 : n), a);
+            /* A typo gets the flag it is closest to: --databse, --acess-ttl. */
+            char guess[64] = "JWTD_", hint[80] = "";
+            size_t g = 5;
+            for (size_t k = 0; k < n && g + 1 < sizeof guess; k++)
+                guess[g++] = a[k] == '-' ? '_' : (char)toupper((unsigned char)a[k]);
+            guess[g] = '\0';
+            const char *near = closest_name(guess);
+            if (near && find_setting(near)) {
+                size_t o = (size_t)snprintf(hint, sizeof hint, "did you mean --");
+                for (const char *q = near + 5; *q && o + 2 < sizeof hint; q++)
+                    hint[o++] = *q == '_' ? '-' : (char)tolower((unsigned char)*q);
+                snprintf(hint + o, sizeof hint - o, "? ");
+            }
+            snprintf(err, errlen, "unknown flag '--%.*s' (%ssee jwtd serve --help)",
+                     (int)(n > 60 ? 60 : n), a, hint);
             return false;
         }
+        /* A flag given twice is a mistake, not "the last one wins": two
+         * --database values in a script's history must not pick one silently. */
+        if (flag_seen[index_of(find_setting(env))]) {
+            snprintf(err, errlen, "--%.*s given twice", (int)(n > 60 ? 60 : n), a);
+            return false;
+        }
+        flag_seen[index_of(find_setting(env))] = true;
         const char *value;
         if (eq) {
             value = eq + 1;

@@ -50,6 +50,7 @@ struct config {
     char *raw[CONFIG_MAX_SETTINGS];     /* each setting's effective text (secrets wiped on free) */
     enum config_source source[CONFIG_MAX_SETTINGS];
     int file_line[CONFIG_MAX_SETTINGS]; /* line in config_path, for messages */
+    char parse_why[160];     /* a parser's reason for refusing a value, when it has one */
 
     /* network */
     char *listen;            /* as given: "127.0.0.1:8080" */

@@ -2247,6 +2247,34 @@ static enum store_rc prepare_file(struct sqlite_store *s, const char *path, bool
     return STORE_OK;
 }
 
+/* Why this process may not use an existing database file: SQLite's own
+ * words ("attempt to write a readonly database", or none) do not say that
+ * reading a WAL database needs write access to the file and to its
+ * directory (the -shm and -wal files). Appended to err; nothing when the
+ * permissions are not the cause. */
+static void explain_access(const char *path, char *err, size_t errlen)
+{
+    if (strcmp(path, ":memory:") == 0)
+        return;
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%.*s", !slash ? 1 : slash == path ? 1 : (int)(slash - path),
+             !slash ? "." : path);
+    const char *what = access(path, R_OK) != 0   ? "read the file"
+                       : access(path, W_OK) != 0 ? "write the file"
+                       : access(dir, W_OK | X_OK) != 0 ? "create files in its directory"
+                                                       : NULL;
+    if (!what)
+        return;
+    bool wal = strcmp(what, "read the file") != 0;
+    size_t n = strlen(err);
+    if (n + 1 < errlen)
+        snprintf(err + n, errlen - n, " (this user, uid %u, cannot %s%s; run the command as the "
+                 "service's user, e.g. sudo -u jwtd)", (unsigned)geteuid(), what,
+                 wal ? ": even reading needs write access to the file and its directory for "
+                       "SQLite's -wal and -shm files" : "");
+}
+
 enum store_rc sqlite_store_open(const char *path, const struct store_options *opt,
                                 struct store **ret, char *err, size_t errlen)
 {
@@ -2289,12 +2317,14 @@ enum store_rc sqlite_store_open(const char *path, const struct store_options *op
     struct conn *c = conn_get(s);
     if (!c) {
         snprintf(err, errlen, "cannot open SQLite database '%s'", path);
+        explain_access(path, err, errlen);
         sq_close(&s->base);
         return STORE_UNAVAILABLE;
     }
     int rc = sqlite3_exec(c->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot read SQLite database '%s': %s", path, sqlite3_errmsg(c->db));
+        explain_access(path, err, errlen);
         sq_close(&s->base);
         return STORE_UNAVAILABLE;
     }

@@ -76,6 +76,35 @@ def test_bad_flag_stops_startup(flag, name):
     assert ("--" + name) in line or env_name in line, line
 
 
+def test_flag_typo_named_and_flag_twice_refused():
+    """An unknown flag names the flag it resembles; a setting given twice as a
+    flag is a usage error, not a silent "last one wins"."""
+    rc, stderr = run_expect_exit(args=["--databse=sqlite:/nonexistent/x.db"])
+    assert rc == 2, (rc, stderr)
+    line = _one_line(stderr)
+    assert "--databse" in line and "did you mean --database?" in line, line
+    rc, stderr = run_expect_exit(args=["--access-ttl=5m", "--access-ttl=10m"])
+    assert rc == 2, (rc, stderr)
+    assert "--access-ttl given twice" in _one_line(stderr)
+
+
+def test_unusable_host_and_missing_files_say_why(tmp_path):
+    """A host name that does not resolve and a TLS file that cannot be read
+    are named as such, not as a value of the wrong form."""
+    rc, stderr = run_expect_exit({"JWTD_LISTEN": "no-such-host.invalid:8080"})
+    line = _one_line(stderr)
+    assert rc == 2 and "JWTD_LISTEN" in line and "does not resolve" in line, (rc, line)
+    missing = str(tmp_path / "missing.pem")
+    rc, stderr = run_expect_exit({"JWTD_TLS_CERT": missing, "JWTD_TLS_KEY": missing})
+    line = _one_line(stderr)
+    assert rc == 2 and "JWTD_TLS_CERT" in line and "No such file or directory" in line, (rc, line)
+    empty = tmp_path / "empty.pem"
+    empty.write_bytes(b"")
+    rc, stderr = run_expect_exit({"JWTD_TLS_CERT": str(empty), "JWTD_TLS_KEY": str(empty)})
+    line = _one_line(stderr)
+    assert rc == 2 and "JWTD_TLS_CERT" in line and "empty" in line, (rc, line)
+
+
 def test_flags_configure_the_server(jwtd_factory):
     port = free_port()
     srv = jwtd_factory(args=["--listen=127.0.0.1:%d" % port, "--access-ttl=10m",

@@ -1326,6 +1326,53 @@ def test_keys_list_under_hs256_does_not_deny_the_keys_it_lists(tmp_path):
     assert "no key is published" in err(p) and "the keys above" not in err(p), err(p)
 
 
+def test_keys_list_of_a_keyless_database_says_so(tmp_path):
+    """Trap: `keys list` of a migrated database without keys printed nothing
+    at all, exit 0: a person could not tell an empty ring from a wrong file."""
+    env = {"JWTD_DATABASE": "sqlite:" + str(tmp_path / "none.db")}
+    assert jwtd(["migrate"], env=env).returncode == 0
+    p = jwtd(["keys", "list"], env=env)
+    assert p.returncode == 0 and out(p) == "", (out(p), err(p))   # scripts see no row
+    assert "no signing keys yet" in err(p) and "keys rotate" in err(p), err(p)
+    assert jwtd(["keys", "rotate"], env=env).returncode == 0
+    p = jwtd(["keys", "list"], env=env)
+    assert p.returncode == 0 and len(out(p).splitlines()) == 1, out(p)
+    assert "no signing keys" not in err(p), err(p)
+
+
+def test_database_of_another_user_says_whose_permission_is_missing():
+    """Trap: `jwtd user list` run as a user who may read the database file
+    but not write it or its directory said "cannot read SQLite database:
+    attempt to write a readonly database" (reading a WAL database needs the
+    -shm file): now the message names what this user cannot do."""
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("needs root and runuser(1) to act as another user")
+    if not os.access(jwtd_bin(), os.X_OK) or os.stat(jwtd_bin()).st_mode & 0o001 == 0:
+        pytest.skip("the binary is not executable by other users")
+    tmp = tempfile.mkdtemp(prefix="jwtd-e2e-perm-")
+    try:
+        os.chmod(tmp, 0o755)
+        path = os.path.join(tmp, "p.db")
+        assert jwtd(["migrate"], env={"JWTD_DATABASE": "sqlite:" + path}).returncode == 0
+        env = clean_env({"JWTD_DATABASE": "sqlite:" + path})
+
+        def as_nobody(mode):
+            os.chmod(path, mode)
+            return subprocess.run(["runuser", "-u", "nobody", "--", jwtd_bin(), "user", "list"],
+                                  env=env, cwd="/", stdin=subprocess.DEVNULL,
+                                  capture_output=True, timeout=60)
+        for mode, what in ((0o600, "cannot read the file"), (0o644, "cannot write the file"),
+                           (0o666, "cannot create files in its directory")):
+            p = as_nobody(mode)
+            if p.returncode in (126, 127):
+                pytest.skip("the binary's directory is not reachable by nobody: " + err(p))
+            assert p.returncode == 1, (mode, out(p), err(p))
+            assert what in err(p) and "run the command as the service's user" in err(p), err(p)
+        assert sorted(os.listdir(tmp)) == ["p.db"]          # nothing made beside it
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_user_list_is_oldest_first_and_disable_keeps_its_time(tmp_path):
     """Trap: `user list` promised oldest first but sorted by name within a
     second; disabling a disabled account again moved its "disabled since"."""
