@@ -75,6 +75,12 @@ static void print_key(void *ctx, const struct store_key *k)
 struct current_alg {
     char alg[16];
     bool found;
+    /* the next keys already published (one per algorithm at most) */
+    struct {
+        char kid[KID_MAX + 1];
+        int64_t created_at, activate_at;
+    } next[4];
+    int n_next;
 };
 
 static void find_current(void *ctx, const struct store_key *k)
@@ -83,6 +89,11 @@ static void find_current(void *ctx, const struct store_key *k)
     if (k->state == KEY_CURRENT) {
         snprintf(c->alg, sizeof c->alg, "%s", k->alg);
         c->found = true;
+    } else if (k->state == KEY_NEXT && c->n_next < 4) {
+        snprintf(c->next[c->n_next].kid, sizeof c->next[0].kid, "%s", k->kid);
+        c->next[c->n_next].created_at = k->created_at;
+        c->next[c->n_next].activate_at = k->activate_at;
+        c->n_next++;
     }
 }
 
@@ -150,9 +161,23 @@ static int rotate(struct config *cfg, struct app *app, const struct svc_ctx *ctx
         AUDIT(LOG_INFO, ctx, "keys_rotate", "ok", NULL, LF_S("kid", newkid),
               LF_S("alg", jwtd_alg_name(target)), LF_S("state", now_opt ? "current" : "next"),
               LF_B("algorithm_change", change));
+        /* rotate makes a next key only when none is published yet; the
+         * one that is keeps its own time (and, after a compromise of the
+         * database, is as compromised as the current one). */
+        int existed = -1;
+        for (int i = 0; i < cur.n_next; i++)
+            if (strcmp(cur.next[i].kid, newkid) == 0)
+                existed = i;
+        char created[RFC3339_LEN];
+        if (existed >= 0)
+            util_rfc3339(cur.next[existed].created_at, created);
         if (now_opt)
             printf("%s\tcurrent (signing now)\n", newkid);
-        else if (change)
+        else if (existed >= 0) {
+            int64_t left = cur.next[existed].activate_at - util_now();
+            printf("%s\tnext (signs from %lld s from now)\n", newkid,
+                   (long long)(left > 0 ? left : 0));
+        } else if (change)
             printf("%s\tnext, %s (published now; servers sign with it once JWTD_JWT_ALG=%s and "
                    "they restart, no sooner than %lld s from now)\n",
                    newkid, jwtd_alg_name(target), jwtd_alg_name(target),
@@ -160,6 +185,16 @@ static int rotate(struct config *cfg, struct app *app, const struct svc_ctx *ctx
         else
             printf("%s\tnext (signs from %lld s from now)\n", newkid,
                    (long long)cfg->key_publish_ahead);
+        if (existed >= 0 && now_opt)
+            fprintf(stderr, "jwtd: no new key was made: %s, published ahead at %s, signs from "
+                            "now. After a compromise of the database it is as exposed as the "
+                            "old one: `jwtd keys rotate --now` again makes a new key.\n",
+                    newkid, created);
+        else if (existed >= 0)
+            fprintf(stderr, "jwtd: no new key was made: %s was published ahead at %s. After a "
+                            "compromise of the database: `jwtd keys retire %s --purge`, then "
+                            "rotate again.\n",
+                    newkid, created, newkid);
         rc = 0;
     }
     keyring_free(kr);
@@ -191,7 +226,7 @@ static int retire(struct config *cfg, struct app *app, const struct svc_ctx *ctx
 int cmd_keys(int argc, char **argv)
 {
     static const char usage[] = "usage: jwtd keys list | rotate [--now] [--alg ALG] | "
-                                "retire KID [--purge]   (jwtd keys <command> --help)\n";
+                                "retire KID [--now] [--purge]   (jwtd keys <command> --help)\n";
     if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
         fputs(usage, argc < 1 ? stderr : stdout);
         return argc < 1 ? 2 : 0;

@@ -265,11 +265,15 @@ static bool p_audience(struct config *c, const char *v)
 
 static bool p_alg(struct config *c, const char *v)
 {
-    jwtd_alg a = jwtd_alg_from_name(v);
-    if (!a)
-        return false;
-    c->alg = a;
-    return true;
+    /* Keywords of the configuration are read in any case ("es256", "JSON",
+     * "Open"); only tokens' "alg" headers are case-sensitive. */
+    static const char *const names[] = {"ES256", "EdDSA", "RS256", "HS256"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(v, names[i]) == 0) {
+            c->alg = jwtd_alg_from_name(names[i]);
+            return c->alg != 0;
+        }
+    return false;
 }
 
 static bool p_secret(struct config *c, const char *v)
@@ -336,11 +340,11 @@ static bool p_smtp_url(struct config *c, const char *v)
 
 static bool p_smtp_tls(struct config *c, const char *v)
 {
-    if (strcmp(v, "required") == 0)
+    if (strcasecmp(v, "required") == 0)
         c->smtp_tls = 0;
-    else if (strcmp(v, "opportunistic") == 0)
+    else if (strcasecmp(v, "opportunistic") == 0)
         c->smtp_tls = 1;
-    else if (strcmp(v, "off") == 0)
+    else if (strcasecmp(v, "off") == 0)
         c->smtp_tls = 2;
     else
         return false;
@@ -404,9 +408,9 @@ static bool p_smtp_timeout(struct config *c, const char *v) { return ms_in(v, 10
 
 static bool p_bool(bool *dst, const char *v)
 {
-    if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "on") == 0)
+    if (strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 || strcasecmp(v, "on") == 0)
         *dst = true;
-    else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "off") == 0)
+    else if (strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0 || strcasecmp(v, "off") == 0)
         *dst = false;
     else
         return false;
@@ -447,16 +451,16 @@ static bool p_opt_host(char **dst, const char *v)
 static bool p_cookie_domain(struct config *c, const char *v) { return p_opt_host(&c->cookie_domain, v); }
 static bool p_rp_id(struct config *c, const char *v)
 {
-    if (strcmp(v, "localhost") == 0)
+    if (strcasecmp(v, "localhost") == 0)
         return set_str(&c->webauthn_rp_id, v);
     return p_opt_host(&c->webauthn_rp_id, v);
 }
 
 static bool p_samesite(struct config *c, const char *v)
 {
-    if (strcmp(v, "strict") == 0)
+    if (strcasecmp(v, "strict") == 0)
         c->cookie_samesite_lax = false;
-    else if (strcmp(v, "lax") == 0)
+    else if (strcasecmp(v, "lax") == 0)
         c->cookie_samesite_lax = true;
     else
         return false;
@@ -495,7 +499,7 @@ static unsigned ncpus(void)
 
 static bool p_workers(struct config *c, const char *v)
 {
-    if (strcmp(v, "auto") == 0) {
+    if (strcasecmp(v, "auto") == 0) {
         c->workers = ncpus();
         return true;
     }
@@ -504,7 +508,7 @@ static bool p_workers(struct config *c, const char *v)
 
 static bool p_hash_workers(struct config *c, const char *v)
 {
-    if (strcmp(v, "auto") == 0) {
+    if (strcasecmp(v, "auto") == 0) {
         c->hash_workers = 0; /* one per hashing CPU, decided at the end */
         return true;
     }
@@ -520,11 +524,11 @@ static bool p_hash_cpus(struct config *c, const char *v)
     CPU_ZERO(&set);
     if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
         return false;
-    if (strcmp(v, "all") == 0) {
+    if (strcasecmp(v, "all") == 0) {
         c->hash_cpus_pinned = false;
         return true;
     }
-    if (strcmp(v, "auto") == 0) {
+    if (strcasecmp(v, "auto") == 0) {
         if (CPU_COUNT(&allowed) < 2) {
             c->hash_cpus_pinned = false;
             return true;
@@ -571,7 +575,7 @@ static bool p_hash_cpus(struct config *c, const char *v)
 
 static bool p_io_workers(struct config *c, const char *v)
 {
-    if (strcmp(v, "auto") == 0) {
+    if (strcasecmp(v, "auto") == 0) {
         unsigned n = 2 * ncpus();
         c->io_workers = n < 4 ? 4 : n;
         return true;
@@ -629,11 +633,11 @@ static bool p_argon2_p(struct config *c, const char *v)
 
 static bool p_hash_prio(struct config *c, const char *v)
 {
-    if (strcmp(v, "idle") == 0)
+    if (strcasecmp(v, "idle") == 0)
         c->hash_priority = WORK_PRIO_IDLE;
-    else if (strcmp(v, "batch") == 0)
+    else if (strcasecmp(v, "batch") == 0)
         c->hash_priority = WORK_PRIO_BATCH;
-    else if (strcmp(v, "normal") == 0)
+    else if (strcasecmp(v, "normal") == 0)
         c->hash_priority = WORK_PRIO_NORMAL;
     else
         return false;
@@ -642,9 +646,9 @@ static bool p_hash_prio(struct config *c, const char *v)
 
 static bool p_signup(struct config *c, const char *v)
 {
-    if (strcmp(v, "open") == 0)
+    if (strcasecmp(v, "open") == 0)
         c->signup_open = true;
-    else if (strcmp(v, "closed") == 0)
+    else if (strcasecmp(v, "closed") == 0)
         c->signup_open = false;
     else
         return false;
@@ -653,9 +657,9 @@ static bool p_signup(struct config *c, const char *v)
 
 static bool p_log_format(struct config *c, const char *v)
 {
-    if (strcmp(v, "text") == 0)
+    if (strcasecmp(v, "text") == 0)
         c->log_json = false;
-    else if (strcmp(v, "json") == 0)
+    else if (strcasecmp(v, "json") == 0)
         c->log_json = true;
     else
         return false;
@@ -675,11 +679,11 @@ static bool p_log_level(struct config *c, const char *v)
 
 static bool p_metrics(struct config *c, const char *v)
 {
-    if (strcmp(v, "loopback") == 0)
+    if (strcasecmp(v, "loopback") == 0)
         c->metrics = METRICS_LOOPBACK;
-    else if (strcmp(v, "any") == 0)
+    else if (strcasecmp(v, "any") == 0)
         c->metrics = METRICS_ANY;
-    else if (strcmp(v, "off") == 0)
+    else if (strcasecmp(v, "off") == 0)
         c->metrics = METRICS_OFF;
     else
         return false;
@@ -688,9 +692,9 @@ static bool p_metrics(struct config *c, const char *v)
 
 static bool p_sqlite_sync(struct config *c, const char *v)
 {
-    if (strcmp(v, "full") == 0)
+    if (strcasecmp(v, "full") == 0)
         c->sqlite_sync_full = true;
-    else if (strcmp(v, "normal") == 0)
+    else if (strcasecmp(v, "normal") == 0)
         c->sqlite_sync_full = false;
     else
         return false;
@@ -1761,14 +1765,24 @@ void config_free(struct config *cfg)
 
 void config_print_help(void)
 {
-    printf("Settings: in the configuration file (" CONFIG_DEFAULT_FILE ", or --config PATH;\n"
+    printf("Settings: in the configuration file (--config PATH; else $JWTD_CONFIG; else\n"
+           CONFIG_DEFAULT_FILE " when it exists" CONFIG_FALLBACK_HELP("") ";\n"
            "`name = value`, the name without JWTD_, see jwtd.conf(5)), in the environment\n"
-           "(JWTD_NAME), or as flags (--name=value). Flags win over the environment, which\n"
-           "wins over the file. [reload] settings change on SIGHUP without a restart.\n\n");
-    for (size_t i = 0; i < N_SETTINGS; i++)
-        printf("  %-28s default %-18s %s%s\n", settings[i].name,
+           "(JWTD_NAME), or as flags (--name=value or --name value). Flags win over the\n"
+           "environment, which wins over the file. [reload] settings change on SIGHUP\n"
+           "without a restart.\n\n");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        /* The flag and the variable, then what it takes: a reader who
+         * looks for --access-ttl finds it as written. */
+        char flag[64];
+        size_t o = (size_t)snprintf(flag, sizeof flag, "--");
+        for (const char *q = settings[i].name + 5; *q && o + 1 < sizeof flag; q++)
+            flag[o++] = *q == '_' ? '-' : (char)tolower((unsigned char)*q);
+        flag[o] = '\0';
+        printf("  %-28s %s\n      default %s; %s%s\n", flag, settings[i].name,
                settings[i].def ? (settings[i].def[0] ? settings[i].def : "(unset)") : "(derived)",
                settings[i].accepts, (settings[i].flags & S_RELOAD) ? " [reload]" : "");
+    }
 }
 
 const char *config_alg_name(jwtd_alg alg)

@@ -274,8 +274,10 @@ jwtd_err jwtd__jws_verify_into(const jwtd_keyset *set, unsigned allowed_algs, co
         return JWTD_ERR_MALFORMED;
     hseg = (size_t)(dot1 - jws);
     pseg = (size_t)(dot2 - dot1 - 1);
-    /* An empty payload is legal JWS; an empty header or signature is not. */
-    if (hseg == 0 || sseg == 0)
+    /* An empty payload is legal JWS; an empty header or signature is not
+     * (the latter refused after the header, so that an "alg": "none"
+     * token, whose signature is empty, is named for its algorithm). */
+    if (hseg == 0)
         return JWTD_ERR_MALFORMED;
 
     /* Decode everything before any crypto, so junk costs no more than a
@@ -308,6 +310,8 @@ jwtd_err jwtd__jws_verify_into(const jwtd_keyset *set, unsigned allowed_algs, co
     json_decref(hdr);
     if (err != JWTD_OK)
         return err;
+    if (sseg == 0)
+        return JWTD_ERR_MALFORMED;
 
     /* The signing input is header "." payload exactly as received. */
     ERR_set_mark();

@@ -105,6 +105,20 @@ def test_unusable_host_and_missing_files_say_why(tmp_path):
     assert rc == 2 and "JWTD_TLS_CERT" in line and "empty" in line, (rc, line)
 
 
+def test_keyword_values_in_any_case(jwtd_factory):
+    """Keywords of the configuration are case-insensitive: an operator's
+    `JWTD_SIGNUP=Closed` or `JWTD_JWT_ALG=eddsa` is what it says, not a
+    start-up error (a token's own "alg" header stays case-sensitive)."""
+    srv = jwtd_factory(env={"JWTD_SIGNUP": "Closed", "JWTD_JWT_ALG": "eddsa",
+                            "JWTD_LOG_FORMAT": "JSON"})
+    c = srv.client()
+    r = c.post("/auth/signup", {"username": uname(), "password": strong_password()})
+    assert_error(r, 403, "signup_disabled")
+    keys = c.get("/.well-known/jwks.json").json["keys"]
+    assert keys and all(k["kty"] == "OKP" and k["crv"] == "Ed25519" for k in keys), keys
+    assert srv.log().lstrip().startswith("{"), srv.log()[:300]   # JSON lines
+
+
 def test_flags_configure_the_server(jwtd_factory):
     port = free_port()
     srv = jwtd_factory(args=["--listen=127.0.0.1:%d" % port, "--access-ttl=10m",

@@ -1326,6 +1326,34 @@ def test_keys_list_under_hs256_does_not_deny_the_keys_it_lists(tmp_path):
     assert "no key is published" in err(p) and "the keys above" not in err(p), err(p)
 
 
+def test_rotate_with_a_key_already_published_ahead_says_no_new_key(tmp_path):
+    """Trap: with a next key already published, `keys rotate` printed it as if
+    made now ("signs from 3600 s from now", whatever its own time) and
+    `rotate --now` promoted it silently, so the documented response to a
+    compromise ("a new key signs from now on") kept a key from the exposed
+    database. Now both say no new key was made, with the key's own time,
+    and a second `--now` does make a new key."""
+    env = {"JWTD_DATABASE": "sqlite:" + str(tmp_path / "r.db"), "JWTD_KEY_PUBLISH_AHEAD": "1h"}
+    assert jwtd(["keys", "rotate", "--now"], env=env).returncode == 0
+    p = jwtd(["keys", "rotate"], env=env)
+    assert p.returncode == 0 and "no new key" not in err(p), err(p)
+    nxt = out(p).split("\t")[0]
+    time.sleep(2.2)
+    p = jwtd(["keys", "rotate"], env=env)
+    assert p.returncode == 0 and out(p).split("\t")[0] == nxt, out(p)
+    left = int(re.search(r"signs from (\d+) s from now", out(p)).group(1))
+    assert 3590 <= left <= 3598, out(p)                  # its own time, not a fresh hour
+    assert "no new key was made" in err(p) and "--purge" in err(p), err(p)
+    p = jwtd(["keys", "rotate", "--now"], env=env)
+    assert p.returncode == 0 and out(p).split("\t")[0] == nxt, out(p)
+    assert "no new key was made" in err(p) and "rotate --now` again" in err(p), err(p)
+    p = jwtd(["keys", "rotate", "--now"], env=env)
+    fresh = out(p).split("\t")[0]
+    assert p.returncode == 0 and fresh != nxt and "no new key" not in err(p), (out(p), err(p))
+    rows = {r[0]: r[2] for r in key_list(env)[1]}
+    assert rows[fresh] == "current" and rows[nxt] == "retired", rows
+
+
 def test_keys_list_of_a_keyless_database_says_so(tmp_path):
     """Trap: `keys list` of a migrated database without keys printed nothing
     at all, exit 0: a person could not tell an empty ring from a wrong file."""
