@@ -70,8 +70,9 @@ static const struct {
                  NULL, 0, 0, false}},
     [U_SHOW] = {"show", APP_READ_ONLY,
                 {"jwtd user show USERNAME",
-                 "Show one account: id, created, status, hash scheme, live sessions and the\n"
-                 "login back-off. Only reads.",
+                 "Show one account: id, created, status (active, or disabled since when),\n"
+                 "e-mail address and whether it is verified, a pending address, hash\n"
+                 "scheme, second factors, live sessions and the login back-off. Only reads.",
                  NULL, 1, 1, false}},
     [U_DELETE] = {"delete", APP_EXISTING,
                   {"jwtd user delete USERNAME",
