@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #define STRIPES 64
 
 struct slot {
@@ -70,6 +68,28 @@ static size_t index_of(const struct vcache *vc, const char *t, size_t len)
     return (size_t)(h ^ (h >> 32)) & vc->mask;
 }
 
+/* Equality of two n-byte strings in time that depends on n only, 8 bytes
+ * a step (CRYPTO_memcmp goes a byte at a time: 2.5% of a cached verify).
+ * The empty asm keeps the compiler from turning the OR chain into a loop
+ * that stops at the first difference. */
+static bool equal_ct(const char *a, const char *b, size_t n)
+{
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        acc |= x ^ y;
+        __asm__ volatile("" : "+r"(acc));
+    }
+    for (; i < n; i++) {
+        acc |= (uint64_t)((unsigned char)a[i] ^ (unsigned char)b[i]);
+        __asm__ volatile("" : "+r"(acc));
+    }
+    return acc == 0;
+}
+
 bool vcache_get(struct vcache *vc, const char *token, size_t len, uint64_t gen,
                 struct vcache_value *ret)
 {
@@ -81,7 +101,7 @@ bool vcache_get(struct vcache *vc, const char *token, size_t len, uint64_t gen,
     const struct slot *s = &vc->slots[i];
     /* Constant time: the slot holds someone's valid token, and how far a
      * guess matches it must not show in the answer's timing. */
-    bool hit = s->len == len && s->gen == gen && CRYPTO_memcmp(s->token, token, len) == 0;
+    bool hit = s->len == len && s->gen == gen && equal_ct(s->token, token, len);
     if (hit)
         *ret = s->v;
     pthread_mutex_unlock(lk);

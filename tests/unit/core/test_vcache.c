@@ -112,6 +112,34 @@ static void test_cache_confusion_same_tail(void **state)
     vcache_free(vc);
 }
 
+/* One slot: every lookup compares against the cached token, so a token
+ * that differs in any one byte (in the 8-byte steps and in the tail of the
+ * comparison, at every length from 1 to 40) must miss. */
+static void test_one_byte_difference_anywhere_misses(void **state)
+{
+    (void)state;
+    struct vcache *vc = vcache_new(1);
+    assert_non_null(vc);
+    struct vcache_value v = value(SUB, SID, "alice", 100), out;
+    char good[41], probe[41];
+    for (size_t len = 1; len <= 40; len++) {
+        for (size_t k = 0; k < len; k++)
+            good[k] = (char)('A' + (k * 7 + len) % 26);
+        good[len] = '\0';
+        vcache_put(vc, good, len, 1, &v);
+        for (size_t i = 0; i < len; i++) {
+            for (unsigned bit = 0; bit < 8; bit += 7) {
+                memcpy(probe, good, len + 1);
+                probe[i] = (char)(probe[i] ^ (1u << bit));
+                assert_false(vcache_get(vc, probe, len, 1, &out));
+            }
+        }
+        assert_true(vcache_get(vc, good, len, 1, &out));
+        assert_string_equal(out.username, "alice");
+    }
+    vcache_free(vc);
+}
+
 static void test_size_limit(void **state)
 {
     (void)state;
@@ -236,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_put_get),
         cmocka_unit_test(test_same_slot_replaced),
         cmocka_unit_test(test_cache_confusion_same_tail),
+        cmocka_unit_test(test_one_byte_difference_anywhere_misses),
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_disabled),
         cmocka_unit_test(test_threaded_consistency),
