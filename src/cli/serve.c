@@ -186,6 +186,17 @@ static void shut_down(struct app *app, struct server *srv)
 
 /* ------------------------------------------------------------- serve --- */
 
+/* A start-up failure after the log format is known: with JSON logs one
+ * JSON line (event startup_failed), so that a log shipper that parses
+ * every line keeps it; otherwise the plain line a person reads. */
+static void startup_error(const struct config *cfg, const char *msg)
+{
+    if (cfg->log_json)
+        LOG(LOG_ERROR, "startup_failed", LF_S("error", msg));
+    else
+        fprintf(stderr, "jwtd: %s\n", msg);
+}
+
 int cmd_serve(int argc, char **argv)
 {
     for (int i = 0; i < argc; i++)
@@ -218,13 +229,13 @@ int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (!server_probe_listen(&cfg, err, sizeof err)) {
-        fprintf(stderr, "jwtd: %s\n", err);
+        startup_error(&cfg, err);
         config_free(&cfg);
         return 1;
     }
     struct app app;
     if (!app_open(&app, &cfg, APP_SERVE, err, sizeof err)) {
-        fprintf(stderr, "jwtd: %s\n", err);
+        startup_error(&cfg, err);
         /* A newer jwtd's database: no restart mends that (exit 2, which
          * the unit does not restart), unlike an unreachable database. */
         int rc = app.schema_too_new ? 2 : 1;
@@ -233,14 +244,14 @@ int cmd_serve(int argc, char **argv)
         return rc;
     }
     if (!app_background_start(&app)) {
-        fprintf(stderr, "jwtd: cannot start the background thread\n");
+        startup_error(&cfg, "cannot start the background thread");
         app_close(&app);
         config_free(&cfg);
         return 1;
     }
     struct server *srv = server_start(&app, err, sizeof err);
     if (!srv) {
-        fprintf(stderr, "jwtd: %s\n", err);
+        startup_error(&cfg, err);
         app_close(&app);
         config_free(&cfg);
         return 1;

@@ -8,7 +8,8 @@ import urllib.parse
 
 import pytest
 
-from e2e_util import bcrypt_hash, compact, free_port, jwt_parts, new_user_tokens, uname
+from e2e_util import (bcrypt_hash, compact, free_port, jwt_parts, new_user_tokens,
+                      run_expect_exit, uname)
 
 
 def _drive(c, users, tokens):
@@ -210,3 +211,20 @@ def test_one_worker_writes_only_json_lines(jwtd_factory):
     assert lines
     for l in lines:
         json.loads(l)
+
+
+def test_startup_failure_is_a_json_line_under_json_logs():
+    """With JWTD_LOG_FORMAT=json a start-up failure found after the settings
+    were read (here a database in a directory that does not exist) is one
+    JSON object, like every other line a log shipper parses; in text it
+    stays the plain line a person reads."""
+    bad = {"JWTD_DATABASE": "sqlite:/nonexistent-jwtd-dir/x.db"}
+    rc, stderr = run_expect_exit(dict(bad, JWTD_LOG_FORMAT="json"))
+    assert rc == 1, (rc, stderr)
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    objs = [json.loads(l) for l in lines]                  # every line parses
+    fail = [o for o in objs if o["event"] == "startup_failed"]
+    assert len(fail) == 1 and fail[0]["level"] == "error", objs
+    assert "JWTD_DATABASE" in fail[0]["error"] and "does not exist" in fail[0]["error"], fail
+    rc, stderr = run_expect_exit(bad)
+    assert rc == 1 and any(l.startswith("jwtd: JWTD_DATABASE") for l in stderr.splitlines()), stderr
