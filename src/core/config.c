@@ -445,14 +445,19 @@ static bool p_opt_host(char **dst, const char *v)
         *dst = NULL;
         return true;
     }
-    return host_name_ok(v) && strchr(v, '.') && set_str(dst, v);
+    if (!host_name_ok(v) || !strchr(v, '.') || !set_str(dst, v))
+        return false;
+    /* Host names compare in lower case (a cookie's Domain, an RP ID). */
+    for (char *p = *dst; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return true;
 }
 
 static bool p_cookie_domain(struct config *c, const char *v) { return p_opt_host(&c->cookie_domain, v); }
 static bool p_rp_id(struct config *c, const char *v)
 {
     if (strcasecmp(v, "localhost") == 0)
-        return set_str(&c->webauthn_rp_id, v);
+        return set_str(&c->webauthn_rp_id, "localhost");
     return p_opt_host(&c->webauthn_rp_id, v);
 }
 
@@ -670,7 +675,7 @@ static bool p_log_level(struct config *c, const char *v)
 {
     static const char *const names[] = {"debug", "info", "warn", "error"};
     for (int i = 0; i < 4; i++)
-        if (strcmp(v, names[i]) == 0) {
+        if (strcasecmp(v, names[i]) == 0) {
             c->log_level = (enum log_level)i;
             return true;
         }
