@@ -260,11 +260,19 @@ static int run(enum user_sub sub, struct app *app, const struct svc_ctx *ctx, co
             printf("%s\t%s\n", u.id, u.username);
         break;
     }
-    case U_DELETE:
-        res = accounts_delete(app, ctx, name);
-        if (res.status == SVC_OK)
-            printf("deleted %s\n", name);
+    case U_DELETE: {
+        /* Said with the name as stored and the id, not as typed (names
+         * match case-insensitively: "BOB" deletes "bob"). */
+        struct store_user u;
+        res = accounts_find(app, name, &u);
+        if (res.status == SVC_OK) {
+            res = accounts_delete(app, ctx, u.username);
+            if (res.status == SVC_OK)
+                printf("deleted %s\t%s\n", u.id, u.username);
+            store_user_clear(&u);
+        }
         break;
+    }
     case U_DISABLE:
     case U_ENABLE:
         res = accounts_set_disabled(app, ctx, name, sub == U_DISABLE, &n);

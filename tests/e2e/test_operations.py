@@ -1354,6 +1354,21 @@ def test_rotate_with_a_key_already_published_ahead_says_no_new_key(tmp_path):
     assert rows[fresh] == "current" and rows[nxt] == "retired", rows
 
 
+def test_user_delete_names_the_account_as_stored(tmp_path):
+    """Trap: `user delete BOB` printed "deleted BOB" for the account "bob"
+    (names match case-insensitively): which account went was not said."""
+    env = {"JWTD_DATABASE": "sqlite:" + str(tmp_path / "d.db")}
+    name = "Mixed-" + secrets.token_hex(3)
+    p = jwtd(["user", "add", name, "--password-stdin"], env=env,
+             input=(strong_password() + "\n").encode())
+    assert p.returncode == 0, err(p)
+    uid = out(p).split("\t")[0]
+    p = jwtd(["user", "delete", name.upper()], env=env)
+    assert p.returncode == 0 and out(p) == "deleted %s\t%s\n" % (uid, name), (out(p), err(p))
+    p = jwtd(["user", "delete", name], env=env)
+    assert p.returncode == 1 and out(p) == "", (out(p), err(p))
+
+
 def test_keys_list_of_a_keyless_database_says_so(tmp_path):
     """Trap: `keys list` of a migrated database without keys printed nothing
     at all, exit 0: a person could not tell an empty ring from a wrong file."""
