@@ -671,18 +671,6 @@ struct svc_result mfa_status(struct app *app, const struct identity *who, json_t
 
 /* ---------------------------------------------------------- operator --- */
 
-struct id_list {
-    char (*ids)[PASSKEY_ID_MAX + 1];
-    int n, cap;
-};
-
-static void collect_id(void *vctx, const struct store_passkey *p)
-{
-    struct id_list *l = vctx;
-    if (l->n < l->cap)
-        snprintf(l->ids[l->n++], PASSKEY_ID_MAX + 1, "%s", p->id);
-}
-
 void mfa_factor_added(struct app *app, const struct svc_ctx *ctx, const struct identity *who,
                       unsigned had_methods)
 {
@@ -701,31 +689,13 @@ struct svc_result mfa_operator_reset(struct app *app, const struct svc_ctx *ctx,
     struct svc_result r = accounts_find(app, username, &u);
     if (r.status != SVC_OK)
         return r;
-    struct store_totp t;
-    enum store_rc rc = store_totp_get(app->store, u.id, &t);
-    *ret_totp = rc == STORE_OK && t.confirmed;
-    OPENSSL_cleanse(&t, sizeof t);
-    if (rc == STORE_OK || rc == STORE_NOT_FOUND)
-        rc = store_totp_delete(app->store, u.id);
-    struct id_list l = {.ids = calloc(PASSKEYS_PER_ACCOUNT * 2, PASSKEY_ID_MAX + 1),
-                        .cap = PASSKEYS_PER_ACCOUNT * 2};
-    if (!l.ids)
-        rc = STORE_ERROR;
-    if (rc == STORE_OK)
-        rc = store_passkeys_list(app->store, u.id, collect_id, &l);
     int removed = 0;
-    for (int i = 0; rc == STORE_OK && i < l.n; i++) {
-        rc = store_passkey_delete(app->store, u.id, l.ids[i]);
-        if (rc == STORE_NOT_FOUND) /* removed meanwhile */
-            rc = STORE_OK;
-        else if (rc == STORE_OK)
-            removed++;
-    }
-    free(l.ids);
+    enum store_rc rc = store_mfa_clear(app->store, u.id, ret_totp, &removed);
     *ret_passkeys = removed;
     if (rc != STORE_OK) {
         store_user_clear(&u);
-        return svc_store_failure(app, rc, "mfa_reset");
+        return rc == STORE_NOT_FOUND ? svc_fail(SVC_NOT_FOUND, "There is no such user.")
+                                     : svc_store_failure(app, rc, "mfa_reset");
     }
     AUDIT(LOG_INFO, ctx, "mfa_reset", "ok", u.id, LF_B("totp", *ret_totp),
           LF_I("passkeys", removed));

@@ -463,6 +463,68 @@ enum store_rc store_totp_delete(struct store *s, const char *user_id)
     return s->ops->tx_end(s, rc);
 }
 
+struct pk_ids {
+    char id[16][PASSKEY_ID_MAX + 1];
+    int n;
+};
+
+static void pk_collect(void *ctx, const struct store_passkey *p)
+{
+    struct pk_ids *l = ctx;
+    if (l->n < 16)
+        snprintf(l->id[l->n++], sizeof l->id[0], "%s", p->id);
+}
+
+enum store_rc store_mfa_clear(struct store *s, const char *user_id, bool *ret_totp,
+                              int *ret_passkeys)
+{
+    *ret_totp = false;
+    *ret_passkeys = 0;
+    bool had_totp = false;
+    int removed = 0;
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    rc = s->ops->user_lock(s, user_id, NULL, true);
+    if (rc == STORE_OK) {
+        struct store_totp t;
+        memset(&t, 0, sizeof t);
+        enum store_rc g = s->ops->totp_get(s, user_id, &t);
+        had_totp = g == STORE_OK && t.confirmed;
+        OPENSSL_cleanse(&t, sizeof t);
+        if (g != STORE_OK && g != STORE_NOT_FOUND)
+            rc = g;
+    }
+    if (rc == STORE_OK)
+        rc = s->ops->totp_delete(s, user_id);
+    /* Sixteen at a time until none is left (an account holds a few). */
+    struct pk_ids *l = rc == STORE_OK ? malloc(sizeof *l) : NULL;
+    if (rc == STORE_OK && !l)
+        rc = STORE_ERROR;
+    for (int round = 0; rc == STORE_OK; round++) {
+        l->n = 0;
+        rc = s->ops->passkeys_list(s, user_id, pk_collect, l);
+        if (rc != STORE_OK || l->n == 0)
+            break;
+        if (round == 64) {
+            rc = STORE_ERROR; /* more than 1,024 passkeys: not an account of ours */
+            break;
+        }
+        for (int i = 0; rc == STORE_OK && i < l->n; i++) {
+            rc = s->ops->passkey_delete(s, user_id, l->id[i]);
+            if (rc == STORE_OK)
+                removed++;
+        }
+    }
+    free(l);
+    rc = s->ops->tx_end(s, rc);
+    if (rc == STORE_OK) {
+        *ret_totp = had_totp;
+        *ret_passkeys = removed;
+    }
+    return rc;
+}
+
 enum store_rc store_totp_accept(struct store *s, const char *user_id, int64_t step, bool confirm,
                                 const char *pending_secret_hex,
                                 const char (*recovery_hashes)[SHA256_HEX_LEN], int n)

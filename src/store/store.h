@@ -834,6 +834,14 @@ enum store_rc store_recovery_codes_renew(struct store *s, const char *user_id, i
  * holds the user's row (as store_totp_begin and a confirmation do). */
 enum store_rc store_totp_delete(struct store *s, const char *user_id);
 
+/* Remove every second factor of an account - the TOTP factor, its recovery
+ * codes and all its passkeys - in one transaction that holds the user's
+ * row: an operator's reset leaves all of them or none. *ret_totp says
+ * whether a confirmed TOTP factor was there, *ret_passkeys how many
+ * passkeys went (both zero unless STORE_OK). */
+enum store_rc store_mfa_clear(struct store *s, const char *user_id, bool *ret_totp,
+                              int *ret_passkeys);
+
 static inline enum store_rc store_recovery_codes_put(struct store *s, const char *user_id,
                                                      const char (*hashes)[SHA256_HEX_LEN], int n)
 {

@@ -2487,6 +2487,63 @@ static void test_passkeys(void **state)
     assert_int_equal(store_passkey_get(s, "cred-1", &got), STORE_NOT_FOUND);
 }
 
+/* An operator's reset of the second factors takes the TOTP factor, its
+ * recovery codes and every passkey (more than one listing's worth) in one
+ * go, and nothing of another account. */
+static void test_mfa_clear(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char uid[UUID_STR_LEN], other[UUID_STR_LEN];
+    mkuser(s, "Reset-Me", "$h", uid);
+    mkuser(s, "Keep-Me", "$h", other);
+    for (int who = 0; who < 2; who++) {
+        const char *id = who ? other : uid;
+        struct store_totp t = {.confirmed = false, .last_step = -1, .created_at = NOW};
+        snprintf(t.user_id, sizeof t.user_id, "%s", id);
+        snprintf(t.secret_hex, sizeof t.secret_hex, "00112233");
+        assert_int_equal(store_totp_begin(s, &t), STORE_OK);
+        char codes[2][SHA256_HEX_LEN] = {"code-a", "code-b"};
+        assert_int_equal(store_totp_accept(s, id, 1, true, "00112233",
+                                           (const char(*)[SHA256_HEX_LEN])codes, 2),
+                         STORE_OK);
+        for (int i = 0; i < (who ? 1 : 20); i++) {
+            struct store_passkey p = {.alg = -7, .sign_count = 0, .created_at = NOW};
+            snprintf(p.id, sizeof p.id, "clear-%d-%d", who, i);
+            snprintf(p.user_id, sizeof p.user_id, "%s", id);
+            snprintf(p.public_key_hex, sizeof p.public_key_hex, "3059");
+            assert_int_equal(store_passkey_insert(s, &p, 100), STORE_OK);
+        }
+    }
+    bool totp = false;
+    int removed = -1;
+    assert_int_equal(store_mfa_clear(s, uid, &totp, &removed), STORE_OK);
+    assert_true(totp);
+    assert_int_equal(removed, 20);
+    struct store_totp got;
+    assert_int_equal(store_totp_get(s, uid, &got), STORE_NOT_FOUND);
+    int left = -1;
+    assert_int_equal(store_recovery_codes_left(s, uid, &left), STORE_OK);
+    assert_int_equal(left, 0);
+    struct pk_list l = {0};
+    assert_int_equal(store_passkeys_list(s, uid, pk_cb, &l), STORE_OK);
+    assert_int_equal(l.n, 0);
+    /* the other account keeps everything */
+    assert_int_equal(store_totp_get(s, other, &got), STORE_OK);
+    assert_true(got.confirmed);
+    assert_int_equal(store_recovery_codes_left(s, other, &left), STORE_OK);
+    assert_int_equal(left, 2);
+    l.n = 0;
+    assert_int_equal(store_passkeys_list(s, other, pk_cb, &l), STORE_OK);
+    assert_int_equal(l.n, 1);
+    /* again: nothing left, nothing said */
+    assert_int_equal(store_mfa_clear(s, uid, &totp, &removed), STORE_OK);
+    assert_false(totp);
+    assert_int_equal(removed, 0);
+    assert_int_equal(store_mfa_clear(s, "01a00000-0000-7000-8000-000000000000", &totp, &removed),
+                     STORE_NOT_FOUND);
+}
+
 struct taker {
     struct store *s;
     pthread_barrier_t *barrier;
@@ -2731,6 +2788,7 @@ int main(void)
         T(test_totp_factor),
         T(test_recovery_codes_renew_race),
         T(test_passkeys),
+        T(test_mfa_clear),
         T(test_passkey_limit),
         T(test_ephemeral_single_use),
     };
