@@ -768,59 +768,69 @@ static void change_email_finish(struct svc_op *op, bool ran)
     struct app *app = op->app;
     if (!confirm_verdict(op, ran, "email_change"))
         return;
-    /* The addresses as they are now, not as read before the password was
-     * hashed: a confirmation in another tab meanwhile (a pending address
-     * became the address) must not be undone from a stale copy. (The
-     * write below is one statement; the window left is that of two
-     * queries, not of a hash.) */
-    struct store_user now_u = {0};
-    enum store_rc nrc = store_user_by_id(app->store, op->user.id, &now_u);
-    if (nrc == STORE_NOT_FOUND) {
-        op->res = svc_fail(SVC_GONE, "the user no longer exists");
-        return;
-    }
-    if (nrc != STORE_OK) {
-        op->res = svc_store_failure(app, nrc, "email_change");
-        return;
-    }
-    memcpy(op->user.email, now_u.email, sizeof op->user.email);
-    memcpy(op->user.email_pending, now_u.email_pending, sizeof op->user.email_pending);
-    op->user.email_verified = now_u.email_verified;
-    store_user_clear(&now_u);
-    struct store_user u = op->user;
+    /* Decided on the addresses as they are now, not as read before the
+     * password was hashed, and written only if they are still those
+     * (compare and set): a confirmation in another tab meanwhile (a
+     * pending address became the address) is never undone from a stale
+     * copy; the decision is made again on what it left. */
     const char *want = pv->new_email;
     char old[EMAIL_MAX + 1];
-    snprintf(old, sizeof old, "%s", u.email);
     bool keep_old = false; /* a verified address stays until the new one is verified */
-    enum store_rc rc;
-    if (!want[0]) {
-        rc = store_user_set_email(app->store, u.id, NULL, false, NULL);
-    } else if (strcmp(want, u.email) == 0) {
-        /* The same address again: a pending change is called off. */
-        rc = store_user_set_email(app->store, u.id, u.email, u.email_verified, NULL);
-    } else {
-        bool taken = false;
-        rc = identifier_taken(app, want, u.id, &taken);
-        if (rc == STORE_OK && taken) {
-            op->res = svc_fail(SVC_EMAIL_TAKEN, NULL);
+    struct store_user u;
+    enum store_rc rc = STORE_NOT_FOUND;
+    for (int attempt = 0; attempt < 3 && rc == STORE_NOT_FOUND; attempt++) {
+        struct store_user now_u = {0};
+        enum store_rc nrc = store_user_by_id(app->store, op->user.id, &now_u);
+        if (nrc == STORE_NOT_FOUND) {
+            op->res = svc_fail(SVC_GONE, "the user no longer exists");
             return;
         }
-        keep_old = u.email[0] && u.email_verified;
-        if (rc == STORE_OK && keep_old && !mail_configured(app)) {
-            /* Nothing could ever confirm the new one. */
-            op->res = svc_fail(SVC_NOT_CONFIGURED, NULL);
+        if (nrc != STORE_OK) {
+            op->res = svc_store_failure(app, nrc, "email_change");
             return;
         }
-        if (rc == STORE_OK)
-            rc = keep_old ? store_user_set_email(app->store, u.id, u.email, true, want)
-                          : store_user_set_email(app->store, u.id, want, false, NULL);
+        memcpy(op->user.email, now_u.email, sizeof op->user.email);
+        memcpy(op->user.email_pending, now_u.email_pending, sizeof op->user.email_pending);
+        op->user.email_verified = now_u.email_verified;
+        store_user_clear(&now_u);
+        u = op->user;
+        snprintf(old, sizeof old, "%s", u.email);
+        keep_old = false;
+        if (!want[0]) {
+            rc = store_user_set_email_if(app->store, &u, NULL, false, NULL);
+        } else if (strcmp(want, u.email) == 0) {
+            /* The same address again: a pending change is called off. */
+            rc = store_user_set_email_if(app->store, &u, u.email, u.email_verified, NULL);
+        } else {
+            bool taken = false;
+            rc = identifier_taken(app, want, u.id, &taken);
+            if (rc == STORE_OK && taken) {
+                op->res = svc_fail(SVC_EMAIL_TAKEN, NULL);
+                return;
+            }
+            keep_old = u.email[0] && u.email_verified;
+            if (rc == STORE_OK && keep_old && !mail_configured(app)) {
+                /* Nothing could ever confirm the new one. */
+                op->res = svc_fail(SVC_NOT_CONFIGURED, NULL);
+                return;
+            }
+            if (rc == STORE_OK)
+                rc = keep_old ? store_user_set_email_if(app->store, &u, u.email, true, want)
+                              : store_user_set_email_if(app->store, &u, want, false, NULL);
+        }
     }
     if (rc == STORE_CONFLICT) {
         op->res = svc_fail(SVC_EMAIL_TAKEN, NULL);
         return;
     }
     if (rc == STORE_NOT_FOUND) {
-        op->res = svc_fail(SVC_GONE, "the user no longer exists");
+        /* Gone, or changed three times over while this request decided. */
+        struct store_user gone = {0};
+        enum store_rc grc = store_user_by_id(app->store, op->user.id, &gone);
+        store_user_clear(&gone);
+        op->res = grc == STORE_NOT_FOUND
+                      ? svc_fail(SVC_GONE, "the user no longer exists")
+                      : svc_fail(SVC_CONFLICT, "The address was changed a moment ago; try again.");
         return;
     }
     if (rc != STORE_OK) {

@@ -463,6 +463,27 @@ enum store_rc store_totp_delete(struct store *s, const char *user_id)
     return s->ops->tx_end(s, rc);
 }
 
+enum store_rc store_user_set_email_if(struct store *s, const struct store_user *seen,
+                                      const char *email, bool verified, const char *pending)
+{
+    enum store_rc rc = s->ops->tx_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    rc = s->ops->user_lock(s, seen->id, NULL, true);
+    struct store_user cur;
+    memset(&cur, 0, sizeof cur);
+    if (rc == STORE_OK)
+        rc = s->ops->user_by_id(s, seen->id, &cur);
+    if (rc == STORE_OK &&
+        (strcmp(cur.email, seen->email) != 0 || cur.email_verified != seen->email_verified ||
+         strcmp(cur.email_pending, seen->email_pending) != 0))
+        rc = STORE_NOT_FOUND; /* changed meanwhile */
+    store_user_clear(&cur);
+    if (rc == STORE_OK)
+        rc = s->ops->user_update_email(s, seen->id, email, verified, pending, util_now());
+    return s->ops->tx_end(s, rc);
+}
+
 struct pk_ids {
     char id[16][PASSKEY_ID_MAX + 1];
     int n;

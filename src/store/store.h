@@ -499,6 +499,13 @@ static inline enum store_rc store_user_set_email(struct store *s, const char *id
     return s->ops->user_update_email(s, id, email, verified, pending, util_now());
 }
 
+/* store_user_set_email, if the account's e-mail columns are still those of
+ * `seen` (address, verified flag, pending address): compare and set, in one
+ * transaction that holds the user's row. NOT_FOUND when they changed
+ * meanwhile (or the account is gone): read again and decide again. */
+enum store_rc store_user_set_email_if(struct store *s, const struct store_user *seen,
+                                      const char *email, bool verified, const char *pending);
+
 /* Every user (without hashes), oldest first, with the scheme of the hash. */
 static inline enum store_rc store_user_list(struct store *s, store_user_cb cb, void *ctx)
 {

@@ -1761,6 +1761,45 @@ static void test_user_email_columns(void **state)
     assert_int_equal(store_user_set_email(s, c, "eve@example.com", false, NULL), STORE_OK);
 }
 
+/* Compare and set of the e-mail columns: written only while they are what
+ * the caller read; a confirmation that came in between (the pending
+ * address became the address) makes the stale write lose, unchanged. */
+static void test_set_email_if(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    char a[UUID_STR_LEN];
+    mkuser_email(s, "Cas", "cas@example.com", true, a);
+    struct store_user seen = {0};
+    assert_int_equal(store_user_by_id(s, a, &seen), STORE_OK);
+    store_user_clear(&seen);
+    /* a pending change, written against what was read */
+    assert_int_equal(store_user_set_email_if(s, &seen, "cas@example.com", true, "new@example.com"),
+                     STORE_OK);
+    /* the same reading is stale now: refused, nothing written */
+    assert_int_equal(store_user_set_email_if(s, &seen, NULL, false, NULL), STORE_NOT_FOUND);
+    struct store_user u = {0};
+    assert_int_equal(store_user_by_id(s, a, &u), STORE_OK);
+    assert_string_equal(u.email, "cas@example.com");
+    assert_string_equal(u.email_pending, "new@example.com");
+    /* a fresh reading wins; a verified flag alone differing is a change too */
+    assert_int_equal(store_user_set_email_if(s, &u, "new@example.com", false, NULL), STORE_OK);
+    struct store_user v = u;
+    assert_int_equal(store_user_by_id(s, a, &v), STORE_OK);
+    store_user_clear(&v);
+    assert_int_equal(store_user_set_email_if(s, &v, "new@example.com", true, NULL), STORE_OK);
+    assert_int_equal(store_user_set_email_if(s, &v, NULL, false, NULL), STORE_NOT_FOUND);
+    store_user_clear(&u);
+    /* a conflict is still a conflict; a missing account is not found */
+    char b[UUID_STR_LEN];
+    mkuser_email(s, "Other", "other@example.com", true, b);
+    assert_int_equal(store_user_by_id(s, b, &u), STORE_OK);
+    store_user_clear(&u);
+    assert_int_equal(store_user_set_email_if(s, &u, "new@example.com", true, NULL), STORE_CONFLICT);
+    snprintf(u.id, sizeof u.id, "01a00000-0000-7000-8000-000000000000");
+    assert_int_equal(store_user_set_email_if(s, &u, NULL, false, NULL), STORE_NOT_FOUND);
+}
+
 /* One identifier names one account: login takes a username or an address,
  * so no account's username may be another's address, whichever is written
  * first, and the database itself refuses it (not only the service's check
@@ -2789,6 +2828,7 @@ int main(void)
         T(test_recovery_codes_renew_race),
         T(test_passkeys),
         T(test_mfa_clear),
+        T(test_set_email_if),
         T(test_passkey_limit),
         T(test_ephemeral_single_use),
     };
