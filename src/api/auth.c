@@ -118,14 +118,14 @@ void api_refresh(struct request *r)
         return;
     const char *tok = NULL;
     size_t len = 0;
-    bool cookie = false;
+    bool cookie = false, from_cookie = false;
     if (!json_field_string(r, body, "refresh_token", false, &tok, &len) ||
         !api_parse_delivery(r, body, &cookie))
         goto out;
     if (!tok) {
         tok = cookie_get(r, COOKIE_REFRESH, &len);
         if (tok) {
-            cookie = true; /* came as a cookie: goes back as a cookie */
+            cookie = from_cookie = true; /* came as a cookie: goes back as a cookie */
             if (!csrf_check(r))
                 goto out;
         }
@@ -138,10 +138,17 @@ void api_refresh(struct request *r)
     struct session_grant g = {0};
     struct store_user u = {0};
     struct svc_result res = sessions_refresh(r->app, request_ctx(r), tok, len, &g, &u);
-    if (res.status == SVC_OK)
+    if (res.status == SVC_OK) {
         api_respond_grant(r, &u, &g, cookie);
-    else
+    } else {
+        /* A refresh cookie that can never work again (expired, revoked,
+         * reused, unknown) is cleared with the access cookie, as logout
+         * clears them: the browser stops sending a dead session. A
+         * passing failure (503, 429) leaves them. */
+        if (from_cookie && res.status == SVC_INVALID_GRANT)
+            cookie_clear_tokens(r);
         api_respond_failure(r, &res);
+    }
     svc_grant_clear(&g);
 out:
     json_decref(body);

@@ -253,6 +253,26 @@ def test_logout_with_a_dead_access_cookie_still_clears_both(client, account):
     assert not r.header_all("Set-Cookie"), r.header_all("Set-Cookie")
 
 
+def test_dead_refresh_cookie_is_cleared(client, account):
+    """Trap: a refresh cookie that could never work again (its session
+    revoked) was refused with 401 invalid_grant and left in the browser,
+    which kept sending it. The refusal clears both cookies now; a refused
+    token from the body clears nothing."""
+    sid = jwt_parts(account["access"])[1]["sid"]
+    r = client.request("DELETE", "/auth/sessions/" + sid, headers=ac(account["access"]))
+    assert r.status == 204, r
+    r = client.request("POST", "/auth/refresh", headers=rc(account["refresh"]))
+    assert_invalid_grant(r, "revoked")
+    cookies = set_cookies(r)
+    assert set(cookies) == {ACCESS, REFRESH}, r.header_all("Set-Cookie")
+    for name, path in ((ACCESS, "/"), (REFRESH, "/auth/refresh")):
+        val, attrs = cookies[name]
+        assert val == "" and attrs.get("max-age") == "0" and attrs.get("path") == path, attrs
+    r = client.post("/auth/refresh", {"refresh_token": account["refresh"], "delivery": "cookie"})
+    assert_invalid_grant(r, "revoked")
+    assert not r.header_all("Set-Cookie"), r.header_all("Set-Cookie")
+
+
 @pytest.mark.parametrize("delivery", ["Cookie", "cookies", "", "header", 1, True, ["cookie"]])
 def test_bad_delivery(client, delivery):
     username, password, user = signup(client)
