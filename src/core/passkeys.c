@@ -239,23 +239,52 @@ struct svc_op *passkeys_register_begin(struct app *app, const struct svc_ctx *ct
     return accounts_reconfirm(app, ctx, who, password, plen, register_then, "passkey_registration");
 }
 
+/* Characters that show nothing or reorder what follows: Unicode's format
+ * characters (soft hyphen, zero-width and bidirectional marks, embeddings,
+ * overrides and isolates, word joiners, the byte order mark, interlinear
+ * annotation) and the line and paragraph separators. In a name on the
+ * account page they would let a passkey look blank or like another's. */
+static bool invisible(uint32_t cp)
+{
+    return cp == 0xad || cp == 0x61c || cp == 0x180e || (cp >= 0x200b && cp <= 0x200f) ||
+           (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) ||
+           cp == 0xfeff || (cp >= 0xfff9 && cp <= 0xfffb);
+}
+
+static bool blank(uint32_t cp)
+{
+    return cp == 0x20 || cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) ||
+           cp == 0x202f || cp == 0x205f || cp == 0x3000;
+}
+
 /* 1 to 64 characters (as a browser's maxlength counts them, not bytes) of
- * UTF-8 (jansson has checked it), no control characters (C0, DEL, C1). */
+ * UTF-8 (jansson has checked it), no control characters (C0, DEL, C1), no
+ * invisible ones (above), and not only spaces. */
 static bool name_ok(const char *s, size_t n)
 {
     if (n == 0 || n > PASSKEY_NAME_MAX)
         return false;
+    const unsigned char *u = (const unsigned char *)s;
     size_t chars = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f ||
-            (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
-             (unsigned char)s[i + 1] <= 0x9f))
+    bool visible = false;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t len = u[i] < 0x80 ? 1 : u[i] >= 0xf0 ? 4 : u[i] >= 0xe0 ? 3 : 2;
+        if (i + len > n)
             return false;
-        if ((c & 0xc0) != 0x80)
-            chars++;
+        cp = len == 1 ? u[i] : (uint32_t)(u[i] & (0x3f >> (len - 1)));
+        for (size_t k = 1; k < len; k++) {
+            if ((u[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (u[i + k] & 0x3f);
+        }
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || invisible(cp))
+            return false;
+        visible = visible || !blank(cp);
+        chars++;
+        i += len;
     }
-    return chars <= 64;
+    return visible && chars <= 64;
 }
 
 struct svc_result passkeys_register_finish(struct app *app, const struct svc_ctx *ctx,
@@ -267,7 +296,7 @@ struct svc_result passkeys_register_finish(struct app *app, const struct svc_ctx
         return NOT_SET_UP;
     if (name && !name_ok(name, nlen))
         return svc_fail(SVC_INVALID_INPUT,
-                        "The field 'name' must be 1 to 64 characters without control characters.");
+                        "The field 'name' must be 1 to 64 characters, not only spaces, without control or invisible characters.");
     json_t *response = json_object_get(credential, "response");
     if (!json_is_object(response))
         return svc_fail(SVC_INVALID_INPUT, "The field 'credential' needs a 'response' object.");

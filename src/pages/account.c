@@ -543,10 +543,17 @@ void page_account_totp_confirm(struct request *r)
     if (res.status == SVC_OK) {
         render_codes(r, codes, "Two-step sign-in is on.");
     } else if (res.status == SVC_BAD_SECOND_FACTOR) {
-        /* Show the same key again (the enrolment is still pending). */
+        /* The enrolment stays pending for the app that scanned the key;
+         * the key itself is not shown again: it was shown after the
+         * password, and anyone holding only this session (a cookie, no
+         * password) must not read it and confirm with an app of theirs.
+         * Someone who never scanned it starts again (password first). */
         struct page p;
         page_begin(&p, r, "Set up an authenticator app", false);
         page_notice(&p, false, res.detail ? res.detail : "The code is wrong.");
+        page_raw(&p, "<p class=\"muted\">Enter the code your authenticator app shows now. "
+                     "If you have not added the key to an app yet, cancel and set it up "
+                     "again.</p>\n");
         page_raw(&p, "<section class=\"card\">\n<form method=\"post\" "
                      "action=\"/account/totp/confirm\">\n<label for=\"code\">Six-digit code"
                      "</label>\n<input type=\"text\" id=\"code\" name=\"code\" required "

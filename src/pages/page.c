@@ -56,7 +56,13 @@ void page_textn(struct page *p, const char *t, size_t n)
         case '>': rep = "&gt;"; break;
         case '"': rep = "&quot;"; break;
         case '\'': rep = "&#39;"; break;
-        default: break;
+        default:
+            /* A control character (HTML allows none but tab and line
+             * breaks in text) shows as the replacement character. */
+            if (((unsigned char)t[i] < 0x20 && t[i] != '\t' && t[i] != '\n' && t[i] != '\r') ||
+                t[i] == 0x7f)
+                rep = "\xEF\xBF\xBD";
+            break;
         }
         if (!(rep ? buf_appends(&p->b, rep) : buf_append(&p->b, &t[i], 1)))
             p->broken = true;

@@ -249,6 +249,10 @@ def enrol_totp(b, site, password, shoot=False):
         # a wrong code first: the same key stays pending
         b.submit_form("form[action='/account/totp/confirm']", {"code": otp.wrong()})
         assert b.notices() == ["The code is wrong."], b.text()
+        # the key is not shown again to whoever holds the session (it was
+        # shown after the password); the page says what to do instead
+        assert secret not in b.text().replace(" ", "") and not b.find_all(".qr svg"), b.text()
+        assert "set it up again" in b.text(), b.text()
         b.shot("totp-enrol-wrong-code")
     b.submit_form("form[action='/account/totp/confirm']", {"code": otp.fresh()})
     assert b.h1() == "Recovery codes", b.text()

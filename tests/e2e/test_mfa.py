@@ -1198,22 +1198,28 @@ def test_passkey_registration_and_passwordless_login(c, origin, alg):
 
 
 def test_passkey_default_name_and_name_rules(c, origin):
-    """Without "name" a passkey gets a default one; a name with control
-    characters or over 64 characters is refused (400). Characters, not
+    """Without "name" a passkey gets a default one; a name with control or
+    invisible characters, only spaces, or over 64 characters is refused
+    (400). Characters, not
     bytes: the account page's maxlength="64" let a browser send 33 "é"
     (66 bytes), which was refused."""
     acct = new_account(c)
     auth = Authenticator(origin)
     r, _ = register(c, acct, auth)
     assert isinstance(r.json["passkey"]["name"], str) and r.json["passkey"]["name"], r.json
-    for bad in ("a\nb", "x" * 65, "", "\u00e9" * 65, "a\u0085b", "\U0001f511" * 65):
+    # also (found by an audit) names that show blank or reversed on the
+    # account page, where an owner looks for an intruder's passkey
+    for bad in ("a\nb", "x" * 65, "", "\u00e9" * 65, "a\u0085b", "\U0001f511" * 65,
+                "\u202eexe.txt", "\u200b", "\u00ad\u200b", " ", "   ", "x\u2028y",
+                "\ufeffKey", "\u3000", "Key\u2066A"):
         opts = register_options(c, acct)
         cred_json, _ = auth.create(opts, keep=False)
         r = c.post("/auth/passkeys/register", {"credential": cred_json, "name": bad},
                    token=acct.access)
         assert_error(r, 400, "invalid_request")
     assert len(passkey_list(c, acct)) == 1
-    for good in ("\u00e9" * 64, "\U0001f511" * 64, "Cl\u00e9 de Zo\u00eb"):
+    for good in ("\u00e9" * 64, "\U0001f511" * 64, "Cl\u00e9 de Zo\u00eb",
+                 "\u65e5\u672c\u8a9e\u00a0key"):
         opts = register_options(c, acct)
         cred_json, _ = auth.create(opts)
         r = c.post("/auth/passkeys/register", {"credential": cred_json, "name": good},

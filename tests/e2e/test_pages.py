@@ -303,6 +303,19 @@ def test_taken_address_is_said_in_words(c, site):
 
 
 
+def test_echoed_fields_show_no_control_characters(c, site):
+    """Found by an audit: a sign-in form sent back after a wrong password
+    echoed BEL and ESC raw inside value="..." (HTML allows no control
+    characters there); they show as U+FFFD now, markup stays escaped."""
+    typed = "nobody\x07\x1b[31m<b>\x7f"
+    r = post_form(c, "/login", {"username": typed, "password": "wrong-password-1"},
+                  headers={"Origin": own_origin(c)})
+    assert r.status in (401, 422), r
+    body = r.body.decode("utf-8")
+    assert "\x07" not in body and "\x1b" not in body and "\x7f" not in body, body[:2000]
+    assert "nobody\ufffd\ufffd[31m&lt;b&gt;\ufffd" in body, body[:2000]
+
+
 @pytest.fixture(scope="module")
 def strict_site(module_factory):
     """Strict single use (no reuse interval): a spent refresh token is
