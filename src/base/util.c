@@ -316,20 +316,22 @@ static size_t url_secrets(const char *url, struct secret_span *sp, size_t max)
     size_t n = 0;
     const char *scheme = strstr(url, "://");
     if (scheme) {
+        /* The password runs from the first ':' after the user to the last
+         * '@' anywhere: libpq takes the userinfo up to the first '@' or
+         * '/', so a password with an unencoded '?', '/', '#' or '@' is
+         * still all hidden (a query value with an '@' may be hidden too:
+         * better too much than a password). */
         const char *user = scheme + 3;
-        size_t end = strcspn(user, "?");
-        const char *at = NULL;
-        for (const char *p = user; p < user + end; p++)
-            if (*p == '@')
-                at = p;
+        const char *at = strrchr(user, '@');
         const char *colon = at ? memchr(user, ':', (size_t)(at - user)) : NULL;
         if (colon && at > colon + 1)
             sp[n++] = (struct secret_span){(size_t)(colon + 1 - url), (size_t)(at - colon - 1)};
     }
+    /* password=, and any parameter whose name ends in it (sslpassword=). */
     for (const char *p = url; n < max && (p = strstr(p, "password")) != NULL; p += 8) {
         const char *v = p + 8;
         v += strspn(v, " ");
-        if (*v != '=' || (p > url && (isalnum((unsigned char)p[-1]) || p[-1] == '_')))
+        if (*v != '=')
             continue;
         v++;
         v += strspn(v, " ");
@@ -380,11 +382,28 @@ void util_redact_text(const char *text, const char *url, char *out, size_t cap)
     size_t n = url ? url_secrets(url, sp, 4) : 0, o = 0;
     if (!cap)
         return;
+    /* Each password whole, and the pieces of it between the characters a
+     * URL parser splits at ("could not translate host name "x@host"" after
+     * an unencoded '@'): every piece of 2 bytes or more is hidden too. */
+    struct secret_span piece[32];
+    size_t np = 0;
+    for (size_t i = 0; i < n && np < 32; i++) {
+        piece[np++] = sp[i];
+        const char *v = url + sp[i].off;
+        for (size_t k = 0; k < sp[i].len && np < 32;) {
+            size_t len = strcspn(v + k, "/@?:#&=[]");
+            if (len > sp[i].len - k)
+                len = sp[i].len - k;
+            if (len >= 2 && len < sp[i].len)
+                piece[np++] = (struct secret_span){sp[i].off + k, len};
+            k += len + 1;
+        }
+    }
     for (const char *t = text; *t && o + 1 < cap;) {
         size_t hit = 0;
-        for (size_t i = 0; i < n && !hit; i++)
-            if (strncmp(t, url + sp[i].off, sp[i].len) == 0)
-                hit = sp[i].len;
+        for (size_t i = 0; i < np; i++) /* the longest match */
+            if (piece[i].len > hit && strncmp(t, url + piece[i].off, piece[i].len) == 0)
+                hit = piece[i].len;
         if (hit) {
             int w = snprintf(out + o, cap - o, "***");
             o = w < 0 || (size_t)w >= cap - o ? cap - 1 : o + (size_t)w;
