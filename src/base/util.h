@@ -98,6 +98,11 @@ void util_hex(const uint8_t *d, size_t n, char *out);
 /* Hex text (either case, even length) to at most cap bytes. */
 bool util_unhex(const char *s, uint8_t *out, size_t cap, size_t *ret_len);
 
+/* The UTF-8 sequence at s[0..n): its length, with its code point in
+ * *ret_cp (may be NULL), or 0 when it is not valid UTF-8 (overlong forms,
+ * surrogates and code points past U+10FFFF included). */
+size_t util_utf8_decode(const char *s, size_t n, uint32_t *ret_cp);
+
 /* Case-insensitive ASCII equality. */
 bool util_ascii_ieq(const char *a, const char *b);
 

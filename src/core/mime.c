@@ -25,6 +25,8 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "base/util.h"
+
 /* RFC 5322 section 2.1.1: lines SHOULD stay within 78 characters. */
 #define LINE_SOFT_MAX 78
 /* RFC 2045 section 6.7 rule 5: encoded lines at most 76 characters. */
@@ -125,45 +127,10 @@ bool mime_addr_valid(const char *addr)
     return domain_valid(at + 1, n - local - 1);
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), 0 when invalid (overlong
- * forms, surrogates and code points past U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 bool mime_utf8_valid(const char *s, size_t n)
 {
-    const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq(u + i, n - i);
+        size_t k = util_utf8_decode(s + i, n - i, NULL);
         if (k == 0)
             return false;
         i += k;
@@ -304,7 +271,7 @@ static size_t utf8_fit(const unsigned char *u, size_t n, size_t col)
     size_t bytes_max = b64max / 4 * 3;
     size_t take = 0;
     while (take < n) {
-        size_t k = utf8_seq(u + take, n - take);
+        size_t k = util_utf8_decode((const char *)u + take, n - take, NULL);
         if (k == 0 || take + k > bytes_max)
             break;
         take += k;

@@ -264,21 +264,12 @@ static bool name_ok(const char *s, size_t n)
 {
     if (n == 0 || n > PASSKEY_NAME_MAX)
         return false;
-    const unsigned char *u = (const unsigned char *)s;
     size_t chars = 0;
     bool visible = false;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        size_t len = u[i] < 0x80 ? 1 : u[i] >= 0xf0 ? 4 : u[i] >= 0xe0 ? 3 : 2;
-        if (i + len > n)
-            return false;
-        cp = len == 1 ? u[i] : (uint32_t)(u[i] & (0x3f >> (len - 1)));
-        for (size_t k = 1; k < len; k++) {
-            if ((u[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (u[i + k] & 0x3f);
-        }
-        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || invisible(cp))
+        size_t len = util_utf8_decode(s + i, n - i, &cp);
+        if (len == 0 || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || invisible(cp))
             return false;
         visible = visible || !blank(cp);
         chars++;
