@@ -410,6 +410,22 @@ static void login_slow(struct svc_op *op)
         pv->new_hash = NULL;
 }
 
+/* The password is right and the account has a second factor
+ * (op->mfa_methods): a ticket for the second step instead of a session. */
+static void second_factor_due(struct svc_op *op, struct pw_priv *pv)
+{
+    struct app *app = op->app;
+    ratelimit_login_first_factor_ok(app, &pv->limit);
+    struct svc_result r = mfa_ticket_new(app, &op->user, AMR_PWD, op->mfa_ticket);
+    if (r.status == SVC_OK) {
+        AUDIT(LOG_INFO, &op->ctx, "login_second_factor_due", "ok", op->user.id,
+              LF_I("methods", op->mfa_methods));
+        r = svc_fail(SVC_MFA_REQUIRED, "A second factor is required to finish logging in.");
+    }
+    op->res = r;
+    store_user_clear(&op->user);
+}
+
 static void login_finish(struct svc_op *op, bool ran)
 {
     struct pw_priv *pv = op->priv;
@@ -478,19 +494,37 @@ static void login_finish(struct svc_op *op, bool ran)
         return;
     }
     if (op->mfa_methods) {
-        ratelimit_login_first_factor_ok(app, &pv->limit);
-        r = mfa_ticket_new(app, &op->user, AMR_PWD, op->mfa_ticket);
-        if (r.status == SVC_OK) {
-            AUDIT(LOG_INFO, &op->ctx, "login_second_factor_due", "ok", op->user.id,
-                  LF_I("methods", op->mfa_methods));
-            r = svc_fail(SVC_MFA_REQUIRED, "A second factor is required to finish logging in.");
-        }
-        op->res = r;
-        store_user_clear(&op->user);
+        second_factor_due(op, pv);
         return;
     }
-    ratelimit_login_succeeded(app, &pv->limit);
     r = sessions_open(app, &op->ctx, &op->user, AMR_PWD, &op->grant);
+    if (r.status == SVC_OK) {
+        /* The account's first second factor may have been stored after
+         * the read above, and its "end the other sessions"
+         * (mfa_factor_added) may have run before this session was stored,
+         * missing it: a session opened with the password alone would then
+         * outlive the factor turned on against that password. So read
+         * again, now that the session is stored: a factor stored after
+         * this read is followed by the revocation, which finds the
+         * session; one stored before it is seen here, and the session is
+         * taken back before its tokens leave - the login needs the factor
+         * now, as a login a moment later would. */
+        struct svc_result mr;
+        unsigned late = mfa_methods(app, op->user.id, &mr);
+        if (mr.status != SVC_OK || late) {
+            sessions_withdraw(app, op->user.id, "second_factor_added", &op->grant);
+            if (mr.status != SVC_OK) {
+                ratelimit_login_refund(app, &pv->limit);
+                op->res = mr;
+                store_user_clear(&op->user);
+                return;
+            }
+            op->mfa_methods = late;
+            second_factor_due(op, pv);
+            return;
+        }
+    }
+    ratelimit_login_succeeded(app, &pv->limit);
     if (r.status == SVC_BAD_CREDENTIALS) {
         metrics_inc(&app->metrics.logins[LOGIN_FAILED]);
         op->res = svc_fail(SVC_BAD_CREDENTIALS, "The username or password is wrong.");

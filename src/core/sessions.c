@@ -350,6 +350,15 @@ struct svc_result sessions_revoke(struct app *app, const struct svc_ctx *ctx,
     return svc_ok();
 }
 
+void sessions_withdraw(struct app *app, const char *user_id, const char *reason,
+                       struct session_grant *g)
+{
+    struct revocation rev = sessions_revocation_now(app);
+    if (store_session_revoke(app->store, user_id, g->sid, reason, &rev) == STORE_OK)
+        app_note_revoked(app, g->sid, rev.expires_ms);
+    svc_grant_clear(g);
+}
+
 struct svc_result sessions_revoke_all(struct app *app, const struct svc_ctx *ctx,
                                       const char *user_id, const char *except_sid,
                                       const char *reason, int *ret_count)

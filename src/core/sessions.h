@@ -34,6 +34,15 @@ struct svc_result sessions_open(struct app *app, const struct svc_ctx *ctx,
                                 struct session_grant *ret);
 
 /*
+ * Take back a session that sessions_open just opened, whose tokens were
+ * never handed out (the sign-in found it must not have one after all):
+ * the session ends and *g is wiped. Best effort: a storage failure leaves
+ * a session whose tokens nobody holds.
+ */
+void sessions_withdraw(struct app *app, const char *user_id, const char *reason,
+                       struct session_grant *g);
+
+/*
  * Rotate a refresh token. On SVC_OK, *ret_grant holds the new pair (or the
  * current pair again for a token retired within the reuse interval) and
  * *ret_user the owner. SVC_INVALID_GRANT says why in detail (unknown,

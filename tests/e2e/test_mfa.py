@@ -877,6 +877,63 @@ def test_a_first_passkey_ends_the_other_sessions_too(c, origin):
     assert c.get("/auth/me", token=acct.access).status == 200
 
 
+def test_a_password_login_racing_the_first_factor_keeps_no_session(srv, c, clock):
+    """Trap: a login with the password alone (a phisher's, say) that read
+    "no second factor" just before the owner turned the authenticator app
+    on, and stored its session just after the owner's "end the other
+    sessions": that session was never ended, and refreshed for 90 days
+    saying ["pwd"]. Logins sent without pause while the factor is turned on
+    (a few rounds: on, off, on again) keep no session: each either opened
+    before the factor's cut (and was ended by it) or got a ticket."""
+    acct = new_account(c)
+    survivors = []
+    for _ in range(15):     # about one round in four lost the race before the fix
+        r = c.post("/auth/mfa/totp", {"password": acct.password}, token=acct.access)
+        assert r.status == 200, r
+        otp = Otp(r.json["secret"], clock)
+        stop = threading.Event()
+        got, odd = [], []
+
+        def phisher():
+            cl = srv.client()
+            try:
+                while not stop.is_set():
+                    r = cl.post("/auth/login", {"username": acct.username,
+                                                "password": acct.password})
+                    if r.status == 200:
+                        got.append(remember(r.json)["refresh_token"])
+                    elif r.status != 403:
+                        odd.append(r)
+                        return
+            finally:
+                cl.close()
+        threads = [threading.Thread(target=phisher) for _ in range(6)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while len(got) < 3 and not odd and time.monotonic() < deadline:
+            time.sleep(0.01)
+        r = c.post("/auth/mfa/totp/confirm", {"code": otp.fresh()}, token=acct.access)
+        time.sleep(0.2)
+        stop.set()
+        for t in threads:
+            t.join(60)
+        assert r.status == 200, r
+        assert not odd, odd
+        assert got, "no login got in before the factor"
+        for tok in got:
+            rr = refresh(c, tok)
+            if rr.status == 200:
+                survivors.append(claims(remember(rr.json)).get("amr"))
+            else:
+                assert_invalid_grant(rr)
+        r = c.request("DELETE", "/auth/mfa/totp", json_body={"password": acct.password},
+                      token=acct.access)
+        assert r.status == 204, r
+    assert survivors == [], \
+        "sessions opened with the password alone outlived the first factor: %r" % survivors
+
+
 def test_operator_mfa_reset_ends_every_session(srv, c, clock):
     """`jwtd user mfa-reset` is for someone who lost their second factors,
     often with the device that held them: that device's sessions end too
