@@ -551,6 +551,24 @@ struct svc_result passkeys_login_finish(struct app *app, const struct svc_ctx *c
     if (r.status == SVC_OK)
         r = sessions_open(app, ctx, &u, amr, ret_grant);
     if (r.status == SVC_OK) {
+        /* The passkey may have been removed since it was checked (an
+         * operator's `jwtd user mfa-reset`, the owner), and the removal's
+         * "end every session" may have run before this session was
+         * stored, missing it: whoever holds a stolen passkey and keeps
+         * signing in would keep a session through the reset meant to shut
+         * them out. So it is looked up again now that the session is
+         * stored: a removal after this read is followed by the revocation,
+         * which finds the session; one before it is seen here, and the
+         * session is taken back before its tokens leave. */
+        enum store_rc now = store_passkey_get(app->store, idz, p);
+        if (now != STORE_OK || strcmp(p->user_id, u.id) != 0) {
+            sessions_withdraw(app, u.id, "passkey_removed", ret_grant);
+            r = now == STORE_OK || now == STORE_NOT_FOUND
+                    ? refused(app, ctx, NULL, u.id, "passkey_removed")
+                    : svc_store_failure(app, now, "passkeys");
+        }
+    }
+    if (r.status == SVC_OK) {
         metrics_inc(&app->metrics.logins[LOGIN_OK]);
         AUDIT(LOG_INFO, ctx, "login", "ok", u.id, LF_S("sid", ret_grant->sid),
               LF_S("method", "passkey"));

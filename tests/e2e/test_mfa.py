@@ -1697,6 +1697,68 @@ def test_passkey_of_a_disabled_account(srv, c, origin):
     logged_in(passkey_login(c, auth), acct, ["hwk"])
 
 
+def test_a_passkey_sign_in_racing_the_operator_mfa_reset_keeps_no_session(jwtd_factory):
+    """Trap: `jwtd user mfa-reset` removes the passkeys, then ends every
+    session; a sign-in with a stolen passkey that had checked the passkey
+    just before the removal and stored its session just after the
+    revocation kept that session (amr ["hwk"], refreshing for 90 days)
+    through the reset meant to shut its holder out. Sign-ins sent without
+    pause while the operator resets (a few rounds: a passkey registered,
+    then reset) keep no session. Its own server: the sign-ins need more
+    passkey challenges than the per-address limit allows."""
+    port = free_port()
+    origin = "http://localhost:%d" % port
+    srv = jwtd_factory(port=port, env=dict(CHEAP_ARGON2, JWTD_PUBLIC_URL=origin,
+                                           JWTD_REFRESH_RATE="1000000"))
+    c = srv.client()
+    acct = new_account(c)
+    survivors = []
+    for rnd in range(40):   # one round in ten lost the race before the fix
+        thief_key = Authenticator(origin, counter=0, counter_step=0)  # no counter to race on
+        register(c, acct, thief_key)
+        stop = threading.Event()
+        got, odd = [], []
+
+        def thief():
+            cl = srv.client()
+            try:
+                while not stop.is_set():
+                    r = passkey_login(cl, thief_key)
+                    if r.status == 200:
+                        got.append(r.json["refresh_token"])
+                    elif r.status != 401:
+                        odd.append(r)
+                        return
+            finally:
+                cl.close()
+        threads = [threading.Thread(target=thief) for _ in range(16)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while len(got) < 3 and not odd and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for _ in range(50):     # the command may find the database busy with the sign-ins
+            p = srv.cli("user", "mfa-reset", acct.username)
+            if p.returncode == 0:
+                break
+        time.sleep(0.2)
+        stop.set()
+        for t in threads:
+            t.join(60)
+        assert p.returncode == 0, p.stderr
+        assert not odd, odd
+        assert got, "no sign-in got in before the reset"
+        for tok in got:
+            r = refresh(c, tok)
+            if r.status == 200:
+                survivors.append((rnd, claims(r.json).get("amr")))
+            else:
+                assert_invalid_grant(r)
+        acct.tokens = login(c, acct.username, acct.password)   # the reset ended ours too
+    c.close()
+    assert survivors == [], "passkey sessions outlived mfa-reset: %r" % survivors
+
+
 def test_removing_a_passkey(c, origin):
     """DELETE /auth/passkeys {"id", "password"}: wrong password 403, an id
     that is not the caller's 404, then 204; the passkey no longer signs in
