@@ -165,6 +165,25 @@ enum store_rc store_refresh(struct store *s, const char *sid, uint32_t gen,
     return STORE_OK;
 }
 
+/* A password change or reset calls off a pending address change: its
+ * verification (link and code) goes, and the verified address stays. The
+ * notice of the change tells the owner to change the password if it was
+ * not them; a link for the intruder's address that outlived that would
+ * still make it the account's address, and hand the intruder the next
+ * reset link. Inside the caller's transaction, after the row was held. */
+static enum store_rc call_off_pending(struct store *s, const char *id, int64_t now)
+{
+    struct store_user u = {0};
+    enum store_rc rc = s->ops->user_by_id(s, id, &u);
+    if (rc == STORE_OK && u.email_pending[0]) {
+        rc = s->ops->user_update_email(s, id, u.email, u.email_verified, NULL, now);
+        if (rc == STORE_OK)
+            rc = s->ops->email_token_delete(s, id, EMAIL_VERIFY);
+    }
+    store_user_clear(&u);
+    return rc;
+}
+
 enum store_rc store_user_change_password(struct store *s, const char *id, const char *old_hash,
                                          const char *new_hash, const char *keep_sid,
                                          const struct revocation *rev, int *ret_revoked)
@@ -176,9 +195,12 @@ enum store_rc store_user_change_password(struct store *s, const char *id, const 
     rc = s->ops->user_update_hash(s, id, old_hash, new_hash, rev->now_ms / 1000);
     if (rc == STORE_OK)
         rc = s->ops->session_revoke_rows(s, id, NULL, keep_sid, "password_changed", rev, &n);
-    /* A password change ends every reset link sent before it. */
+    /* A password change ends every reset link sent before it, and a
+     * pending address change (call_off_pending). */
     if (rc == STORE_OK)
         rc = s->ops->email_token_delete(s, id, EMAIL_RESET);
+    if (rc == STORE_OK)
+        rc = call_off_pending(s, id, rev->now_ms / 1000);
     rc = s->ops->tx_end(s, rc);
     if (rc == STORE_OK && ret_revoked)
         *ret_revoked = n;
@@ -356,15 +378,19 @@ enum store_rc store_password_reset(struct store *s, const struct store_email_tok
     if (rc == STORE_OK)
         rc = s->ops->email_token_delete(s, t->user_id, EMAIL_RESET);
     /* The link reached the account's address: that proves the address
-     * (not an operator's link, which was never mailed). */
-    if (rc == STORE_OK && u.email[0] && strcmp(u.email, now_t.email) == 0 && !u.email_verified) {
-        rc = s->ops->user_update_email(s, u.id, u.email, true, u.email_pending,
-                                       rev->now_ms / 1000);
-        u.email_verified = rc == STORE_OK;
-        /* Its verification, still outstanding, is done: its link and code
-         * go (a pending new address keeps its own). */
-        if (rc == STORE_OK && !u.email_pending[0])
+     * (not an operator's link, which was never mailed). A pending new
+     * address is called off (call_off_pending): whoever made it pending may
+     * be whom the reset locks out. Either way the outstanding verification
+     * (link and code) is done. */
+    bool proven = u.email[0] && strcmp(u.email, now_t.email) == 0;
+    if (rc == STORE_OK && ((proven && !u.email_verified) || u.email_pending[0])) {
+        bool verified = u.email_verified || proven;
+        rc = s->ops->user_update_email(s, u.id, u.email, verified, NULL, rev->now_ms / 1000);
+        if (rc == STORE_OK) {
+            u.email_verified = verified;
+            u.email_pending[0] = '\0';
             rc = s->ops->email_token_delete(s, u.id, EMAIL_VERIFY);
+        }
     }
     rc = s->ops->tx_end(s, rc);
     store_user_clear(&u);

@@ -675,6 +675,37 @@ def test_reset_link_void_once_a_new_address_is_confirmed(c, relay):
     assert login(c, username, password)["user"]["username"] == username
 
 
+@pytest.mark.parametrize("how", ["reset", "password_change"])
+def test_pending_address_called_off_by_a_reset_or_password_change(c, relay, how):
+    """Trap: someone who knew the password made their own address pending
+    on the account; the owner got the "email_changed" notice ("if this was
+    not you, change your password now") and did so (or reset it by the
+    link sent to the verified address). The pending address and its
+    verification link survived: the intruder, signed out, still confirmed
+    it by the link (no sign-in needed), the account's address became theirs,
+    and their next "forgot" took the account back. A reset or a password
+    change calls off a pending address: its link is void (400 invalid_link)
+    and the verified address stays."""
+    a, evil = addr("owner"), addr("intruder")
+    username, password, tok, mr = verified_with_reset_link(c, relay, a)
+    r = patch_email(c, tok, evil, password)
+    assert r.status == 200, r
+    assert_user(r.json["user"], username, email=a, verified=True, pending=evil)
+    me_ = assert_verify_mail(relay.wait_one(evil), evil)
+    new = strong_password()
+    if how == "reset":
+        assert reset(c, mr.token, new).status == 204
+    else:
+        r = c.post("/auth/password", {"current_password": password, "new_password": new},
+                   token=tok)
+        assert r.status == 204, r
+    assert_error(c.post("/auth/email/verify", {"token": me_.token}), 400, "invalid_link")
+    t = login(c, username, new)
+    assert_user(me(c, t["access_token"]), username, email=a, verified=True)
+    assert_error(c.post("/auth/login", {"username": evil, "password": new}), 401,
+                 "invalid_credentials")
+
+
 # --------------------------------------------------------------------------
 # 4. forgot + reset
 # --------------------------------------------------------------------------
@@ -1097,6 +1128,7 @@ def test_used_reset_link_stays_used_after_a_crash_mid_delivery(jwtd_factory, tmp
         c.close()
     finally:
         relay.close()
+
 
 
 def test_sent_messages_keep_no_secret(srv, c, relay):
