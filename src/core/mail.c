@@ -382,8 +382,12 @@ struct job {
     bool valid;
 };
 
+/* Messages one pass of the worker sends at most (then it reads the
+ * outbox's size again). */
+#define MAIL_PASS_MAX 8
+
 struct claim_ctx {
-    struct job jobs[8];
+    struct job jobs[1];
     int n;
 };
 
@@ -595,19 +599,25 @@ int mail_worker_pass(struct app *app)
         atomic_store(&app->metrics.mail_queued, queued);
     if (!mail_configured(app) || queued == 0)
         return 0;
-    int64_t now = util_now_ms();
     /* Leased for a delivery attempt and then some: another instance takes
-     * the message only when this one died in the middle. */
+     * the message only when this one died in the middle. One message per
+     * lease, taken when its attempt starts: a lease taken on a batch ran
+     * out for the batch's last messages while the first ones were sent
+     * (a slow relay), and another instance sent them too. */
     int64_t lease = 2 * app->cfg->smtp_timeout_ms + 10000;
-    struct claim_ctx c = {.n = 0};
-    if (store_outbox_claim(app->store, now, now + lease, 8, collect, &c) != STORE_OK)
-        return 0;
-    for (int i = 0; i < c.n; i++) {
-        if (c.jobs[i].valid)
-            deliver(app, &c.jobs[i].m);
-        store_mail_clear(&c.jobs[i].m);
+    int handled = 0;
+    while (handled < MAIL_PASS_MAX) {
+        int64_t now = util_now_ms();
+        struct claim_ctx c = {.n = 0};
+        if (store_outbox_claim(app->store, now, now + lease, 1, collect, &c) != STORE_OK ||
+            c.n == 0)
+            break;
+        if (c.jobs[0].valid)
+            deliver(app, &c.jobs[0].m);
+        store_mail_clear(&c.jobs[0].m);
+        handled++;
     }
-    return c.n;
+    return handled;
 }
 
 static void *worker(void *arg)

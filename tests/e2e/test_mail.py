@@ -1130,6 +1130,37 @@ def test_used_reset_link_stays_used_after_a_crash_mid_delivery(jwtd_factory, tmp
         relay.close()
 
 
+def test_two_instances_on_one_outbox_send_each_message_once(jwtd_factory):
+    """Trap: a worker leased up to 8 messages at once, for one attempt's time
+    (2 x JWTD_SMTP_TIMEOUT + 10 s), then sent them one after the other.
+    With a relay that takes a while per message (3 s here, under the 4 s
+    timeout: nothing fails), the lease of the last ones ran out while they
+    still waited in the first instance's batch; the second instance took
+    them as if the first had died, and both sent them. Each message is
+    leased when its own attempt starts: two instances on one outbox deliver
+    every message exactly once."""
+    relay = SmtpServer()
+    try:
+        relay.start(hold_data=3)
+        env = relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC, JWTD_SMTP_TIMEOUT="4s")
+        a = jwtd_factory(env=env, start=False)
+        emails = [addr("lease") for _ in range(8)]
+        for e in emails:               # queued before any worker runs: one batch
+            p = a.cli("user", "add", uname("lease"), "--email", e, "--password-stdin",
+                      env=env, input=(strong_password() + "\n").encode())
+            assert p.returncode == 0, p.stderr.decode()
+        a.start()
+        b = jwtd_factory(env=env, database=a.db)
+        relay.wait_messages(8, timeout=60, what="every verification")
+        time.sleep(4 * SLOW)           # a duplicate still under way arrives
+        got = relay.messages()
+        per = {e: len([m for m in got if e in m.rcpt_to]) for e in emails}
+        print("deliveries per address: %s" % sorted(per.values()))
+        print("a: %s\nb: %s" % (mail_events(a), mail_events(b)))
+        assert all(n == 1 for n in per.values()), per
+    finally:
+        relay.close()
+
 
 def test_sent_messages_keep_no_secret(srv, c, relay):
     """Once a message is sent its outbox row keeps no parameters (they held
