@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "base/util.h"
 
@@ -461,10 +462,15 @@ static inline enum store_rc store_user_create(struct store *s, const struct stor
     return s->ops->user_insert(s, u);
 }
 
-/* Case-insensitive lookup; the hash is returned (heap, store_user_clear). */
+/* Case-insensitive lookup; the hash is returned (heap, store_user_clear).
+ * A name longer than any username is none (the key is cut at USERNAME_MAX
+ * bytes: without this check it would find the account named by its first
+ * 128 bytes). */
 static inline enum store_rc store_user_by_name(struct store *s, const char *username,
                                                struct store_user *ret)
 {
+    if (strnlen(username, USERNAME_MAX + 1) > USERNAME_MAX)
+        return STORE_NOT_FOUND;
     return s->ops->user_by_name(s, username, ret);
 }
 

@@ -785,6 +785,28 @@ def test_forgot_by_username_mails_the_accounts_address(c, relay):
     login(c, e, new)
 
 
+def test_forgot_by_a_longer_name_is_no_account(srv, c, relay):
+    """Trap: the worker looked a `forgot` identifier up as a username cut to
+    128 bytes (the longest username), and identifiers may have 254: any
+    name that began with an account's 128-byte username mailed that account
+    a reset link. Each such name was another subject of the per-identifier
+    limit, so an account with a name of 128 bytes could be sent reset mail
+    without that limit (and its last link replaced each time). A name
+    longer than any username names no account: dropped, nothing sent."""
+    e = addr("long")
+    name = "l" * 118 + secrets.token_hex(5)
+    assert len(name) == 128
+    signup_mail(c, e, username=name)
+    relay.wait_one(e)
+    seen = len(mail_events(srv))
+    for suffix in ("x", "-" + secrets.token_hex(20)):
+        assert_queued(forgot(c, username=name + suffix))
+    wait_for(lambda: len(mail_events(srv)) >= seen + 2, what="both forgot rows resolved")
+    hold_still(relay, e, 1, "no reset mail for a longer name")
+    assert_queued(forgot(c, username=name.upper()))
+    assert_reset_mail(relay.wait_messages(2, to=e, what="the reset by its own name")[1], e)
+
+
 def test_reset_link_expires(c, relay, clock):
     """JWTD_RESET_TTL=1m: the link two minutes later is 400 invalid_link and
     the password is unchanged."""
