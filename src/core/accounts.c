@@ -823,6 +823,19 @@ static void change_email_finish(struct svc_op *op, bool ran)
             op->res = svc_store_failure(app, nrc, "email_change");
             return;
         }
+        /* Confirmed with a password that is no longer the account's (a
+         * reset or a password change meanwhile, perhaps the owner locking
+         * out whoever sent this): the confirmation is void, as a wrong
+         * password's is. The write below is bound to the hash too. */
+        bool stale = !now_u.password_hash || !op->user.password_hash ||
+                     strcmp(now_u.password_hash, op->user.password_hash) != 0;
+        if (stale) {
+            store_user_clear(&now_u);
+            AUDIT(LOG_INFO, &op->ctx, "reconfirm_failed", "refused", pv->who.sub,
+                  LF_S("for", "email_change"), LF_S("reason", "password_changed"));
+            op->res = svc_fail(SVC_WRONG_PASSWORD, "The password is wrong.");
+            return;
+        }
         memcpy(op->user.email, now_u.email, sizeof op->user.email);
         memcpy(op->user.email_pending, now_u.email_pending, sizeof op->user.email_pending);
         op->user.email_verified = now_u.email_verified;

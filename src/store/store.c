@@ -495,7 +495,10 @@ enum store_rc store_user_set_email_if(struct store *s, const struct store_user *
     enum store_rc rc = s->ops->tx_begin(s);
     if (rc != STORE_OK)
         return rc;
-    rc = s->ops->user_lock(s, seen->id, NULL, true);
+    /* seen->password_hash, when given, is the hash the change was
+     * confirmed with: a password changed meanwhile (a reset, the owner
+     * locking an intruder out) leaves nothing to write. */
+    rc = s->ops->user_lock(s, seen->id, seen->password_hash, true);
     struct store_user cur;
     memset(&cur, 0, sizeof cur);
     if (rc == STORE_OK)

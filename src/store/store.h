@@ -506,7 +506,8 @@ static inline enum store_rc store_user_set_email(struct store *s, const char *id
 }
 
 /* store_user_set_email, if the account's e-mail columns are still those of
- * `seen` (address, verified flag, pending address): compare and set, in one
+ * `seen` (address, verified flag, pending address), and its password hash
+ * still seen->password_hash unless that is NULL: compare and set, in one
  * transaction that holds the user's row. NOT_FOUND when they changed
  * meanwhile (or the account is gone): read again and decide again. */
 enum store_rc store_user_set_email_if(struct store *s, const struct store_user *seen,

@@ -1467,6 +1467,44 @@ static void test_operator_set_password(void **state)
     svc_grant_clear(&b);
 }
 
+/* An address change confirmed with the password while the password changes
+ * (a reset, or the owner locking out whoever knew the old one): the
+ * confirmation is void, nothing is written, and the answer is a wrong
+ * password, as the same request a moment later gets. */
+static void test_change_email_racing_password_change(void **state)
+{
+    struct fx *f = *state;
+    char id[UUID_STR_LEN];
+    must_signup(f, "rosa", "rosa's long passphrase", id);
+    struct session_grant g;
+    must_login(f, "rosa", "rosa's long passphrase", &g);
+    struct identity who;
+    assert_true(access_ok(f, g.access_token, &who));
+    const char *pw = "rosa's long passphrase", *mail = "intruder@example.net";
+    struct svc_op *op = accounts_change_email(&f->app, &f->client, &who, mail, strlen(mail), pw,
+                                              strlen(pw));
+    assert_non_null(op);
+    assert_non_null(op->slow);
+    op->slow(op); /* the password checked against the hash of that moment */
+    const char *np = "rosa's passphrase after that";
+    struct svc_op *set = accounts_set_password(&f->app, &f->oper, "rosa", np, strlen(np));
+    svc_op_run(set);
+    assert_status(set->res.status, SVC_OK);
+    svc_op_free(set);
+    op->finish(op, true);
+    op->slow = NULL;
+    op->finish = NULL;
+    assert_status(op->res.status, SVC_WRONG_PASSWORD);
+    svc_op_free(op);
+    struct store_user u;
+    memset(&u, 0, sizeof u);
+    assert_int_equal(store_user_by_id(f->app.store, id, &u), STORE_OK);
+    assert_string_equal(u.email, "");
+    assert_string_equal(u.email_pending, "");
+    store_user_clear(&u);
+    svc_grant_clear(&g);
+}
+
 static void test_delete_self(void **state)
 {
     struct fx *f = *state;
@@ -2909,6 +2947,7 @@ int main(void)
         T(test_username_is_exactly_ulen_bytes),
         T(test_change_password),
         T(test_operator_set_password),
+        T(test_change_email_racing_password_change),
         T(test_delete_self),
         T(test_operator_delete),
         T(test_mfa_totp_enrol_confirm),
