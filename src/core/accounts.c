@@ -691,14 +691,17 @@ static struct svc_op *confirm_start(struct app *app, const struct svc_ctx *ctx,
         }
     }
     size_t ckeep = clen <= PASSWORD_MAX_BYTES ? clen : PASSWORD_MAX_BYTES;
-    if (!(pv->password = secret_dup(current, ckeep)) ||
-        (new_password && !(pv->new_password = secret_dup(new_password, nlen)))) {
+    /* Each length set with its copy: pw_priv_wipe wipes what it says, also
+     * when the second copy fails and the first is freed with the op. */
+    if ((pv->password = secret_dup(current, ckeep)))
+        pv->pwlen = ckeep;
+    if (new_password && pv->password && (pv->new_password = secret_dup(new_password, nlen)))
+        pv->newlen = nlen;
+    if (!pv->password || (new_password && !pv->new_password)) {
         set_result(op, OOM);
         return op;
     }
-    pv->pwlen = ckeep;
     pv->too_long = clen > PASSWORD_MAX_BYTES;
-    pv->newlen = nlen;
     /* Re-confirmations are guesses like logins: the same back-off and
      * per-address limit (429 while the account is blocked). */
     struct svc_result r = ratelimit_login_attempt(app, ctx, op->user.username, &pv->limit);
