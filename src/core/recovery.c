@@ -30,6 +30,8 @@ static bool make_mail(struct app *app, const char *kind, const char *user_id, co
     char *text = params ? json_dumps(params, JSON_COMPACT) : NULL;
     json_decref(params);
     if (!text || !util_uuid7(m.id)) {
+        if (text) /* the message's secret (mail.h), as store_mail_clear */
+            OPENSSL_cleanse(text, strlen(text));
         free(text);
         return false;
     }

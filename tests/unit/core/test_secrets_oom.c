@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Secrets on the failure paths of the services: a copy of a password must
- * be wiped before it is freed even when the operation gives up half-way,
- * as on its ordinary paths. An allocation is made to fail at one chosen
- * point (malloc and free are wrapped at link time, -Wl,--wrap, for the
- * objects of jwtd_core and this file), and every buffer freed with free()
- * is checked for the secret it may still hold.
+ * Secrets on the failure paths of the services: a copy of a password (or a
+ * message's secret) must be wiped before it is freed even when the
+ * operation gives up half-way, as on its ordinary paths. An allocation or
+ * the random generator is made to fail at one chosen point (malloc, free
+ * and RAND_bytes are wrapped at link time, -Wl,--wrap, for the objects of
+ * jwtd_core and this file), and every buffer freed with free() is checked
+ * for the secret it may still hold.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,14 +16,19 @@
 
 #include "../unit_util.h"
 
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "base/util.h"
 #include "core/accounts.h"
 #include "core/app.h"
+#include "core/mail.h"
+#include "core/recovery.h"
 #include "core/service.h"
 #include "store/store.h"
 
@@ -32,15 +38,29 @@ extern char **environ;
 
 void *__real_malloc(size_t n);
 void __real_free(void *p);
+int __real_RAND_bytes(unsigned char *buf, int num);
 void *__wrap_malloc(size_t n);
 void __wrap_free(void *p);
+int __wrap_RAND_bytes(unsigned char *buf, int num);
 
 static size_t g_fail_size;      /* malloc of this size fails (once); 0: none */
+static int g_rand_fail_in;      /* the Nth RAND_bytes call from now fails; 0: none */
 static size_t g_watch_size;     /* mallocs of this size are watched... */
 static const char *g_watch;     /* ...for this secret when they are freed */
 static void *g_watched[64];
 static size_t g_n_watched;
 static int g_unwiped;           /* watched buffers freed with the secret in them */
+
+/* Buffers jansson allocated (json_set_alloc_funcs): freed by jansson
+ * through json_free_wiped (as `jwtd serve` sets it up), or by jwtd's code
+ * with free(), when they are checked for a message's secret. */
+struct jbuf {
+    void *p;
+    size_t n;
+};
+static struct jbuf g_json[4096];
+static size_t g_n_json;
+static int g_json_secret_freed; /* dumps holding a message secret freed unwiped */
 
 void *__wrap_malloc(size_t n)
 {
@@ -72,6 +92,41 @@ void __wrap_free(void *p)
             g_watched[i] = g_watched[--g_n_watched];
             break;
         }
+    for (size_t i = 0; i < g_n_json; i++)
+        if (g_json[i].p == p) {
+            if (holds(p, g_json[i].n, "\"" MAIL_SECRET_PARAM "\":\""))
+                g_json_secret_freed++;
+            g_json[i] = g_json[--g_n_json];
+            break;
+        }
+    __real_free(p);
+}
+
+int __wrap_RAND_bytes(unsigned char *buf, int num)
+{
+    if (g_rand_fail_in && --g_rand_fail_in == 0)
+        return 0;
+    return __real_RAND_bytes(buf, num);
+}
+
+static void *json_malloc_tracked(size_t n)
+{
+    void *p = __real_malloc(n);
+    if (p && g_n_json < sizeof g_json / sizeof g_json[0])
+        g_json[g_n_json++] = (struct jbuf){p, n};
+    return p;
+}
+
+static void json_free_wiped(void *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < g_n_json; i++)
+        if (g_json[i].p == p) {
+            g_json[i] = g_json[--g_n_json];
+            break;
+        }
+    explicit_bzero(p, malloc_usable_size(p));
     __real_free(p);
 }
 
@@ -140,6 +195,7 @@ static int fx_teardown(void **state)
 {
     struct fx *f = *state;
     g_fail_size = 0;
+    g_rand_fail_in = 0;
     g_watch = NULL;
     g_n_watched = 0;
     app_close(&f->app);
@@ -195,10 +251,38 @@ static void test_change_password_oom_wipes_current(void **state)
     assert_int_equal(g_unwiped, 0);
 }
 
+/* A verification mail whose id cannot be made (the random generator
+ * fails): its parameters, which hold the message's secret, are wiped
+ * before they are freed, as store_mail_clear does on the other paths. */
+static void test_verification_mail_failure_wipes_secret(void **state)
+{
+    struct fx *f = *state;
+    char id[UUID_STR_LEN];
+    make_user(f, "bob", "Tr0ub4dor&3-Staple-Orbit-Lamp", id);
+    struct store_user u = {0};
+    assert_int_equal(store_user_by_id(f->app.store, id, &u), STORE_OK);
+    store_user_clear(&u);
+
+    json_set_alloc_funcs(json_malloc_tracked, json_free_wiped);
+    g_json_secret_freed = 0;
+    /* mail_secret_add's random bytes, then the message id's (util_uuid7):
+     * the second call fails. */
+    g_rand_fail_in = 2;
+    struct svc_result r = recovery_send_verification(&f->app, &f->client, &u, "bob@example.com",
+                                                     NULL);
+    g_rand_fail_in = 0;
+    json_set_alloc_funcs(malloc, free);
+    g_n_json = 0;
+    assert_int_not_equal(r.status, SVC_OK);
+    assert_int_equal(g_json_secret_freed, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_change_password_oom_wipes_current, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_verification_mail_failure_wipes_secret, fx_setup,
                                         fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
