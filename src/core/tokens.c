@@ -57,14 +57,19 @@ bool refresh_token_parse(const uint8_t key[REFRESH_KEY_LEN], const char *tok, si
         return false;
     uint8_t raw[REFRESH_TOKEN_RAW + 2], mac[32];
     size_t n = 0;
-    if (jwtd__b64url_decode(tok, len, raw, sizeof raw, &n) != JWTD_OK || n != REFRESH_TOKEN_RAW ||
-        raw[0] != REFRESH_VERSION)
-        return false;
-    if (!refresh_mac(key, raw, 21, mac) || CRYPTO_memcmp(mac, raw + 21, 32) != 0)
-        return false;
-    util_uuid_from_bytes(raw + 1, ret_sid);
-    *ret_gen = (uint32_t)raw[17] << 24 | (uint32_t)raw[18] << 16 | (uint32_t)raw[19] << 8 | raw[20];
-    return true;
+    /* raw is the token, mac the valid token's secret part (also for a
+     * forgery): both wiped on every path, as refresh_token_make does. */
+    bool ok = jwtd__b64url_decode(tok, len, raw, sizeof raw, &n) == JWTD_OK &&
+              n == REFRESH_TOKEN_RAW && raw[0] == REFRESH_VERSION &&
+              refresh_mac(key, raw, 21, mac) && CRYPTO_memcmp(mac, raw + 21, 32) == 0;
+    if (ok) {
+        util_uuid_from_bytes(raw + 1, ret_sid);
+        *ret_gen =
+            (uint32_t)raw[17] << 24 | (uint32_t)raw[18] << 16 | (uint32_t)raw[19] << 8 | raw[20];
+    }
+    OPENSSL_cleanse(raw, sizeof raw);
+    OPENSSL_cleanse(mac, sizeof mac);
+    return ok;
 }
 
 jwtd_err access_token_issue(struct keyring *kr, const struct config *cfg,

@@ -6,7 +6,8 @@
  * the random generator is made to fail at one chosen point (malloc, free
  * and RAND_bytes are wrapped at link time, -Wl,--wrap, for the objects of
  * jwtd_core and this file), and every buffer freed with free() is checked
- * for the secret it may still hold.
+ * for the secret it may still hold. OPENSSL_cleanse is wrapped too, to see
+ * that the copies a parser makes on its stack are wiped.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +31,8 @@
 #include "core/mail.h"
 #include "core/recovery.h"
 #include "core/service.h"
+#include "core/tokens.h"
+#include "lib/jwtd_internal.h"
 #include "store/store.h"
 
 extern char **environ;
@@ -42,6 +45,8 @@ int __real_RAND_bytes(unsigned char *buf, int num);
 void *__wrap_malloc(size_t n);
 void __wrap_free(void *p);
 int __wrap_RAND_bytes(unsigned char *buf, int num);
+void __real_OPENSSL_cleanse(void *p, size_t n);
+void __wrap_OPENSSL_cleanse(void *p, size_t n);
 
 static size_t g_fail_size;      /* malloc of this size fails (once); 0: none */
 static int g_rand_fail_in;      /* the Nth RAND_bytes call from now fails; 0: none */
@@ -107,6 +112,19 @@ int __wrap_RAND_bytes(unsigned char *buf, int num)
     if (g_rand_fail_in && --g_rand_fail_in == 0)
         return 0;
     return __real_RAND_bytes(buf, num);
+}
+
+/* Buffers wiped with OPENSSL_cleanse are checked for this secret. */
+static const uint8_t *g_cleanse_watch;
+static size_t g_cleanse_watch_len;
+static int g_cleansed; /* wipes that covered it */
+
+void __wrap_OPENSSL_cleanse(void *p, size_t n)
+{
+    if (g_cleanse_watch && p && n >= g_cleanse_watch_len &&
+        memmem(p, n, g_cleanse_watch, g_cleanse_watch_len))
+        g_cleansed++;
+    __real_OPENSSL_cleanse(p, n);
 }
 
 static void *json_malloc_tracked(size_t n)
@@ -277,6 +295,44 @@ static void test_verification_mail_failure_wipes_secret(void **state)
     assert_int_equal(g_json_secret_freed, 0);
 }
 
+/* A refresh token is a bearer credential: refresh_token_parse wipes its
+ * decoded copy and the MAC it computed (the valid token's secret part,
+ * also when the token given was a forgery), as refresh_token_make does. */
+static void test_refresh_token_parse_wipes_token(void **state)
+{
+    (void)state;
+    uint8_t key[REFRESH_KEY_LEN];
+    memset(key, 0x5a, sizeof key);
+    char tok[REFRESH_TOKEN_LEN + 1], sid[UUID_STR_LEN];
+    uint32_t gen = 0;
+    assert_true(refresh_token_make(key, "017f22e2-79b0-7cc3-98c4-dc0c0c07398e", 9, tok));
+    uint8_t raw[REFRESH_TOKEN_RAW + 2];
+    size_t n = 0;
+    assert_int_equal(jwtd__b64url_decode(tok, REFRESH_TOKEN_LEN, raw, sizeof raw, &n), JWTD_OK);
+    assert_int_equal(n, REFRESH_TOKEN_RAW);
+    uint8_t mac[32];
+    memcpy(mac, raw + REFRESH_TOKEN_RAW - 32, sizeof mac);
+
+    g_cleanse_watch = mac;
+    g_cleanse_watch_len = sizeof mac;
+    g_cleansed = 0;
+    assert_true(refresh_token_parse(key, tok, REFRESH_TOKEN_LEN, sid, &gen));
+    assert_int_equal(gen, 9);
+    int after_valid = g_cleansed;
+
+    /* A forgery of the same session and generation: its MAC is wrong, the
+     * one computed to refuse it is the real one. */
+    char forged[REFRESH_TOKEN_LEN + 1];
+    memcpy(forged, tok, sizeof forged);
+    forged[40] = forged[40] == 'A' ? 'B' : 'A';
+    g_cleansed = 0;
+    assert_false(refresh_token_parse(key, forged, REFRESH_TOKEN_LEN, sid, &gen));
+    int after_forged = g_cleansed;
+    g_cleanse_watch = NULL;
+    assert_true(after_valid >= 1);
+    assert_true(after_forged >= 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +340,7 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_verification_mail_failure_wipes_secret, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test(test_refresh_token_parse_wipes_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
