@@ -827,8 +827,12 @@ static bool read_file(struct config *c, const char *path, char **dst)
         snprintf(c->parse_why, sizeof c->parse_why, "cannot open it: %s", strerror(errno));
         return false;
     }
+    /* It may be the TLS private key: no copy left by the buffer's growth,
+     * in stdio's buffer or in the chunk (as the key is wiped in
+     * config_free). */
+    setvbuf(f, NULL, _IONBF, 0);
     struct buf b;
-    buf_init(&b, 1024 * 1024);
+    buf_init_secret(&b, 1024 * 1024);
     char chunk[4096];
     size_t n;
     bool ok = true;
@@ -837,6 +841,7 @@ static bool read_file(struct config *c, const char *path, char **dst)
             ok = false;
             break;
         }
+    OPENSSL_cleanse(chunk, sizeof chunk);
     if (ok && ferror(f))
         snprintf(c->parse_why, sizeof c->parse_why, "cannot read it: %s", strerror(errno));
     else if (ok && b.len == 0)
@@ -847,7 +852,10 @@ static bool read_file(struct config *c, const char *path, char **dst)
         buf_wipe_free(&b);
         return false;
     }
-    free(*dst);
+    if (*dst) { /* a key given by an earlier source (the file, then a flag) */
+        OPENSSL_cleanse(*dst, strlen(*dst));
+        free(*dst);
+    }
     *dst = buf_steal(&b);
     return true;
 }

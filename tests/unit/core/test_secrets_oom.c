@@ -7,7 +7,8 @@
  * and RAND_bytes are wrapped at link time, -Wl,--wrap, for the objects of
  * jwtd_core and this file), and every buffer freed with free() is checked
  * for the secret it may still hold. OPENSSL_cleanse is wrapped too, to see
- * that the copies a parser makes on its stack are wiped.
+ * that the copies a parser makes on its stack are wiped, and realloc, to
+ * see what a growing buffer leaves behind.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +29,7 @@
 #include "base/util.h"
 #include "core/accounts.h"
 #include "core/app.h"
+#include "core/config.h"
 #include "core/mail.h"
 #include "core/recovery.h"
 #include "core/service.h"
@@ -47,6 +49,8 @@ void __wrap_free(void *p);
 int __wrap_RAND_bytes(unsigned char *buf, int num);
 void __real_OPENSSL_cleanse(void *p, size_t n);
 void __wrap_OPENSSL_cleanse(void *p, size_t n);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n);
 
 static size_t g_fail_size;      /* malloc of this size fails (once); 0: none */
 static int g_rand_fail_in;      /* the Nth RAND_bytes call from now fails; 0: none */
@@ -55,6 +59,8 @@ static const char *g_watch;     /* ...for this secret when they are freed */
 static void *g_watched[64];
 static size_t g_n_watched;
 static int g_unwiped;           /* watched buffers freed with the secret in them */
+static const char *g_free_scan; /* every block freed is checked for this... */
+static int g_free_scan_hits;    /* ...and counted here when it holds it */
 
 /* Buffers jansson allocated (json_set_alloc_funcs): freed by jansson
  * through json_free_wiped (as `jwtd serve` sets it up), or by jwtd's code
@@ -90,6 +96,8 @@ void __wrap_free(void *p)
         __real_free(p);
         return;
     }
+    if (g_free_scan && holds(p, malloc_usable_size(p), g_free_scan))
+        g_free_scan_hits++;
     for (size_t i = 0; i < g_n_watched; i++)
         if (g_watched[i] == p) {
             if (holds(p, g_watch_size, g_watch))
@@ -112,6 +120,28 @@ int __wrap_RAND_bytes(unsigned char *buf, int num)
     if (g_rand_fail_in && --g_rand_fail_in == 0)
         return 0;
     return __real_RAND_bytes(buf, num);
+}
+
+/* While g_realloc_watch is set, realloc always moves (as it may), and the
+ * block it leaves is checked for that secret. */
+static const char *g_realloc_watch;
+static int g_realloc_left; /* blocks left behind holding it */
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    if (!g_realloc_watch)
+        return __real_realloc(p, n);
+    size_t old = p ? malloc_usable_size(p) : 0;
+    void *q = __real_malloc(n ? n : 1);
+    if (!q)
+        return NULL;
+    if (p) {
+        memcpy(q, p, old < n ? old : n);
+        if (holds(p, old, g_realloc_watch))
+            g_realloc_left++;
+        __real_free(p);
+    }
+    return q;
 }
 
 /* Buffers wiped with OPENSSL_cleanse are checked for this secret. */
@@ -333,6 +363,61 @@ static void test_refresh_token_parse_wipes_token(void **state)
     assert_true(after_forged >= 1);
 }
 
+/* A private key file: a marker line, then enough lines to make it larger
+ * than one chunk of read_file (as a key with its chain, or an RSA-8192
+ * key, is). */
+static void write_key(const char *path, const char *marker)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(marker, fp);
+    for (int i = 0; i < 200; i++)
+        fputs("\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", fp);
+    fputs("\n-----END PRIVATE KEY-----\n", fp);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* JWTD_TLS_KEY: the private key is read in chunks into a growing buffer,
+ * and a later source (the environment, a flag) replaces the file's; no
+ * copy of a key is left in freed memory either way. */
+static void test_tls_key_read_leaves_no_copy(void **state)
+{
+    (void)state;
+    char dir[256], path[300], path2[300];
+    unit_tmpdir(dir, sizeof dir, "key");
+    snprintf(path, sizeof path, "%s/key.pem", dir);
+    snprintf(path2, sizeof path2, "%s/key2.pem", dir);
+    static const char marker[] = "-----BEGIN PRIVATE KEY-----\nMIIJQgIBADANBgkqhkiG9w0BAQEF";
+    static const char marker2[] = "-----BEGIN PRIVATE KEY-----\nMIIJQwIBADANBgkqhkiG9w0BAQEF";
+    write_key(path, marker);
+    write_key(path2, marker2);
+
+    struct config cfg;
+    config_defaults(&cfg);
+    char err[512] = "";
+    g_realloc_watch = marker;
+    g_realloc_left = 0;
+    bool ok = config_set(&cfg, "JWTD_TLS_KEY", path, err, sizeof err);
+    g_realloc_watch = NULL;
+    if (!ok)
+        fail_msg("config_set JWTD_TLS_KEY: %s", err);
+    assert_non_null(cfg.tls_key_pem);
+    assert_true(strncmp(cfg.tls_key_pem, marker, strlen(marker)) == 0);
+
+    /* The environment's key over the file's. */
+    g_free_scan = marker;
+    g_free_scan_hits = 0;
+    ok = config_set(&cfg, "JWTD_TLS_KEY", path2, err, sizeof err);
+    g_free_scan = NULL;
+    if (!ok)
+        fail_msg("config_set JWTD_TLS_KEY: %s", err);
+    assert_true(strncmp(cfg.tls_key_pem, marker2, strlen(marker2)) == 0);
+    config_free(&cfg);
+    unit_rm_dir(dir);
+    assert_int_equal(g_realloc_left, 0);
+    assert_int_equal(g_free_scan_hits, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +426,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verification_mail_failure_wipes_secret, fx_setup,
                                         fx_teardown),
         cmocka_unit_test(test_refresh_token_parse_wipes_token),
+        cmocka_unit_test(test_tls_key_read_leaves_no_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
