@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include <libpq-fe.h>
+#include <openssl/crypto.h>
 
 #include "store/backends.h"
 #include "store/store.h"
@@ -1320,7 +1321,9 @@ static enum store_rc pg_secret_get_or_create(struct store *base, const char *nam
     p_str(&p, hex);
     p_int(&p, util_now());
     enum store_rc rc = run(c, P_SECRET_INSERT, &p, NULL);
-    memset(hex, 0, 2 * len + 3);
+    /* OPENSSL_cleanse, not memset: a memset right before free() is a dead
+     * store the compiler removes (it did, at -O2). */
+    OPENSSL_cleanse(hex, 2 * len + 3);
     free(hex);
     if (rc != STORE_OK)
         return rc;
@@ -1340,7 +1343,7 @@ static enum store_rc pg_secret_get_or_create(struct store *base, const char *nam
             rc = STORE_OK;
         }
         if (bin) {
-            memset(bin, 0, n);
+            OPENSSL_cleanse(bin, n);
             PQfreemem(bin);
         }
     }

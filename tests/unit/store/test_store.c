@@ -22,6 +22,7 @@
 #include "../unit_util.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -103,6 +104,21 @@ static void pg_drop_database(struct fx *f)
     (void)f;
 }
 #endif
+
+/* free() of jwtd's objects is wrapped (-Wl,--wrap=free): while g_free_scan
+ * is set, every block freed is checked for that text (a secret that should
+ * have been wiped first). */
+void __real_free(void *p);
+void __wrap_free(void *p);
+static const char *g_free_scan;
+static int g_free_scan_hits;
+
+void __wrap_free(void *p)
+{
+    if (p && g_free_scan && memmem(p, malloc_usable_size(p), g_free_scan, strlen(g_free_scan)))
+        g_free_scan_hits++;
+    __real_free(p);
+}
 
 /* What the backend reports goes to stderr, next to the failing test. */
 static void print_event(void *ctx, enum store_event ev, const char *detail)
@@ -1050,6 +1066,29 @@ static void *secret_run(void *arg)
     r->rc = store_secret_get_or_create(r->s, "raced", r->candidate, 32, r->got,
                        sizeof r->got, &r->len);
     return NULL;
+}
+
+/* A candidate secret may be the one that is kept (the first instance's):
+ * what a backend makes of it to send it (PostgreSQL: bytea as hex text) is
+ * wiped before it is freed. */
+static void test_secret_candidate_text_wiped(void **state)
+{
+    struct fx *f = *state;
+    uint8_t cand[32], out[64];
+    for (size_t i = 0; i < sizeof cand; i++)
+        cand[i] = (uint8_t)(0x91 + 7 * i);
+    char hex[2 * sizeof cand + 1];
+    util_hex(cand, sizeof cand, hex);
+    size_t len = 0;
+    g_free_scan = hex;
+    g_free_scan_hits = 0;
+    enum store_rc rc = store_secret_get_or_create(f->s, "wiped", cand, sizeof cand, out,
+                                                  sizeof out, &len);
+    g_free_scan = NULL;
+    assert_int_equal(rc, STORE_OK);
+    assert_int_equal(len, sizeof cand);
+    assert_memory_equal(out, cand, sizeof cand);
+    assert_int_equal(g_free_scan_hits, 0);
 }
 
 static void test_secret_first_writer_wins(void **state)
@@ -2804,6 +2843,7 @@ int main(void)
         T(test_double_mint_50_threads_one_token),
         T(test_signout_everywhere_race),
         T(test_secret_first_writer_wins),
+        T(test_secret_candidate_text_wiped),
         T(test_keys_lifecycle),
         T(test_counter_windows_and_parallel_sum),
         T(test_password_guessing_backoff),
