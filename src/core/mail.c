@@ -547,6 +547,9 @@ static void deliver(struct app *app, struct store_mail *m)
                               .text = text,
                               .html = html};
     enum mime_rc mrc = rendered ? mime_build(&mm, &msg, &msglen) : MIME_INVALID;
+    /* The subject too: an operator's template may show the code in it. */
+    if (subject)
+        OPENSSL_cleanse(subject, strlen(subject));
     if (text)
         OPENSSL_cleanse(text, strlen(text));
     if (html)

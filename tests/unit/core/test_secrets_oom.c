@@ -33,6 +33,7 @@
 #include "core/mail.h"
 #include "core/recovery.h"
 #include "core/service.h"
+#include "core/smtp.h"
 #include "core/tokens.h"
 #include "lib/jwtd_internal.h"
 #include "store/store.h"
@@ -61,6 +62,7 @@ static size_t g_n_watched;
 static int g_unwiped;           /* watched buffers freed with the secret in them */
 static const char *g_free_scan; /* every block freed is checked for this... */
 static int g_free_scan_hits;    /* ...and counted here when it holds it */
+static const char *g_free_scan_code; /* ...or this, followed by a digit */
 
 /* Buffers jansson allocated (json_set_alloc_funcs): freed by jansson
  * through json_free_wiped (as `jwtd serve` sets it up), or by jwtd's code
@@ -98,6 +100,18 @@ void __wrap_free(void *p)
     }
     if (g_free_scan && holds(p, malloc_usable_size(p), g_free_scan))
         g_free_scan_hits++;
+    if (g_free_scan_code) {
+        size_t n = malloc_usable_size(p), k = strlen(g_free_scan_code);
+        const char *b = p, *q = b;
+        while ((q = memmem(q, n - (size_t)(q - b), g_free_scan_code, k)) &&
+               (size_t)(q - b) + k < n) {
+            if (q[k] >= '0' && q[k] <= '9') {
+                g_free_scan_hits++;
+                break;
+            }
+            q += k;
+        }
+    }
     for (size_t i = 0; i < g_n_watched; i++)
         if (g_watched[i] == p) {
             if (holds(p, g_watch_size, g_watch))
@@ -213,7 +227,9 @@ static void set(struct config *cfg, const char *name, const char *value)
         fail_msg("config_set %s=%s: %s", name, value, err);
 }
 
-static int fx_setup(void **state)
+/* The app, with mail to a relay that refuses connections when `mail`
+ * (templates from f->dir, where a test writes them). */
+static int fx_open(void **state, bool mail)
 {
     clean_env();
     struct fx *f = calloc(1, sizeof *f);
@@ -226,6 +242,13 @@ static int fx_setup(void **state)
     set(&f->cfg, "JWTD_ARGON2_MEMORY", "7168");
     set(&f->cfg, "JWTD_ARGON2_ITERATIONS", "5");
     set(&f->cfg, "JWTD_SQLITE_SYNC", "normal");
+    if (mail) {
+        set(&f->cfg, "JWTD_SMTP_URL", "smtp://127.0.0.1:1");
+        set(&f->cfg, "JWTD_SMTP_TLS", "off");
+        set(&f->cfg, "JWTD_SMTP_TIMEOUT", "2s");
+        set(&f->cfg, "JWTD_MAIL_FROM", "jwtd@example.com");
+        set(&f->cfg, "JWTD_MAIL_TEMPLATES", f->dir);
+    }
     char err[512] = "";
     if (!config_load(&f->cfg, 0, NULL, err, sizeof err))
         fail_msg("config_load: %s", err);
@@ -239,11 +262,23 @@ static int fx_setup(void **state)
     return 0;
 }
 
+static int fx_setup(void **state)
+{
+    return fx_open(state, false);
+}
+
+static int fx_setup_mail(void **state)
+{
+    return fx_open(state, true);
+}
+
 static int fx_teardown(void **state)
 {
     struct fx *f = *state;
     g_fail_size = 0;
     g_rand_fail_in = 0;
+    g_free_scan = NULL;
+    g_free_scan_code = NULL;
     g_watch = NULL;
     g_n_watched = 0;
     app_close(&f->app);
@@ -418,6 +453,37 @@ static void test_tls_key_read_leaves_no_copy(void **state)
     assert_int_equal(g_free_scan_hits, 0);
 }
 
+/* A subject template may show the code ("{{code}} is your code"): the
+ * rendered subject is wiped before it is freed, as the text and HTML
+ * parts are, when the worker has tried to send it. */
+static void test_mail_subject_with_code_wiped(void **state)
+{
+    struct fx *f = *state;
+    char path[400];
+    snprintf(path, sizeof path, "%s/verify_email.subject", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("Jwtd-Code-{{code}} confirms your address", fp);
+    assert_int_equal(fclose(fp), 0);
+    assert_true(smtp_global_init());
+    char id[UUID_STR_LEN];
+    make_user(f, "carol", "Tr0ub4dor&3-Staple-Orbit-Lamp", id);
+    struct store_user u = {0};
+    assert_int_equal(store_user_by_id(f->app.store, id, &u), STORE_OK);
+    store_user_clear(&u);
+    struct svc_result r = recovery_send_verification(&f->app, &f->client, &u, "carol@example.com",
+                                                     NULL);
+    assert_int_equal(r.status, SVC_OK);
+
+    g_free_scan_code = "Jwtd-Code-";
+    g_free_scan_hits = 0;
+    int handled = mail_worker_pass(&f->app); /* the relay refuses: a retry later */
+    g_free_scan_code = NULL;
+    smtp_global_cleanup();
+    assert_int_equal(handled, 1);
+    assert_int_equal(g_free_scan_hits, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -427,6 +493,8 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test(test_refresh_token_parse_wipes_token),
         cmocka_unit_test(test_tls_key_read_leaves_no_copy),
+        cmocka_unit_test_setup_teardown(test_mail_subject_with_code_wiped, fx_setup_mail,
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
