@@ -391,10 +391,12 @@ static jwtd_err sign_bytes(const jwtd_key *key, const uint8_t *msg, size_t mlen,
         /* OpenSSL speaks DER; JWS wants r||s, each 32 bytes (RFC 7518 §3.4). */
         len = sizeof(der);
         err = sign_pkey(key, msg, mlen, der, &len);
-        if (err != JWTD_OK)
-            return err;
-        *ret_len = JWTD__ES256_SIG_LEN;
-        return es256_der_to_raw(der, len, sig);
+        if (err == JWTD_OK) {
+            *ret_len = JWTD__ES256_SIG_LEN;
+            err = es256_der_to_raw(der, len, sig);
+        }
+        OPENSSL_cleanse(der, sizeof(der));
+        return err;
     default:
         len = MAX_SIG_LEN;
         err = sign_pkey(key, msg, mlen, sig, &len);
@@ -482,6 +484,9 @@ jwtd_err jwtd__sign_compact(const jwtd_key *key, const char *payload, size_t pay
     *ret_token = out;
     out = NULL;
 out:
+    /* The signature makes the token a credential: no copy left here, as
+     * verify_signature leaves none of the tag it computes. */
+    OPENSSL_cleanse(sig, sizeof(sig));
     free(out);
     free(htext);
     return err;

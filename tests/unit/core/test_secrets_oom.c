@@ -484,6 +484,40 @@ static void test_mail_subject_with_code_wiped(void **state)
     assert_int_equal(g_free_scan_hits, 0);
 }
 
+/* The signature is what makes a token a credential: the copy that
+ * jwtd__sign_compact computes on its stack is wiped, as verify_signature
+ * wipes the HMAC tag it computes. HS256 is deterministic, so a first
+ * signature tells what the second one's copy holds. */
+static void test_sign_wipes_signature(void **state)
+{
+    (void)state;
+    uint8_t secret[32];
+    memset(secret, 0x42, sizeof secret);
+    jwtd_key *k = NULL;
+    assert_int_equal(jwtd_key_new_hmac("k1", secret, sizeof secret, &k), JWTD_OK);
+    static const char payload[] = "{\"sub\":\"x\",\"exp\":4102444800}";
+    char *tok = NULL;
+    assert_int_equal(jwtd__sign_compact(k, payload, strlen(payload), &tok), JWTD_OK);
+    const char *dot = strrchr(tok, '.');
+    assert_non_null(dot);
+    uint8_t sig[64];
+    size_t n = 0;
+    assert_int_equal(jwtd__b64url_decode(dot + 1, strlen(dot + 1), sig, sizeof sig, &n), JWTD_OK);
+    assert_int_equal(n, 32);
+    free(tok);
+
+    g_cleanse_watch = sig;
+    g_cleanse_watch_len = n;
+    g_cleansed = 0;
+    tok = NULL;
+    jwtd_err e = jwtd__sign_compact(k, payload, strlen(payload), &tok);
+    g_cleanse_watch = NULL;
+    assert_int_equal(e, JWTD_OK);
+    free(tok);
+    jwtd_key_free(k);
+    assert_true(g_cleansed >= 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -493,6 +527,7 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test(test_refresh_token_parse_wipes_token),
         cmocka_unit_test(test_tls_key_read_leaves_no_copy),
+        cmocka_unit_test(test_sign_wipes_signature),
         cmocka_unit_test_setup_teardown(test_mail_subject_with_code_wiped, fx_setup_mail,
                                         fx_teardown),
     };
