@@ -941,7 +941,7 @@ static const struct setting settings[] = {
     {"JWTD_MAIL_ACCOUNT_RATE", "5", "requests that send mail, per account (or address asked about) per window", p_mail_account_rate, S_RELOAD},
     {"JWTD_RESET_TTL", "30m", "how long a password reset link works, 1m-1d", p_reset_ttl, S_RELOAD},
     {"JWTD_VERIFY_TTL", "1d", "how long an address verification link or code works, 1m-30d", p_verify_ttl, S_RELOAD},
-    {"JWTD_CODE_ATTEMPTS", "5", "wrong verification codes before the code stops working", p_code_attempts, S_RELOAD},
+    {"JWTD_CODE_ATTEMPTS", "5", "wrong verification codes before the code stops working; an account's codes get 4 times this many tries a day", p_code_attempts, S_RELOAD},
     {"JWTD_REQUIRE_VERIFIED_EMAIL", "false", "true: login is refused until the account's address is verified", p_require_verified, S_RELOAD},
     {"JWTD_PAGES", "on", "on or off: the sign-in, sign-up, account and recovery pages", p_pages, S_RELOAD},
     {"JWTD_SITE_NAME", "", "name shown on the pages and in authenticator apps (default: the host of JWTD_PUBLIC_URL)", p_site_name, S_RELOAD},

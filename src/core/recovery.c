@@ -191,6 +191,49 @@ struct svc_result recovery_confirm_link(struct app *app, const struct svc_ctx *c
     return confirm(app, ctx, &t, false, ret);
 }
 
+/* Codes of one account tried in a day, at most: each code has its own
+ * JWTD_CODE_ATTEMPTS, and new codes come by asking for them (the mail
+ * limits), so without this a guesser asking again and again gets
+ * JWTD_MAIL_ACCOUNT_RATE x JWTD_CODE_ATTEMPTS tries per window (3,600 a
+ * day by default: one six-digit code in 280). */
+#define CODE_DAY_FACTOR 4
+#define CODE_DAY_SECONDS 86400
+
+/* Count one try of a code of the account against the day's allowance,
+ * atomically (counted before the code is compared, like each code's own
+ * tries). SVC_OK while within it. Kept in the shared ephemeral table, so
+ * that every instance counts the same tries; a day after the first try
+ * the count starts over. */
+static struct svc_result code_day_try(struct app *app, const char *user_id)
+{
+    struct store_ephemeral e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.key, sizeof e.key, "code_tries:%s", user_id);
+    int tries = 0;
+    enum store_rc rc = store_ephemeral_get(app->store, e.key, &e);
+    bool live = rc == STORE_OK && e.expires_at > util_now();
+    store_ephemeral_clear(&e);
+    if (rc != STORE_OK && rc != STORE_NOT_FOUND)
+        return svc_store_failure(app, rc, "email_token");
+    if (live)
+        rc = store_ephemeral_attempt(app->store, e.key, &tries);
+    if (!live || rc == STORE_NOT_FOUND) {
+        snprintf(e.kind, sizeof e.kind, "code_tries");
+        snprintf(e.user_id, sizeof e.user_id, "%s", user_id);
+        e.value = "{}";
+        e.attempts = tries = 1;
+        e.expires_at = util_now() + CODE_DAY_SECONDS;
+        rc = store_ephemeral_put(app->store, &e);
+        e.value = NULL;
+    }
+    if (rc != STORE_OK)
+        return svc_store_failure(app, rc, "email_token");
+    if (tries > CODE_DAY_FACTOR * (int)app->cfg->code_attempts)
+        return svc_fail(SVC_INVALID_CODE, "Too many codes were tried today; open the link in the "
+                                          "message instead, or try again tomorrow.");
+    return svc_ok();
+}
+
 struct svc_result recovery_confirm_code(struct app *app, const struct svc_ctx *ctx,
                                         const struct identity *who, const char *code, size_t len,
                                         struct store_user *ret)
@@ -203,6 +246,11 @@ struct svc_result recovery_confirm_code(struct app *app, const struct svc_ctx *c
         return svc_store_failure(app, rc, "email_token");
     if (util_now() >= t.expires_at)
         return svc_fail(SVC_INVALID_CODE, "The code has expired; ask for a new one.");
+    struct svc_result day = code_day_try(app, who->sub);
+    if (day.status != SVC_OK) {
+        AUDIT(LOG_INFO, ctx, "email_code_wrong", "refused", who->sub, LF_S("reason", "day_limit"));
+        return day;
+    }
     /* The try is counted before the code is compared, in one atomic step:
      * parallel guesses cannot get more than code_attempts compared. */
     int attempts = 0;

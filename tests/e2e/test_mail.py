@@ -401,6 +401,59 @@ def test_parallel_wrong_codes_get_no_more_tries(srv, c, relay):
     assert_error(c.post("/auth/email/verify", {"code": m.code}, token=tok), 400, "invalid_code")
 
 
+def test_codes_tried_per_day_are_bounded(c, relay, clock):
+    """Each code has JWTD_CODE_ATTEMPTS (3) tries, and a new code is one
+    request away: a guesser asking for code after code got
+    JWTD_MAIL_ACCOUNT_RATE x 3 tries per window (3,600 a day by default).
+    An account's codes get 4 x JWTD_CODE_ATTEMPTS (12) tries a day in all:
+    after four codes spent on wrong guesses, even the right fifth code is
+    refused and the description points to the link, which still works; a
+    day later codes work again."""
+    e = addr("day")
+    username, password, _ = signup_mail(c, e)
+    tok = login(c, username, password)["access_token"]
+    m = assert_verify_mail(relay.wait_one(e), e)
+    for k in range(4):
+        wrong = "%06d" % ((int(m.code) + 1) % 1000000)
+        for _ in range(3):
+            assert_error(c.post("/auth/email/verify", {"code": wrong}, token=tok), 400,
+                         "invalid_code")
+        assert_queued(c.post("/auth/email/verify/request", token=tok))
+        m = assert_verify_mail(relay.wait_messages(k + 2, to=e, what="code %d" % (k + 2))[-1], e)
+    r = c.post("/auth/email/verify", {"code": m.code}, token=tok)
+    assert_error(r, 400, "invalid_code")
+    assert "today" in r.json["error_description"] and "link" in r.json["error_description"], r.json
+    assert_user(me(c, tok), username, email=e, verified=False)
+    # a day later (and a fresh code: this one expired meanwhile) codes work again
+    with shifted(clock, 86_400_000 + 60_000):
+        tok = login(c, username, password)["access_token"]
+        assert_queued(c.post("/auth/email/verify/request", token=tok))
+        m = assert_verify_mail(relay.wait_messages(6, to=e, what="the next day's code")[-1], e)
+        r = c.post("/auth/email/verify", {"code": m.code}, token=tok)
+        assert r.status == 200, r
+        assert_user(r.json["user"], username, email=e, verified=True)
+
+
+def test_the_link_works_when_the_day_s_codes_are_spent(c, relay):
+    """The day's allowance bounds codes only: the link of the same message
+    verifies the address."""
+    e = addr("daylink")
+    username, password, _ = signup_mail(c, e)
+    tok = login(c, username, password)["access_token"]
+    m = assert_verify_mail(relay.wait_one(e), e)
+    for k in range(4):
+        for _ in range(3):
+            assert_error(c.post("/auth/email/verify", {"code": "000000" if m.code != "000000"
+                                                       else "111111"}, token=tok),
+                         400, "invalid_code")
+        assert_queued(c.post("/auth/email/verify/request", token=tok))
+        m = assert_verify_mail(relay.wait_messages(k + 2, to=e, what="code %d" % (k + 2))[-1], e)
+    assert_error(c.post("/auth/email/verify", {"code": m.code}, token=tok), 400, "invalid_code")
+    r = c.post("/auth/email/verify", {"token": m.token})
+    assert r.status == 200, r
+    assert_user(r.json["user"], username, email=e, verified=True)
+
+
 def test_verify_request_needs_an_unverified_address(c):
     """verify/request: 401 without a token, 409 nothing_to_verify for an
     account without an address."""
