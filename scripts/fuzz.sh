@@ -15,7 +15,7 @@ SECONDS_EACH=${JWTD_FUZZ_SECONDS:-60}
 B=build-fuzz
 [ -f $B/build.ninja ] || CC=clang meson setup $B -Dfuzz=true -Db_sanitize=address,undefined \
   -Db_lundef=false >/dev/null
-TARGETS=(fuzz_token fuzz_jwks fuzz_headers fuzz_body fuzz_webauthn)
+TARGETS=(fuzz_token fuzz_jwks fuzz_headers fuzz_body fuzz_webauthn fuzz_form)
 JOBS=${JWTD_FUZZ_JOBS:-$(nproc)}
 # Only the targets: the rest of the tree is built and tested elsewhere.
 ninja -C $B "${TARGETS[@]/#/tests/fuzz/}" >/dev/null
@@ -65,7 +65,7 @@ run_target() {
 }
 
 # Targets run JOBS at a time, each for its full time. When the last round
-# has fewer targets than CPUs (five targets on two), they share the idle
+# has fewer targets than CPUs (five targets on two, say), they share the idle
 # CPUs: each runs as JOBS/left processes on one corpus for that share of
 # the time (the same CPU time, the round takes less wall time).
 n=${#TARGETS[@]}
