@@ -414,9 +414,17 @@ void page_urlencode(const char *in, char *out, size_t cap)
 {
     static const char hexd[] = "0123456789ABCDEF";
     size_t o = 0;
-    for (const unsigned char *c = (const unsigned char *)in; *c && o + 4 < cap; c++) {
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-            *c == '-' || *c == '_' || *c == '.' || *c == '~' || *c == '/') {
+    if (cap == 0)
+        return;
+    for (const unsigned char *c = (const unsigned char *)in; *c; c++) {
+        bool plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                     (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.' ||
+                     *c == '~' || *c == '/';
+        /* A character, and the NUL after it, must fit: 3 * strlen(in) + 1
+         * bytes hold any input whole. */
+        if (o + (plain ? 1 : 3) >= cap)
+            break;
+        if (plain) {
             out[o++] = (char)*c;
         } else {
             out[o++] = '%';

@@ -86,7 +86,9 @@ bool page_identity(struct request *r, struct identity *ret);
  */
 bool page_rd_ok(const struct config *cfg, const char *rd, char out[RD_MAX + 1]);
 
-/* rd, percent-encoded for a query string, into out. */
+/* rd, percent-encoded for a query string, into out (cap bytes with the
+ * NUL; 3 * strlen(rd) + 1 always hold it whole, else it stops before the
+ * first character that does not fit). */
 void page_urlencode(const char *in, char *out, size_t cap);
 
 /* Set the session cookies of a new grant (tokens and the hint). */
