@@ -480,6 +480,39 @@ static void test_keyset_skip_unusable(void **state)
     assert_null(set);
 }
 
+/* "Unknown kty/crv/alg" is skipped, as jwtd.h promises: a curve name this
+ * library has never heard of (one a newer issuer or another service's key in
+ * a shared JWKS may use) is as unusable as an unknown kty, and must not take
+ * the whole set down. A missing or non-string crv is malformed and still
+ * fails. */
+static void test_keyset_skip_unknown_curve(void **state)
+{
+    const char *doc =
+        "{\"keys\":["
+        "{\"kty\":\"EC\",\"crv\":\"brainpoolP256r1\",\"x\":\"" A3_X "\",\"y\":\"" A3_Y
+        "\",\"kid\":\"bp\"},"
+        "{\"kty\":\"OKP\",\"crv\":\"Ed999\",\"x\":\"" ED_X "\",\"kid\":\"ed999\"},"
+        EC_JWK(",\"kid\":\"good\"") "]}";
+    jwtd_keyset *set = NULL;
+
+    (void)state;
+    assert_int_equal(jwks(doc, 0, &set), JWTD_ERR_KEY);
+    assert_int_equal(jwks(doc, JWTD_JWKS_SKIP_UNUSABLE, &set), JWTD_OK);
+    assert_int_equal(jwtd_keyset_count(set), 1);
+    assert_non_null(jwtd_keyset_find(set, "good"));
+    jwtd_keyset_free(set);
+    set = NULL;
+    assert_int_equal(jwks("{\"keys\":[{\"kty\":\"EC\",\"x\":\"" A3_X "\",\"y\":\"" A3_Y
+                          "\"}," EC_JWK(",\"kid\":\"good\"") "]}",
+                          JWTD_JWKS_SKIP_UNUSABLE, &set),
+                     JWTD_ERR_KEY);
+    assert_int_equal(jwks("{\"keys\":[{\"kty\":\"OKP\",\"crv\":1,\"x\":\"" ED_X "\"}," EC_JWK(
+                              ",\"kid\":\"good\"") "]}",
+                          JWTD_JWKS_SKIP_UNUSABLE, &set),
+                     JWTD_ERR_KEY);
+    assert_null(set);
+}
+
 static void test_keyset_holds_its_own_reference(void **state)
 {
     jwtd_keyset *set = NULL;
@@ -635,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_keyset_duplicate_kid),
         cmocka_unit_test(test_keyset_mixed_secret_and_public),
         cmocka_unit_test(test_keyset_skip_unusable),
+        cmocka_unit_test(test_keyset_skip_unknown_curve),
         cmocka_unit_test(test_keyset_holds_its_own_reference),
         cmocka_unit_test(test_rfc7638_thumbprint),
         cmocka_unit_test(test_rfc8037_thumbprint),
