@@ -134,7 +134,7 @@ enum store_rc store_refresh(struct store *s, const char *sid, uint32_t gen,
 {
     struct store_session row = {0};
     struct store_user owner = {0};
-    enum refresh_outcome out;
+    enum refresh_outcome out = REFRESH_UNKNOWN;
     bool open;
     enum store_rc rc = session_decide_locked(s, sid, gen, p, false, &row, &owner, &out, &open);
     if (rc == STORE_OK && open) {
