@@ -119,8 +119,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     const char *token = auth + 7;
 
     maybe_reload(st);
-    /* Holding the lock while verifying keeps the example short; a busy
-     * service would swap reference-counted key sets instead. */
+    /* Holding the lock while verifying keeps the example short. A busy
+     * service would count its own references to each key set (libjwtd has
+     * none): a verify holds one, a reload swaps the pointer under the lock,
+     * and the last holder frees the old set with jwtd_keyset_free. A key
+     * set is only read by jwtd_verify, so any number of threads may verify
+     * with one at once. */
     pthread_mutex_lock(&st->lock);
     jwtd_claims *claims = NULL;
     jwtd_err e = st->keys ? jwtd_verify(st->verifier, st->keys, token, strlen(token),

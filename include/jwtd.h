@@ -246,7 +246,8 @@ typedef struct jwtd_claims jwtd_claims;
  * configured audience; missing or empty sub; missing or empty sid (unless
  * turned off); fractional times count as the next whole second;
  * registered claims of the wrong type (exp/nbf/iat not numbers; iss, sub,
- * sid, jti not strings; aud not a string or array of strings).
+ * sid, jti, preferred_username not strings; aud not a string or array
+ * of strings).
  *
  * On success *ret_claims holds the claims, owned by the caller.
  */
