@@ -208,6 +208,20 @@ static void warm_up_libraries(void)
     json_decref(json_loadb(bad, sizeof bad - 1, JSON_REJECT_DUPLICATES, &e));
 }
 
+/* Why a shared secret could not be read or made, in the start-up error's
+ * words: a busy or unreachable database (another process writing the
+ * SQLite file without pause, PostgreSQL down) is worth another try. */
+static void secret_failed(char *err, size_t errlen, const char *what, enum store_rc rc)
+{
+    if (rc == STORE_UNAVAILABLE)
+        snprintf(err, errlen,
+                 "JWTD_DATABASE: cannot read or create the %s: the database is busy or "
+                 "unreachable (waited JWTD_DB_TIMEOUT); try again",
+                 what);
+    else
+        snprintf(err, errlen, "JWTD_DATABASE: cannot read or create the %s", what);
+}
+
 bool app_open(struct app *app, struct config *cfg, enum app_mode mode, char *err, size_t errlen)
 {
     memset(app, 0, sizeof *app);
@@ -231,14 +245,15 @@ bool app_open(struct app *app, struct config *cfg, enum app_mode mode, char *err
     /* The key links and codes of mail are derived from: shared too. */
     uint8_t mcand[sizeof app->mail_key];
     size_t mlen = 0;
+    enum store_rc mrc = STORE_ERROR;
     bool mok = util_random(mcand, sizeof mcand) &&
-               store_secret_get_or_create(app->store, "mail_hmac", mcand, sizeof mcand,
-                                          app->mail_key, sizeof app->mail_key,
-                                          &mlen) == STORE_OK &&
+               (mrc = store_secret_get_or_create(app->store, "mail_hmac", mcand, sizeof mcand,
+                                                 app->mail_key, sizeof app->mail_key, &mlen)) ==
+                   STORE_OK &&
                mlen == sizeof app->mail_key;
     OPENSSL_cleanse(mcand, sizeof mcand);
     if (!mok) {
-        snprintf(err, errlen, "JWTD_DATABASE: cannot read or create the mail key");
+        secret_failed(err, errlen, "mail key", mrc);
         return false;
     }
     if (mode != APP_SERVE)
@@ -247,13 +262,14 @@ bool app_open(struct app *app, struct config *cfg, enum app_mode mode, char *err
     /* The refresh-token MAC key: shared by every instance on this storage. */
     uint8_t candidate[REFRESH_KEY_LEN];
     size_t klen = 0;
+    enum store_rc krc = STORE_ERROR;
     if (!util_random(candidate, sizeof candidate) ||
-        store_secret_get_or_create(app->store, "refresh_hmac", candidate, sizeof candidate,
-                                   app->refresh_key, sizeof app->refresh_key,
-                                   &klen) != STORE_OK ||
+        (krc = store_secret_get_or_create(app->store, "refresh_hmac", candidate,
+                                          sizeof candidate, app->refresh_key,
+                                          sizeof app->refresh_key, &klen)) != STORE_OK ||
         klen != REFRESH_KEY_LEN) {
         OPENSSL_cleanse(candidate, sizeof candidate);
-        snprintf(err, errlen, "JWTD_DATABASE: cannot read or create the refresh-token key");
+        secret_failed(err, errlen, "refresh-token key", krc);
         return false;
     }
     OPENSSL_cleanse(candidate, sizeof candidate);

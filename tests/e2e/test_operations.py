@@ -1908,3 +1908,28 @@ def test_a_bare_database_path_is_told_how_to_write_it(tmp_path):
     p = jwtd(["config", "check", "--database=host=db password=hunter2-secret"])
     assert p.returncode == 2 and "hunter2" not in err(p), err(p)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_admin_command_on_a_locked_sqlite_file_says_busy_and_try_again(tmp_path):
+    """Found by a load test: `jwtd user mfa-reset` run while the server
+    wrote without pause exited 1 with "cannot read or create the mail key",
+    which reads like a broken database, not a busy one. With another
+    process holding the SQLite write lock past JWTD_DB_TIMEOUT, a command
+    that writes says the database is busy and to try again; once the lock
+    is gone the same command succeeds."""
+    import sqlite3
+    env = {"JWTD_DATABASE": "sqlite:" + str(tmp_path / "jwtd.db"), "JWTD_DB_TIMEOUT": "300ms"}
+    p = jwtd(["user", "add", "busy-bea", "--password-stdin"], env=env,
+             input=(strong_password() + "\n").encode())
+    assert p.returncode == 0, err(p)
+    con = sqlite3.connect(str(tmp_path / "jwtd.db"), isolation_level=None)
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        p = jwtd(["user", "disable", "busy-bea"], env=env)
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    assert p.returncode == 1, err(p)
+    assert "busy" in err(p) and "try again" in err(p), err(p)
+    p = jwtd(["user", "disable", "busy-bea"], env=env)
+    assert p.returncode == 0, err(p)
