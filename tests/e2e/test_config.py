@@ -64,6 +64,55 @@ def test_bad_setting_stops_startup(env, name):
             assert secret not in line, line             # never echo a secret
 
 
+# (setting, the first value past its limit, the limit as the error line,
+# `jwtd serve --help`, jwtd.conf(5) and docs/configuration.md state it).
+# Found by an audit: these said "a duration" or "per window" without the
+# bounds the parser enforces, so `rate_window = 2d` was refused with
+# "accepts window of the per-address counters" and no word of the 1d limit.
+SETTING_LIMITS = [
+    ("JWTD_REFRESH_TTL", "3651d", "1s to 3650d"),
+    ("JWTD_REFRESH_ABSOLUTE_TTL", "3651d", "1s to 3650d"),
+    ("JWTD_KEY_ROTATION", "3651d", "up to 3650d"),
+    ("JWTD_KEY_PUBLISH_AHEAD", "31d", "0-30d"),
+    ("JWTD_LOGIN_BACKOFF", "2d", "1s-1d"),
+    ("JWTD_LOGIN_BACKOFF_MAX", "31d", "1s-30d"),
+    ("JWTD_ADDRESS_MAX_FAILURES", "100001", "1-100000"),
+    ("JWTD_SIGNUP_RATE", "1000001", "1-1000000"),
+    ("JWTD_REFRESH_RATE", "1000001", "1-1000000"),
+    ("JWTD_RATE_WINDOW", "2d", "1s-1d"),
+    ("JWTD_MAIL_RETRY", "61m", "10ms-1h"),
+    ("JWTD_MAIL_RETRY_MAX", "2d", "10ms-1d"),
+    ("JWTD_MAIL_GIVE_UP", "31d", "100ms-30d"),
+    ("JWTD_MAIL_RATE", "1000001", "1-1000000"),
+    ("JWTD_MAIL_ACCOUNT_RATE", "1001", "1-1000"),
+    ("JWTD_CODE_ATTEMPTS", "101", "1-100"),
+    ("JWTD_SITE_NAME", "x" * 65, "up to 64 bytes"),
+]
+
+
+@pytest.mark.parametrize("name,over,limit", SETTING_LIMITS, ids=[n for n, _, _ in SETTING_LIMITS])
+def test_refused_value_is_told_the_limit(name, over, limit):
+    flag = "--" + name[5:].lower().replace("_", "-")
+    # The limit itself is accepted (the other rules between settings kept).
+    at = {"3651d": "3650d", "31d": "30d", "2d": "1d", "61m": "1h", "101": "100",
+          "1001": "1000", "100001": "100000", "1000001": "1000000"}.get(over, "x" * 64)
+    extra = {"JWTD_REFRESH_TTL": ["--refresh-absolute-ttl=3650d"],
+             "JWTD_LOGIN_BACKOFF": ["--login-backoff-max=1d"],
+             "JWTD_MAIL_RETRY": ["--mail-retry-max=1h"]}.get(name, [])
+    ok = subprocess.run([jwtd_bin(), "config", "check", "--config", "none", flag + "=" + at] + extra,
+                        env=clean_env(), capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert ok.returncode == 0, ok.stderr.decode()
+    p = subprocess.run([jwtd_bin(), "config", "check", "--config", "none", flag + "=" + over] + extra,
+                       env=clean_env(), capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert p.returncode == 2, p
+    line = _one_line(p.stderr.decode())
+    assert name in line and limit in line, line
+    help_text = subprocess.run([jwtd_bin(), "serve", "--help"], env=clean_env(), capture_output=True,
+                               timeout=30, stdin=subprocess.DEVNULL).stdout.decode()
+    entry = help_text.split(name + "\n", 1)[1].split("\n", 1)[0]
+    assert limit in entry, entry
+
+
 @pytest.mark.parametrize("flag,name", [
     ("--access-ttl=abc", "access-ttl"),
     ("--signup=maybe", "signup"),
