@@ -51,10 +51,16 @@ static bool schema_current(struct app *app, char *err, size_t errlen)
         snprintf(err, errlen, "JWTD_DATABASE: cannot read the schema version (%s)",
                  store_rc_name(rc));
     else if (current == 0)
+        /* PostgreSQL takes jwtd's tables beside others; a SQLite file of
+         * another application's is refused by every migration (sq_migrate),
+         * so the advice must not promise one there. */
         snprintf(err, errlen, "JWTD_DATABASE: no jwtd database there (no jwtd schema); is it "
-                              "the server's database (--config, JWTD_DATABASE)? `jwtd migrate` "
-                              "makes one there, beside any other application's tables: check "
-                              "the path first");
+                              "the server's database (--config, JWTD_DATABASE)? %s: check the "
+                              "path first",
+                 config_uses_postgres(app->cfg)
+                     ? "`jwtd migrate` makes one there, beside any other application's tables"
+                     : "`jwtd migrate` makes one in a new or empty file (never in a file "
+                       "holding another application's tables)");
     else if (current < latest)
         snprintf(err, errlen, "JWTD_DATABASE: the schema is at version %d of %d: run `jwtd "
                               "migrate` (or start the server) first", current, latest);

@@ -1197,6 +1197,12 @@ def test_database_without_jwtd_schema_is_left_alone(args):
             p = jwtd(args, env={"JWTD_DATABASE": "sqlite:" + path}, cwd=tmp)
             assert p.returncode == 1, (args, p.returncode, err(p))
             assert "no jwtd database" in err(p), err(p)
+            # Its advice is what `jwtd migrate` does with a SQLite file: it
+            # refuses another application's (found by an audit: the line said
+            # migrate would make jwtd's tables "beside any other
+            # application's tables", which it then refused to do).
+            assert "beside any other application's tables" not in err(p), err(p)
+            assert "never in a file holding another application's tables" in err(p), err(p)
         assert {path: digest(path) for path in (empty, other)} == before, \
             "%s changed a database that is not jwtd's" % args
         assert sorted(os.listdir(tmp)) == ["empty.db", "other.db"], os.listdir(tmp)
