@@ -731,6 +731,40 @@ def test_two_host_headers_are_refused(server, accounts):
     still_serving(server, accounts)
 
 
+FOLDED_FRAMING = {
+    # obs-fold (RFC 9112, 5.2): libmicrohttpd 0.9.75 glues a continuation line
+    # onto the header's *name* ("Content-Length5", "Transfer-Encodingchunked"),
+    # so the header is lost and the body is read as the next request, while a
+    # proxy that unfolds it (as RFC 9112 allows) frames the body by it
+    "content_length_value_on_next_line": lambda sm: ([b"Content-Length:", b" %d" % len(sm)], sm),
+    "content_length_continued": lambda sm: ([b"Content-Length: %d" % len(sm), b" 0"], sm),
+    "transfer_encoding_value_on_next_line":
+        lambda sm: ([b"Transfer-Encoding:", b"\tchunked"],
+                    b"%x\r\n%s\r\n0\r\n\r\n" % (len(sm), sm)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOLDED_FRAMING))
+def test_folded_framing_header_is_refused(server, accounts, case):
+    """Found by an audit: a Content-Length or Transfer-Encoding header
+    continued on the next line (obs-fold) vanished under a garbled name, and
+    the body ran as a second request. RFC 9112, 5.2: reject (400) or unfold;
+    the HTTP library does neither, so jwtd refuses, and closes."""
+    smuggled = request(b"GET", b"/smuggled-request")
+    framing, body = FOLDED_FRAMING[case](smuggled)
+    res = raw(server, request(b"POST", b"/auth/login",
+                              [b"Content-Type: application/json"] + framing, body), expect=2,
+              timeout=3)
+    assert res.responses, res
+    assert res.statuses[0] == 400, res
+    assert b"invalid_request" in res.responses[0][2], res
+    # refused for the header, not for a body that seemed missing or garbled
+    assert b"header" in res.responses[0][2], res
+    assert len(res.responses) == 1 and b"/smuggled-request" not in res.data, \
+        "the body was executed as a second request: %r" % res.data.decode("latin-1")
+    still_serving(server, accounts)
+
+
 # ====================================================================== the end
 
 def test_process_alive_and_clean_shutdown(server, accounts):
