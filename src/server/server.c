@@ -74,6 +74,7 @@ static bool is_tchar(unsigned char c)
 struct header_census {
     bool bad_name;
     bool folded;
+    bool bad_value;
     int content_length, transfer_encoding, host;
     bool te_not_chunked;
 };
@@ -90,6 +91,16 @@ static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const ch
     for (const unsigned char *p = (const unsigned char *)key; *p; p++)
         if (!is_tchar(*p)) {
             c->bad_name = true;
+            return MHD_NO;
+        }
+    /* RFC 9110, 5.5: no control characters but HTAB in a field value.
+     * libmicrohttpd keeps a bare CR there ("X-A: a\rContent-Length: 0"),
+     * where a proxy may end the line and see another header (RFC 9112,
+     * 2.2 says: invalid, or a space). (A NUL ends the value in the
+     * library, which hands over only what came before it.) */
+    for (const unsigned char *p = (const unsigned char *)(value ? value : ""); *p; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
+            c->bad_value = true;
             return MHD_NO;
         }
     /* A header continued on the next line (obs-fold, RFC 9112, 5.2):
@@ -125,16 +136,19 @@ static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const ch
 /* Requests that proxies and this server could read differently are
  * refused (and their connection closed): a header name with spaces
  * ("Content-Length : 5" is not Content-Length here, but may be upstream),
- * Content-Length or Transfer-Encoding folded onto the next line (MHD loses
- * it), both Content-Length and Transfer-Encoding, either of them twice (MHD
- * takes the first, others the last), a transfer coding other than chunked,
- * HTTP/1.1 without Host or with two (RFC 9112, 3.2). */
+ * a header value with a control character (a bare CR ends the line for
+ * some), Content-Length or Transfer-Encoding folded onto the next line
+ * (MHD loses it), both Content-Length and Transfer-Encoding, either of
+ * them twice (MHD takes the first, others the last), a transfer coding
+ * other than chunked, HTTP/1.1 without Host or with two (RFC 9112, 3.2). */
 static const char *smuggling_risk(struct MHD_Connection *conn, const char *version)
 {
     struct header_census c = {0};
     MHD_get_connection_values(conn, MHD_HEADER_KIND, check_header, &c);
     if (c.bad_name)
         return "A request header name is malformed.";
+    if (c.bad_value)
+        return "A request header value holds a control character.";
     if (c.folded)
         return "A Content-Length or Transfer-Encoding request header is continued "
                "on the next line.";

@@ -765,6 +765,23 @@ def test_folded_framing_header_is_refused(server, accounts, case):
     still_serving(server, accounts)
 
 
+@pytest.mark.parametrize("value", [b"a\rContent-Length: 0", b"a\x0bb", b"a\x7fb"])
+def test_control_character_in_header_value_is_refused(server, accounts, value):
+    """Found by an audit: a bare CR inside a header value reached jwtd as part
+    of the value; a proxy that ends the line there (RFC 9112, 2.2 says: treat
+    it as invalid, or as SP) sees another header - here a Content-Length of 0
+    that makes the body the next request. Control characters other than HTAB
+    (RFC 9110, 5.5) are refused with 400 and the connection closed."""
+    body = b'{"username":"nobody-at-all","password":"not-the-password-1"}'
+    res = raw(server, request(b"POST", b"/auth/login",
+                              [b"X-Note: " + value, b"Content-Type: application/json",
+                               b"Content-Length: %d" % len(body)], body), expect=2, timeout=3)
+    assert res.statuses[:1] == [400], res
+    assert b"invalid_request" in res.responses[0][2], res
+    assert res.closed, res
+    still_serving(server, accounts)
+
+
 # ====================================================================== the end
 
 def test_process_alive_and_clean_shutdown(server, accounts):
