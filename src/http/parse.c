@@ -238,6 +238,23 @@ static int hexval(char c)
     return -1;
 }
 
+size_t parse_unescape_url(char *s)
+{
+    size_t o = 0;
+    for (size_t i = 0; s[i]; i++) {
+        int h, l;
+        if (s[i] == '%' && (h = hexval(s[i + 1])) >= 0 && (l = hexval(s[i + 2])) >= 0 &&
+            (h | l) != 0) {
+            s[o++] = (char)(h * 16 + l);
+            i += 2;
+        } else {
+            s[o++] = s[i];
+        }
+    }
+    s[o] = '\0';
+    return o;
+}
+
 bool parse_form_component(const char *in, size_t len, char *out, size_t cap, size_t *ret_len)
 {
     size_t o = 0;

@@ -38,6 +38,12 @@ bool parse_content_type_form(const char *content_type);
  * (a bad escape, a NUL byte) or too long. */
 bool parse_form_component(const char *in, size_t len, char *out, size_t cap, size_t *ret_len);
 
+/* Decode %XX escapes of a request path or query component in place (the
+ * HTTP library's unescaping, MHD_OPTION_UNESCAPE_CALLBACK): a bad escape
+ * is kept as it is, and so is %00, which would otherwise end the string
+ * early ("/healthz%00/x" is not "/healthz"). Returns the new length. */
+size_t parse_unescape_url(char *s);
+
 /* The client of an X-Forwarded-For list: walking from the right, the first
  * address that `trusted` does not accept (or the leftmost). Every entry
  * walked must be a numeric IPv4/IPv6 address (entries left of the answer are

@@ -507,6 +507,16 @@ static void *watchdog(void *arg)
     return NULL;
 }
 
+/* The path and query of every request, %-decoded but for %00: the
+ * library's own decoding turns it into a NUL, and the path ended there
+ * ("/healthz%00/x" answered as /healthz). */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return parse_unescape_url(s);
+}
+
 __attribute__((format(printf, 2, 0))) static void mhd_logger(void *cls, const char *fmt,
                                                             va_list ap)
 {
@@ -722,6 +732,7 @@ struct server *server_start(struct app *app, char *err, size_t errlen)
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_request_line, s};
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, NULL};
     /* Host is checked here (smuggling_risk), with a proper JSON 400: the
      * library's own strict mode answers with a malformed response. */
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_STRICT_FOR_CLIENT, 0, NULL};

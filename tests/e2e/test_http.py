@@ -28,6 +28,21 @@ def test_unknown_path_404_for_post(client):
     assert_error(client.post("/definitely/not/here", {"a": 1}), 404, "not_found")
 
 
+@pytest.mark.parametrize("path", ["/healthz%00", "/healthz%00/anything",
+                                  "/.well-known/jwks.json%00.html", "/auth/verify%00"])
+def test_encoded_nul_does_not_cut_the_path(client, path):
+    """Found by an audit: the HTTP library decodes %00 into a NUL, and the path
+    ended there: /healthz%00/anything answered as /healthz. A path that is not
+    a route is 404 (a proxy that allows or blocks by path sees another one)."""
+    assert_error(client.get(path), 404, "not_found")
+
+
+def test_percent_encoded_path_still_routes(client):
+    # RFC 3986, 6.2.2.2: %6C is "l"; decoding it is not the bug above
+    r = client.get("/%68ealthz")
+    assert r.status == 200 and r.json == {"status": "ok"}, r
+
+
 @pytest.mark.parametrize("method,path,allowed", [
     ("GET", "/auth/signup", "POST"),
     ("PUT", "/auth/login", "POST"),

@@ -12,7 +12,8 @@
  * client is the first untrusted address walking from the right; every
  * entry walked must be a bare numeric address) and the same-origin check
  * of Origin against Host (RFC 6454 §7: scheme "://" host [":" port];
- * hosts compare case-insensitively, ports exactly). Every parser is also
+ * hosts compare case-insensitively, ports exactly), and %-decoding of
+ * paths (RFC 3986 §2.1; %00 kept encoded). Every parser is also
  * fed NULL and empty input.
  */
 #include <setjmp.h>
@@ -450,6 +451,37 @@ static void test_same_origin_scheme_and_public_url(void **state)
     assert_false(parse_same_origin("null", "auth.example.com", pub, false));
 }
 
+/* ---- path and query unescaping (RFC 3986 §2.1) ---- */
+
+static void check_unescape(const char *in, const char *want)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", in);
+    size_t n = parse_unescape_url(buf);
+    assert_int_equal(n, strlen(want));
+    assert_string_equal(buf, want);
+}
+
+static void test_unescape_url(void **state)
+{
+    (void)state;
+    check_unescape("", "");
+    check_unescape("/healthz", "/healthz");
+    check_unescape("/%68ealthz", "/healthz");
+    check_unescape("/auth/%6Cogin", "/auth/login");
+    check_unescape("/a%2fb%2Fc", "/a/b/c");
+    check_unescape("/%e2%82%ac", "/\xe2\x82\xac");
+    /* %00 stays as it is: a NUL would end the path early. */
+    check_unescape("/healthz%00", "/healthz%00");
+    check_unescape("/healthz%00/x%41", "/healthz%00/xA");
+    /* Bad or cut escapes stay as they are. */
+    check_unescape("/%zz%4", "/%zz%4");
+    check_unescape("%", "%");
+    check_unescape("%4", "%4");
+    check_unescape("%%41", "%A");
+    check_unescape("a+b", "a+b");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -459,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_forwarded_client),
         cmocka_unit_test(test_same_origin),
         cmocka_unit_test(test_same_origin_scheme_and_public_url),
+        cmocka_unit_test(test_unescape_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
