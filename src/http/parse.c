@@ -255,6 +255,26 @@ size_t parse_unescape_url(char *s)
     return o;
 }
 
+const char *parse_absolute_form(const char *target, const char **ret_authority,
+                                size_t *ret_len)
+{
+    if (!target)
+        return NULL;
+    const char *p;
+    if (strncasecmp(target, "http://", 7) == 0)
+        p = target + 7;
+    else if (strncasecmp(target, "https://", 8) == 0)
+        p = target + 8;
+    else
+        return NULL;
+    size_t n = strcspn(p, "/?#");
+    if (n == 0)
+        return NULL;
+    *ret_authority = p;
+    *ret_len = n;
+    return p[n] == '/' ? p + n : "/";
+}
+
 bool parse_form_component(const char *in, size_t len, char *out, size_t cap, size_t *ret_len)
 {
     size_t o = 0;

@@ -44,6 +44,14 @@ bool parse_form_component(const char *in, size_t len, char *out, size_t cap, siz
  * early ("/healthz%00/x" is not "/healthz"). Returns the new length. */
 size_t parse_unescape_url(char *s);
 
+/* For a request target in absolute-form (RFC 9112, 3.2.2:
+ * "http://host[:port]/path", scheme http or https, case-insensitive): its
+ * path ("/" when it has none), and in *ret_authority / *ret_len its
+ * authority, pointing into the target. NULL for any other target (origin
+ * form "/path", "*", an empty authority). */
+const char *parse_absolute_form(const char *target, const char **ret_authority,
+                                size_t *ret_len);
+
 /* The client of an X-Forwarded-For list: walking from the right, the first
  * address that `trusted` does not accept (or the leftmost). Every entry
  * walked must be a numeric IPv4/IPv6 address (entries left of the answer are

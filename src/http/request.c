@@ -34,7 +34,10 @@ bool request_same_origin(struct request *r, const char *origin)
     char pub[512];
     const struct config *cfg = r->app->cfg;
     bool have_pub = config_public_origin(cfg, pub, sizeof pub);
-    return parse_same_origin(origin, request_header(r, "Host"), have_pub ? pub : NULL,
+    /* RFC 9112, 3.2.2: with an absolute-form target, its authority is the
+     * request's host, not Host. */
+    return parse_same_origin(origin, r->authority ? r->authority : request_header(r, "Host"),
+                             have_pub ? pub : NULL,
                              cfg->tls_cert_pem != NULL);
 }
 

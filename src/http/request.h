@@ -59,7 +59,8 @@ struct request {
     const char *route_name;   /* "login", ...; "other" for unknown paths */
     unsigned route_index;     /* for metrics */
     enum http_method method;
-    const char *url;          /* owned by libmicrohttpd, valid until completion */
+    const char *url;          /* its path, owned by libmicrohttpd, valid until completion */
+    char *authority;          /* an absolute-form target's host[:port] (heap), or NULL */
     char path_id[UUID_STR_LEN]; /* {id} of /auth/sessions/{id} */
     char request_id[40];      /* also the X-Request-Id response header */
 

@@ -208,6 +208,19 @@ static struct request *request_new(struct server *s, struct MHD_Connection *conn
     r->app = app;
     r->metrics = s->metrics;
     r->conn = conn;
+    /* An absolute-form target ("http://host/path", RFC 9112, 3.2.2: a
+     * server MUST accept it) is routed by its path. */
+    const char *authority;
+    size_t alen;
+    const char *path = parse_absolute_form(url, &authority, &alen);
+    if (path) {
+        r->authority = strndup(authority, alen);
+        if (!r->authority) {
+            request_release(r);
+            return NULL;
+        }
+        url = path;
+    }
     r->url = url;
     r->method = routes_method(method);
     const struct route *route = routes_match(url, r->path_id);
@@ -248,6 +261,7 @@ static void request_free(struct request *r)
         MHD_destroy_response(r->staged);
     buf_wipe_free(&r->body); /* bodies carry passwords */
     free(r->csp);
+    free(r->authority);
     for (unsigned i = 0; i < r->n_headers; i++) {
         free(r->hname[i]);
         free(r->hvalue[i]);

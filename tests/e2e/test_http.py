@@ -253,6 +253,53 @@ def test_pipelined_requests(server):
     assert data.count(b"HTTP/1.1 200") == 3, data
 
 
+def _one_response(server, req):
+    """Send req on a new connection (it should say Connection: close) and
+    return (status, body) of the answer."""
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(req)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+@pytest.mark.parametrize("target,status,code", [
+    ("http://{hp}/healthz", 200, None),
+    ("HTTP://{hp}/healthz?x=1", 200, None),
+    ("http://{hp}/%68ealthz", 200, None),
+    ("https://{hp}/.well-known/jwks.json", 200, None),
+    ("http://{hp}/nope", 404, "not_found"),
+    ("http://{hp}", 404, "not_found"),
+    ("http://{hp}/auth/me", 401, "invalid_token"),
+])
+def test_absolute_form_request_target(server, target, status, code):
+    """Found by an audit: RFC 9112, 3.2.2: "A server MUST accept the
+    absolute-form in requests"; jwtd answered every one 404. The target's
+    path is routed as if it came alone."""
+    hp = "%s:%d" % (server.host, server.port)
+    req = ("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+           % (target.format(hp=hp), hp)).encode()
+    st, body = _one_response(server, req)
+    assert st == status, (st, body)
+    if code:
+        assert json.loads(body)["error"] == code, body
+
+
+def test_absolute_form_post_is_routed(server):
+    body = b'{"username":"nobody-at-all","password":"not-the-password-1"}'
+    hp = "%s:%d" % (server.host, server.port)
+    req = (b"POST http://%s/auth/login HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+           b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+           % (hp.encode(), hp.encode(), len(body), body))
+    st, resp = _one_response(server, req)
+    assert st == 401 and json.loads(resp)["error"] == "invalid_credentials", (st, resp)
+
+
 def test_large_headers_accepted(client):
     # headers up to 16 KiB in all are accepted
     pad = {"X-Padding-1": "p" * 8000, "X-Padding-2": "q" * 8000}      # ~16,100 bytes in all

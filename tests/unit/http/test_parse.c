@@ -13,7 +13,8 @@
  * entry walked must be a bare numeric address) and the same-origin check
  * of Origin against Host (RFC 6454 §7: scheme "://" host [":" port];
  * hosts compare case-insensitively, ports exactly), and %-decoding of
- * paths (RFC 3986 §2.1; %00 kept encoded). Every parser is also
+ * paths (RFC 3986 §2.1; %00 kept encoded), absolute-form targets (RFC
+ * 9112 §3.2.2: path and authority). Every parser is also
  * fed NULL and empty input.
  */
 #include <setjmp.h>
@@ -482,6 +483,41 @@ static void test_unescape_url(void **state)
     check_unescape("a+b", "a+b");
 }
 
+/* ---- absolute-form request targets (RFC 9112 §3.2.2) ---- */
+
+static void check_absolute(const char *target, const char *want_path, const char *want_auth)
+{
+    const char *auth = NULL;
+    size_t len = 0;
+    const char *path = parse_absolute_form(target, &auth, &len);
+    if (!want_path) {
+        assert_null(path);
+        return;
+    }
+    assert_non_null(path);
+    assert_string_equal(path, want_path);
+    assert_int_equal(len, strlen(want_auth));
+    assert_memory_equal(auth, want_auth, len);
+}
+
+static void test_absolute_form(void **state)
+{
+    (void)state;
+    check_absolute("http://127.0.0.1:8080/healthz", "/healthz", "127.0.0.1:8080");
+    check_absolute("HTTPS://auth.example.com/auth/login", "/auth/login", "auth.example.com");
+    check_absolute("http://[::1]:8080/a/b", "/a/b", "[::1]:8080");
+    check_absolute("http://host", "/", "host");
+    check_absolute("http://host?x=1", "/", "host");
+    /* Not absolute-form. */
+    check_absolute("/healthz", NULL, NULL);
+    check_absolute("*", NULL, NULL);
+    check_absolute("http:///healthz", NULL, NULL);
+    check_absolute("ftp://host/x", NULL, NULL);
+    check_absolute("http:/host/x", NULL, NULL);
+    check_absolute("", NULL, NULL);
+    check_absolute(NULL, NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_same_origin),
         cmocka_unit_test(test_same_origin_scheme_and_public_url),
         cmocka_unit_test(test_unescape_url),
+        cmocka_unit_test(test_absolute_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
