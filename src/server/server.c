@@ -75,7 +75,7 @@ struct header_census {
     bool bad_name;
     bool folded;
     bool bad_value;
-    int content_length, transfer_encoding, host;
+    int content_length, transfer_encoding, host, content_type;
     bool te_not_chunked;
 };
 
@@ -122,6 +122,8 @@ static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const ch
         c->content_length++;
     } else if (strcasecmp(key, "Host") == 0) {
         c->host++;
+    } else if (strcasecmp(key, "Content-Type") == 0) {
+        c->content_type++;
     } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
         c->transfer_encoding++;
         /* MHD reads a body as chunked only for exactly this value; any
@@ -141,10 +143,12 @@ static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const ch
  * (MHD loses it), both Content-Length and Transfer-Encoding, either of
  * them twice (MHD takes the first, others the last), a transfer coding
  * other than chunked, HTTP/1.1 without Host or with two (RFC 9112, 3.2). */
-static const char *smuggling_risk(struct MHD_Connection *conn, const char *version)
+static const char *smuggling_risk(struct MHD_Connection *conn, const char *version,
+                                  struct header_census *ret_census)
 {
     struct header_census c = {0};
     MHD_get_connection_values(conn, MHD_HEADER_KIND, check_header, &c);
+    *ret_census = c;
     if (c.bad_name)
         return "A request header name is malformed.";
     if (c.bad_value)
@@ -350,11 +354,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!r)
             return MHD_NO; /* out of memory: MHD closes the connection */
         *con_cls = r;
-        const char *risk = smuggling_risk(conn, version);
+        struct header_census census;
+        const char *risk = smuggling_risk(conn, version, &census);
         if (risk) {
             respond_header(r, "Connection", "close");
             respond_error(r, 400, "invalid_request", risk);
             return MHD_YES;
+        }
+        if (census.content_type > 1) {
+            /* Two media types (MHD hands over the first): the body has
+             * none that can be trusted, JSON or form. */
+            r->json_declared = r->form_declared = false;
+            r->bad_content_type = true;
         }
         /* A declared body over the cap is refused before it is read. MHD
          * accepts a response only now or after the whole body, and this

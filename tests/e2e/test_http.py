@@ -131,6 +131,20 @@ def test_unsupported_media_type_415(client, content_type):
     assert_error(r, 415, "unsupported_media_type")
 
 
+@pytest.mark.parametrize("second", ["text/plain", "application/json"])
+def test_two_content_types_415(server, second):
+    """Found by an audit: with two Content-Type headers the HTTP library hands
+    over the first, so "application/json" then "text/plain" was read as JSON
+    (and the reverse order refused): a body whose media type is given twice
+    has no single type (RFC 9110, 8.3 allows one). 415, whichever the order."""
+    body = b'{"username":"nobody-at-all","password":"not-the-password-1"}'
+    req = (b"POST /auth/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+           b"Content-Type: application/json\r\nContent-Type: %s\r\n"
+           b"Content-Length: %d\r\n\r\n%s" % (second.encode(), len(body), body))
+    st, resp = _one_response(server, req)
+    assert st == 415 and json.loads(resp)["error"] == "unsupported_media_type", (st, resp)
+
+
 @pytest.mark.parametrize("content_type", [
     "application/json",
     "application/json; charset=utf-8",
