@@ -275,6 +275,40 @@ const char *parse_absolute_form(const char *target, const char **ret_authority,
     return p[n] == '/' ? p + n : "/";
 }
 
+bool parse_host_valid(const char *host)
+{
+    if (!host)
+        return false;
+    const char *p = host;
+    if (*p == '[') {
+        /* IP-literal: IPv6address or IPvFuture, checked for its characters */
+        p++;
+        size_t n = strspn(p, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                             ":.-_~!$&'()*+,;=");
+        if (n == 0 || p[n] != ']')
+            return false;
+        p += n + 1;
+    } else {
+        for (; *p && *p != ':'; p++) {
+            unsigned char c = (unsigned char)*p;
+            if (c == '%') {
+                if (hexval(p[1]) < 0 || hexval(p[2]) < 0)
+                    return false;
+                p += 2;
+            } else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c >= '0' && c <= '9') || strchr("-._~!$&'()*+,;=", c))) {
+                return false;
+            }
+        }
+    }
+    if (*p == '\0')
+        return true;
+    if (*p != ':')
+        return false;
+    p++;
+    return strspn(p, "0123456789") == strlen(p);
+}
+
 bool parse_form_component(const char *in, size_t len, char *out, size_t cap, size_t *ret_len)
 {
     size_t o = 0;

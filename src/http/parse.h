@@ -52,6 +52,11 @@ size_t parse_unescape_url(char *s);
 const char *parse_absolute_form(const char *target, const char **ret_authority,
                                 size_t *ret_len);
 
+/* True when a Host header value is uri-host [":" port] (RFC 9112 §3.2,
+ * RFC 3986 §3.2.2): a reg-name (unreserved, %XX, sub-delims; may be
+ * empty) or an IP literal in brackets, and a port of digits. */
+bool parse_host_valid(const char *host);
+
 /* The client of an X-Forwarded-For list: walking from the right, the first
  * address that `trusted` does not accept (or the leftmost). Every entry
  * walked must be a numeric IPv4/IPv6 address (entries left of the answer are

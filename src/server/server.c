@@ -76,6 +76,7 @@ struct header_census {
     bool folded;
     bool bad_value;
     int content_length, transfer_encoding, host, content_type;
+    bool bad_host;
     bool te_not_chunked;
 };
 
@@ -122,6 +123,8 @@ static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const ch
         c->content_length++;
     } else if (strcasecmp(key, "Host") == 0) {
         c->host++;
+        if (!parse_host_valid(value ? value : ""))
+            c->bad_host = true;
     } else if (strcasecmp(key, "Content-Type") == 0) {
         c->content_type++;
     } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
@@ -142,7 +145,8 @@ static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const ch
  * some), Content-Length or Transfer-Encoding folded onto the next line
  * (MHD loses it), both Content-Length and Transfer-Encoding, either of
  * them twice (MHD takes the first, others the last), a transfer coding
- * other than chunked, HTTP/1.1 without Host or with two (RFC 9112, 3.2). */
+ * other than chunked, HTTP/1.1 without Host or with two, a Host that is not
+ * host[:port] (RFC 9112, 3.2). */
 static const char *smuggling_risk(struct MHD_Connection *conn, const char *version,
                                   struct header_census *ret_census)
 {
@@ -164,6 +168,8 @@ static const char *smuggling_risk(struct MHD_Connection *conn, const char *versi
         return "The only transfer coding accepted is chunked.";
     if (c.host > 1)
         return "The request must have one Host header.";
+    if (c.bad_host)
+        return "The Host header is not a host name or address with an optional port.";
     if (strcmp(version, "HTTP/1.0") != 0 && c.host == 0)
         return "The request needs a Host header.";
     return NULL;

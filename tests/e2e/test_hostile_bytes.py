@@ -782,6 +782,30 @@ def test_control_character_in_header_value_is_refused(server, accounts, value):
     still_serving(server, accounts)
 
 
+@pytest.mark.parametrize("host", [b"a b", b"a/b", b"user@host", b"host:80:81", b"host:8o",
+                                  b"[::1", b"[::1]x", b"a\"b", b"a<b"])
+def test_invalid_host_value_is_refused(server, accounts, host):
+    """Found by an audit: RFC 9112, 3.2: "A server MUST respond with a 400 (Bad
+    Request) status code to any HTTP/1.1 request message that lacks a Host
+    header field and to any request message that contains more than one Host
+    header field line or a Host header field with an invalid field value."
+    The first two were refused; an invalid value was served."""
+    res = raw(server, request(b"GET", b"/healthz", [b"Host: " + host], host=False), expect=1,
+              timeout=3)
+    assert res.statuses == [400], res
+    assert b"Host" in res.responses[0][2], res
+    still_serving(server, accounts)
+
+
+@pytest.mark.parametrize("host", [b"127.0.0.1", b"127.0.0.1:8080", b"[::1]:8080", b"[::1]",
+                                  b"auth.example.com", b"Auth.Example.COM.", b"xn--bcher-kva.example",
+                                  b"my_host", b""])
+def test_valid_host_values_are_served(server, accounts, host):
+    res = raw(server, request(b"GET", b"/healthz", [b"Host: " + host], host=False), expect=1,
+              timeout=3)
+    assert res.statuses == [200], res
+
+
 # ====================================================================== the end
 
 def test_process_alive_and_clean_shutdown(server, accounts):

@@ -518,6 +518,24 @@ static void test_absolute_form(void **state)
     check_absolute(NULL, NULL, NULL);
 }
 
+/* ---- Host (RFC 9112 §3.2, RFC 3986 §3.2.2) ---- */
+
+static void test_host_valid(void **state)
+{
+    (void)state;
+    const char *good[] = {"", "127.0.0.1", "127.0.0.1:8080", "[::1]", "[::1]:8080",
+                          "auth.example.com", "Auth.Example.COM.", "my_host", "a,b",
+                          "xn--bcher-kva.example", "h%C3%A9", "host:", "[v1.x]"};
+    const char *bad[] = {"a b", "a/b", "user@host", "host:80:81", "host:8o", "[::1",
+                         "[::1]x", "[]", "a\"b", "a<b", "h%zz", "h%4", "%", "a\tb", "a?b",
+                         "a#b"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_true(parse_host_valid(good[i]));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(parse_host_valid(bad[i]));
+    assert_false(parse_host_valid(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -529,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_same_origin_scheme_and_public_url),
         cmocka_unit_test(test_unescape_url),
         cmocka_unit_test(test_absolute_form),
+        cmocka_unit_test(test_host_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
