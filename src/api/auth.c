@@ -299,7 +299,11 @@ void api_verify(struct request *r)
     }
     struct identity id;
     const char *reason = NULL;
-    if (len == 0 || !access_check(r->app, tok, len, util_now(), &id, &reason)) {
+    if (len == 0) {
+        respond_unauthorized(r, request_empty_token_reason(r));
+        return;
+    }
+    if (!access_check(r->app, tok, len, util_now(), &id, &reason)) {
         respond_unauthorized(r, reason ? reason : jwtd_strerror(JWTD_ERR_MALFORMED));
         return;
     }

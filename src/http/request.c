@@ -273,6 +273,13 @@ bool json_field_string(struct request *r, json_t *obj, const char *name, bool re
 
 const char *request_access_token(struct request *r, size_t *ret_len, bool *ret_from_cookie)
 {
+    if (r->authorization_twice) {
+        /* Which one counts is up to the reader (the HTTP library takes the
+         * first, others the last): neither, and no cookie instead. */
+        *ret_len = 0;
+        *ret_from_cookie = false;
+        return "";
+    }
     const char *h = request_header(r, "Authorization");
     /* RFC 6750 §2.1; the scheme is case-insensitive (RFC 7235). Another
      * scheme (Basic, ...) is not a token for us. */
@@ -291,6 +298,12 @@ const char *request_access_token(struct request *r, size_t *ret_len, bool *ret_f
     return NULL;
 }
 
+const char *request_empty_token_reason(struct request *r)
+{
+    return r->authorization_twice ? "more than one Authorization header"
+                                  : jwtd_strerror(JWTD_ERR_MALFORMED);
+}
+
 static bool authenticate(struct request *r, struct identity *ret_id, bool clear_on_refusal)
 {
     size_t len = 0;
@@ -302,7 +315,7 @@ static bool authenticate(struct request *r, struct identity *ret_id, bool clear_
         if (clear_on_refusal && (!tok || from_cookie))
             cookie_clear_tokens(r);
         respond_unauthorized(r, !tok        ? NULL
-                                : len == 0 ? jwtd_strerror(JWTD_ERR_MALFORMED)
+                                : len == 0 ? request_empty_token_reason(r)
                                            : reason);
         return false;
     }

@@ -61,6 +61,7 @@ struct request {
     enum http_method method;
     const char *url;          /* its path, owned by libmicrohttpd, valid until completion */
     char *authority;          /* an absolute-form target's host[:port] (heap), or NULL */
+    bool authorization_twice; /* more than one Authorization header came */
     char path_id[UUID_STR_LEN]; /* {id} of /auth/sessions/{id} */
     char request_id[40];      /* also the X-Request-Id response header */
 
@@ -164,6 +165,10 @@ bool json_field_string(struct request *r, json_t *obj, const char *name, bool re
 /* The access token of the request: Bearer header first, then the access
  * cookie. *ret_from_cookie tells which. NULL when none. */
 const char *request_access_token(struct request *r, size_t *ret_len, bool *ret_from_cookie);
+
+/* Why an access token of length 0 (from request_access_token) is refused:
+ * two Authorization headers, or an empty token. */
+const char *request_empty_token_reason(struct request *r);
 
 /*
  * Authenticate a Bearer route. On failure answers 401 (with

@@ -75,7 +75,7 @@ struct header_census {
     bool bad_name;
     bool folded;
     bool bad_value;
-    int content_length, transfer_encoding, host, content_type;
+    int content_length, transfer_encoding, host, content_type, authorization;
     bool bad_host;
     bool te_not_chunked;
 };
@@ -127,6 +127,8 @@ static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const ch
             c->bad_host = true;
     } else if (strcasecmp(key, "Content-Type") == 0) {
         c->content_type++;
+    } else if (strcasecmp(key, "Authorization") == 0) {
+        c->authorization++;
     } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
         c->transfer_encoding++;
         /* MHD reads a body as chunked only for exactly this value; any
@@ -367,6 +369,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             respond_error(r, 400, "invalid_request", risk);
             return MHD_YES;
         }
+        /* Two Authorization headers: MHD hands over the first, an
+         * application behind a proxy may read the last (request.c). */
+        r->authorization_twice = census.authorization > 1;
         if (census.content_type > 1) {
             /* Two media types (MHD hands over the first): the body has
              * none that can be trusted, JSON or form. */

@@ -314,6 +314,26 @@ def test_absolute_form_post_is_routed(server):
     assert st == 401 and json.loads(resp)["error"] == "invalid_credentials", (st, resp)
 
 
+@pytest.mark.parametrize("path", ["/auth/verify", "/auth/me"])
+@pytest.mark.parametrize("order", ["valid_first", "valid_second"])
+def test_two_authorization_headers_are_refused(server, client, path, order):
+    """Found by an audit: of two Authorization headers the HTTP library hands
+    over the first, so a valid token followed by a forged one passed
+    /auth/verify, while an application behind the proxy that reads the last
+    header (or the joined value) sees the forged one. Authorization is one
+    header (RFC 9110, 11.6.2): two are refused, 401 in either order."""
+    tok = new_user_tokens(client)[3]["access_token"]
+    forged = tok.rsplit(".", 1)[0] + ".AAAA"
+    first, second = (tok, forged) if order == "valid_first" else (forged, tok)
+    req = ("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+           "Authorization: Bearer %s\r\nAuthorization: Bearer %s\r\n\r\n"
+           % (path, first, second)).encode()
+    st, body = _one_response(server, req)
+    assert st == 401, (st, body)
+    doc = json.loads(body)
+    assert doc["error"] == "invalid_token" and "Authorization" in doc["error_description"], doc
+
+
 def test_large_headers_accepted(client):
     # headers up to 16 KiB in all are accepted
     pad = {"X-Padding-1": "p" * 8000, "X-Padding-2": "q" * 8000}      # ~16,100 bytes in all
