@@ -390,22 +390,26 @@ static void queue(struct request *r, unsigned status, struct MHD_Response *resp,
         MHD_add_response_header(resp, r->hname[i], r->hvalue[i]);
     r->answered = true;
     r->status = status;
-    if (r->offthread) {
-        /* Only the HTTP thread may queue: keep it for the resume. */
-        r->staged = resp;
-        return;
-    }
-    if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
-        LOG(LOG_WARN, "response_not_queued", LF_S("route", r->route_name));
-    MHD_destroy_response(resp);
+    /* Only the HTTP thread may queue: off it, keep it for the resume. */
+    r->staged = resp;
+    if (!r->offthread)
+        request_queue_staged(r);
 }
 
+/* libmicrohttpd 0.9.75 can call the handler once before it takes a
+ * response: after its "100 Continue" to a request without a body, with the
+ * next request already read, it calls with no upload data and refuses what
+ * is queued then. A refused response stays staged, and is queued again on
+ * the library's next call (server.c), instead of the request staying
+ * unanswered (and its connection stuck) for good. */
 void request_queue_staged(struct request *r)
 {
     if (!r->staged)
         return;
-    if (MHD_queue_response(r->conn, r->status, r->staged) != MHD_YES)
-        LOG(LOG_WARN, "response_not_queued", LF_S("route", r->route_name));
+    if (MHD_queue_response(r->conn, r->status, r->staged) != MHD_YES) {
+        LOG(LOG_DEBUG, "response_not_queued_yet", LF_S("route", r->route_name));
+        return;
+    }
     MHD_destroy_response(r->staged);
     r->staged = NULL;
 }

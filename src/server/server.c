@@ -394,8 +394,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (r->answered) {
-        /* Answered early (413): drop the rest of the upload. */
+        /* Answered early (413): drop the rest of the upload. Or answered
+         * on a call where the library refused the response: again. */
         *upload_data_size = 0;
+        request_queue_staged(r);
         return MHD_YES;
     }
     if (*upload_data_size) {

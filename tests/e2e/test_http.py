@@ -4,6 +4,7 @@ keep-alive, header limits, the error shape and the security headers."""
 
 import http.client
 import json
+import re
 import socket
 
 import pytest
@@ -332,6 +333,32 @@ def test_two_authorization_headers_are_refused(server, client, path, order):
     assert st == 401, (st, body)
     doc = json.loads(body)
     assert doc["error"] == "invalid_token" and "Authorization" in doc["error_description"], doc
+
+
+@pytest.mark.parametrize("path,status", [("/healthz", 200), ("/auth/verify", 401),
+                                         ("/auth/me", 401), ("/nope", 404)])
+def test_expect_100_continue_without_body_then_pipelined(server, path, status):
+    """Found by an audit: "Expect: 100-continue" on a request without a body,
+    with the next request already sent behind it: libmicrohttpd 0.9.75 calls
+    the handler once too early (after its 100 Continue) and refuses a response
+    then, and jwtd, taking the request as answered, never queued it again: no
+    answer at all, the connection stuck until the idle timeout, the next
+    request lost. Both are answered, in order."""
+    first = ("GET %s HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n" % path).encode()
+    second = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection((server.host, server.port), timeout=5) as s:
+        s.sendall(first + second)
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except socket.timeout:
+            pass
+    statuses = [int(st) for st in re.findall(rb"HTTP/1\.1 (\d{3}) ", data) if st != b"100"]
+    assert statuses == [status, 200], data
 
 
 def test_large_headers_accepted(client):
