@@ -238,6 +238,32 @@ static int hexval(char c)
     return -1;
 }
 
+bool parse_field_value_ok(const char *value, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)value;
+    size_t i = 0;
+    /* Eight bytes at a time (every request's headers pass here, a token
+     * among them): a word is looked at byte by byte only when it holds a
+     * byte below 0x20 or a DEL - a tab, almost always, or a refusal. */
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        uint64_t below_space = (x - 0x20 * ones) & ~x & highs;
+        uint64_t y = x ^ (0x7f * ones);
+        uint64_t del = (y - ones) & ~y & highs;
+        if (!(below_space | del))
+            continue;
+        for (size_t k = i; k < i + 8; k++)
+            if ((p[k] < 0x20 && p[k] != '\t') || p[k] == 0x7f)
+                return false;
+    }
+    for (; i < len; i++)
+        if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
+            return false;
+    return true;
+}
+
 size_t parse_unescape_url(char *s)
 {
     size_t o = 0;

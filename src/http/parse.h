@@ -38,6 +38,11 @@ bool parse_content_type_form(const char *content_type);
  * (a bad escape, a NUL byte) or too long. */
 bool parse_form_component(const char *in, size_t len, char *out, size_t cap, size_t *ret_len);
 
+/* True when the len bytes of a header field value hold no control
+ * character but HTAB (RFC 9110, 5.5: no CTL; a bare CR or LF inside a value
+ * may end the line for another reader). */
+bool parse_field_value_ok(const char *value, size_t len);
+
 /* Decode %XX escapes of a request path or query component in place (the
  * HTTP library's unescaping, MHD_OPTION_UNESCAPE_CALLBACK): a bad escape
  * is kept as it is, and so is %00, which would otherwise end the string

@@ -99,11 +99,10 @@ static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const ch
      * where a proxy may end the line and see another header (RFC 9112,
      * 2.2 says: invalid, or a space). (A NUL ends the value in the
      * library, which hands over only what came before it.) */
-    for (const unsigned char *p = (const unsigned char *)(value ? value : ""); *p; p++)
-        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
-            c->bad_value = true;
-            return MHD_NO;
-        }
+    if (value && !parse_field_value_ok(value, strlen(value))) {
+        c->bad_value = true;
+        return MHD_NO;
+    }
     /* A header continued on the next line (obs-fold, RFC 9112, 5.2):
      * libmicrohttpd 0.9.75 glues the continuation onto the header's name
      * ("Content-Length:" + " 5" becomes "Content-Length5" with an empty

@@ -536,6 +536,29 @@ static void test_host_valid(void **state)
     assert_false(parse_host_valid(NULL));
 }
 
+/* Every byte value at every position of values of 1 to 24 bytes (both
+ * sides of the eight-byte steps): refused exactly when it is a control
+ * character other than HTAB, as a byte-by-byte reading says. */
+static void test_field_value(void **state)
+{
+    (void)state;
+    char v[24];
+    for (size_t len = 1; len <= sizeof v; len++)
+        for (size_t pos = 0; pos < len; pos++)
+            for (int b = 1; b < 256; b++) {
+                memset(v, 'a', sizeof v);
+                v[pos] = (char)b;
+                bool want = !((b < 0x20 && b != '\t') || b == 0x7f);
+                if (parse_field_value_ok(v, len) != want)
+                    fail_msg("byte 0x%02x at %zu of %zu", b, pos, len);
+            }
+    assert_true(parse_field_value_ok("", 0));
+    assert_true(parse_field_value_ok("Bearer \xc3\xa9t\xc3\xa9\t x", 13));
+    assert_false(parse_field_value_ok("a\rContent-Length: 0", 20));
+    /* Only len bytes count: the NUL after them is not looked at. */
+    assert_true(parse_field_value_ok("abcdefghij\n", 10));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -548,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_unescape_url),
         cmocka_unit_test(test_absolute_form),
         cmocka_unit_test(test_host_valid),
+        cmocka_unit_test(test_field_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
