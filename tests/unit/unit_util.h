@@ -40,4 +40,26 @@ static inline void unit_rm_dir(const char *dir)
     rmdir(dir);
 }
 
+extern char **environ;
+
+/* Unset every JWTD_* variable (names collected first: unsetenv edits
+ * environ), so that what a test sets is all a configuration reads. */
+static inline void unit_clean_env(void)
+{
+    char *names[256];
+    size_t n = 0;
+    for (char **e = environ; e && *e && n < 256; e++) {
+        if (strncmp(*e, "JWTD_", 5) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        names[n] = strndup(*e, eq ? (size_t)(eq - *e) : strlen(*e));
+        assert_non_null(names[n]);
+        n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsetenv(names[i]);
+        free(names[i]);
+    }
+}
+
 #endif

@@ -23,41 +23,19 @@
 
 #include "core/config.h"
 #include "base/util.h"
-
-extern char **environ;
-
-/* Unset every JWTD_* variable (names collected first: unsetenv edits
- * environ). */
-static void clean_env(void)
-{
-    char *names[256];
-    size_t n = 0;
-    for (char **e = environ; e && *e && n < 256; e++) {
-        if (strncmp(*e, "JWTD_", 5) != 0)
-            continue;
-        const char *eq = strchr(*e, '=');
-        size_t len = eq ? (size_t)(eq - *e) : strlen(*e);
-        names[n] = strndup(*e, len);
-        assert_non_null(names[n]);
-        n++;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsetenv(names[i]);
-        free(names[i]);
-    }
-}
+#include "../unit_util.h"
 
 static int env_setup(void **state)
 {
     (void)state;
-    clean_env();
+    unit_clean_env();
     return 0;
 }
 
 static int env_teardown(void **state)
 {
     (void)state;
-    clean_env();
+    unit_clean_env();
     return 0;
 }
 
@@ -340,7 +318,7 @@ static void test_hs256_short_secret_refused_without_echo(void **state)
     assert_error_names(err, "JWTD_JWT_SECRET");
     assert_secret_not_in(err);
     config_free(&c);
-    clean_env();
+    unit_clean_env();
 
     assert_false(load(&c, err, sizeof err, "--jwt-alg=HS256", "--jwt-secret=" SECRET31, NULL));
     assert_error_names(err, "JWTD_JWT_SECRET");
@@ -381,7 +359,7 @@ static void test_secret_alone_selects_hs256(void **state)
         fail_msg("refused: %s", err);
     assert_int_equal(c.alg, JWTD_ALG_HS256);
     config_free(&c);
-    clean_env();
+    unit_clean_env();
 
     if (!load(&c, err, sizeof err, "--jwt-secret", SECRET32, NULL))
         fail_msg("refused: %s", err);
@@ -402,7 +380,7 @@ static void test_secret_with_explicit_es256_refused(void **state)
     assert_error_names(err, "JWTD_JWT_SECRET");
     assert_secret_not_in(err);
     config_free(&c);
-    clean_env();
+    unit_clean_env();
 
     assert_false(load(&c, err, sizeof err, "--jwt-secret=" SECRET32, "--jwt-alg=ES256", NULL));
     assert_error_names(err, "JWTD_JWT_SECRET");
@@ -534,7 +512,7 @@ static void test_cors_origins(void **state)
     assert_string_equal(c.cors_origins[1], "http://localhost:3000");
     assert_null(c.cors_origins[2]); /* NULL-terminated */
     config_free(&c);
-    clean_env();
+    unit_clean_env();
 
     /* Proxies compare in the spelling request.c gives a peer. */
     setenv("JWTD_TRUSTED_PROXIES", "::FFFF:10.0.0.1, 2001:DB8:0::FE,127.0.0.1", 1);
@@ -544,7 +522,7 @@ static void test_cors_origins(void **state)
     assert_string_equal(c.trusted_proxies[1], "2001:db8::fe");
     assert_string_equal(c.trusted_proxies[2], "127.0.0.1");
     config_free(&c);
-    clean_env();
+    unit_clean_env();
 
     /* Kept as a browser writes an Origin: lower case, no default port. */
     setenv("JWTD_CORS_ORIGINS", "HTTPS://App.Example.com:443,http://[::1]:80,http://x.test:8080", 1);
@@ -553,7 +531,7 @@ static void test_cors_origins(void **state)
     assert_string_equal(c.cors_origins[1], "http://[::1]");
     assert_string_equal(c.cors_origins[2], "http://x.test:8080");
     config_free(&c);
-    clean_env();
+    unit_clean_env();
 
     /* Off unless configured. */
     assert_true(load(&c, err, sizeof err, NULL));

@@ -38,7 +38,6 @@
 #include "lib/jwtd_internal.h"
 #include "store/store.h"
 
-extern char **environ;
 
 /* ---- the wrapped allocator ---- */
 
@@ -202,24 +201,6 @@ struct fx {
     struct svc_ctx oper;
 };
 
-static void clean_env(void)
-{
-    char *names[256];
-    size_t n = 0;
-    for (char **e = environ; e && *e && n < 256; e++) {
-        if (strncmp(*e, "JWTD_", 5) != 0)
-            continue;
-        const char *eq = strchr(*e, '=');
-        names[n] = strndup(*e, eq ? (size_t)(eq - *e) : strlen(*e));
-        assert_non_null(names[n]);
-        n++;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsetenv(names[i]);
-        free(names[i]);
-    }
-}
-
 static void set(struct config *cfg, const char *name, const char *value)
 {
     char err[256] = "";
@@ -231,7 +212,7 @@ static void set(struct config *cfg, const char *name, const char *value)
  * (templates from f->dir, where a test writes them). */
 static int fx_open(void **state, bool mail)
 {
-    clean_env();
+    unit_clean_env();
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
     unit_tmpdir(f->dir, sizeof f->dir, "oom");

@@ -67,7 +67,6 @@
 #include "jwtd.h"
 #include "store/store.h"
 
-extern char **environ;
 
 #define DAY_MS INT64_C(86400000)
 
@@ -118,26 +117,6 @@ struct fx {
     struct svc_ctx oper;   /* svc_ctx_operator() */
 };
 
-/* Unset every JWTD_* variable (names collected first: unsetenv edits
- * environ), so that config_load reads only what the test set. */
-static void clean_env(void)
-{
-    char *names[256];
-    size_t n = 0;
-    for (char **e = environ; e && *e && n < 256; e++) {
-        if (strncmp(*e, "JWTD_", 5) != 0)
-            continue;
-        const char *eq = strchr(*e, '=');
-        names[n] = strndup(*e, eq ? (size_t)(eq - *e) : strlen(*e));
-        assert_non_null(names[n]);
-        n++;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsetenv(names[i]);
-        free(names[i]);
-    }
-}
-
 static void set(struct config *cfg, const char *name, const char *value)
 {
     char err[256] = "";
@@ -148,7 +127,7 @@ static void set(struct config *cfg, const char *name, const char *value)
 static int fx_setup(void **state)
 {
     clock_set(0);
-    clean_env();
+    unit_clean_env();
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
     unit_tmpdir(f->dir, sizeof f->dir, "svc");
