@@ -31,13 +31,6 @@ json_t *api_user_json(const struct store_user *u)
     return o;
 }
 
-static void retry_after(struct request *r, int64_t seconds)
-{
-    char ra[24];
-    snprintf(ra, sizeof ra, "%lld", (long long)(seconds > 0 ? seconds : 1));
-    respond_header(r, "Retry-After", ra);
-}
-
 void api_respond_failure(struct request *r, const struct svc_result *res)
 {
     const char *d = res->detail;
@@ -67,7 +60,7 @@ void api_respond_failure(struct request *r, const struct svc_result *res)
         respond_error(r, st, "account_disabled", "This account is disabled.");
         return;
     case SVC_LIMITED:
-        retry_after(r, res->retry_after);
+        respond_retry_after(r, res->retry_after);
         snprintf(msg, sizeof msg, "Too many %s; try again in %lld second%s.",
                  d ? d : "attempts", (long long)(res->retry_after > 0 ? res->retry_after : 1),
                  res->retry_after > 1 ? "s" : "");
@@ -75,7 +68,7 @@ void api_respond_failure(struct request *r, const struct svc_result *res)
         return;
     case SVC_BUSY:
     case SVC_UNAVAILABLE:
-        retry_after(r, 1);
+        respond_retry_after(r, 1);
         respond_error(r, st, "server_busy", d ? d : "The server is too busy; try again shortly.");
         return;
     case SVC_NOT_FOUND:

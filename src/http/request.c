@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <microhttpd.h>
@@ -360,6 +361,17 @@ bool respond_header(struct request *r, const char *name, const char *value)
     return true;
 }
 
+void respond_retry_after(struct request *r, int64_t seconds)
+{
+    /* Once per answer: a page shown after a refusal may meet another. */
+    for (unsigned i = 0; i < r->n_headers; i++)
+        if (strcasecmp(r->hname[i], "Retry-After") == 0)
+            return;
+    char ra[24];
+    snprintf(ra, sizeof ra, "%lld", (long long)(seconds > 0 ? seconds : 1));
+    respond_header(r, "Retry-After", ra);
+}
+
 static void queue(struct request *r, unsigned status, struct MHD_Response *resp, bool json)
 {
     if (!resp) {
@@ -528,7 +540,7 @@ void respond_unauthorized(struct request *r, const char *reason)
 
 void respond_busy(struct request *r, const char *description)
 {
-    respond_header(r, "Retry-After", "1");
+    respond_retry_after(r, 1);
     respond_error(r, 503, "server_busy", description);
 }
 

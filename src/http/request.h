@@ -193,6 +193,11 @@ bool respond_header_value_ok(const char *value);
  * value is not one (respond_header_value_ok). */
 bool respond_header(struct request *r, const char *name, const char *value);
 
+/* Add Retry-After: whole seconds, at least 1 (a refusal for now: too many
+ * attempts, busy), unless the answer has one. The JSON API and the pages
+ * say it alike. */
+void respond_retry_after(struct request *r, int64_t seconds);
+
 /* Answer with a JSON body (stolen) and status. */
 void respond_json(struct request *r, unsigned status, json_t *body);
 

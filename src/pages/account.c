@@ -260,7 +260,7 @@ static void render_account(struct request *r, const struct identity *id, unsigne
         res = sessions_list(r->app, id, collect_session, l);
     if (res.status != SVC_OK) {
         char buf[200];
-        page_message(r, page_failure_status(&res), "Your account", false,
+        page_message(r, page_failure_status(r, &res), "Your account", false,
                      page_failure_text(&res, buf, sizeof buf), "/account", "Try again");
     } else {
         struct page p;
@@ -347,7 +347,7 @@ static void action_done(struct request *r, struct svc_op *op)
         return;
     }
     char buf[200];
-    render_account(r, &hs->id, page_failure_status(&op->res),
+    render_account(r, &hs->id, page_failure_status(r, &op->res),
                    page_failure_text(&op->res, buf, sizeof buf));
 }
 
@@ -359,7 +359,7 @@ static void action_result(struct request *r, const struct identity *id,
         return;
     }
     char buf[200];
-    render_account(r, id, page_failure_status(res), page_failure_text(res, buf, sizeof buf));
+    render_account(r, id, page_failure_status(r, res), page_failure_text(res, buf, sizeof buf));
 }
 
 void page_account_password(struct request *r)
@@ -497,7 +497,7 @@ static void enrol_done(struct request *r, struct svc_op *op)
     struct action_hs *hs = r->hs;
     if (op->res.status != SVC_OK) {
         char buf[200];
-        render_account(r, &hs->id, page_failure_status(&op->res),
+        render_account(r, &hs->id, page_failure_status(r, &op->res),
                        page_failure_text(&op->res, buf, sizeof buf));
         return;
     }
@@ -579,7 +579,7 @@ static void codes_done(struct request *r, struct svc_op *op)
     struct action_hs *hs = r->hs;
     if (op->res.status != SVC_OK) {
         char buf[200];
-        render_account(r, &hs->id, page_failure_status(&op->res),
+        render_account(r, &hs->id, page_failure_status(r, &op->res),
                        page_failure_text(&op->res, buf, sizeof buf));
         return;
     }

@@ -492,7 +492,11 @@ const char *page_failure_text(const struct svc_result *res, char *buf, size_t ca
     }
 }
 
-unsigned page_failure_status(const struct svc_result *res)
+unsigned page_failure_status(struct request *r, const struct svc_result *res)
 {
+    if (res->status == SVC_LIMITED)
+        respond_retry_after(r, res->retry_after);
+    else if (res->status == SVC_BUSY || res->status == SVC_UNAVAILABLE)
+        respond_retry_after(r, 1);
     return http_status_of(res->status);
 }

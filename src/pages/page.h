@@ -100,7 +100,9 @@ void page_clear_session(struct request *r);
 /* A sentence for a failed service result, for a page. */
 const char *page_failure_text(const struct svc_result *res, char *buf, size_t cap);
 
-/* The HTTP status of a failed service result, for a page. */
-unsigned page_failure_status(const struct svc_result *res);
+/* The HTTP status of a failed service result, for a page, with the
+ * Retry-After the JSON API sends for the same refusal (too many attempts,
+ * busy): a page is no way around being told when to come back. */
+unsigned page_failure_status(struct request *r, const struct svc_result *res);
 
 #endif /* JWTD_PAGES_PAGE_H */

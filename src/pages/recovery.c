@@ -74,7 +74,7 @@ void page_forgot_post(struct request *r)
         page_message(r, 501, "Forgot your password?", false, page_failure_text(&res, buf, sizeof buf),
                      "/login", "Back to sign in");
     else
-        render_forgot(r, page_failure_status(&res), page_failure_text(&res, buf, sizeof buf));
+        render_forgot(r, page_failure_status(r, &res), page_failure_text(&res, buf, sizeof buf));
 }
 
 /* -------------------------------------------------- /reset-password --- */
@@ -128,7 +128,7 @@ static void reset_done(struct request *r, struct svc_op *op)
         bad_link(r, "Choose a new password");
     } else {
         char buf[200];
-        render_reset(r, page_failure_status(&op->res), page_failure_text(&op->res, buf, sizeof buf),
+        render_reset(r, page_failure_status(r, &op->res), page_failure_text(&op->res, buf, sizeof buf),
                      hs->token);
     }
 }
@@ -199,7 +199,7 @@ void page_verify_email_post(struct request *r)
         bad_link(r, "Confirm your e-mail address");
     } else {
         char buf[200];
-        page_message(r, page_failure_status(&res), "Confirm your e-mail address", false,
+        page_message(r, page_failure_status(r, &res), "Confirm your e-mail address", false,
                      page_failure_text(&res, buf, sizeof buf), "/login", "Back to sign in");
     }
     store_user_clear(&u);

@@ -197,12 +197,7 @@ static void login_done(struct request *r, struct svc_op *op)
         return;
     }
     char buf[200];
-    if (op->res.status == SVC_LIMITED) {
-        char ra[24];
-        snprintf(ra, sizeof ra, "%lld", (long long)(op->res.retry_after > 0 ? op->res.retry_after : 1));
-        respond_header(r, "Retry-After", ra);
-    }
-    render_login(r, page_failure_status(&op->res), page_failure_text(&op->res, buf, sizeof buf),
+    render_login(r, page_failure_status(r, &op->res), page_failure_text(&op->res, buf, sizeof buf),
                  NULL, hs->username, hs->rd);
 }
 
@@ -266,26 +261,34 @@ void page_login_mfa(struct request *r)
     struct svc_result res =
         mfa_complete(r->app, request_ctx(r), ticket, tlen, code ? MFA_TOTP : MFA_RECOVERY,
                      code ? code : rcode, code ? clen : rlen, &u, &g);
+    char buf[200];
     if (res.status == SVC_OK) {
         signed_in(r, &g, rd);
-    } else if (res.status == SVC_BAD_SECOND_FACTOR) {
-        /* The ticket may have run out of tries: then start again. */
+    } else if (res.status == SVC_BAD_SECOND_FACTOR || res.status == SVC_LIMITED) {
+        /* A wrong code: the ticket may have run out of tries, then start
+         * again. While the account is blocked (back-off), the ticket went
+         * back untried: the same step again, with when to try (not the
+         * password form, which is blocked too). */
+        bool limited = res.status == SVC_LIMITED;
+        unsigned status = limited ? page_failure_status(r, &res) : 401;
+        const char *text = limited ? page_failure_text(&res, buf, sizeof buf)
+                                   : res.detail ? res.detail : "The code is wrong.";
         struct store_user tu = {0};
         unsigned amr;
         if (mfa_ticket_peek(r->app, ticket, tlen, &tu, &amr).status == SVC_OK) {
             struct svc_result mr;
             unsigned methods = mfa_methods(r->app, tu.id, &mr);
             store_user_clear(&tu);
-            render_mfa(r, 401, res.detail ? res.detail : "The code is wrong.", ticket, methods, rd);
+            render_mfa(r, status, text, ticket, methods, rd);
         } else {
-            render_login(r, 401, "Too many wrong codes; sign in again.", NULL, NULL, rd);
+            render_login(r, status, limited ? text : "Too many wrong codes; sign in again.", NULL,
+                         NULL, rd);
         }
     } else if (res.status == SVC_INVALID_GRANT) {
         render_login(r, 401, "The sign-in took too long or was already finished; start again.",
                      NULL, NULL, rd);
     } else {
-        char buf[200];
-        render_login(r, page_failure_status(&res), page_failure_text(&res, buf, sizeof buf), NULL,
+        render_login(r, page_failure_status(r, &res), page_failure_text(&res, buf, sizeof buf), NULL,
                      NULL, rd);
     }
     svc_grant_clear(&g);
@@ -357,7 +360,7 @@ static void signup_done(struct request *r, struct svc_op *op)
     struct signup_hs *hs = r->hs;
     if (op->res.status != SVC_OK) {
         char buf[200];
-        render_signup(r, page_failure_status(&op->res),
+        render_signup(r, page_failure_status(r, &op->res),
                       page_failure_text(&op->res, buf, sizeof buf), hs->username, hs->email,
                       hs->rd);
         return;
@@ -387,7 +390,7 @@ void page_signup_post(struct request *r)
     struct svc_result open = accounts_signup_allowed(r->app, request_ctx(r));
     if (open.status != SVC_OK) {
         char buf[200];
-        page_message(r, page_failure_status(&open), "Create an account", false,
+        page_message(r, page_failure_status(r, &open), "Create an account", false,
                      page_failure_text(&open, buf, sizeof buf), "/login", "Sign in");
         return;
     }
@@ -467,7 +470,7 @@ static void sign_out(struct request *r, const struct identity *id, bool all)
     }
     if (res.status != SVC_OK && res.status != SVC_GONE) {
         char buf[200];
-        page_message(r, page_failure_status(&res), "Sign out", false,
+        page_message(r, page_failure_status(r, &res), "Sign out", false,
                      page_failure_text(&res, buf, sizeof buf), "/account", "Back");
         return;
     }
@@ -530,7 +533,7 @@ void page_refresh_continue(struct request *r)
     } else if (res.status == SVC_LIMITED || res.status == SVC_BUSY ||
                res.status == SVC_UNAVAILABLE || res.status == SVC_ERROR) {
         char buf[200];
-        page_message(r, page_failure_status(&res), "Sign in", false,
+        page_message(r, page_failure_status(r, &res), "Sign in", false,
                      page_failure_text(&res, buf, sizeof buf), "/login", "Sign in");
     } else {
         /* Nothing to renew: forget the hint and ask for a sign-in. */

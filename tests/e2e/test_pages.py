@@ -12,17 +12,20 @@ can try that a browser would not send (test_browser.py drives Chromium).
 - sign-out ends the session on the server even when the access cookie has
   expired (the forms post under /auth/refresh, where the refresh cookie
   goes), and its notice says no more than happened;
-- /auth/refresh/continue without `rd` returns to the documented default.
+- /auth/refresh/continue without `rd` returns to the documented default;
+- a page is no way around the back-off: a blocked second step says when to
+  try again (Retry-After, as the JSON API) and keeps its ticket.
 
 Time is jwtd's test clock (JWTD_TEST_CLOCK), moved forward: nothing sleeps.
 """
 
+import re
 import secrets
 import urllib.parse
 
 import pytest
 
-from browser_util import Clock
+from browser_util import Clock, Otp
 from e2e_util import free_port, refresh, signup, strong_password
 
 CHEAP_ARGON2 = {"JWTD_ARGON2_MEMORY": "7168", "JWTD_ARGON2_ITERATIONS": "5"}
@@ -216,7 +219,6 @@ def test_return_address_decoded_by_the_query_is_encoded_back(c, rd, kept):
     the address: the user was stranded on a 400 page. Spaces, non-ASCII
     bytes and a lone '%' after the host are percent-encoded back; the form
     carries the address as it will be used."""
-    import re
     r = c.get("/login?rd=" + urllib.parse.quote(rd, safe=""))
     assert r.status == 200, (rd, r)
     m = re.search(r'name="rd" value="([^"]*)"', r.body.decode())
@@ -574,3 +576,90 @@ def test_refresh_continue_without_rd_returns_to_the_account(c, site, query):
                for h in r.header_all("Set-Cookie")), r
     r = c.get(path)
     assert r.status == 303 and r.header("Location") == "/login", r
+
+
+# --------------------------------------------------------------------------
+# back-off on the pages, as on the JSON API
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tight(module_factory):
+    """Three failures block an account for 20 s; two signups per address
+    and window. On jwtd's test clock."""
+    clock = Clock()
+    port = free_port()
+    srv = module_factory(port=port, env=dict(
+        CHEAP_ARGON2, JWTD_PUBLIC_URL="http://localhost:%d" % port,
+        JWTD_TEST_CLOCK=clock.path, JWTD_MFA_TICKET_TTL="5m",
+        JWTD_LOGIN_MAX_FAILURES="3", JWTD_LOGIN_BACKOFF="20s", JWTD_SIGNUP_RATE="2"))
+    srv.clock = clock
+    yield srv
+    clock.close()
+
+
+def mfa_ticket_of(html):
+    m = re.search(r'name="mfa_ticket" value="([^"]*)"', html)
+    return m and m.group(1)
+
+
+def alert_of(html):
+    m = re.search(r'role="alert">([^<]*)<', html)
+    return m and m.group(1)
+
+
+def test_blocked_second_step_says_when_and_keeps_its_ticket(tight):
+    """Found by an audit: while wrong codes had the account blocked, the
+    second-step page answered 429 without Retry-After (the JSON API sends
+    it), and showed the password form instead of the code form: the
+    ticket, put back untried, was lost, and the password form was blocked
+    too. Now the code form comes back with the ticket and Retry-After, and
+    that ticket signs in once the block is over."""
+    c = tight.client()
+    try:
+        username, password, _ = signup(c)
+        tok = c.post("/auth/login", {"username": username, "password": password}).json
+        r = c.post("/auth/mfa/totp", {"password": password}, token=tok["access_token"])
+        otp = Otp(r.json["secret"], tight.clock)
+        r = c.post("/auth/mfa/totp/confirm", {"code": otp.fresh()}, token=tok["access_token"])
+        assert r.status == 200, r
+        h = {"Origin": own_origin(c)}
+        r = post_form(c, "/login", {"username": username, "password": password}, headers=h)
+        ticket = mfa_ticket_of(r.body.decode())
+        assert r.status == 200 and ticket, r
+        for _ in range(3):
+            r = post_form(c, "/login/mfa", {"mfa_ticket": ticket, "code": otp.wrong()}, headers=h)
+            assert r.status == 401, r
+        assert mfa_ticket_of(r.body.decode()) == ticket  # 3 of its 5 tries used
+        blocked_at = tight.clock.now()
+        # (any code: none is checked while blocked; fresh() would move the clock)
+        r = post_form(c, "/login/mfa", {"mfa_ticket": ticket, "code": otp.wrong()}, headers=h)
+        html = r.body.decode()
+        assert r.status == 429, r
+        assert 1 <= int(r.header("Retry-After")) <= 20, r.header("Retry-After")
+        assert "Too many failed logins" in alert_of(html), html
+        assert mfa_ticket_of(html) == ticket, html
+        assert 'name="code"' in html and 'name="password"' not in html, html
+        tight.clock.forward_to(blocked_at + 22)
+        r = post_form(c, "/login/mfa", {"mfa_ticket": ticket, "code": otp.fresh()}, headers=h)
+        assert r.status == 303 and r.header("Location") == "/account", r
+    finally:
+        c.close()
+
+
+def test_signup_page_over_its_rate_says_when(tight):
+    """Found by an audit: the sign-up page answered JWTD_SIGNUP_RATE's 429
+    without the Retry-After the JSON API sends for it."""
+    c = tight.client()
+    try:
+        for _ in range(3):
+            r = post_form(c, "/signup", {"username": "p-" + secrets.token_hex(4),
+                                         "password": strong_password()},
+                          headers={"Origin": own_origin(c)})
+            if r.status == 429:
+                break
+            assert r.status == 303, r
+        assert r.status == 429, r
+        assert int(r.header("Retry-After")) >= 1, r
+        assert r.header("Content-Type").startswith("text/html"), r
+    finally:
+        c.close()
