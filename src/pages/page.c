@@ -209,6 +209,15 @@ void page_form_too_large(struct request *r)
                  "Go to the sign-in page");
 }
 
+void page_method_not_allowed(struct request *r)
+{
+    if (pages_on(r))
+        page_message(r, 405, "Nothing to show here", false,
+                     "This address takes a form sent from one of the pages; it cannot be opened "
+                     "on its own.",
+                     "/account", "Go to your account");
+}
+
 bool page_identity(struct request *r, struct identity *ret)
 {
     size_t len;

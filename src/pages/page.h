@@ -64,6 +64,11 @@ const char *page_done_text(const struct page_done *table, size_t n, const char *
  * server when it refuses the body before a page's handler runs. */
 void page_form_too_large(struct request *r);
 
+/* The HTML answer to a method a page's form route does not take (405; the
+ * server sets Allow): its address opened in the address bar, GET /logout.
+ * 404 when the pages are off, as every page. */
+void page_method_not_allowed(struct request *r);
+
 void page_message(struct request *r, unsigned status, const char *title, bool ok,
                   const char *text, const char *link, const char *link_text);
 

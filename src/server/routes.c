@@ -123,6 +123,14 @@ bool routes_get_changes_state(const struct route *route)
     return route->m[0].fn == page_refresh_continue;
 }
 
+bool routes_takes_form(const struct route *route)
+{
+    for (size_t i = 0; i < sizeof route->m / sizeof route->m[0] && route->m[i].fn; i++)
+        if (route->m[i].body == BODY_FORM)
+            return true;
+    return false;
+}
+
 handler_fn routes_handler(const struct route *route, enum http_method m, unsigned *ret_allowed,
                           enum body_kind *ret_body)
 {

@@ -61,6 +61,10 @@ handler_fn routes_handler(const struct route *route, enum http_method m, unsigne
  * spends a refresh token. */
 bool routes_get_changes_state(const struct route *route);
 
+/* Whether a method of the route takes a page's form: the route is a page's
+ * (its refusals are pages too, for a browser shows them). */
+bool routes_takes_form(const struct route *route);
+
 /* The method bit of a method name (M_OTHER when unknown). */
 enum http_method routes_method(const char *method);
 

@@ -324,7 +324,12 @@ static void dispatch(struct request *r)
                 o += (size_t)snprintf(allow + o, sizeof allow - o, "%s%s", o ? ", " : "",
                                       names[i].name);
         respond_header(r, "Allow", allow);
-        respond_error(r, 405, "method_not_allowed", "This endpoint does not take that method.");
+        /* A form's address opened in the address bar (GET /logout, or
+         * Enter on a page a form post showed): a page, not JSON. */
+        if (routes_takes_form(route))
+            page_method_not_allowed(r);
+        else
+            respond_error(r, 405, "method_not_allowed", "This endpoint does not take that method.");
         return;
     }
     if (takes_body == BODY_FORM) {

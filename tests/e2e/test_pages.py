@@ -173,6 +173,40 @@ def test_form_over_the_body_limit_gets_a_page(c, path):
         "text/html"), r
 
 
+@pytest.mark.parametrize("path", ["/logout", "/login/mfa", "/account/password",
+                                  "/account/totp/confirm", "/auth/refresh/signout"])
+def test_form_address_opened_in_the_address_bar_gets_a_page(c, path):
+    """Found by an audit: GET /logout typed into the address bar, or Enter
+    in the address bar of a page a form post showed (/login/mfa after a
+    wrong code), answered the JSON API's 405 - raw JSON in the browser. A
+    page's form route answers a method it does not take with a page: still
+    405 with Allow, a way on, the pages' headers."""
+    r = c.get(path)
+    assert r.status == 405, r
+    assert "POST" in r.header("Allow") and "GET" not in r.header("Allow"), r.header("Allow")
+    assert r.header("Content-Type").startswith("text/html"), r.header("Content-Type")
+    assert "script-src 'self'" in r.header("Content-Security-Policy")
+    assert r.header("X-Frame-Options") == "DENY"
+    body = r.body.decode()
+    assert 'role="alert"' in body and '<a href="/account">' in body, body
+    # the JSON API keeps the contract's error shape
+    r = c.get("/auth/login")
+    assert r.status == 405 and r.json["error"] == "method_not_allowed", r
+
+
+def test_form_address_with_the_pages_off_is_not_found(module_factory):
+    """With JWTD_PAGES=off a page's route answers 404 whatever the method
+    (as its handlers do), not a page."""
+    srv = module_factory(env=dict(CHEAP_ARGON2, JWTD_PAGES="off"))
+    c = srv.client()
+    try:
+        for method, path in (("GET", "/logout"), ("POST", "/logout"), ("GET", "/login")):
+            r = c.request(method, path, headers={"Origin": "http://%s:%d" % (c.host, c.port)})
+            assert r.status == 404 and r.json["error"] == "not_found", (method, path, r)
+    finally:
+        c.close()
+
+
 @pytest.mark.parametrize("n", [1, 500, 682, 683, 1400, 2046])
 def test_long_return_address_keeps_the_page_whole(c, n):
     """Trap: a valid rd of 1,400 reserved characters (each "?" is three
