@@ -361,12 +361,20 @@ bool respond_header(struct request *r, const char *name, const char *value)
     return true;
 }
 
+/* Whether respond_header added name to this answer. */
+static bool staged_header(const struct request *r, const char *name)
+{
+    for (unsigned i = 0; i < r->n_headers; i++)
+        if (strcasecmp(r->hname[i], name) == 0)
+            return true;
+    return false;
+}
+
 void respond_retry_after(struct request *r, int64_t seconds)
 {
     /* Once per answer: a page shown after a refusal may meet another. */
-    for (unsigned i = 0; i < r->n_headers; i++)
-        if (strcasecmp(r->hname[i], "Retry-After") == 0)
-            return;
+    if (staged_header(r, "Retry-After"))
+        return;
     char ra[24];
     snprintf(ra, sizeof ra, "%lld", (long long)(seconds > 0 ? seconds : 1));
     respond_header(r, "Retry-After", ra);
@@ -392,8 +400,10 @@ static void queue(struct request *r, unsigned status, struct MHD_Response *resp,
                                 "max-age=31536000; includeSubDomains");
     if (json)
         MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
-    /* Anything under /auth/ is about a person: never cached. */
-    if (r->url && strncmp(r->url, "/auth/", 6) == 0)
+    /* Anything under /auth/ is about a person: never cached. Once: a page
+     * or a redirect there says it already. */
+    if (r->url && strncmp(r->url, "/auth/", 6) == 0 &&
+        !MHD_get_response_header(resp, "Cache-Control") && !staged_header(r, "Cache-Control"))
         MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (r->request_id[0])
         MHD_add_response_header(resp, "X-Request-Id", r->request_id);

@@ -596,6 +596,20 @@ def test_sign_out_form_is_checked_like_the_others(c, site, headers):
     assert refresh(c, jar.value(REFRESH)).status == 200
 
 
+def test_pages_under_auth_say_no_store_once(c, site):
+    """Found by an audit: a redirect or page under /auth/ (sign-out's 303,
+    the renewal hop's refusal) carried two Cache-Control: no-store lines,
+    its own and the one every /auth/ answer gets."""
+    username, password, _ = signup(c)
+    jar = page_sign_in(c, username, password)
+    answers = [page_sign_out(c, jar, "/auth/refresh/signout"),
+               c.get("/auth/refresh/continue?rd=" + urllib.parse.quote("//evil.test", safe="")),
+               c.get("/auth/refresh/continue"),
+               c.post("/auth/login", {"username": username, "password": password})]
+    for r in answers:
+        assert r.header_all("Cache-Control") == ["no-store"], r
+
+
 @pytest.mark.parametrize("query", ["", "?rd="], ids=["no-rd", "empty-rd"])
 def test_refresh_continue_without_rd_returns_to_the_account(c, site, query):
     """Trap: without rd, or with an empty one, the hop read rd
