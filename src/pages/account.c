@@ -19,6 +19,7 @@
 #include "pages/pages.h"
 
 #define SHOWN_SESSIONS 50
+#define UA_SHOWN 60 /* bytes of a browser's name in the table */
 
 struct session_list {
     struct store_session s[SHOWN_SESSIONS];
@@ -211,8 +212,19 @@ static void section_sessions(struct page *p, const struct session_list *l, const
         time_cell(p, s->last_used_at);
         page_raw(p, "<td>");
         page_text(p, s->client_addr);
-        page_raw(p, "</td><td>");
-        page_textn(p, s->user_agent, strnlen(s->user_agent, 60));
+        /* A long browser name is cut to fit the table, visibly (an
+         * ellipsis), and shown whole on hover. */
+        size_t ua = strnlen(s->user_agent, UA_SHOWN);
+        if (s->user_agent[ua]) {
+            page_raw(p, "</td><td title=\"");
+            page_text(p, s->user_agent);
+            page_raw(p, "\">");
+            page_textn(p, s->user_agent, ua);
+            page_raw(p, "\xe2\x80\xa6");
+        } else {
+            page_raw(p, "</td><td>");
+            page_text(p, s->user_agent);
+        }
         page_raw(p, "</td><td>");
         if (strcmp(s->id, current) == 0) {
             page_raw(p, "<strong>This one</strong>");

@@ -207,6 +207,27 @@ def test_form_address_with_the_pages_off_is_not_found(module_factory):
         c.close()
 
 
+def test_long_browser_name_is_cut_visibly(c, site):
+    """Found by an audit: the sessions table cut a browser's name at 60
+    bytes mid-word ("AppleWebKit/537.36 (KHTML, l") with nothing to say
+    so. The cut ends in an ellipsis and the whole name is the cell's title
+    (escaped); a short name shows whole, without a title."""
+    username, password, _ = signup(c)
+    long_ua = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+               "Chrome/120.0 Safari/537.36 \"<x>\"")
+    cookies = []
+    for ua in (long_ua, "curl/8.0 <y>"):
+        r = post_form(c, "/login", {"username": username, "password": password},
+                      headers={"Origin": own_origin(c), "User-Agent": ua})
+        assert r.status == 303, r
+        cookies.append(session_cookie(r))
+    html = c.get("/account", headers={"Cookie": cookies[0]}).body.decode()
+    escaped = long_ua.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") \
+        .replace('"', "&quot;")
+    assert '<td title="%s">%s\u2026</td>' % (escaped, long_ua[:60]) in html, html
+    assert "<td>curl/8.0 &lt;y&gt;</td>" in html, html
+
+
 @pytest.mark.parametrize("n", [1, 500, 682, 683, 1400, 2046])
 def test_long_return_address_keeps_the_page_whole(c, n):
     """Trap: a valid rd of 1,400 reserved characters (each "?" is three
