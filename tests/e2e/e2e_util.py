@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import string
 import subprocess
 import tempfile
@@ -24,7 +25,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -169,8 +170,14 @@ class JwtdServer:
         return e
 
     @property
+    def tls(self):
+        """TLS on through the environment (JWTD_TLS_CERT): clients speak HTTPS."""
+        return bool(self.extra_env.get("JWTD_TLS_CERT"))
+
+    @property
     def issuer(self):
-        return self.extra_env.get("JWTD_ISSUER") or "http://" + self.listen
+        return (self.extra_env.get("JWTD_ISSUER")
+                or ("https://" if self.tls else "http://") + self.listen)
 
     @property
     def audience(self):
@@ -202,7 +209,7 @@ class JwtdServer:
                 raise AssertionError("jwtd exited with %s before it served /healthz; stderr:\n%s"
                                      % (rc, self.log()))
             try:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=2)
+                conn = http_connection(self.host, self.port, timeout=2, tls=self.tls)
                 conn.request("GET", "/healthz")
                 r = conn.getresponse()
                 r.read()
@@ -261,7 +268,7 @@ class JwtdServer:
         return text
 
     def client(self, source=None):
-        return Client(self.host, self.port, source=source)
+        return Client(self.host, self.port, source=source, tls=self.tls)
 
     def cli(self, *args, env=None, timeout=60, input=None):
         return run_cli(list(args), self.db.url, env=env, timeout=timeout, input=input)
@@ -318,6 +325,41 @@ def run_expect_exit(env=None, args=None, timeout=15):
 # HTTP
 # --------------------------------------------------------------------------
 
+def http_connection(host, port, timeout, source_address=None, tls=False):
+    """An http.client connection; with tls, HTTPS without certificate checks
+    (the test servers' certificates are self-signed)."""
+    if not tls:
+        return http.client.HTTPConnection(host, port, timeout=timeout,
+                                          source_address=source_address)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return http.client.HTTPSConnection(host, port, timeout=timeout,
+                                       source_address=source_address, context=ctx)
+
+
+def self_signed_cert(cn):
+    """A self-signed EC certificate for `cn` and localhost:
+    (cert_pem, key_pem, cert_der)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    t = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(t - timedelta(minutes=5))
+            .not_valid_after(t + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+            .sign(key, hashes.SHA256()))
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert_pem, key_pem, cert.public_bytes(serialization.Encoding.DER)
+
+
 class Response:
     def __init__(self, status, reason, headers, body, version):
         self.status = status
@@ -346,17 +388,19 @@ class Response:
 class Client:
     """A keep-alive HTTP/1.1 client on one http.client connection."""
 
-    def __init__(self, host, port, timeout=HTTP_TIMEOUT, source=None):
+    def __init__(self, host, port, timeout=HTTP_TIMEOUT, source=None, tls=False):
         """source: the local address to connect from (another client on
-        loopback: 127.0.0.2, ...), for the per-address limits."""
+        loopback: 127.0.0.2, ...), for the per-address limits; tls: HTTPS
+        (the test servers' certificates are self-signed: not verified)."""
         self.host, self.port, self.timeout = host, port, timeout
         self.source = (source, 0) if source else None
+        self.tls = tls
         self.conn = self._connect()
         self.history = []
 
     def _connect(self):
-        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout,
-                                          source_address=self.source)
+        return http_connection(self.host, self.port, timeout=self.timeout,
+                               source_address=self.source, tls=self.tls)
 
     def request(self, method, path, body=None, json_body=None, headers=None, token=None,
                 content_type=None):

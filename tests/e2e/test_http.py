@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from e2e_util import (Client, assert_error, assert_json_content_type, assert_security_headers,
-                      login, new_user_tokens, strong_password, uname)
+                      login, new_user_tokens, self_signed_cert, strong_password, uname)
 
 
 def _allow(resp):
@@ -427,7 +427,7 @@ def test_8k_token_in_header_and_cookie_in_one_write(server):
 
 def _responses(server):
     """One request of each kind: (name, response, expected status, expected error code)."""
-    c = Client(server.host, server.port)
+    c = server.client()
     username = uname("hdr")
     password = strong_password()
     out = []
@@ -441,6 +441,10 @@ def _responses(server):
                 200).json["access_token"]
     add("me", c.get("/auth/me", token=token), 200)
     add("verify", c.get("/auth/verify", token=token), 200)
+    add("HEAD verify", c.request("HEAD", "/auth/verify", token=token), 200)
+    add("HEAD healthz", c.request("HEAD", "/healthz"), 200)
+    add("OPTIONS", c.request("OPTIONS", "/auth/login"), 204)
+    add("sessions", c.get("/auth/sessions", token=token), 200)
     add("verify without token", c.get("/auth/verify"), 401, "invalid_token")
     add("verify bad token", c.get("/auth/verify", token="bad"), 401, "invalid_token")
     add("me without token", c.get("/auth/me"), 401, "invalid_token")
@@ -466,7 +470,10 @@ def _responses(server):
         401, "invalid_credentials")
     add("too large", c.request("POST", "/auth/login", body=b"{" + b" " * 20000 + b"}",
                                content_type="application/json"), 413, "payload_too_large")
-    login(Client(server.host, server.port), username, password)
+    c.close()
+    c = server.client()
+    second = login(c, username, password)["access_token"]
+    add("logout", c.post("/auth/logout", token=second), 204)
     c.close()
     return out
 
@@ -492,3 +499,44 @@ def test_json_content_type_on_json_responses(responses):
     for name, r, status, code in responses:
         if r.body:
             assert_json_content_type(r, also=("application/jwk-set+json",))
+
+
+# ---------------------------------------------------------------- HSTS (TLS)
+
+def _hsts_max_age(resp):
+    """The max-age of the response's Strict-Transport-Security, or None."""
+    values = resp.header_all("Strict-Transport-Security")
+    if not values:
+        return None
+    assert len(values) == 1, resp
+    m = re.search(r"(?:^|;)\s*max-age=(\d+)\s*(?:;|$)", values[0], re.I)
+    assert m, "Strict-Transport-Security without max-age: %r" % values[0]
+    return int(m.group(1))
+
+
+def test_no_hsts_without_tls(responses):
+    """RFC 6797 §7.2: HSTS is not sent over plain HTTP."""
+    for name, r, status, code in responses:
+        assert _hsts_max_age(r) is None, (name, r)
+
+
+def test_tls_every_response_carries_hsts(jwtd_factory, tmp_path):
+    """API.md: "With TLS on, also HSTS", on every response like the other
+    security headers: success, no content, HEAD, OPTIONS, the errors of the
+    HTTP layer (404, 405, 413, 415, 400) and of the endpoints."""
+    cert_pem, key_pem, _ = self_signed_cert("localhost")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_bytes(cert_pem)
+    key.write_bytes(key_pem)
+    srv = jwtd_factory(env={"JWTD_TLS_CERT": str(cert), "JWTD_TLS_KEY": str(key)})
+    responses = _responses(srv)
+    for name, r, status, code in responses:
+        assert r.status == status, (name, r)
+        assert_security_headers(r)
+        age = _hsts_max_age(r)
+        assert age is not None and age >= 86400, (name, r)
+    # the derived issuer follows the scheme (docs/configuration.md)
+    c = srv.client()
+    assert c.get("/.well-known/openid-configuration").json["issuer"] == srv.issuer
+    assert srv.issuer.startswith("https://")
+    c.close()

@@ -41,7 +41,7 @@ import pytest
 
 from e2e_util import (SLOW, assert_error, assert_invalid_grant, assert_refused_within,
                       assert_uuid, clean_env, free_port, jwt_parts, jwtd_bin, login, refresh,
-                      run_expect_exit, signup, strong_password, uname)
+                      run_expect_exit, self_signed_cert, signup, strong_password, uname)
 
 POLL = 0.05
 
@@ -470,8 +470,8 @@ def test_config_check_refuses_a_tls_key_of_another_certificate(tmp_path):
     certificate, and `jwtd serve` then exited 1 (a failure systemd retries)
     instead of 2 (a configuration error, not retried). Both refuse it, with
     the same line, exit 2; a matching pair passes."""
-    c1, k1, _ = _make_cert("one.example")
-    c2, k2, _ = _make_cert("two.example")
+    c1, k1, _ = self_signed_cert("one.example")
+    c2, k2, _ = self_signed_cert("two.example")
     for name, data in (("c1.pem", c1), ("k1.pem", k1), ("k2.pem", k2), ("junk.pem", b"x")):
         (tmp_path / name).write_bytes(data)
         os.chmod(tmp_path / name, 0o600)
@@ -757,28 +757,6 @@ def test_sighup_with_a_broken_file_keeps_the_running_configuration(jwtd_factory)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _make_cert(cn):
-    """A self-signed EC certificate: (cert_pem, key_pem, cert_der)."""
-    import datetime
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
-            .sign(key, hashes.SHA256()))
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return cert_pem, key_pem, cert.public_bytes(serialization.Encoding.DER)
-
-
 def _tls_probe(port):
     """A new TLS connection: (status of GET /healthz, the server's DER certificate)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -806,8 +784,8 @@ def test_sighup_replaces_the_tls_certificate(jwtd_factory):
     tmp = tempfile.mkdtemp(prefix="jwtd-e2e-tls-")
     try:
         cert_path, key_path = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-        c1, k1, der1 = _make_cert("first.example")
-        c2, k2, der2 = _make_cert("second.example")
+        c1, k1, der1 = self_signed_cert("first.example")
+        c2, k2, der2 = self_signed_cert("second.example")
 
         def install(cert, key):
             with open(cert_path, "wb") as f:
@@ -854,7 +832,7 @@ def test_sighup_turning_tls_on_or_off_needs_a_restart(jwtd_factory):
     tmp = tempfile.mkdtemp(prefix="jwtd-e2e-tls-")
     try:
         cert_path, key_path = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-        cert, key, _ = _make_cert("on.example")
+        cert, key, _ = self_signed_cert("on.example")
         with open(cert_path, "wb") as f:
             f.write(cert)
         with open(key_path, "wb") as f:
