@@ -468,6 +468,11 @@ def _responses(server):
         409, "username_taken")
     add("wrong password", c.post("/auth/login", {"username": username, "password": "nope-nope-1"}),
         401, "invalid_credentials")
+    c.close()
+    # The 413 closes its connection (docs/api.md): on a connection of its own.
+    # (Over TLS, an early 413 on a reused keep-alive connection is at times
+    # lost to the close: see docs/security.md, known limits.)
+    c = server.client()
     add("too large", c.request("POST", "/auth/login", body=b"{" + b" " * 20000 + b"}",
                                content_type="application/json"), 413, "payload_too_large")
     c.close()
