@@ -1150,33 +1150,62 @@ static char *skip_bom(char *line)
  */
 static const char *closest_name(const char *name);
 
-static bool read_config_file(struct config *cfg, const char *path, bool required, char *err,
-                             size_t errlen)
+/* The longest line of the file, CR LF not counted. */
+#define CONFIG_LINE_MAX 8192
+
+/*
+ * One line of f into line (cap CONFIG_LINE_MAX + 2), without its '\n' and
+ * any CRs before it: its length in bytes, NULs included (fgets would hide
+ * them and what follows), or -1 at the end of the file. A longer line sets
+ * *ret_long and is not read further.
+ */
+static long read_line(FILE *f, char *line, bool *ret_long)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if (!required && errno == ENOENT)
-            return true;
-        snprintf(err, errlen, "configuration file %s: %s", path, strerror(errno));
-        return false;
+    size_t n = 0;
+    int ch;
+    *ret_long = false;
+    while ((ch = getc(f)) != EOF && ch != '\n') {
+        if (n == CONFIG_LINE_MAX + 1) { /* room for one CR, not for more text */
+            *ret_long = true;
+            break;
+        }
+        line[n++] = (char)ch;
     }
+    if (ch == EOF && n == 0)
+        return -1;
+    while (n > 0 && line[n - 1] == '\r')
+        n--;
+    if (n > CONFIG_LINE_MAX)
+        *ret_long = true;
+    line[n] = '\0';
+    return (long)n;
+}
+
+/* The lines of an open file; path names it in messages. */
+static bool read_config_stream(struct config *cfg, FILE *f, const char *path, char *err,
+                               size_t errlen)
+{
     if (!(cfg->config_path = strdup(path))) {
-        fclose(f);
         snprintf(err, errlen, "out of memory");
         return false;
     }
     bool seen[N_SETTINGS] = {false};
-    char line[8192 + 3]; /* 8 KiB, a CR LF, the NUL */
+    char line[CONFIG_LINE_MAX + 2];
     int lineno = 0;
-    bool ok = true;
-    while (ok && fgets(line, sizeof line, f)) {
+    bool ok = true, too_long;
+    long len;
+    while (ok && (len = read_line(f, line, &too_long)) >= 0) {
         lineno++;
-        size_t len = strlen(line);
-        size_t body = len;
-        while (body > 0 && (line[body - 1] == '\n' || line[body - 1] == '\r'))
-            body--;
-        if (body > 8192 || (len == sizeof line - 1 && line[len - 1] != '\n')) {
+        if (too_long) {
             snprintf(err, errlen, "%s line %d: line too long", path, lineno);
+            ok = false;
+            break;
+        }
+        /* A NUL would end the line early for every string function below,
+         * and the value with it, unseen; a UTF-16 file is full of them. */
+        if (memchr(line, '\0', (size_t)len)) {
+            snprintf(err, errlen, "%s line %d: a NUL byte (the file must be UTF-8 or ASCII "
+                                  "text, not UTF-16)", path, lineno);
             ok = false;
             break;
         }
@@ -1248,6 +1277,40 @@ static bool read_config_file(struct config *cfg, const char *path, bool required
         snprintf(err, errlen, "configuration file %s: read error", path);
         ok = false;
     }
+    return ok;
+}
+
+static bool read_config_file(struct config *cfg, const char *path, bool required, char *err,
+                             size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (!required && errno == ENOENT)
+            return true;
+        snprintf(err, errlen, "configuration file %s: %s", path, strerror(errno));
+        return false;
+    }
+    bool ok = read_config_stream(cfg, f, path, err, errlen);
+    fclose(f);
+    return ok;
+}
+
+bool config_read_text(struct config *cfg, const char *name, const char *text, size_t len,
+                      char *err, size_t errlen)
+{
+    if (len == 0) { /* fmemopen wants a buffer; an empty file sets nothing */
+        if (!(cfg->config_path = strdup(name))) {
+            snprintf(err, errlen, "out of memory");
+            return false;
+        }
+        return true;
+    }
+    FILE *f = fmemopen((void *)text, len, "r");
+    if (!f) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    bool ok = read_config_stream(cfg, f, name, err, errlen);
     fclose(f);
     return ok;
 }

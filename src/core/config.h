@@ -180,6 +180,15 @@ void config_defaults(struct config *cfg);
 bool config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
 
 /*
+ * Read text[0..len) as the configuration file `name` (jwtd.conf(5)), as
+ * config_load reads the file, into cfg (after config_defaults): the same
+ * rules and error lines, nothing from the environment or flags, no derived
+ * values. For tests and the fuzzer: config_load reads a named file.
+ */
+bool config_read_text(struct config *cfg, const char *name, const char *text, size_t len,
+                      char *err, size_t errlen);
+
+/*
  * The JWTD_* variables of the environment that jwtd does not read (neither a
  * setting nor JWTD_CONFIG or JWTD_TEST_CLOCK): config_load ignores them, so
  * a typo (JWTD_DATBASE) would go unnoticed. Calls found(ctx, name, hint)

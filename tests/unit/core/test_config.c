@@ -671,6 +671,121 @@ static void test_file_with_byte_order_mark(void **state)
     remove_conf_dir(dir);
 }
 
+/* config_load on a file holding len bytes of text (NULs included). */
+static bool load_file_bytes(struct config *c, char *err, size_t errlen, const char *text,
+                            size_t len)
+{
+    char dir[64], conf[96];
+    make_conf_dir(dir, conf, "");
+    FILE *f = fopen(conf, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    bool ok = load(c, err, errlen, "--config", conf, NULL);
+    remove_conf_dir(dir);
+    return ok;
+}
+
+/* Trap: a NUL byte ended the line for the parser (fgets and strlen): the
+ * rest of the value was dropped without a word, and past a NUL a line
+ * over 8 KiB was not "too long" but went on as a line of its own, one
+ * that set a setting. A NUL is an error naming the line. */
+static void test_file_nul_byte_refused(void **state)
+{
+    (void)state;
+    char err[512];
+    struct config c;
+    static const char cut[] = "access_ttl = 1h\0 and the rest\n";
+    assert_false(load_file_bytes(&c, err, sizeof err, cut, sizeof cut - 1));
+    assert_non_null(strstr(err, "line 1: a NUL byte"));
+    assert_null(strchr(err, '\n'));
+    config_free(&c);
+
+    char smuggle[9000];
+    size_t n = (size_t)snprintf(smuggle, sizeof smuggle, "site_name = x");
+    smuggle[n++] = '\0';
+    memset(smuggle + n, 'A', 8180);
+    n += 8180;
+    n += (size_t)snprintf(smuggle + n, sizeof smuggle - n, "leeway = 7\n");
+    assert_false(load_file_bytes(&c, err, sizeof err, smuggle, n));
+    assert_non_null(strstr(err, "line 1: line too long")); /* the NUL hid nothing */
+    config_free(&c);
+
+    /* A UTF-16 file (Notepad's "Unicode") says so on its first line. */
+    static const char utf16[] = "\xFF\xFE" "a\0c\0c\0e\0s\0s\0_\0t\0t\0l\0=\0" "5\0\n\0";
+    assert_false(load_file_bytes(&c, err, sizeof err, utf16, sizeof utf16 - 1));
+    assert_non_null(strstr(err, "line 1: a NUL byte"));
+    assert_non_null(strstr(err, "UTF-16"));
+    config_free(&c);
+}
+
+/* config_read_text: the file format of jwtd.conf(5), line by line. */
+static bool read_text(struct config *c, char *err, size_t errlen, const char *text)
+{
+    config_defaults(c);
+    err[0] = '\0';
+    return config_read_text(c, "t.conf", text, strlen(text), err, errlen);
+}
+
+static void test_file_format_edges(void **state)
+{
+    (void)state;
+    char err[512];
+    struct config c;
+    /* CR LF endings, any case and '-' in names, JWTD_ names, quotes,
+     * comment lines, blank lines, an empty optional value. */
+    if (!read_text(&c, err, sizeof err,
+                   "# comment\r\n\r\n  ACCESS-TTL = 10m\r\nJWTD_LEEWAY=0\r\n"
+                   "site_name = \"  Spaced  \"\r\n\t# indented comment\r\nmail_templates =\r\n"
+                   "audience = a#b\n"))
+        fail_msg("%s", err);
+    assert_int_equal(c.access_ttl, 600);
+    assert_int_equal(c.leeway, 0);
+    assert_string_equal(c.site_name, "  Spaced  ");
+    assert_null(c.mail_templates);
+    assert_string_equal(c.audience, "a#b"); /* '#' inside a value is the value's */
+    assert_int_equal(c.file_line[config_setting_index("JWTD_LEEWAY")], 4);
+    config_free(&c);
+
+    static const struct {
+        const char *text, *says;
+    } bad[] = {
+        {"access_ttl = 5m\nACCESS_TTL = 6m\n", "t.conf line 2: JWTD_ACCESS_TTL is set twice"},
+        {"access_ttl = 5m\njwtd_access-ttl = 5m\n", "line 2: JWTD_ACCESS_TTL is set twice"},
+        {"access_ttl 5m\n", "t.conf line 1: expected name = value"},
+        {"access_ttl = 15m # fifteen minutes\n", "JWTD_ACCESS_TTL (t.conf line 1): bad value"},
+        {"access_ttl =\n", "JWTD_ACCESS_TTL (t.conf line 1): bad value ''"},
+        {"access_ttl = \"5m\n", "JWTD_ACCESS_TTL (t.conf line 1): bad value '\"5m'"},
+        {"acces_ttl = 5m\n", "unknown setting 'acces_ttl'; did you mean access_ttl?"},
+        {"config = /etc/other.conf\n", "t.conf line 1: expected name = value; an unknown name"},
+        {"access ttl = 5m\n", "expected name = value (a name is"},
+        {"access_ttl = 5m\rleeway = 1\r", "JWTD_ACCESS_TTL (t.conf line 1): bad value"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (read_text(&c, err, sizeof err, bad[i].text))
+            fail_msg("'%s' was taken", bad[i].text);
+        if (!strstr(err, bad[i].says))
+            fail_msg("'%s': error '%s' lacks '%s'", bad[i].text, err, bad[i].says);
+        assert_null(strchr(err, '\n'));
+        config_free(&c);
+    }
+
+    /* 8 KiB of line, CR LF not counted; one byte more is too long. */
+    char *line = malloc(8192 + 8);
+    assert_non_null(line);
+    memcpy(line, "site_name = ", 12);
+    memset(line + 12, '#', 8192 - 12);
+    memcpy(line + 8192, "\r\n", 3);
+    assert_false(read_text(&c, err, sizeof err, line)); /* too long a site name, */
+    assert_non_null(strstr(err, "JWTD_SITE_NAME (t.conf line 1)")); /* but read */
+    config_free(&c);
+    memcpy(line + 8192, "#\n", 3);
+    assert_false(read_text(&c, err, sizeof err, line));
+    assert_string_equal(err, "t.conf line 1: line too long");
+    config_free(&c);
+    free(line);
+}
+
 /* Trap: secrets in jwtd.env beside jwtd.conf (read by the systemd unit,
  * not by the commands) sent `jwtd user add` to another database. Every
  * command refuses a configuration with a jwtd.env beside its file. */
@@ -797,6 +912,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_argon2_cost_floor, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_other_values, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_file_with_byte_order_mark, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_file_nul_byte_refused, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_file_format_edges, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_env_file_beside_the_config_file_refused, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(test_postgres_url_needs_a_build_with_postgres, env_setup,
