@@ -15,7 +15,7 @@ SECONDS_EACH=${JWTD_FUZZ_SECONDS:-60}
 B=build-fuzz
 [ -f $B/build.ninja ] || CC=clang meson setup $B -Dfuzz=true -Db_sanitize=address,undefined \
   -Db_lundef=false >/dev/null
-TARGETS=(fuzz_token fuzz_jwks fuzz_headers fuzz_body fuzz_webauthn fuzz_form)
+TARGETS=(fuzz_token fuzz_jwks fuzz_headers fuzz_body fuzz_webauthn fuzz_form fuzz_config)
 JOBS=${JWTD_FUZZ_JOBS:-$(nproc)}
 # Only the targets: the rest of the tree is built and tested elsewhere.
 ninja -C $B "${TARGETS[@]/#/tests/fuzz/}" >/dev/null
