@@ -993,7 +993,9 @@ void config_defaults(struct config *cfg)
 static bool set_from(struct config *cfg, const struct setting *s, const char *value,
                      enum config_source src, int line, char *err, size_t errlen)
 {
-    char where[64] = "";
+    /* Room for a whole path: a longer one cut here took the line number
+     * (and the parenthesis) with it. */
+    char where[4200] = "";
     if (src == CFG_FILE)
         snprintf(where, sizeof where, " (%s line %d)", cfg->config_path, line);
     cfg->parse_why[0] = '\0';

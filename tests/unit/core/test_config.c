@@ -719,6 +719,31 @@ static void test_file_nul_byte_refused(void **state)
     config_free(&c);
 }
 
+/* Trap: the "(FILE line N)" of a bad value was cut at 64 bytes: under a
+ * longer path the error lost the line number. */
+static void test_file_error_names_the_line_under_a_long_path(void **state)
+{
+    (void)state;
+    char dir[160], conf[200], err[1024];
+    snprintf(dir, sizeof dir, "/tmp/jwtd-unit-a-configuration-directory-with-a-rather-long-"
+                              "name-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(conf, sizeof conf, "%s/jwtd.conf", dir);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fputs("# a comment\naccess_ttl = abc\n", f);
+    assert_int_equal(fclose(f), 0);
+    struct config c;
+    assert_false(load(&c, err, sizeof err, "--config", conf, NULL));
+    char where[256];
+    snprintf(where, sizeof where, "JWTD_ACCESS_TTL (%s line 2): bad value 'abc'", conf);
+    if (!strstr(err, where))
+        fail_msg("error line '%s' lacks '%s'", err, where);
+    config_free(&c);
+    assert_int_equal(unlink(conf), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 /* config_read_text: the file format of jwtd.conf(5), line by line. */
 static bool read_text(struct config *c, char *err, size_t errlen, const char *text)
 {
@@ -913,6 +938,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_other_values, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_file_with_byte_order_mark, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_file_nul_byte_refused, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_file_error_names_the_line_under_a_long_path,
+                                        env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_file_format_edges, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_env_file_beside_the_config_file_refused, env_setup,
                                         env_teardown),
