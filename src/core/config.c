@@ -30,6 +30,7 @@
 
 #include "base/util.h"
 #include "core/mime.h"
+#include "core/smtp.h"
 
 typedef bool (*parse_fn)(struct config *cfg, const char *value);
 
@@ -1455,6 +1456,19 @@ static bool finalize(struct config *cfg, char *err, size_t errlen)
     if (cfg->smtp_url && !cfg->mail_from) {
         snprintf(err, errlen, "JWTD_MAIL_FROM: required with JWTD_SMTP_URL (the sender's address)");
         return false;
+    }
+    if (cfg->smtp_url) {
+        /* What the mail thread would refuse at every delivery (a port that
+         * is no number, credentials bound for a relay without TLS) is
+         * refused now: the messages would wait until given up. */
+        struct smtp_config sc = {.url = cfg->smtp_url, .tls = (enum smtp_tls)cfg->smtp_tls};
+        char why[300];
+        if (!smtp_config_check(&sc, why, sizeof why)) {
+            const char *w = strncmp(why, "smtp: ", 6) == 0 ? why + 6 : why;
+            snprintf(err, errlen, "JWTD_SMTP_URL: %s; accepts %s", w,
+                     find_setting("JWTD_SMTP_URL")->accepts);
+            return false;
+        }
     }
     if (cfg->mail_retry_max_ms < cfg->mail_retry_ms) {
         snprintf(err, errlen, "JWTD_MAIL_RETRY_MAX: must not be shorter than JWTD_MAIL_RETRY");

@@ -225,6 +225,74 @@ static bool relay_parse(const struct smtp_config *cfg, struct relay *r, char *er
     return true;
 }
 
+/*
+ * What can be checked of cfg without a connection: the TLS policy, the
+ * EHLO name, the relay URL and its credentials (never sent in clear text
+ * but to a loopback relay). Fills r (to be released with relay_free either
+ * way) and the user and password to log in with. False with err set.
+ */
+static bool relay_setup(const struct smtp_config *cfg, struct relay *r, const char **ret_user,
+                        const char **ret_password, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    if (cfg->tls != SMTP_TLS_REQUIRED && cfg->tls != SMTP_TLS_OPPORTUNISTIC &&
+        cfg->tls != SMTP_TLS_OFF) {
+        err_set(err, errlen, "smtp: unknown TLS policy %d", (int)cfg->tls);
+        return false;
+    }
+    if (cfg->helo_name && !helo_valid(cfg->helo_name)) {
+        err_set(err, errlen, "smtp: helo_name is not a host name");
+        return false;
+    }
+    if ((cfg->username && !credential_valid(cfg->username)) ||
+        (cfg->password && !credential_valid(cfg->password))) {
+        err_set(err, errlen, "smtp: username or password longer than %d bytes",
+                SMTP_CREDENTIAL_MAX_BYTES);
+        return false;
+    }
+
+    if (!relay_parse(cfg, r, err, errlen))
+        return false;
+
+    const char *user = cfg->username ? cfg->username : r->url_user;
+    const char *password = cfg->password ? cfg->password : r->url_password;
+    if (user && !credential_valid(user)) {
+        err_set(err, errlen, "smtp: username longer than %d bytes", SMTP_CREDENTIAL_MAX_BYTES);
+        return false;
+    }
+    if (password && !credential_valid(password)) {
+        err_set(err, errlen, "smtp: password longer than %d bytes", SMTP_CREDENTIAL_MAX_BYTES);
+        return false;
+    }
+    bool has_credentials = user && user[0];
+    if (!has_credentials && password && password[0]) {
+        /* libcurl would silently skip AUTH: say so instead. */
+        err_set(err, errlen, "smtp: %s://%s:%s: a password but no username", r->scheme, r->host,
+                r->port);
+        return false;
+    }
+    bool tls_sure = r->implicit_tls || cfg->tls == SMTP_TLS_REQUIRED;
+    if (has_credentials && !tls_sure && !host_is_loopback(r->host)) {
+        err_set(err, errlen, "smtp: %s://%s:%s: refusing to send credentials without TLS "
+                "(use smtps:// or tls required)", r->scheme, r->host, r->port);
+        return false;
+    }
+    *ret_user = user;
+    *ret_password = password;
+    return true;
+}
+
+bool smtp_config_check(const struct smtp_config *cfg, char *err, size_t errlen)
+{
+    struct relay r;
+    const char *user, *password;
+    bool ok = relay_setup(cfg, &r, &user, &password, err, errlen);
+    redact(err, cfg->password);
+    redact(err, r.url_password);
+    relay_free(&r);
+    return ok;
+}
+
 /* ---- the transfer ---- */
 
 struct reader {
@@ -301,49 +369,10 @@ enum smtp_rc smtp_send(const struct smtp_config *cfg, const char *from_addr, con
                 "CRLF lines of at most %d bytes", SMTP_MAX_MESSAGE_BYTES, LINE_MAX_BYTES);
         return SMTP_PERMANENT;
     }
-    if (cfg->tls != SMTP_TLS_REQUIRED && cfg->tls != SMTP_TLS_OPPORTUNISTIC &&
-        cfg->tls != SMTP_TLS_OFF) {
-        err_set(err, errlen, "smtp: unknown TLS policy %d", (int)cfg->tls);
-        return SMTP_TEMPORARY;
-    }
-    if (cfg->helo_name && !helo_valid(cfg->helo_name)) {
-        err_set(err, errlen, "smtp: helo_name is not a host name");
-        return SMTP_TEMPORARY;
-    }
-    if ((cfg->username && !credential_valid(cfg->username)) ||
-        (cfg->password && !credential_valid(cfg->password))) {
-        err_set(err, errlen, "smtp: username or password longer than %d bytes",
-                SMTP_CREDENTIAL_MAX_BYTES);
-        return SMTP_TEMPORARY;
-    }
-
     struct relay r;
-    if (!relay_parse(cfg, &r, err, errlen))
+    const char *user, *password;
+    if (!relay_setup(cfg, &r, &user, &password, err, errlen))
         goto cleanup_relay;
-
-    const char *user = cfg->username ? cfg->username : r.url_user;
-    const char *password = cfg->password ? cfg->password : r.url_password;
-    if (user && !credential_valid(user)) {
-        err_set(err, errlen, "smtp: username longer than %d bytes", SMTP_CREDENTIAL_MAX_BYTES);
-        goto cleanup_relay;
-    }
-    if (password && !credential_valid(password)) {
-        err_set(err, errlen, "smtp: password longer than %d bytes", SMTP_CREDENTIAL_MAX_BYTES);
-        goto cleanup_relay;
-    }
-    bool has_credentials = user && user[0];
-    if (!has_credentials && password && password[0]) {
-        /* libcurl would silently skip AUTH: say so instead. */
-        err_set(err, errlen, "smtp: %s://%s:%s: a password but no username", r.scheme, r.host,
-                r.port);
-        goto cleanup_relay;
-    }
-    bool tls_sure = r.implicit_tls || cfg->tls == SMTP_TLS_REQUIRED;
-    if (has_credentials && !tls_sure && !host_is_loopback(r.host)) {
-        err_set(err, errlen, "smtp: %s://%s:%s: refusing to send credentials without TLS "
-                "(use smtps:// or tls required)", r.scheme, r.host, r.port);
-        goto cleanup_relay;
-    }
 
     const char *setopt_failed = NULL;
     struct curl_slist *rcpt = NULL;
@@ -388,7 +417,7 @@ enum smtp_rc smtp_send(const struct smtp_config *cfg, const char *from_addr, con
         SETOPT(h, CURLOPT_CAINFO, cfg->ca_file);
     SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     SETOPT(h, CURLOPT_TIMEOUT_MS, total_ms);
-    if (has_credentials) {
+    if (user && user[0]) { /* credentials: relay_setup checked them */
         SETOPT(h, CURLOPT_USERNAME, user);
         SETOPT(h, CURLOPT_PASSWORD, password ? password : "");
     }

@@ -62,6 +62,13 @@ bool smtp_global_init(void);
 /* The matching clean-up at exit, after the last smtp_send. */
 void smtp_global_cleanup(void);
 
+/* What smtp_send would refuse of cfg before connecting (the TLS policy,
+ * the EHLO name, the relay URL, credentials that would go out without TLS),
+ * said ahead: the configuration checks the relay with it at load, so that
+ * a URL no message could go out through stops the start. False with one
+ * line in err (never the password); no connection is made. */
+bool smtp_config_check(const struct smtp_config *cfg, char *err, size_t errlen);
+
 /* Send message[0..len) from from_addr to to_addr (the envelope: MAIL FROM
  * and one RCPT TO; both must pass mime_addr_valid) through the relay of
  * cfg. The message must be CRLF-terminated lines only (no bare CR or LF, no

@@ -671,6 +671,57 @@ static void test_file_with_byte_order_mark(void **state)
     remove_conf_dir(dir);
 }
 
+/* Trap: JWTD_SMTP_URL was checked for its scheme and no path only; a port
+ * that is no number, a host with a space, or a password bound for a relay
+ * without TLS loaded fine, and every message then failed at delivery
+ * (a configuration fault, retried until given up) with the start-up
+ * silent. What the mail thread would refuse is refused at load, without
+ * repeating the password. */
+static void test_smtp_url_checked_as_the_mail_thread_would(void **state)
+{
+    (void)state;
+    char err[512];
+    struct config c;
+    static const struct {
+        const char *url, *tls, *says;
+    } bad[] = {
+        {"smtp://mail.example.com:25x", "required", "cannot be parsed"},
+        {"smtp://mail.example.com:99999", "required", "cannot be parsed"},
+        {"smtp://mail example.com", "required", "cannot be parsed"},
+        {"smtp://jwtd:Hunter2Secret@mail.example.com", "off", "without TLS"},
+        {"smtp://jwtd:Hunter2Secret@mail.example.com", "opportunistic", "without TLS"},
+        {"smtp://:Hunter2Secret@mail.example.com", "required", "a password but no username"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("JWTD_MAIL_FROM", "no-reply@example.com", 1);
+        setenv("JWTD_SMTP_URL", bad[i].url, 1);
+        setenv("JWTD_SMTP_TLS", bad[i].tls, 1);
+        if (load(&c, err, sizeof err, "--config", "none", NULL))
+            fail_msg("%s (tls %s) was taken", bad[i].url, bad[i].tls);
+        assert_error_names(err, "JWTD_SMTP_URL");
+        if (!strstr(err, bad[i].says))
+            fail_msg("%s: error '%s' lacks '%s'", bad[i].url, err, bad[i].says);
+        assert_null(strstr(err, "Hunter2"));
+        config_free(&c);
+    }
+    /* With TLS, or to a relay on this machine, credentials are fine. */
+    static const struct {
+        const char *url, *tls;
+    } good[] = {
+        {"smtp://jwtd:Hunter2Secret@mail.example.com:587", "required"},
+        {"smtps://jwtd:Hunter2Secret@mail.example.com", "off"},
+        {"smtp://jwtd:Hunter2Secret@127.0.0.1:2525", "off"},
+        {"smtp://mail.example.com", "opportunistic"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        setenv("JWTD_SMTP_URL", good[i].url, 1);
+        setenv("JWTD_SMTP_TLS", good[i].tls, 1);
+        if (!load(&c, err, sizeof err, "--config", "none", NULL))
+            fail_msg("%s (tls %s): %s", good[i].url, good[i].tls, err);
+        config_free(&c);
+    }
+}
+
 /* config_load on a file holding len bytes of text (NULs included). */
 static bool load_file_bytes(struct config *c, char *err, size_t errlen, const char *text,
                             size_t len)
@@ -937,6 +988,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_argon2_cost_floor, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_other_values, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_file_with_byte_order_mark, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_smtp_url_checked_as_the_mail_thread_would, env_setup,
+                                        env_teardown),
         cmocka_unit_test_setup_teardown(test_file_nul_byte_refused, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_file_error_names_the_line_under_a_long_path,
                                         env_setup, env_teardown),
