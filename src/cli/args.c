@@ -211,12 +211,10 @@ void cli_config_warnings(const struct config *cfg, bool as_log)
     if (as_log)
         cli_warn_unknown_env(true);
     if (cfg->config_path) {
+        /* The file's own secrets, whether or not the environment or a flag
+         * overrides them: who may read the file may read them. */
         struct stat sb;
-        bool secret_inside = false;
-        for (size_t i = 0; i < config_setting_count(); i++)
-            if (cfg->source[i] == CFG_FILE && config_value_is_secret(cfg, i))
-                secret_inside = true;
-        if (secret_inside && stat(cfg->config_path, &sb) == 0 && (sb.st_mode & 004))
+        if (cfg->file_holds_secret && stat(cfg->config_path, &sb) == 0 && (sb.st_mode & 004))
             warn(as_log, "config_file_readable", LF_S("file", cfg->config_path),
                  "it holds a secret setting: chmod 640 and chown root:jwtd");
     }

@@ -1152,6 +1152,7 @@ static char *skip_bom(char *line)
  * given twice is an error.
  */
 static const char *closest_name(const char *name);
+static bool secret_text(const struct setting *s, const char *v);
 
 /* The longest line of the file, CR LF not counted. */
 #define CONFIG_LINE_MAX 8192
@@ -1273,6 +1274,9 @@ static bool read_config_stream(struct config *cfg, FILE *f, const char *path, ch
         } else {
             seen[index_of(s)] = true;
             ok = set_from(cfg, s, value, CFG_FILE, lineno, err, errlen);
+            /* Remembered here: the environment or a flag may set it again,
+             * and the file still holds it. */
+            cfg->file_holds_secret |= ok && secret_text(s, value);
         }
     }
     OPENSSL_cleanse(line, sizeof line);
@@ -1721,6 +1725,7 @@ bool config_reload_merge(const struct config *running, const struct config *fres
         snprintf(err, errlen, "out of memory");
         return false;
     }
+    ret->file_holds_secret = fresh->file_holds_secret;
     for (size_t i = 0; i < N_SETTINGS; i++) {
         bool reload = settings[i].flags & S_RELOAD;
         /* TLS on or off is a restart: the listening socket is made with it. */
@@ -1794,11 +1799,11 @@ void config_source_text(const struct config *cfg, size_t i, char *out, size_t ca
     }
 }
 
-bool config_value_is_secret(const struct config *cfg, size_t i)
+/* Whether v, as the value of s, is a secret. */
+static bool secret_text(const struct setting *s, const char *v)
 {
-    if (i >= N_SETTINGS || !(settings[i].flags & S_SECRET) || !cfg->raw[i] || !cfg->raw[i][0])
+    if (!(s->flags & S_SECRET) || !v || !v[0])
         return false;
-    const char *v = cfg->raw[i];
     if (!strstr(v, "://"))
         return strncmp(v, "sqlite:", 7) != 0; /* a file name is no secret */
     return util_url_has_password(v);

@@ -47,6 +47,7 @@ struct config {
     /* where the settings came from */
     char *config_path;       /* the file read, NULL when none */
     bool config_none;        /* `--config none` (or JWTD_CONFIG=none): no file, on purpose */
+    bool file_holds_secret;  /* the file sets a secret (a stronger source may set it again) */
     char *raw[CONFIG_MAX_SETTINGS];     /* each setting's effective text (secrets wiped on free) */
     enum config_source source[CONFIG_MAX_SETTINGS];
     int file_line[CONFIG_MAX_SETTINGS]; /* line in config_path, for messages */
@@ -235,10 +236,6 @@ bool config_reload_merge(const struct config *running, const struct config *fres
 
 /* Human text of a source ("default", "file /etc/jwtd/jwtd.conf:12", ...). */
 void config_source_text(const struct config *cfg, size_t i, char *out, size_t cap);
-
-/* True when setting i's value is a secret: the JWT secret, a URL with a
- * password in it. */
-bool config_value_is_secret(const struct config *cfg, size_t i);
 
 /* True when the database is PostgreSQL, which several instances may share
  * (JWTD_DATABASE accepts sqlite:PATH or a PostgreSQL URL). */

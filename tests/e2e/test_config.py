@@ -350,3 +350,44 @@ def test_taken_port_is_said_before_a_database_is_made(tmp_path):
     line = _one_line(err)
     assert "JWTD_LISTEN" in line and "127.0.0.1:%d" % port in line, line
     assert not db.exists(), "a database was made for a server that could not listen"
+
+
+# (file text, whether it holds a secret): jwtd.conf(5) "Permissions".
+SECRET_FILES = [
+    ("jwt_secret = %s\n" % ("k" * 40), True),
+    ("smtp_url = smtps://relay:Pw9secret@mail.example.com\nmail_from = a@example.com\n", True),
+    ("database = postgres://u:Pw9secret@127.0.0.1:1/db\n", True),
+    ("database = sqlite:/var/lib/jwtd/jwtd.db\n", False),
+    ("database = postgres://u@127.0.0.1:1/db\n", False),
+]
+
+
+@pytest.mark.parametrize("text,secret", SECRET_FILES,
+                         ids=["jwt-secret", "smtp-password", "pg-password", "sqlite", "pg-no-password"])
+def test_world_readable_file_with_a_secret_warned(tmp_path, text, secret):
+    """A file everyone may read that holds a secret is warned about (chmod
+    640), also when the environment sets that setting again for this run:
+    the file still holds the secret. Found by an audit: an override from the
+    environment hid the warning. A file readable by its group only, or one
+    without a secret, is not warned about."""
+    conf = tmp_path / "jwtd.conf"
+    conf.write_text(text)
+
+    def warned(mode, env=None):
+        conf.chmod(mode)
+        over = {"JWTD_CONFIG": str(conf), "JWTD_PUBLIC_URL": "http://127.0.0.1:8080"}
+        over.update(env or {})
+        p = subprocess.run([jwtd_bin(), "config", "check"], env=clean_env(over),
+                           capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        out = p.stderr.decode()
+        assert p.returncode == 0, out
+        assert "Pw9secret" not in out + p.stdout.decode() and "k" * 40 not in out, out
+        return "config_file_readable" in out and str(conf) in out
+
+    assert warned(0o644) == secret
+    assert not warned(0o640)
+    name = text.split(" = ")[0]
+    override = {"jwt_secret": {"JWTD_JWT_SECRET": "e" * 40},
+                "smtp_url": {"JWTD_SMTP_URL": "smtp://127.0.0.1:2525"},
+                "database": {"JWTD_DATABASE": "sqlite:" + str(tmp_path / "x.db")}}[name]
+    assert warned(0o644, override) == secret
