@@ -1153,6 +1153,7 @@ static char *skip_bom(char *line)
  */
 static const char *closest_name(const char *name);
 static bool secret_text(const struct setting *s, const char *v);
+static bool is_other_env(const char *name);
 
 /* The longest line of the file, CR LF not counted. */
 #define CONFIG_LINE_MAX 8192
@@ -1247,9 +1248,14 @@ static bool read_config_stream(struct config *cfg, FILE *f, const char *path, ch
             snprintf(err, errlen, "%s line %d: expected name = value (a name is letters, digits, "
                                   "'_' and '-')", path, lineno);
             ok = false;
-        } else if (!s || strcmp(env, "JWTD_CONFIG") == 0) {
+        } else if (!s && is_other_env(env)) {
+            /* config, test_clock: names jwtd reads, from the environment. */
+            snprintf(err, errlen, "%s line %d: '%.60s' is not a setting of the file (%s is read "
+                     "from the environment only)", path, lineno, key, env);
+            ok = false;
+        } else if (!s) {
             /* A typo gets the name it is closest to, as the file writes it. */
-            const char *near = !s && have_env ? closest_name(env) : NULL;
+            const char *near = have_env ? closest_name(env) : NULL;
             char hint[64] = "";
             if (near && strncmp(near, "JWTD_", 5) == 0 && find_setting(near)) {
                 size_t o = (size_t)snprintf(hint, sizeof hint, "; did you mean ");
@@ -1260,7 +1266,7 @@ static bool read_config_stream(struct config *cfg, FILE *f, const char *path, ch
             /* Echoed only when it is a name, or a typo of one: a word near
              * no setting's name may be a secret that lost its name (hex,
              * base32, base64url with its padding taken for the '='). */
-            if (s || hint[0])
+            if (hint[0])
                 snprintf(err, errlen, "%s line %d: unknown setting '%.60s'%s", path, lineno, key,
                          hint);
             else

@@ -833,7 +833,8 @@ static void test_file_format_edges(void **state)
         {"access_ttl =\n", "JWTD_ACCESS_TTL (t.conf line 1): bad value ''"},
         {"access_ttl = \"5m\n", "JWTD_ACCESS_TTL (t.conf line 1): bad value '\"5m'"},
         {"acces_ttl = 5m\n", "unknown setting 'acces_ttl'; did you mean access_ttl?"},
-        {"config = /etc/other.conf\n", "t.conf line 1: expected name = value; an unknown name"},
+        {"config = /etc/other.conf\n", "t.conf line 1: 'config' is not a setting of the file"},
+        {"Test-Clock = /tmp/c\n", "line 1: 'Test-Clock' is not a setting of the file (JWTD_TEST_CLOCK"},
         {"access ttl = 5m\n", "expected name = value (a name is"},
         {"access_ttl = 5m\rleeway = 1\r", "JWTD_ACCESS_TTL (t.conf line 1): bad value"},
     };
