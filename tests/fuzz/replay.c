@@ -95,12 +95,20 @@ int main(int argc, char **argv)
     int status = 0;
     for (int i = 1; i < argc; i++) {
         struct stat sb;
-        if (stat(argv[i], &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        if (stat(argv[i], &sb) != 0) {
+            /* git keeps no empty directory: a target without past
+             * crashes has no regressions/<target> in a fresh clone. */
+            printf("replay: %s absent, skipped\n", argv[i]);
+        } else if (S_ISDIR(sb.st_mode)) {
             status |= run_dir(argv[i], &count);
         } else {
             status |= run_file(argv[i]);
             count++;
         }
+    }
+    if (count == 0) {
+        fprintf(stderr, "replay: no inputs (is the seed corpus missing?)\n");
+        return 1;
     }
     printf("replay: %u inputs, all returned\n", count);
     return status;
