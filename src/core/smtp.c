@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "base/util.h"
 #include "core/mime.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
@@ -312,6 +313,30 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *userdata)
     return n;
 }
 
+/* The attempt's own deadline. libcurl calls this at least once a second in
+ * every step, its blocking waits for a reply included: it is what bounds
+ * the wait for the reply to the end of DATA and to QUIT, which
+ * CURLOPT_TIMEOUT does not (libcurl 7.88 waits 120 s there; a relay that
+ * took the message and fell silent held the mail worker, and the
+ * message's lease ran out under it). */
+struct watch {
+    int64_t deadline_ms; /* util_mono_ms() */
+    bool expired;
+};
+
+static int watch_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                    curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    struct watch *w = userdata;
+    if (util_mono_ms() >= w->deadline_ms)
+        w->expired = true;
+    return w->expired;
+}
+
 /* See smtp.h for the reasoning. code is the last SMTP reply, 0 if none;
  * why is libcurl's error text, which names the step that failed. */
 static enum smtp_rc classify(CURLcode rc, long code, const char *why)
@@ -415,8 +440,14 @@ enum smtp_rc smtp_send(const struct smtp_config *cfg, const char *from_addr, con
     SETOPT(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (cfg->ca_file)
         SETOPT(h, CURLOPT_CAINFO, cfg->ca_file);
+    struct watch watch = {.deadline_ms = util_mono_ms() + total_ms};
     SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     SETOPT(h, CURLOPT_TIMEOUT_MS, total_ms);
+    /* Each reply wait too (whole seconds): a second line behind watch_cb. */
+    SETOPT(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, (total_ms + 999) / 1000);
+    SETOPT(h, CURLOPT_NOPROGRESS, 0L);
+    SETOPT(h, CURLOPT_XFERINFOFUNCTION, watch_cb);
+    SETOPT(h, CURLOPT_XFERINFODATA, &watch);
     if (user && user[0]) { /* credentials: relay_setup checked them */
         SETOPT(h, CURLOPT_USERNAME, user);
         SETOPT(h, CURLOPT_PASSWORD, password ? password : "");
@@ -433,6 +464,9 @@ enum smtp_rc smtp_send(const struct smtp_config *cfg, const char *from_addr, con
     if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
         code = 0;
     ret = classify(rc, code, errbuf);
+    if (rc == CURLE_ABORTED_BY_CALLBACK && watch.expired)
+        snprintf(errbuf, sizeof errbuf, "timed out: no answer within %ld ms",
+                 total_ms);
     if (ret == SMTP_SENT) {
         err_set(err, errlen, "smtp: %s://%s:%s: sent (%ld)", r.scheme, r.host, r.port, code);
     } else {

@@ -42,7 +42,11 @@ struct smtp_config {
     enum smtp_tls tls;
     const char *ca_file;     /* PEM bundle of trusted CAs; NULL: the system store */
     long connect_timeout_ms; /* <= 0: 10 s */
-    long timeout_ms;         /* the whole exchange, DNS and connect included; <= 0: 60 s */
+    /* The whole exchange, DNS and connect included, up to the reply to QUIT;
+     * <= 0: 60 s. Enforced here, checked at least once a second: libcurl's
+     * own CURLOPT_TIMEOUT does not cover its waits for the reply to the end
+     * of DATA or to QUIT (120 s each, whatever the setting). */
+    long timeout_ms;
     /* The name announced in EHLO; NULL: libcurl's default (this machine's
      * host name). Letters, digits, '-' and '.', at most 253 bytes. */
     const char *helo_name;

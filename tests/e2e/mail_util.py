@@ -19,6 +19,10 @@ the code at the bottom), without changing it:
 Each start writes its messages to its own directory (run-1, run-2, ...):
 the unit server numbers messages from 1 in every process, and a restart
 must not overwrite what the previous one received.
+`RawRelay` is the other relay: a few lines of raw-socket SMTP on threads
+of the test process, scripted to misbehave where aiosmtpd cannot (no
+greeting, silence after the message, a dropped connection, replies
+dripped a byte at a time or longer than any client reads).
 """
 
 import email
@@ -45,6 +49,17 @@ POLL = 0.05
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 URL_RE = re.compile(r"https?://[^\s<>\"']+")
 CODE_RE = re.compile(r"(?<![0-9A-Za-z])([0-9]{6})(?![0-9A-Za-z])")
+
+
+def relay_env(url, extra):
+    """JWTD_* settings that point jwtd at the relay at `url` (plain SMTP on
+    loopback, fast polling and retries); extra overrides (None removes)."""
+    e = {"JWTD_SMTP_URL": url, "JWTD_SMTP_TLS": "off",
+         "JWTD_MAIL_FROM": "jwtd e2e <noreply@jwtd-e2e.test>",
+         "JWTD_MAIL_POLL": "50ms", "JWTD_MAIL_RETRY": "100ms",
+         "JWTD_MAIL_RETRY_MAX": "200ms", "JWTD_SMTP_TIMEOUT": "5s"}
+    e.update(extra)
+    return {k: v for k, v in e.items() if v is not None}
 
 
 class Message:
@@ -138,14 +153,7 @@ class SmtpServer:
         return "smtp://127.0.0.1:%d" % self.port
 
     def jwtd_env(self, **extra):
-        """JWTD_* settings that point jwtd at this relay (plain SMTP on
-        loopback, fast polling and retries); extra overrides (None removes)."""
-        e = {"JWTD_SMTP_URL": self.url, "JWTD_SMTP_TLS": "off",
-             "JWTD_MAIL_FROM": "jwtd e2e <noreply@jwtd-e2e.test>",
-             "JWTD_MAIL_POLL": "50ms", "JWTD_MAIL_RETRY": "100ms",
-             "JWTD_MAIL_RETRY_MAX": "200ms", "JWTD_SMTP_TIMEOUT": "5s"}
-        e.update(extra)
-        return {k: v for k, v in e.items() if v is not None}
+        return relay_env(self.url, extra)
 
     # -- process ---------------------------------------------------------------
 
@@ -338,3 +346,180 @@ def _run_relay(argv):
 
 if __name__ == "__main__":
     _run_relay(sys.argv[1:])
+
+
+# ----------------------------------------------------------------------------
+# A relay that misbehaves on purpose: raw sockets, one scripted dialogue.
+# ----------------------------------------------------------------------------
+
+class RawRelay:
+    """A minimal SMTP server on threads of the test process, for the faults
+    aiosmtpd will not commit: no greeting, a connection dropped mid-DATA or
+    after the final dot, 421 at a chosen step, a reply dripped one byte at a
+    time, an endless reply line, no answer to QUIT.
+
+    `script` maps a step to what happens there instead of the normal reply:
+    steps "greeting", "ehlo", "mail", "rcpt", "data" (the reply to the DATA
+    command), "dot" (the reply to the end of the message), "quit"; values: a
+    reply (lines joined by CRLF: "421 4.3.2 bye", or a multi-line one),
+    "hang" (say nothing, keep the connection open until close()), "close"
+    (drop the connection), or ("drip", reply): the reply one byte per
+    `drip_s` seconds. The step "body": "close" drops the connection after
+    three lines of the message. `script` applies to every connection;
+    `scripts` (a list) to the first connections in turn, then `script`.
+
+    `.received`: every complete message (its end-of-data dot read, whatever
+    was answered), as (envelope recipients, the lines as sent on the wire,
+    dot-stuffing included); `.lines`: every command line, in order."""
+
+    STEPS = ("greeting", "ehlo", "mail", "rcpt", "data", "body", "dot", "quit")
+
+    def __init__(self, script=None, scripts=None, drip_s=1.0, ehlo_lines=None):
+        import socket
+        import threading
+        for s in [script or {}] + list(scripts or []):
+            assert set(s) <= set(self.STEPS), s
+        self.script = script or {}
+        self.scripts = list(scripts or [])
+        self.drip_s = drip_s
+        self.ehlo_lines = ehlo_lines or ["250-raw.test", "250-8BITMIME", "250 SIZE 1000000"]
+        self.received = []
+        self.connections = 0
+        self.lines = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.1)
+        self.port = self._sock.getsockname()[1]
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    @property
+    def url(self):
+        return "smtp://127.0.0.1:%d" % self.port
+
+    def jwtd_env(self, **extra):
+        return relay_env(self.url, extra)
+
+    def message_ids(self):
+        """The Message-ID header of each received message, in order."""
+        out = []
+        for _, lines in self.received:
+            ids = [l.split(b":", 1)[1].strip().decode() for l in lines
+                   if l.lower().startswith(b"message-id:")]
+            out.append(ids[0] if ids else None)
+        return out
+
+    def close(self):
+        self._stop.set()
+        for t in list(self._threads):
+            t.join(timeout=5)
+        self._sock.close()
+
+    def _accept(self):
+        import threading
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            with self._lock:
+                n = self.connections
+                self.connections += 1
+            script = self.scripts[n] if n < len(self.scripts) else self.script
+            t = threading.Thread(target=self._serve, args=(conn, script), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _say(self, conn, step, normal, script):
+        """Answer at `step`: the reply sent, or None when the dialogue ends
+        here (hung up, dropped, or a reply that closes it: 421, or a 4xx or
+        5xx greeting)."""
+        what = script.get(step, normal)
+        if what == "hang":
+            while not self._stop.wait(0.05):
+                pass
+            return None
+        if what == "close":
+            return None
+        if isinstance(what, tuple):
+            assert what[0] == "drip", what
+            for b in (what[1] + "\r\n").encode():
+                if self._stop.wait(self.drip_s):
+                    return None
+                conn.sendall(bytes([b]))
+            what = what[1]
+        else:
+            conn.sendall((what + "\r\n").encode())
+        if what.startswith("421") or (step == "greeting" and what[0] in "45"):
+            return None
+        return what
+
+    def _serve(self, conn, script):
+        conn.settimeout(0.1)
+        buf = b""
+
+        def line():
+            nonlocal buf
+            while b"\r\n" not in buf:
+                if self._stop.is_set():
+                    return None
+                try:
+                    chunk = conn.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return None
+                if not chunk:
+                    return None
+                buf += chunk
+            l, _, buf = buf.partition(b"\r\n")
+            return l
+        try:
+            if self._say(conn, "greeting", "220 raw.test ESMTP", script) is None:
+                return
+            rcpts = []
+            while True:
+                l = line()
+                if l is None:
+                    return
+                with self._lock:
+                    self.lines.append(l)
+                verb = l[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    ok = self._say(conn, "ehlo", "\r\n".join(self.ehlo_lines), script)
+                elif verb == b"MAIL":
+                    rcpts = []
+                    ok = self._say(conn, "mail", "250 2.1.0 ok", script)
+                elif verb == b"RCPT":
+                    rcpts.append(l.split(b":", 1)[1].strip().strip(b"<>").decode())
+                    ok = self._say(conn, "rcpt", "250 2.1.5 ok", script)
+                elif verb == b"DATA":
+                    ok = self._say(conn, "data", "354 go ahead", script)
+                    if ok and ok.startswith("354"):
+                        body = []
+                        while True:
+                            d = line()
+                            if d is None or (script.get("body") == "close" and len(body) >= 3):
+                                return
+                            if d == b".":
+                                break
+                            body.append(d)
+                        with self._lock:
+                            self.received.append((rcpts, body))
+                        ok = self._say(conn, "dot", "250 2.0.0 queued", script)
+                elif verb == b"QUIT":
+                    self._say(conn, "quit", "221 bye", script)
+                    return
+                else:
+                    ok = self._say(conn, verb.decode("ascii", "replace").lower(),
+                                   "502 5.5.2 not here", script)
+                if ok is None:
+                    return
+        except OSError:
+            pass             # the client hung up first: nothing more to do
+        finally:
+            conn.close()

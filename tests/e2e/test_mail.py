@@ -54,7 +54,7 @@ import pytest
 from e2e_util import (SLOW, assert_error, assert_invalid_grant, assert_refused_within,
                       assert_uuid, at_once, clean_env, fmt_timing, free_port, jwt_parts, jwtd_bin,
                       login, parse_rfc3339, refresh, strong_password, together, uname)
-from mail_util import SmtpServer
+from mail_util import RawRelay, SmtpServer
 
 POLL = 0.05
 PUBLIC = "https://auth.mail-e2e.test"
@@ -1280,6 +1280,126 @@ def test_give_up_after_mail_give_up(jwtd_factory, down_relay):
     assert re.search(r"^jwtd_mail_queued 0$", r.body.decode(), re.M), "queue not empty"
     relay.start()
     hold_still(relay, e, 0, "given-up messages are never sent")
+    c.close()
+
+
+# --------------------------------------------------------------------------
+# 6b. relays that misbehave (mail_util.RawRelay: raw sockets, scripted)
+# --------------------------------------------------------------------------
+
+@pytest.fixture
+def raw_relays():
+    """RawRelay(...) made by the test, closed at its end."""
+    made = []
+
+    def make(**kw):
+        made.append(RawRelay(**kw))
+        return made[-1]
+    yield make
+    for r in made:
+        r.close()
+
+
+def mail_outcomes(srv):
+    return [re.search(r"\boutcome=(\S+)", l).group(1) for l in mail_events(srv)]
+
+
+# step -> (the relay's answer there, the outcome jwtd records)
+MISBEHAVIOURS = {
+    "421_greeting": ({"greeting": "421 4.3.2 busy"}, "retry"),
+    "421_ehlo": ({"ehlo": "421 4.3.2 busy"}, "retry"),
+    "421_mail": ({"mail": "421 4.3.2 busy"}, "retry"),
+    "421_rcpt": ({"rcpt": "421 4.3.2 busy"}, "retry"),
+    "421_data": ({"data": "421 4.3.2 busy"}, "retry"),
+    "421_dot": ({"dot": "421 4.3.2 busy"}, "retry"),
+    "452_rcpt": ({"rcpt": "452 4.2.2 mailbox full"}, "retry"),
+    "452_dot": ({"dot": "452 4.3.1 out of space"}, "retry"),
+    "552_rcpt": ({"rcpt": "552 5.2.2 over quota"}, "failed"),
+    "552_dot": ({"dot": "552 5.3.4 too big"}, "failed"),
+    "554_data": ({"data": "554 5.7.1 refused"}, "failed"),
+    "multiline_421_greeting": ({"greeting": "421-4.3.2 busy\r\n421 4.3.2 try later"}, "retry"),
+    "multiline_550_rcpt": ({"rcpt": "550-5.1.1 no such\r\n550 5.1.1 user"}, "failed"),
+    "multiline_250_dot": ({"dot": "250-2.0.0 one\r\n250-two\r\n250 2.0.0 queued"}, "sent"),
+    "endless_greeting_line": ({"greeting": "220 " + "x" * 400000}, "retry"),
+    "endless_550_line": ({"rcpt": "550 " + "x" * 400000}, "retry"),
+    "drip_greeting": ({"greeting": ("drip", "220 raw.test ESMTP")}, "retry"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MISBEHAVIOURS))
+def test_relay_misbehaving_at_each_step(jwtd_factory, raw_relays, case):
+    """The outcome of a reply at each step of the dialogue (docs/mail.md,
+    The outbox): 421 and other 4xx anywhere, a reply line no client should
+    read (400 kB: refused by libcurl) and a greeting dripped a byte per
+    0.3 s past JWTD_SMTP_TIMEOUT are retried; 5xx to RCPT or to the message
+    fails the message; multi-line replies are read as one."""
+    script, want = MISBEHAVIOURS[case]
+    relay = raw_relays(script=script, drip_s=0.3)
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC, JWTD_SMTP_TIMEOUT="1s"))
+    c = srv.client()
+    signup_mail(c, addr("step"))
+    wait_for(lambda: mail_events(srv), timeout=5, what="the first attempt's outcome")
+    print("%s: %s" % (case, mail_events(srv)[0]))
+    assert mail_outcomes(srv)[0] == want, mail_events(srv)
+    c.close()
+
+
+def test_relay_silent_after_the_message_is_cut_at_the_timeout(jwtd_factory, raw_relays):
+    """Trap: a relay that read the whole message and then never answered
+    the end of DATA held the attempt for 120 s (libcurl's own wait for that
+    reply, which its CURLOPT_TIMEOUT does not bound), whatever
+    JWTD_SMTP_TIMEOUT said - and past the message's lease (2 x 1 s + 10 s
+    here), after which another instance could send it too. The attempt
+    ends at JWTD_SMTP_TIMEOUT (1 s, checked each second); whether the relay
+    kept the message is unknown, so it goes again: at least once, both
+    copies with the same Message-ID (docs/mail.md, The outbox)."""
+    relay = raw_relays(scripts=[{"dot": "hang"}])
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC, JWTD_SMTP_TIMEOUT="1s"))
+    c = srv.client()
+    signup_mail(c, addr("silent"))
+    t0 = time.monotonic()
+    wait_for(lambda: mail_events(srv, "sent"), timeout=6, what="the retry after the time-out")
+    print("silent after the message: sent %.2fs after sign-up; %s"
+          % (time.monotonic() - t0, mail_events(srv)))
+    assert mail_outcomes(srv) == ["retry", "sent"], mail_events(srv)
+    assert "timed out" in mail_events(srv, "retry")[0]
+    ids = relay.message_ids()
+    assert len(ids) == 2 and ids[0] == ids[1] and ids[0], ids
+    c.close()
+
+
+def test_relay_silent_after_quit_holds_nothing_up(jwtd_factory, raw_relays):
+    """Trap: a relay that answered 250 to the message but never answered
+    QUIT held each attempt for 120 s after the message was in (libcurl waits
+    for the reply to QUIT, bounded by nothing jwtd set): three messages took
+    six minutes. Each is sent once, within the time-out."""
+    relay = raw_relays(script={"quit": "hang"})
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC, JWTD_SMTP_TIMEOUT="1s"))
+    c = srv.client()
+    for _ in range(3):
+        signup_mail(c, addr("quit"))
+    wait_for(lambda: len(mail_events(srv, "sent")) == 3, timeout=8, what="three sent")
+    assert mail_outcomes(srv) == ["sent"] * 3, mail_events(srv)
+    assert len(relay.received) == 3
+    c.close()
+
+
+@pytest.mark.parametrize("where", ["mid_data", "after_the_dot"])
+def test_connection_dropped_during_the_message(jwtd_factory, raw_relays, where):
+    """The relay drops the connection in the middle of the message, or after
+    its final dot but before any reply (the ambiguous case: it may have
+    kept the message). Either way jwtd cannot know it was taken: the
+    message is retried and delivered. After the dot the relay holds two
+    copies (delivery is at least once, docs/mail.md) with one Message-ID."""
+    script = {"body": "close"} if where == "mid_data" else {"dot": "close"}
+    relay = raw_relays(scripts=[script])
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC))
+    c = srv.client()
+    signup_mail(c, addr("drop"))
+    wait_for(lambda: mail_events(srv, "sent"), timeout=5, what="delivery after the drop")
+    assert mail_outcomes(srv) == ["retry", "sent"], mail_events(srv)
+    ids = relay.message_ids()
+    assert len(ids) == (1 if where == "mid_data" else 2) and len(set(ids)) == 1, ids
     c.close()
 
 
