@@ -87,7 +87,7 @@ struct app {
     atomic_bool mail_running;         /* read by I/O threads (mail_wake) */
     pthread_mutex_t mail_lock;
     pthread_cond_t mail_cond;
-    bool mail_stop;
+    atomic_bool mail_stop;            /* read unlocked between and during deliveries */
     bool mail_kick;
 };
 

@@ -570,13 +570,21 @@ static void deliver(struct app *app, struct store_mail *m)
                              .timeout_ms = (long)cfg->smtp_timeout_ms,
                              .connect_timeout_ms = (long)(cfg->smtp_timeout_ms < 10000
                                                               ? cfg->smtp_timeout_ms
-                                                              : 10000)};
+                                                              : 10000),
+                             .cancel = &app->mail_stop};
     char err[300] = "";
     enum smtp_rc src = smtp_send(&sc, cfg->mail_from, m->to, msg, msglen, err, sizeof err);
     mime_free(msg, msglen);
     int attempts = m->attempts + 1;
     if (src == SMTP_SENT) {
         finish(app, m, MAIL_SENT, attempts, 0, "", MR_SENT);
+        return;
+    }
+    if (src == SMTP_TEMPORARY && atomic_load(&app->mail_stop)) {
+        /* Cut short by a stop (SIGTERM): no fault of the relay's, so no
+         * attempt counted and no back-off; due at once, for the next
+         * instance or start, rather than after the lease. */
+        finish(app, m, MAIL_QUEUED, m->attempts, util_now_ms(), err, MR_RETRY);
         return;
     }
     if (src == SMTP_PERMANENT) {
@@ -609,7 +617,9 @@ int mail_worker_pass(struct app *app)
      * (a slow relay), and another instance sent them too. */
     int64_t lease = 2 * app->cfg->smtp_timeout_ms + 10000;
     int handled = 0;
-    while (handled < MAIL_PASS_MAX) {
+    /* A stop ends the pass between two messages too: each would otherwise
+     * get its attempt, up to JWTD_SMTP_TIMEOUT apiece with a silent relay. */
+    while (handled < MAIL_PASS_MAX && !atomic_load(&app->mail_stop)) {
         int64_t now = util_now_ms();
         struct claim_ctx c = {.n = 0};
         if (store_outbox_claim(app->store, now, now + lease, 1, collect, &c) != STORE_OK ||

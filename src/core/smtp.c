@@ -313,15 +313,16 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *userdata)
     return n;
 }
 
-/* The attempt's own deadline. libcurl calls this at least once a second in
- * every step, its blocking waits for a reply included: it is what bounds
- * the wait for the reply to the end of DATA and to QUIT, which
- * CURLOPT_TIMEOUT does not (libcurl 7.88 waits 120 s there; a relay that
- * took the message and fell silent held the mail worker, and the
- * message's lease ran out under it). */
+/* The attempt's own deadline, and the caller's cancel flag. libcurl calls
+ * this at least once a second in every step, its blocking waits for a
+ * reply included: it is what bounds the wait for the reply to the end of
+ * DATA and to QUIT, which CURLOPT_TIMEOUT does not (libcurl 7.88 waits
+ * 120 s there; a relay that took the message and fell silent held the
+ * mail worker, and the message's lease ran out under it). */
 struct watch {
+    const atomic_bool *cancel;
     int64_t deadline_ms; /* util_mono_ms() */
-    bool expired;
+    bool cancelled, expired;
 };
 
 static int watch_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
@@ -332,9 +333,11 @@ static int watch_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_o
     (void)ultotal;
     (void)ulnow;
     struct watch *w = userdata;
-    if (util_mono_ms() >= w->deadline_ms)
+    if (w->cancel && atomic_load(w->cancel))
+        w->cancelled = true;
+    else if (util_mono_ms() >= w->deadline_ms)
         w->expired = true;
-    return w->expired;
+    return w->cancelled || w->expired;
 }
 
 /* See smtp.h for the reasoning. code is the last SMTP reply, 0 if none;
@@ -440,7 +443,7 @@ enum smtp_rc smtp_send(const struct smtp_config *cfg, const char *from_addr, con
     SETOPT(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (cfg->ca_file)
         SETOPT(h, CURLOPT_CAINFO, cfg->ca_file);
-    struct watch watch = {.deadline_ms = util_mono_ms() + total_ms};
+    struct watch watch = {.cancel = cfg->cancel, .deadline_ms = util_mono_ms() + total_ms};
     SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     SETOPT(h, CURLOPT_TIMEOUT_MS, total_ms);
     /* Each reply wait too (whole seconds): a second line behind watch_cb. */
@@ -464,9 +467,10 @@ enum smtp_rc smtp_send(const struct smtp_config *cfg, const char *from_addr, con
     if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
         code = 0;
     ret = classify(rc, code, errbuf);
-    if (rc == CURLE_ABORTED_BY_CALLBACK && watch.expired)
-        snprintf(errbuf, sizeof errbuf, "timed out: no answer within %ld ms",
-                 total_ms);
+    if (rc == CURLE_ABORTED_BY_CALLBACK && watch.cancelled)
+        snprintf(errbuf, sizeof errbuf, "cut short: the sender is stopping");
+    else if (rc == CURLE_ABORTED_BY_CALLBACK && watch.expired)
+        snprintf(errbuf, sizeof errbuf, "timed out: no answer within %ld ms", total_ms);
     if (ret == SMTP_SENT) {
         err_set(err, errlen, "smtp: %s://%s:%s: sent (%ld)", r.scheme, r.host, r.port, code);
     } else {

@@ -9,6 +9,7 @@
 #ifndef JWTD_SMTP_H
 #define JWTD_SMTP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -47,6 +48,10 @@ struct smtp_config {
      * own CURLOPT_TIMEOUT does not cover its waits for the reply to the end
      * of DATA or to QUIT (120 s each, whatever the setting). */
     long timeout_ms;
+    /* When non-NULL: the attempt ends (SMTP_TEMPORARY) within about a second
+     * of *cancel becoming true, whatever step it is at (a stopping server
+     * must not wait out a silent relay). */
+    const atomic_bool *cancel;
     /* The name announced in EHLO; NULL: libcurl's default (this machine's
      * host name). Letters, digits, '-' and '.', at most 253 bytes. */
     const char *helo_name;

@@ -1403,6 +1403,36 @@ def test_connection_dropped_during_the_message(jwtd_factory, raw_relays, where):
     c.close()
 
 
+def test_stop_while_the_relay_says_nothing(jwtd_factory, raw_relays):
+    """Trap: SIGTERM while the relay had accepted the connection and said
+    nothing: jwtd waited out the attempt (the 10 s connect time-out here),
+    then went on with the next due message, and the next: a stop took
+    8 x 10 s, far past the service manager's TimeoutStopSec=15, which ends
+    it with SIGKILL. The attempt under way is cut within a second and no
+    other starts; the message stays queued and due at once, so the next
+    start sends each message, once, without waiting for a lease (2 x 20 s
+    + 10 s here)."""
+    relay = raw_relays(scripts=[{"greeting": "hang"}] * 4)
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC, JWTD_SMTP_TIMEOUT="20s"))
+    c = srv.client()
+    emails = [addr("stop") for _ in range(2)]
+    for e in emails:
+        signup_mail(c, e)
+    c.close()
+    wait_for(lambda: relay.connections >= 1, what="an attempt under way")
+    t0 = time.monotonic()
+    srv.stop(timeout=4 * SLOW)
+    print("stop with a silent relay: %.2fs; %s" % (time.monotonic() - t0, mail_events(srv)))
+    assert mail_outcomes(srv) == ["retry"] and "stopping" in mail_events(srv)[0], \
+        mail_events(srv)
+    assert "attempts=0" in mail_events(srv)[0]
+    relay.scripts = []
+    srv.start()
+    wait_for(lambda: len(mail_events(srv, "sent")) == 2, timeout=5, what="both sent at once")
+    time.sleep(QUIET)
+    assert sorted(r for rcpts, _ in relay.received for r in rcpts) == sorted(emails)
+
+
 # --------------------------------------------------------------------------
 # 7. without SMTP
 # --------------------------------------------------------------------------
