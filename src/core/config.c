@@ -387,7 +387,10 @@ static bool p_mail_from(struct config *c, const char *v)
         size_t n = strlen(name);
         while (n && name[n - 1] == ' ')
             name[--n] = '\0';
-        if (strchr(name, '"') || strchr(name, '\n') || strchr(name, '\r'))
+        /* What the message builder would refuse (a tab, any control
+         * character, bytes that are not UTF-8) is refused here: accepted,
+         * it failed every message for good, each as "cannot be built". */
+        if (strchr(name, '"') || !mime_header_text_valid(name))
             return false;
     } else if (snprintf(addr, sizeof addr, "%s", v) >= (int)sizeof addr) {
         return false;

@@ -156,6 +156,11 @@ static enum mime_rc header_text_check(const char *s)
     return mime_utf8_valid(s, n) ? MIME_OK : MIME_INVALID;
 }
 
+bool mime_header_text_valid(const char *s)
+{
+    return s && header_text_check(s) == MIME_OK;
+}
+
 static enum mime_rc body_check(const char *s)
 {
     if (!s)

@@ -75,6 +75,11 @@ void mime_free(char *buf, size_t len);
  * are refused. */
 bool mime_addr_valid(const char *addr);
 
+/* Whether mime_build takes s as a display name or a subject: at most
+ * MIME_TEXT_MAX_BYTES, well-formed UTF-8, no control character (C0, DEL).
+ * For settings checked when they are read rather than at each message. */
+bool mime_header_text_valid(const char *s);
+
 /* Whether s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
  * code points beyond U+10FFFF). */
 bool mime_utf8_valid(const char *s, size_t n);

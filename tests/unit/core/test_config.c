@@ -632,6 +632,56 @@ static void test_other_values(void **state)
     config_free(&c);
 }
 
+/* Trap: a display name with a tab (or another control character, or bytes
+ * that are not UTF-8) was accepted, and the message builder then refused
+ * every message for good ("the message cannot be built"): nothing was
+ * ever sent, and nothing said why at start-up. */
+static void test_mail_from(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config c;
+    config_defaults(&c);
+    static const struct {
+        const char *v, *addr, *name;
+    } ok[] = {
+        {"a@example.com", "a@example.com", NULL},
+        {"<a@example.com>", "a@example.com", NULL},
+        {"Example <a@example.com>", "a@example.com", "Example"},
+        {"Ex\xc3\xa4mple Ltd. (no reply) <a@example.com>", "a@example.com",
+         "Ex\xc3\xa4mple Ltd. (no reply)"},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        if (!config_set(&c, "JWTD_MAIL_FROM", ok[i].v, err, sizeof err))
+            fail_msg("'%s' refused: %s", ok[i].v, err);
+        assert_string_equal(c.mail_from, ok[i].addr);
+        if (ok[i].name)
+            assert_string_equal(c.mail_from_name, ok[i].name);
+        else
+            assert_null(c.mail_from_name);
+    }
+    static const char *const bad[] = {
+        "Ex\tample <a@example.com>",
+        "Ex\x01 <a@example.com>",
+        "Ex\x7f <a@example.com>",
+        "Ex\xff <a@example.com>",
+        "Ex\xc3 <a@example.com>",
+        "Ex\rBcc: b@example.com <a@example.com>",
+        "Ex\n <a@example.com>",
+        "\"Ex\" <a@example.com>",
+        "Ex <a@example.com",
+        "Ex <a b@example.com>",
+        "Ex <a@example.com> x",
+        "a@example.com\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (config_set(&c, "JWTD_MAIL_FROM", bad[i], err, sizeof err))
+            fail_msg("JWTD_MAIL_FROM #%zu accepted", i);
+        assert_error_names(err, "JWTD_MAIL_FROM");
+    }
+    config_free(&c);
+}
+
 /* A configuration directory of its own: mkdtemp, with jwtd.conf holding
  * text. The path of jwtd.conf is written to conf. */
 static void make_conf_dir(char dir[64], char conf[96], const char *text)
@@ -988,6 +1038,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cors_origins, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_argon2_cost_floor, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_other_values, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_mail_from, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_file_with_byte_order_mark, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_smtp_url_checked_as_the_mail_thread_would, env_setup,
                                         env_teardown),
