@@ -158,6 +158,34 @@ static struct svc_result find_token(struct app *app, const char *token, size_t l
     return svc_ok();
 }
 
+static struct svc_result link_check(struct app *app, const char *token, size_t len,
+                                    enum email_purpose purpose)
+{
+    struct store_email_token t;
+    struct svc_result r = find_token(app, token, len, purpose, &t);
+    if (r.status != SVC_OK)
+        return r;
+    struct store_user u = {0};
+    enum store_rc rc = store_user_by_id(app->store, t.user_id, &u);
+    bool live = rc == STORE_OK &&
+                (purpose == EMAIL_RESET ? store_reset_token_live(&t, t.user_id, &u, util_now())
+                                        : store_verify_token_live(&t, t.user_id, &u, util_now()));
+    store_user_clear(&u);
+    if (rc != STORE_OK && rc != STORE_NOT_FOUND)
+        return svc_store_failure(app, rc, "email_token");
+    return live ? svc_ok() : svc_fail(SVC_INVALID_LINK, LINK_BAD);
+}
+
+struct svc_result recovery_reset_link_check(struct app *app, const char *token, size_t len)
+{
+    return link_check(app, token, len, EMAIL_RESET);
+}
+
+struct svc_result recovery_verify_link_check(struct app *app, const char *token, size_t len)
+{
+    return link_check(app, token, len, EMAIL_VERIFY);
+}
+
 /* Apply a verification token (its link's, or its code's: by_code) and
  * read the account back. */
 static struct svc_result confirm(struct app *app, const struct svc_ctx *ctx,

@@ -44,6 +44,18 @@ struct svc_result recovery_request_verification(struct app *app, const struct sv
  * characters)? A page opened with anything else says so at once. */
 bool recovery_token_well_formed(const char *t);
 
+/*
+ * Whether a reset (or verification) link's token would work now, read
+ * only: nothing is used, counted or changed, so the page a link opens can
+ * say at once that it is spent or expired, and a mail gateway's scanner
+ * that fetches the link spends nothing. The same lookup as using it (by
+ * the token's SHA-256, and the same rules as store_reset_token_live and
+ * store_verify_token_live), so it tells no more than trying the link
+ * would: SVC_OK, SVC_INVALID_LINK, or a storage failure.
+ */
+struct svc_result recovery_reset_link_check(struct app *app, const char *token, size_t len);
+struct svc_result recovery_verify_link_check(struct app *app, const char *token, size_t len);
+
 /* Confirm an address with the link's token (anyone holding the link), or
  * with the code (the signed-in account). *ret is the account after. */
 struct svc_result recovery_confirm_link(struct app *app, const struct svc_ctx *ctx,

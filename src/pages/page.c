@@ -23,6 +23,7 @@ void page_begin(struct page *p, struct request *r, const char *title, bool wide)
     char site[300];
     p->r = r;
     p->broken = false;
+    p->fault = NULL;
     buf_init_secret(&p->b, PAGE_MAX); /* TOTP keys, recovery codes */
     const char *name = mfa_site_name(r->app->cfg, site, sizeof site);
     page_raw(p, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -88,9 +89,34 @@ void page_fmt(struct page *p, const char *fmt, ...)
 
 void page_notice(struct page *p, bool ok, const char *text)
 {
-    page_fmt(p, "<p class=\"notice %s\" role=\"%s\">", ok ? "ok" : "error", ok ? "status" : "alert");
+    page_raw(p, ok ? "<p class=\"notice ok\" role=\"status\">"
+                   : "<p id=\"" PAGE_ERROR_ID "\" class=\"notice error\" role=\"alert\">");
     page_text(p, text);
     page_raw(p, "</p>\n");
+}
+
+bool page_at_fault(const struct page *p, const char *id)
+{
+    size_t n = strlen(id);
+    for (const char *f = p->fault; f && *f; f += strcspn(f, " "), f += *f == ' ') {
+        if (strncmp(f, id, n) == 0 && (f[n] == ' ' || f[n] == '\0'))
+            return true;
+    }
+    return false;
+}
+
+void page_input_aria(struct page *p, const char *id, const char *hint, bool focus)
+{
+    /* A screen reader then says, on the field, that it is invalid and
+     * why (WCAG 3.3.1), not only in the alert at the top. */
+    bool bad = page_at_fault(p, id);
+    if (bad)
+        page_raw(p, " aria-invalid=\"true\"");
+    if (bad || hint)
+        page_fmt(p, " aria-describedby=\"%s%s%s\"", bad ? PAGE_ERROR_ID : "",
+                 bad && hint ? " " : "", hint ? hint : "");
+    if (focus)
+        page_raw(p, " autofocus");
 }
 
 void page_hidden(struct page *p, const char *name, const char *value)

@@ -25,7 +25,15 @@ struct page {
     struct request *r;
     struct buf b;
     bool broken; /* an append failed (memory, PAGE_MAX): page_end answers 500 */
+    /* The ids of the inputs the page's error is about, space-separated
+     * (NULL: none, or the error is about no one field). Set after
+     * page_begin, before the form: those inputs say they are invalid and
+     * name the error (PAGE_ERROR_ID) as their description. */
+    const char *fault;
 };
+
+/* The id of a page's error notice (page_notice with ok false). */
+#define PAGE_ERROR_ID "page-error"
 
 /* Start a page: doctype, head, header; `wide` for the account page. */
 void page_begin(struct page *p, struct request *r, const char *title, bool wide);
@@ -41,8 +49,19 @@ void page_textn(struct page *p, const char *text, size_t len);
  * already escaped; use page_text for anything else. */
 void page_fmt(struct page *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* A notice box (role=alert for errors, status for good news). */
+/* A notice box (role=alert for errors, with the id PAGE_ERROR_ID: one per
+ * page; role=status for good news). */
 void page_notice(struct page *p, bool ok, const char *text);
+
+/* Whether the input with this id is one the page's error is about. */
+bool page_at_fault(const struct page *p, const char *id);
+
+/* The accessibility attributes of the input with this id, with a leading
+ * space: aria-invalid and the error in aria-describedby when it is at
+ * fault, hint (the id of its hint, or NULL) in aria-describedby too, and
+ * autofocus when focus (callers give one input of a page focus: the first
+ * field, or the field at fault). */
+void page_input_aria(struct page *p, const char *id, const char *hint, bool focus);
 
 /* A hidden input (value escaped). */
 void page_hidden(struct page *p, const char *name, const char *value);

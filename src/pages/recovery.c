@@ -3,7 +3,9 @@
  * The recovery pages that e-mail links lead to: /forgot-password,
  * /reset-password?token=..., /verify-email?token=... Opening a link only
  * shows a form: the token is used by the POST that the person sends (mail
- * scanners that fetch links must not use them up).
+ * scanners that fetch links must not use them up). A link that no longer
+ * works says so when it is opened (a read-only check in core), with the
+ * way to a new one, rather than after the form is filled in.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,18 +19,20 @@
 
 /* ------------------------------------------------- /forgot-password --- */
 
-static void render_forgot(struct request *r, unsigned status, const char *error)
+static void render_forgot(struct request *r, unsigned status, const char *error, const char *fault)
 {
     struct page p;
     page_begin(&p, r, "Forgot your password?", false);
+    p.fault = fault;
     if (error)
         page_notice(&p, false, error);
     page_raw(&p, "<section class=\"card\">\n<form method=\"post\" action=\"/forgot-password\">\n"
                  "<label for=\"identifier\">Your e-mail address or username</label>\n"
                  "<input type=\"text\" id=\"identifier\" name=\"identifier\" required "
-                 "autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" "
-                 "autofocus>\n<p class=\"hint\">If an account matches, we send a link to choose "
-                 "a new password to its address.</p>\n<button type=\"submit\">Send the link"
+                 "autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\"");
+    page_input_aria(&p, "identifier", "identifier-hint", true);
+    page_raw(&p, ">\n<p class=\"hint\" id=\"identifier-hint\">If an account matches, we send a link "
+                 "to choose a new password to its address.</p>\n<button type=\"submit\">Send the link"
                  "</button>\n</form>\n</section>\n<p class=\"muted\"><a href=\"/login\">Back to "
                  "sign in</a></p>\n");
     page_end(&p, status);
@@ -44,7 +48,7 @@ void page_forgot(struct request *r)
                      "/login", "Back to sign in");
         return;
     }
-    render_forgot(r, 200, NULL);
+    render_forgot(r, 200, NULL, NULL);
 }
 
 void page_forgot_post(struct request *r)
@@ -69,37 +73,77 @@ void page_forgot_post(struct request *r)
     }
     char buf[200];
     if (res.status == SVC_INVALID_INPUT)
-        render_forgot(r, 400, "Enter your e-mail address or username.");
+        render_forgot(r, 400, "Enter your e-mail address or username.", "identifier");
     else if (res.status == SVC_NOT_CONFIGURED)
         page_message(r, 501, "Forgot your password?", false, page_failure_text(&res, buf, sizeof buf),
                      "/login", "Back to sign in");
     else
-        render_forgot(r, page_failure_status(r, &res), page_failure_text(&res, buf, sizeof buf));
+        render_forgot(r, page_failure_status(r, &res), page_failure_text(&res, buf, sizeof buf),
+                      NULL);
 }
 
 /* -------------------------------------------------- /reset-password --- */
 
-static void render_reset(struct request *r, unsigned status, const char *error, const char *token)
+/* The reset form; fault: the password is what the error is about (weak,
+ * or missing), not, say, a busy server. */
+static void render_reset(struct request *r, unsigned status, const char *error, bool fault,
+                         const char *token)
 {
     struct page p;
     page_begin(&p, r, "Choose a new password", false);
+    p.fault = fault ? "password" : NULL;
     if (error)
         page_notice(&p, false, error);
     page_raw(&p, "<section class=\"card\">\n<form method=\"post\" action=\"/reset-password\">\n");
     page_hidden(&p, "token", token);
     page_raw(&p, "<label for=\"password\">New password</label>\n<input type=\"password\" "
                  "id=\"password\" name=\"password\" required minlength=\"8\" "
-                 "autocomplete=\"new-password\" autofocus>\n<p class=\"hint\">Every session of "
-                 "the account is signed out.</p>\n<button type=\"submit\">Set password</button>\n"
+                 "autocomplete=\"new-password\"");
+    page_input_aria(&p, "password", "password-hint", true);
+    page_raw(&p, ">\n<p class=\"hint\" id=\"password-hint\">Every session of the account is "
+                 "signed out.</p>\n<button type=\"submit\">Set password</button>\n"
                  "</form>\n</section>\n");
     page_end(&p, status);
 }
 
-static void bad_link(struct request *r, const char *title)
+/* A link that does not work (any more), and the way to a new one: a reset
+ * link is asked for again (or, without mail, from the administrator); a
+ * verification message is sent again from the account page. */
+static void bad_link(struct request *r, bool reset)
 {
-    page_message(r, 400, title, false, "This link is unknown, already used or expired.",
-                 mail_configured(r->app) ? "/forgot-password" : "/login",
-                 mail_configured(r->app) ? "Ask for a new link" : "Back to sign in");
+    bool mail = mail_configured(r->app);
+    page_message(r, 400, reset ? "Choose a new password" : "Confirm your e-mail address", false,
+                 "This link is unknown, already used or expired.",
+                 reset ? (mail ? "/forgot-password" : "/login") : "/account",
+                 reset ? (mail ? "Ask for a new link" : "Back to sign in (ask the administrator "
+                                                        "for a new link)")
+                       : "Go to your account to send a new link");
+}
+
+/*
+ * Whether the link opened (GET) still works, read only: the token is not
+ * used (a scanner's GET must leave it for the person). Answers and returns
+ * false when it does not, or when storage fails.
+ */
+static bool link_opens(struct request *r, const char *t, bool reset)
+{
+    if (!recovery_token_well_formed(t)) {
+        bad_link(r, reset);
+        return false;
+    }
+    struct svc_result res = reset ? recovery_reset_link_check(r->app, t, strlen(t))
+                                  : recovery_verify_link_check(r->app, t, strlen(t));
+    if (res.status == SVC_OK)
+        return true;
+    if (res.status == SVC_INVALID_LINK) {
+        bad_link(r, reset);
+    } else {
+        char buf[200];
+        page_message(r, page_failure_status(r, &res),
+                     reset ? "Choose a new password" : "Confirm your e-mail address", false,
+                     page_failure_text(&res, buf, sizeof buf), "/login", "Back to sign in");
+    }
+    return false;
 }
 
 void page_reset(struct request *r)
@@ -107,11 +151,8 @@ void page_reset(struct request *r)
     if (!pages_on(r))
         return;
     const char *t = request_query(r, "token");
-    if (!recovery_token_well_formed(t)) {
-        bad_link(r, "Choose a new password");
-        return;
-    }
-    render_reset(r, 200, NULL, t);
+    if (link_opens(r, t, true))
+        render_reset(r, 200, NULL, false, t);
 }
 
 struct reset_hs {
@@ -125,11 +166,11 @@ static void reset_done(struct request *r, struct svc_op *op)
         page_clear_session(r);
         respond_redirect(r, "/login?done=password_set");
     } else if (op->res.status == SVC_INVALID_LINK) {
-        bad_link(r, "Choose a new password");
+        bad_link(r, true);
     } else {
         char buf[200];
         render_reset(r, page_failure_status(r, &op->res), page_failure_text(&op->res, buf, sizeof buf),
-                     hs->token);
+                     op->res.status == SVC_WEAK_PASSWORD, hs->token);
     }
 }
 
@@ -144,9 +185,9 @@ void page_reset_post(struct request *r)
     const char *t = form_get(&f, "token", &tlen), *pw = form_get(&f, "password", &plen);
     struct reset_hs *hs = NULL;
     if (!recovery_token_well_formed(t)) {
-        bad_link(r, "Choose a new password");
+        bad_link(r, true);
     } else if (!pw) {
-        render_reset(r, 400, "Enter a new password.", t);
+        render_reset(r, 400, "Enter a new password.", true, t);
     } else if (!(hs = calloc(1, sizeof *hs))) {
         respond_error(r, 500, "internal_error", "The server ran out of memory.");
     } else {
@@ -165,10 +206,8 @@ void page_verify_email(struct request *r)
     if (!pages_on(r))
         return;
     const char *t = request_query(r, "token");
-    if (!recovery_token_well_formed(t)) {
-        bad_link(r, "Confirm your e-mail address");
+    if (!link_opens(r, t, false))
         return;
-    }
     struct page p;
     page_begin(&p, r, "Confirm your e-mail address", false);
     page_raw(&p, "<section class=\"card\">\n<form method=\"post\" action=\"/verify-email\">\n");
@@ -196,7 +235,7 @@ void page_verify_email_post(struct request *r)
         snprintf(text, sizeof text, "The address is confirmed for the account %s.", u.username);
         page_message(r, 200, "Address confirmed", true, text, "/account", "Go to your account");
     } else if (res.status == SVC_INVALID_LINK) {
-        bad_link(r, "Confirm your e-mail address");
+        bad_link(r, false);
     } else {
         char buf[200];
         page_message(r, page_failure_status(r, &res), "Confirm your e-mail address", false,

@@ -48,15 +48,18 @@ static void passkey_button(struct page *p, const char *ticket, const char *rd, c
 }
 
 static void render_login(struct request *r, unsigned status, const char *error,
-                         const char *notice, const char *username, const char *rd)
+                         const char *fault, const char *notice, const char *username,
+                         const char *rd)
 {
     const struct config *cfg = r->app->cfg;
     struct page p;
     page_begin(&p, r, "Sign in", false);
+    p.fault = fault;
     if (error)
         page_notice(&p, false, error);
     if (notice)
         page_notice(&p, true, notice);
+    bool typed = username && username[0];
     page_raw(&p, "<section class=\"card\">\n<form method=\"post\" action=\"/login\">\n");
     page_hidden(&p, "rd", rd);
     page_raw(&p, "<label for=\"username\">Username or e-mail address</label>\n"
@@ -65,11 +68,13 @@ static void render_login(struct request *r, unsigned status, const char *error,
                  " value=\"");
     page_text(&p, username);
     page_raw(&p, "\"");
-    page_raw(&p, username && username[0] ? "" : " autofocus");
+    /* Focus where typing goes on: the username, or the password once the
+     * username is there (kept from the last try). */
+    page_input_aria(&p, "username", NULL, !typed);
     page_raw(&p, ">\n<label for=\"password\">Password</label>\n"
                  "<input type=\"password\" id=\"password\" name=\"password\" required "
                  "autocomplete=\"current-password\"");
-    page_raw(&p, username && username[0] ? " autofocus" : "");
+    page_input_aria(&p, "password", NULL, typed);
     page_raw(&p, ">\n<button type=\"submit\">Sign in</button>\n</form>\n");
     if (passkeys_configured(cfg)) {
         page_raw(&p, "<p class=\"or\" data-passkey=\"or\" hidden>or</p>\n");
@@ -88,11 +93,14 @@ static void render_login(struct request *r, unsigned status, const char *error,
     page_end(&p, status);
 }
 
-static void render_mfa(struct request *r, unsigned status, const char *error, const char *ticket,
-                       unsigned methods, const char *rd)
+static void render_mfa(struct request *r, unsigned status, const char *error, const char *fault,
+                       const char *ticket, unsigned methods, const char *rd)
 {
     struct page p;
     page_begin(&p, r, "Two-step sign-in", false);
+    p.fault = fault;
+    /* The code field has the focus, unless a recovery code was wrong. */
+    bool recovery_first = !(methods & MFA_TOTP) || page_at_fault(&p, "recovery_code");
     if (error)
         page_notice(&p, false, error);
     if (methods & MFA_TOTP) {
@@ -102,8 +110,9 @@ static void render_mfa(struct request *r, unsigned status, const char *error, co
         page_hidden(&p, "rd", rd);
         page_raw(&p, "<label for=\"code\">Six-digit code</label>\n"
                      "<input type=\"text\" id=\"code\" name=\"code\" required inputmode=\"numeric\""
-                     " pattern=\"[0-9 ]{6,7}\" maxlength=\"7\" autocomplete=\"one-time-code\" "
-                     "autofocus>\n<button type=\"submit\">Verify</button>\n</form>\n</section>\n");
+                     " pattern=\"[0-9 ]{6,7}\" maxlength=\"7\" autocomplete=\"one-time-code\"");
+        page_input_aria(&p, "code", NULL, !recovery_first);
+        page_raw(&p, ">\n<button type=\"submit\">Verify</button>\n</form>\n</section>\n");
     }
     if (methods & MFA_PASSKEY) {
         page_raw(&p, "<section class=\"card\">\n<h2>Passkey</h2>\n"
@@ -119,8 +128,9 @@ static void render_mfa(struct request *r, unsigned status, const char *error, co
         page_hidden(&p, "rd", rd);
         page_raw(&p, "<label for=\"recovery_code\">One of your recovery codes</label>\n"
                      "<input type=\"text\" id=\"recovery_code\" name=\"recovery_code\" required "
-                     "autocomplete=\"off\" autocapitalize=\"none\" spellcheck=\"false\">\n"
-                     "<button type=\"submit\" class=\"secondary\">Use recovery code</button>\n"
+                     "autocomplete=\"off\" autocapitalize=\"none\" spellcheck=\"false\"");
+        page_input_aria(&p, "recovery_code", NULL, recovery_first);
+        page_raw(&p, ">\n<button type=\"submit\" class=\"secondary\">Use recovery code</button>\n"
                      "</form>\n</section>\n");
     }
     page_raw(&p, "<p class=\"muted\"><a href=\"/login\">Start again</a></p>\n");
@@ -154,7 +164,7 @@ void page_login(struct request *r)
     bool rd_ok = page_rd_ok(r->app->cfg, want, rd);
     if (want && *want && !rd_ok) {
         render_login(r, 400, "The address to return to after signing in is not allowed here.",
-                     NULL, NULL, NULL);
+                     NULL, NULL, NULL, NULL);
         return;
     }
     struct identity id;
@@ -172,7 +182,7 @@ void page_login(struct request *r)
         respond_redirect(r, loc);
         return;
     }
-    render_login(r, 200, NULL, login_notice(request_query(r, "done")), NULL, rd);
+    render_login(r, 200, NULL, NULL, login_notice(request_query(r, "done")), NULL, rd);
 }
 
 static void signed_in(struct request *r, const struct session_grant *g, const char *rd)
@@ -193,12 +203,15 @@ static void login_done(struct request *r, struct svc_op *op)
         return;
     }
     if (op->res.status == SVC_MFA_REQUIRED) {
-        render_mfa(r, 200, NULL, op->mfa_ticket, op->mfa_methods, hs->rd);
+        render_mfa(r, 200, NULL, NULL, op->mfa_ticket, op->mfa_methods, hs->rd);
         return;
     }
     char buf[200];
+    /* Wrong credentials: which of the two is wrong is not said, so both
+     * fields are marked; other refusals are about no field. */
     render_login(r, page_failure_status(r, &op->res), page_failure_text(&op->res, buf, sizeof buf),
-                 NULL, hs->username, hs->rd);
+                 op->res.status == SVC_BAD_CREDENTIALS ? "username password" : NULL, NULL,
+                 hs->username, hs->rd);
 }
 
 void page_login_post(struct request *r)
@@ -217,16 +230,19 @@ void page_login_post(struct request *r)
     }
     r->hs = hs;
     r->hs_free = free;
-    const char *rd = form_get(&f, "rd", NULL);
-    if (rd && *rd && !page_rd_ok(r->app->cfg, rd, hs->rd)) {
-        render_login(r, 400, "The address to return to after signing in is not allowed here.",
-                     NULL, NULL, NULL);
-        goto out;
-    }
     if (u && ulen <= USERNAME_MAX)
         snprintf(hs->username, sizeof hs->username, "%s", u);
+    const char *rd = form_get(&f, "rd", NULL);
+    if (rd && *rd && !page_rd_ok(r->app->cfg, rd, hs->rd)) {
+        /* The form again without the refused address, and with what was
+         * typed: only the password is asked again. */
+        render_login(r, 400, "The address to return to after signing in is not allowed here.",
+                     NULL, NULL, hs->username, NULL);
+        goto out;
+    }
     if (!u || !pw || ulen == 0 || plen == 0) {
-        render_login(r, 400, "Enter your username and password.", NULL, hs->username, hs->rd);
+        render_login(r, 400, "Enter your username and password.",
+                     hs->username[0] ? "password" : "username", NULL, hs->username, hs->rd);
         goto out;
     }
     request_run_op(r, accounts_login(r->app, request_ctx(r), u, ulen, pw, plen), login_done);
@@ -249,11 +265,12 @@ void page_login_mfa(struct request *r)
     const char *want = form_get(&f, "rd", NULL);
     if (want && *want && !page_rd_ok(r->app->cfg, want, rd)) {
         render_login(r, 400, "The address to return to after signing in is not allowed here.",
-                     NULL, NULL, NULL);
+                     NULL, NULL, NULL, NULL);
         goto out;
     }
     if (!ticket || (!code && !rcode)) {
-        render_login(r, 400, "The sign-in form was incomplete; start again.", NULL, NULL, rd);
+        render_login(r, 400, "The sign-in form was incomplete; start again.", NULL, NULL, NULL,
+                     rd);
         goto out;
     }
     struct store_user u = {0};
@@ -279,17 +296,20 @@ void page_login_mfa(struct request *r)
             struct svc_result mr;
             unsigned methods = mfa_methods(r->app, tu.id, &mr);
             store_user_clear(&tu);
-            render_mfa(r, status, text, ticket, methods, rd);
+            /* A wrong code is about the field it was typed in; a block
+             * is about none. */
+            render_mfa(r, status, text, limited ? NULL : code ? "code" : "recovery_code", ticket,
+                       methods, rd);
         } else {
             render_login(r, status, limited ? text : "Too many wrong codes; sign in again.", NULL,
-                         NULL, rd);
+                         NULL, NULL, rd);
         }
     } else if (res.status == SVC_INVALID_GRANT) {
         render_login(r, 401, "The sign-in took too long or was already finished; start again.",
-                     NULL, NULL, rd);
+                     NULL, NULL, NULL, rd);
     } else {
         render_login(r, page_failure_status(r, &res), page_failure_text(&res, buf, sizeof buf), NULL,
-                     NULL, rd);
+                     NULL, NULL, rd);
     }
     svc_grant_clear(&g);
     store_user_clear(&u);
@@ -300,10 +320,15 @@ out:
 /* ----------------------------------------------------------- /signup --- */
 
 static void render_signup(struct request *r, unsigned status, const char *error,
-                          const char *username, const char *email, const char *rd)
+                          const char *fault, const char *username, const char *email,
+                          const char *rd)
 {
     struct page p;
     page_begin(&p, r, "Create an account", false);
+    p.fault = fault;
+    /* The first field has the focus, as on the sign-in page, or after a
+     * refusal the field it is about. */
+    const char *focus = fault ? fault : "username";
     if (error)
         page_notice(&p, false, error);
     page_raw(&p, "<section class=\"card\">\n<form method=\"post\" action=\"/signup\">\n");
@@ -311,7 +336,9 @@ static void render_signup(struct request *r, unsigned status, const char *error,
     page_raw(&p, "<label for=\"username\">Username</label>\n"
                  "<input type=\"text\" id=\"username\" name=\"username\" required "
                  "autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" "
-                 "minlength=\"3\" maxlength=\"128\" aria-describedby=\"username-hint\" value=\"");
+                 "minlength=\"3\" maxlength=\"128\"");
+    page_input_aria(&p, "username", "username-hint", strcmp(focus, "username") == 0);
+    page_raw(&p, " value=\"");
     page_text(&p, username);
     page_raw(&p, "\">\n<p class=\"hint\" id=\"username-hint\">3 to 128 letters, digits, and . _ - @ "
                  "+</p>\n");
@@ -320,14 +347,16 @@ static void render_signup(struct request *r, unsigned status, const char *error,
                      "your account)</span></label>\n<input type=\"email\" id=\"email\" "
                      "name=\"email\" autocomplete=\"email\"");
         page_raw(&p, r->app->cfg->require_verified_email ? " required" : "");
+        page_input_aria(&p, "email", NULL, strcmp(focus, "email") == 0);
         page_raw(&p, " value=\"");
         page_text(&p, email);
         page_raw(&p, "\">\n");
     }
     page_raw(&p, "<label for=\"password\">Password</label>\n"
                  "<input type=\"password\" id=\"password\" name=\"password\" required "
-                 "autocomplete=\"new-password\" minlength=\"8\" "
-                 "aria-describedby=\"password-hint\">\n<p class=\"hint\" id=\"password-hint\">At "
+                 "autocomplete=\"new-password\" minlength=\"8\"");
+    page_input_aria(&p, "password", "password-hint", strcmp(focus, "password") == 0);
+    page_raw(&p, ">\n<p class=\"hint\" id=\"password-hint\">At "
                  "least 8 characters; a few unrelated words make a strong one.</p>\n"
                  "<button type=\"submit\">Create account</button>\n</form>\n</section>\n"
                  "<p class=\"muted\">Have an account? <a href=\"/login\">Sign in</a></p>\n");
@@ -346,7 +375,7 @@ void page_signup(struct request *r)
     }
     char rd[RD_MAX + 1];
     page_rd_ok(r->app->cfg, request_query(r, "rd"), rd);
-    render_signup(r, 200, NULL, NULL, NULL, rd);
+    render_signup(r, 200, NULL, NULL, NULL, NULL, rd);
 }
 
 struct signup_hs {
@@ -355,14 +384,31 @@ struct signup_hs {
     char email[EMAIL_MAX + 1];
 };
 
+/* The field a refused sign-up is about (NULL: none, as for a limit). */
+static const char *signup_fault(enum svc_status status)
+{
+    switch (status) {
+    case SVC_INVALID_USERNAME:
+    case SVC_USERNAME_TAKEN:
+        return "username";
+    case SVC_WEAK_PASSWORD:
+        return "password";
+    case SVC_INVALID_EMAIL:
+    case SVC_EMAIL_TAKEN:
+        return "email";
+    default:
+        return NULL;
+    }
+}
+
 static void signup_done(struct request *r, struct svc_op *op)
 {
     struct signup_hs *hs = r->hs;
     if (op->res.status != SVC_OK) {
         char buf[200];
         render_signup(r, page_failure_status(r, &op->res),
-                      page_failure_text(&op->res, buf, sizeof buf), hs->username, hs->email,
-                      hs->rd);
+                      page_failure_text(&op->res, buf, sizeof buf), signup_fault(op->res.status),
+                      hs->username, hs->email, hs->rd);
         return;
     }
     /* Signed in at once, unless the address must be confirmed first. */
@@ -413,7 +459,8 @@ void page_signup_post(struct request *r)
     if (email && elen <= EMAIL_MAX)
         snprintf(hs->email, sizeof hs->email, "%s", email);
     if (!u || !pw) {
-        render_signup(r, 400, "Enter a username and a password.", hs->username, hs->email, hs->rd);
+        render_signup(r, 400, "Enter a username and a password.", u ? "password" : "username",
+                      hs->username, hs->email, hs->rd);
         goto out;
     }
     if (email && elen == 0)

@@ -343,6 +343,28 @@ enum store_rc store_mail_resolve(struct store *s, const struct store_email_token
     return s->ops->tx_end(s, rc);
 }
 
+bool store_reset_token_live(const struct store_email_token *t, const char *user_id,
+                            const struct store_user *u, int64_t now)
+{
+    /* A link mailed to an address is void once the account's address is
+     * another (removed, replaced, or a new one confirmed since). An
+     * operator's link (`jwtd user reset-link`) names no address. */
+    return t->purpose == EMAIL_RESET && strcmp(t->user_id, user_id) == 0 &&
+           strcmp(u->id, user_id) == 0 && now < t->expires_at &&
+           (!t->email[0] || strcmp(u->email, t->email) == 0);
+}
+
+bool store_verify_token_live(const struct store_email_token *t, const char *user_id,
+                             const struct store_user *u, int64_t now)
+{
+    /* Only the address the account is waiting to confirm: a link for an
+     * address since removed or replaced is void. */
+    return t->purpose == EMAIL_VERIFY && strcmp(t->user_id, user_id) == 0 &&
+           strcmp(u->id, user_id) == 0 && now < t->expires_at &&
+           (strcmp(u->email_pending, t->email) == 0 ||
+            (strcmp(u->email, t->email) == 0 && !u->email_verified));
+}
+
 enum store_rc store_password_reset(struct store *s, const struct store_email_token *t,
                                    const char *new_hash, const struct revocation *rev,
                                    int *ret_revoked, struct store_user *ret_user)
@@ -360,16 +382,10 @@ enum store_rc store_password_reset(struct store *s, const struct store_email_tok
     rc = s->ops->user_lock(s, t->user_id, NULL, true);
     if (rc == STORE_OK)
         rc = s->ops->email_token_by_hash(s, t->token_hash, &now_t);
-    /* Expired while the new password was hashed: refused as at the door. */
-    if (rc == STORE_OK && (now_t.purpose != EMAIL_RESET || strcmp(now_t.user_id, t->user_id) ||
-                           rev->now_ms / 1000 >= now_t.expires_at))
-        rc = STORE_NOT_FOUND;
     if (rc == STORE_OK)
         rc = s->ops->user_by_id(s, t->user_id, &u);
-    /* A link mailed to an address is void once the account's address is
-     * another (removed, replaced, or a new one confirmed since). An
-     * operator's link (`jwtd user reset-link`) names no address. */
-    if (rc == STORE_OK && now_t.email[0] && strcmp(u.email, now_t.email) != 0)
+    /* Expired while the new password was hashed: refused as at the door. */
+    if (rc == STORE_OK && !store_reset_token_live(&now_t, t->user_id, &u, rev->now_ms / 1000))
         rc = STORE_NOT_FOUND;
     if (rc == STORE_OK)
         rc = s->ops->user_update_hash(s, t->user_id, NULL, new_hash, rev->now_ms / 1000);
@@ -418,15 +434,9 @@ enum store_rc store_email_confirm(struct store *s, const struct store_email_toke
     rc = s->ops->user_lock(s, t->user_id, NULL, true);
     if (rc == STORE_OK)
         rc = s->ops->email_token_by_hash(s, t->token_hash, &now_t);
-    if (rc == STORE_OK && (now_t.purpose != EMAIL_VERIFY || strcmp(now_t.user_id, t->user_id) ||
-                           now >= now_t.expires_at))
-        rc = STORE_NOT_FOUND;
     if (rc == STORE_OK)
         rc = s->ops->user_by_id(s, t->user_id, &u);
-    /* Only the address the account is waiting to confirm: a link for an
-     * address since removed or replaced is void. */
-    if (rc == STORE_OK && strcmp(u.email_pending, now_t.email) != 0 &&
-        !(strcmp(u.email, now_t.email) == 0 && !u.email_verified))
+    if (rc == STORE_OK && !store_verify_token_live(&now_t, t->user_id, &u, now))
         rc = STORE_NOT_FOUND;
     /* One identifier names one account: an address that became another
      * account's username while it waited here cannot be confirmed. */

@@ -749,6 +749,20 @@ static inline enum store_rc store_email_token_delete(struct store *s, const char
 }
 
 /*
+ * Whether a token read back (t) is still good for its account (u) at now
+ * (seconds): of its purpose and user, unexpired, and for an address the
+ * account still has - a reset link sent to the account's current address
+ * (or to none: an operator's link), a verification for the address the
+ * account waits to confirm. What store_password_reset and
+ * store_email_confirm require under the user's row lock; read alone, it
+ * says whether the link would work now, without using it.
+ */
+bool store_reset_token_live(const struct store_email_token *t, const char *user_id,
+                            const struct store_user *u, int64_t now);
+bool store_verify_token_live(const struct store_email_token *t, const char *user_id,
+                             const struct store_user *u, int64_t now);
+
+/*
  * Use a reset token: it must still exist and be unexpired at rev->now_ms
  * (NOT_FOUND otherwise: used, replaced, ended by a password change, or
  * expired while the new password was hashed), then the password is set, every

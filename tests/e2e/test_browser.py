@@ -801,12 +801,15 @@ def test_forgot_and_reset_password(b, site):
     b.submit_form("form[action='/login']", {"username": username, "password": new_pw})
     at_account(b, site, username)
     assert site.api_login(username, password).status == 401
-    # the link works once
+    # the link works once, and says so as soon as it is opened again, with
+    # the way to a new one (no form to fill in for nothing)
     b.reset()
     b.go(link)
-    b.submit_form("form[action='/reset-password']", {"password": strong_password()})
     assert b.notices() == ["This link is unknown, already used or expired."], b.text()
+    assert not b.find_all("form[action='/reset-password']"), b.text()
     b.shot("reset-password-used")
+    b.click_and_wait(b.find("Ask for a new link", by="link text"))
+    assert b.url == site.url("/forgot-password"), b.url
     assert site.api_login(username, new_pw).status == 200
 
 

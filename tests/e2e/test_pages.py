@@ -14,11 +14,18 @@ can try that a browser would not send (test_browser.py drives Chromium).
   goes), and its notice says no more than happened;
 - /auth/refresh/continue without `rd` returns to the documented default;
 - a page is no way around the back-off: a blocked second step says when to
-  try again (Retry-After, as the JSON API) and keeps its ticket.
+  try again (Retry-After, as the JSON API) and keeps its ticket;
+- what a screen reader gets: each control a name of its own, an error tied
+  to the field it is about, one field with the focus, headings in order, a
+  title naming the page;
+- a mail link that no longer works says so when it is opened, and opening
+  one (a mail scanner's GET) never spends it.
 
 Time is jwtd's test clock (JWTD_TEST_CLOCK), moved forward: nothing sleeps.
 """
 
+import html
+import html.parser
 import re
 import secrets
 import urllib.parse
@@ -26,7 +33,9 @@ import urllib.parse
 import pytest
 
 from browser_util import Clock, Otp
-from e2e_util import free_port, refresh, signup, strong_password
+from e2e_util import free_port, refresh, signup, strong_password, uname
+from mail_util import SmtpServer
+from softauthn import Authenticator
 
 CHEAP_ARGON2 = {"JWTD_ARGON2_MEMORY": "7168", "JWTD_ARGON2_ITERATIONS": "5"}
 FORM = "application/x-www-form-urlencoded"
@@ -730,5 +739,349 @@ def test_signup_page_over_its_rate_says_when(tight):
         assert r.status == 429, r
         assert int(r.header("Retry-After")) >= 1, r
         assert r.header("Content-Type").startswith("text/html"), r
+    finally:
+        c.close()
+
+
+# --------------------------------------------------------------------------
+# accessibility: what a screen reader gets from each page
+# --------------------------------------------------------------------------
+
+class Controls(html.parser.HTMLParser):
+    """A page as assistive technology reads it: the title, the headings, and
+    each form control (non-hidden input, button) with its accessible name:
+    aria-label, else (an input) its <label>'s text, else (a button) its
+    text."""
+
+    COLLECT = {"title", "label", "button", "h1", "h2", "h3", "h4", "h5", "h6"}
+
+    def __init__(self, text):
+        super().__init__(convert_charrefs=True)
+        self.title, self.headings, self.labels, self.controls = "", [], {}, []
+        self.ids, self.alert_ids, self.open = set(), set(), []
+        self.feed(text)
+        for c in self.controls:
+            a = c["attrs"]
+            name = a.get("aria-label") or (self.labels.get(a.get("id"), "")
+                                           if c["tag"] == "input" else c["text"])
+            c["name"] = " ".join(name.split())
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+            if a.get("role") == "alert":
+                self.alert_ids.add(a["id"])
+        if tag == "input" and a.get("type") != "hidden":
+            self.controls.append({"tag": tag, "attrs": a, "text": ""})
+        elif tag in self.COLLECT:
+            self.open.append((tag, a, []))
+
+    def handle_endtag(self, tag):
+        if self.open and self.open[-1][0] == tag:
+            t, a, parts = self.open.pop()
+            text = " ".join("".join(parts).split())
+            if t == "title":
+                self.title = text
+            elif t == "label":
+                self.labels[a.get("for")] = text
+            elif t == "button":
+                self.controls.append({"tag": t, "attrs": a, "text": text})
+            else:
+                self.headings.append((int(t[1]), text))
+
+    def handle_data(self, data):
+        for _, _, parts in self.open:
+            parts.append(data)
+
+    def names(self):
+        return [c["name"] for c in self.controls]
+
+
+def assert_accessible(text, fault=(), form=True):
+    """The page's controls are told apart and its error is tied to the
+    fields in `fault` (ids): only they are aria-invalid, described by the
+    alert, and the focus is on one of them; a page whose purpose is a form
+    (`form`) gives exactly one field the focus. Returns the parse."""
+    p = Controls(text)
+    assert p.headings and p.headings[0][0] == 1, p.headings
+    assert [h for h in p.headings if h[0] == 1] == [p.headings[0]], p.headings
+    assert p.title.startswith(p.headings[0][1] + " \u2014 "), (p.title, p.headings)
+    for (a, _), (b, _) in zip(p.headings, p.headings[1:]):
+        assert b <= a + 1, ("a heading level skipped", p.headings)
+    names = p.names()
+    assert all(names), ("a control without a name", [c for c in p.controls if not c["name"]])
+    assert sorted(set(n for n in names if names.count(n) > 1)) == [], names
+    for c in p.controls:
+        for ref in c["attrs"].get("aria-describedby", "").split():
+            assert ref in p.ids, ("aria-describedby names no element", c)
+    invalid = {c["attrs"].get("id") for c in p.controls
+               if c["attrs"].get("aria-invalid") == "true"}
+    assert invalid == set(fault), (invalid, fault)
+    for c in p.controls:
+        if c["attrs"].get("id") in fault:
+            refs = c["attrs"].get("aria-describedby", "").split()
+            assert set(refs) & p.alert_ids, ("the error is not the field's description", c)
+    focused = [c["attrs"].get("id") for c in p.controls if "autofocus" in c["attrs"]]
+    assert len(focused) <= 1, focused
+    if form or fault:
+        assert len(focused) == 1, ("no field has the focus", focused)
+    if fault:
+        assert focused[0] in fault, (focused, fault)
+    return p
+
+
+@pytest.fixture(scope="module")
+def relay():
+    s = SmtpServer()
+    s.start()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def mailed(module_factory, relay):
+    """Mail (a real relay), passkeys (JWTD_PUBLIC_URL), a test clock for
+    TOTP codes."""
+    clock = Clock()
+    port = free_port()
+    srv = module_factory(port=port, env=relay.jwtd_env(
+        JWTD_PUBLIC_URL="http://localhost:%d" % port, JWTD_TEST_CLOCK=clock.path,
+        JWTD_MAIL_RATE="1000", JWTD_MAIL_ACCOUNT_RATE="100", **CHEAP_ARGON2))
+    srv.public, srv.relay, srv.clock = "http://localhost:%d" % port, relay, clock
+    yield srv
+    clock.close()
+
+
+def mailed_user(c, relay):
+    """An account with an unconfirmed address: (username, password, address)."""
+    a = "%s@pages-e2e.test" % uname("pg")
+    for _ in range(5):
+        username, password = uname("pg"), strong_password()
+        r = c.post("/auth/signup", {"username": username, "password": password, "email": a})
+        if r.status == 201:
+            return username, password, a
+    raise AssertionError(r)
+
+
+def mail_token(relay, to, path, n=1):
+    """The token of the n-th message to `to` whose link goes to `path`."""
+    msgs = relay.wait_messages(n, to=to, what=path)
+    links = [m.link for m in msgs if m.link and urllib.parse.urlsplit(m.link).path == path]
+    assert links, msgs
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(links[-1]).query)["token"][0]
+
+
+def test_every_page_tells_its_controls_apart(mailed):
+    """Found by an audit: the account page had five password fields all
+    named "Your password", a "Remove" button per passkey and a "Sign out"
+    button per session (and the page's own), which a screen reader lists
+    as identical (WCAG 2.4.6, 4.1.2); the sign-up page gave no field the
+    focus, unlike the sign-in page. Each control's accessible name is its
+    own now (a row's names its passkey, escaped, or its session), and every
+    page passes the same audit."""
+    c = mailed.client()
+    h = {"Origin": own_origin(c)}
+    try:
+        for path in ("/login", "/signup", "/forgot-password"):
+            assert_accessible(c.get(path).body.decode())
+        username, password, a = mailed_user(c, mailed.relay)
+        vtoken = mail_token(mailed.relay, a, "/verify-email")
+        assert_accessible(c.get("/verify-email?token=" + vtoken).body.decode(), form=False)
+        access = c.post("/auth/login", {"username": username, "password": password}).json[
+            "access_token"]
+        auth = Authenticator(mailed.public)
+        names = ['Key "<1>"', "Key '2' & co"]
+        for name in names:
+            r = c.post("/auth/passkeys/register/options", {"password": password}, token=access)
+            cred_json, _ = auth.create(r.json["publicKey"])
+            r = c.post("/auth/passkeys/register", {"credential": cred_json, "name": name},
+                       token=access)
+            assert r.status == 201, r
+        r = c.post("/auth/mfa/totp", {"password": password}, token=access)
+        otp = Otp(r.json["secret"], mailed.clock)
+        assert c.post("/auth/mfa/totp/confirm", {"code": otp.fresh()}, token=access).status == 200
+        cookie = None
+        for ua in ("Firefox/1 <a>", "Chromium/2", ""):
+            r = post_form(c, "/login", {"username": username, "password": password},
+                          headers=dict(h, **{"User-Agent": ua}))
+            assert r.status == 200, r
+            mfa_page = r.body.decode()
+            assert_accessible(mfa_page)
+            r = post_form(c, "/login/mfa", {"mfa_ticket": mfa_ticket_of(mfa_page),
+                                            "code": otp.fresh()},
+                          headers=dict(h, **{"User-Agent": ua}))
+            assert r.status == 303, r
+            cookie = session_cookie(r)
+        text = c.get("/account", headers={"Cookie": cookie}).body.decode()
+        p = assert_accessible(text, form=False)
+        got = p.names()
+        for name in names:
+            assert "Remove the passkey \u201c%s\u201d" % name in got, got
+            assert "Password to remove the passkey \u201c%s\u201d" % name in got, got
+        assert html.escape(names[0], quote=True) in text and names[0] not in text
+        assert len([n for n in got if n.startswith("Sign out the session of Firefox/1 <a>")]) \
+            == 1, got
+        assert len([n for n in got if n.startswith("Sign out the session of Chromium/2")]) \
+            == 1, got
+        # three others (the API's too) and the page's two
+        assert len([n for n in got if n.startswith("Sign out")]) == 5, got
+        assert len([n for n in got if n.startswith("Your password")]) == 4, got
+        # the reset page of a link that works
+        assert c.post("/auth/password/forgot", {"email": a}).status == 202
+        rtoken = mail_token(mailed.relay, a, "/reset-password", n=2)
+        assert_accessible(c.get("/reset-password?token=" + rtoken).body.decode())
+    finally:
+        c.close()
+
+
+def test_an_error_is_tied_to_its_field(mailed):
+    """Found by an audit: an error showed only at the top of the page; the
+    field it was about did not say it was invalid nor why, and the focus
+    stayed on the first field. Now the field (or fields, when the server
+    does not say which: a wrong username or password) is aria-invalid,
+    described by the alert, and has the focus; an error about no field (a
+    limit) marks none."""
+    c = mailed.client()
+    h = {"Origin": own_origin(c)}
+    try:
+        username, password, a = mailed_user(c, mailed.relay)
+        r = post_form(c, "/login", {"username": username, "password": "wrong-" + password},
+                      headers=h)
+        assert r.status == 401, r
+        p = assert_accessible(r.body.decode(), fault=("username", "password"))
+        assert [x["attrs"]["id"] for x in p.controls if "autofocus" in x["attrs"]] == ["password"]
+        r = post_form(c, "/login", {"username": username, "password": ""}, headers=h)
+        assert_accessible(r.body.decode(), fault=("password",))
+        r = post_form(c, "/signup", {"username": username, "password": strong_password()},
+                      headers=h)
+        assert r.status == 409, r
+        assert_accessible(r.body.decode(), fault=("username",))
+        r = post_form(c, "/signup", {"username": uname("pg"), "password": "password"}, headers=h)
+        assert r.status == 422, r
+        p = assert_accessible(r.body.decode(), fault=("password",))
+        pw = [x for x in p.controls if x["attrs"].get("id") == "password"][0]
+        assert pw["attrs"]["aria-describedby"].split() == ["page-error", "password-hint"], pw
+        r = post_form(c, "/forgot-password", {"identifier": ""}, headers=h)
+        assert_accessible(r.body.decode(), fault=("identifier",))
+        # the account page: the field of the form that was sent
+        r = post_form(c, "/login", {"username": username, "password": password}, headers=h)
+        cookie = session_cookie(r)
+        r = post_form(c, "/account/password", {"current_password": "wrong-" + password,
+                                               "new_password": strong_password()},
+                      headers=h, cookie=cookie)
+        assert r.status == 403, r  # wrong_password
+        assert_accessible(r.body.decode(), fault=("current_password",), form=False)
+        r = post_form(c, "/account/email/verify", {"code": "000000"}, headers=h, cookie=cookie)
+        assert r.status >= 400, r
+        assert_accessible(r.body.decode(), fault=("verify-code",), form=False)
+        access = c.post("/auth/login", {"username": username, "password": password}).json[
+            "access_token"]
+        auth = Authenticator(mailed.public)
+        for name in ("one", "two"):
+            r = c.post("/auth/passkeys/register/options", {"password": password}, token=access)
+            cred_json, _ = auth.create(r.json["publicKey"])
+            assert c.post("/auth/passkeys/register", {"credential": cred_json, "name": name},
+                          token=access).status == 201
+        # (the first factor ended the page's session; the API's is the page's too)
+        cookie = "%s=%s" % (ACCESS, access)
+        pks = c.get("/auth/passkeys", token=access).json["passkeys"]
+        second = [pk for pk in pks if pk["name"] == "two"][0]
+        r = post_form(c, "/account/passkeys/remove", {"id": second["id"],
+                                                      "password": "wrong-" + password},
+                      headers=h, cookie=cookie)
+        assert r.status == 403, r  # wrong_password
+        p = assert_accessible(r.body.decode(), fault=(
+            [x["attrs"]["id"] for x in Controls(r.body.decode()).controls
+             if x["name"] == "Password to remove the passkey \u201ctwo\u201d"][0],), form=False)
+        # the second step: the code's field
+        r = c.post("/auth/mfa/totp", {"password": password}, token=access)
+        otp = Otp(r.json["secret"], mailed.clock)
+        assert c.post("/auth/mfa/totp/confirm", {"code": otp.fresh()}, token=access).status == 200
+        r = post_form(c, "/login", {"username": username, "password": password}, headers=h)
+        ticket = mfa_ticket_of(r.body.decode())
+        r = post_form(c, "/login/mfa", {"mfa_ticket": ticket, "code": otp.wrong()}, headers=h)
+        assert r.status == 401, r
+        assert_accessible(r.body.decode(), fault=("code",))
+        r = post_form(c, "/login/mfa", {"mfa_ticket": ticket, "recovery_code": "xxxxx-xxxxx"},
+                      headers=h)
+        assert r.status == 401, r
+        assert_accessible(r.body.decode(), fault=("recovery_code",))
+        # a reset link's weak password
+        assert c.post("/auth/password/forgot", {"email": a}).status == 202
+        token = mail_token(mailed.relay, a, "/reset-password", n=2)
+        r = post_form(c, "/reset-password", {"token": token, "password": "password"}, headers=h)
+        assert r.status == 422, r
+        assert_accessible(r.body.decode(), fault=("password",))
+    finally:
+        c.close()
+
+
+def test_refused_return_address_keeps_the_username(c, site):
+    """Found by an audit: when POST /login refused its rd, the form came
+    back empty, and the username had to be typed again. It is kept
+    (escaped), and the focus goes to the password."""
+    typed = 'al"ice<b>'
+    r = post_form(c, "/login", {"username": typed, "password": "whatever-1",
+                                "rd": "https://evil.test/"}, headers={"Origin": own_origin(c)})
+    assert r.status == 400, r
+    text = r.body.decode()
+    assert 'value="al&quot;ice&lt;b&gt;"' in text, text
+    assert 'name="rd" value=""' in text, text
+    p = assert_accessible(text)
+    assert [x["attrs"]["id"] for x in p.controls if "autofocus" in x["attrs"]] == ["password"]
+
+
+# --------------------------------------------------------------------------
+# mail links: a spent one says so when opened; opening one spends nothing
+# --------------------------------------------------------------------------
+
+def assert_link_spent(r, way):
+    """The "this link no longer works" page: no form, the way to a new one."""
+    text = r.body.decode()
+    assert r.status == 400, r
+    assert "This link is unknown, already used or expired." in text, text
+    assert 'type="password"' not in text and "<form" not in text, text
+    assert 'href="%s"' % way in text, text
+
+
+def test_spent_link_says_so_when_opened(mailed):
+    """Found by an audit: /reset-password and /verify-email showed their
+    form for a used, replaced or unknown link, and said so only once the
+    new password was typed and sent. Opening it says so at once, with the
+    way to a new link; opening a good link any number of times (a mail
+    gateway's scanner) and HEAD spend nothing: the form still works once."""
+    c = mailed.client()
+    h = {"Origin": own_origin(c)}
+    try:
+        username, password, a = mailed_user(c, mailed.relay)
+        vtoken = mail_token(mailed.relay, a, "/verify-email")
+        for _ in range(3):
+            r = c.get("/verify-email?token=" + vtoken)
+            assert r.status == 200 and 'name="token"' in r.body.decode(), r
+        assert c.request("HEAD", "/verify-email?token=" + vtoken).status == 200
+        r = post_form(c, "/verify-email", {"token": vtoken}, headers=h)
+        assert r.status == 200 and "The address is confirmed" in r.body.decode(), r
+        assert_link_spent(c.get("/verify-email?token=" + vtoken), "/account")
+
+        assert c.post("/auth/password/forgot", {"email": a}).status == 202
+        first = mail_token(mailed.relay, a, "/reset-password", n=2)
+        for _ in range(3):
+            r = c.get("/reset-password?token=" + first)
+            assert r.status == 200 and 'type="password"' in r.body.decode(), r
+        # a newer link replaces it
+        assert c.post("/auth/password/forgot", {"email": a}).status == 202
+        second = mail_token(mailed.relay, a, "/reset-password", n=3)
+        assert second != first
+        assert_link_spent(c.get("/reset-password?token=" + first), "/forgot-password")
+        assert c.get("/reset-password?token=" + second).status == 200
+        new = strong_password()
+        r = post_form(c, "/reset-password", {"token": second, "password": new}, headers=h)
+        assert r.status == 303 and r.header("Location") == "/login?done=password_set", r
+        assert_link_spent(c.get("/reset-password?token=" + second), "/forgot-password")
+        # unknown, but well formed
+        assert_link_spent(c.get("/reset-password?token=" + "A" * 43), "/forgot-password")
+        assert_link_spent(c.get("/verify-email?token=" + "A" * 43), "/account")
+        assert c.post("/auth/login", {"username": username, "password": new}).status == 200
     finally:
         c.close()
