@@ -927,7 +927,7 @@ static const struct setting settings[] = {
     {"JWTD_LOGIN_BACKOFF", "1s", "first back-off after the limit, doubled per further failure, 1s-1d", p_login_lock_base, S_RELOAD},
     {"JWTD_LOGIN_BACKOFF_MAX", "15m", "longest back-off, 1s-30d", p_login_lock_max, S_RELOAD},
     {"JWTD_ADDRESS_BACKOFF_AFTER", "10", "consecutive failed logins from one client address, on different usernames, before back-off (a success from it starts over), 1-100000", p_addr_consecutive, S_RELOAD},
-    {"JWTD_ADDRESS_MAX_FAILURES", "100", "failed logins per client address per window, then 429 until the window ends, 1-100000", p_addr_max, S_RELOAD},
+    {"JWTD_ADDRESS_MAX_FAILURES", "1000", "failed logins per client address per window, then 429 until the window ends, 1-100000", p_addr_max, S_RELOAD},
     {"JWTD_SIGNUP_RATE", "1000", "signups per client address per window, 1-1000000", p_signup_rate, S_RELOAD},
     {"JWTD_REFRESH_RATE", "6000", "refreshes per client address per window, 1-1000000", p_refresh_rate, S_RELOAD},
     {"JWTD_RATE_WINDOW", "10m", "window of the per-address counters, 1s-1d", p_rate_window, S_RELOAD},

@@ -274,6 +274,28 @@ def test_address_backoff_defaults(jwtd_factory):
     assert_429(attempt(c, uname("again-11th"), "wrong-password-1"))
 
 
+def test_default_address_window_leaves_room_for_a_test_rig(jwtd_factory):
+    """A suite logging in from one address all day, its failures never ten in
+    a row: 300 failed logins on unknown usernames within a window, a right
+    password after every eight, are all answered 401 / 200, never 429 (the
+    default JWTD_ADDRESS_MAX_FAILURES is 1,000 per 10 minutes; it was 100,
+    which refused every login, right passwords included, after the 100th
+    failure)."""
+    srv = jwtd_factory()
+    c = srv.client()
+    username, password, _ = signup(c)
+    statuses = collections.Counter()
+    for i in range(300):
+        r = attempt(c, uname("rig%d" % i), "wrong-password-1")
+        statuses[r.status] += 1
+        assert r.status == 401, "failure %d answered %r" % (i + 1, r)
+        if i % 8 == 7:
+            r = attempt(c, username, password)
+            statuses[r.status] += 1
+            assert r.status == 200, "a right password after %d failures: %r" % (i + 1, r)
+    report("default address window, one rig", statuses=dict(statuses))
+
+
 def test_guesses_at_one_account_do_not_lock_the_address(jwtd_factory):
     """The address's run of failures counts accounts, not guesses: ten wrong
     passwords for one name block that name (429 for it), while another
