@@ -9,7 +9,8 @@
  * (3) a cookie-authenticated unsafe request (POST, PUT, PATCH, DELETE) is
  * refused with 403 when its Origin is neither the server's own origin nor
  * an allowed CORS origin, or when Sec-Fetch-Site says cross-site from an
- * origin not allowed; (4) a JSON request from another origin needs a CORS
+ * origin not allowed, or - with neither header - when a Referer names
+ * another origin; (4) a JSON request from another origin needs a CORS
  * preflight, which only allowed origins pass.
  */
 #include "http/cors.h"
@@ -96,6 +97,15 @@ bool csrf_check(struct request *r)
     bool origin_ok = !origin || request_same_origin(r, origin) || cors_origin_allowed(r, origin);
     bool site_ok = !site || strcasecmp(site, "cross-site") != 0 ||
                    (origin && cors_origin_allowed(r, origin));
+    /* Neither header (an old browser, or one told to omit Origin): a
+     * Referer, when one came, must name this origin or a listed one too.
+     * Without any of the three it is a client that is not a browser. */
+    const char *referer = origin || site ? NULL : request_header(r, "Referer");
+    if (referer) {
+        char from[512];
+        origin_ok = parse_referer_origin(referer, from, sizeof from) &&
+                    (request_same_origin(r, from) || cors_origin_allowed(r, from));
+    }
     if (origin_ok && site_ok)
         return true;
     respond_error(r, 403, "csrf_rejected",

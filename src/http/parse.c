@@ -213,6 +213,23 @@ bool parse_same_origin(const char *origin, const char *host, const char *public_
     return true;
 }
 
+bool parse_referer_origin(const char *referer, char *out, size_t cap)
+{
+    size_t scheme;
+    if (strncasecmp(referer, "https://", 8) == 0)
+        scheme = 8;
+    else if (strncasecmp(referer, "http://", 7) == 0)
+        scheme = 7;
+    else
+        return false;
+    size_t auth = strcspn(referer + scheme, "/?#");
+    if (auth == 0 || memchr(referer + scheme, '@', auth) || scheme + auth >= cap)
+        return false;
+    memcpy(out, referer, scheme + auth);
+    out[scheme + auth] = '\0';
+    return true;
+}
+
 bool parse_content_type_form(const char *ct)
 {
     static const char form[] = "application/x-www-form-urlencoded";

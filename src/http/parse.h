@@ -80,4 +80,12 @@ bool parse_forwarded_client(const char *xff, bool (*trusted)(void *ctx, const ch
  */
 bool parse_same_origin(const char *origin, const char *host, const char *public_origin, bool tls);
 
+/*
+ * The origin ("scheme://authority") of a Referer header's absolute http or
+ * https URL, into out (NUL-terminated). False for anything else: another
+ * scheme, a relative reference, no or an empty authority, userinfo (a
+ * browser never sends one), or an origin longer than cap.
+ */
+bool parse_referer_origin(const char *referer, char *out, size_t cap);
+
 #endif /* JWTD_PARSE_H */

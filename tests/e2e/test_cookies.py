@@ -10,7 +10,8 @@ post cannot pass. jwtd's choices (docs/browser.md): cookie names
 __Host-jwtd_access and __Secure-jwtd_refresh; a cookie-authenticated
 POST/PUT/PATCH/DELETE whose Origin is neither jwtd's own (from Host) nor in
 JWTD_CORS_ORIGINS, or whose Sec-Fetch-Site is cross-site from an unlisted
-origin, is 403 csrf_rejected; form media types are 415; Bearer requests are
+origin, or (with neither header) whose Referer names another origin, is 403
+csrf_rejected; form media types are 415; Bearer requests are
 not subject to the Origin check.
 """
 
@@ -369,6 +370,29 @@ def test_cookie_no_origin_allowed(client, account):
     """A non-browser client (no Origin, no Sec-Fetch-*) with the cookie."""
     r = client.post("/auth/logout", {"scope": "session"}, headers=ac(account["access"]))
     assert r.status == 204, r
+
+
+@pytest.mark.parametrize("referer", [EVIL + "/attack.html", "http://localhost:{port}/",
+                                     "https://user@{host}:{port}/", "ftp://{host}:{port}/",
+                                     "not a url"])
+def test_cookie_logout_with_only_a_foreign_referer_refused(server, client, account, referer):
+    """Neither Origin nor Sec-Fetch-Site (an old browser, or one whose page
+    told it to omit Origin), but a Referer: it must name jwtd's own origin
+    (OWASP's fallback), or the request is refused like a foreign Origin."""
+    referer = referer.format(host=server.host, port=server.port)
+    r = client.request("POST", "/auth/logout", headers=dict(ac(account["access"]), Referer=referer))
+    assert_error(r, 403, "csrf_rejected")
+    assert r.header_all("Set-Cookie") == []
+    time.sleep(0.3)
+    assert_alive(client, account)
+
+
+def test_cookie_logout_with_own_referer_allowed(server, client, account):
+    own = "http://%s:%d/some/page?x=1" % (server.host, server.port)
+    r = client.request("POST", "/auth/logout", headers=dict(ac(account["access"]), Referer=own))
+    assert r.status == 204, r
+    since = time.monotonic()
+    assert_refused_within(client, account["access"], since)
 
 
 @pytest.mark.parametrize("route", ["password", "delete_me", "delete_session", "logout_all"])

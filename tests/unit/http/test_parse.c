@@ -408,6 +408,45 @@ static void test_same_origin(void **state)
 
 /* With TLS on, with JWTD_PUBLIC_URL: the scheme counts, and the public
  * host only at the public origin. */
+/* A Referer's origin: scheme and authority of an absolute http(s) URL. */
+static void test_referer_origin(void **state)
+{
+    (void)state;
+    char o[64];
+    static const struct {
+        const char *referer, *origin; /* origin NULL: none */
+    } cases[] = {
+        {"https://app.example/page?x=1#f", "https://app.example"},
+        {"http://127.0.0.1:8080/", "http://127.0.0.1:8080"},
+        {"http://127.0.0.1:8080", "http://127.0.0.1:8080"},
+        {"HTTPS://App.Example:8443?q", "HTTPS://App.Example:8443"},
+        {"https://[::1]:8080/x", "https://[::1]:8080"},
+        {"https://evil.example#https://app.example/", "https://evil.example"},
+        {"https://user@app.example/", NULL},
+        {"https://app.example@evil.example/", NULL},
+        {"https:///path", NULL},
+        {"https://", NULL},
+        {"/relative/path", NULL},
+        {"//app.example/", NULL},
+        {"ftp://app.example/", NULL},
+        {"javascript:alert(1)", NULL},
+        {"about:client", NULL},
+        {"", NULL},
+        {"https://a-host-name-far-too-long-for-the-64-byte-buffer-it-is-given.example/", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bool ok = parse_referer_origin(cases[i].referer, o, sizeof o);
+        if (!cases[i].origin) {
+            if (ok)
+                fail_msg("'%s' gave origin '%s'", cases[i].referer, o);
+            continue;
+        }
+        if (!ok)
+            fail_msg("'%s' gave no origin", cases[i].referer);
+        assert_string_equal(o, cases[i].origin);
+    }
+}
+
 static void test_same_origin_scheme_and_public_url(void **state)
 {
     (void)state;
@@ -568,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_forwarded_client),
         cmocka_unit_test(test_same_origin),
         cmocka_unit_test(test_same_origin_scheme_and_public_url),
+        cmocka_unit_test(test_referer_origin),
         cmocka_unit_test(test_unescape_url),
         cmocka_unit_test(test_absolute_form),
         cmocka_unit_test(test_host_valid),
