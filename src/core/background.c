@@ -3,7 +3,8 @@
  * The background thread of `jwtd serve`: keeps the revoked-session set fed
  * from storage (every JWTD_REVOCATION_POLL), the key ring fresh and on
  * schedule (every JWTD_KEYRING_POLL, and soon after the hot path met an
- * unknown kid), storage pruned (every 10 minutes), and the readiness probe
+ * unknown kid), storage pruned (every 10 minutes, in slices between the
+ * other duties, so that a backlog never delays the revocation feed), and the readiness probe
  * current (every second). It never serves requests and never holds a lock
  * the hot path needs while it waits on storage.
  */
@@ -23,6 +24,37 @@
  * that a flood of tokens with made-up kids costs storage one query a
  * second, while a genuinely new key is picked up within about a second. */
 #define KID_RELOAD_INTERVAL_MS 1000
+
+/* Storage is pruned every 10 minutes, at most this long per turn of the
+ * loop: a backlog of millions of rows is worked off over many turns, each
+ * followed by the revocation feed as usual. */
+#define PRUNE_INTERVAL_MS (10 * 60 * 1000)
+#define PRUNE_SLICE_MS 100
+
+struct prune_pass {
+    bool pending;
+    int64_t started_ms, removed;
+};
+
+/* One slice of the storage prune (store_prune_until). A failure ends the
+ * pass: the next one is due at the usual interval. */
+static void prune_slice(struct app *app, struct prune_pass *p)
+{
+    int64_t start = util_mono_ms();
+    if (p->started_ms == 0)
+        p->started_ms = start;
+    bool done = false;
+    enum store_rc rc = store_prune_until(app->store, util_now(), util_now_ms(),
+                                         start + PRUNE_SLICE_MS, &p->removed, &done);
+    if (rc != STORE_OK)
+        LOG(LOG_WARN, "storage_prune_failed", LF_S("reason", store_rc_name(rc)),
+            LF_I("rows", p->removed));
+    else if (done && p->removed > 0)
+        LOG(LOG_INFO, "storage_pruned", LF_I("rows", p->removed),
+            LF_I("ms", util_mono_ms() - p->started_ms));
+    if (rc != STORE_OK || done)
+        *p = (struct prune_pass){0};
+}
 
 static void add_revocation(void *ctx, const char *sid, int64_t revoked_ms, int64_t expires_ms)
 {
@@ -91,6 +123,7 @@ static void *background(void *arg)
     const struct config *cfg = app->cfg;
     int64_t next_keys = util_mono_ms() + cfg->keyring_poll_ms;
     int64_t next_prune = util_mono_ms() + 60 * 1000;
+    struct prune_pass prune = {0};
     int64_t next_probe = 0;
     int64_t next_set_prune = util_mono_ms() + 60 * 1000;
     int64_t next_kid_reload = 0;
@@ -117,9 +150,11 @@ static void *background(void *arg)
             next_set_prune = now + 60 * 1000;
         }
         if (now >= next_prune) {
-            store_prune(app->store, util_now(), util_now_ms());
-            next_prune = now + 10 * 60 * 1000;
+            prune.pending = true;
+            next_prune = now + PRUNE_INTERVAL_MS;
         }
+        if (prune.pending)
+            prune_slice(app, &prune);
         pthread_mutex_lock(&app->bg_lock);
         int64_t ms = sleep_ms(app, cfg, next_kid_reload);
         struct timespec until;

@@ -181,6 +181,16 @@ static const char *const migrations[] = {
     /* 6: recovery codes are renewed compare-and-set: two renewals at once
      * cannot both answer with codes when only one set is kept */
     "ALTER TABLE mfa_totp ADD COLUMN codes_gen BIGINT NOT NULL DEFAULT 0;",
+    /* 7: the prune finds what is due by index, a batch at a time, instead
+     * of scanning every table whole */
+    "CREATE INDEX sessions_expires ON sessions(expires_at);"
+    "CREATE INDEX sessions_revoked ON sessions(revoked_at_ms) WHERE revoked_at_ms IS NOT NULL;"
+    "CREATE INDEX revocations_expires ON revocations(expires_at_ms);"
+    "CREATE INDEX counters_window ON counters(window_start);"
+    "CREATE INDEX login_failures_updated ON login_failures(updated_at);"
+    "CREATE INDEX email_tokens_expires ON email_tokens(expires_at);"
+    "CREATE INDEX outbox_finished ON outbox(finished_ms) WHERE status <> 'queued';"
+    "CREATE INDEX ephemeral_expires ON ephemeral(expires_at);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -246,6 +256,7 @@ enum stmt {
     P_REV_SINCE,
     P_REV_PRUNE,
     P_SESS_PRUNE,
+    P_SESS_REVOKED_PRUNE,
     P_COUNTERS_PRUNE,
     P_LOGIN_PRUNE,
     P_SECRET_INSERT,
@@ -296,7 +307,9 @@ static const char *const stmt_sql[P_COUNT] = {
     [P_ETOK_ATTEMPT] = "UPDATE email_tokens SET attempts = attempts + 1 WHERE user_id = $1"
                        " AND purpose = $2 RETURNING attempts",
     [P_ETOK_DELETE] = "DELETE FROM email_tokens WHERE user_id = $1 AND purpose = $2",
-    [P_ETOK_PRUNE] = "DELETE FROM email_tokens WHERE expires_at < $1::bigint - 86400",
+    [P_ETOK_PRUNE] = "DELETE FROM email_tokens WHERE token_hash IN (SELECT token_hash FROM"
+                     " email_tokens WHERE expires_at < $1::bigint - 86400 LIMIT $2"
+                     " FOR UPDATE SKIP LOCKED)",
     [P_OUTBOX_INSERT] = "INSERT INTO outbox(id, kind, user_id, to_addr, params, status, attempts,"
                         " next_attempt_ms, created_ms, give_up_ms)"
                         " VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8)",
@@ -315,8 +328,9 @@ static const char *const stmt_sql[P_COUNT] = {
     [P_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = $1",
     [P_OUTBOX_RESOLVE] = "UPDATE outbox SET kind = $2, user_id = $3, to_addr = $4, params = $5"
                          " WHERE id = $1 AND kind = 'forgot_password' AND status = 'queued'",
-    [P_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE status <> 'queued'"
-                       " AND finished_ms < ($1::bigint - 7 * 86400) * 1000",
+    [P_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+                       " WHERE status <> 'queued' AND finished_ms < ($1::bigint - 7 * 86400) * 1000"
+                       " LIMIT $2 FOR UPDATE SKIP LOCKED)",
     [P_TOTP_GET] = "SELECT user_id, secret, confirmed, last_step, created_at, codes_gen FROM mfa_totp WHERE"
                    " user_id = $1",
     [P_TOTP_PUT] = "INSERT INTO mfa_totp(user_id, secret, confirmed, last_step, created_at) VALUES"
@@ -361,7 +375,8 @@ static const char *const stmt_sql[P_COUNT] = {
                   " = $1 FOR UPDATE",
     [P_EPH_ATTEMPT] = "UPDATE ephemeral SET attempts = attempts + 1 WHERE key = $1 RETURNING attempts",
     [P_EPH_DEL] = "DELETE FROM ephemeral WHERE key = $1",
-    [P_EPH_PRUNE] = "DELETE FROM ephemeral WHERE expires_at < $1::bigint - 3600",
+    [P_EPH_PRUNE] = "DELETE FROM ephemeral WHERE key IN (SELECT key FROM ephemeral"
+                    " WHERE expires_at < $1::bigint - 3600 LIMIT $2 FOR UPDATE SKIP LOCKED)",
     [P_USER_SET_HASH] = "UPDATE users SET password_hash = $2, updated_at = $4"
                         " WHERE id = $1 AND password_hash = $3",
     [P_USER_SET_HASH_ANY] = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1",
@@ -417,14 +432,24 @@ static const char *const stmt_sql[P_COUNT] = {
 #undef FEED_MARKED
     [P_REV_SINCE] = "SELECT session_id, revoked_at_ms, expires_at_ms FROM revocations"
                     " WHERE revoked_at_ms >= $1",
-    [P_REV_PRUNE] = "DELETE FROM revocations WHERE expires_at_ms < $1",
+    /* Each prune statement removes at most $2 rows (one short statement
+     * within the deadline whatever the backlog); SKIP LOCKED: instances
+     * pruning at once take different rows, and a row a request holds is
+     * left for the next pass rather than waited for. */
+    [P_REV_PRUNE] = "DELETE FROM revocations WHERE session_id IN (SELECT session_id FROM"
+                    " revocations WHERE expires_at_ms < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
     /* Parameters in arithmetic are cast: PostgreSQL would type them int4
      * from the literals, and seconds * 1000 overflows that. */
-    [P_SESS_PRUNE] = "DELETE FROM sessions WHERE expires_at < $1::bigint - 86400"
-                     " OR revoked_at_ms < ($1::bigint - 86400) * 1000",
-    [P_COUNTERS_PRUNE] = "DELETE FROM counters WHERE window_start < $1::bigint - 86400",
-    [P_LOGIN_PRUNE] = "DELETE FROM login_failures WHERE updated_at < $1::bigint - 86400"
-                      " AND blocked_until < $1::bigint * 1000",
+    [P_SESS_PRUNE] = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
+                     " WHERE expires_at < $1::bigint - 86400 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    [P_SESS_REVOKED_PRUNE] = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
+                             " WHERE revoked_at_ms < ($1::bigint - 86400) * 1000 LIMIT $2"
+                             " FOR UPDATE SKIP LOCKED)",
+    [P_COUNTERS_PRUNE] = "DELETE FROM counters WHERE key IN (SELECT key FROM counters"
+                         " WHERE window_start < $1::bigint - 86400 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    [P_LOGIN_PRUNE] = "DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures"
+                      " WHERE updated_at < $1::bigint - 86400 AND blocked_until < $1::bigint * 1000"
+                      " LIMIT $2 FOR UPDATE SKIP LOCKED)",
     [P_SECRET_INSERT] = "INSERT INTO secrets(name, value, created_at) VALUES ($1, $2, $3)"
                         " ON CONFLICT (name) DO NOTHING",
     [P_SECRET_GET] = "SELECT value FROM secrets WHERE name = $1",
@@ -1280,20 +1305,28 @@ static enum store_rc pg_revocations_since(struct store *base, int64_t since_ms,
     return STORE_OK;
 }
 
-static enum store_rc pg_prune(struct store *base, int64_t now, int64_t now_ms)
+static enum store_rc pg_prune_some(struct store *base, int64_t now, int64_t now_ms, int limit,
+                                   int64_t *ret_removed)
 {
     struct pconn *c = conn_get(SELF(base));
     if (!c)
         return STORE_UNAVAILABLE;
-    static const enum stmt order[] = {P_REV_PRUNE,   P_SESS_PRUNE, P_COUNTERS_PRUNE,
-                                      P_LOGIN_PRUNE, P_ETOK_PRUNE, P_OUTBOX_PRUNE,
-                                      P_EPH_PRUNE};
+    static const enum stmt order[] = {P_REV_PRUNE,    P_SESS_PRUNE,  P_SESS_REVOKED_PRUNE,
+                                      P_COUNTERS_PRUNE, P_LOGIN_PRUNE, P_ETOK_PRUNE,
+                                      P_OUTBOX_PRUNE, P_EPH_PRUNE};
     enum store_rc rc = STORE_OK;
-    for (size_t i = 0; i < sizeof order / sizeof order[0] && rc == STORE_OK; i++) {
+    int left = limit;
+    for (size_t i = 0; i < sizeof order / sizeof order[0] && rc == STORE_OK && left > 0; i++) {
         struct params p = {0};
         p_int(&p, order[i] == P_REV_PRUNE ? now_ms : now);
-        rc = run(c, order[i], &p, NULL);
+        p_int(&p, left);
+        int n = 0;
+        rc = run_count(c, order[i], &p, &n);
+        if (rc == STORE_OK)
+            left -= n;
     }
+    if (rc == STORE_OK)
+        *ret_removed = limit - left;
     return rc;
 }
 
@@ -2170,7 +2203,7 @@ static const struct store_ops pg_ops = {
     .session_rotate = pg_session_rotate,
     .session_revoke_rows = pg_session_revoke_rows,
     .revocations_since = pg_revocations_since,
-    .prune = pg_prune,
+    .prune_some = pg_prune_some,
     .secret_get_or_create = pg_secret_get_or_create,
     .keys_list = pg_keys_list,
     .key_insert_unless = pg_key_insert_unless,

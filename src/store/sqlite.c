@@ -162,6 +162,16 @@ static const char *const migrations[] = {
     /* 6: recovery codes are renewed compare-and-set: two renewals at once
      * cannot both answer with codes when only one set is kept */
     "ALTER TABLE mfa_totp ADD COLUMN codes_gen INTEGER NOT NULL DEFAULT 0;",
+    /* 7: the prune finds what is due by index, a batch at a time, instead
+     * of scanning every table whole under the write lock */
+    "CREATE INDEX sessions_expires ON sessions(expires_at);"
+    "CREATE INDEX sessions_revoked ON sessions(revoked_at_ms) WHERE revoked_at_ms IS NOT NULL;"
+    "CREATE INDEX revocations_expires ON revocations(expires_at_ms);"
+    "CREATE INDEX counters_window ON counters(window_start);"
+    "CREATE INDEX login_failures_updated ON login_failures(updated_at);"
+    "CREATE INDEX email_tokens_expires ON email_tokens(expires_at);"
+    "CREATE INDEX outbox_finished ON outbox(finished_ms) WHERE status <> 'queued';"
+    "CREATE INDEX ephemeral_expires ON ephemeral(expires_at);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -227,6 +237,7 @@ enum stmt {
     S_REV_SINCE,
     S_REV_PRUNE,
     S_SESS_PRUNE,
+    S_SESS_REVOKED_PRUNE,
     S_COUNTERS_PRUNE,
     S_LOGIN_PRUNE,
     S_SECRET_INSERT,
@@ -289,7 +300,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_ETOK_ATTEMPT] = "UPDATE email_tokens SET attempts = attempts + 1 WHERE user_id = ?1"
                        " AND purpose = ?2 RETURNING attempts",
     [S_ETOK_DELETE] = "DELETE FROM email_tokens WHERE user_id = ?1 AND purpose = ?2",
-    [S_ETOK_PRUNE] = "DELETE FROM email_tokens WHERE expires_at < ?1 - 86400",
+    [S_ETOK_PRUNE] = "DELETE FROM email_tokens WHERE rowid IN (SELECT rowid FROM email_tokens"
+                     " WHERE expires_at < ?1 - 86400 LIMIT ?2)",
     [S_OUTBOX_INSERT] = "INSERT INTO outbox(id, kind, user_id, to_addr, params, status, attempts,"
                         " next_attempt_ms, created_ms, give_up_ms)"
                         " VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?7, ?8)",
@@ -306,7 +318,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_OUTBOX_RESOLVE] = "UPDATE outbox SET kind = ?2, user_id = ?3, to_addr = ?4, params = ?5"
                          " WHERE id = ?1 AND kind = 'forgot_password' AND status = 'queued'",
     /* Finished messages are kept a week for the operator's questions. */
-    [S_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE status <> 'queued' AND finished_ms < (?1 - 7 * 86400) * 1000",
+    [S_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox"
+                       " WHERE status <> 'queued' AND finished_ms < (?1 - 7 * 86400) * 1000 LIMIT ?2)",
     [S_TOTP_GET] = "SELECT user_id, secret, confirmed, last_step, created_at, codes_gen FROM"
                    " mfa_totp WHERE user_id = ?1",
     [S_TOTP_PUT] = "INSERT INTO mfa_totp(user_id, secret, confirmed, last_step, created_at) VALUES"
@@ -344,7 +357,8 @@ static const char *const stmt_sql[S_COUNT] = {
                   " = ?1",
     [S_EPH_ATTEMPT] = "UPDATE ephemeral SET attempts = attempts + 1 WHERE key = ?1 RETURNING attempts",
     [S_EPH_DEL] = "DELETE FROM ephemeral WHERE key = ?1",
-    [S_EPH_PRUNE] = "DELETE FROM ephemeral WHERE expires_at < ?1 - 3600",
+    [S_EPH_PRUNE] = "DELETE FROM ephemeral WHERE rowid IN (SELECT rowid FROM ephemeral"
+                    " WHERE expires_at < ?1 - 3600 LIMIT ?2)",
     [S_USER_LIST] = "SELECT id, username, password_hash, created_at, disabled_at, COALESCE(email, ''),"
                       " email_verified, COALESCE(email_pending, '') FROM users"
                     " ORDER BY created_at, id",
@@ -376,14 +390,18 @@ static const char *const stmt_sql[S_COUNT] = {
                            " AND revoked_at_ms IS NULL",
     [S_REV_SINCE] = "SELECT session_id, revoked_at_ms, expires_at_ms FROM revocations"
                     " WHERE revoked_at_ms >= ?1",
-    [S_REV_PRUNE] = "DELETE FROM revocations WHERE expires_at_ms < ?1",
+    [S_REV_PRUNE] = "DELETE FROM revocations WHERE rowid IN (SELECT rowid FROM revocations"
+                    " WHERE expires_at_ms < ?1 LIMIT ?2)",
     /* A session is kept a day past its end so that a late refresh can be told
      * "expired" or "revoked" rather than "unknown". */
-    [S_SESS_PRUNE] = "DELETE FROM sessions WHERE expires_at < ?1 - 86400"
-                     " OR revoked_at_ms < (?1 - 86400) * 1000",
-    [S_COUNTERS_PRUNE] = "DELETE FROM counters WHERE window_start < ?1 - 86400",
-    [S_LOGIN_PRUNE] = "DELETE FROM login_failures WHERE updated_at < ?1 - 86400"
-                      " AND blocked_until < ?1 * 1000",
+    [S_SESS_PRUNE] = "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions"
+                     " WHERE expires_at < ?1 - 86400 LIMIT ?2)",
+    [S_SESS_REVOKED_PRUNE] = "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions"
+                             " WHERE revoked_at_ms < (?1 - 86400) * 1000 LIMIT ?2)",
+    [S_COUNTERS_PRUNE] = "DELETE FROM counters WHERE rowid IN (SELECT rowid FROM counters"
+                         " WHERE window_start < ?1 - 86400 LIMIT ?2)",
+    [S_LOGIN_PRUNE] = "DELETE FROM login_failures WHERE rowid IN (SELECT rowid FROM login_failures"
+                      " WHERE updated_at < ?1 - 86400 AND blocked_until < ?1 * 1000 LIMIT ?2)",
     [S_SECRET_INSERT] = "INSERT INTO secrets(name, value, created_at) VALUES (?1, ?2, ?3)"
                         " ON CONFLICT(name) DO NOTHING",
     [S_SECRET_GET] = "SELECT value FROM secrets WHERE name = ?1",
@@ -1152,7 +1170,8 @@ static enum store_rc sq_revocations_since(struct store *base, int64_t since_ms,
     return rc == SQLITE_DONE ? STORE_OK : map_rc(rc);
 }
 
-static enum store_rc sq_prune(struct store *base, int64_t now, int64_t now_ms)
+static enum store_rc sq_prune_some(struct store *base, int64_t now, int64_t now_ms, int limit,
+                                   int64_t *ret_removed)
 {
     struct conn *c = conn_get(SELF(base));
     if (!c)
@@ -1160,17 +1179,24 @@ static enum store_rc sq_prune(struct store *base, int64_t now, int64_t now_ms)
     enum store_rc rc = begin(c);
     if (rc != STORE_OK)
         return rc;
-    static const enum stmt order[] = {S_REV_PRUNE,   S_SESS_PRUNE, S_COUNTERS_PRUNE,
-                                      S_LOGIN_PRUNE, S_ETOK_PRUNE, S_OUTBOX_PRUNE,
-                                      S_EPH_PRUNE};
-    for (size_t i = 0; i < sizeof order / sizeof order[0] && rc == STORE_OK; i++) {
+    static const enum stmt order[] = {S_REV_PRUNE,    S_SESS_PRUNE,  S_SESS_REVOKED_PRUNE,
+                                      S_COUNTERS_PRUNE, S_LOGIN_PRUNE, S_ETOK_PRUNE,
+                                      S_OUTBOX_PRUNE, S_EPH_PRUNE};
+    int left = limit;
+    for (size_t i = 0; i < sizeof order / sizeof order[0] && rc == STORE_OK && left > 0; i++) {
         sqlite3_stmt *q = st(c, order[i]);
         if (!q)
             return finish(c, STORE_ERROR);
         sqlite3_bind_int64(q, 1, order[i] == S_REV_PRUNE ? now_ms : now);
+        sqlite3_bind_int(q, 2, left);
         rc = map_rc(exec_done(c, q));
+        if (rc == STORE_OK)
+            left -= sqlite3_changes(c->db);
     }
-    return finish(c, rc);
+    rc = finish(c, rc);
+    if (rc == STORE_OK)
+        *ret_removed = limit - left;
+    return rc;
 }
 
 static enum store_rc sq_secret_get_or_create(struct store *base, const char *name,
@@ -2146,7 +2172,7 @@ static const struct store_ops sqlite_ops = {
     .session_rotate = sq_session_rotate,
     .session_revoke_rows = sq_session_revoke_rows,
     .revocations_since = sq_revocations_since,
-    .prune = sq_prune,
+    .prune_some = sq_prune_some,
     .secret_get_or_create = sq_secret_get_or_create,
     .keys_list = sq_keys_list,
     .key_insert_unless = sq_key_insert_unless,

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -42,6 +43,32 @@ enum store_rc store_open(const char *url, const struct store_options *opt, struc
     }
     *ret = s;
     return STORE_OK;
+}
+
+enum store_rc store_prune_until(struct store *s, int64_t now, int64_t now_ms,
+                                int64_t deadline_ms, int64_t *ret_removed, bool *ret_done)
+{
+    *ret_done = false;
+    for (;;) {
+        int64_t n = 0;
+        enum store_rc rc = store_prune_some(s, now, now_ms, STORE_PRUNE_BATCH, &n);
+        if (rc != STORE_OK)
+            return rc;
+        if (ret_removed)
+            *ret_removed += n;
+        if (n < STORE_PRUNE_BATCH) {
+            *ret_done = true;
+            return STORE_OK;
+        }
+        if (util_mono_ms() >= deadline_ms)
+            return STORE_OK;
+        /* A millisecond between batches: a writer of this process woken
+         * when the batch let go of the write lock takes it before the next
+         * batch does (a mutex is not fair), and another process's busy
+         * handler finds the database free now and then. */
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 void store_close(struct store *s)

@@ -309,7 +309,8 @@ struct store_ops {
 
     enum store_rc (*revocations_since)(struct store *s, int64_t since_ms, store_revocation_cb cb,
                                        void *ctx);
-    enum store_rc (*prune)(struct store *s, int64_t now, int64_t now_ms);
+    enum store_rc (*prune_some)(struct store *s, int64_t now, int64_t now_ms, int limit,
+                                int64_t *ret_removed);
 
     enum store_rc (*secret_get_or_create)(struct store *s, const char *name,
                                           const uint8_t *candidate, size_t len, uint8_t *out,
@@ -592,11 +593,37 @@ static inline enum store_rc store_revocations_since(struct store *s, int64_t sin
     return s->ops->revocations_since(s, since_ms, cb, ctx);
 }
 
-/* Forget revocations whose tokens have expired, sessions long over, stale
- * counters. */
+/* Rows one prune transaction removes at most: a few milliseconds of work,
+ * so that no write (a login's counters, a refresh) waits behind a backlog,
+ * and each statement is far within JWTD_DB_TIMEOUT whatever the backlog. */
+#define STORE_PRUNE_BATCH 500
+
+/*
+ * Forget what is no longer needed: revocations whose tokens have expired,
+ * sessions a day past their end or their revocation, rate-limit counters
+ * and login back-off a day stale, e-mail tokens a day past expiry, mail
+ * finished a week ago, short-lived MFA/WebAuthn state an hour past expiry.
+ * store_prune_some removes at most limit of those rows, in one short
+ * transaction (*ret_removed: how many; fewer than limit: nothing more is
+ * due). store_prune_until removes them STORE_PRUNE_BATCH at a time, with a
+ * pause between batches for waiting writers, until nothing is due
+ * (*ret_done true) or the monotonic clock (util_mono_ms) passes deadline_ms
+ * (*ret_done false: call again to go on); *ret_removed (if not NULL) gets
+ * the rows removed added. store_prune goes on to the end.
+ */
+static inline enum store_rc store_prune_some(struct store *s, int64_t now, int64_t now_ms,
+                                             int limit, int64_t *ret_removed)
+{
+    return s->ops->prune_some(s, now, now_ms, limit, ret_removed);
+}
+
+enum store_rc store_prune_until(struct store *s, int64_t now, int64_t now_ms,
+                                int64_t deadline_ms, int64_t *ret_removed, bool *ret_done);
+
 static inline enum store_rc store_prune(struct store *s, int64_t now, int64_t now_ms)
 {
-    return s->ops->prune(s, now, now_ms);
+    bool done = false;
+    return store_prune_until(s, now, now_ms, INT64_MAX, NULL, &done);
 }
 
 /* The stored secret of that name, or candidate stored and returned when

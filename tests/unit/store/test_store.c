@@ -31,6 +31,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+#include <stdatomic.h>
+
+#include "base/util.h"
 #include "core/sessions.h"
 #include "store/store.h"
 
@@ -1502,6 +1506,132 @@ static void test_prune(void **state)
 
 /* ---- accounts an operator disabled ---- */
 
+/* Run SQL on the test's database directly (a backlog far larger than the
+ * API could write in a unit test's time); the first column of the last
+ * row, as a number (0 without rows). */
+static long long raw_sql(const struct fx *f, const char *sql)
+{
+    long long v = 0;
+    if (on_postgres()) {
+#ifdef JWTD_HAVE_POSTGRES
+        PGconn *pg = PQconnectdb(f->url);
+        if (PQstatus(pg) != CONNECTION_OK)
+            fail_msg("cannot connect: %s", PQerrorMessage(pg));
+        PGresult *res = PQexec(pg, sql);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+            fail_msg("%s: %s", sql, PQerrorMessage(pg));
+        if (PQntuples(res) > 0)
+            v = atoll(PQgetvalue(res, PQntuples(res) - 1, 0));
+        PQclear(res);
+        PQfinish(pg);
+#endif
+        return v;
+    }
+    sqlite3 *db = NULL;
+    if (sqlite3_open(f->path, &db) != SQLITE_OK)
+        fail_msg("sqlite3_open: %s", sqlite3_errmsg(db));
+    sqlite3_busy_timeout(db, 5000);
+    const char *tail = sql;
+    while (tail && *tail) {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(db, tail, -1, &q, &tail) != SQLITE_OK)
+            fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+        int rc;
+        while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+            v = sqlite3_column_int64(q, 0);
+        if (rc != SQLITE_DONE)
+            fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+struct prune_writer {
+    struct store *s;
+    atomic_bool done;
+    int writes, failed;
+    int64_t longest_ms;
+};
+
+/* Rate-limit writes, one every few milliseconds, timed, until the prune
+ * is over. */
+static void *prune_writer(void *arg)
+{
+    struct prune_writer *w = arg;
+    while (!atomic_load(&w->done)) {
+        int64_t n = 0, start = 0, t0 = util_mono_ms();
+        if (store_counter_add_in_window(w->s, "login:addr:192.0.2.1", NOW, 600, 1, &n, &start) !=
+            STORE_OK)
+            w->failed++;
+        int64_t ms = util_mono_ms() - t0;
+        if (ms > w->longest_ms)
+            w->longest_ms = ms;
+        w->writes++;
+        usleep(2000);
+    }
+    return NULL;
+}
+
+/* A backlog (a day of random usernames guessed, a server stopped for a
+ * week) is pruned in short transactions: within each backend's deadline
+ * (JWTD_DB_TIMEOUT: PostgreSQL cancelled the one DELETE over it, every 10
+ * minutes, so the backlog only grew), and never holding the write lock so
+ * long that a login's counters wait for the whole of it (SQLite). */
+static void test_prune_backlog_in_short_transactions(void **state)
+{
+    struct fx *f = *state;
+    raw_sql(f, on_postgres()
+                   ? "INSERT INTO login_failures(key, failures, blocked_until, updated_at)"
+                     " SELECT '#' || md5(i::text), 1, 0, 1000 FROM generate_series(1, 300000) i;"
+                     "INSERT INTO counters(key, window_start, count)"
+                     " SELECT 'login:addr:' || i, 1000, 1 FROM generate_series(1, 100000) i;"
+                     "INSERT INTO login_failures(key, failures, blocked_until, updated_at)"
+                     " VALUES ('user:live', 1, 0, 1800000000)"
+                   : "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000)"
+                     " INSERT INTO login_failures(key, failures, blocked_until, updated_at)"
+                     " SELECT '#' || hex(randomblob(16)), 1, 0, 1000 FROM n;"
+                     "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)"
+                     " INSERT INTO counters(key, window_start, count)"
+                     " SELECT 'login:addr:' || i, 1000, 1 FROM n;"
+                     "INSERT INTO login_failures(key, failures, blocked_until, updated_at)"
+                     " VALUES ('user:live', 1, 0, 1800000000)");
+    /* A deadline of 60 ms: each of the prune's statements must fit. */
+    struct store *s2 = NULL;
+    char err[256] = "";
+    struct store_options opt = {.timeout_ms = 60, .on_event = print_event};
+    assert_int_equal(store_open(f->url, &opt, &s2, err, sizeof err), STORE_OK);
+    struct prune_writer w = {.s = s2};
+    atomic_init(&w.done, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, prune_writer, &w), 0);
+    usleep(20000);
+    int64_t t0 = util_mono_ms();
+    enum store_rc rc = store_prune(s2, NOW, NOW_MS);
+    int64_t took = util_mono_ms() - t0;
+    atomic_store(&w.done, true);
+    pthread_join(t, NULL);
+    fprintf(stderr, "prune: %s in %lld ms; writes %d (%d failed), longest %lld ms\n",
+            store_rc_name(rc), (long long)took, w.writes, w.failed, (long long)w.longest_ms);
+    assert_int_equal(rc, STORE_OK);
+    assert_int_equal(w.failed, 0);
+    /* The writes went on during the prune: none waited for most of it. */
+    assert_true(w.longest_ms < 250);
+    store_close(s2);
+
+    /* All of it gone, what is not due kept. */
+    int64_t failures = 0, blocked = 0;
+    assert_int_equal(store_login_get(f->s, "user:live", &failures, &blocked), STORE_OK);
+    assert_int_equal(failures, 1);
+    int64_t n = 0, start = 0;
+    assert_int_equal(store_counter_add_in_window(f->s, "login:addr:7", NOW, 600, 1, &n, &start),
+                     STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(start, NOW);
+    assert_int_equal(raw_sql(f, "SELECT count(*) FROM login_failures"), 1);
+    assert_int_equal(raw_sql(f, "SELECT count(*) FROM counters"), 2);
+}
+
 static void test_disable_revokes_and_refuses_refresh(void **state)
 {
     struct fx *f = *state;
@@ -2849,6 +2979,7 @@ int main(void)
         T(test_password_guessing_backoff),
         T(test_parallel_guessing_100_threads),
         T(test_prune),
+        T(test_prune_backlog_in_short_transactions),
         T(test_disable_revokes_and_refuses_refresh),
         T(test_login_state_read_and_reset),
         T(test_login_refund_lifts_its_own_block),
