@@ -898,8 +898,9 @@ static void test_file_format_edges(void **state)
     }
 
     /* 8 KiB of line, CR LF not counted; one byte more is too long. */
-    char *line = malloc(8192 + 8);
-    assert_non_null(line);
+    /* static, not malloc'd: GCC 12's -Warray-bounds under ASan took the
+     * heap block for an empty one. */
+    static char line[8192 + 8];
     memcpy(line, "site_name = ", 12);
     memset(line + 12, '#', 8192 - 12);
     memcpy(line + 8192, "\r\n", 3);
@@ -910,7 +911,6 @@ static void test_file_format_edges(void **state)
     assert_false(read_text(&c, err, sizeof err, line));
     assert_string_equal(err, "t.conf line 1: line too long");
     config_free(&c);
-    free(line);
 }
 
 /* Trap: secrets in jwtd.env beside jwtd.conf (read by the systemd unit,
