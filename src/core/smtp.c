@@ -321,9 +321,19 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *userdata)
  * mail worker, and the message's lease ran out under it). */
 struct watch {
     const atomic_bool *cancel;
-    int64_t deadline_ms; /* util_mono_ms() */
+    const struct reader *rd; /* how much of the message libcurl has taken */
+    int64_t deadline_ms;     /* util_mono_ms() */
+    int64_t grace_end_ms;    /* a cancel's grace, once the message is all out */
     bool cancelled, expired;
 };
+
+/* A cancel that comes once the whole message is with the relay waits this
+ * long (within the deadline) for its answer: a relay that scans what it
+ * took answers the final dot after a second or so, and a message cut
+ * there is sent again by the next start (its fate unknown). Short: the
+ * stop as a whole must stay within the service manager's stop timeout
+ * (docs/operations.md). */
+#define STOP_GRACE_MS 2000
 
 static int watch_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                     curl_off_t ulnow)
@@ -333,9 +343,14 @@ static int watch_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_o
     (void)ultotal;
     (void)ulnow;
     struct watch *w = userdata;
-    if (w->cancel && atomic_load(w->cancel))
-        w->cancelled = true;
-    else if (util_mono_ms() >= w->deadline_ms)
+    int64_t now = util_mono_ms();
+    if (w->cancel && atomic_load(w->cancel)) {
+        if (w->rd->len > 0 && w->rd->off == w->rd->len && w->grace_end_ms == 0)
+            w->grace_end_ms = now + STOP_GRACE_MS;
+        if (w->grace_end_ms == 0 || now >= w->grace_end_ms)
+            w->cancelled = true;
+    }
+    if (!w->cancelled && now >= w->deadline_ms)
         w->expired = true;
     return w->cancelled || w->expired;
 }
@@ -443,7 +458,7 @@ enum smtp_rc smtp_send(const struct smtp_config *cfg, const char *from_addr, con
     SETOPT(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (cfg->ca_file)
         SETOPT(h, CURLOPT_CAINFO, cfg->ca_file);
-    struct watch watch = {.cancel = cfg->cancel, .deadline_ms = util_mono_ms() + total_ms};
+    struct watch watch = {.cancel = cfg->cancel, .rd = &rd, .deadline_ms = util_mono_ms() + total_ms};
     SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     SETOPT(h, CURLOPT_TIMEOUT_MS, total_ms);
     /* Each reply wait too (whole seconds): a second line behind watch_cb. */

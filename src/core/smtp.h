@@ -50,7 +50,9 @@ struct smtp_config {
     long timeout_ms;
     /* When non-NULL: the attempt ends (SMTP_TEMPORARY) within about a second
      * of *cancel becoming true, whatever step it is at (a stopping server
-     * must not wait out a silent relay). */
+     * must not wait out a silent relay) - but once the whole message is
+     * out, the relay's answer to it is awaited up to 2 s more (cut there,
+     * the message would go out twice). */
     const atomic_bool *cancel;
     /* The name announced in EHLO; NULL: libcurl's default (this machine's
      * host name). Letters, digits, '-' and '.', at most 253 bytes. */

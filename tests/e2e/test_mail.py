@@ -1433,6 +1433,29 @@ def test_stop_while_the_relay_says_nothing(jwtd_factory, raw_relays):
     assert sorted(r for rcpts, _ in relay.received for r in rcpts) == sorted(emails)
 
 
+def test_stop_while_the_relay_answers_the_message(jwtd_factory, raw_relays):
+    """Trap: SIGTERM while a relay that scans what it takes was answering the
+    message's final dot (here the 250 comes byte by byte over ~2 s): the
+    attempt was cut within a second, its fate unknown, and the next start
+    sent the message a second time. Once the whole message is out, a stop
+    waits up to 2 s for the answer: sent once, and the stop is still quick."""
+    relay = raw_relays(script={"dot": ("drip", "250 2.0.0 queued")}, drip_s=0.1)
+    srv = jwtd_factory(env=relay.jwtd_env(JWTD_PUBLIC_URL=PUBLIC, JWTD_SMTP_TIMEOUT="20s"))
+    c = srv.client()
+    signup_mail(c, addr("scan"))
+    c.close()
+    wait_for(lambda: len(relay.received) == 1, what="the message's final dot at the relay")
+    t0 = time.monotonic()
+    srv.stop(timeout=10 * SLOW)
+    took = time.monotonic() - t0
+    print("stop while the relay answered: %.2fs; %s" % (took, mail_events(srv)))
+    assert mail_outcomes(srv) == ["sent"], mail_events(srv)
+    assert took < 6 * SLOW, took
+    srv.start()
+    time.sleep(QUIET)
+    assert len(relay.received) == 1, "sent again after the restart"
+
+
 # --------------------------------------------------------------------------
 # 7. without SMTP
 # --------------------------------------------------------------------------
