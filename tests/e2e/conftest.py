@@ -110,6 +110,16 @@ def client(server):
 
 
 @pytest.fixture(scope="module")
+def relay():
+    """A real SMTP relay (aiosmtpd, mail_util.SmtpServer) for the module."""
+    from mail_util import SmtpServer
+    s = SmtpServer()
+    s.start()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
 def pg_cluster():
     """A throwaway PostgreSQL cluster for the module (pg_cluster.PgCluster: the
     Python twin of scripts/pg.sh); skips the module when none can be made here.

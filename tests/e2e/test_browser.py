@@ -50,7 +50,6 @@ import browser_util
 from browser_util import (AppUpstream, Browser, Clock, Otp, StaticSite, jwt_claims,
                           portal_nginx_conf, self_signed_cert)
 from e2e_util import free_port, signup, strong_password, uname
-from mail_util import SmtpServer
 
 pytestmark = pytest.mark.skipif(browser_util.unavailable() is not None,
                                 reason=browser_util.unavailable() or "")
@@ -91,14 +90,6 @@ def b(browser):
     found = browser.csp_violations()
     browser.console = []
     assert not found, "Content-Security-Policy violations:\n" + "\n".join(found)
-
-
-@pytest.fixture(scope="module")
-def relay():
-    s = SmtpServer()
-    s.start()
-    yield s
-    s.close()
 
 
 @pytest.fixture(scope="module")

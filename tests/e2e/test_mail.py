@@ -237,14 +237,6 @@ class shifted:
 # --------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def relay():
-    s = SmtpServer()
-    s.start()
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
 def clock():
     d = tempfile.mkdtemp(prefix="jwtd-e2e-clock-")
     yield JwtdClock(os.path.join(d, "clock"))

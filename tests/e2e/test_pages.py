@@ -34,7 +34,6 @@ import pytest
 
 from browser_util import Clock, Otp
 from e2e_util import free_port, refresh, signup, strong_password, uname
-from mail_util import SmtpServer
 from softauthn import Authenticator
 
 CHEAP_ARGON2 = {"JWTD_ARGON2_MEMORY": "7168", "JWTD_ARGON2_ITERATIONS": "5"}
@@ -829,14 +828,6 @@ def assert_accessible(text, fault=(), form=True):
     if fault:
         assert focused[0] in fault, (focused, fault)
     return p
-
-
-@pytest.fixture(scope="module")
-def relay():
-    s = SmtpServer()
-    s.start()
-    yield s
-    s.close()
 
 
 @pytest.fixture(scope="module")

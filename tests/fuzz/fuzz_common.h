@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 static const char fuzz_jwks[] =
     "{\"keys\": ["
@@ -26,5 +28,17 @@ static const char fuzz_jwks[] =
 static const uint8_t fuzz_hmac_secret[32] = "fuzzing-secret-of-32-bytes-long!";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The input as a NUL-terminated string the caller frees (NULL when out of
+ * memory); a NUL inside ends it early. */
+static inline char *fuzz_text(const uint8_t *data, size_t size)
+{
+    char *s = malloc(size + 1);
+    if (s) {
+        memcpy(s, data, size);
+        s[size] = '\0';
+    }
+    return s;
+}
 
 #endif /* JWTD_FUZZ_COMMON_H */

@@ -209,11 +209,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     read_as_file(data, size);
     if (size > 4096 || memchr(data, '\0', size))
         return 0;
-    char *v = malloc(size + 1);
+    char *v = fuzz_text(data, size);
     if (!v)
         return 0;
-    memcpy(v, data, size);
-    v[size] = '\0';
     set_everywhere(v);
     check_numbers(v);
     free(v);

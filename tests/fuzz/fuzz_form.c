@@ -233,11 +233,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The raw input as a decoded query value, a Content-Type, and text to
      * percent-encode. */
     if (size <= RD_MAX + 16 && !memchr(data, '\0', size)) {
-        char *s = malloc(size + 1);
+        char *s = fuzz_text(data, size);
         if (!s)
             return 0;
-        memcpy(s, data, size);
-        s[size] = '\0';
         rd(s);
         (void)parse_content_type_form(s);
         urlencode(s, size, 3 * size + 1); /* what the callers give: RD_MAX * 3 + 1 */

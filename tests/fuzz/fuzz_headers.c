@@ -25,11 +25,9 @@ static void inside(const char *p, size_t n, const char *base, size_t blen)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *buf = malloc(size + 1);
+    char *buf = fuzz_text(data, size);
     if (!buf)
         return 0;
-    memcpy(buf, data, size);
-    buf[size] = '\0';
     char *fields[3] = {buf, buf, buf};
     char *nl = strchr(buf, '\n');
     if (nl) {
