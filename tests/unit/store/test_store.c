@@ -1615,8 +1615,11 @@ static void test_prune_backlog_in_short_transactions(void **state)
             store_rc_name(rc), (long long)took, w.writes, w.failed, (long long)w.longest_ms);
     assert_int_equal(rc, STORE_OK);
     assert_int_equal(w.failed, 0);
-    /* The writes went on during the prune: none waited for most of it. */
-    assert_true(w.longest_ms < 250);
+    /* The writes went on during the prune: none waited for a quarter of
+     * it (one transaction made a write wait for all of it: 1,473 of about
+     * 1,500 ms here). Relative, not in milliseconds: a sanitizer build on
+     * a busy machine takes ten times as long for everything. */
+    assert_true(w.longest_ms * 4 < took);
     store_close(s2);
 
     /* All of it gone, what is not due kept. */
